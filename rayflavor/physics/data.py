@@ -1,0 +1,152 @@
+"""Experimental inputs: versioned TOML data files with their sources.
+
+A data set is a TOML file in the ``rayflavor-data/1`` format (see the shipped
+``data/nufit-6.0-sk.toml`` for a commented example).  Shipped data sets are found by
+name (:data:`SHIPPED`); any other value is taken as a path to a file of the same format.
+
+Each observable has a best fit ``central``, 1 sigma errors ``plus``/``minus`` and a
+3 sigma window ``range3`` (if absent: ``central -/+ 3 minus/plus``).  Observables live
+under an ordering section (``NO`` or ``IO``) or under ``common``; :meth:`DataSet.get`
+looks in the ordering section first.
+
+>>> d = load("nufit-6.0+pdg-2024")
+>>> d.window("pmns_delta", "NO")
+(117.0, 237.0)
+>>> d.get("m_t", "NO").central
+172.56
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+FORMAT = "rayflavor-data/1"
+SHIPPED = ("nufit-6.0-sk", "nufit-6.0+pdg-2024")
+ORDERINGS = ("NO", "IO")
+
+
+class DataError(ValueError):
+    """A data file is missing, unreadable or not in the rayflavor-data/1 format."""
+
+
+@dataclass(frozen=True)
+class Observable:
+    """One measured quantity: best fit, asymmetric 1 sigma errors and 3 sigma window."""
+
+    name: str
+    central: float
+    plus: float | None = None
+    minus: float | None = None
+    range3: tuple[float, float] | None = None
+    unit: str = ""
+    source: str = ""
+
+    def window3(self) -> tuple[float, float]:
+        """The 3 sigma window ``(lo, hi)``."""
+        if self.range3 is not None:
+            return self.range3
+        if self.plus is None or self.minus is None:
+            raise DataError(f"observable {self.name!r} has neither range3 nor 1 sigma errors")
+        return (self.central - 3.0 * self.minus, self.central + 3.0 * self.plus)
+
+    def sigmas(self) -> tuple[float, float]:
+        """1 sigma errors ``(minus, plus)``; from a third of ``range3`` where not given."""
+        if self.plus is not None and self.minus is not None:
+            return (self.minus, self.plus)
+        lo, hi = self.window3()
+        return ((self.central - lo) / 3.0, (hi - self.central) / 3.0)
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """A parsed data file."""
+
+    name: str
+    description: str
+    path: str
+    sources: dict = field(repr=False)
+    observables: dict = field(repr=False)  # {"NO"|"IO"|"common": {name: Observable}}
+    labels: dict = field(repr=False)  # {"NO"|"IO": {"dm21", "dm3l", "abs_u"}}
+
+    def get(self, name: str, ordering: str = "NO") -> Observable:
+        for section in (ordering, "common"):
+            obs = self.observables.get(section, {}).get(name)
+            if obs is not None:
+                return obs
+        raise DataError(f"data set {self.name!r} has no observable {name!r} for ordering {ordering}")
+
+    def window(self, name: str, ordering: str = "NO") -> tuple[float, float]:
+        return self.get(name, ordering).window3()
+
+    def has(self, name: str, ordering: str = "NO") -> bool:
+        return any(name in self.observables.get(s, {}) for s in (ordering, "common"))
+
+    def require(self, names: list[str] | tuple[str, ...], orderings=ORDERINGS) -> None:
+        """Raise :class:`DataError` naming every observable a model needs but the file lacks."""
+        missing = sorted({n for o in orderings for n in names if not self.has(n, o)})
+        if missing:
+            raise DataError(f"data set {self.name!r} ({self.path}) lacks observables: {', '.join(missing)}")
+
+
+def _parse(raw: dict, path: str) -> DataSet:
+    if raw.get("format") != FORMAT:
+        raise DataError(f"{path}: not a {FORMAT} file (format = {raw.get('format')!r})")
+    observables: dict[str, dict[str, Observable]] = {}
+    for section, entries in raw.get("observables", {}).items():
+        if section not in ("NO", "IO", "common"):
+            raise DataError(f"{path}: unknown observables section {section!r} (use NO, IO or common)")
+        observables[section] = {}
+        for name, e in entries.items():
+            try:
+                r3 = e.get("range3")
+                obs = Observable(
+                    name=name,
+                    central=float(e["central"]),
+                    plus=None if e.get("plus") is None else float(e["plus"]),
+                    minus=None if e.get("minus") is None else float(e["minus"]),
+                    range3=None if r3 is None else (float(r3[0]), float(r3[1])),
+                    unit=str(e.get("unit", "")),
+                    source=str(e.get("source", "")),
+                )
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise DataError(f"{path}: observable {section}.{name} is malformed ({exc})") from None
+            if obs.range3 is not None and not obs.range3[0] < obs.range3[1]:
+                raise DataError(f"{path}: observable {section}.{name} has an empty range3")
+            observables[section][name] = obs
+    labels = {}
+    for ordering, entry in raw.get("labels", {}).items():
+        try:
+            labels[ordering] = {
+                "dm21": float(entry["dm21"]),
+                "dm3l": float(entry["dm3l"]),
+                "abs_u": [[float(x) for x in row] for row in entry["abs_u"]],
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{path}: labels.{ordering} is malformed ({exc})") from None
+    return DataSet(
+        name=str(raw.get("name", Path(path).stem)),
+        description=str(raw.get("description", "")),
+        path=path,
+        sources=dict(raw.get("sources", {})),
+        observables=observables,
+        labels=labels,
+    )
+
+
+def load(name_or_path: str | Path) -> DataSet:
+    """Load a shipped data set by name, or any ``rayflavor-data/1`` TOML file by path."""
+    key = str(name_or_path)
+    if key in SHIPPED:
+        ref = resources.files("rayflavor.physics").joinpath("data", f"{key}.toml")
+        return _parse(tomllib.loads(ref.read_text(encoding="utf-8")), f"<shipped {key}>")
+    path = Path(key)
+    if not path.is_file():
+        raise DataError(f"data set {key!r} is neither a shipped name ({', '.join(SHIPPED)}) nor a readable file")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DataError(f"{path}: cannot be read as TOML ({exc})") from None
+    return _parse(raw, str(path))
