@@ -40,6 +40,7 @@ from numba import njit
 BACKENDS = ("numba", "lapack")
 _MAX_SWEEPS = 30
 _EPS = 2.220446049250313e-16
+_QUAD_TOL = 1e-10
 # Off-diagonal residual (relative to the largest singular value) above which a Takagi
 # factorisation is declared degenerate.
 TAKAGI_DEGENERACY_TOL = 1e-7
@@ -68,6 +69,7 @@ def _svd_left_kernel(m, u, s):  # pragma: no cover - compiled
             continue
         for _sweep in range(_MAX_SWEEPS):
             rotated = False
+            worst = 0.0
             for k in range(3):
                 p = pairs_p[k]
                 q = pairs_q[k]
@@ -80,10 +82,13 @@ def _svd_left_kernel(m, u, s):  # pragma: no cover - compiled
                     alpha += ap.real * ap.real + ap.imag * ap.imag
                     beta += aq.real * aq.real + aq.imag * aq.imag
                     gamma += ap * aq.conjugate()
-                ag = abs(gamma)
-                if ag == 0.0 or ag <= _EPS * math.sqrt(alpha) * math.sqrt(beta):
+                ag = math.sqrt(gamma.real * gamma.real + gamma.imag * gamma.imag)
+                norm = math.sqrt(alpha) * math.sqrt(beta)
+                if ag == 0.0 or ag <= _EPS * norm:
                     continue
                 rotated = True
+                if ag > worst * norm:
+                    worst = ag / norm
                 zeta = (beta - alpha) / (2.0 * ag)
                 t = math.copysign(1.0, zeta) / (abs(zeta) + math.hypot(1.0, zeta))
                 c = 1.0 / math.sqrt(1.0 + t * t)
@@ -100,7 +105,9 @@ def _svd_left_kernel(m, u, s):  # pragma: no cover - compiled
                     uq = u[b, j, q]
                     u[b, j, p] = c * up - sn * emip * uq
                     u[b, j, q] = sn * up + c * emip * uq
-            if not rotated:
+            # Quadratic convergence: once every pair was within _QUAD_TOL before its rotation,
+            # the rotations just applied leave off-diagonals of order _QUAD_TOL**2 < eps.
+            if not rotated or worst < _QUAD_TOL:
                 break
         for i in range(3):
             acc = 0.0
@@ -127,18 +134,22 @@ def _takagi_phases_kernel(mm, u, s, tol):  # pragma: no cover - compiled
     """Turn left singular vectors ``u`` of symmetric ``mm`` into its Takagi factor, in place."""
     n = mm.shape[0]
     c = np.empty((3, 3), np.complex128)
+    t = np.empty((3, 3), np.complex128)
     for b in range(n):
         if not math.isfinite(s[b, 2]):
             continue
-        # c = u^dagger M u^*
+        # c = u^dagger M u^*, via t = M u^*
         for i in range(3):
             for j in range(3):
                 acc = 0.0j
                 for k in range(3):
-                    row = 0.0j
-                    for l in range(3):
-                        row += mm[b, k, l] * u[b, l, j].conjugate()
-                    acc += u[b, k, i].conjugate() * row
+                    acc += mm[b, i, k] * u[b, k, j].conjugate()
+                t[i, j] = acc
+        for i in range(3):
+            for j in range(3):
+                acc = 0.0j
+                for k in range(3):
+                    acc += u[b, k, i].conjugate() * t[k, j]
                 c[i, j] = acc
         scale = s[b, 2]
         bad = False
@@ -232,4 +243,53 @@ def inv3(m: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = adj / det[:, None, None]
     out[~np.isfinite(out).all(axis=(1, 2))] = np.nan
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _adjoint_product_kernel(a, b, out):  # pragma: no cover - compiled
+    for n in range(a.shape[0]):
+        for i in range(3):
+            for j in range(3):
+                acc = 0.0j
+                for k in range(3):
+                    acc += a[n, k, i].conjugate() * b[n, k, j]
+                out[n, i, j] = acc
+
+
+@njit(cache=True, nogil=True)
+def _congruence_kernel(u, m, out):  # pragma: no cover - compiled
+    t = np.empty((3, 3), np.complex128)
+    for n in range(u.shape[0]):
+        for i in range(3):  # t = m u^*
+            for j in range(3):
+                acc = 0.0j
+                for k in range(3):
+                    acc += m[n, i, k] * u[n, k, j].conjugate()
+                t[i, j] = acc
+        for i in range(3):  # out = u^dagger t
+            for j in range(3):
+                acc = 0.0j
+                for k in range(3):
+                    acc += u[n, k, i].conjugate() * t[k, j]
+                out[n, i, j] = acc
+
+
+def adjoint_product(a: np.ndarray, b: np.ndarray, backend: str = "numba") -> np.ndarray:
+    """``a^dagger b`` for batches of 3x3 matrices (e.g. ``CKM = U_u^dagger U_d``)."""
+    a, b = _as_batch(a), _as_batch(b)
+    if backend == "lapack":
+        return np.conj(a.transpose(0, 2, 1)) @ b
+    out = np.empty_like(a)
+    _adjoint_product_kernel(a, b, out)
+    return out
+
+
+def congruence(u: np.ndarray, m: np.ndarray, backend: str = "numba") -> np.ndarray:
+    """``u^dagger m u^*``: a symmetric ``m`` seen in the basis rotated by ``u`` (FN eq. 35)."""
+    u, m = _as_batch(u), _as_batch(m)
+    if backend == "lapack":
+        return np.conj(u.transpose(0, 2, 1)) @ m @ np.conj(u)
+    out = np.empty_like(m)
+    _congruence_kernel(u, m, out)
     return out

@@ -1,0 +1,359 @@
+"""Two-flavon Froggatt-Nielsen model of the FN paper (its eqs. 13-35, 43 and tables 1-3).
+
+Parameters (64 columns, :data:`PARAMETERS`, in this order):
+
+* 18 integer U(1)_FN charges ``q_Q1..3 q_u1..3 q_d1..3 q_L1..3 q_e1..3 q_N1..3``;
+* real Wilson coefficients ``c_u_{i}{j} c_d_{i}{j} c_nu_{i}{j} c_e_{i}{j}`` (4 x 9) and the
+  symmetric ``c_N`` given by its upper triangle ``c_N_11 c_N_12 c_N_13 c_N_22 c_N_23 c_N_33``;
+  order one: ``0.3 <= |c| <= 3``, either sign;
+* ``eps_u_abs``, ``eps_d_abs``, ``alpha`` [rad]: flavon vevs ``eps_u = |eps_u| e^{i alpha}``,
+  ``eps_d = |eps_d|`` (in units of the cut-off);
+* ``log10_lambda_gev``: the cut-off Lambda [GeV] that sets the heavy-neutrino scale (eq. 18).
+
+Conventions (flavon charges +1)::
+
+    n^u_ij = Q(Q_i) - Q(u_j) + Q(H)      n^d_ij = Q(Q_i) - Q(d_j) - Q(H)
+    n^nu_ij = Q(L_i) - Q(N_j) + Q(H)     n^e_ij = Q(L_i) - Q(e_j) - Q(H)
+    n^N_ij = -(Q(N_i) + Q(N_j))          Q(H) = Q(u_3) - Q(Q_3)  so that n^u_33 = 0
+
+    Y^u = eps_u^{n^u} c^u,  Y^d = eps_d^{n^d} c^d,  Y^nu = eps_u^{n^nu} c^nu,  Y^e = eps_d^{n^e} c^e
+    M^N = eps_u^{n^N} c^N Lambda                                                          (eq. 18)
+    m^X = Y^X v/sqrt(2), v = 246.22 GeV;   M_nu = -m_D (M^N)^{-1} m_D^T                    (eq. 21)
+
+Negative exponents are evaluated as written (``eps^n`` with ``n < 0``); they are counted by
+``n_negative_exponents`` and forbidden by its loss.  Charged fermions: ``m^X = U^X diag V^X^dagger``
+(eq. 22, :func:`.linalg.svd_left`, masses ascending); ``CKM = U^u^dagger U^d`` (eq. 28).
+Neutrinos: ``M_nu^e = U^e^dagger M_nu U^e^*`` (eq. 35) is Takagi-factorised,
+``W^dagger M_nu^e W^* = diag`` (eq. 27), so ``PMNS = W`` (eq. 29) with columns labelled by the
+NuFit rule: nu_3 is the state with the smallest |U_e i|, nu_1 and nu_2 the other two with
+m1 < m2; ``NO`` if m3 > m2, ``IO`` if m3 < m1 (otherwise ``"none"``: m1 < m3 < m2, never valid).
+``dm3l = dm31`` for NO and ``dm32`` otherwise.  Angles in degrees, ``pmns_delta`` in [0, 360);
+Majorana phases ``pmns_alpha1``, ``pmns_alpha2`` in the convention of eqs. 33-34 (degrees, in
+[0, 180): a Takagi column is fixed only up to a sign).  ``ckm_delta`` [rad] in [0, 2 pi).
+Neutrino masses ``nu_m1 nu_m2 nu_m3``, ``m_lightest`` and ``m_ee = |sum_i U_ei^2 m_i|`` (eq. 43) in eV.
+
+Objectives (:func:`objective_names`), each a CC-type loss ``C(O, L, U)`` (eq. 36) in the unit
+of its observable: the four CKM quantities and the four PMNS quantities in their 3 sigma windows;
+``dm21`` and ``dm3l`` (window of the predicted ordering); the charged masses as relative
+deviations ``C(m/m_0, 1 - tol, 1 + tol)``, grouped into six objectives -- the quarks **by
+generation** (``mass_q1 = C_u + C_d``, ``mass_q2 = C_c + C_s``, ``mass_q3 = C_t + C_b``) and
+each charged lepton alone (``mass_e``, ``mass_mu``, ``mass_tau``) -- and ``n_negative`` =
+``C(n_negative_exponents, 0, 0)``: 17 in all.  ``force_io`` adds ``io = C(m1/m3, 1, inf)``;
+``max_exponent=M`` adds ``max_exponent = C(max n_ij, 0, M)``.  A model is valid when every
+loss is zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import math
+
+import numpy as np
+from numba import njit
+
+from . import linalg, mixing
+from .data import DataSet, load
+from .losses import cc_loss
+from .params import to_matrix
+
+V_HIGGS_GEV = 246.22
+GEV_TO_EV = 1e9
+SECTORS = ("u", "d", "nu", "e")
+CHARGES: tuple[str, ...] = tuple(f"q_{f}{i}" for f in ("Q", "u", "d", "L", "e", "N") for i in (1, 2, 3))
+WILSON: tuple[str, ...] = tuple(
+    f"c_{s}_{i}{j}" for s in SECTORS for i in (1, 2, 3) for j in (1, 2, 3)
+) + tuple(f"c_N_{i}{j}" for i in (1, 2, 3) for j in (1, 2, 3) if i <= j)
+PARAMETERS: tuple[str, ...] = CHARGES + WILSON + ("eps_u_abs", "eps_d_abs", "alpha", "log10_lambda_gev")
+EXPONENTS: tuple[str, ...] = tuple(f"n_{s}_{i}{j}" for s in ("u", "d", "nu", "e", "N") for i in (1, 2, 3) for j in (1, 2, 3))
+MASSES: tuple[str, ...] = ("m_u", "m_c", "m_t", "m_d", "m_s", "m_b", "m_e", "m_mu", "m_tau")
+WINDOW_OBJECTIVES: tuple[str, ...] = (
+    "ckm_s12", "ckm_s23", "ckm_s13", "ckm_delta",
+    "pmns_theta12", "pmns_theta13", "pmns_theta23", "pmns_delta",
+    "dm21",
+)
+MASS_OBJECTIVES: dict[str, tuple[str, ...]] = {
+    "mass_q1": ("m_u", "m_d"),
+    "mass_q2": ("m_c", "m_s"),
+    "mass_q3": ("m_t", "m_b"),
+    "mass_e": ("m_e",),
+    "mass_mu": ("m_mu",),
+    "mass_tau": ("m_tau",),
+}
+OBJECTIVES: tuple[str, ...] = WINDOW_OBJECTIVES + ("dm3l",) + tuple(MASS_OBJECTIVES) + ("n_negative",)
+DEFAULT_DATA = "nufit-6.0+pdg-2024"
+REQUIRED_DATA = WINDOW_OBJECTIVES + ("dm3l",) + MASSES
+
+# Index of the upper-triangle c_N column for every (i, j) of the symmetric 3x3 matrix.
+_CN_INDEX = np.array([[0, 1, 2], [1, 3, 4], [2, 4, 5]])
+_CN_FLAT = _CN_INDEX.ravel()
+_OFFSET = {name: k for k, name in enumerate(PARAMETERS)}
+
+_DOMAINS = {name: (lambda v: (np.abs(v) >= 0.3) & (np.abs(v) <= 3.0), "0.3 <= |c| <= 3") for name in WILSON}
+_DOMAINS["eps_u_abs"] = (lambda v: (v > 0) & (v < 1), "0 < |eps_u| < 1")
+_DOMAINS["eps_d_abs"] = (lambda v: (v > 0) & (v < 1), "0 < |eps_d| < 1")
+
+
+def objective_names(force_io: bool = False, max_exponent: int | None = None) -> list[str]:
+    """Names of the objectives (``loss_<name>`` columns of :func:`evaluate`), in order."""
+    names = list(OBJECTIVES)
+    if force_io:
+        names.append("io")
+    if max_exponent is not None:
+        names.append("max_exponent")
+    return names
+
+
+def from_columns(columns: Mapping[str, object]) -> np.ndarray:
+    """Validated (N, 64) parameter matrix from named columns (raises ``ParameterError``)."""
+    return to_matrix(columns, PARAMETERS, integer=CHARGES, domains=_DOMAINS)
+
+
+def exponents(charges: np.ndarray) -> np.ndarray:
+    """The 45 FN exponents (N, 45), ordered as :data:`EXPONENTS` (u, d, nu, e, N; row-major)."""
+    q = np.asarray(charges, dtype=np.int64)
+    qq, qu, qd, ql, qe, qn = (q[:, 3 * k:3 * k + 3] for k in range(6))
+    qh = qu[:, 2] - qq[:, 2]
+    h = qh[:, None, None]
+    n_u = qq[:, :, None] - qu[:, None, :] + h
+    n_d = qq[:, :, None] - qd[:, None, :] - h
+    n_nu = ql[:, :, None] - qn[:, None, :] + h
+    n_e = ql[:, :, None] - qe[:, None, :] - h
+    n_n = -(qn[:, :, None] + qn[:, None, :])
+    return np.concatenate([a.reshape(-1, 9) for a in (n_u, n_d, n_nu, n_e, n_n)], axis=1)
+
+
+def _power(abs_eps: np.ndarray, phase: np.ndarray | None, n: np.ndarray) -> np.ndarray:
+    """``eps^n`` for integer n (N, 9), eps = abs_eps e^{i phase}."""
+    mag = abs_eps[:, None] ** n.astype(np.float64)
+    if phase is None:
+        return mag.astype(np.complex128)
+    return mag * np.exp(1j * n * phase[:, None])
+
+
+def mass_matrices(x: np.ndarray, backend: str = "numba") -> dict[str, np.ndarray]:
+    """Dirac mass matrices ``m_u m_d m_e`` [GeV] and ``M_nu`` [eV], shape (N, 3, 3), and the exponents.
+
+    ``backend="numba"`` builds all of them in one compiled pass (powers of eps by recurrence,
+    ``(M^N)^{-1}`` by its adjugate); ``backend="lapack"`` is the plain numpy construction with
+    ``numpy.linalg.inv``, kept as the independent reference.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if backend == "numba":
+        n = x.shape[0]
+        m_u, m_d, m_e, m_nu = (np.empty((n, 3, 3), np.complex128) for _ in range(4))
+        expo = np.empty((n, 45), np.int64)
+        _matrices_kernel(x, m_u, m_d, m_e, m_nu, expo)
+        return {"m_u": m_u, "m_d": m_d, "m_e": m_e, "M_nu": m_nu, "exponents": expo}
+    charges = np.rint(x[:, :18]).astype(np.int64)
+    n = exponents(charges)
+    eu, ed, alpha = x[:, _OFFSET["eps_u_abs"]], x[:, _OFFSET["eps_d_abs"]], x[:, _OFFSET["alpha"]]
+    lam = 10.0 ** x[:, _OFFSET["log10_lambda_gev"]]
+    c0 = _OFFSET["c_u_11"]
+    dirac = V_HIGGS_GEV / np.sqrt(2.0)
+    out = {}
+    for k, (name, abs_eps, phase) in enumerate(
+        (("m_u", eu, alpha), ("m_d", ed, None), ("m_D", eu, alpha), ("m_e", ed, None))
+    ):
+        c = x[:, c0 + 9 * k:c0 + 9 * k + 9]
+        out[name] = (dirac * _power(abs_eps, phase, n[:, 9 * k:9 * k + 9]) * c).reshape(-1, 3, 3)
+    cn = x[:, _OFFSET["c_N_11"]:_OFFSET["c_N_11"] + 6][:, _CN_INDEX.ravel()]
+    m_n = (_power(eu, alpha, n[:, 36:45]) * cn * lam[:, None]).reshape(-1, 3, 3)
+    md = out.pop("m_D")
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        singular = ~np.isfinite(m_n).all(axis=(1, 2)) | (np.linalg.cond(m_n) > 1e300)
+        inv = np.linalg.inv(np.where(singular[:, None, None], np.eye(3), m_n))
+        mnu = -md @ inv @ md.transpose(0, 2, 1)
+    mnu[singular] = np.nan
+    out["M_nu"] = 0.5 * (mnu + mnu.transpose(0, 2, 1)) * GEV_TO_EV
+    out["exponents"] = n
+    return out
+
+
+_KMAX = 80  # |n| <= 2*9 + 2*18 = 54 for |q| <= 9; larger charges fall back to pow()
+
+
+@njit(cache=True, nogil=True)
+def _matrices_kernel(x, m_u, m_d, m_e, m_nu, expo):  # pragma: no cover - compiled
+    dirac = 246.22 / math.sqrt(2.0)
+    q = np.empty(18, np.int64)
+    nn = np.empty(45, np.int64)
+    tab_u = np.empty(2 * _KMAX + 1, np.complex128)
+    tab_d = np.empty(2 * _KMAX + 1, np.float64)
+    md = np.empty((3, 3), np.complex128)
+    mn = np.empty((3, 3), np.complex128)
+    adj = np.empty((3, 3), np.complex128)
+    for r in range(x.shape[0]):
+        for k in range(18):
+            q[k] = np.int64(np.rint(x[r, k]))
+        qh = q[5] - q[2]
+        kmax = 0
+        for i in range(3):
+            for j in range(3):
+                e = 3 * i + j
+                nn[e] = q[i] - q[3 + j] + qh
+                nn[9 + e] = q[i] - q[6 + j] - qh
+                nn[18 + e] = q[9 + i] - q[15 + j] + qh
+                nn[27 + e] = q[9 + i] - q[12 + j] - qh
+                nn[36 + e] = -(q[15 + i] + q[15 + j])
+        for e in range(45):
+            expo[r, e] = nn[e]
+            if abs(nn[e]) > kmax:
+                kmax = abs(nn[e])
+        eu = x[r, 60]
+        ed = x[r, 61]
+        al = x[r, 62]
+        lam = 10.0 ** x[r, 63]
+        pu = complex(eu * math.cos(al), eu * math.sin(al))
+        use_tab = kmax <= _KMAX
+        if use_tab:
+            tab_u[_KMAX] = 1.0
+            tab_d[_KMAX] = 1.0
+            for k in range(1, kmax + 1):
+                tab_u[_KMAX + k] = tab_u[_KMAX + k - 1] * pu
+                tab_u[_KMAX - k] = tab_u[_KMAX - k + 1] / pu
+                tab_d[_KMAX + k] = tab_d[_KMAX + k - 1] * ed
+                tab_d[_KMAX - k] = tab_d[_KMAX - k + 1] / ed
+        for i in range(3):
+            for j in range(3):
+                e = 3 * i + j
+                if use_tab:
+                    fu = tab_u[_KMAX + nn[e]]
+                    fd = tab_d[_KMAX + nn[9 + e]]
+                    fnu = tab_u[_KMAX + nn[18 + e]]
+                    fe = tab_d[_KMAX + nn[27 + e]]
+                    fn_ = tab_u[_KMAX + nn[36 + e]]
+                else:
+                    fu = eu ** nn[e] * complex(math.cos(nn[e] * al), math.sin(nn[e] * al))
+                    fd = ed ** nn[9 + e] + 0.0j
+                    fnu = eu ** nn[18 + e] * complex(math.cos(nn[18 + e] * al), math.sin(nn[18 + e] * al))
+                    fe = ed ** nn[27 + e] + 0.0j
+                    fn_ = eu ** nn[36 + e] * complex(math.cos(nn[36 + e] * al), math.sin(nn[36 + e] * al))
+                m_u[r, i, j] = dirac * fu * x[r, 18 + e]
+                m_d[r, i, j] = dirac * fd.real * x[r, 27 + e]
+                md[i, j] = dirac * fnu * x[r, 36 + e]
+                m_e[r, i, j] = dirac * fe.real * x[r, 45 + e]
+                mn[i, j] = fn_ * x[r, 54 + _CN_FLAT[e]] * lam
+        # adjugate of M_N; M_nu = -m_D adj(M_N) m_D^T / det(M_N)
+        adj[0, 0] = mn[1, 1] * mn[2, 2] - mn[1, 2] * mn[2, 1]
+        adj[0, 1] = mn[0, 2] * mn[2, 1] - mn[0, 1] * mn[2, 2]
+        adj[0, 2] = mn[0, 1] * mn[1, 2] - mn[0, 2] * mn[1, 1]
+        adj[1, 0] = mn[1, 2] * mn[2, 0] - mn[1, 0] * mn[2, 2]
+        adj[1, 1] = mn[0, 0] * mn[2, 2] - mn[0, 2] * mn[2, 0]
+        adj[1, 2] = mn[0, 2] * mn[1, 0] - mn[0, 0] * mn[1, 2]
+        adj[2, 0] = mn[1, 0] * mn[2, 1] - mn[1, 1] * mn[2, 0]
+        adj[2, 1] = mn[0, 1] * mn[2, 0] - mn[0, 0] * mn[2, 1]
+        adj[2, 2] = mn[0, 0] * mn[1, 1] - mn[0, 1] * mn[1, 0]
+        det = mn[0, 0] * adj[0, 0] + mn[0, 1] * adj[1, 0] + mn[0, 2] * adj[2, 0]
+        ok = det != 0.0 and math.isfinite(det.real) and math.isfinite(det.imag)
+        for a in range(3):
+            for b in range(a, 3):
+                acc = 0.0j
+                if ok:
+                    for k in range(3):
+                        t = 0.0j
+                        for l in range(3):
+                            t += adj[k, l] * md[b, l]
+                        acc += md[a, k] * t
+                    acc = -acc / det * GEV_TO_EV
+                else:
+                    acc = complex(np.nan, np.nan)
+                m_nu[r, a, b] = acc
+                m_nu[r, b, a] = acc
+
+
+def _nufit_labelling(w: np.ndarray, s: np.ndarray):
+    """Permute Takagi columns (ascending masses) into the NuFit nu1, nu2, nu3 labelling."""
+    ue = np.abs(w[:, 0, :])
+    i3 = np.argmin(np.where(np.isnan(ue), np.inf, ue), axis=1)
+    rest = np.array([[1, 2], [0, 2], [0, 1]])[i3]  # ascending masses -> (nu1, nu2)
+    perm = np.concatenate([rest, i3[:, None]], axis=1)
+    idx = np.arange(w.shape[0])[:, None]
+    return w[idx[:, :, None], np.arange(3)[None, :, None], perm[:, None, :]][:, :, :], s[idx, perm]
+
+
+def evaluate(
+    x: np.ndarray,
+    *,
+    data: DataSet | None = None,
+    mass_tolerance: float = 0.2,
+    force_io: bool = False,
+    max_exponent: int | None = None,
+    backend: str = "numba",
+) -> dict[str, np.ndarray]:
+    """Observables, ``loss_*`` for every objective, ``n_satisfied`` and ``valid`` for each row."""
+    data = data if data is not None else load(DEFAULT_DATA)
+    x = np.asarray(x, dtype=np.float64)
+    mats = mass_matrices(x, backend)
+    out: dict[str, np.ndarray] = {}
+    u_u, s_u = linalg.svd_left(mats["m_u"], backend)
+    u_d, s_d = linalg.svd_left(mats["m_d"], backend)
+    u_e, s_e = linalg.svd_left(mats["m_e"], backend)
+    for k, name in enumerate(MASSES):
+        out[name] = (s_u, s_d, s_e)[k // 3][:, k % 3]
+    ckm = linalg.adjoint_product(u_u, u_d, backend)
+    a = mixing.angles(ckm)
+    out["ckm_s12"] = np.sin(a["theta12"])
+    out["ckm_s23"] = np.sin(a["theta23"])
+    out["ckm_s13"] = np.sin(a["theta13"])
+    out["ckm_delta"] = a["delta"]
+    out["j_ckm"] = a["j"]
+
+    mnu_e = linalg.congruence(u_e, mats["M_nu"], backend)
+    w, s = linalg.takagi(mnu_e, backend)
+    pmns, m = _nufit_labelling(w, s)
+    p = mixing.angles(pmns)
+    deg = 180.0 / np.pi
+    out["pmns_theta12"] = p["theta12"] * deg
+    out["pmns_theta13"] = p["theta13"] * deg
+    out["pmns_theta23"] = p["theta23"] * deg
+    out["pmns_delta"] = p["delta"] * deg
+    a1, a2 = mixing.majorana_phases(pmns, p["delta"], "nufit")
+    out["pmns_alpha1"], out["pmns_alpha2"] = a1 * deg, a2 * deg
+    out["j_pmns"] = p["j"]
+    out["nu_m1"], out["nu_m2"], out["nu_m3"] = m[:, 0], m[:, 1], m[:, 2]
+    msq = m * m
+    out["dm21"] = msq[:, 1] - msq[:, 0]
+    is_no = m[:, 2] > m[:, 1]
+    is_io = m[:, 2] < m[:, 0]
+    out["dm3l"] = np.where(is_no, msq[:, 2] - msq[:, 0], msq[:, 2] - msq[:, 1])
+    out["ordering"] = np.where(is_no, "NO", np.where(is_io, "IO", "none"))
+    out["m_lightest"] = np.where(is_no, m[:, 0], m[:, 2])
+    out["m_ee"] = np.abs(np.sum(pmns[:, 0, :] ** 2 * m, axis=1))
+    out["m_sum"] = m.sum(axis=1)
+
+    n = mats["exponents"]
+    out["n_negative_exponents"] = (n < 0).sum(axis=1)
+    out["max_exponent"] = n.max(axis=1)
+    out["q_H"] = np.rint(x[:, _OFFSET["q_u3"]] - x[:, _OFFSET["q_Q3"]]).astype(np.int64)
+
+    finite = np.isfinite(np.stack([out[k] for k in MASSES] + [m[:, 0], m[:, 1], m[:, 2]], axis=1)).all(axis=1)
+    for k in list(out):
+        if out[k].dtype.kind == "f":
+            out[k] = np.where(finite, out[k], np.nan)
+    out["ordering"] = np.where(finite, out["ordering"], "none")
+    _losses(out, data, mass_tolerance, force_io, max_exponent)
+    names = objective_names(force_io, max_exponent)
+    losses = np.stack([out[f"loss_{k}"] for k in names], axis=1)
+    out["n_satisfied"] = (losses == 0.0).sum(axis=1)
+    out["valid"] = (out["n_satisfied"] == len(names)) & finite
+    return out
+
+
+def _losses(out, data: DataSet, tol: float, force_io: bool, max_exponent: int | None) -> None:
+    for name in WINDOW_OBJECTIVES:
+        out[f"loss_{name}"] = cc_loss(out[name], *data.window(name, "NO"))
+    lo_no, hi_no = data.window("dm3l", "NO")
+    lo_io, hi_io = data.window("dm3l", "IO")
+    is_no = out["ordering"] == "NO"
+    out["loss_dm3l"] = np.where(is_no, cc_loss(out["dm3l"], lo_no, hi_no), cc_loss(out["dm3l"], lo_io, hi_io))
+    for name, members in MASS_OBJECTIVES.items():
+        out[f"loss_{name}"] = sum(
+            cc_loss(out[m] / data.get(m).central, 1.0 - tol, 1.0 + tol) for m in members
+        )
+    out["loss_n_negative"] = out["n_negative_exponents"].astype(np.float64)
+    if force_io:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["loss_io"] = cc_loss(out["nu_m1"] / out["nu_m3"], 1.0, np.inf)
+    if max_exponent is not None:
+        out["loss_max_exponent"] = cc_loss(out["max_exponent"].astype(np.float64), 0.0, float(max_exponent))

@@ -1,0 +1,74 @@
+"""Angles and phases from unitary matrices: round trips under unphysical rephasings, invariants."""
+
+import numpy as np
+import pytest
+
+from rayflavor.physics import data, mixing
+
+
+def _random_angles(n, rng):
+    t12, t13, t23 = (rng.uniform(0.05, np.pi / 2 - 0.05, n) for _ in range(3))
+    delta = rng.uniform(0, 2 * np.pi, n)
+    return t12, t13, t23, delta
+
+
+@pytest.mark.parametrize("convention", ["half", "nufit"])
+def test_round_trip_with_random_rephasings_and_column_signs(convention):
+    rng = np.random.default_rng(11)
+    n = 5000
+    t12, t13, t23, delta = _random_angles(n, rng)
+    period = 2 * np.pi if convention == "half" else np.pi
+    a, b = rng.uniform(0, period, n), rng.uniform(0, period, n)
+    u = mixing.standard(t12, t13, t23, delta) * mixing.majorana_matrix(a, b, convention)[:, None, :]
+    left = np.exp(1j * rng.uniform(0, 2 * np.pi, (n, 3)))  # unphysical charged-lepton phases
+    signs = rng.choice([-1.0, 1.0], size=(n, 3))  # Takagi sign freedom per column
+    u = left[:, :, None] * u * signs[:, None, :]
+    got = mixing.angles(u)
+    np.testing.assert_allclose(got["theta12"], t12, atol=1e-12)
+    np.testing.assert_allclose(got["theta13"], t13, atol=1e-12)
+    np.testing.assert_allclose(got["theta23"], t23, atol=1e-12)
+
+    def circ(x, y, p):
+        d = np.mod(x - y, p)
+        return np.minimum(d, p - d)
+
+    assert circ(got["delta"], delta, 2 * np.pi).max() < 1e-9
+    ga, gb = mixing.majorana_phases(u, got["delta"], convention)
+    assert circ(ga, a, period).max() < 1e-9 and circ(gb, b, period).max() < 1e-9
+    assert ga.min() >= 0 and ga.max() < period
+
+
+def test_jarlskog_from_elements_equals_closed_form():
+    rng = np.random.default_rng(12)
+    t12, t13, t23, delta = _random_angles(2000, rng)
+    u = mixing.standard(t12, t13, t23, delta)
+    np.testing.assert_allclose(mixing.angles(u)["j"], mixing.jarlskog_closed_form(t12, t13, t23, delta), atol=1e-15)
+
+
+def test_majorana_invariants_closed_form():
+    """I1 = c12 s12 c13^2 sin(a21/2), I2 = c12 s13 c13 sin(a31/2 - delta) (eq. 2.7)."""
+    rng = np.random.default_rng(13)
+    t12, t13, t23, delta = _random_angles(2000, rng)
+    a21, a31 = rng.uniform(0, 2 * np.pi, (2, 2000))
+    u = mixing.standard(t12, t13, t23, delta) * mixing.majorana_matrix(a21, a31, "half")[:, None, :]
+    i1, i2 = mixing.invariants(u)
+    c12, s12, c13, s13 = np.cos(t12), np.sin(t12), np.cos(t13), np.sin(t13)
+    np.testing.assert_allclose(i1, c12 * s12 * c13**2 * np.sin(a21 / 2), atol=1e-14)
+    np.testing.assert_allclose(i2, c12 * s13 * c13 * np.sin(a31 / 2 - delta), atol=1e-14)
+
+
+def test_pdg_ckm_jarlskog():
+    d = data.load("nufit-6.0+pdg-2024")
+    s12, s23, s13 = (d.get(k).central for k in ("ckm_s12", "ckm_s23", "ckm_s13"))
+    delta = d.get("ckm_delta").central
+    v = mixing.standard(np.arcsin([s12]), np.arcsin([s13]), np.arcsin([s23]), [delta])
+    j = mixing.angles(v)["j"][0]
+    assert j == pytest.approx(3.1e-5, rel=0.03)
+    assert mixing.angles(v)["delta"][0] == pytest.approx(delta, abs=1e-12)
+
+
+def test_standard_parametrisation_is_unitary_and_has_pdg_form():
+    rng = np.random.default_rng(14)
+    u = mixing.standard(*_random_angles(100, rng))
+    np.testing.assert_allclose(u @ np.conj(np.swapaxes(u, 1, 2)), np.broadcast_to(np.eye(3), u.shape), atol=1e-14)
+    assert np.all(np.abs(u[:, 0, :2].imag) < 1e-15) and np.all(u[:, 1:, 2].imag == 0)
