@@ -18,6 +18,7 @@ looks in the ordering section first.
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -136,12 +137,18 @@ def _parse(raw: dict, path: str) -> DataSet:
     )
 
 
+@functools.lru_cache(maxsize=None)
+def _load_shipped(key: str) -> DataSet:
+    """Shipped files are immutable: parse each once per process."""
+    ref = resources.files("rayflavor.physics").joinpath("data", f"{key}.toml")
+    return _parse(tomllib.loads(ref.read_text(encoding="utf-8")), f"<shipped {key}>")
+
+
 def load(name_or_path: str | Path) -> DataSet:
     """Load a shipped data set by name, or any ``rayflavor-data/1`` TOML file by path."""
     key = str(name_or_path)
     if key in SHIPPED:
-        ref = resources.files("rayflavor.physics").joinpath("data", f"{key}.toml")
-        return _parse(tomllib.loads(ref.read_text(encoding="utf-8")), f"<shipped {key}>")
+        return _load_shipped(key)
     path = Path(key)
     if not path.is_file():
         raise DataError(f"data set {key!r} is neither a shipped name ({', '.join(SHIPPED)}) nor a readable file")

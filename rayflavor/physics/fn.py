@@ -94,6 +94,36 @@ _DOMAINS["eps_u_abs"] = (lambda v: (v > 0) & (v < 1), "0 < |eps_u| < 1")
 _DOMAINS["eps_d_abs"] = (lambda v: (v > 0) & (v < 1), "0 < |eps_d| < 1")
 
 
+# The search box of the FN paper (sec. III.4); Lambda is left open by the paper.
+MAX_CHARGE = 9
+WILSON_RANGE = (0.3, 3.0)
+REGIMES = {"up": ((0.1, 0.3), (0.03, 0.07)), "down": ((0.03, 0.07), (0.1, 0.3))}  # |eps_u|, |eps_d|
+LOG10_LAMBDA_RANGE = (8.0, 18.0)
+
+
+def random_parameters(
+    n: int,
+    rng: np.random.Generator,
+    *,
+    regime: str = "up",
+    max_charge: int = MAX_CHARGE,
+    log10_lambda_range: tuple[float, float] = LOG10_LAMBDA_RANGE,
+) -> np.ndarray:
+    """``n`` uniform draws from the paper's search box (charges uniform integers in
+    ``[-max_charge, max_charge]``, ``|c|`` uniform in [0.3, 3] with a random sign, the regime's
+    vev ranges, ``alpha`` uniform in [0, 2 pi), log10 Lambda uniform in its range)."""
+    (eu_lo, eu_hi), (ed_lo, ed_hi) = REGIMES[regime]
+    x = np.empty((n, len(PARAMETERS)))
+    x[:, :18] = rng.integers(-max_charge, max_charge + 1, size=(n, 18))
+    nw = len(WILSON)
+    x[:, 18:18 + nw] = rng.uniform(*WILSON_RANGE, size=(n, nw)) * rng.choice([-1.0, 1.0], size=(n, nw))
+    x[:, _OFFSET["eps_u_abs"]] = rng.uniform(eu_lo, eu_hi, n)
+    x[:, _OFFSET["eps_d_abs"]] = rng.uniform(ed_lo, ed_hi, n)
+    x[:, _OFFSET["alpha"]] = rng.uniform(0.0, 2.0 * np.pi, n)
+    x[:, _OFFSET["log10_lambda_gev"]] = rng.uniform(*log10_lambda_range, n)
+    return x
+
+
 def objective_names(force_io: bool = False, max_exponent: int | None = None) -> list[str]:
     """Names of the objectives (``loss_<name>`` columns of :func:`evaluate`), in order."""
     names = list(OBJECTIVES)
@@ -323,6 +353,8 @@ def evaluate(
     out["m_sum"] = m.sum(axis=1)
 
     n = mats["exponents"]
+    for k, name in enumerate(EXPONENTS):
+        out[name] = n[:, k]
     out["n_negative_exponents"] = (n < 0).sum(axis=1)
     out["max_exponent"] = n.max(axis=1)
     out["q_H"] = np.rint(x[:, _OFFSET["q_u3"]] - x[:, _OFFSET["q_Q3"]]).astype(np.int64)

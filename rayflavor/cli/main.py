@@ -1,0 +1,26 @@
+"""The ``rayflavor`` command: a click group assembled from one module per command."""
+
+from __future__ import annotations
+
+import click
+
+from rayflavor import __version__
+from rayflavor.cli.bench import bench
+from rayflavor.cli.evaluate import evaluate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="rayflavor")
+def cli():
+    """rayflavor: AI scans of flavour model space on Ray.
+
+    Exact physics of the type-I seesaw and two-flavon Froggatt-Nielsen models, NSGA-III island
+    scans and a conditional diffusion model, locally or on a Ray cluster.
+    """
+
+
+cli.add_command(evaluate)
+cli.add_command(bench)
+
+if __name__ == "__main__":  # pragma: no cover
+    cli()
