@@ -104,10 +104,15 @@ def mass_matrix(x: np.ndarray) -> np.ndarray:
         inv_m[:, 0] = np.exp(-1j * x[:, 21]) / x[:, 18]
         inv_m[:, 1] = np.exp(-1j * x[:, 22]) / x[:, 19]
     inv_m[:, 2] = 1.0
-    scale = 10.0 ** x[:, 20]
-    # (Y^T D Y)_{ab} = sum_i Y_ia D_i Y_ib
-    m = np.einsum("nia,ni,nib->nab", y, inv_m, y, optimize=False)
-    return m * scale[:, None, None]
+    inv_m *= (10.0 ** x[:, 20])[:, None]
+    # (Y^T D Y)_{ab} = sum_i Y_ia D_i Y_ib, written out for the six independent entries
+    yd = y * inv_m[:, :, None]
+    m = np.empty((x.shape[0], 3, 3), dtype=np.complex128)
+    for a in range(3):
+        for b in range(a, 3):
+            m[:, a, b] = yd[:, 0, a] * y[:, 0, b] + yd[:, 1, a] * y[:, 1, b] + yd[:, 2, a] * y[:, 2, b]
+            m[:, b, a] = m[:, a, b]
+    return m
 
 
 def _ordered(w: np.ndarray, s: np.ndarray, ordering: str) -> tuple[np.ndarray, np.ndarray]:
