@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from rayflavor import __version__
+from rayflavor.cli.analyze import analyze
 from rayflavor.cli.bench import bench
 from rayflavor.cli.evaluate import evaluate
 
@@ -20,6 +21,7 @@ def cli():
 
 
 cli.add_command(evaluate)
+cli.add_command(analyze)
 cli.add_command(bench)
 
 if __name__ == "__main__":  # pragma: no cover

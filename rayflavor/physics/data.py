@@ -71,6 +71,13 @@ class DataSet:
     sources: dict = field(repr=False)
     observables: dict = field(repr=False)  # {"NO"|"IO"|"common": {name: Observable}}
     labels: dict = field(repr=False)  # {"NO"|"IO": {"dm21", "dm3l", "abs_u"}}
+    bounds: dict = field(default_factory=dict, repr=False)  # {name: {"value", "unit", "cl", "source"}}
+
+    def bound(self, name: str) -> float:
+        """An upper limit drawn in figures (e.g. ``m_sum``, ``m_bb``), by name."""
+        if name not in self.bounds:
+            raise DataError(f"data set {self.name!r} has no [bounds.{name}]")
+        return self.bounds[name]["value"]
 
     def get(self, name: str, ordering: str = "NO") -> Observable:
         for section in (ordering, "common"):
@@ -127,6 +134,12 @@ def _parse(raw: dict, path: str) -> DataSet:
             }
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{path}: labels.{ordering} is malformed ({exc})") from None
+    bounds = {}
+    for name, entry in raw.get("bounds", {}).items():
+        try:
+            bounds[name] = {**entry, "value": float(entry["value"])}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{path}: bounds.{name} is malformed ({exc})") from None
     return DataSet(
         name=str(raw.get("name", Path(path).stem)),
         description=str(raw.get("description", "")),
@@ -134,6 +147,7 @@ def _parse(raw: dict, path: str) -> DataSet:
         sources=dict(raw.get("sources", {})),
         observables=observables,
         labels=labels,
+        bounds=bounds,
     )
 
 

@@ -1,0 +1,48 @@
+"""Summary tables of FN scans and diffusion runs, computed lazily with polars."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from rayflavor.physics import fn
+from rayflavor.physics.data import DataSet
+
+FN_PREDICTIONS = ("m_lightest", "m_ee", "m_sum", "pmns_delta", "pmns_alpha1", "pmns_alpha2", "j_ckm", "max_mass_error")
+SEESAW_PREDICTIONS = ("m_sum", "m_bb", "m_beta", "delta_cp", "alpha21", "alpha31", "j_cp", "chi2")
+
+
+def fn_columns(frame: pl.LazyFrame, data: DataSet) -> pl.LazyFrame:
+    """Add ``regime`` (up/down-leading) and ``max_mass_error`` (max_i |m_i/m_i0 - 1|)."""
+    err = pl.max_horizontal([(pl.col(m) / data.get(m).central - 1.0).abs() for m in fn.MASSES])
+    regime = pl.when(pl.col("eps_u_abs") > pl.col("eps_d_abs")).then(pl.lit("up")).otherwise(pl.lit("down"))
+    return frame.with_columns(max_mass_error=err, regime=regime)
+
+
+def counts(frame: pl.LazyFrame, by: str) -> pl.DataFrame:
+    return frame.group_by(by).agg(pl.len().alias("models")).sort(by).collect()
+
+
+def quantiles(frame: pl.LazyFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+    """25%, 50% and 75% quantiles of each column (one row per column)."""
+    stats = frame.select(
+        [pl.col(c).quantile(q, "linear").alias(f"{c}|{q}") for c in columns for q in (0.25, 0.5, 0.75)]
+    ).collect()
+    rows = [{"prediction": c, **{f"q{int(q * 100)}": stats[f"{c}|{q}"][0] for q in (0.25, 0.5, 0.75)}} for c in columns]
+    return pl.DataFrame(rows)
+
+
+def summarize(kind: str, frame: pl.LazyFrame, data: DataSet) -> dict[str, pl.DataFrame]:
+    """Named tables: model counts by category and quartiles of the predictions."""
+    if kind == "fn":
+        frame = fn_columns(frame, data)
+        return {
+            "by ordering": counts(frame, "ordering"),
+            "by regime": counts(frame, "regime"),
+            "by maximal exponent": counts(frame, "max_exponent"),
+            "predictions (quartiles)": quantiles(frame, FN_PREDICTIONS),
+        }
+    total = frame.select(pl.len()).collect().item()
+    return {
+        "solutions": pl.DataFrame({"solutions": [total]}),
+        "predictions (quartiles)": quantiles(frame, SEESAW_PREDICTIONS),
+    }
