@@ -2,7 +2,6 @@
 losses, and agreement with the independent numpy/LAPACK evaluation."""
 
 import numpy as np
-import pytest
 
 from rayflavor.physics import fn, linalg, mixing
 

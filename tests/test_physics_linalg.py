@@ -102,3 +102,11 @@ def test_products_match_numpy():
 def test_bad_shape_is_an_error():
     with pytest.raises(ValueError, match="3x3"):
         linalg.svd_left(np.zeros((4, 2, 2)))
+
+
+def test_entries_spanning_hundreds_of_decades_do_not_crash():
+    """Row norms can underflow to zero while their inner product does not (FN exponents < 0)."""
+    m = np.array([[[1e-170, 1e-170, 0], [1e150, 1e-200, 1e-170], [1.0, 2.0, 3.0]]], dtype=complex)
+    for backend in ("numba", "lapack"):
+        u, s = linalg.svd_left(m, backend=backend)
+        assert np.isfinite(s).all() or np.isnan(s).all()

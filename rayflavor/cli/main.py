@@ -7,7 +7,9 @@ import click
 from rayflavor import __version__
 from rayflavor.cli.analyze import analyze
 from rayflavor.cli.bench import bench
+from rayflavor.cli.diffusion import bench_diffusion_command, diffusion
 from rayflavor.cli.evaluate import evaluate
+from rayflavor.cli.scan import bench_scan_command, dedupe, scan
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -21,8 +23,13 @@ def cli():
 
 
 cli.add_command(evaluate)
+cli.add_command(scan)
+cli.add_command(dedupe)
+cli.add_command(diffusion)
 cli.add_command(analyze)
 cli.add_command(bench)
+bench.add_command(bench_scan_command, "scan")
+bench.add_command(bench_diffusion_command, "diffusion")
 
 if __name__ == "__main__":  # pragma: no cover
     cli()

@@ -9,7 +9,7 @@ Majorana and Dirac phases.  Windows: the file's 3 sigma ranges for ``n_sigma = 3
 
 >>> from rayflavor.physics.data import load
 >>> lo, hi = mee_band(load("nufit-6.0+pdg-2024"), "IO", np.array([1e-4]))
->>> 0.015 < lo[0] < hi[0] < 0.06
+>>> bool(0.01 < lo[0] < hi[0] < 0.06)
 True
 """
 

@@ -191,8 +191,17 @@ def mass_matrices(x: np.ndarray, backend: str = "numba") -> dict[str, np.ndarray
     m_n = (_power(eu, alpha, n[:, 36:45]) * cn * lam[:, None]).reshape(-1, 3, 3)
     md = out.pop("m_D")
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        singular = ~np.isfinite(m_n).all(axis=(1, 2)) | (np.linalg.cond(m_n) > 1e300)
-        inv = np.linalg.inv(np.where(singular[:, None, None], np.eye(3), m_n))
+        singular = ~np.isfinite(m_n).all(axis=(1, 2))
+        safe = np.where(singular[:, None, None], np.eye(3), m_n)
+        try:
+            inv = np.linalg.inv(safe)
+        except np.linalg.LinAlgError:  # exactly singular rows: invert one by one, NaN for those
+            inv = np.empty_like(safe)
+            for k, mat in enumerate(safe):
+                try:
+                    inv[k] = np.linalg.inv(mat)
+                except np.linalg.LinAlgError:
+                    inv[k], singular[k] = np.nan, True
         mnu = -md @ inv @ md.transpose(0, 2, 1)
     mnu[singular] = np.nan
     out["M_nu"] = 0.5 * (mnu + mnu.transpose(0, 2, 1)) * GEV_TO_EV

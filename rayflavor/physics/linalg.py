@@ -87,8 +87,8 @@ def _svd_left_kernel(m, u, s):  # pragma: no cover - compiled
                 if ag == 0.0 or ag <= _EPS * norm:
                     continue
                 rotated = True
-                if ag > worst * norm:
-                    worst = ag / norm
+                # norm can underflow to 0 while ag > 0 (entries spanning hundreds of decades)
+                worst = max(worst, ag / norm) if norm > 0.0 else 1.0
                 zeta = (beta - alpha) / (2.0 * ag)
                 t = math.copysign(1.0, zeta) / (abs(zeta) + math.hypot(1.0, zeta))
                 c = 1.0 / math.sqrt(1.0 + t * t)

@@ -91,7 +91,7 @@ def angles(u: np.ndarray) -> dict[str, np.ndarray]:
         s23sq = np.clip(a2[:, 1, 2] / c13sq, 0.0, 1.0)
     s13, c13 = np.sqrt(s13sq), np.sqrt(c13sq)
     s12, c12 = np.sqrt(s12sq), np.sqrt(1.0 - s12sq)
-    s23, c23 = np.sqrt(s23sq), np.sqrt(1.0 - s23sq)
+    s23 = np.sqrt(s23sq)
     q = u[:, 0, 0] * u[:, 1, 2] * np.conj(u[:, 0, 2]) * np.conj(u[:, 1, 0])
     z = -(q + (c12 * c13 * s23 * s13) ** 2)
     delta = _mod(np.angle(z), TWO_PI)

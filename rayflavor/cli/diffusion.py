@@ -1,0 +1,175 @@
+"""``rayflavor diffusion ...`` and ``rayflavor bench diffusion``: thin click wrappers.
+
+Paper-scale settings (documented here, not the defaults of ``run``):
+``dataset --n 100000``; ``train --steps 100000 --batch-size 64``; ``finetune --rounds 1
+--n-select <enough for ~1e5 selected> --train-steps 100000``; ``sample --n 30000000 --sampler ddpm
+--steps 1000 --guidance 8``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from rayflavor.methods.diffusion.sampling import SAMPLERS
+
+
+class _Fail(click.ClickException):
+    exit_code = 2
+
+
+def _guard(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        raise _Fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
+def _run_dir(must_exist: bool = True):
+    return click.Path(file_okay=False, exists=must_exist, path_type=Path)
+
+
+_pos = click.IntRange(min=1)
+
+
+@click.group("diffusion")
+@click.option("--address", default=None, help="Ray address (default: RAY_ADDRESS or a local instance).")
+@click.pass_context
+def diffusion(ctx: click.Context, address: str | None) -> None:
+    """Conditional diffusion model for the type-I seesaw (the diffusion paper)."""
+    ctx.obj = {"address": address}
+
+
+def _ray(ctx) -> None:
+    from rayflavor.orchestration.runtime import ensure_ray
+
+    ensure_ray((ctx.obj or {}).get("address"))
+
+
+@diffusion.command("dataset", short_help="Prior points, their labels and a 90/10 split, as Parquet.")
+@click.option("--n", "n", type=click.IntRange(min=10), default=100_000, show_default=True, help="Number of prior points.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--shards", type=_pos, default=None, help="Ray tasks (default n/10000).")
+@click.option("--out", "run", type=_run_dir(False), required=True, help="Run directory.")
+@click.pass_context
+def dataset_cmd(ctx, n, seed, shards, run) -> None:
+    """Prior points (eqs. 2.17-2.18), their labels (eq. 2.16) and a 90/10 split, as Parquet."""
+    _ray(ctx)
+    from rayflavor.orchestration.diffusion_dataset import make_dataset
+
+    _guard(make_dataset, run, n=n, seed=seed, shards=shards)
+
+
+@diffusion.command("train")
+@click.argument("run", type=_run_dir())
+@click.option("--workers", type=_pos, default=1, show_default=True, help="Ray Train workers (1 CPU each).")
+@click.option("--steps", type=_pos, default=100_000, show_default=True)
+@click.option("--batch-size", type=_pos, default=64, show_default=True, help="Global batch (split over workers).")
+@click.option("--gpu", type=click.Choice(["auto", "off", "on"]), default="auto", show_default=True)
+@click.option("--every", type=_pos, default=1000, show_default=True, help="Steps between checkpoints / loss logs.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.pass_context
+def train_cmd(ctx, run, workers, steps, batch_size, gpu, every, seed) -> None:
+    """Train the pre-network (resumes an interrupted training)."""
+    _ray(ctx)
+    from rayflavor.orchestration.diffusion_train import train_network
+
+    _guard(train_network, run, "pre", workers=workers, steps=steps, batch_size=batch_size, gpu=gpu, every=every,
+           seed=seed)
+
+
+def _sampling_options(f):
+    f = click.option("--sampler", type=click.Choice(SAMPLERS), default="ddim", show_default=True)(f)
+    f = click.option("--steps", type=click.IntRange(1, 1000), default=50, show_default=True,
+                     help="Reverse steps (1000 = every step, the paper's DDPM).")(f)
+    f = click.option("--guidance", type=click.FloatRange(min=0), default=8.0, show_default=True,
+                     help="CFG scale gamma (eq. B.5).")(f)
+    return f
+
+
+@diffusion.command("sample", short_help="Generate points for the NO/IO labels; collect solutions.")
+@click.argument("run", type=_run_dir())
+@click.option("--n", "n", type=_pos, default=100_000, show_default=True)
+@_sampling_options
+@click.option("--ordering", type=click.Choice(["NO", "IO"]), default="NO", show_default=True)
+@click.option("--shards", type=_pos, default=None, help="Ray tasks (default n/50000).")
+@click.option("--network", default=None, help="Network name (default: the newest: pre, tuned-1, ...).")
+@click.option("--keep", type=click.Choice(["all", "selected", "solutions"]), default="all", show_default=True,
+              help="Rows written to the parts (counts are always kept).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.pass_context
+def sample_cmd(ctx, run, n, sampler, steps, guidance, ordering, shards, network, keep, seed) -> None:
+    """Generate points conditioned on the NO (or IO) labels; solutions go to RUN/solutions.parquet."""
+    _ray(ctx)
+    from rayflavor.orchestration.diffusion_sample import sample_run
+
+    _guard(sample_run, run, n=n, sampler=sampler, steps=steps, guidance=guidance, ordering=ordering, shards=shards,
+           network=network, keep=keep, seed=seed)
+
+
+@diffusion.command("finetune", short_help="Fine-tune the newest network on its selected samples.")
+@click.argument("run", type=_run_dir())
+@click.option("--rounds", type=_pos, default=1, show_default=True, help="sample -> select -> fine-tune rounds.")
+@click.option("--n-select", type=_pos, default=200_000, show_default=True, help="Samples drawn per round.")
+@_sampling_options
+@click.option("--train-steps", type=_pos, default=100_000, show_default=True)
+@click.option("--workers", type=_pos, default=1, show_default=True)
+@click.option("--tighten", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0, show_default=True,
+              help="Multiply the selection cuts by this factor each further round (1 = the paper's cuts).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.pass_context
+def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, train_steps, workers, tighten, seed) -> None:
+    """Transfer learning (Sec. 2.2.3): fine-tune the newest network on its selected samples."""
+    _ray(ctx)
+    from rayflavor.orchestration.diffusion_pipeline import finetune
+
+    _guard(finetune, run, rounds=rounds, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
+           train_steps=train_steps, workers=workers, tighten=tighten, seed=seed)
+
+
+@diffusion.command("run", short_help="Whole chain; prints the solution count.")
+@click.argument("run", type=_run_dir(False))
+@click.option("--n-data", type=click.IntRange(min=10), default=100_000, show_default=True)
+@click.option("--train-steps", type=_pos, default=20_000, show_default=True, help="Paper: 100000.")
+@click.option("--rounds", type=click.IntRange(min=0), default=2, show_default=True, help="Paper: 1.")
+@click.option("--n-select", type=_pos, default=100_000, show_default=True)
+@click.option("--n", "n_final", type=_pos, default=100_000, show_default=True, help="Final samples. Paper: 3e7.")
+@_sampling_options
+@click.option("--workers", type=_pos, default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.pass_context
+def run_cmd(ctx, run, n_data, train_steps, rounds, n_select, n_final, sampler, steps, guidance, workers, seed) -> None:
+    """The whole chain: dataset, pre-network, fine-tuning rounds, final sample; prints the solution count."""
+    _ray(ctx)
+    from rayflavor.orchestration.diffusion_pipeline import run_chain
+
+    s = _guard(run_chain, run, n_data=n_data, train_steps=train_steps, rounds=rounds, n_select=n_select,
+               n_final=n_final, sampler=sampler, steps=steps, guidance=guidance, workers=workers, seed=seed)
+    click.echo(f"solutions: {s['solutions']} of {s['n']} samples (fraction {s['fraction']:.3g}); "
+               f"total {s['total_seconds'] / 60:.1f} min")
+
+
+@click.command("diffusion")
+@click.option("--batch", type=_pos, default=4096, show_default=True)
+@click.option("--threads", type=_pos, default=1, show_default=True, help="Torch threads (rates are per core).")
+@click.option("--steps", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--guidance", type=click.FloatRange(min=0), default=8.0, show_default=True)
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the raw numbers as JSON.")
+def bench_diffusion_command(batch, threads, steps, guidance, seconds, as_json) -> None:
+    """Samples/s per core of the table-2 network and of DDPM/DDIM, against the matmul bound."""
+    from rayflavor.methods.diffusion.bench import bench
+
+    r = bench(batch=batch, threads=threads, steps=steps, guidance=guidance, min_seconds=seconds)
+    if as_json:
+        click.echo(json.dumps(r))
+        return
+    click.echo(f"batch {batch}, {threads} thread(s), {steps} steps, CFG {guidance:g}; samples/s per core")
+    click.echo(f"  matmul bound (1 forward)  {r['matmul_bound']:10.0f}")
+    click.echo(f"  forward, folded bias      {r['forward_folded']:10.0f}  ({100 * r['forward_ratio']:.0f}% of bound)")
+    click.echo(f"  forward, eager table-2    {r['forward_eager']:10.0f}")
+    for s in ("ddpm", "ddim"):
+        click.echo(f"  {s} sampler              {r[s]:10.1f}  ({100 * r[s + '_ratio']:.0f}% of bound "
+                   f"{r['matmul_bound'] / ((2 if guidance not in (0, 1) else 1) * steps):.1f})")

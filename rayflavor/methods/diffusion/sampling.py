@@ -1,0 +1,138 @@
+"""Reverse process: ancestral DDPM (eq. A.23), deterministic DDIM, classifier-free guidance (eq. B.5).
+
+Both samplers walk a descending list of times ``t_K > ... > t_1`` (all ``T`` times for the
+paper's DDPM; a strided subset for ``--steps K``) and share one rule for the coefficients,
+computed in float64 from the schedule's ``alpha_bar``:
+
+* DDPM, respaced: ``beta'_k = 1 - alpha_bar(t_k)/alpha_bar(t_{k-1})``, ``alpha'_k = 1 - beta'_k``,
+  ``x_{k-1} = (x_k - beta'_k / sqrt(1 - alpha_bar(t_k)) eps) / sqrt(alpha'_k) + sigma_k u``
+  with ``sigma_k^2 = beta'_k`` (A.8: the "sigma^2 = beta_t" choice) and no noise on the last step.
+  With all T steps ``beta'_k = beta_t`` and this is exactly eq. A.23.
+* DDIM (eta = 0): ``x0_hat = (x_k - sqrt(1 - ab_k) eps) / sqrt(ab_k)``,
+  ``x_{k-1} = sqrt(ab_{k-1}) x0_hat + sqrt(1 - ab_{k-1}) eps``.
+
+The noise predictor is any callable ``eps_fn(x, k) -> eps`` for step index ``k`` (0 = first
+step, at the largest time); :func:`guided_eps_fn` builds it from a :class:`FoldedNet` with
+CFG. Samplers are written for a batch; callers loop over batches.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from rayflavor.methods.diffusion.network import FoldedNet
+from rayflavor.methods.diffusion.schedule import NoiseSchedule
+
+SAMPLERS = ("ddpm", "ddim")
+
+
+def timesteps(T: int, steps: int) -> np.ndarray:
+    """Descending integer times ``t_K > ... > t_1`` in ``[1, T]``; all of them when ``steps >= T``.
+
+    >>> timesteps(1000, 4).tolist()
+    [1000, 667, 334, 1]
+    """
+    steps = int(min(max(steps, 1), T))
+    ts = np.unique(np.round(np.linspace(1, T, steps)).astype(np.int64))
+    return ts[::-1].copy()
+
+
+def cfg(eps_uncond: torch.Tensor, eps_cond: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Classifier-free guidance ``(1 - gamma) eps(x, t) + gamma eps(x, t, c)`` (eq. B.5)."""
+    return (1.0 - gamma) * eps_uncond + gamma * eps_cond
+
+
+def coefficients(schedule: NoiseSchedule, ts: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-step float64 coefficients for the times ``ts`` (descending); ``prev`` of the last step is t = 0."""
+    ab = schedule.alpha_bars64.numpy()
+    ab_t = ab[ts]
+    ab_prev = np.append(ab[ts[1:]], 1.0)
+    beta = 1.0 - ab_t / ab_prev
+    return {
+        "ab_t": ab_t,
+        "ab_prev": ab_prev,
+        "beta": beta,
+        "inv_sqrt_alpha": 1.0 / np.sqrt(1.0 - beta),
+        "eps_coef": beta / np.sqrt(1.0 - ab_t),
+        "sigma": np.sqrt(beta),
+        "sigma_posterior": np.sqrt(beta * (1.0 - ab_prev) / (1.0 - ab_t)),
+    }
+
+
+def sample(
+    eps_fn: Callable[[torch.Tensor, int], torch.Tensor],
+    x_T: torch.Tensor,
+    *,
+    schedule: NoiseSchedule,
+    sampler: str = "ddpm",
+    steps: int | None = None,
+    generator: torch.Generator | None = None,
+    clip: float | None = None,
+    variance: str = "beta",
+) -> torch.Tensor:
+    """Run the reverse process from ``x_T`` (B, D), in place; returns ``x_0``.
+
+    ``steps``: number of reverse steps (default: all T). ``clip``: if set, clamp the predicted
+    ``x0_hat`` to ``[-clip, clip]`` at every step (the data are normalised into [-1, 1]);
+    the paper does not clip (default None). ``variance``: DDPM ``sigma_k^2`` = ``"beta"`` (beta'_k, the
+    paper's choice) or ``"posterior"`` (``beta'_k (1 - ab_{k-1}) / (1 - ab_k)``, better for few steps).
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r} (use {' or '.join(SAMPLERS)})")
+    ts = timesteps(schedule.T, steps or schedule.T)
+    co = coefficients(schedule, ts)
+    sigma = co["sigma" if variance == "beta" else "sigma_posterior"]
+    x = x_T
+    noise = torch.empty_like(x) if sampler == "ddpm" else None
+    for k in range(len(ts)):
+        eps = eps_fn(x, k)
+        ab_t, ab_prev = co["ab_t"][k], co["ab_prev"][k]
+        if clip is not None:
+            x0 = ((x - np.sqrt(1.0 - ab_t) * eps) / np.sqrt(ab_t)).clamp_(-clip, clip)
+            eps = (x - np.sqrt(ab_t) * x0) / np.sqrt(1.0 - ab_t)
+        if sampler == "ddpm":
+            x.sub_(eps, alpha=float(co["eps_coef"][k])).mul_(float(co["inv_sqrt_alpha"][k]))
+            if k < len(ts) - 1:
+                noise.normal_(generator=generator)
+                x.add_(noise, alpha=float(sigma[k]))
+        else:
+            a = np.sqrt(ab_prev / ab_t)
+            b = np.sqrt(1.0 - ab_prev) - np.sqrt(ab_prev * (1.0 - ab_t) / ab_t)
+            x.mul_(float(a)).add_(eps, alpha=float(b))
+    return x
+
+
+def guided_eps_fn(
+    net: FoldedNet,
+    label: torch.Tensor,
+    *,
+    schedule: NoiseSchedule,
+    steps: int | None = None,
+    guidance: float = 8.0,
+) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """CFG noise predictor for one normalised label (label_dim,) and the sampler's step list.
+
+    The label/time contribution of each layer is precomputed for every step (conditional and
+    empty label); with ``guidance == 1`` only the conditional pass runs, with 0 only the empty one.
+    """
+    ts = timesteps(schedule.T, steps or schedule.T)
+    t_frac = torch.as_tensor(ts / schedule.T, dtype=torch.float32).unsqueeze(-1)
+    lab = label.float().reshape(1, -1).expand(len(ts), -1)
+    cond = net.biases(torch.cat([lab, t_frac], dim=1))
+    uncond = net.biases(torch.cat([torch.zeros_like(lab), t_frac], dim=1))
+    g = float(guidance)
+
+    def eps_fn(x: torch.Tensor, k: int) -> torch.Tensor:
+        if g == 1.0:
+            return net(x, cond, k)
+        if g == 0.0:
+            return net(x, uncond, k)
+        e_u = net(x, uncond, k).clone()
+        e_c = net(x, cond, k)
+        # (1 - g) e_u + g e_c, in place on the copy
+        return e_u.mul_(1.0 - g).add_(e_c, alpha=g)
+
+    return eps_fn

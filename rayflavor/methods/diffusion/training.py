@@ -1,0 +1,200 @@
+"""Training of the noise predictor: normalisation, one step, validation loss, checkpoints.
+
+Plain torch, no Ray: :mod:`rayflavor.orchestration.diffusion_train` wraps :func:`train_loop`
+in a Ray Train worker.
+
+Normalisation (stored with every checkpoint, inherited by fine-tuned networks):
+
+* G (inputs): each column mapped affinely from its range in the *first* training set onto
+  ``[-1, 1]`` -- for the uniform priors of eqs. 2.17-2.18 this is the prior box, the usual
+  DDPM data range (the discretisation of eq. A.15 assumes [-1, 1]).
+* L (labels): each column standardised to mean 0, standard deviation 1 over the first
+  training set. The empty label is the zero vector *after* normalisation (app. B.2: "0 is used
+  as the empty label"), i.e. the training-set mean; a real label equal to the mean in all 11
+  components has probability zero.
+
+Loss: ``|| eps - eps_theta(x_t, t, L) ||^2`` averaged over rows and components (eq. A.21, MSE),
+``t`` uniform in 1..T, ``x_t`` from eq. 2.12, the label dropped with probability ``p_uncond``.
+Optimiser: Adam with OneCycleLR (max rate 1e-3) over the run's total steps.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rayflavor.methods.diffusion.network import EpsNet
+from rayflavor.methods.diffusion.schedule import NoiseSchedule
+
+LR_MAX = 1e-3
+P_UNCOND = 0.1
+BATCH_SIZE = 64
+STEPS = 100_000
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Affine maps G -> [-1, 1] and L -> standard scores (float64 numpy arrays)."""
+
+    g_lo: np.ndarray
+    g_hi: np.ndarray
+    l_mean: np.ndarray
+    l_std: np.ndarray
+
+    @classmethod
+    def fit(cls, g: np.ndarray, labels: np.ndarray) -> "Normalizer":
+        lo, hi = g.min(axis=0), g.max(axis=0)
+        std = labels.std(axis=0)
+        return cls(lo.astype(np.float64), hi.astype(np.float64), labels.mean(axis=0).astype(np.float64),
+                   np.where(std > 0, std, 1.0).astype(np.float64))
+
+    def g_to_net(self, g: np.ndarray) -> np.ndarray:
+        return (2.0 * (g - self.g_lo) / (self.g_hi - self.g_lo) - 1.0).astype(np.float32)
+
+    def g_from_net(self, x: np.ndarray) -> np.ndarray:
+        return self.g_lo + (np.asarray(x, dtype=np.float64) + 1.0) * 0.5 * (self.g_hi - self.g_lo)
+
+    def labels_to_net(self, labels: np.ndarray) -> np.ndarray:
+        return ((labels - self.l_mean) / self.l_std).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k).tolist() for k in ("g_lo", "g_hi", "l_mean", "l_std")}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Normalizer":
+        return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in d.items()})
+
+
+@dataclass
+class TrainState:
+    """Everything a resumed training needs. ``step`` counts finished optimiser steps."""
+
+    model: EpsNet
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    norm: Normalizer
+    total_steps: int
+    step: int = 0
+    meta: dict = field(default_factory=dict)
+
+
+def new_state(norm: Normalizer, *, total_steps: int, lr_max: float = LR_MAX, model: EpsNet | None = None,
+              dim: int | None = None, meta: dict | None = None) -> TrainState:
+    """Fresh Adam + OneCycleLR around ``model`` (a new table-2 network if None)."""
+    if model is None:
+        model = EpsNet(dim=dim or len(norm.g_lo), label_dim=len(norm.l_mean))
+    opt = torch.optim.Adam(model.parameters(), lr=lr_max, fused=True)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr_max, total_steps=max(int(total_steps), 2))
+    return TrainState(model, opt, sched, norm, int(total_steps), 0, dict(meta or {}))
+
+
+def loss_on_batch(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor, *,
+                  p_uncond: float = P_UNCOND, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Simplified loss (eq. A.21) on one normalised batch; labels dropped with probability ``p_uncond``."""
+    b, dev = x0.shape[0], x0.device
+    t = schedule.sample_t(b, generator=generator).to(dev)
+    eps = torch.randn(x0.shape, generator=generator).to(dev)
+    x_t = schedule.q_sample(x0, t, eps)
+    keep = (torch.rand(b, generator=generator) >= p_uncond).to(dev, labels.dtype).unsqueeze(-1)
+    pred = model(x_t, t.float() / schedule.T, labels * keep)
+    return F.mse_loss(pred, eps)
+
+
+@torch.no_grad()
+def validation_loss(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor, *,
+                    seed: int = 0, batch: int = 8192) -> float:
+    """Conditional MSE on a validation set with a fixed (seeded) draw of t and noise, so values are comparable."""
+    g = torch.Generator().manual_seed(seed)
+    total, n = 0.0, x0.shape[0]
+    for i in range(0, n, batch):
+        xb, lb = x0[i:i + batch], labels[i:i + batch]
+        t = schedule.sample_t(xb.shape[0], generator=g).to(xb.device)
+        eps = torch.randn(xb.shape, generator=g).to(xb.device)
+        pred = model(schedule.q_sample(xb, t, eps), t.float() / schedule.T, lb)
+        total += F.mse_loss(pred, eps, reduction="sum").item()
+    return total / (n * x0.shape[1])
+
+
+def train_loop(state: TrainState, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor, *,
+               model: nn.Module | None = None, batch_size: int = BATCH_SIZE, p_uncond: float = P_UNCOND,
+               seed: int = 0, every: int = 1000, on_report=None, stop_at: int | None = None) -> TrainState:
+    """Train from ``state.step`` to ``state.total_steps`` (or ``stop_at``) on normalised tensors.
+
+    ``model``: the module to call (e.g. a DDP wrapper of ``state.model``); default ``state.model``.
+    Batches are drawn with replacement by a generator seeded from ``(seed, step)``, so a resumed
+    run draws fresh batches. Every ``every`` steps and at the end ``on_report(state, mean_loss)`` is called.
+    """
+    model = model or state.model
+    model.train()
+    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + state.step)
+    n = x0.shape[0]
+    end = state.total_steps if stop_at is None else min(stop_at, state.total_steps)
+    running, count = 0.0, 0
+    while state.step < end:
+        idx = torch.randint(0, n, (batch_size,), generator=g)
+        loss = loss_on_batch(model, schedule, x0[idx], labels[idx], p_uncond=p_uncond, generator=g)
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        state.optimizer.step()
+        state.scheduler.step()
+        state.step += 1
+        running += loss.item()
+        count += 1
+        if on_report is not None and (state.step % every == 0 or state.step == end):
+            on_report(state, running / count)
+            running, count = 0.0, 0
+    return state
+
+
+def state_dict(state: TrainState, *, with_optimizer: bool = True) -> dict:
+    """Serialisable checkpoint content."""
+    d = {
+        "format": "rayflavor-diffusion/1",
+        "model": state.model.state_dict(),
+        "net": state.model.config(),
+        "norm": state.norm.to_dict(),
+        "step": state.step,
+        "total_steps": state.total_steps,
+        "meta": state.meta,
+    }
+    if with_optimizer:
+        d["optimizer"] = state.optimizer.state_dict()
+        d["scheduler"] = state.scheduler.state_dict()
+    return d
+
+
+def save(path: str | os.PathLike, state: TrainState, *, with_optimizer: bool = True) -> None:
+    """Write a checkpoint file atomically (tmp file, then ``os.replace``)."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
+    os.close(fd)
+    torch.save(state_dict(state, with_optimizer=with_optimizer), tmp)
+    os.replace(tmp, path)
+
+
+def load_model(path: str | os.PathLike) -> tuple[EpsNet, Normalizer, dict]:
+    """Load a checkpoint's network (eval mode), normaliser and raw dict."""
+    d = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
+    net = EpsNet(**{k: (tuple(v) if k == "widths" else v) for k, v in d["net"].items()})
+    net.load_state_dict(d["model"])
+    net.eval()
+    return net, Normalizer.from_dict(d["norm"]), d
+
+
+def load_state(path: str | os.PathLike, *, lr_max: float = LR_MAX) -> TrainState:
+    """Rebuild a :class:`TrainState` (model, Adam, OneCycleLR, step) from a checkpoint file."""
+    net, norm, d = load_model(path)
+    net.train()
+    st = new_state(norm, total_steps=d["total_steps"], lr_max=lr_max, model=net, meta=d.get("meta"))
+    if "optimizer" in d:
+        st.optimizer.load_state_dict(d["optimizer"])
+        st.scheduler.load_state_dict(d["scheduler"])
+    st.step = int(d["step"])
+    return st

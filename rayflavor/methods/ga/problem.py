@@ -1,0 +1,173 @@
+"""The FN search space as GA genes, and the pymoo problem over it.
+
+The genetic algorithm works on a *gene vector* of 65 floats; :func:`decode` turns a batch of
+gene vectors into the 64 columns of :data:`rayflavor.physics.fn.PARAMETERS`:
+
+============  =====  ====================================================================
+genes         count  meaning
+============  =====  ====================================================================
+charges       18     FN charges in ``[-9.5, 9.5]``, rounded to the nearest integer and
+                     clipped to ``[-9, 9]`` (FN paper sec. III.4: ``|q| <= 9``)
+wilson        42     ``s`` in ``[-1, 1]`` with ``c = sign(s) * 0.3 * 10**|s|``: every value
+                     satisfies ``0.3 <= |c| <= 3`` and the magnitude is log-uniform
+                     (order-one coefficients, either sign); ``s = 0`` maps to ``+0.3``
+eps           2      ``|eps_u|``, ``|eps_d|`` inside the regime's windows (:data:`REGIMES`)
+alpha         2      ``(alpha_x, alpha_y)`` in ``[-1, 1]^2``, ``alpha = atan2(y, x) mod 2 pi``
+                     [rad] (FN paper footnote 6: no seam at ``alpha ~ alpha + 2 pi``)
+lambda        1      ``log10(Lambda / GeV)`` in :data:`LOG10_LAMBDA_RANGE` unless fixed
+============  =====  ====================================================================
+
+The searched ``log10 Lambda`` range, ``[8, 16]``, is ours (the paper does not print one): light
+neutrino masses scale as ``v^2 eps_u^n / Lambda`` with the Weinberg exponent ``n`` of a few
+units, so eight decades cover ``m_nu ~ 0.05 eV`` for every ``n`` the charges reach with
+order-one coefficients.  ``--log10-lambda`` fixes it.
+
+>>> g = np.zeros((1, N_GENES)); g[0, CONT] = 0.5
+>>> x = decode(g, Space("up"))
+>>> x.shape, bool(abs(x[0, 18] - 0.3 * 10**0.5) < 1e-12)
+((1, 64), True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pymoo.core.problem import Problem
+
+from rayflavor.physics import fn
+
+N_CHARGES = 18
+N_WILSON = 42
+N_GENES = N_CHARGES + N_WILSON + 2 + 2 + 1
+CHARGES = slice(0, N_CHARGES)
+WILSON = slice(N_CHARGES, N_CHARGES + N_WILSON)
+CONT = slice(N_CHARGES, N_GENES)  # every continuous gene
+I_EPS_U, I_EPS_D, I_AX, I_AY, I_LAMBDA = range(N_CHARGES + N_WILSON, N_GENES)
+
+Q_MAX = 9
+C_MIN, C_MAX = 0.3, 3.0
+REGIMES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    # regime: (|eps_u| window, |eps_d| window), FN paper sec. III.4
+    "up": ((0.1, 0.3), (0.03, 0.07)),
+    "down": ((0.03, 0.07), (0.1, 0.3)),
+}
+LOG10_LAMBDA_RANGE = (8.0, 16.0)
+_LOG_C_SPAN = np.log10(C_MAX / C_MIN)  # = 1
+
+
+@dataclass(frozen=True)
+class Space:
+    """Gene bounds for one regime; ``log10_lambda`` fixes the cut-off scale when given."""
+
+    regime: str = "up"
+    log10_lambda: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.regime not in REGIMES:
+            raise ValueError(f"unknown regime {self.regime!r} (use {' or '.join(REGIMES)})")
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper gene bounds, each ``(N_GENES,)``."""
+        (eu, ed) = REGIMES[self.regime]
+        xl = np.empty(N_GENES)
+        xu = np.empty(N_GENES)
+        xl[CHARGES], xu[CHARGES] = -Q_MAX - 0.5, Q_MAX + 0.5
+        xl[WILSON], xu[WILSON] = -1.0, 1.0
+        xl[I_EPS_U], xu[I_EPS_U] = eu
+        xl[I_EPS_D], xu[I_EPS_D] = ed
+        xl[[I_AX, I_AY]], xu[[I_AX, I_AY]] = -1.0, 1.0
+        if self.log10_lambda is None:
+            xl[I_LAMBDA], xu[I_LAMBDA] = LOG10_LAMBDA_RANGE
+        else:  # a sliver, so that pymoo operators never divide by zero
+            xl[I_LAMBDA], xu[I_LAMBDA] = self.log10_lambda - 1e-9, self.log10_lambda + 1e-9
+        return xl, xu
+
+
+def round_charges(genes: np.ndarray) -> np.ndarray:
+    """Integer charges ``(N, 18)`` from gene rows: nearest integer, clipped to ``|q| <= 9``."""
+    return np.clip(np.rint(genes[:, CHARGES]), -Q_MAX, Q_MAX).astype(np.int64)
+
+
+def wilson_from_genes(s: np.ndarray) -> np.ndarray:
+    """``c = sign(s) 0.3 10^|s|`` (``|s|`` clipped to 1); ``s = 0`` gives ``+0.3``."""
+    mag = C_MIN * 10.0 ** (np.minimum(np.abs(s), 1.0) * _LOG_C_SPAN)
+    return np.where(s < 0.0, -mag, mag)
+
+
+def genes_from_wilson(c: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`wilson_from_genes` for ``0.3 <= |c| <= 3``."""
+    s = np.log10(np.clip(np.abs(c), C_MIN, C_MAX) / C_MIN) / _LOG_C_SPAN
+    return np.where(c < 0.0, -s, s)
+
+
+def decode(genes: np.ndarray, space: Space) -> np.ndarray:
+    """Gene rows ``(N, 65)`` -> parameter rows ``(N, 64)`` in :data:`fn.PARAMETERS` order."""
+    genes = np.atleast_2d(np.asarray(genes, dtype=np.float64))
+    xl, xu = space.bounds()
+    g = np.clip(genes, xl, xu)
+    x = np.empty((g.shape[0], len(fn.PARAMETERS)))
+    x[:, :N_CHARGES] = round_charges(g)
+    x[:, N_CHARGES : N_CHARGES + N_WILSON] = wilson_from_genes(g[:, WILSON])
+    k = N_CHARGES + N_WILSON
+    x[:, k] = g[:, I_EPS_U]
+    x[:, k + 1] = g[:, I_EPS_D]
+    x[:, k + 2] = np.mod(np.arctan2(g[:, I_AY], g[:, I_AX]), 2.0 * np.pi)
+    x[:, k + 3] = g[:, I_LAMBDA] if space.log10_lambda is None else space.log10_lambda
+    return x
+
+
+def encode(x: np.ndarray) -> np.ndarray:
+    """Parameter rows ``(N, 64)`` -> gene rows ``(N, 65)`` (``alpha`` on the unit circle)."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    g = np.empty((x.shape[0], N_GENES))
+    g[:, CHARGES] = x[:, :N_CHARGES]
+    g[:, WILSON] = genes_from_wilson(x[:, N_CHARGES : N_CHARGES + N_WILSON])
+    k = N_CHARGES + N_WILSON
+    g[:, I_EPS_U] = x[:, k]
+    g[:, I_EPS_D] = x[:, k + 1]
+    g[:, I_AX] = np.cos(x[:, k + 2])
+    g[:, I_AY] = np.sin(x[:, k + 2])
+    g[:, I_LAMBDA] = x[:, k + 3]
+    return g
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """What one scan optimises: the physics options handed to :func:`fn.evaluate`."""
+
+    data: object  # rayflavor.physics.data.DataSet
+    mass_tolerance: float = 0.2
+    force_io: bool = False
+    max_exponent: int | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return fn.objective_names(force_io=self.force_io, max_exponent=self.max_exponent)
+
+    def evaluate(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """:func:`fn.evaluate` on parameter rows with this scan's options (singular or
+        overflowing rows come back non-finite and invalid; the physics never raises on them)."""
+        with np.errstate(all="ignore"):
+            return fn.evaluate(
+                np.asarray(x, dtype=np.float64), data=self.data, mass_tolerance=self.mass_tolerance,
+                force_io=self.force_io, max_exponent=self.max_exponent,
+            )
+
+    def matrix(self, result: dict[str, np.ndarray]) -> np.ndarray:
+        """The ``(N, n_obj)`` loss matrix of a result; ``+inf`` (singular rows) becomes 1e30."""
+        F = np.column_stack([np.asarray(result[f"loss_{n}"], dtype=np.float64) for n in self.names])
+        return np.where(np.isfinite(F), F, 1e30)
+
+
+class FNProblem(Problem):
+    """Vectorised pymoo problem: genes -> the objective matrix ``F`` (the CC-type losses)."""
+
+    def __init__(self, space: Space, objectives: Objectives) -> None:
+        xl, xu = space.bounds()
+        self.space = space
+        self.objectives = objectives
+        super().__init__(n_var=N_GENES, n_obj=len(objectives.names), xl=xl, xu=xu, elementwise=False)
+
+    def _evaluate(self, X, out, *args, **kwargs):
+        out["F"] = self.objectives.matrix(self.objectives.evaluate(decode(X, self.space)))

@@ -1,0 +1,85 @@
+"""Fine-tuning rounds (Sec. 2.2.3) and the whole diffusion chain.
+
+One round: sample from the newest network -> keep the rows meeting the selection conditions
+(:mod:`rayflavor.methods.diffusion.selection`) -> fine-tune *all* weights of that network on
+them with the same hyper-parameters -> network ``tuned-<r>``. The paper does one round from the
+pre-network; ``rounds > 1`` iterates (beyond the paper).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from rayflavor.methods.diffusion import selection
+from rayflavor.orchestration.diffusion_dataset import VAL_FRACTION, make_dataset
+from rayflavor.orchestration.diffusion_sample import sample_run
+from rayflavor.orchestration.diffusion_train import train_network
+from rayflavor.storage import runs
+
+
+def selected_rows(sample_dir: Path, thresholds: selection.Thresholds, seed: int = 0) -> pa.Table:
+    """Rows of a sample set meeting the conditions, with a fresh 90/10 ``split`` column."""
+    t = runs.read_parts(sample_dir)
+    mask = selection.select(t.column("chi2").to_numpy(), t.column("chi2_mass").to_numpy(),
+                            t.column("chi2_mixing").to_numpy(), thresholds)
+    t = t.filter(pa.array(mask)).replace_schema_metadata(None)
+    n = t.num_rows
+    split = np.full(n, "train", dtype=object)
+    split[np.random.default_rng(seed).permutation(n)[: int(round(VAL_FRACTION * n))]] = "val"
+    return t.append_column("split", pa.array(split.tolist(), pa.string()))
+
+
+def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampler: str = "ddim",
+             steps: int | None = 50, guidance: float = 8.0, train_steps: int = 100_000, workers: int = 1,
+             batch_size: int = 64, gpu: str = "auto", tighten: float = 1.0, shards: int | None = None,
+             seed: int = 0, log=print) -> list[dict]:
+    """Run ``rounds`` rounds of sample -> select -> fine-tune after the newest network of ``run``.
+
+    ``tighten``: the selection cuts of round r are the paper's times ``tighten**(r-1)``
+    (1.0 = the paper's cuts every round).
+    """
+    out = []
+    for _ in range(rounds):
+        src = runs.latest_network(run)
+        if src is None:
+            raise ValueError(f"{run} has no trained network; run `rayflavor diffusion train {run}` first")
+        r = 1 if src == "pre" else int(src.split("-")[1]) + 1
+        name = f"tuned-{r}"
+        cuts = selection.Thresholds().scaled(tighten ** (r - 1))
+        t0 = time.perf_counter()
+        s = sample_run(run, n=n_select, sampler=sampler, steps=steps, guidance=guidance, network=src,
+                       keep="selected", shards=shards, seed=seed, log=log)
+        rows = selected_rows(runs.samples_dir(run, s["tag"]), cuts, seed=seed + r)
+        if rows.num_rows < 10:
+            raise RuntimeError(f"round {r}: only {rows.num_rows} of {s['n']} samples meet the selection; "
+                               "sample more (--n-select) or train longer")
+        counts = selection.conditions(rows.column("chi2_mass").to_numpy(), rows.column("chi2_mixing").to_numpy(), cuts)
+        data = Path(run) / "finetune" / f"{name}.parquet"
+        runs.write_table(rows, data)
+        log(f"finetune {name}: {rows.num_rows} of {s['n']} samples selected from {src!r} "
+            f"(mass only {counts['mass_only']}, mixing only {counts['mixing_only']}, both {counts['both']})")
+        m = train_network(run, name, data=data, init=runs.network_path(run, src), workers=workers,
+                          steps=train_steps, batch_size=batch_size, gpu=gpu, seed=seed + r, log=log)
+        out.append({"network": name, "source": src, "selected": rows.num_rows, **counts, "sample": s,
+                    "train": m, "seconds": time.perf_counter() - t0})
+    return out
+
+
+def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_000, rounds: int = 2,
+              n_select: int = 100_000, n_final: int = 100_000, sampler: str = "ddim", steps: int | None = 50,
+              guidance: float = 8.0, workers: int = 1, seed: int = 0, log=print) -> dict:
+    """dataset -> pre-network -> ``rounds`` fine-tuning rounds -> final sample; returns the final summary."""
+    t0 = time.perf_counter()
+    make_dataset(run, n=n_data, seed=seed, log=log)
+    train_network(run, "pre", workers=workers, steps=train_steps, seed=seed, log=log)
+    done = sum(1 for n in runs.networks(run) if n.startswith("tuned-"))
+    if rounds > done:
+        finetune(run, rounds=rounds - done, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
+                 train_steps=train_steps, workers=workers, seed=seed, log=log)
+    s = sample_run(run, n=n_final, sampler=sampler, steps=steps, guidance=guidance, seed=seed + 1, log=log)
+    s["total_seconds"] = time.perf_counter() - t0
+    return s

@@ -1,0 +1,142 @@
+"""``rayflavor diffusion sample``: reverse process in Ray tasks, one Parquet part per shard.
+
+Each task loads the network, generates its shard's points (seed ``[seed, shard]``), recomputes
+every observable exactly with ``seesaw.evaluate`` and writes ``RUN/samples/<tag>/part-s.parquet``
+with the parameters, observables, chi2 columns and the 3 sigma ``solution`` flag. The number
+of generated points and solutions of the shard is stored in the part's schema metadata, so the
+solution fraction is known even when only some rows are kept (``keep``).
+A failed task is retried by Ray (``max_retries``); parts already on disk are not redone.
+Afterwards every solution under ``RUN/samples`` goes to ``RUN/solutions.parquet``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+
+from rayflavor.methods.diffusion import selection
+from rayflavor.methods.diffusion.generate import generate, load_folded
+from rayflavor.physics import data as physics_data
+from rayflavor.physics import seesaw
+from rayflavor.storage import runs
+
+KEEP = ("all", "selected", "solutions")
+META_KEY = b"rayflavor"
+
+
+def settings_tag(s: dict) -> str:
+    """Directory name of a sample set, readable and unique for its settings."""
+    steps = s["steps"] or 1000
+    clip = "" if s.get("clip") is None else f"-clip{s['clip']:g}"
+    return f"{s['network']}-{s['sampler']}{steps}-g{s['guidance']:g}-{s['ordering']}{clip}-n{s['n']}-s{s['seed']}"
+
+
+def shard_table(s: dict, model_path: str, shard: int, n: int, threads: int = 1) -> pa.Table:
+    """Generate, evaluate and filter one shard (pure function of its arguments)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    ds = physics_data.load(s["data"])
+    net, norm, _ = load_folded(model_path)
+    label = seesaw.target_labels(ds, s["ordering"])
+    t0 = time.perf_counter()
+    g = generate(net, norm, label, n, sampler=s["sampler"], steps=s["steps"], guidance=s["guidance"],
+                 seed=int(s["seed"]) * 100_003 + shard, clip=s.get("clip"))
+    t1 = time.perf_counter()
+    res = seesaw.evaluate(g, ordering=s["ordering"], data=ds)
+    t2 = time.perf_counter()
+    cols = {name: g[:, j] for j, name in enumerate(seesaw.PARAMETERS)}
+    cols.update({k: v for k, v in res.items() if np.ndim(v) == 1 and k not in cols})
+    sol = np.asarray(res["solution"], dtype=bool)
+    sel = selection.select(res["chi2"], res["chi2_mass"], res["chi2_mixing"])
+    keep = {"all": np.ones(n, bool), "selected": sel | sol, "solutions": sol}[s["keep"]]
+    table = pa.table({k: np.asarray(v)[keep] for k, v in cols.items()})
+    meta = {"n": n, "solutions": int(sol.sum()), "selected": int(sel.sum()), "kept": int(keep.sum()),
+            "seconds_sample": t1 - t0, "seconds_evaluate": t2 - t1, "distinct_solutions": int(len(np.unique(g[sol], axis=0)))}
+    return table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
+
+
+@ray.remote(num_cpus=1, max_retries=3)
+def _sample_task(s: dict, model_path: str, out_dir: str, shard: int, n: int) -> dict:
+    table = shard_table(s, model_path, shard, n)
+    runs.write_table(table, runs.part_path(out_dir, shard))
+    return json.loads(table.schema.metadata[META_KEY])
+
+
+def part_stats(out_dir: str | Path) -> list[dict]:
+    """The metadata of every finished part."""
+    return [json.loads(pq.read_schema(runs.part_path(out_dir, i)).metadata[META_KEY])
+            for i in runs.finished_parts(out_dir)]
+
+
+def summarize(stats: list[dict]) -> dict:
+    n = sum(p["n"] for p in stats)
+    sols = sum(p["solutions"] for p in stats)
+    sample_s = sum(p["seconds_sample"] for p in stats)
+    return {"n": n, "solutions": sols, "fraction": sols / n if n else 0.0,
+            "selected": sum(p["selected"] for p in stats),
+            "samples_per_s_per_core": n / sample_s if sample_s else float("nan")}
+
+
+def sample_run(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | None = None, guidance: float = 8.0,
+               ordering: str = "NO", shards: int | None = None, network: str | None = None, seed: int = 0,
+               keep: str = "all", clip: float | None = None, data: str = seesaw.DEFAULT_DATA, log=print) -> dict:
+    """Sample ``n`` points from network ``network`` (default: the latest) into ``RUN/samples/<tag>``."""
+    network = network or runs.latest_network(run)
+    if network is None:
+        raise ValueError(f"{run} has no trained network; run `rayflavor diffusion train {run}` first")
+    model_path = runs.network_path(run, network)
+    if not model_path.is_file():
+        raise ValueError(f"{run} has no network {network!r} (have: {', '.join(runs.networks(run)) or 'none'})")
+    if keep not in KEEP:
+        raise ValueError(f"keep must be one of {KEEP}")
+    shards = shards or max(1, min(1000, -(-n // 50_000)))
+    s = {"network": network, "sampler": sampler, "steps": steps, "guidance": float(guidance), "ordering": ordering,
+         "n": int(n), "shards": int(shards), "seed": int(seed), "keep": keep, "clip": clip, "data": data}
+    out = runs.samples_dir(run, settings_tag(s))
+    mpath = out / "manifest.json"
+    if mpath.exists() and runs.read_json(mpath) != s:
+        raise ValueError(f"{out} holds samples with other settings; remove it or change --seed")
+    runs.write_json(s, mpath)
+    sizes = [n // shards + (1 if i < n % shards else 0) for i in range(shards)]
+    done = set(runs.finished_parts(out))
+    todo = [i for i in range(shards) if i not in done]
+    t0 = time.perf_counter()
+    ray.get([_sample_task.remote(s, str(model_path), str(out), i, sizes[i]) for i in todo])
+    wall = time.perf_counter() - t0
+    summary = summarize(part_stats(out))
+    summary.update(tag=out.name, wall_seconds=wall, generated_shards=len(todo))
+    n_sol = collect_solutions(run)
+    log(f"sample {out.name}: {summary['solutions']} solutions in {summary['n']} samples "
+        f"(fraction {summary['fraction']:.3g}); {summary['samples_per_s_per_core']:.0f} samples/s per core; "
+        f"{len(todo)} shards generated in {wall:.1f} s; RUN/solutions.parquet holds {n_sol}")
+    return summary
+
+
+def collect_solutions(run: str | Path) -> int:
+    """Gather every solution row of ``RUN/samples/*`` into ``RUN/solutions.parquet`` (distinct points)."""
+    root = Path(run) / "samples"
+    tables = []
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        for i in runs.finished_parts(d):
+            t = pq.read_table(runs.part_path(d, i), filters=[("solution", "==", True)])
+            if t.num_rows:
+                t = t.replace_schema_metadata(None)
+                tables.append(t.append_column("sample_set", pa.array([d.name] * t.num_rows)))
+    if not tables:
+        table = None
+    else:
+        table = pa.concat_tables(tables, promote_options="default")
+        g = np.stack([table.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
+        _, first = np.unique(g, axis=0, return_index=True)
+        table = table.take(pa.array(np.sort(first)))
+    if table is not None:
+        runs.write_table(table, runs.solutions_path(run))
+        return table.num_rows
+    return 0

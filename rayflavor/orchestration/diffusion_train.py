@@ -1,0 +1,174 @@
+"""``rayflavor diffusion train`` / fine-tuning: Ray Train ``TorchTrainer`` around the plain-torch loop.
+
+Data parallel: every worker holds the (small) training set, draws its own batches of
+``batch_size / workers`` rows and DDP averages the gradients, so the global batch is the
+paper's 64. The Ray-specific lines are marked ``# RAY``; everything else is
+:mod:`rayflavor.methods.diffusion.training`.
+
+Checkpoints: every ``every`` steps rank 0 saves ``state.pt`` (model, Adam, OneCycleLR, step,
+normalisation) and reports it; Ray keeps the last two under ``RUN/ray/<name>-<attempt>/``.
+A new ``train`` call on a run whose network is unfinished starts a new attempt from the
+newest checkpoint of any earlier attempt (so it does not depend on Ray's own restore rules).
+The finished network goes to ``RUN/networks/<name>/model.pt``; the losses to ``metrics.jsonl``.
+
+Works with the Ray Train V2 API (default in Ray 2.60, ``RAY_TRAIN_V2_ENABLED``) and V1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import ray
+import ray.train  # RAY
+from ray.train.torch import TorchTrainer, get_device, prepare_model  # RAY
+
+from rayflavor.methods.diffusion import training
+from rayflavor.methods.diffusion.schedule import NoiseSchedule
+from rayflavor.physics import seesaw
+from rayflavor.storage import runs
+
+
+def load_training_data(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(G, labels, is_val) from a dataset directory of parts or a single Parquet file; finite rows only."""
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    cols = list(seesaw.PARAMETERS) + list(seesaw.LABELS) + ["split"]
+    t = runs.read_parts(p, columns=cols) if p.is_dir() else pq.read_table(p, columns=cols)
+    g = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1).astype(np.float64)
+    lab = np.stack([t.column(c).to_numpy() for c in seesaw.LABELS], axis=1).astype(np.float64)
+    val = np.asarray(t.column("split").to_pylist()) == "val"
+    ok = np.isfinite(g).all(1) & np.isfinite(lab).all(1)
+    return g[ok], lab[ok], val[ok]
+
+
+def train_fn(config: dict) -> None:
+    """Ray Train worker: build or restore the state, train, report losses and checkpoints."""
+    ctx = ray.train.get_context()  # RAY
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()  # RAY
+    torch.set_num_threads(int(config["threads"]))
+    torch.manual_seed(int(config["seed"]) * 1000 + rank)
+    g, lab, val = load_training_data(config["data"])
+    resume = config.get("resume")
+    ckpt = ray.train.get_checkpoint()  # RAY
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            state = training.load_state(os.path.join(d, "state.pt"), lr_max=config["lr_max"])
+    elif resume:
+        state = training.load_state(resume, lr_max=config["lr_max"])
+    elif config.get("init"):
+        net, norm, _ = training.load_model(config["init"])
+        net.train()
+        state = training.new_state(norm, total_steps=config["steps"], lr_max=config["lr_max"], model=net,
+                                   meta={"init": config["init"]})
+    else:
+        norm = training.Normalizer.fit(g[~val], lab[~val])
+        state = training.new_state(norm, total_steps=config["steps"], lr_max=config["lr_max"])
+    device = get_device()  # RAY
+    schedule = NoiseSchedule().to(device)
+    x_tr, l_tr, x_va, l_va = (torch.from_numpy(a).to(device) for a in (
+        state.norm.g_to_net(g[~val]), state.norm.labels_to_net(lab[~val]),
+        state.norm.g_to_net(g[val]), state.norm.labels_to_net(lab[val])))
+    model = prepare_model(state.model)  # RAY (moves to the device; DDP when world > 1)
+    t_start, s_start = time.perf_counter(), state.step
+
+    def on_report(st: training.TrainState, loss: float) -> None:
+        metrics = {"step": st.step, "loss": loss, "lr": st.scheduler.get_last_lr()[0],
+                   "steps_per_s": (st.step - s_start) / (time.perf_counter() - t_start)}
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if rank == 0:
+                metrics["val_loss"] = training.validation_loss(st.model, schedule, x_va, l_va) if len(x_va) else math.nan
+                st.model.train()
+                training.save(os.path.join(tmp, "state.pt"), st)
+                with open(config["log"], "a") as f:
+                    f.write(json.dumps(metrics) + "\n")
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)  # RAY
+            ray.train.report(metrics, checkpoint=checkpoint)  # RAY
+
+    per_worker = max(1, int(config["batch_size"]) // world)
+    training.train_loop(state, schedule, x_tr, l_tr, model=model, batch_size=per_worker,
+                        seed=int(config["seed"]) * 100 + rank, every=int(config["every"]), on_report=on_report,
+                        stop_at=config.get("stop_at"))
+
+
+def latest_checkpoint(run: str | Path, name: str) -> tuple[Path | None, int]:
+    """Newest ``state.pt`` (by step) over all attempts of network ``name``, and the attempt count."""
+    root = runs.ray_storage(run)
+    attempts = [p for p in root.glob(f"{name}-*") if re.fullmatch(rf"{re.escape(name)}-\d+", p.name)]
+    best, best_step = None, -1
+    for p in root.glob(f"{name}-*/checkpoint_*/state.pt"):
+        if p.parent.parent in attempts:
+            step = int(torch.load(p, map_location="cpu", weights_only=False)["step"])
+            if step > best_step:
+                best, best_step = p, step
+    return best, len(attempts)
+
+
+def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None = None, init: str | Path | None = None,
+                  workers: int = 1, steps: int = training.STEPS, batch_size: int = training.BATCH_SIZE,
+                  gpu: str = "auto", every: int = 1000, seed: int = 0, lr_max: float = training.LR_MAX,
+                  stop_at: int | None = None, log=print) -> dict:
+    """Train (or resume, or fine-tune from ``init``) network ``name`` of a run; returns the last metrics.
+
+    ``stop_at``: stop after this step (for tests of resumption); the network is then unfinished.
+    """
+    run = Path(run)
+    data = Path(data) if data else runs.dataset_dir(run)
+    if not (data.is_file() or runs.finished_parts(data)):
+        raise ValueError(f"no training data at {data}; run `rayflavor diffusion dataset --out {run}` first")
+    final = runs.network_path(run, name)
+    if final.is_file():
+        _, _, d = training.load_model(final)
+        log(f"train: network {name!r} already finished ({d['step']} steps) -> {final}")
+        return {"step": d["step"], "finished": True}
+    resume, attempts = latest_checkpoint(run, name)
+    use_gpu = _use_gpu(gpu)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    config = {"data": str(data.resolve()), "init": str(Path(init).resolve()) if init else None,
+              "resume": str(resume) if resume else None, "steps": int(steps), "batch_size": int(batch_size),
+              "every": int(every), "seed": int(seed), "lr_max": float(lr_max), "threads": 1,
+              "log": str((final.parent / "metrics.jsonl").resolve()), "stop_at": stop_at}
+    if resume:
+        log(f"train: resuming {name!r} from {resume}")
+    trainer = TorchTrainer(  # RAY
+        train_fn,
+        train_loop_config=config,
+        scaling_config=ray.train.ScalingConfig(num_workers=int(workers), use_gpu=use_gpu,
+                                               resources_per_worker={"CPU": 1}),
+        run_config=ray.train.RunConfig(name=f"{name}-{attempts}", storage_path=str(runs.ray_storage(run)),
+                                       checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
+    )
+    t0 = time.perf_counter()
+    result = trainer.fit()  # RAY
+    wall = time.perf_counter() - t0
+    metrics = dict(result.metrics or {})
+    with result.checkpoint.as_directory() as d:  # RAY
+        state = training.load_state(os.path.join(d, "state.pt"))
+    if state.step >= state.total_steps:
+        training.save(final, state, with_optimizer=False)
+        log(f"train: {name!r} finished at step {state.step} -> {final}")
+    else:
+        log(f"train: {name!r} stopped at step {state.step}/{state.total_steps}; rerun to resume")
+    metrics.update(wall_seconds=wall, finished=state.step >= state.total_steps, workers=workers)
+    log(f"train: loss {metrics.get('loss', float('nan')):.4f}, val_loss {metrics.get('val_loss', float('nan')):.4f}, "
+        f"{metrics.get('steps_per_s', float('nan')):.1f} steps/s with {workers} worker(s), wall {wall:.1f} s")
+    return metrics
+
+
+def _use_gpu(gpu: str) -> bool:
+    if gpu == "off":
+        return False
+    have = ray.cluster_resources().get("GPU", 0) > 0 if ray.is_initialized() else torch.cuda.is_available()
+    if gpu == "on" and not have:
+        raise ValueError("--gpu on but no GPU in the Ray cluster")
+    return have

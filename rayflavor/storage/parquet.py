@@ -1,0 +1,103 @@
+"""Crash-safe Parquet part files for valid FN models (schema ``rayflavor-fn-models/1``).
+
+Each island writes one series of part files ``OUT/islands/island-XXXX/part-NNNNNN.parquet``.
+A part is written to ``.part-NNNNNN.parquet.tmp`` in the same directory, flushed, fsynced and
+renamed with :func:`os.replace`, so a reader (or a killed writer) only ever sees complete
+files.  Readers glob ``part-*.parquet``; stray ``*.tmp`` files are ignored and removed on
+restart.
+
+Row schema: every column of :data:`rayflavor.physics.fn.PARAMETERS` (charges as int64), every
+observable, loss and flag :func:`fn.evaluate` returns, the 45 exponents
+(:data:`fn.EXPONENTS`), then ``island`` (int64), ``seed`` (int64), ``generation`` (int64) and
+``found_at`` (timestamp, UTC, microseconds).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rayflavor.physics import fn
+
+SCHEMA_VERSION = "rayflavor-fn-models/1"
+PART_RE = re.compile(r"^part-(\d{6})\.parquet$")
+
+
+def island_dir(out: str | Path, island: int) -> Path:
+    return Path(out) / "islands" / f"island-{island:04d}"
+
+
+def part_path(out: str | Path, island: int, seq: int) -> Path:
+    return island_dir(out, island) / f"part-{seq:06d}.parquet"
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a fsynced temporary file and :func:`os.replace`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def to_table(models: dict[str, np.ndarray], *, island: int, seed: int) -> pa.Table:
+    """The Arrow table of one batch of models (columns from :meth:`Island.drain`)."""
+    n = len(models["valid"])
+    cols: dict[str, pa.Array] = {}
+    for name in fn.PARAMETERS:
+        v = np.asarray(models[name])
+        cols[name] = pa.array(v.astype(np.int64) if name in fn.CHARGES else v.astype(np.float64))
+    skip = set(fn.PARAMETERS) | {"generation", "found_at"}
+    for name, v in models.items():
+        if name in skip:
+            continue
+        v = np.asarray(v)
+        cols[name] = pa.array(v.astype(str) if v.dtype.kind in "US" else v)
+    expo = fn.exponents(np.asarray([models[c] for c in fn.CHARGES]).T.astype(np.int64))
+    for k, name in enumerate(fn.EXPONENTS):
+        cols[name] = pa.array(expo[:, k].astype(np.int64))
+    cols["island"] = pa.array(np.full(n, island, dtype=np.int64))
+    cols["seed"] = pa.array(np.full(n, seed, dtype=np.int64))
+    cols["generation"] = pa.array(np.asarray(models["generation"], dtype=np.int64))
+    us = (np.asarray(models["found_at"], dtype=np.float64) * 1e6).astype("int64")
+    cols["found_at"] = pa.array(us, type=pa.timestamp("us", tz="UTC"))
+    table = pa.table(cols)
+    return table.replace_schema_metadata({"schema": SCHEMA_VERSION})
+
+
+def write_part(out: str | Path, island: int, seq: int, table: pa.Table) -> Path:
+    """Atomically write part ``seq`` of ``island`` (an existing part of that number is replaced)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    path = part_path(out, island, seq)
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    return path
+
+
+def list_parts(out: str | Path, island: int | None = None) -> list[Path]:
+    """Complete part files under ``OUT/islands`` (one island, or all), sorted."""
+    root = Path(out) / "islands"
+    dirs = [island_dir(out, island)] if island is not None else sorted(root.glob("island-*"))
+    return sorted(p for d in dirs if d.is_dir() for p in d.iterdir() if PART_RE.match(p.name))
+
+
+def discard_parts_from(out: str | Path, island: int, seq: int) -> int:
+    """Remove parts numbered ``>= seq`` and temporary files of ``island`` (uncommitted output of
+    an attempt that died before its checkpoint); returns how many parts were removed."""
+    d = island_dir(out, island)
+    if not d.is_dir():
+        return 0
+    n = 0
+    for p in d.iterdir():
+        m = PART_RE.match(p.name)
+        if (m and int(m.group(1)) >= seq) or p.name.endswith(".tmp"):
+            p.unlink(missing_ok=True)
+            n += bool(m)
+    return n

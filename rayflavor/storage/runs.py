@@ -1,0 +1,124 @@
+"""Run directories of the diffusion pipeline and their Parquet parts.
+
+Layout of a run directory ``RUN``::
+
+    RUN/dataset/part-00000.parquet ...      prior points + labels, column ``split`` (train|val)
+    RUN/dataset/manifest.json               n, seed, shards
+    RUN/networks/<name>/model.pt            trained networks: "pre", "tuned-1", "tuned-2", ...
+    RUN/networks/<name>/metrics.jsonl       training / validation loss log
+    RUN/ray/<name>-<attempt>/checkpoint_*   Ray Train checkpoints (resume source)
+    RUN/samples/<tag>/part-00000.parquet    generated points + observables + chi2 + solution flag
+    RUN/samples/<tag>/manifest.json         the sampling settings of that tag
+    RUN/finetune/<name>.parquet             rows selected to fine-tune network <name>
+    RUN/solutions.parquet                   every solution found in RUN/samples, deduplicated
+
+Every file is written atomically (temporary file in the same directory, then ``os.replace``),
+so a part that exists is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PART = "part-{:05d}.parquet"
+_PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
+
+
+def _atomic(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_table(columns: dict[str, np.ndarray] | pa.Table, path: str | os.PathLike) -> Path:
+    """Write a dict of equal-length 1-D arrays (or an Arrow table) as one Parquet file, atomically."""
+    table = columns if isinstance(columns, pa.Table) else pa.table({k: np.asarray(v) for k, v in columns.items()})
+    return _atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
+
+
+def write_json(obj, path: str | os.PathLike) -> Path:
+    def w(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=True)
+    return _atomic(Path(path), w)
+
+
+def read_json(path: str | os.PathLike):
+    with open(path) as f:
+        return json.load(f)
+
+
+def part_path(directory: str | os.PathLike, index: int) -> Path:
+    return Path(directory) / PART.format(index)
+
+
+def finished_parts(directory: str | os.PathLike) -> list[int]:
+    """Indices of the complete part files in ``directory`` (sorted)."""
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in d.iterdir() if (m := _PART_RE.match(p.name)))
+
+
+def read_parts(directory: str | os.PathLike, columns: list[str] | None = None, filters=None) -> pa.Table:
+    """Concatenate the part files of ``directory`` (in index order)."""
+    paths = [part_path(directory, i) for i in finished_parts(directory)]
+    if not paths:
+        raise FileNotFoundError(f"no Parquet parts in {directory}")
+    return pa.concat_tables([pq.read_table(p, columns=columns, filters=filters) for p in paths])
+
+
+def dataset_dir(run: str | os.PathLike) -> Path:
+    return Path(run) / "dataset"
+
+
+def network_dir(run: str | os.PathLike, name: str) -> Path:
+    return Path(run) / "networks" / name
+
+
+def network_path(run: str | os.PathLike, name: str) -> Path:
+    return network_dir(run, name) / "model.pt"
+
+
+def networks(run: str | os.PathLike) -> list[str]:
+    """Names of the finished networks, in training order: pre, tuned-1, tuned-2, ..."""
+    root = Path(run) / "networks"
+    names = [p.name for p in root.iterdir() if (p / "model.pt").is_file()] if root.is_dir() else []
+    def key(n):
+        m = re.match(r"tuned-(\d+)$", n)
+        return (0, 0) if n == "pre" else (1, int(m.group(1))) if m else (2, n)
+    return sorted(names, key=key)
+
+
+def latest_network(run: str | os.PathLike) -> str | None:
+    names = networks(run)
+    return names[-1] if names else None
+
+
+def samples_dir(run: str | os.PathLike, tag: str) -> Path:
+    return Path(run) / "samples" / tag
+
+
+def solutions_path(run: str | os.PathLike) -> Path:
+    return Path(run) / "solutions.parquet"
+
+
+def ray_storage(run: str | os.PathLike) -> Path:
+    return Path(run).resolve() / "ray"

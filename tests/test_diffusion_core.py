@@ -1,0 +1,144 @@
+"""Diffusion method without Ray: schedule, network folding, samplers, CFG, selection, training, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rayflavor.methods.diffusion import selection, training
+from rayflavor.methods.diffusion.network import EpsNet, FoldedNet
+from rayflavor.methods.diffusion.sampling import cfg, guided_eps_fn, sample, timesteps
+from rayflavor.methods.diffusion.schedule import NoiseSchedule
+
+
+def test_schedule_matches_eqs_2_13_2_14():
+    s = NoiseSchedule()
+    t = np.arange(1, 1001)
+    beta = (1 - t / 1000) * 1e-4 + t / 1000 * 0.02
+    np.testing.assert_allclose(s.betas[1:].numpy(), beta, rtol=1e-6)
+    np.testing.assert_allclose(s.alpha_bars[1:].numpy(), np.cumprod(1 - beta), rtol=1e-5)
+    assert s.alpha_bars.dtype == torch.float32 and s.alpha_bars64.dtype == torch.float64
+
+
+def test_forward_noising_closed_form():
+    """q_sample is eq. 2.12 exactly, and its samples have mean sqrt(ab) x0 and variance 1 - ab."""
+    s = NoiseSchedule()
+    x0 = torch.tensor([[0.7, -0.3]]).expand(200_000, 2).contiguous()
+    for t_ in (1, 100, 500, 1000):
+        t = torch.full((x0.shape[0],), t_)
+        eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(t_))
+        xt = s.q_sample(x0, t, eps)
+        ab = float(np.prod(1 - ((1 - np.arange(1, t_ + 1) / 1000) * 1e-4 + np.arange(1, t_ + 1) / 1000 * 0.02)))
+        torch.testing.assert_close(xt, np.sqrt(ab) * x0 + np.sqrt(1 - ab) * eps, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(xt.mean(0).numpy(), np.sqrt(ab) * x0[0].numpy(), atol=0.01)
+        np.testing.assert_allclose(xt.var(0).numpy(), [1 - ab] * 2, rtol=0.02, atol=1e-5)
+
+
+def test_folded_network_equals_table2_network():
+    torch.manual_seed(0)
+    net = EpsNet()
+    assert [l.in_features for l in net.layers] == [35, 76, 140, 268, 524, 268, 140, 76]
+    assert [l.out_features for l in net.layers] == [64, 128, 256, 512, 256, 128, 64, 23]
+    fast = FoldedNet(net)
+    x = torch.randn(300, 23)
+    lab = torch.randn(11)
+    ts = torch.tensor([0.001, 0.5, 1.0])
+    b = fast.biases(torch.cat([lab.expand(3, 11), ts[:, None]], 1))
+    for k in range(3):
+        ref = net(x, ts[k].expand(300), lab.expand(300, 11))
+        torch.testing.assert_close(fast(x, b, k), ref, atol=2e-5, rtol=1e-4)
+
+
+def test_cfg_gamma_one_is_conditional():
+    torch.manual_seed(1)
+    e_u, e_c = torch.randn(10, 23), torch.randn(10, 23)
+    torch.testing.assert_close(cfg(e_u, e_c, 1.0), e_c)
+    torch.testing.assert_close(cfg(e_u, e_c, 0.0), e_u)
+    net = FoldedNet(EpsNet())
+    lab = torch.randn(11)
+    s = NoiseSchedule()
+    x = torch.randn(64, 23)
+    ts = timesteps(1000, 20)
+    f1 = guided_eps_fn(net, lab, schedule=s, steps=20, guidance=1.0)
+    f3 = guided_eps_fn(net, lab, schedule=s, steps=20, guidance=3.0)
+    cond = net(x, net.biases(torch.cat([lab, torch.tensor([ts[5] / 1000])])[None]), 0).clone()
+    unc = net(x, net.biases(torch.cat([torch.zeros(11), torch.tensor([ts[5] / 1000])])[None]), 0).clone()
+    torch.testing.assert_close(f1(x, 5).clone(), cond, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(f3(x, 5).clone(), -2 * unc + 3 * cond, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("sampler,steps,rtol", [("ddpm", 1000, 0.06), ("ddim", 1000, 0.06), ("ddpm", 100, 0.15),
+                                                ("ddim", 200, 0.08)])
+def test_samplers_reproduce_gaussian_with_exact_noise_predictor(sampler, steps, rtol):
+    """For x0 ~ N(mu, s^2): E[eps | x_t] = sqrt(1-ab) (x_t - sqrt(ab) mu) / (ab s^2 + 1 - ab).
+
+    All T steps: within sampling noise. Fewer steps: the discretisation error (variance too
+    large for respaced DDPM with sigma^2 = beta', too small for DDIM) stays below rtol.
+    """
+    s = NoiseSchedule()
+    mu = torch.tensor([0.5, -0.2, 0.0])
+    var = torch.tensor([0.04, 0.25, 1.0])
+    ts = timesteps(1000, steps)
+    ab = s.alpha_bars64.numpy()[ts]
+
+    def eps_fn(x, k):
+        a = float(ab[k])
+        return np.sqrt(1 - a) * (x - np.sqrt(a) * mu) / (a * var + 1 - a)
+
+    g = torch.Generator().manual_seed(3)
+    x = sample(eps_fn, torch.randn(40_000, 3, generator=g), schedule=s, sampler=sampler, steps=steps, generator=g)
+    np.testing.assert_allclose(x.mean(0).numpy(), mu.numpy(), atol=0.02)
+    np.testing.assert_allclose(x.var(0).numpy(), var.numpy(), rtol=rtol)
+
+
+def test_selection_picks_exactly_the_rows_meeting_the_conditions():
+    rng = np.random.default_rng(0)
+    n = 5000
+    chi2_mass = 10 ** rng.uniform(1, 4, n)
+    chi2_mix = 10 ** rng.uniform(2.5, 4.5, n)
+    chi2 = chi2_mass + chi2_mix + 10 ** rng.uniform(0, 3.5, n)
+    chi2[:3] = np.nan
+    got = selection.select(chi2, chi2_mass, chi2_mix)
+    want = [bool(c < 5.5e3 and (m < 1e3 or x < 4.5e3)) for c, m, x in zip(chi2, chi2_mass, chi2_mix)]
+    assert got.tolist() == want
+    assert 0 < got.sum() < n
+    c = selection.conditions(chi2_mass[got], chi2_mix[got])
+    assert sum(c.values()) == got.sum()
+
+
+def _toy(n=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    g = rng.uniform(-1, 1, (n, 23))
+    lab = np.c_[g[:, :11] * 2 + 1]
+    return g, lab
+
+
+def test_training_loss_falls_and_resume_continues_exactly(tmp_path):
+    torch.set_num_threads(1)
+    g, lab = _toy()
+    norm = training.Normalizer.fit(g, lab)
+    x, l = torch.from_numpy(norm.g_to_net(g)), torch.from_numpy(norm.labels_to_net(lab))
+    s = NoiseSchedule()
+    losses = []
+    torch.manual_seed(0)
+    a = training.new_state(norm, total_steps=400)
+    training.train_loop(a, s, x, l, every=100, on_report=lambda st, loss: losses.append(loss))
+    assert losses[-1] < 0.8 * losses[0]
+    # interrupted + resumed run == uninterrupted run
+    torch.manual_seed(1)
+    b = training.new_state(norm, total_steps=60)
+    init = {k: v.clone() for k, v in b.model.state_dict().items()}
+    training.train_loop(b, s, x, l, stop_at=30)
+    training.save(tmp_path / "c.pt", b)
+    c = training.load_state(tmp_path / "c.pt")
+    assert c.step == 30
+    training.train_loop(c, s, x, l)
+    torch.manual_seed(1)
+    d = training.new_state(norm, total_steps=60)
+    d.model.load_state_dict(init)
+    training.train_loop(d, s, x, l, stop_at=30)
+    training.train_loop(d, s, x, l)
+    for k, v in d.model.state_dict().items():
+        torch.testing.assert_close(c.model.state_dict()[k], v)
+    assert c.step == 60 and c.scheduler.last_epoch == d.scheduler.last_epoch
