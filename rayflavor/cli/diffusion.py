@@ -118,15 +118,19 @@ def sample_cmd(ctx, run, n, sampler, steps, guidance, ordering, shards, network,
 @click.option("--workers", type=_pos, default=1, show_default=True)
 @click.option("--tighten", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0, show_default=True,
               help="Multiply the selection cuts by this factor each further round (1 = the paper's cuts).")
+@click.option("--min-select", type=click.IntRange(min=0), default=2000, show_default=True,
+              help="Top the training set up to this many rows with the lowest-chi2 samples when fewer meet "
+                   "the paper's cuts (beyond the paper; 0 = the paper's cuts only).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
-def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, train_steps, workers, tighten, seed) -> None:
+def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, train_steps, workers, tighten, min_select,
+                 seed) -> None:
     """Transfer learning (Sec. 2.2.3): fine-tune the newest network on its selected samples."""
     _ray(ctx)
     from rayflavor.orchestration.diffusion_pipeline import finetune
 
     _guard(finetune, run, rounds=rounds, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
-           train_steps=train_steps, workers=workers, tighten=tighten, seed=seed)
+           train_steps=train_steps, workers=workers, tighten=tighten, min_select=min_select, seed=seed)
 
 
 @diffusion.command("run", short_help="Whole chain; prints the solution count.")

@@ -21,26 +21,31 @@ from rayflavor.orchestration.diffusion_train import train_network
 from rayflavor.storage import runs
 
 
-def selected_rows(sample_dir: Path, thresholds: selection.Thresholds, seed: int = 0) -> pa.Table:
-    """Rows of a sample set meeting the conditions, with a fresh 90/10 ``split`` column."""
+def selected_rows(sample_dir: Path, thresholds: selection.Thresholds, seed: int = 0,
+                  min_rows: int = 0) -> tuple[pa.Table, int]:
+    """Rows of a sample set meeting the conditions (topped up to ``min_rows`` with the lowest
+    total chi2), with a fresh 90/10 ``split`` column; also returns how many met the cuts."""
     t = runs.read_parts(sample_dir)
-    mask = selection.select(t.column("chi2").to_numpy(), t.column("chi2_mass").to_numpy(),
-                            t.column("chi2_mixing").to_numpy(), thresholds)
+    chi2 = t.column("chi2").to_numpy()
+    mask = selection.select(chi2, t.column("chi2_mass").to_numpy(), t.column("chi2_mixing").to_numpy(), thresholds)
+    n_cut = int(mask.sum())
+    mask = selection.top_up(mask, chi2, min_rows)
     t = t.filter(pa.array(mask)).replace_schema_metadata(None)
     n = t.num_rows
     split = np.full(n, "train", dtype=object)
     split[np.random.default_rng(seed).permutation(n)[: int(round(VAL_FRACTION * n))]] = "val"
-    return t.append_column("split", pa.array(split.tolist(), pa.string()))
+    return t.append_column("split", pa.array(split.tolist(), pa.string())), n_cut
 
 
 def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampler: str = "ddim",
              steps: int | None = 50, guidance: float = 8.0, train_steps: int = 100_000, workers: int = 1,
              batch_size: int = 64, gpu: str = "auto", tighten: float = 1.0, shards: int | None = None,
-             seed: int = 0, log=print) -> list[dict]:
+             min_select: int = 2000, seed: int = 0, log=print) -> list[dict]:
     """Run ``rounds`` rounds of sample -> select -> fine-tune after the newest network of ``run``.
 
     ``tighten``: the selection cuts of round r are the paper's times ``tighten**(r-1)``
-    (1.0 = the paper's cuts every round).
+    (1.0 = the paper's cuts every round).  ``min_select``: when fewer samples meet the cuts,
+    the lowest-chi2 samples top the training set up to this size (beyond the paper; 0 = off).
     """
     out = []
     for _ in range(rounds):
@@ -52,11 +57,14 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
         cuts = selection.Thresholds().scaled(tighten ** (r - 1))
         t0 = time.perf_counter()
         s = sample_run(run, n=n_select, sampler=sampler, steps=steps, guidance=guidance, network=src,
-                       keep="selected", shards=shards, seed=seed, log=log)
-        rows = selected_rows(runs.samples_dir(run, s["tag"]), cuts, seed=seed + r)
+                       keep="all" if min_select else "selected", shards=shards, seed=seed, log=log)
+        rows, n_cut = selected_rows(runs.samples_dir(run, s["tag"]), cuts, seed=seed + r, min_rows=min_select)
         if rows.num_rows < 10:
             raise RuntimeError(f"round {r}: only {rows.num_rows} of {s['n']} samples meet the selection; "
-                               "sample more (--n-select) or train longer")
+                               "sample more (--n-select), train longer or set a minimum selection")
+        if n_cut < rows.num_rows:
+            log(f"finetune {name}: {n_cut} samples meet the paper's cuts; topped up with the "
+                f"{rows.num_rows - n_cut} lowest-chi2 samples")
         counts = selection.conditions(rows.column("chi2_mass").to_numpy(), rows.column("chi2_mixing").to_numpy(), cuts)
         data = Path(run) / "finetune" / f"{name}.parquet"
         runs.write_table(rows, data)
@@ -64,7 +72,7 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
             f"(mass only {counts['mass_only']}, mixing only {counts['mixing_only']}, both {counts['both']})")
         m = train_network(run, name, data=data, init=runs.network_path(run, src), workers=workers,
                           steps=train_steps, batch_size=batch_size, gpu=gpu, seed=seed + r, log=log)
-        out.append({"network": name, "source": src, "selected": rows.num_rows, **counts, "sample": s,
+        out.append({"network": name, "source": src, "selected": rows.num_rows, "met_cuts": n_cut, **counts, "sample": s,
                     "train": m, "seconds": time.perf_counter() - t0})
     return out
 

@@ -53,3 +53,22 @@ def conditions(chi2_mass: np.ndarray, chi2_mixing: np.ndarray, thresholds: Thres
         m = np.asarray(chi2_mass) < thresholds.mass_max
         x = np.asarray(chi2_mixing) < thresholds.mixing_max
     return {"mass_only": int((m & ~x).sum()), "mixing_only": int((x & ~m).sum()), "both": int((m & x).sum())}
+
+
+def top_up(mask: np.ndarray, chi2: np.ndarray, min_rows: int) -> np.ndarray:
+    """``mask`` widened to at least ``min_rows`` rows by adding the lowest finite total chi2.
+
+    Beyond the paper: a pre-network whose samples meet none of the cuts would otherwise end the
+    transfer learning before it starts; the closest samples then seed the first round.
+
+    >>> top_up(np.array([False, True, False, False]), np.array([3.0, 9.0, 1.0, np.nan]), 2).tolist()
+    [False, True, True, False]
+    """
+    mask = np.asarray(mask, dtype=bool).copy()
+    missing = min_rows - int(mask.sum())
+    if missing > 0:
+        chi2 = np.where(np.isfinite(chi2) & ~mask, chi2, np.inf)
+        best = np.argsort(chi2, kind="stable")[:missing]
+        mask[best[np.isfinite(chi2[best])]] = True
+    return mask
+
