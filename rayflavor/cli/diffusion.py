@@ -13,18 +13,15 @@ from pathlib import Path
 
 import click
 
+from rayflavor.cli.common import UserError
 from rayflavor.methods.diffusion.sampling import SAMPLERS
-
-
-class _Fail(click.ClickException):
-    exit_code = 2
 
 
 def _guard(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
-        raise _Fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
 
 
 def _run_dir(must_exist: bool = True):

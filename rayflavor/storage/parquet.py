@@ -1,20 +1,19 @@
 """Crash-safe Parquet part files for valid FN models (schema ``rayflavor-fn-models/1``).
 
 Each island writes one series of part files ``OUT/islands/island-XXXX/part-NNNNNN.parquet``.
-A part is written to ``.part-NNNNNN.parquet.tmp`` in the same directory, flushed, fsynced and
+A part is written to a temporary ``.part-NNNNNN.parquet.*.tmp`` in the same directory, flushed, fsynced and
 renamed with :func:`os.replace`, so a reader (or a killed writer) only ever sees complete
 files.  Readers glob ``part-*.parquet``; stray ``*.tmp`` files are ignored and removed on
 restart.
 
 Row schema: every column of :data:`rayflavor.physics.fn.PARAMETERS` (charges as int64), every
-observable, loss and flag :func:`fn.evaluate` returns, the 45 exponents
-(:data:`fn.EXPONENTS`), then ``island`` (int64), ``seed`` (int64), ``generation`` (int64) and
+observable, loss and flag :func:`fn.evaluate` returns (the 45 exponents
+:data:`fn.EXPONENTS` among them), then ``island`` (int64), ``seed`` (int64), ``generation`` (int64) and
 ``found_at`` (timestamp, UTC, microseconds).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rayflavor.physics import fn
+from rayflavor.storage.tables import replace_atomically
 
 SCHEMA_VERSION = "rayflavor-fn-models/1"
 PART_RE = re.compile(r"^part-(\d{6})\.parquet$")
@@ -38,13 +38,7 @@ def part_path(out: str | Path, island: int, seq: int) -> Path:
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` via a fsynced temporary file and :func:`os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    replace_atomically(path, lambda tmp: Path(tmp).write_bytes(payload), fsync=True)
 
 
 def to_table(models: dict[str, np.ndarray], *, island: int, seed: int) -> pa.Table:
@@ -60,9 +54,6 @@ def to_table(models: dict[str, np.ndarray], *, island: int, seed: int) -> pa.Tab
             continue
         v = np.asarray(v)
         cols[name] = pa.array(v.astype(str) if v.dtype.kind in "US" else v)
-    expo = fn.exponents(np.asarray([models[c] for c in fn.CHARGES]).T.astype(np.int64))
-    for k, name in enumerate(fn.EXPONENTS):
-        cols[name] = pa.array(expo[:, k].astype(np.int64))
     cols["island"] = pa.array(np.full(n, island, dtype=np.int64))
     cols["seed"] = pa.array(np.full(n, seed, dtype=np.int64))
     cols["generation"] = pa.array(np.asarray(models["generation"], dtype=np.int64))

@@ -21,43 +21,28 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rayflavor.storage.tables import replace_atomically, to_arrow, write_atomic
+
 PART = "part-{:05d}.parquet"
 _PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
 
 
-def _atomic(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_table(columns: dict[str, np.ndarray] | pa.Table, path: str | os.PathLike) -> Path:
     """Write a dict of equal-length 1-D arrays (or an Arrow table) as one Parquet file, atomically."""
-    table = columns if isinstance(columns, pa.Table) else pa.table({k: np.asarray(v) for k, v in columns.items()})
-    return _atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
+    return write_atomic(columns if isinstance(columns, pa.Table) else to_arrow(columns), path)
 
 
 def write_json(obj, path: str | os.PathLike) -> Path:
     def w(tmp):
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=1, sort_keys=True)
-    return _atomic(Path(path), w)
+    return replace_atomically(path, w)
 
 
 def read_json(path: str | os.PathLike):

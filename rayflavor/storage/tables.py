@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -49,16 +49,25 @@ def to_arrow(columns: Mapping[str, np.ndarray]) -> pa.Table:
     return pa.table(arrays)
 
 
-def write_atomic(table: pa.Table, path: str | Path, **kwargs) -> Path:
-    """Write ``table`` to ``path`` atomically (temporary file + rename)."""
+def replace_atomically(path: str | Path, write: Callable[[str], object], *, fsync: bool = False) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place with
+    :func:`os.replace`; ``fsync`` forces the bytes to disk first.  Temporary names end in ``.tmp``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        pq.write_table(table, tmp, **kwargs)
+        write(tmp)
+        if fsync:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_atomic(table: pa.Table, path: str | Path, **kwargs) -> Path:
+    """Write ``table`` to ``path`` atomically (temporary file + rename)."""
+    return replace_atomically(path, lambda tmp: pq.write_table(table, tmp, **kwargs))
