@@ -110,3 +110,37 @@ def test_entries_spanning_hundreds_of_decades_do_not_crash():
     for backend in ("numba", "lapack"):
         u, s = linalg.svd_left(m, backend=backend)
         assert np.isfinite(s).all() or np.isnan(s).all()
+
+
+def _with_singular_values(n, rng, values):
+    q1, _ = np.linalg.qr(_random(n, rng))
+    q2, _ = np.linalg.qr(_random(n, rng))
+    return q1 @ (np.asarray(values, dtype=complex)[:, None] * _dag(q2))
+
+
+@pytest.mark.parametrize("values", [
+    [1.0, 2.0, 3.0],
+    [1e-9, 1e-6, 1.0],  # middle below the closed form's hierarchy limit: Jacobi
+    [1.0, 1.0 + 1e-9, 2.0],  # lower pair nearly degenerate
+    [0.5, 1.0, 1.0 + 1e-9],  # upper pair nearly degenerate: Jacobi
+])
+def test_closed_form_agrees_with_jacobi_and_defers_where_ill_conditioned(values):
+    """The default back end (closed form + Jacobi fallback) against pure Jacobi."""
+    rng = np.random.default_rng(8)
+    m = np.concatenate([_random(500, rng, ([1e-4, 1e-2, 1.0], [1e-3, 1.0, 1.0])),
+                        _with_singular_values(500, rng, values)])
+    u, s = linalg.svd_left(m)
+    uj, sj = linalg.svd_left(m, backend="jacobi")
+    # both are accurate to ~eps * s_max absolutely (and relatively for graded matrices)
+    assert (np.abs(s - sj) <= 1e-8 * sj + 1e-14 * sj[:, 2:]).all()
+    np.testing.assert_allclose(u @ _dag(u), np.broadcast_to(np.eye(3), u.shape), atol=1e-13)
+    # the invariant subspace of each separated singular value agrees (phases are free)
+    gap = np.diff(sj, axis=1) / sj[:, 2:]
+    for k in range(3):
+        separated = np.ones(len(m), bool)
+        if k > 0:
+            separated &= gap[:, k - 1] > 1e-6
+        if k < 2:
+            separated &= gap[:, k] > 1e-6
+        proj = np.abs(np.einsum("ni,ni->n", np.conj(uj[:, :, k]), u[:, :, k]))
+        np.testing.assert_allclose(proj[separated], 1.0, atol=1e-9)

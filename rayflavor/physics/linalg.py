@@ -37,141 +37,340 @@ import math
 import numpy as np
 from numba import njit
 
-BACKENDS = ("numba", "lapack")
+BACKENDS = ("numba", "jacobi", "lapack")
 _MAX_SWEEPS = 30
 _EPS = 2.220446049250313e-16
 _QUAD_TOL = 1e-10
+_TWO_PI_3 = 2.0 * math.pi / 3.0
+# Closed form defers to Jacobi when (l3 - l2)/l3 of m m^dagger is below _GAP_TOL, or when
+# s_mid/s_max is below _HIER_TOL (see _closed_form_row).
+_GAP_TOL = 1e-6
+_HIER_TOL = 1e-8
+_METHODS = {"numba": 0, "jacobi": 1}
 # Off-diagonal residual (relative to the largest singular value) above which a Takagi
 # factorisation is declared degenerate.
 TAKAGI_DEGENERACY_TOL = 1e-7
 
 
+# ---------------------------------------------------------------------------------------------
+# Row kernels: one 3x3 matrix each, no allocation; the batched kernels below and the fused
+# per-model kernels (seesaw, FN) call them.  ``u`` holds vectors as columns, ``s`` ascending.
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _abs2(z):  # pragma: no cover - compiled
+    return z.real * z.real + z.imag * z.imag
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _rotate_rows(a, u, p, q, alpha, beta, gamma, ag):  # pragma: no cover - compiled
+    """Exact 2x2 Jacobi rotation making rows ``p``, ``q`` of ``a`` orthogonal; same on ``u``'s columns.
+
+    Keeps the invariant ``a = u^dagger m``.  ``alpha = |a_p|^2``, ``beta = |a_q|^2``,
+    ``gamma = a_p . a_q^*``, ``ag = |gamma| > 0``.
+    """
+    zeta = (beta - alpha) / (2.0 * ag)
+    t = math.copysign(1.0, zeta) / (abs(zeta) + math.sqrt(1.0 + zeta * zeta))
+    c = 1.0 / math.sqrt(1.0 + t * t)
+    sn = t * c
+    eip = gamma / ag
+    se = sn * eip
+    for j in range(3):
+        ap = a[p, j]
+        aq = a[q, j]
+        a[p, j] = c * ap - se * aq
+        a[q, j] = sn * ap + c * eip * aq
+    emip = eip.conjugate()
+    sem = sn * emip
+    for j in range(3):
+        up = u[j, p]
+        uq = u[j, q]
+        u[j, p] = c * up - sem * uq
+        u[j, q] = sn * up + c * emip * uq
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sort_ascending(a, u, s):  # pragma: no cover - compiled
+    """``s[i] = |row i of a|``, then sort ``s`` ascending, permuting ``u``'s columns alike."""
+    for i in range(3):
+        s[i] = math.sqrt(_abs2(a[i, 0]) + _abs2(a[i, 1]) + _abs2(a[i, 2]))
+    for i in range(1, 3):
+        j = i
+        while j > 0 and s[j - 1] > s[j]:
+            tmp = s[j]
+            s[j] = s[j - 1]
+            s[j - 1] = tmp
+            for r in range(3):
+                tu = u[r, j]
+                u[r, j] = u[r, j - 1]
+                u[r, j - 1] = tu
+            j -= 1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _jacobi_row(a, u, s):  # pragma: no cover - compiled
+    """One-sided (Hestenes) Jacobi on the rows of ``a`` (finite, overwritten); ``u`` starts as 1."""
+    for i in range(3):
+        for j in range(3):
+            u[i, j] = 1.0 if i == j else 0.0
+    for _sweep in range(_MAX_SWEEPS):
+        rotated = False
+        worst = 0.0
+        for k in range(3):
+            p = 0 if k < 2 else 1
+            q = 1 if k == 0 else 2
+            alpha = _abs2(a[p, 0]) + _abs2(a[p, 1]) + _abs2(a[p, 2])
+            beta = _abs2(a[q, 0]) + _abs2(a[q, 1]) + _abs2(a[q, 2])
+            gamma = a[p, 0] * a[q, 0].conjugate() + a[p, 1] * a[q, 1].conjugate() + a[p, 2] * a[q, 2].conjugate()
+            ag = math.sqrt(_abs2(gamma))
+            norm = math.sqrt(alpha) * math.sqrt(beta)
+            if ag == 0.0 or ag <= _EPS * norm:
+                continue
+            rotated = True
+            # norm can underflow to 0 while ag > 0 (entries spanning hundreds of decades)
+            worst = max(worst, ag / norm) if norm > 0.0 else 1.0
+            _rotate_rows(a, u, p, q, alpha, beta, gamma, ag)
+        # Quadratic convergence: once every pair was within _QUAD_TOL before its rotation,
+        # the rotations just applied leave off-diagonals of order _QUAD_TOL**2 < eps.
+        if not rotated or worst < _QUAD_TOL:
+            break
+    _sort_ascending(a, u, s)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _det3(m):  # pragma: no cover - compiled
+    return (m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
+            - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
+            + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0]))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _closed_form_row(m, a, u, s):  # pragma: no cover - compiled
+    """Closed-form left SVD of one finite 3x3 ``m``; ``False`` where it defers to Jacobi.
+
+    1. Largest eigenvalue ``l3`` of ``H = m m^dagger`` by the trigonometric solution of its
+       characteristic cubic (shifted and scaled, Smith 1961), its eigenvector ``v3`` as the
+       largest cross product of two rows of ``H - l3``.
+    2. Deflation: with an orthonormal basis ``q1, q2`` of ``v3``'s complement, the 2x3 block
+       ``[q1 q2]^dagger m`` is diagonalised by one exact 2x2 Jacobi rotation.
+    3. ``s`` = row norms of ``u^dagger m`` (absolute error ~ eps * s_max, as LAPACK).  The
+       smallest is replaced by ``|det m| / (s_mid s_max)`` where the determinant has no
+       cancellation, which keeps its relative accuracy for graded (FN-type) matrices.
+
+    Deferred (returns ``False``): zero matrix, ``l3`` within ``_GAP_TOL * l3`` of the middle
+    eigenvalue (``v3`` ill-conditioned), and ``s_mid/s_max < _HIER_TOL`` (the middle value's
+    relative error ~ eps * s_max/s_mid would exceed ~1e-8; Jacobi keeps it relative).
+    """
+    h00 = _abs2(m[0, 0]) + _abs2(m[0, 1]) + _abs2(m[0, 2])
+    h11 = _abs2(m[1, 0]) + _abs2(m[1, 1]) + _abs2(m[1, 2])
+    h22 = _abs2(m[2, 0]) + _abs2(m[2, 1]) + _abs2(m[2, 2])
+    h01 = m[0, 0] * m[1, 0].conjugate() + m[0, 1] * m[1, 1].conjugate() + m[0, 2] * m[1, 2].conjugate()
+    h02 = m[0, 0] * m[2, 0].conjugate() + m[0, 1] * m[2, 1].conjugate() + m[0, 2] * m[2, 2].conjugate()
+    h12 = m[1, 0] * m[2, 0].conjugate() + m[1, 1] * m[2, 1].conjugate() + m[1, 2] * m[2, 2].conjugate()
+    tr = h00 + h11 + h22
+    if not (tr > 0.0) or not math.isfinite(tr):
+        return False
+    qq = tr / 3.0
+    b00, b11, b22 = h00 - qq, h11 - qq, h22 - qq
+    off = _abs2(h01) + _abs2(h02) + _abs2(h12)
+    p2 = b00 * b00 + b11 * b11 + b22 * b22 + 2.0 * off
+    if not (p2 > 0.0):
+        return False
+    p = math.sqrt(p2 / 6.0)
+    ip = 1.0 / p
+    # det(B)/2 for B = (H - qq)/p (Hermitian)
+    c00, c11, c22 = b00 * ip, b11 * ip, b22 * ip
+    d01, d02, d12 = h01 * ip, h02 * ip, h12 * ip
+    detb = (c00 * c11 * c22 + 2.0 * (d01 * d12 * d02.conjugate()).real
+            - c00 * _abs2(d12) - c11 * _abs2(d02) - c22 * _abs2(d01))
+    r = min(1.0, max(-1.0, 0.5 * detb))
+    phi = math.acos(r) / 3.0
+    l3 = qq + 2.0 * p * math.cos(phi)
+    l1 = qq + 2.0 * p * math.cos(phi + _TWO_PI_3)
+    l2 = tr - l3 - l1
+    if l3 - l2 < _GAP_TOL * l3:
+        return False
+    # v3 = largest of the three cross products of rows of H - l3
+    r00, r11, r22 = h00 - l3, h11 - l3, h22 - l3
+    # rows: (r00, h01, h02), (h01^*, r11, h12), (h02^*, h12^*, r22)
+    x0 = h01 * h12 - h02 * r11
+    x1 = h02 * h01.conjugate() - r00 * h12
+    x2 = r00 * r11 - _abs2(h01)
+    n0 = _abs2(x0) + _abs2(x1) + x2 * x2
+    y0 = h01 * r22 - h02 * h12.conjugate()
+    y1 = _abs2(h02) - r00 * r22
+    y2 = r00 * h12.conjugate() - h01 * h02.conjugate()
+    n1 = _abs2(y0) + y1 * y1 + _abs2(y2)
+    z0 = r11 * r22 - _abs2(h12)
+    z1 = h12 * h02.conjugate() - h01.conjugate() * r22
+    z2 = h01.conjugate() * h12.conjugate() - r11 * h02.conjugate()
+    n2 = z0 * z0 + _abs2(z1) + _abs2(z2)
+    if n0 >= n1 and n0 >= n2:
+        v0, v1, v2, nv = x0, x1, x2 + 0.0j, n0
+    elif n1 >= n2:
+        v0, v1, v2, nv = y0, y1 + 0.0j, y2, n1
+    else:
+        v0, v1, v2, nv = z0 + 0.0j, z1, z2, n2
+    if not (nv > 0.0) or not math.isfinite(nv):
+        return False
+    inv = 1.0 / math.sqrt(nv)
+    v0, v1, v2 = v0 * inv, v1 * inv, v2 * inv
+    # q1: the unit axis least aligned with v3, orthogonalised; q2 = conj(v3 x q1)
+    w0, w1, w2 = _abs2(v0), _abs2(v1), _abs2(v2)
+    if w0 <= w1 and w0 <= w2:
+        k = 0
+        vk = v0
+        nk = w0
+    elif w1 <= w2:
+        k = 1
+        vk = v1
+        nk = w1
+    else:
+        k = 2
+        vk = v2
+        nk = w2
+    cvk = vk.conjugate()
+    a0 = (1.0 if k == 0 else 0.0) - v0 * cvk
+    a1 = (1.0 if k == 1 else 0.0) - v1 * cvk
+    a2 = (1.0 if k == 2 else 0.0) - v2 * cvk
+    inv = 1.0 / math.sqrt(1.0 - nk)
+    a0, a1, a2 = a0 * inv, a1 * inv, a2 * inv
+    e0 = (v1 * a2 - v2 * a1).conjugate()
+    e1 = (v2 * a0 - v0 * a2).conjugate()
+    e2 = (v0 * a1 - v1 * a0).conjugate()
+    u[0, 0], u[1, 0], u[2, 0] = a0, a1, a2
+    u[0, 1], u[1, 1], u[2, 1] = e0, e1, e2
+    u[0, 2], u[1, 2], u[2, 2] = v0, v1, v2
+    # a = u^dagger m
+    for i in range(3):
+        for j in range(3):
+            a[i, j] = u[0, i].conjugate() * m[0, j] + u[1, i].conjugate() * m[1, j] + u[2, i].conjugate() * m[2, j]
+    alpha = _abs2(a[0, 0]) + _abs2(a[0, 1]) + _abs2(a[0, 2])
+    beta = _abs2(a[1, 0]) + _abs2(a[1, 1]) + _abs2(a[1, 2])
+    gamma = a[0, 0] * a[1, 0].conjugate() + a[0, 1] * a[1, 1].conjugate() + a[0, 2] * a[1, 2].conjugate()
+    ag = math.sqrt(_abs2(gamma))
+    if ag > 0.0:
+        _rotate_rows(a, u, 0, 1, alpha, beta, gamma, ag)
+    _sort_ascending(a, u, s)
+    if not (s[1] >= _HIER_TOL * s[2]):
+        return False
+    # |det m| / (s_mid s_max) is relatively accurate when det m has no cancellation (graded
+    # matrices); its error ~ eps * perm|m| / (s_mid s_max) against ~ eps * s_max for the row norm.
+    a00, a01, a02 = abs(m[0, 0]), abs(m[0, 1]), abs(m[0, 2])
+    a10, a11, a12 = abs(m[1, 0]), abs(m[1, 1]), abs(m[1, 2])
+    a20, a21, a22 = abs(m[2, 0]), abs(m[2, 1]), abs(m[2, 2])
+    perm = (a00 * (a11 * a22 + a12 * a21) + a01 * (a10 * a22 + a12 * a20)
+            + a02 * (a10 * a21 + a11 * a20))
+    if perm < s[1] * s[2] * s[2]:
+        s[0] = math.sqrt(_abs2(_det3(m))) / (s[1] * s[2])
+    return True
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def svd_left_row(m, a, u, s, method):  # pragma: no cover - compiled
+    """Left SVD of one 3x3 ``m`` into ``u``, ``s``; ``a`` is scratch.  NaN for non-finite input.
+
+    ``method`` 0: closed form with Jacobi fallback (default back end); 1: Jacobi only.
+    """
+    finite = True
+    for i in range(3):
+        for j in range(3):
+            x = m[i, j]
+            if not (math.isfinite(x.real) and math.isfinite(x.imag)):
+                finite = False
+    if not finite:
+        for i in range(3):
+            s[i] = np.nan
+            for j in range(3):
+                u[i, j] = np.nan
+        return
+    if method == 0 and _closed_form_row(m, a, u, s):
+        return
+    for i in range(3):
+        for j in range(3):
+            a[i, j] = m[i, j]
+    _jacobi_row(a, u, s)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _takagi_phase_row(mm, u, s, t, tol):  # pragma: no cover - compiled
+    """Turn left singular vectors ``u`` of symmetric ``mm`` into its Takagi factor, in place.
+
+    ``c = u^dagger M u^*`` must be diagonal (to ``tol * s_max``); column ``k`` is multiplied by
+    ``e^{i arg(c_kk)/2}``.  Returns ``False`` (``u`` untouched) when ``c`` is not diagonal.
+    ``t`` is (3, 3) scratch.
+    """
+    for i in range(3):  # t = M u^*
+        for j in range(3):
+            t[i, j] = (mm[i, 0] * u[0, j].conjugate() + mm[i, 1] * u[1, j].conjugate()
+                       + mm[i, 2] * u[2, j].conjugate())
+    lim = tol * s[2]
+    lim2 = lim * lim
+    for i in range(3):
+        for j in range(i + 1, 3):
+            cij = u[0, i].conjugate() * t[0, j] + u[1, i].conjugate() * t[1, j] + u[2, i].conjugate() * t[2, j]
+            if not (_abs2(cij) <= lim2):
+                return False
+    for k in range(3):
+        d = u[0, k].conjugate() * t[0, k] + u[1, k].conjugate() * t[1, k] + u[2, k].conjugate() * t[2, k]
+        ad = math.sqrt(_abs2(d))
+        if ad > 0.0:
+            # e^{i theta/2} with theta = arg d: principal square root of d/|d|
+            ph = np.sqrt(d / ad)
+            for r in range(3):
+                u[r, k] = u[r, k] * ph
+    return True
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def takagi_row(mm, a, u, s, t, tol, method):  # pragma: no cover - compiled
+    """Takagi factor ``u`` (``u^dagger M u^* = diag(s)``) of one symmetric ``mm``; NaN if degenerate."""
+    svd_left_row(mm, a, u, s, method)
+    if not math.isfinite(s[2]):
+        return
+    if _takagi_phase_row(mm, u, s, t, tol):
+        return
+    if method == 0:  # closed form not sharp enough for the phases: redo with Jacobi
+        for i in range(3):
+            for j in range(3):
+                a[i, j] = mm[i, j]
+        _jacobi_row(a, u, s)
+        if _takagi_phase_row(mm, u, s, t, tol):
+            return
+    for i in range(3):
+        s[i] = np.nan
+        for j in range(3):
+            u[i, j] = np.nan
+
+
 @njit(cache=True, nogil=True)
-def _svd_left_kernel(m, u, s):  # pragma: no cover - compiled
-    n = m.shape[0]
+def _svd_left_kernel(m, u, s, method):  # pragma: no cover - compiled
     a = np.empty((3, 3), np.complex128)
-    pairs_p = (0, 0, 1)
-    pairs_q = (1, 2, 2)
-    for b in range(n):
-        finite = True
-        for i in range(3):
-            for j in range(3):
-                x = m[b, i, j]
-                if not (math.isfinite(x.real) and math.isfinite(x.imag)):
-                    finite = False
-                a[i, j] = x
-                u[b, i, j] = 1.0 if i == j else 0.0
-        if not finite:
-            for i in range(3):
-                s[b, i] = np.nan
-                for j in range(3):
-                    u[b, i, j] = np.nan
-            continue
-        for _sweep in range(_MAX_SWEEPS):
-            rotated = False
-            worst = 0.0
-            for k in range(3):
-                p = pairs_p[k]
-                q = pairs_q[k]
-                alpha = 0.0
-                beta = 0.0
-                gamma = 0.0j
-                for j in range(3):
-                    ap = a[p, j]
-                    aq = a[q, j]
-                    alpha += ap.real * ap.real + ap.imag * ap.imag
-                    beta += aq.real * aq.real + aq.imag * aq.imag
-                    gamma += ap * aq.conjugate()
-                ag = math.sqrt(gamma.real * gamma.real + gamma.imag * gamma.imag)
-                norm = math.sqrt(alpha) * math.sqrt(beta)
-                if ag == 0.0 or ag <= _EPS * norm:
-                    continue
-                rotated = True
-                # norm can underflow to 0 while ag > 0 (entries spanning hundreds of decades)
-                worst = max(worst, ag / norm) if norm > 0.0 else 1.0
-                zeta = (beta - alpha) / (2.0 * ag)
-                t = math.copysign(1.0, zeta) / (abs(zeta) + math.hypot(1.0, zeta))
-                c = 1.0 / math.sqrt(1.0 + t * t)
-                sn = t * c
-                eip = gamma / ag
-                for j in range(3):
-                    ap = a[p, j]
-                    aq = a[q, j]
-                    a[p, j] = c * ap - sn * eip * aq
-                    a[q, j] = sn * ap + c * eip * aq
-                emip = eip.conjugate()
-                for j in range(3):
-                    up = u[b, j, p]
-                    uq = u[b, j, q]
-                    u[b, j, p] = c * up - sn * emip * uq
-                    u[b, j, q] = sn * up + c * emip * uq
-            # Quadratic convergence: once every pair was within _QUAD_TOL before its rotation,
-            # the rotations just applied leave off-diagonals of order _QUAD_TOL**2 < eps.
-            if not rotated or worst < _QUAD_TOL:
-                break
-        for i in range(3):
-            acc = 0.0
-            for j in range(3):
-                x = a[i, j]
-                acc += x.real * x.real + x.imag * x.imag
-            s[b, i] = math.sqrt(acc)
-        # sort ascending (three elements: insertion sort), permuting the columns of u
-        for i in range(1, 3):
-            j = i
-            while j > 0 and s[b, j - 1] > s[b, j]:
-                tmp = s[b, j]
-                s[b, j] = s[b, j - 1]
-                s[b, j - 1] = tmp
-                for r in range(3):
-                    tu = u[b, r, j]
-                    u[b, r, j] = u[b, r, j - 1]
-                    u[b, r, j - 1] = tu
-                j -= 1
+    for b in range(m.shape[0]):
+        svd_left_row(m[b], a, u[b], s[b], method)
+
+
+@njit(cache=True, nogil=True)
+def _takagi_kernel(m, u, s, tol, method):  # pragma: no cover - compiled
+    a = np.empty((3, 3), np.complex128)
+    t = np.empty((3, 3), np.complex128)
+    for b in range(m.shape[0]):
+        takagi_row(m[b], a, u[b], s[b], t, tol, method)
 
 
 @njit(cache=True, nogil=True)
 def _takagi_phases_kernel(mm, u, s, tol):  # pragma: no cover - compiled
-    """Turn left singular vectors ``u`` of symmetric ``mm`` into its Takagi factor, in place."""
-    n = mm.shape[0]
-    c = np.empty((3, 3), np.complex128)
+    """Phase-fix precomputed left singular vectors (the LAPACK path); NaN where degenerate."""
     t = np.empty((3, 3), np.complex128)
-    for b in range(n):
+    for b in range(mm.shape[0]):
         if not math.isfinite(s[b, 2]):
             continue
-        # c = u^dagger M u^*, via t = M u^*
-        for i in range(3):
-            for j in range(3):
-                acc = 0.0j
-                for k in range(3):
-                    acc += mm[b, i, k] * u[b, k, j].conjugate()
-                t[i, j] = acc
-        for i in range(3):
-            for j in range(3):
-                acc = 0.0j
-                for k in range(3):
-                    acc += u[b, k, i].conjugate() * t[k, j]
-                c[i, j] = acc
-        scale = s[b, 2]
-        bad = False
-        for i in range(3):
-            for j in range(3):
-                if i != j and abs(c[i, j]) > tol * scale:
-                    bad = True
-        if bad:
+        if not _takagi_phase_row(mm[b], u[b], s[b], t, tol):
             for i in range(3):
                 s[b, i] = np.nan
                 for j in range(3):
                     u[b, i, j] = np.nan
-            continue
-        for k in range(3):
-            d = c[k, k]
-            ad = abs(d)
-            ph = 1.0 + 0.0j
-            if ad > 0.0:
-                # e^{i theta/2} with theta = arg d: principal square root of d/|d|
-                ph = np.sqrt(d / ad)
-            for r in range(3):
-                u[b, r, k] = u[b, r, k] * ph
 
 
 def _as_batch(m: np.ndarray) -> np.ndarray:
@@ -187,10 +386,10 @@ def svd_left(m: np.ndarray, backend: str = "numba") -> tuple[np.ndarray, np.ndar
     Returns ``(U, s)`` with ``m = U diag(s) V^dagger`` for some unitary ``V``.
     """
     m = _as_batch(m)
-    if backend == "numba":
+    if backend in _METHODS:
         u = np.empty_like(m)
         s = np.empty(m.shape[:2], dtype=np.float64)
-        _svd_left_kernel(m, u, s)
+        _svd_left_kernel(m, u, s, _METHODS[backend])
         return u, s
     if backend == "lapack":
         bad = ~np.isfinite(m).all(axis=(1, 2))
@@ -211,6 +410,11 @@ def takagi(m: np.ndarray, backend: str = "numba") -> tuple[np.ndarray, np.ndarra
     Rows with exactly degenerate non-zero singular values, or non-finite input, are NaN.
     """
     m = _as_batch(m)
+    if backend in _METHODS:
+        u = np.empty_like(m)
+        s = np.empty(m.shape[:2], dtype=np.float64)
+        _takagi_kernel(m, u, s, TAKAGI_DEGENERACY_TOL, _METHODS[backend])
+        return u, s
     u, s = svd_left(m, backend=backend)
     _takagi_phases_kernel(m, u, s, TAKAGI_DEGENERACY_TOL)
     return u, s
