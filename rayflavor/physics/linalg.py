@@ -41,7 +41,7 @@ BACKENDS = ("numba", "jacobi", "lapack")
 _MAX_SWEEPS = 30
 _EPS = 2.220446049250313e-16
 _QUAD_TOL = 1e-10
-_TWO_PI_3 = 2.0 * math.pi / 3.0
+_SQRT3 = math.sqrt(3.0)
 # Closed form defers to Jacobi when (l3 - l2)/l3 of m m^dagger is below _GAP_TOL, or when
 # s_mid/s_max is below _HIER_TOL (see _closed_form_row).
 _GAP_TOL = 1e-6
@@ -61,6 +61,11 @@ TAKAGI_DEGENERACY_TOL = 1e-7
 @njit(cache=True, nogil=True, inline="always")
 def _abs2(z):  # pragma: no cover - compiled
     return z.real * z.real + z.imag * z.imag
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _abs1(z):  # pragma: no cover - compiled
+    return abs(z.real) + abs(z.imag)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -92,7 +97,7 @@ def _rotate_rows(a, u, p, q, alpha, beta, gamma, ag):  # pragma: no cover - comp
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _sort_ascending(a, u, s):  # pragma: no cover - compiled
-    """``s[i] = |row i of a|``, then sort ``s`` ascending, permuting ``u``'s columns alike."""
+    """``s[i] = |row i of a|``, then sort ``s`` ascending, permuting ``u``'s columns and ``a``'s rows alike."""
     for i in range(3):
         s[i] = math.sqrt(_abs2(a[i, 0]) + _abs2(a[i, 1]) + _abs2(a[i, 2]))
     for i in range(1, 3):
@@ -105,6 +110,9 @@ def _sort_ascending(a, u, s):  # pragma: no cover - compiled
                 tu = u[r, j]
                 u[r, j] = u[r, j - 1]
                 u[r, j - 1] = tu
+                ta = a[j, r]
+                a[j, r] = a[j - 1, r]
+                a[j - 1, r] = ta
             j -= 1
 
 
@@ -185,9 +193,11 @@ def _closed_form_row(m, a, u, s):  # pragma: no cover - compiled
     detb = (c00 * c11 * c22 + 2.0 * (d01 * d12 * d02.conjugate()).real
             - c00 * _abs2(d12) - c11 * _abs2(d02) - c22 * _abs2(d01))
     r = min(1.0, max(-1.0, 0.5 * detb))
-    phi = math.acos(r) / 3.0
-    l3 = qq + 2.0 * p * math.cos(phi)
-    l1 = qq + 2.0 * p * math.cos(phi + _TWO_PI_3)
+    phi = math.acos(r) / 3.0  # in [0, pi/3]
+    cphi = math.cos(phi)
+    sphi = math.sqrt(max(0.0, 1.0 - cphi * cphi))
+    l3 = qq + 2.0 * p * cphi
+    l1 = qq - p * (cphi + _SQRT3 * sphi)  # 2 p cos(phi + 2 pi/3)
     l2 = tr - l3 - l1
     if l3 - l2 < _GAP_TOL * l3:
         return False
@@ -256,14 +266,17 @@ def _closed_form_row(m, a, u, s):  # pragma: no cover - compiled
     if not (s[1] >= _HIER_TOL * s[2]):
         return False
     # |det m| / (s_mid s_max) is relatively accurate when det m has no cancellation (graded
-    # matrices); its error ~ eps * perm|m| / (s_mid s_max) against ~ eps * s_max for the row norm.
-    a00, a01, a02 = abs(m[0, 0]), abs(m[0, 1]), abs(m[0, 2])
-    a10, a11, a12 = abs(m[1, 0]), abs(m[1, 1]), abs(m[1, 2])
-    a20, a21, a22 = abs(m[2, 0]), abs(m[2, 1]), abs(m[2, 2])
-    perm = (a00 * (a11 * a22 + a12 * a21) + a01 * (a10 * a22 + a12 * a20)
-            + a02 * (a10 * a21 + a11 * a20))
-    if perm < s[1] * s[2] * s[2]:
-        s[0] = math.sqrt(_abs2(_det3(m))) / (s[1] * s[2])
+    # matrices); its error ~ eps * perm|m| / (s_mid s_max) against ~ eps * s_max for the row
+    # norm.  Only worth it for a small s_min (the row norm is good to ~1e-12 above 1e-4 s_max);
+    # |re| + |im| >= |z| bounds the permanent from above.
+    if s[0] < 1e-4 * s[2]:
+        a00, a01, a02 = _abs1(m[0, 0]), _abs1(m[0, 1]), _abs1(m[0, 2])
+        a10, a11, a12 = _abs1(m[1, 0]), _abs1(m[1, 1]), _abs1(m[1, 2])
+        a20, a21, a22 = _abs1(m[2, 0]), _abs1(m[2, 1]), _abs1(m[2, 2])
+        perm = (a00 * (a11 * a22 + a12 * a21) + a01 * (a10 * a22 + a12 * a20)
+                + a02 * (a10 * a21 + a11 * a20))
+        if perm < s[1] * s[2] * s[2]:
+            s[0] = math.sqrt(_abs2(_det3(m))) / (s[1] * s[2])
     return True
 
 
@@ -313,30 +326,61 @@ def _takagi_phase_row(mm, u, s, t, tol):  # pragma: no cover - compiled
             if not (_abs2(cij) <= lim2):
                 return False
     for k in range(3):
-        d = u[0, k].conjugate() * t[0, k] + u[1, k].conjugate() * t[1, k] + u[2, k].conjugate() * t[2, k]
-        ad = math.sqrt(_abs2(d))
-        if ad > 0.0:
-            # e^{i theta/2} with theta = arg d: principal square root of d/|d|
-            ph = np.sqrt(d / ad)
-            for r in range(3):
-                u[r, k] = u[r, k] * ph
+        ph = _half_phase(u[0, k].conjugate() * t[0, k] + u[1, k].conjugate() * t[1, k] + u[2, k].conjugate() * t[2, k])
+        for r in range(3):
+            u[r, k] = u[r, k] * ph
     return True
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def takagi_row(mm, a, u, s, t, tol, method):  # pragma: no cover - compiled
+def _half_phase(d):  # pragma: no cover - compiled
+    """Principal square root of ``d/|d|`` (``e^{i arg(d)/2}``, real part >= 0), as ``np.sqrt``."""
+    ad = math.sqrt(_abs2(d))
+    if not (ad > 0.0):
+        return 1.0 + 0.0j
+    c = d.real / ad
+    sn = d.imag / ad
+    if c >= 0.0:
+        ch = math.sqrt(0.5 * (1.0 + c))
+        return complex(ch, sn / (2.0 * ch))
+    sh = math.copysign(math.sqrt(0.5 * (1.0 - c)), sn)
+    return complex(sn / (2.0 * sh), sh)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _takagi_phase_from_rows(a, u, s, tol):  # pragma: no cover - compiled
+    """As :func:`_takagi_phase_row`, using the rows ``a = u^dagger M`` an SVD row kernel left.
+
+    ``c = u^dagger M u^* = a u^*``: six entries (``c`` is symmetric) instead of two products.
+    """
+    lim = tol * s[2]
+    lim2 = lim * lim
+    for i in range(3):
+        for j in range(i + 1, 3):
+            cij = a[i, 0] * u[0, j].conjugate() + a[i, 1] * u[1, j].conjugate() + a[i, 2] * u[2, j].conjugate()
+            if not (_abs2(cij) <= lim2):
+                return False
+    for k in range(3):
+        ph = _half_phase(a[k, 0] * u[0, k].conjugate() + a[k, 1] * u[1, k].conjugate() + a[k, 2] * u[2, k].conjugate())
+        for r in range(3):
+            u[r, k] = u[r, k] * ph
+    return True
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def takagi_row(mm, a, u, s, tol, method):  # pragma: no cover - compiled
     """Takagi factor ``u`` (``u^dagger M u^* = diag(s)``) of one symmetric ``mm``; NaN if degenerate."""
     svd_left_row(mm, a, u, s, method)
     if not math.isfinite(s[2]):
         return
-    if _takagi_phase_row(mm, u, s, t, tol):
+    if _takagi_phase_from_rows(a, u, s, tol):
         return
     if method == 0:  # closed form not sharp enough for the phases: redo with Jacobi
         for i in range(3):
             for j in range(3):
                 a[i, j] = mm[i, j]
         _jacobi_row(a, u, s)
-        if _takagi_phase_row(mm, u, s, t, tol):
+        if _takagi_phase_from_rows(a, u, s, tol):
             return
     for i in range(3):
         s[i] = np.nan
@@ -354,9 +398,8 @@ def _svd_left_kernel(m, u, s, method):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True)
 def _takagi_kernel(m, u, s, tol, method):  # pragma: no cover - compiled
     a = np.empty((3, 3), np.complex128)
-    t = np.empty((3, 3), np.complex128)
     for b in range(m.shape[0]):
-        takagi_row(m[b], a, u[b], s[b], t, tol, method)
+        takagi_row(m[b], a, u[b], s[b], tol, method)
 
 
 @njit(cache=True, nogil=True)

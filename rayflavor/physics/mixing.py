@@ -24,7 +24,7 @@ Conventions (batch axis first, rows = flavour, columns = mass states, both ascen
     a21/2 = arg(U_e2 U_e1^*),  a31/2 = arg(U_e3 U_e1^*) + delta           ("half")
     a1 = arg(U_e1 U_e3^*) - delta,  a2 = arg(U_e2 U_e3^*) - delta  (mod pi) ("nufit")
     J = Im(U_e1 U_mu2 U_e2^* U_mu1^*) = s12 c12 s23 c23 s13 c13^2 sin(delta)   (eq. 2.6)
-    I1 = Im(U_e1^* U_e2),  I2 = Im(U_e1^* U_e3)                                 (eq. 2.7)
+    I1 = Im(U_e1^* U_e2),  I2 = Im(U_e1^* U_e3)  of the parametrised U      (eq. 2.7)
 
 >>> import numpy as np
 >>> U = standard(np.array([0.59]), np.array([0.15]), np.array([0.84]), np.array([3.4]))
@@ -35,7 +35,10 @@ Conventions (batch axis first, rows = flavour, columns = mass states, both ascen
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 TWO_PI = 2.0 * np.pi
 
@@ -122,9 +125,15 @@ def majorana_phases(u: np.ndarray, delta: np.ndarray, convention: str) -> tuple[
     raise ValueError(f"unknown Majorana convention {convention!r}")
 
 
-def invariants(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Majorana-phase invariants ``I1 = Im(U_e1^* U_e2)`` and ``I2 = Im(U_e1^* U_e3)`` (eq. 2.7)."""
-    return (np.imag(np.conj(u[:, 0, 0]) * u[:, 0, 1]), np.imag(np.conj(u[:, 0, 0]) * u[:, 0, 2]))
+def invariants(u: np.ndarray, delta: np.ndarray, alpha21: np.ndarray, alpha31: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Majorana-phase invariants ``I1 = Im(U_e1^* U_e2)``, ``I2 = Im(U_e1^* U_e3)`` (eq. 2.7).
+
+    Evaluated on the parametrised matrix (eq. 2.4, ``alpha21, alpha31`` in [0, 2 pi), ``"half"``):
+    ``I1 = |U_e1||U_e2| sin(alpha21/2)``, ``I2 = |U_e1||U_e3| sin(alpha31/2 - delta)``.  Read off
+    a raw Takagi factor, ``Im(U_e1^* U_e2)`` would flip sign with the free sign of column 2.
+    """
+    a = np.abs(u[:, 0, :])
+    return a[:, 0] * a[:, 1] * np.sin(0.5 * alpha21), a[:, 0] * a[:, 2] * np.sin(0.5 * alpha31 - delta)
 
 
 def jarlskog_closed_form(theta12, theta13, theta23, delta) -> np.ndarray:
@@ -133,3 +142,63 @@ def jarlskog_closed_form(theta12, theta13, theta23, delta) -> np.ndarray:
         np.sin(theta12) * np.cos(theta12) * np.sin(theta23) * np.cos(theta23)
         * np.sin(theta13) * np.cos(theta13) ** 2 * np.sin(delta)
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The same extraction for one matrix, compiled, for the fused per-model kernels.  Every formula
+# is the batched one above, term by term; tests hold the two to 1e-12.
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _clip01(x):  # pragma: no cover - compiled
+    return 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)  # NaN passes through, as np.clip
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def mod_row(x, period):  # pragma: no cover - compiled
+    """``x mod period`` in [0, period) (NaN stays NaN), as :func:`_mod`."""
+    y = x % period
+    return 0.0 if y >= period else y
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _arg(z):  # pragma: no cover - compiled
+    return math.atan2(z.imag, z.real)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def angles_row(u):  # pragma: no cover - compiled
+    """``(s12^2, s13^2, s23^2, delta, J)`` of one unitary ``u`` (3, 3); as :func:`angles`."""
+    e3 = u[0, 2]
+    s13sq = _clip01(e3.real * e3.real + e3.imag * e3.imag)
+    c13sq = 1.0 - s13sq
+    e2, m3 = u[0, 1], u[1, 2]
+    s12sq = _clip01((e2.real * e2.real + e2.imag * e2.imag) / c13sq)
+    s23sq = _clip01((m3.real * m3.real + m3.imag * m3.imag) / c13sq)
+    s13, c13 = math.sqrt(s13sq), math.sqrt(c13sq)
+    c12 = math.sqrt(1.0 - s12sq)
+    s23 = math.sqrt(s23sq)
+    q = u[0, 0] * u[1, 2] * u[0, 2].conjugate() * u[1, 0].conjugate()
+    r = c12 * c13 * s23 * s13
+    delta = mod_row(_arg(-(q + r * r)), TWO_PI)
+    j = (u[0, 0] * u[1, 1] * u[0, 1].conjugate() * u[1, 0].conjugate()).imag
+    return s12sq, s13sq, s23sq, delta, j
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def majorana_half_row(u, delta):  # pragma: no cover - compiled
+    """``(alpha21, alpha31)`` in [0, 2 pi), convention ``"half"``; as :func:`majorana_phases`."""
+    e1c = u[0, 0].conjugate()
+    a21 = 2.0 * _arg(u[0, 1] * e1c)
+    a31 = 2.0 * (_arg(u[0, 2] * e1c) + delta)
+    return mod_row(a21, TWO_PI), mod_row(a31, TWO_PI)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def majorana_nufit_row(u, delta):  # pragma: no cover - compiled
+    """``(alpha1, alpha2)`` in [0, pi), convention ``"nufit"``; as :func:`majorana_phases`."""
+    e3c = u[0, 2].conjugate()
+    a1 = _arg(u[0, 0] * e3c) - delta
+    a2 = _arg(u[0, 1] * e3c) - delta
+    return mod_row(a1, math.pi), mod_row(a2, math.pi)

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import linalg, mixing
+from . import linalg, mixing, seesaw_kernel
 from .data import DataSet, load
 from .losses import chi2_term, in_window
 from .params import to_matrix
@@ -115,17 +115,6 @@ def mass_matrix(x: np.ndarray) -> np.ndarray:
     return m
 
 
-def _ordered(w: np.ndarray, s: np.ndarray, ordering: str) -> tuple[np.ndarray, np.ndarray]:
-    """PMNS matrix ``U = W^*`` and masses, columns labelled for ``ordering``."""
-    if ordering == "NO":
-        perm = [0, 1, 2]
-    elif ordering == "IO":
-        perm = [1, 2, 0]  # m1, m2 = the two heavier states; m3 = the lightest
-    else:
-        raise ValueError(f"ordering must be 'NO' or 'IO', not {ordering!r}")
-    return np.conj(w[:, :, perm]), s[:, perm]
-
-
 def evaluate(
     x: np.ndarray,
     *,
@@ -139,8 +128,13 @@ def evaluate(
     degenerate come back with NaN observables and ``solution = valid = False``.
     """
     data = data if data is not None else load(DEFAULT_DATA)
+    perm = _PERMS.get(ordering)
+    if perm is None:
+        raise ValueError(f"ordering must be 'NO' or 'IO', not {ordering!r}")
+    if backend == "numba":
+        return _evaluate_fused(np.asarray(x, dtype=np.float64), perm, ordering, data)
     w, s = linalg.takagi(mass_matrix(x), backend=backend)
-    u, m = _ordered(w, s, ordering)
+    u, m = np.conj(w[:, :, perm]), s[:, perm]
     out: dict[str, np.ndarray] = {"m1": m[:, 0], "m2": m[:, 1], "m3": m[:, 2]}
     msq = m * m
     out["dm21"] = msq[:, 1] - msq[:, 0]
@@ -157,7 +151,7 @@ def evaluate(
     out["delta_cp"] = ang["delta"]
     out["alpha21"], out["alpha31"] = mixing.majorana_phases(u, ang["delta"], "half")
     out["j_cp"] = ang["j"]
-    out["i1"], out["i2"] = mixing.invariants(u)
+    out["i1"], out["i2"] = mixing.invariants(u, out["delta_cp"], out["alpha21"], out["alpha31"])
     out["m_bb"] = np.abs(np.sum(u[:, 0, :] ** 2 * m, axis=1))  # eq. 2.9 = |sum_i U_ei^2 m_i|
     out["m_beta"] = np.sqrt(np.sum(absu[:, 0, :] ** 2 * msq, axis=1))  # eq. 2.10
     out["m_sum"] = m.sum(axis=1)
@@ -165,6 +159,22 @@ def evaluate(
         out["label_log10_dm21"] = np.log10(out["dm21"])
         out["label_log10_dm3l"] = np.log10(np.abs(out["dm3l"]))
     _score(out, data, ordering)
+    return out
+
+
+# Takagi column (ascending masses) of m1, m2, m3: IO puts the lightest state last.
+_PERMS = {"NO": np.array([0, 1, 2]), "IO": np.array([1, 2, 0])}
+
+
+def _evaluate_fused(x: np.ndarray, perm: np.ndarray, ordering: str, data: DataSet) -> dict[str, np.ndarray]:
+    """``evaluate`` through the compiled one-pass kernel of :mod:`.seesaw_kernel`."""
+    terms = np.array([(data.get(n, ordering).central, *data.get(n, ordering).sigmas())
+                      for n in seesaw_kernel.CHI2_TERMS], dtype=np.float64)
+    windows = np.array([data.window(n, ordering) for n in seesaw_kernel.CHI2_TERMS[:11]], dtype=np.float64)
+    table, solution = seesaw_kernel.evaluate(x, perm, ordering == "IO", terms, windows)
+    out = dict(zip(seesaw_kernel.COLUMNS, table))
+    out["solution"] = solution
+    out["valid"] = solution.copy()
     return out
 
 
