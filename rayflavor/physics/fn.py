@@ -47,18 +47,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import math
-
 import numpy as np
 from numba import njit
 
-from . import linalg, mixing
+from . import fn_kernel, linalg, mixing
 from .data import DataSet, load
 from .losses import cc_loss
 from .params import to_matrix
 
-V_HIGGS_GEV = 246.22
-GEV_TO_EV = 1e9
+V_HIGGS_GEV = fn_kernel.V_HIGGS_GEV
+GEV_TO_EV = fn_kernel.GEV_TO_EV
 SECTORS = ("u", "d", "nu", "e")
 CHARGES: tuple[str, ...] = tuple(f"q_{f}{i}" for f in ("Q", "u", "d", "L", "e", "N") for i in (1, 2, 3))
 WILSON: tuple[str, ...] = tuple(
@@ -85,8 +83,7 @@ DEFAULT_DATA = "nufit-6.0+pdg-2024"
 REQUIRED_DATA = WINDOW_OBJECTIVES + ("dm3l",) + MASSES
 
 # Index of the upper-triangle c_N column for every (i, j) of the symmetric 3x3 matrix.
-_CN_INDEX = np.array([[0, 1, 2], [1, 3, 4], [2, 4, 5]])
-_CN_FLAT = _CN_INDEX.ravel()
+_CN_INDEX = fn_kernel.CN_FLAT.reshape(3, 3)  # [[0, 1, 2], [1, 3, 4], [2, 4, 5]]
 _OFFSET = {name: k for k, name in enumerate(PARAMETERS)}
 
 _DOMAINS = {name: (lambda v: (np.abs(v) >= 0.3) & (np.abs(v) <= 3.0), "0.3 <= |c| <= 3") for name in WILSON}
@@ -209,96 +206,11 @@ def mass_matrices(x: np.ndarray, backend: str = "numba") -> dict[str, np.ndarray
     return out
 
 
-_KMAX = 80  # |n| <= 2*9 + 2*18 = 54 for |q| <= 9; larger charges fall back to pow()
-
-
 @njit(cache=True, nogil=True)
 def _matrices_kernel(x, m_u, m_d, m_e, m_nu, expo):  # pragma: no cover - compiled
-    dirac = 246.22 / math.sqrt(2.0)
-    q = np.empty(18, np.int64)
-    nn = np.empty(45, np.int64)
-    tab_u = np.empty(2 * _KMAX + 1, np.complex128)
-    tab_d = np.empty(2 * _KMAX + 1, np.float64)
-    md = np.empty((3, 3), np.complex128)
-    mn = np.empty((3, 3), np.complex128)
-    adj = np.empty((3, 3), np.complex128)
+    scratch = fn_kernel.matrices_scratch()
     for r in range(x.shape[0]):
-        for k in range(18):
-            q[k] = np.int64(np.rint(x[r, k]))
-        qh = q[5] - q[2]
-        kmax = 0
-        for i in range(3):
-            for j in range(3):
-                e = 3 * i + j
-                nn[e] = q[i] - q[3 + j] + qh
-                nn[9 + e] = q[i] - q[6 + j] - qh
-                nn[18 + e] = q[9 + i] - q[15 + j] + qh
-                nn[27 + e] = q[9 + i] - q[12 + j] - qh
-                nn[36 + e] = -(q[15 + i] + q[15 + j])
-        for e in range(45):
-            expo[r, e] = nn[e]
-            if abs(nn[e]) > kmax:
-                kmax = abs(nn[e])
-        eu = x[r, 60]
-        ed = x[r, 61]
-        al = x[r, 62]
-        lam = 10.0 ** x[r, 63]
-        pu = complex(eu * math.cos(al), eu * math.sin(al))
-        use_tab = kmax <= _KMAX
-        if use_tab:
-            tab_u[_KMAX] = 1.0
-            tab_d[_KMAX] = 1.0
-            for k in range(1, kmax + 1):
-                tab_u[_KMAX + k] = tab_u[_KMAX + k - 1] * pu
-                tab_u[_KMAX - k] = tab_u[_KMAX - k + 1] / pu
-                tab_d[_KMAX + k] = tab_d[_KMAX + k - 1] * ed
-                tab_d[_KMAX - k] = tab_d[_KMAX - k + 1] / ed
-        for i in range(3):
-            for j in range(3):
-                e = 3 * i + j
-                if use_tab:
-                    fu = tab_u[_KMAX + nn[e]]
-                    fd = tab_d[_KMAX + nn[9 + e]]
-                    fnu = tab_u[_KMAX + nn[18 + e]]
-                    fe = tab_d[_KMAX + nn[27 + e]]
-                    fn_ = tab_u[_KMAX + nn[36 + e]]
-                else:
-                    fu = eu ** nn[e] * complex(math.cos(nn[e] * al), math.sin(nn[e] * al))
-                    fd = ed ** nn[9 + e] + 0.0j
-                    fnu = eu ** nn[18 + e] * complex(math.cos(nn[18 + e] * al), math.sin(nn[18 + e] * al))
-                    fe = ed ** nn[27 + e] + 0.0j
-                    fn_ = eu ** nn[36 + e] * complex(math.cos(nn[36 + e] * al), math.sin(nn[36 + e] * al))
-                m_u[r, i, j] = dirac * fu * x[r, 18 + e]
-                m_d[r, i, j] = dirac * fd.real * x[r, 27 + e]
-                md[i, j] = dirac * fnu * x[r, 36 + e]
-                m_e[r, i, j] = dirac * fe.real * x[r, 45 + e]
-                mn[i, j] = fn_ * x[r, 54 + _CN_FLAT[e]] * lam
-        # adjugate of M_N; M_nu = -m_D adj(M_N) m_D^T / det(M_N)
-        adj[0, 0] = mn[1, 1] * mn[2, 2] - mn[1, 2] * mn[2, 1]
-        adj[0, 1] = mn[0, 2] * mn[2, 1] - mn[0, 1] * mn[2, 2]
-        adj[0, 2] = mn[0, 1] * mn[1, 2] - mn[0, 2] * mn[1, 1]
-        adj[1, 0] = mn[1, 2] * mn[2, 0] - mn[1, 0] * mn[2, 2]
-        adj[1, 1] = mn[0, 0] * mn[2, 2] - mn[0, 2] * mn[2, 0]
-        adj[1, 2] = mn[0, 2] * mn[1, 0] - mn[0, 0] * mn[1, 2]
-        adj[2, 0] = mn[1, 0] * mn[2, 1] - mn[1, 1] * mn[2, 0]
-        adj[2, 1] = mn[0, 1] * mn[2, 0] - mn[0, 0] * mn[2, 1]
-        adj[2, 2] = mn[0, 0] * mn[1, 1] - mn[0, 1] * mn[1, 0]
-        det = mn[0, 0] * adj[0, 0] + mn[0, 1] * adj[1, 0] + mn[0, 2] * adj[2, 0]
-        ok = det != 0.0 and math.isfinite(det.real) and math.isfinite(det.imag)
-        for a in range(3):
-            for b in range(a, 3):
-                acc = 0.0j
-                if ok:
-                    for k in range(3):
-                        t = 0.0j
-                        for l in range(3):
-                            t += adj[k, l] * md[b, l]
-                        acc += md[a, k] * t
-                    acc = -acc / det * GEV_TO_EV
-                else:
-                    acc = complex(np.nan, np.nan)
-                m_nu[r, a, b] = acc
-                m_nu[r, b, a] = acc
+        fn_kernel.matrices_row(x[r], scratch, m_u[r], m_d[r], m_e[r], m_nu[r], expo[r])
 
 
 def _nufit_labelling(w: np.ndarray, s: np.ndarray):
@@ -323,6 +235,27 @@ def evaluate(
     """Observables, ``loss_*`` for every objective, ``n_satisfied`` and ``valid`` for each row."""
     data = data if data is not None else load(DEFAULT_DATA)
     x = np.asarray(x, dtype=np.float64)
+    if backend == "numba":
+        out, n = fn_kernel.evaluate(x)
+    else:
+        out, n = _observables_numpy(x, backend)
+    for k, name in enumerate(EXPONENTS):
+        out[name] = n[:, k]
+    out["n_negative_exponents"] = (n < 0).sum(axis=1)
+    out["max_exponent"] = n.max(axis=1)
+    out["q_H"] = np.rint(x[:, _OFFSET["q_u3"]] - x[:, _OFFSET["q_Q3"]]).astype(np.int64)
+
+    _losses(out, data, mass_tolerance, force_io, max_exponent)
+    names = objective_names(force_io, max_exponent)
+    losses = np.stack([out[f"loss_{k}"] for k in names], axis=1)
+    out["n_satisfied"] = (losses == 0.0).sum(axis=1)
+    out["valid"] = (out["n_satisfied"] == len(names)) & np.isfinite(out["m_u"])  # non-finite rows are all NaN
+    return out
+
+
+def _observables_numpy(x: np.ndarray, backend: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The observables of :data:`fn_kernel.COLUMNS` and ``ordering`` by batched numpy + ``backend``
+    decompositions (the reference of the fused kernel), and the exponents."""
     mats = mass_matrices(x, backend)
     out: dict[str, np.ndarray] = {}
     u_u, s_u = linalg.svd_left(mats["m_u"], backend)
@@ -360,25 +293,12 @@ def evaluate(
     out["m_lightest"] = np.where(is_no, m[:, 0], m[:, 2])
     out["m_ee"] = np.abs(np.sum(pmns[:, 0, :] ** 2 * m, axis=1))
     out["m_sum"] = m.sum(axis=1)
-
-    n = mats["exponents"]
-    for k, name in enumerate(EXPONENTS):
-        out[name] = n[:, k]
-    out["n_negative_exponents"] = (n < 0).sum(axis=1)
-    out["max_exponent"] = n.max(axis=1)
-    out["q_H"] = np.rint(x[:, _OFFSET["q_u3"]] - x[:, _OFFSET["q_Q3"]]).astype(np.int64)
-
     finite = np.isfinite(np.stack([out[k] for k in MASSES] + [m[:, 0], m[:, 1], m[:, 2]], axis=1)).all(axis=1)
     for k in list(out):
         if out[k].dtype.kind == "f":
             out[k] = np.where(finite, out[k], np.nan)
     out["ordering"] = np.where(finite, out["ordering"], "none")
-    _losses(out, data, mass_tolerance, force_io, max_exponent)
-    names = objective_names(force_io, max_exponent)
-    losses = np.stack([out[f"loss_{k}"] for k in names], axis=1)
-    out["n_satisfied"] = (losses == 0.0).sum(axis=1)
-    out["valid"] = (out["n_satisfied"] == len(names)) & finite
-    return out
+    return out, mats["exponents"]
 
 
 def _losses(out, data: DataSet, tol: float, force_io: bool, max_exponent: int | None) -> None:
