@@ -15,7 +15,7 @@ def bench():
 @click.option("--min-seconds", type=click.FloatRange(0.01), default=1.0, show_default=True,
               help="Minimum time spent per measurement (best of the repeats is reported).")
 def bench_physics(sizes, min_seconds):
-    """Models/s per core for both models, compiled kernels vs the LAPACK reference."""
+    """Models/s per core for both models: fused kernels, Jacobi composition, LAPACK reference."""
     from rayflavor import bench_physics as bp
 
     try:
