@@ -30,6 +30,7 @@ ORDERINGS = np.array(["NO", "IO", "none"])  # index = the kernel's ordering code
 V_HIGGS_GEV = 246.22
 GEV_TO_EV = 1e9
 _DEG = 180.0 / math.pi
+_LN10 = math.log(10.0)
 _CKM = 9
 _PMNS = 14
 _NU = 21
@@ -73,17 +74,19 @@ def matrices_row(xr, scratch, m_u, m_d, m_e, m_nu, expo):  # pragma: no cover - 
     eu = xr[60]
     ed = xr[61]
     al = xr[62]
-    lam = 10.0 ** xr[63]
+    lam = math.exp(_LN10 * xr[63])
     pu = complex(eu * math.cos(al), eu * math.sin(al))
     use_tab = kmax <= _KMAX
     if use_tab:
         tab_u[_KMAX] = 1.0
         tab_d[_KMAX] = 1.0
+        ipu = 1.0 / pu
+        ied = 1.0 / ed
         for k in range(1, kmax + 1):
             tab_u[_KMAX + k] = tab_u[_KMAX + k - 1] * pu
-            tab_u[_KMAX - k] = tab_u[_KMAX - k + 1] / pu
+            tab_u[_KMAX - k] = tab_u[_KMAX - k + 1] * ipu
             tab_d[_KMAX + k] = tab_d[_KMAX + k - 1] * ed
-            tab_d[_KMAX - k] = tab_d[_KMAX - k + 1] / ed
+            tab_d[_KMAX - k] = tab_d[_KMAX - k + 1] * ied
     for i in range(3):
         for j in range(3):
             e = 3 * i + j
