@@ -55,13 +55,13 @@ def test_found_models_reevaluate_valid_and_are_unique():
     method = "fast"
     ds = data.load(RELAXED)
     isl = Island(IslandConfig(method=method, mass_tolerance=0.9, pop_size=60, n_partitions=1, target_valid=15), ds, seed=1)
-    ms = _run(isl, 60)
+    ms = _run(isl, 200)  # stops at the target (72 generations with this seed)
     assert isl.done and isl.c.stop_reason == "target-valid"
     m = {k: np.concatenate([x[k] for x in ms]) for k in ms[0]}
     x = np.column_stack([m[p] for p in fn.PARAMETERS])
     res = fn.evaluate(x, data=ds, mass_tolerance=0.9)
     assert res["valid"].all()
-    assert len(np.unique(x[:, :18], axis=0)) == len(x) == isl.c.n_found
+    assert len(np.unique(x[:, :18], axis=0)) == len(x) == isl.c.n_found == 15  # exactly the target
 
 
 def _models(x: np.ndarray, ds) -> dict[str, np.ndarray]:
@@ -83,16 +83,17 @@ def test_dedupe_counts_on_a_hand_made_set(tmp_path):
     dup = x0[[0]].copy()
     dup[0, 18] *= 1.01  # A again, other Wilson coefficient: a duplicate
     shift = x0[[0]].copy()
-    shift[0, :9] += np.where(np.abs(shift[0, :9]) < 9, 1, 0) if (np.abs(shift[0, :9]) < 9).all() else 0  # Q u d shift
+    qud = shift[0, :9]
+    shift[0, :9] += 1 if (qud < 9).all() else (-1 if (qud > -9).all() else 0)  # common Q u d shift
     n_move = x0[[1]].copy()
-    n_move[0, 15:18] -= 1  # N charges of B lowered: other texture, same light texture
+    n_move[0, 15:18] += np.where(n_move[0, 15:18] > 0, -1, 1)  # N charges of B moved: other texture, same light texture
     assert (np.abs(n_move[0, :18]) <= 9).all()
     write_part(tmp_path, 0, 0, to_table(_models(np.vstack([x0, dup]), ds), island=0, seed=1))
     write_part(tmp_path, 1, 0, to_table(_models(np.vstack([shift, n_move]), ds), island=1, seed=2))
     assert len(list_parts(tmp_path)) == 2
     c = dedupe(tmp_path, RELAXED)
     shifted = not np.array_equal(shift[0, :18], x0[0, :18])
-    assert (c.found, c.duplicates) == (5, 1)
+    assert (c.found, c.duplicates) == (5, 1 if shifted else 2)
     assert c.unique == 4 if shifted else 3
     assert c.textures == 3  # the Q u d shift keeps every exponent
     assert c.light_textures == 2  # the N move changes n_nu, n_N but not the light spectrum

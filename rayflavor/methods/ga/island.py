@@ -281,8 +281,11 @@ class Island:
         if ok.size == 0:
             return
         keys = _keys(x[ok, :N_CHARGES])
+        room = self.config.target_valid - self.c.n_found  # never overshoot the target
         new = []
         for i, k in zip(ok, keys):
+            if len(new) >= room:
+                break
             if k not in self.found:
                 self.found.add(k)
                 new.append(i)
