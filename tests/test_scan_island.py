@@ -99,3 +99,12 @@ def test_dedupe_counts_on_a_hand_made_set(tmp_path):
     assert c.light_textures == 2  # the N move changes n_nu, n_N but not the light spectrum
     kept = pl.read_parquet(tmp_path / "models.parquet")
     assert kept.height == c.unique and kept["distance"].is_finite().all()
+
+
+def test_dedupe_of_a_scan_that_found_nothing_writes_an_empty_table(tmp_path):
+    c = dedupe(tmp_path, RELAXED)
+    assert (c.found, c.unique, c.duplicates, c.textures, c.light_textures) == (0, 0, 0, 0, 0)
+    kept = pl.read_parquet(tmp_path / "models.parquet")
+    assert kept.height == 0
+    assert set(fn.PARAMETERS) | {"valid", "island", "seed", "generation", "found_at", "distance"} <= set(kept.columns)
+    assert kept["q_Q1"].dtype == pl.Int64 and kept["m_t"].dtype == pl.Float64

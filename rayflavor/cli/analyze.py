@@ -55,6 +55,9 @@ def analyze(path, fmt, html_report, out_dir):
 
     res = analyze_output(path, fmt, html_report, out_dir)
     click.echo(f"{res['source']}: {res['rows']} {'models' if res['kind'] == 'fn' else 'solutions'}")
+    if not res["rows"]:
+        click.echo("nothing to summarise or plot")
+        return
     with pl.Config(tbl_rows=40, tbl_hide_dataframe_shape=True, float_precision=4):
         for name, table in res["tables"].items():
             click.echo(f"\n{name}\n{table}")

@@ -33,7 +33,7 @@ import polars as pl
 
 from rayflavor.physics import data as fndata
 from rayflavor.physics import fn
-from rayflavor.storage.parquet import atomic_write_bytes, list_parts
+from rayflavor.storage.parquet import atomic_write_bytes, empty_table, list_parts
 
 WINDOW = ("ckm_s12", "ckm_s23", "ckm_s13", "ckm_delta", "pmns_theta12", "pmns_theta13", "pmns_theta23", "pmns_delta", "dm21")
 TOL_REF = 0.2
@@ -92,10 +92,10 @@ def dedupe(out: str | Path, data_name: str = fn.DEFAULT_DATA) -> Counts:
     out = Path(out)
     parts = list_parts(out)
     ds = fndata.load(data_name)
-    if not parts:
-        empty = Counts(0, 0, 0, 0, 0)
-        return empty
-    lf = pl.scan_parquet([str(p) for p in parts])
+    if not parts:  # nothing found: an empty models.parquet, so readers see "0 models", not a missing file
+        lf = pl.from_arrow(empty_table()).lazy()
+    else:
+        lf = pl.scan_parquet([str(p) for p in parts])
     found = lf.select(pl.len()).collect().item()
     best = (
         lf.with_columns(distance_expr(ds))

@@ -63,6 +63,16 @@ def to_table(models: dict[str, np.ndarray], *, island: int, seed: int) -> pa.Tab
     return table.replace_schema_metadata({"schema": SCHEMA_VERSION})
 
 
+def empty_table() -> pa.Table:
+    """A table of this schema with no rows (default objectives), for a scan that found nothing."""
+    x = np.empty((0, len(fn.PARAMETERS)))
+    models: dict[str, np.ndarray] = {name: x[:, k] for k, name in enumerate(fn.PARAMETERS)}
+    models.update(fn.evaluate(x))
+    models["generation"] = np.empty(0, dtype=np.int64)
+    models["found_at"] = np.empty(0)
+    return to_table(models, island=0, seed=0)
+
+
 def write_part(out: str | Path, island: int, seq: int, table: pa.Table) -> Path:
     """Atomically write part ``seq`` of ``island`` (an existing part of that number is replaced)."""
     sink = pa.BufferOutputStream()
