@@ -137,7 +137,7 @@ def matrices_row(xr, scratch, m_u, m_d, m_e, m_nu, expo):  # pragma: no cover - 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def evaluate_rows(x, out, code, expo):  # pragma: no cover - compiled
-    """Fill ``out`` (len(COLUMNS), N), ``code`` (N,) ordering index and ``expo`` (N, 45)."""
+    """Fill ``out`` (N, len(COLUMNS)), ``code`` (N,) ordering index and ``expo`` (N, 45)."""
     scratch = matrices_scratch()
     m_u = np.empty((3, 3), np.complex128)
     m_d = np.empty((3, 3), np.complex128)
@@ -161,7 +161,7 @@ def evaluate_rows(x, out, code, expo):  # pragma: no cover - compiled
             uvec = uu if sector == 0 else (ud if sector == 1 else ue)
             svd_left_row(mat, a, uvec, s, 0)
             for k in range(3):
-                out[3 * sector + k, r] = s[k]
+                out[r, 3 * sector + k] = s[k]
                 finite = finite and math.isfinite(s[k])
         # CKM = U_u^dagger U_d  (eq. 28)
         for i in range(3):
@@ -169,11 +169,11 @@ def evaluate_rows(x, out, code, expo):  # pragma: no cover - compiled
                 c[i, j] = (uu[0, i].conjugate() * ud[0, j] + uu[1, i].conjugate() * ud[1, j]
                            + uu[2, i].conjugate() * ud[2, j])
         s12sq, s13sq, s23sq, delta, j = angles_row(c)
-        out[_CKM, r] = math.sqrt(s12sq)
-        out[_CKM + 1, r] = math.sqrt(s23sq)
-        out[_CKM + 2, r] = math.sqrt(s13sq)
-        out[_CKM + 3, r] = delta
-        out[_CKM + 4, r] = j
+        out[r, _CKM] = math.sqrt(s12sq)
+        out[r, _CKM + 1] = math.sqrt(s23sq)
+        out[r, _CKM + 2] = math.sqrt(s13sq)
+        out[r, _CKM + 3] = delta
+        out[r, _CKM + 4] = j
         # M_nu^e = U_e^dagger M_nu U_e^*  (eq. 35), then its Takagi factor W  (eq. 27)
         for i in range(3):
             for j in range(3):
@@ -204,27 +204,27 @@ def evaluate_rows(x, out, code, expo):  # pragma: no cover - compiled
         finite = finite and math.isfinite(nm[0]) and math.isfinite(nm[1]) and math.isfinite(nm[2])
         s12sq, s13sq, s23sq, delta, j = angles_row(t)
         a1, a2 = majorana_nufit_row(t, delta)
-        out[_PMNS, r] = math.asin(math.sqrt(s12sq)) * _DEG
-        out[_PMNS + 1, r] = math.asin(math.sqrt(s13sq)) * _DEG
-        out[_PMNS + 2, r] = math.asin(math.sqrt(s23sq)) * _DEG
-        out[_PMNS + 3, r] = delta * _DEG
-        out[_PMNS + 4, r] = a1 * _DEG
-        out[_PMNS + 5, r] = a2 * _DEG
-        out[_PMNS + 6, r] = j
+        out[r, _PMNS] = math.asin(math.sqrt(s12sq)) * _DEG
+        out[r, _PMNS + 1] = math.asin(math.sqrt(s13sq)) * _DEG
+        out[r, _PMNS + 2] = math.asin(math.sqrt(s23sq)) * _DEG
+        out[r, _PMNS + 3] = delta * _DEG
+        out[r, _PMNS + 4] = a1 * _DEG
+        out[r, _PMNS + 5] = a2 * _DEG
+        out[r, _PMNS + 6] = j
         m1, m2, m3 = nm[0], nm[1], nm[2]
         is_no = m3 > m2
         is_io = m3 < m1
-        out[_NU, r], out[_NU + 1, r], out[_NU + 2, r] = m1, m2, m3
-        out[_NU + 3, r] = m2 * m2 - m1 * m1
-        out[_NU + 4, r] = m3 * m3 - m1 * m1 if is_no else m3 * m3 - m2 * m2
-        out[_NU + 5, r] = m1 if is_no else m3
+        out[r, _NU], out[r, _NU + 1], out[r, _NU + 2] = m1, m2, m3
+        out[r, _NU + 3] = m2 * m2 - m1 * m1
+        out[r, _NU + 4] = m3 * m3 - m1 * m1 if is_no else m3 * m3 - m2 * m2
+        out[r, _NU + 5] = m1 if is_no else m3
         mee = t[0, 0] * t[0, 0] * m1 + t[0, 1] * t[0, 1] * m2 + t[0, 2] * t[0, 2] * m3
-        out[_NU + 6, r] = abs(mee)
-        out[_NU + 7, r] = m1 + m2 + m3
+        out[r, _NU + 6] = abs(mee)
+        out[r, _NU + 7] = m1 + m2 + m3
         code[r] = 0 if is_no else (1 if is_io else 2)
         if not finite:
-            for k in range(out.shape[0]):
-                out[k, r] = np.nan
+            for k in range(out.shape[1]):
+                out[r, k] = np.nan
             code[r] = 2
 
 
@@ -232,10 +232,10 @@ def evaluate(x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """``(columns, exponents)`` for contiguous float64 ``x`` (N, 64); ``columns`` holds
     :data:`COLUMNS` and ``ordering`` (``"NO"``, ``"IO"``, ``"none"``)."""
     n = x.shape[0]
-    out = np.empty((len(COLUMNS), n))
+    out = np.empty((n, len(COLUMNS)))
     code = np.empty(n, dtype=np.int8)
     expo = np.empty((n, 45), dtype=np.int64)
     evaluate_rows(np.ascontiguousarray(x, dtype=np.float64), out, code, expo)
-    columns = dict(zip(COLUMNS, out))
+    columns = dict(zip(COLUMNS, out.T))
     columns["ordering"] = ORDERINGS[code]
     return columns, expo

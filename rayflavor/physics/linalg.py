@@ -349,8 +349,9 @@ def _half_phase(d):  # pragma: no cover - compiled
     ad = math.sqrt(_abs2(d))
     if not (ad > 0.0):
         return 1.0 + 0.0j
-    c = d.real / ad
-    sn = d.imag / ad
+    inv = 1.0 / ad
+    c = d.real * inv
+    sn = d.imag * inv
     if c >= 0.0:
         ch = math.sqrt(0.5 * (1.0 + c))
         return complex(ch, sn / (2.0 * ch))

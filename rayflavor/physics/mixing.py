@@ -158,8 +158,10 @@ def _clip01(x):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True, error_model="numpy")
 def mod_row(x, period):  # pragma: no cover - compiled
     """``x mod period`` in [0, period) (NaN stays NaN), as :func:`_mod`."""
-    y = x % period
-    return 0.0 if y >= period else y
+    y = x - period * math.floor(x / period)
+    if y >= period or y < 0.0:  # rounding at the ends; NaN passes through
+        return 0.0
+    return y
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -37,18 +37,19 @@ _CHI2_COL = np.array([_C[n] for n in CHI2_TERMS], dtype=np.int64)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _term(o, central, minus, plus):  # pragma: no cover - compiled
+def _term(o, central, inv_minus, inv_plus):  # pragma: no cover - compiled
     d = o - central
-    r = d / (plus if d >= 0.0 else minus)
+    r = d * (inv_plus if d >= 0.0 else inv_minus)
     return r * r
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def evaluate_rows(x, perm, io, chi2_col, central, minus, plus, lo, hi, out, solution):  # pragma: no cover
-    """Fill ``out`` (len(COLUMNS), N) and ``solution`` (N,) for the parameter rows ``x`` (N, 23).
+def evaluate_rows(x, perm, io, chi2_col, central, inv_minus, inv_plus, lo, hi, out, solution):  # pragma: no cover
+    """Fill ``out`` (N, len(COLUMNS)) and ``solution`` (N,) for the parameter rows ``x`` (N, 23).
 
     ``perm``: Takagi column (ascending mass) of m1, m2, m3; ``io``: ``dm3l = dm32`` if true
-    else ``dm31``; ``central, minus, plus``: the chi2 terms of :data:`CHI2_TERMS`;
+    else ``dm31``; ``central, inv_minus, inv_plus``: the chi2 terms of :data:`CHI2_TERMS`
+    (central value, reciprocal 1 sigma errors below and above);
     ``lo, hi``: 3 sigma windows of its first 11.
     """
     mm = np.empty((3, 3), np.complex128)
@@ -81,42 +82,42 @@ def evaluate_rows(x, perm, io, chi2_col, central, minus, plus, lo, hi, out, solu
             for i in range(3):
                 u[i, k] = w[i, perm[k]].conjugate()
         m1, m2, m3 = m[0], m[1], m[2]
-        out[0, r], out[1, r], out[2, r] = m1, m2, m3
+        out[r, 0], out[r, 1], out[r, 2] = m1, m2, m3
         q1, q2, q3 = m1 * m1, m2 * m2, m3 * m3
-        out[3, r], out[4, r], out[5, r] = q2 - q1, q3 - q1, q3 - q2
-        out[6, r] = q3 - q2 if io else q3 - q1
+        out[r, 3], out[r, 4], out[r, 5] = q2 - q1, q3 - q1, q3 - q2
+        out[r, 6] = q3 - q2 if io else q3 - q1
         mbb = 0.0j
         mbeta = 0.0
         for i in range(3):
             for k in range(3):
                 z = u[i, k]
-                out[_AU + 3 * i + k, r] = math.sqrt(z.real * z.real + z.imag * z.imag)
+                out[r, _AU + 3 * i + k] = math.sqrt(z.real * z.real + z.imag * z.imag)
         for k in range(3):
             z = u[0, k]
             mbb += z * z * m[k]
             mbeta += (z.real * z.real + z.imag * z.imag) * m[k] * m[k]
         s12sq, s13sq, s23sq, delta, j = angles_row(u)
         a21, a31 = majorana_half_row(u, delta)
-        out[_S12, r], out[_S12 + 1, r], out[_S12 + 2, r] = s12sq, s13sq, s23sq
-        out[_S12 + 3, r], out[_S12 + 4, r], out[_S12 + 5, r] = delta, a21, a31
-        out[_S12 + 6, r] = j
+        out[r, _S12], out[r, _S12 + 1], out[r, _S12 + 2] = s12sq, s13sq, s23sq
+        out[r, _S12 + 3], out[r, _S12 + 4], out[r, _S12 + 5] = delta, a21, a31
+        out[r, _S12 + 6] = j
         # eq. 2.7 on the parametrised U (mixing.invariants): independent of Takagi signs.
         # alpha21/2 = arg(U_e2 U_e1^*) mod pi lies in [0, pi), so I1 = |Im(U_e1^* U_e2)|.
-        out[_S12 + 7, r] = abs((u[0, 0].conjugate() * u[0, 1]).imag)
-        out[_S12 + 8, r] = out[_AU, r] * out[_AU + 2, r] * math.sin(0.5 * a31 - delta)
-        out[_S12 + 9, r] = abs(mbb)
-        out[_S12 + 10, r] = math.sqrt(mbeta)
-        out[_S12 + 11, r] = m1 + m2 + m3
-        out[_S12 + 12, r] = np.log10(out[_DM21, r])
-        out[_S12 + 13, r] = np.log10(abs(out[_DM3L, r]))
+        out[r, _S12 + 7] = abs((u[0, 0].conjugate() * u[0, 1]).imag)
+        out[r, _S12 + 8] = out[r, _AU] * out[r, _AU + 2] * math.sin(0.5 * a31 - delta)
+        out[r, _S12 + 9] = abs(mbb)
+        out[r, _S12 + 10] = math.sqrt(mbeta)
+        out[r, _S12 + 11] = m1 + m2 + m3
+        out[r, _S12 + 12] = np.log10(out[r, _DM21])
+        out[r, _S12 + 13] = np.log10(abs(out[r, _DM3L]))
         # chi2 (eq. 2.22) and its parts; the 3 sigma solution test
         mass = 0.0
         mixing = 0.0
         osc = 0.0
         inside = True
         for k in range(chi2_col.shape[0]):
-            o = out[chi2_col[k], r]
-            c2 = _term(o, central[k], minus[k], plus[k])
+            o = out[r, chi2_col[k]]
+            c2 = _term(o, central[k], inv_minus[k], inv_plus[k])
             if k < 2:
                 mass += c2
             elif k < 11:
@@ -125,10 +126,10 @@ def evaluate_rows(x, perm, io, chi2_col, central, minus, plus, lo, hi, out, solu
                 osc += c2
             if k < 11 and not (lo[k] <= o <= hi[k]):
                 inside = False
-        out[_S12 + 14, r] = mass + mixing
-        out[_S12 + 15, r] = mass
-        out[_S12 + 16, r] = mixing
-        out[_S12 + 17, r] = mass + osc
+        out[r, _S12 + 14] = mass + mixing
+        out[r, _S12 + 15] = mass
+        out[r, _S12 + 16] = mixing
+        out[r, _S12 + 17] = mass + osc
         solution[r] = inside and math.isfinite(m1) and math.isfinite(m2) and math.isfinite(m3)
 
 
@@ -137,10 +138,9 @@ def evaluate(x: np.ndarray, perm: np.ndarray, io: bool, terms: np.ndarray, windo
 
     ``terms``: (len(CHI2_TERMS), 3) rows ``(central, minus, plus)``; ``windows``: (11, 2).
     """
-    out = np.empty((len(COLUMNS), x.shape[0]))
+    out = np.empty((x.shape[0], len(COLUMNS)))
     solution = np.empty(x.shape[0], dtype=np.bool_)
     evaluate_rows(np.ascontiguousarray(x, dtype=np.float64), perm, io, _CHI2_COL,
-                  np.ascontiguousarray(terms[:, 0]), np.ascontiguousarray(terms[:, 1]),
-                  np.ascontiguousarray(terms[:, 2]), np.ascontiguousarray(windows[:, 0]),
+                  np.ascontiguousarray(terms[:, 0]), 1.0 / terms[:, 1], 1.0 / terms[:, 2], np.ascontiguousarray(windows[:, 0]),
                   np.ascontiguousarray(windows[:, 1]), out, solution)
-    return out, solution
+    return out.T, solution
