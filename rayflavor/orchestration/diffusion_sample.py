@@ -120,23 +120,24 @@ def sample_run(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | N
 
 
 def collect_solutions(run: str | Path) -> int:
-    """Gather every solution row of ``RUN/samples/*`` into ``RUN/solutions.parquet`` (distinct points)."""
+    """Gather every solution row of ``RUN/samples/*`` into ``RUN/solutions.parquet`` (distinct points).
+
+    The file is written whenever any sample part exists, also when it holds no solution: then
+    it is an empty table with the parts' columns (``rayflavor analyze`` reports "0 solutions").
+    """
     root = Path(run) / "samples"
     tables = []
     for d in sorted(root.iterdir()) if root.is_dir() else []:
         for i in runs.finished_parts(d):
-            t = pq.read_table(runs.part_path(d, i), filters=[("solution", "==", True)])
-            if t.num_rows:
-                t = t.replace_schema_metadata(None)
-                tables.append(t.append_column("sample_set", pa.array([d.name] * t.num_rows)))
+            t = pq.read_table(runs.part_path(d, i), filters=[("solution", "==", True)]).replace_schema_metadata(None)
+            if t.num_rows or not tables:
+                tables.append(t.append_column("sample_set", pa.array([d.name] * t.num_rows, pa.string())))
     if not tables:
-        table = None
-    else:
-        table = pa.concat_tables(tables, promote_options="default")
+        return 0
+    table = pa.concat_tables(tables, promote_options="default")
+    if table.num_rows:
         g = np.stack([table.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
         _, first = np.unique(g, axis=0, return_index=True)
         table = table.take(pa.array(np.sort(first)))
-    if table is not None:
-        runs.write_table(table, runs.solutions_path(run))
-        return table.num_rows
-    return 0
+    runs.write_table(table, runs.solutions_path(run))
+    return table.num_rows
