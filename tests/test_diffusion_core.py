@@ -142,3 +142,33 @@ def test_training_loss_falls_and_resume_continues_exactly(tmp_path):
     for k, v in d.model.state_dict().items():
         torch.testing.assert_close(c.model.state_dict()[k], v)
     assert c.step == 60 and c.scheduler.last_epoch == d.scheduler.last_epoch
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddpm", 100), ("ddim", 50)])
+def test_clip_keeps_samples_inside_the_data_range(sampler, steps):
+    """A predictor whose data sit at x0 = 3 (outside [-1, 1]): without clip the samples end near 3,
+    with clip = 1 every sample ends at 1 (x0_hat is clamped at every step, the last step returns it)."""
+    s = NoiseSchedule()
+    ts = timesteps(1000, steps)
+    ab = s.alpha_bars64.numpy()[ts]
+
+    def eps_fn(x, k):  # exact for the point mass x0 = 3
+        return (x - np.sqrt(ab[k]) * 3.0) / np.sqrt(1 - ab[k])
+
+    g = torch.Generator().manual_seed(0)
+    free = sample(eps_fn, torch.randn(500, 4, generator=g), schedule=s, sampler=sampler, steps=steps, generator=g)
+    assert (free - 3.0).abs().max() < 0.05
+    clipped = sample(eps_fn, torch.randn(500, 4, generator=g), schedule=s, sampler=sampler, steps=steps, generator=g,
+                     clip=1.0)
+    torch.testing.assert_close(clipped, torch.ones_like(clipped), atol=1e-4, rtol=0)
+
+
+def test_best_selection_takes_the_k_lowest_finite_chi2():
+    rng = np.random.default_rng(1)
+    chi2 = 10 ** rng.uniform(0, 8, 3000)
+    chi2[rng.choice(3000, 50, replace=False)] = np.nan
+    chi2[:5] = np.inf
+    m = selection.best(chi2, 300)
+    assert m.sum() == 300
+    assert np.nanmax(chi2[m]) <= np.nanmin(np.where(m, np.nan, chi2))  # every kept row beats every dropped one
+    assert selection.best(np.array([np.nan, 1.0]), 5).tolist() == [False, True]  # never a non-finite row

@@ -37,6 +37,15 @@ def settings_tag(s: dict) -> str:
     return f"{s['network']}-{s['sampler']}{steps}-g{s['guidance']:g}-{s['ordering']}{clip}-n{s['n']}-s{s['seed']}"
 
 
+def distinct_rows(g: np.ndarray, decimals: int = 6) -> int:
+    """Number of distinct parameter rows after rounding to ``decimals`` decimal places.
+
+    >>> distinct_rows(np.array([[0.1, 0.2], [0.1 + 1e-9, 0.2], [0.1, 0.3]]))
+    2
+    """
+    return int(len(np.unique(np.round(np.asarray(g, dtype=np.float64), decimals), axis=0))) if len(g) else 0
+
+
 def shard_table(s: dict, model_path: str, shard: int, n: int, threads: int = 1) -> pa.Table:
     """Generate, evaluate and filter one shard (pure function of its arguments)."""
     import torch
@@ -58,7 +67,7 @@ def shard_table(s: dict, model_path: str, shard: int, n: int, threads: int = 1) 
     keep = {"all": np.ones(n, bool), "selected": sel | sol, "solutions": sol}[s["keep"]]
     table = pa.table({k: np.asarray(v)[keep] for k, v in cols.items()})
     meta = {"n": n, "solutions": int(sol.sum()), "selected": int(sel.sum()), "kept": int(keep.sum()),
-            "seconds_sample": t1 - t0, "seconds_evaluate": t2 - t1, "distinct_solutions": int(len(np.unique(g[sol], axis=0)))}
+            "seconds_sample": t1 - t0, "seconds_evaluate": t2 - t1, "distinct_solutions": distinct_rows(g[sol])}
     return table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
 
 
@@ -81,6 +90,7 @@ def summarize(stats: list[dict]) -> dict:
     sample_s = sum(p["seconds_sample"] for p in stats)
     return {"n": n, "solutions": sols, "fraction": sols / n if n else 0.0,
             "selected": sum(p["selected"] for p in stats),
+            "distinct_solutions": sum(p.get("distinct_solutions", 0) for p in stats),
             "samples_per_s_per_core": n / sample_s if sample_s else float("nan")}
 
 
@@ -113,8 +123,8 @@ def sample_run(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | N
     summary = summarize(part_stats(out))
     summary.update(tag=out.name, wall_seconds=wall, generated_shards=len(todo))
     n_sol = collect_solutions(run)
-    log(f"sample {out.name}: {summary['solutions']} solutions in {summary['n']} samples "
-        f"(fraction {summary['fraction']:.3g}); {summary['samples_per_s_per_core']:.0f} samples/s per core; "
+    log(f"sample {out.name}: {summary['solutions']} solutions ({summary['distinct_solutions']} distinct) in "
+        f"{summary['n']} samples (fraction {summary['fraction']:.3g}); {summary['samples_per_s_per_core']:.0f} samples/s per core; "
         f"{len(todo)} shards generated in {wall:.1f} s; RUN/solutions.parquet holds {n_sol}")
     return summary
 
