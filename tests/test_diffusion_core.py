@@ -172,3 +172,16 @@ def test_best_selection_takes_the_k_lowest_finite_chi2():
     assert m.sum() == 300
     assert np.nanmax(chi2[m]) <= np.nanmin(np.where(m, np.nan, chi2))  # every kept row beats every dropped one
     assert selection.best(np.array([np.nan, 1.0]), 5).tolist() == [False, True]  # never a non-finite row
+
+
+def test_refitted_label_normalisation_standardises_the_new_set_and_keeps_the_g_map():
+    g, lab = _toy()
+    norm = training.Normalizer.fit(g, lab)
+    sub = lab[:300] * 0.01 + 5.0  # a tight cluster far from the first set's mean
+    sub[0] = np.nan  # non-finite rows are ignored
+    new = norm.with_labels(sub)
+    z = new.labels_to_net(sub[1:])
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(z.std(0), 1, atol=1e-4)
+    np.testing.assert_array_equal(new.g_to_net(g), norm.g_to_net(g))
+    assert norm.labels_to_net(sub[1:]).std(0).max() < 0.05  # with the inherited scale the cluster is a dot

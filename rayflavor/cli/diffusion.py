@@ -102,6 +102,9 @@ def _finetune_options(f):
     f = click.option("--pool", type=click.Choice(["round", "union"]), default="union", show_default=True,
                      help="Select from this round's samples (round: the paper) or from them and every earlier "
                           "round's fine-tuning set (union: beyond the paper).")(f)
+    f = click.option("--refit-labels/--inherit-labels", default=True, show_default=True,
+                     help="Standardise the labels of each fine-tuning set over that set (beyond the paper) or "
+                          "keep the pre-network's label scale (the paper).")(f)
     f = click.option("--tighten", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0, show_default=True,
                      help="With --select cuts: multiply the cuts by this factor each further round (1 = the paper's).")(f)
     f = click.option("--min-select", type=click.IntRange(min=0), default=2000, show_default=True,
@@ -140,17 +143,18 @@ def sample_cmd(ctx, run, n, sampler, steps, guidance, clip, ordering, shards, ne
 @click.option("--workers", type=_pos, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
-def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, select, n_best, pool, tighten, min_select,
-                 train_steps, workers, seed) -> None:
+def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, select, n_best, pool, refit_labels,
+                 tighten, min_select, train_steps, workers, seed) -> None:
     """Transfer learning (Sec. 2.2.3): fine-tune the newest network on its selected samples.
 
-    The paper: --rounds 1 --select cuts --pool round --min-select 0 --clip 0.
+    The paper: --rounds 1 --select cuts --pool round --min-select 0 --inherit-labels --clip 0.
     """
     _ray(ctx)
     from rayflavor.orchestration.diffusion_pipeline import finetune
 
     _guard(finetune, run, rounds=rounds, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
-           clip=_clip(clip), select=select, n_best=n_best, pool=pool, train_steps=train_steps, workers=workers,
+           clip=_clip(clip), select=select, n_best=n_best, pool=pool, refit_labels=refit_labels,
+           train_steps=train_steps, workers=workers,
            tighten=tighten, min_select=min_select, seed=seed)
 
 
@@ -172,18 +176,19 @@ RUN_SAMPLER, RUN_STEPS = "ddpm", 100
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
 def run_cmd(ctx, run, n_data, train_steps, rounds, ft_steps, n_select, n_final, sampler, steps, guidance, clip,
-            select, n_best, pool, tighten, min_select, workers, seed) -> None:
+            select, n_best, pool, refit_labels, tighten, min_select, workers, seed) -> None:
     """The whole chain: dataset, pre-network, fine-tuning rounds, final sample; prints the solution count.
 
     The paper's chain: --rounds 1 --ft-steps 100000 --train-steps 100000 --select cuts --pool round
-    --min-select 0 --clip 0 --sampler ddpm --steps 1000 --n 30000000.
+    --min-select 0 --inherit-labels --clip 0 --sampler ddpm --steps 1000 --n 30000000.
     """
     _ray(ctx)
     from rayflavor.orchestration.diffusion_pipeline import run_chain
 
     s = _guard(run_chain, run, n_data=n_data, train_steps=train_steps, rounds=rounds, ft_steps=ft_steps,
                n_select=n_select, n_final=n_final, sampler=sampler, steps=steps, guidance=guidance, clip=_clip(clip),
-               select=select, n_best=n_best, pool=pool, tighten=tighten, min_select=min_select, workers=workers,
+               select=select, n_best=n_best, pool=pool, refit_labels=refit_labels, tighten=tighten,
+               min_select=min_select, workers=workers,
                seed=seed)
     click.echo(f"solutions: {s['solutions']} of {s['n']} samples (fraction {s['fraction']:.3g}), "
                f"{s['distinct_solutions']} distinct; total {s['total_seconds'] / 60:.1f} min")
