@@ -185,3 +185,19 @@ def test_refitted_label_normalisation_standardises_the_new_set_and_keeps_the_g_m
     np.testing.assert_allclose(z.std(0), 1, atol=1e-4)
     np.testing.assert_array_equal(new.g_to_net(g), norm.g_to_net(g))
     assert norm.labels_to_net(sub[1:]).std(0).max() < 0.05  # with the inherited scale the cluster is a dot
+
+
+def test_refit_all_maps_the_finetuning_set_onto_the_unit_box():
+    g, lab = _toy()
+    norm = training.Normalizer.fit(g, lab)
+    sub_g, sub_l = g[:200] * 0.05 + 0.3, lab[:200]
+    sub_g[:, 5] = 0.7  # a column the selection pinned to one value (e.g. clamped on a prior face)
+    new = norm.refit(sub_g, sub_l, "all")
+    x = new.g_to_net(sub_g)
+    assert np.isfinite(x).all()
+    np.testing.assert_allclose(x.min(0)[np.arange(23) != 5], -1, atol=1e-6)
+    np.testing.assert_allclose(x.max(0)[np.arange(23) != 5], 1, atol=1e-6)
+    np.testing.assert_allclose(new.g_from_net(x), sub_g, rtol=0, atol=1e-6)  # round trip, float32 net units
+    np.testing.assert_allclose(new.labels_to_net(sub_l).std(0), 1, atol=1e-4)
+    assert norm.refit(sub_g, sub_l, "none") is norm
+    np.testing.assert_array_equal(norm.refit(sub_g, sub_l, "labels").g_lo, norm.g_lo)

@@ -77,11 +77,11 @@ def train_cmd(ctx, run, workers, steps, batch_size, gpu, every, seed) -> None:
            seed=seed)
 
 
-def _sampling_options(f, sampler: str = "ddim", steps: int = 50):
+def _sampling_options(f, sampler: str = "ddim", steps: int = 50, guidance: float = 8.0):
     f = click.option("--sampler", type=click.Choice(SAMPLERS), default=sampler, show_default=True)(f)
     f = click.option("--steps", type=click.IntRange(1, 1000), default=steps, show_default=True,
                      help="Reverse steps (1000 = every step, the paper's DDPM).")(f)
-    f = click.option("--guidance", type=click.FloatRange(min=0), default=8.0, show_default=True,
+    f = click.option("--guidance", type=click.FloatRange(min=0), default=guidance, show_default=True,
                      help="CFG scale gamma (eq. B.5).")(f)
     f = click.option("--clip", type=click.FloatRange(min=0), default=1.0, show_default=True,
                      help="Clamp the predicted x0 to [-clip, clip] (the training range in network units) at "
@@ -97,14 +97,14 @@ def _finetune_options(f):
     f = click.option("--select", "select", type=click.Choice(["cuts", "best"]), default="best", show_default=True,
                      help="cuts: the paper's sec. 2.2.3 conditions (with --tighten, --min-select); best: the "
                           "--n-best lowest-chi2 samples (beyond the paper).")(f)
-    f = click.option("--n-best", type=_pos, default=2000, show_default=True,
+    f = click.option("--n-best", type=_pos, default=1000, show_default=True,
                      help="Training rows per round with --select best.")(f)
     f = click.option("--pool", type=click.Choice(["round", "union"]), default="union", show_default=True,
                      help="Select from this round's samples (round: the paper) or from them and every earlier "
                           "round's fine-tuning set (union: beyond the paper).")(f)
-    f = click.option("--refit-labels/--inherit-labels", default=True, show_default=True,
-                     help="Standardise the labels of each fine-tuning set over that set (beyond the paper) or "
-                          "keep the pre-network's label scale (the paper).")(f)
+    f = click.option("--refit", type=click.Choice(["all", "labels", "none"]), default="all", show_default=True,
+                     help="Normalise each fine-tuning set over itself: G range and labels (all) or labels only "
+                          "(beyond the paper), or inherit the pre-network's normalisation (none: the paper).")(f)
     f = click.option("--tighten", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0, show_default=True,
                      help="With --select cuts: multiply the cuts by this factor each further round (1 = the paper's).")(f)
     f = click.option("--min-select", type=click.IntRange(min=0), default=2000, show_default=True,
@@ -143,51 +143,51 @@ def sample_cmd(ctx, run, n, sampler, steps, guidance, clip, ordering, shards, ne
 @click.option("--workers", type=_pos, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
-def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, select, n_best, pool, refit_labels,
+def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, select, n_best, pool, refit,
                  tighten, min_select, train_steps, workers, seed) -> None:
     """Transfer learning (Sec. 2.2.3): fine-tune the newest network on its selected samples.
 
-    The paper: --rounds 1 --select cuts --pool round --min-select 0 --inherit-labels --clip 0.
+    The paper: --rounds 1 --select cuts --pool round --min-select 0 --refit none --clip 0.
     """
     _ray(ctx)
     from rayflavor.orchestration.diffusion_pipeline import finetune
 
     _guard(finetune, run, rounds=rounds, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
-           clip=_clip(clip), select=select, n_best=n_best, pool=pool, refit_labels=refit_labels,
+           clip=_clip(clip), select=select, n_best=n_best, pool=pool, refit=refit,
            train_steps=train_steps, workers=workers,
            tighten=tighten, min_select=min_select, seed=seed)
 
 
-RUN_SAMPLER, RUN_STEPS = "ddpm", 100
+RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE = "ddim", 50, 3.0
 
 
 @diffusion.command("run", short_help="Whole chain; prints the solution count.")
 @click.argument("run", type=_run_dir(False))
 @click.option("--n-data", type=click.IntRange(min=10), default=100_000, show_default=True)
 @click.option("--train-steps", type=_pos, default=20_000, show_default=True, help="Pre-network. Paper: 100000.")
-@click.option("--rounds", type=click.IntRange(min=0), default=8, show_default=True, help="Paper: 1.")
+@click.option("--rounds", type=click.IntRange(min=0), default=20, show_default=True, help="Paper: 1.")
 @click.option("--ft-steps", type=_pos, default=2000, show_default=True,
               help="Training steps per fine-tuning round. Paper: 100000.")
-@click.option("--n-select", type=_pos, default=20_000, show_default=True, help="Samples drawn per round.")
+@click.option("--n-select", type=_pos, default=10_000, show_default=True, help="Samples drawn per round.")
 @click.option("--n", "n_final", type=_pos, default=100_000, show_default=True, help="Final samples. Paper: 3e7.")
-@lambda f: _sampling_options(f, RUN_SAMPLER, RUN_STEPS)
+@lambda f: _sampling_options(f, RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE)
 @_finetune_options
 @click.option("--workers", type=_pos, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
 def run_cmd(ctx, run, n_data, train_steps, rounds, ft_steps, n_select, n_final, sampler, steps, guidance, clip,
-            select, n_best, pool, refit_labels, tighten, min_select, workers, seed) -> None:
+            select, n_best, pool, refit, tighten, min_select, workers, seed) -> None:
     """The whole chain: dataset, pre-network, fine-tuning rounds, final sample; prints the solution count.
 
     The paper's chain: --rounds 1 --ft-steps 100000 --train-steps 100000 --select cuts --pool round
-    --min-select 0 --inherit-labels --clip 0 --sampler ddpm --steps 1000 --n 30000000.
+    --min-select 0 --refit none --clip 0 --sampler ddpm --steps 1000 --n 30000000.
     """
     _ray(ctx)
     from rayflavor.orchestration.diffusion_pipeline import run_chain
 
     s = _guard(run_chain, run, n_data=n_data, train_steps=train_steps, rounds=rounds, ft_steps=ft_steps,
                n_select=n_select, n_final=n_final, sampler=sampler, steps=steps, guidance=guidance, clip=_clip(clip),
-               select=select, n_best=n_best, pool=pool, refit_labels=refit_labels, tighten=tighten,
+               select=select, n_best=n_best, pool=pool, refit=refit, tighten=tighten,
                min_select=min_select, workers=workers,
                seed=seed)
     click.echo(f"solutions: {s['solutions']} of {s['n']} samples (fraction {s['fraction']:.3g}), "

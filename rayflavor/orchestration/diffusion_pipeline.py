@@ -75,8 +75,8 @@ def selected_rows(rows: pa.Table | Path, thresholds: selection.Thresholds, seed:
 def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampler: str = "ddim",
              steps: int | None = 50, guidance: float = 8.0, train_steps: int = 100_000, workers: int = 1,
              batch_size: int = 64, gpu: str = "auto", tighten: float = 1.0, shards: int | None = None,
-             min_select: int = 2000, select: str = "cuts", n_best: int = 2000, pool: str = "round",
-             clip: float | None = None, refit_labels: bool = False, seed: int = 0, log=print) -> list[dict]:
+             min_select: int = 2000, select: str = "cuts", n_best: int = 1000, pool: str = "round",
+             clip: float | None = None, refit: str = "none", seed: int = 0, log=print) -> list[dict]:
     """Run ``rounds`` rounds of sample -> select -> fine-tune after the newest network of ``run``.
 
     ``select="cuts"`` (the paper): the sec. 2.2.3 cuts, of round r the paper's times
@@ -85,8 +85,8 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
     paper; 0 = off). ``select="best"`` (beyond the paper): the ``n_best`` lowest-chi2 samples.
     ``pool``: select from this round's samples (``round``, the paper) or from them and every
     earlier round's fine-tuning set (``union``, beyond the paper). ``clip``: see ``sample``.
-    ``refit_labels`` (beyond the paper): each tuned network standardises its labels over its own
-    training set (:meth:`Normalizer.with_labels`).
+    ``refit`` (beyond the paper unless "none"): each tuned network normalises its labels
+    ("labels") or labels and G ("all") over its own training set (:meth:`Normalizer.refit`).
     """
     if select not in SELECT:
         raise ValueError(f"select must be one of {SELECT}")
@@ -121,7 +121,7 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
             f"(mass only {counts['mass_only']}, mixing only {counts['mixing_only']}, both {counts['both']})")
         m = train_network(run, name, data=data, init=runs.network_path(run, src), workers=workers,
                           steps=train_steps, batch_size=batch_size, gpu=gpu, seed=seed + r,
-                          refit_labels=refit_labels, log=log)
+                          refit=refit, log=log)
         out.append({"network": name, "source": src, "selected": rows.num_rows, "met_cuts": n_cut, **counts, "sample": s,
                     "train": m, "seconds": time.perf_counter() - t0})
     return out
@@ -130,8 +130,8 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
 def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_000, rounds: int = 2,
               ft_steps: int | None = None, n_select: int = 100_000, n_final: int = 100_000,
               sampler: str = "ddim", steps: int | None = 50, guidance: float = 8.0, clip: float | None = None,
-              select: str = "cuts", n_best: int = 2000, pool: str = "round", min_select: int = 2000,
-              tighten: float = 1.0, refit_labels: bool = False, workers: int = 1, seed: int = 0,
+              select: str = "cuts", n_best: int = 1000, pool: str = "round", min_select: int = 2000,
+              tighten: float = 1.0, refit: str = "none", workers: int = 1, seed: int = 0,
               log=print) -> dict:
     """dataset -> pre-network -> ``rounds`` fine-tuning rounds -> final sample; returns the final summary.
 
@@ -144,7 +144,7 @@ def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_0
     if rounds > done:
         finetune(run, rounds=rounds - done, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
                  train_steps=ft_steps or train_steps, workers=workers, tighten=tighten, min_select=min_select,
-                 select=select, n_best=n_best, pool=pool, clip=clip, refit_labels=refit_labels, seed=seed, log=log)
+                 select=select, n_best=n_best, pool=pool, clip=clip, refit=refit, seed=seed, log=log)
     s = sample_run(run, n=n_final, sampler=sampler, steps=steps, guidance=guidance, clip=clip, seed=seed + 1, log=log)
     s["total_seconds"] = time.perf_counter() - t0
     return s

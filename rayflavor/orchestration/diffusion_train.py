@@ -67,8 +67,7 @@ def train_fn(config: dict) -> None:
         state = training.load_state(resume, lr_max=config["lr_max"])
     elif config.get("init"):
         net, norm, _ = training.load_model(config["init"])
-        if config.get("refit_labels"):
-            norm = norm.with_labels(lab[~val])
+        norm = norm.refit(g[~val], lab[~val], config.get("refit") or "none")
         net.train()
         state = training.new_state(norm, total_steps=config["steps"], lr_max=config["lr_max"], model=net,
                                    meta={"init": config["init"]})
@@ -119,12 +118,12 @@ def latest_checkpoint(run: str | Path, name: str) -> tuple[Path | None, int]:
 def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None = None, init: str | Path | None = None,
                   workers: int = 1, steps: int = training.STEPS, batch_size: int = training.BATCH_SIZE,
                   gpu: str = "auto", every: int = 1000, seed: int = 0, lr_max: float = training.LR_MAX,
-                  stop_at: int | None = None, refit_labels: bool = False, log=print) -> dict:
+                  stop_at: int | None = None, refit: str = "none", log=print) -> dict:
     """Train (or resume, or fine-tune from ``init``) network ``name`` of a run; returns the last metrics.
 
-    ``refit_labels`` (with ``init``, beyond the paper): standardise the labels with the mean and
-    standard deviation of this training set instead of inheriting the pre-network's; the new
-    normalisation is stored with the network and used when it samples.
+    ``refit`` (with ``init``; beyond the paper unless "none"): normalise the labels ("labels") or the
+    labels and G ("all") over this training set instead of inheriting the pre-network's
+    normalisation (:meth:`Normalizer.refit`); it is stored with the network and used when it samples.
 
     ``stop_at``: stop after this step (for tests of resumption); the network is then unfinished.
     """
@@ -144,7 +143,7 @@ def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None
               "resume": str(resume) if resume else None, "steps": int(steps), "batch_size": int(batch_size),
               "every": int(every), "seed": int(seed), "lr_max": float(lr_max), "threads": 1,
               "log": str((final.parent / "metrics.jsonl").resolve()), "stop_at": stop_at,
-              "refit_labels": bool(refit_labels)}
+              "refit": refit}
     if resume:
         log(f"train: resuming {name!r} from {resume}")
     trainer = TorchTrainer(  # RAY
