@@ -118,18 +118,21 @@ def _finetune_options(f):
 @click.option("--n", "n", type=_pos, default=100_000, show_default=True)
 @_sampling_options
 @click.option("--ordering", type=click.Choice(["NO", "IO"]), default="NO", show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Standard deviation of the initial noise x_T (beyond the paper; 1 = the paper).")
 @click.option("--shards", type=_pos, default=None, help="Ray tasks (default n/50000).")
 @click.option("--network", default=None, help="Network name (default: the newest: pre, tuned-1, ...).")
 @click.option("--keep", type=click.Choice(["all", "selected", "solutions"]), default="all", show_default=True,
               help="Rows written to the parts (counts are always kept).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
-def sample_cmd(ctx, run, n, sampler, steps, guidance, clip, ordering, shards, network, keep, seed) -> None:
+def sample_cmd(ctx, run, n, sampler, steps, guidance, clip, ordering, temperature, shards, network, keep, seed) -> None:
     """Generate points conditioned on the NO (or IO) labels; solutions go to RUN/solutions.parquet."""
     _ray(ctx)
     from rayflavor.orchestration.diffusion_sample import sample_run
 
     _guard(sample_run, run, n=n, sampler=sampler, steps=steps, guidance=guidance, clip=_clip(clip), ordering=ordering,
+           temperature=temperature,
            shards=shards, network=network, keep=keep, seed=seed)
 
 
@@ -170,23 +173,30 @@ RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE = "ddim", 50, 3.0
               help="Training steps per fine-tuning round. Paper: 100000.")
 @click.option("--n-select", type=_pos, default=10_000, show_default=True, help="Samples drawn per round.")
 @click.option("--n", "n_final", type=_pos, default=100_000, show_default=True, help="Final samples. Paper: 3e7.")
+@click.option("--final-guidance", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="CFG scale of the final sample (the rounds use --guidance).")
+@click.option("--final-temperature", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True,
+              help="Initial-noise scale of the final sample (beyond the paper; 1 = the paper).")
 @lambda f: _sampling_options(f, RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE)
 @_finetune_options
 @click.option("--workers", type=_pos, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
-def run_cmd(ctx, run, n_data, train_steps, rounds, ft_steps, n_select, n_final, sampler, steps, guidance, clip,
+def run_cmd(ctx, run, n_data, train_steps, rounds, ft_steps, n_select, n_final, final_guidance, final_temperature,
+            sampler, steps, guidance, clip,
             select, n_best, pool, refit, tighten, min_select, workers, seed) -> None:
     """The whole chain: dataset, pre-network, fine-tuning rounds, final sample; prints the solution count.
 
     The paper's chain: --rounds 1 --ft-steps 100000 --train-steps 100000 --select cuts --pool round
-    --min-select 0 --refit none --clip 0 --sampler ddpm --steps 1000 --n 30000000.
+    --min-select 0 --refit none --clip 0 --sampler ddpm --steps 1000 --guidance 8
+    --final-guidance 8 --final-temperature 1 --n 30000000.
     """
     _ray(ctx)
     from rayflavor.orchestration.diffusion_pipeline import run_chain
 
     s = _guard(run_chain, run, n_data=n_data, train_steps=train_steps, rounds=rounds, ft_steps=ft_steps,
-               n_select=n_select, n_final=n_final, sampler=sampler, steps=steps, guidance=guidance, clip=_clip(clip),
+               n_select=n_select, n_final=n_final, final_guidance=final_guidance,
+               final_temperature=final_temperature, sampler=sampler, steps=steps, guidance=guidance, clip=_clip(clip),
                select=select, n_best=n_best, pool=pool, refit=refit, tighten=tighten,
                min_select=min_select, workers=workers,
                seed=seed)

@@ -131,11 +131,14 @@ def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_0
               ft_steps: int | None = None, n_select: int = 100_000, n_final: int = 100_000,
               sampler: str = "ddim", steps: int | None = 50, guidance: float = 8.0, clip: float | None = None,
               select: str = "cuts", n_best: int = 1000, pool: str = "round", min_select: int = 2000,
-              tighten: float = 1.0, refit: str = "none", workers: int = 1, seed: int = 0,
+              tighten: float = 1.0, refit: str = "none", final_guidance: float | None = None,
+              final_temperature: float = 1.0, workers: int = 1, seed: int = 0,
               log=print) -> dict:
     """dataset -> pre-network -> ``rounds`` fine-tuning rounds -> final sample; returns the final summary.
 
     ``ft_steps``: training steps of each fine-tuning round (default ``train_steps``).
+    ``final_guidance`` (default ``guidance``) and ``final_temperature``: CFG scale and initial-noise
+    scale of the final sample only (the rounds use ``guidance`` and temperature 1).
     """
     t0 = time.perf_counter()
     make_dataset(run, n=n_data, seed=seed, log=log)
@@ -145,6 +148,8 @@ def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_0
         finetune(run, rounds=rounds - done, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
                  train_steps=ft_steps or train_steps, workers=workers, tighten=tighten, min_select=min_select,
                  select=select, n_best=n_best, pool=pool, clip=clip, refit=refit, seed=seed, log=log)
-    s = sample_run(run, n=n_final, sampler=sampler, steps=steps, guidance=guidance, clip=clip, seed=seed + 1, log=log)
+    s = sample_run(run, n=n_final, sampler=sampler, steps=steps,
+                   guidance=guidance if final_guidance is None else final_guidance, clip=clip,
+                   temperature=final_temperature, seed=seed + 1, log=log)
     s["total_seconds"] = time.perf_counter() - t0
     return s

@@ -34,7 +34,8 @@ def settings_tag(s: dict) -> str:
     """Directory name of a sample set, readable and unique for its settings."""
     steps = s["steps"] or 1000
     clip = "" if s.get("clip") is None else f"-clip{s['clip']:g}"
-    return f"{s['network']}-{s['sampler']}{steps}-g{s['guidance']:g}-{s['ordering']}{clip}-n{s['n']}-s{s['seed']}"
+    tau = "" if s.get("temperature", 1.0) == 1.0 else f"-tau{s['temperature']:g}"
+    return f"{s['network']}-{s['sampler']}{steps}-g{s['guidance']:g}-{s['ordering']}{clip}{tau}-n{s['n']}-s{s['seed']}"
 
 
 def distinct_rows(g: np.ndarray, decimals: int = 6) -> int:
@@ -56,7 +57,7 @@ def shard_table(s: dict, model_path: str, shard: int, n: int, threads: int = 1) 
     label = seesaw.target_labels(ds, s["ordering"])
     t0 = time.perf_counter()
     g = generate(net, norm, label, n, sampler=s["sampler"], steps=s["steps"], guidance=s["guidance"],
-                 seed=int(s["seed"]) * 100_003 + shard, clip=s.get("clip"))
+                 seed=int(s["seed"]) * 100_003 + shard, clip=s.get("clip"), temperature=s.get("temperature", 1.0))
     t1 = time.perf_counter()
     res = seesaw.evaluate(g, ordering=s["ordering"], data=ds)
     t2 = time.perf_counter()
@@ -96,7 +97,8 @@ def summarize(stats: list[dict]) -> dict:
 
 def sample_run(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | None = None, guidance: float = 8.0,
                ordering: str = "NO", shards: int | None = None, network: str | None = None, seed: int = 0,
-               keep: str = "all", clip: float | None = None, data: str = seesaw.DEFAULT_DATA, log=print) -> dict:
+               keep: str = "all", clip: float | None = None, temperature: float = 1.0,
+               data: str = seesaw.DEFAULT_DATA, log=print) -> dict:
     """Sample ``n`` points from network ``network`` (default: the latest) into ``RUN/samples/<tag>``."""
     network = network or runs.latest_network(run)
     if network is None:
@@ -109,6 +111,8 @@ def sample_run(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | N
     shards = shards or max(1, min(1000, -(-n // 50_000)))
     s = {"network": network, "sampler": sampler, "steps": steps, "guidance": float(guidance), "ordering": ordering,
          "n": int(n), "shards": int(shards), "seed": int(seed), "keep": keep, "clip": clip, "data": data}
+    if temperature != 1.0:
+        s["temperature"] = float(temperature)
     out = runs.samples_dir(run, settings_tag(s))
     mpath = out / "manifest.json"
     if mpath.exists() and runs.read_json(mpath) != s:
