@@ -175,7 +175,7 @@ RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE = "ddim", 50, 3.0
 @click.option("--n", "n_final", type=_pos, default=100_000, show_default=True, help="Final samples. Paper: 3e7.")
 @click.option("--final-guidance", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="CFG scale of the final sample (the rounds use --guidance).")
-@click.option("--final-temperature", type=click.FloatRange(min=0, min_open=True), default=0.5, show_default=True,
+@click.option("--final-temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Initial-noise scale of the final sample (beyond the paper; 1 = the paper).")
 @lambda f: _sampling_options(f, RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE)
 @_finetune_options
