@@ -2,8 +2,10 @@
 
 Paper-scale settings (documented here, not the defaults of ``run``):
 ``dataset --n 100000``; ``train --steps 100000 --batch-size 64``; ``finetune --rounds 1
---n-select <enough for ~1e5 selected> --train-steps 100000``; ``sample --n 30000000 --sampler ddpm
---steps 1000 --guidance 8``.
+--n-select <enough for ~1e5 selected> --train-steps 100000 --select cuts --pool round --min-select 0
+--refit none --clip 0``; ``sample --n 30000000 --sampler ddpm --steps 1000 --guidance 8 --clip 0``.
+The options beyond the paper (x0 clip, elite selection, union pool, refitted normalisation,
+temperature) are described in the README's diffusion section with the measured fractions.
 """
 
 from __future__ import annotations

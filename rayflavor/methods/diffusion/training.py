@@ -3,7 +3,8 @@
 Plain torch, no Ray: :mod:`rayflavor.orchestration.diffusion_train` wraps :func:`train_loop`
 in a Ray Train worker.
 
-Normalisation (stored with every checkpoint, inherited by fine-tuned networks):
+Normalisation (stored with every checkpoint; inherited by fine-tuned networks as in the paper, or
+refitted on the fine-tuning set with :meth:`Normalizer.refit`, beyond the paper):
 
 * G (inputs): each column mapped affinely from its range in the *first* training set onto
   ``[-1, 1]`` -- for the uniform priors of eqs. 2.17-2.18 this is the prior box, the usual
