@@ -142,3 +142,87 @@ def test_training_loss_falls_and_resume_continues_exactly(tmp_path):
     for k, v in d.model.state_dict().items():
         torch.testing.assert_close(c.model.state_dict()[k], v)
     assert c.step == 60 and c.scheduler.last_epoch == d.scheduler.last_epoch
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddpm", 100), ("ddim", 50)])
+def test_clip_keeps_samples_inside_the_data_range(sampler, steps):
+    """A predictor whose data sit at x0 = 3 (outside [-1, 1]): without clip the samples end near 3,
+    with clip = 1 every sample ends at 1 (x0_hat is clamped at every step, the last step returns it)."""
+    s = NoiseSchedule()
+    ts = timesteps(1000, steps)
+    ab = s.alpha_bars64.numpy()[ts]
+
+    def eps_fn(x, k):  # exact for the point mass x0 = 3
+        return (x - np.sqrt(ab[k]) * 3.0) / np.sqrt(1 - ab[k])
+
+    g = torch.Generator().manual_seed(0)
+    free = sample(eps_fn, torch.randn(500, 4, generator=g), schedule=s, sampler=sampler, steps=steps, generator=g)
+    assert (free - 3.0).abs().max() < 0.05
+    clipped = sample(eps_fn, torch.randn(500, 4, generator=g), schedule=s, sampler=sampler, steps=steps, generator=g,
+                     clip=1.0)
+    torch.testing.assert_close(clipped, torch.ones_like(clipped), atol=1e-4, rtol=0)
+
+
+def test_best_selection_takes_the_k_lowest_finite_chi2():
+    rng = np.random.default_rng(1)
+    chi2 = 10 ** rng.uniform(0, 8, 3000)
+    chi2[rng.choice(3000, 50, replace=False)] = np.nan
+    chi2[:5] = np.inf
+    m = selection.best(chi2, 300)
+    assert m.sum() == 300
+    assert np.nanmax(chi2[m]) <= np.nanmin(np.where(m, np.nan, chi2))  # every kept row beats every dropped one
+    assert selection.best(np.array([np.nan, 1.0]), 5).tolist() == [False, True]  # never a non-finite row
+
+
+def test_refitted_label_normalisation_standardises_the_new_set_and_keeps_the_g_map():
+    g, lab = _toy()
+    norm = training.Normalizer.fit(g, lab)
+    sub = lab[:300] * 0.01 + 5.0  # a tight cluster far from the first set's mean
+    sub[0] = np.nan  # non-finite rows are ignored
+    new = norm.with_labels(sub)
+    z = new.labels_to_net(sub[1:])
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(z.std(0), 1, atol=1e-4)
+    np.testing.assert_array_equal(new.g_to_net(g), norm.g_to_net(g))
+    assert norm.labels_to_net(sub[1:]).std(0).max() < 0.05  # with the inherited scale the cluster is a dot
+
+
+def test_refit_all_maps_the_finetuning_set_onto_the_unit_box():
+    g, lab = _toy()
+    norm = training.Normalizer.fit(g, lab)
+    sub_g, sub_l = g[:200] * 0.05 + 0.3, lab[:200]
+    sub_g[:, 5] = 0.7  # a column the selection pinned to one value (e.g. clamped on a prior face)
+    new = norm.refit(sub_g, sub_l, "all")
+    x = new.g_to_net(sub_g)
+    assert np.isfinite(x).all()
+    np.testing.assert_allclose(x.min(0)[np.arange(23) != 5], -1, atol=1e-6)
+    np.testing.assert_allclose(x.max(0)[np.arange(23) != 5], 1, atol=1e-6)
+    np.testing.assert_allclose(new.g_from_net(x), sub_g, rtol=0, atol=1e-6)  # round trip, float32 net units
+    np.testing.assert_allclose(new.labels_to_net(sub_l).std(0), 1, atol=1e-4)
+    assert norm.refit(sub_g, sub_l, "none") is norm
+    np.testing.assert_array_equal(norm.refit(sub_g, sub_l, "labels").g_lo, norm.g_lo)
+
+
+def test_temperature_scales_the_spread_of_ddim_samples(monkeypatch):
+    """For Gaussian data the DDIM map x_T -> x_0 is affine, so drawing x_T with standard deviation tau
+    keeps the mean and multiplies the standard deviation by tau (generate's --temperature)."""
+    from rayflavor.methods.diffusion import generate as gen
+
+    s = NoiseSchedule()
+    mu, sd = torch.tensor([0.1, -0.2, 0.0]), torch.tensor([0.2, 0.1, 0.3])
+    ab = s.alpha_bars64.numpy()[timesteps(1000, 50)]
+
+    def fake_eps_fn(net, label, *, schedule, steps, guidance):
+        def eps_fn(x, k):
+            a = float(ab[k])
+            return np.sqrt(1 - a) * (x - np.sqrt(a) * mu) / (a * sd**2 + 1 - a)
+        return eps_fn
+
+    monkeypatch.setattr(gen, "guided_eps_fn", fake_eps_fn)
+    net = FoldedNet(EpsNet(dim=3))
+    norm = training.Normalizer(np.full(3, -1.0), np.full(3, 1.0), np.zeros(11), np.ones(11))  # identity map
+    out = {tau: gen.generate(net, norm, np.zeros(11), 20_000, steps=50, temperature=tau, seed=1) for tau in (1.0, 0.5)}
+    assert (out[1.0].std(0) < sd.numpy()).all()  # DDIM-50 under-disperses narrow data; still about sd
+    np.testing.assert_allclose(out[1.0].std(0), sd.numpy(), rtol=0.25)
+    np.testing.assert_allclose(out[0.5].std(0), 0.5 * out[1.0].std(0), rtol=0.02)
+    np.testing.assert_allclose(out[0.5].mean(0), mu.numpy(), atol=0.01)

@@ -83,3 +83,54 @@ def test_ray_train_two_workers_loss_falls_and_resumes(ray_session, tmp_path):
     assert log[-1]["val_loss"] < log[0]["val_loss"]
     _, _, d = training.load_model(runs.network_path(run, "pre"))
     assert d["step"] == 300
+
+
+def test_zero_solutions_still_write_an_empty_solutions_file_that_analyze_reads(tmp_path):
+    """A run with no solution gets an empty solutions.parquet with the parts' columns; analyze says 0."""
+    from click.testing import CliRunner
+
+    from rayflavor.cli.main import cli
+    from rayflavor.orchestration.diffusion_sample import collect_solutions
+
+    x = seesaw.sample_prior(200, np.random.default_rng(1))
+    res = seesaw.evaluate(x, data=physics_data.load("nufit-6.0-sk"))
+    assert not res["solution"].any()
+    cols = {c: x[:, j] for j, c in enumerate(seesaw.PARAMETERS)}
+    cols.update({k: v for k, v in res.items() if np.ndim(v) == 1 and k not in cols})
+    runs.write_table(cols, runs.part_path(runs.samples_dir(tmp_path, "x"), 0))
+    assert collect_solutions(tmp_path) == 0
+    t = pq.read_table(runs.solutions_path(tmp_path))
+    assert t.num_rows == 0 and set(cols) | {"sample_set"} == set(t.column_names)
+    out = CliRunner().invoke(cli, ["analyze", str(tmp_path)], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert "solutions.parquet: 0 solutions" in out.output
+
+
+def test_union_pool_and_best_selection(tmp_path):
+    """The union pool holds this round's samples and every earlier fine-tuning set, without duplicate
+    points; best selection then trains on exactly the n lowest chi2 of that pool."""
+    import pyarrow as pa
+
+    from rayflavor.methods.diffusion import selection
+    from rayflavor.orchestration.diffusion_pipeline import candidate_rows, selected_rows
+
+    ds = physics_data.load("nufit-6.0-sk")
+
+    def table(x):
+        res = seesaw.evaluate(x, data=ds)
+        cols = {c: x[:, j] for j, c in enumerate(seesaw.PARAMETERS)}
+        cols.update({k: v for k, v in res.items() if np.ndim(v) == 1 and k not in cols})
+        return pa.table(cols)
+
+    x_old = seesaw.sample_prior(300, np.random.default_rng(2))
+    x_new = np.concatenate([seesaw.sample_prior(500, np.random.default_rng(3)), x_old[:50]])  # 50 repeats
+    old, _ = selected_rows(table(x_old), selection.Thresholds(), mode="best", n_best=300)
+    runs.write_table(old, tmp_path / "finetune" / "tuned-1.parquet")
+    runs.write_table(table(x_new), runs.part_path(runs.samples_dir(tmp_path, "s"), 0))
+    assert candidate_rows(tmp_path, runs.samples_dir(tmp_path, "s"), "round").num_rows == 550
+    union = candidate_rows(tmp_path, runs.samples_dir(tmp_path, "s"), "union")
+    assert union.num_rows == 800
+    rows, _ = selected_rows(union, selection.Thresholds(), mode="best", n_best=100)
+    c = union.column("chi2").to_numpy()
+    np.testing.assert_allclose(np.sort(rows.column("chi2").to_numpy()), np.sort(c[np.isfinite(c)])[:100])
+    assert rows.column("split").to_pylist().count("val") == 10

@@ -2,8 +2,10 @@
 
 Paper-scale settings (documented here, not the defaults of ``run``):
 ``dataset --n 100000``; ``train --steps 100000 --batch-size 64``; ``finetune --rounds 1
---n-select <enough for ~1e5 selected> --train-steps 100000``; ``sample --n 30000000 --sampler ddpm
---steps 1000 --guidance 8``.
+--n-select <enough for ~1e5 selected> --train-steps 100000 --select cuts --pool round --min-select 0
+--refit none --clip 0``; ``sample --n 30000000 --sampler ddpm --steps 1000 --guidance 8 --clip 0``.
+The options beyond the paper (x0 clip, elite selection, union pool, refitted normalisation,
+temperature) are described in the README's diffusion section with the measured fractions.
 """
 
 from __future__ import annotations
@@ -77,12 +79,39 @@ def train_cmd(ctx, run, workers, steps, batch_size, gpu, every, seed) -> None:
            seed=seed)
 
 
-def _sampling_options(f):
-    f = click.option("--sampler", type=click.Choice(SAMPLERS), default="ddim", show_default=True)(f)
-    f = click.option("--steps", type=click.IntRange(1, 1000), default=50, show_default=True,
+def _sampling_options(f, sampler: str = "ddim", steps: int = 50, guidance: float = 8.0):
+    f = click.option("--sampler", type=click.Choice(SAMPLERS), default=sampler, show_default=True)(f)
+    f = click.option("--steps", type=click.IntRange(1, 1000), default=steps, show_default=True,
                      help="Reverse steps (1000 = every step, the paper's DDPM).")(f)
-    f = click.option("--guidance", type=click.FloatRange(min=0), default=8.0, show_default=True,
+    f = click.option("--guidance", type=click.FloatRange(min=0), default=guidance, show_default=True,
                      help="CFG scale gamma (eq. B.5).")(f)
+    f = click.option("--clip", type=click.FloatRange(min=0), default=1.0, show_default=True,
+                     help="Clamp the predicted x0 to [-clip, clip] (the training range in network units) at "
+                          "every reverse step (beyond the paper); 0 = no clamp (the paper).")(f)
+    return f
+
+
+def _clip(value: float) -> float | None:
+    return None if value == 0 else float(value)
+
+
+def _finetune_options(f):
+    f = click.option("--select", "select", type=click.Choice(["cuts", "best"]), default="best", show_default=True,
+                     help="cuts: the paper's sec. 2.2.3 conditions (with --tighten, --min-select); best: the "
+                          "--n-best lowest-chi2 samples (beyond the paper).")(f)
+    f = click.option("--n-best", type=_pos, default=1000, show_default=True,
+                     help="Training rows per round with --select best.")(f)
+    f = click.option("--pool", type=click.Choice(["round", "union"]), default="union", show_default=True,
+                     help="Select from this round's samples (round: the paper) or from them and every earlier "
+                          "round's fine-tuning set (union: beyond the paper).")(f)
+    f = click.option("--refit", type=click.Choice(["all", "labels", "none"]), default="all", show_default=True,
+                     help="Normalise each fine-tuning set over itself: G range and labels (all) or labels only "
+                          "(beyond the paper), or inherit the pre-network's normalisation (none: the paper).")(f)
+    f = click.option("--tighten", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0, show_default=True,
+                     help="With --select cuts: multiply the cuts by this factor each further round (1 = the paper's).")(f)
+    f = click.option("--min-select", type=click.IntRange(min=0), default=2000, show_default=True,
+                     help="With --select cuts: top the training set up to this many rows with the lowest-chi2 "
+                          "samples when fewer meet the cuts (beyond the paper; 0 = the paper's cuts only).")(f)
     return f
 
 
@@ -91,19 +120,22 @@ def _sampling_options(f):
 @click.option("--n", "n", type=_pos, default=100_000, show_default=True)
 @_sampling_options
 @click.option("--ordering", type=click.Choice(["NO", "IO"]), default="NO", show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Standard deviation of the initial noise x_T (beyond the paper; 1 = the paper).")
 @click.option("--shards", type=_pos, default=None, help="Ray tasks (default n/50000).")
 @click.option("--network", default=None, help="Network name (default: the newest: pre, tuned-1, ...).")
 @click.option("--keep", type=click.Choice(["all", "selected", "solutions"]), default="all", show_default=True,
               help="Rows written to the parts (counts are always kept).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
-def sample_cmd(ctx, run, n, sampler, steps, guidance, ordering, shards, network, keep, seed) -> None:
+def sample_cmd(ctx, run, n, sampler, steps, guidance, clip, ordering, temperature, shards, network, keep, seed) -> None:
     """Generate points conditioned on the NO (or IO) labels; solutions go to RUN/solutions.parquet."""
     _ray(ctx)
     from rayflavor.orchestration.diffusion_sample import sample_run
 
-    _guard(sample_run, run, n=n, sampler=sampler, steps=steps, guidance=guidance, ordering=ordering, shards=shards,
-           network=network, keep=keep, seed=seed)
+    _guard(sample_run, run, n=n, sampler=sampler, steps=steps, guidance=guidance, clip=_clip(clip), ordering=ordering,
+           temperature=temperature,
+           shards=shards, network=network, keep=keep, seed=seed)
 
 
 @diffusion.command("finetune", short_help="Fine-tune the newest network on its selected samples.")
@@ -111,45 +143,67 @@ def sample_cmd(ctx, run, n, sampler, steps, guidance, ordering, shards, network,
 @click.option("--rounds", type=_pos, default=1, show_default=True, help="sample -> select -> fine-tune rounds.")
 @click.option("--n-select", type=_pos, default=200_000, show_default=True, help="Samples drawn per round.")
 @_sampling_options
+@_finetune_options
 @click.option("--train-steps", type=_pos, default=100_000, show_default=True)
 @click.option("--workers", type=_pos, default=1, show_default=True)
-@click.option("--tighten", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0, show_default=True,
-              help="Multiply the selection cuts by this factor each further round (1 = the paper's cuts).")
-@click.option("--min-select", type=click.IntRange(min=0), default=2000, show_default=True,
-              help="Top the training set up to this many rows with the lowest-chi2 samples when fewer meet "
-                   "the paper's cuts (beyond the paper; 0 = the paper's cuts only).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
-def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, train_steps, workers, tighten, min_select,
-                 seed) -> None:
-    """Transfer learning (Sec. 2.2.3): fine-tune the newest network on its selected samples."""
+def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, select, n_best, pool, refit,
+                 tighten, min_select, train_steps, workers, seed) -> None:
+    """Transfer learning (Sec. 2.2.3): fine-tune the newest network on its selected samples.
+
+    The paper: --rounds 1 --select cuts --pool round --min-select 0 --refit none --clip 0.
+    """
     _ray(ctx)
     from rayflavor.orchestration.diffusion_pipeline import finetune
 
     _guard(finetune, run, rounds=rounds, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
-           train_steps=train_steps, workers=workers, tighten=tighten, min_select=min_select, seed=seed)
+           clip=_clip(clip), select=select, n_best=n_best, pool=pool, refit=refit,
+           train_steps=train_steps, workers=workers,
+           tighten=tighten, min_select=min_select, seed=seed)
+
+
+RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE = "ddim", 50, 3.0
 
 
 @diffusion.command("run", short_help="Whole chain; prints the solution count.")
 @click.argument("run", type=_run_dir(False))
 @click.option("--n-data", type=click.IntRange(min=10), default=100_000, show_default=True)
-@click.option("--train-steps", type=_pos, default=20_000, show_default=True, help="Paper: 100000.")
-@click.option("--rounds", type=click.IntRange(min=0), default=2, show_default=True, help="Paper: 1.")
-@click.option("--n-select", type=_pos, default=100_000, show_default=True)
+@click.option("--train-steps", type=_pos, default=20_000, show_default=True, help="Pre-network. Paper: 100000.")
+@click.option("--rounds", type=click.IntRange(min=0), default=20, show_default=True, help="Paper: 1.")
+@click.option("--ft-steps", type=_pos, default=2000, show_default=True,
+              help="Training steps per fine-tuning round. Paper: 100000.")
+@click.option("--n-select", type=_pos, default=10_000, show_default=True, help="Samples drawn per round.")
 @click.option("--n", "n_final", type=_pos, default=100_000, show_default=True, help="Final samples. Paper: 3e7.")
-@_sampling_options
+@click.option("--final-guidance", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="CFG scale of the final sample (the rounds use --guidance).")
+@click.option("--final-temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Initial-noise scale of the final sample (beyond the paper; 1 = the paper).")
+@lambda f: _sampling_options(f, RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE)
+@_finetune_options
 @click.option("--workers", type=_pos, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
-def run_cmd(ctx, run, n_data, train_steps, rounds, n_select, n_final, sampler, steps, guidance, workers, seed) -> None:
-    """The whole chain: dataset, pre-network, fine-tuning rounds, final sample; prints the solution count."""
+def run_cmd(ctx, run, n_data, train_steps, rounds, ft_steps, n_select, n_final, final_guidance, final_temperature,
+            sampler, steps, guidance, clip,
+            select, n_best, pool, refit, tighten, min_select, workers, seed) -> None:
+    """The whole chain: dataset, pre-network, fine-tuning rounds, final sample; prints the solution count.
+
+    The paper's chain: --rounds 1 --ft-steps 100000 --train-steps 100000 --select cuts --pool round
+    --min-select 0 --refit none --clip 0 --sampler ddpm --steps 1000 --guidance 8
+    --final-guidance 8 --final-temperature 1 --n 30000000.
+    """
     _ray(ctx)
     from rayflavor.orchestration.diffusion_pipeline import run_chain
 
-    s = _guard(run_chain, run, n_data=n_data, train_steps=train_steps, rounds=rounds, n_select=n_select,
-               n_final=n_final, sampler=sampler, steps=steps, guidance=guidance, workers=workers, seed=seed)
-    click.echo(f"solutions: {s['solutions']} of {s['n']} samples (fraction {s['fraction']:.3g}); "
-               f"total {s['total_seconds'] / 60:.1f} min")
+    s = _guard(run_chain, run, n_data=n_data, train_steps=train_steps, rounds=rounds, ft_steps=ft_steps,
+               n_select=n_select, n_final=n_final, final_guidance=final_guidance,
+               final_temperature=final_temperature, sampler=sampler, steps=steps, guidance=guidance, clip=_clip(clip),
+               select=select, n_best=n_best, pool=pool, refit=refit, tighten=tighten,
+               min_select=min_select, workers=workers,
+               seed=seed)
+    click.echo(f"solutions: {s['solutions']} of {s['n']} samples (fraction {s['fraction']:.3g}), "
+               f"{s['distinct_solutions']} distinct; total {s['total_seconds'] / 60:.1f} min")
 
 
 @click.command("diffusion")

@@ -13,23 +13,58 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from rayflavor.methods.diffusion import selection
 from rayflavor.orchestration.diffusion_dataset import VAL_FRACTION, make_dataset
 from rayflavor.orchestration.diffusion_sample import sample_run
 from rayflavor.orchestration.diffusion_train import train_network
+from rayflavor.physics import seesaw
 from rayflavor.storage import runs
 
 
-def selected_rows(sample_dir: Path, thresholds: selection.Thresholds, seed: int = 0,
-                  min_rows: int = 0) -> tuple[pa.Table, int]:
-    """Rows of a sample set meeting the conditions (topped up to ``min_rows`` with the lowest
-    total chi2), with a fresh 90/10 ``split`` column; also returns how many met the cuts."""
-    t = runs.read_parts(sample_dir)
+SELECT = ("cuts", "best")
+POOLS = ("round", "union")
+
+
+def _dedupe(t: pa.Table) -> pa.Table:
+    g = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
+    _, first = np.unique(g, axis=0, return_index=True)
+    return t.take(pa.array(np.sort(first)))
+
+
+def candidate_rows(run: str | Path, sample_dir: Path, pool: str = "round") -> pa.Table:
+    """The rows a fine-tuning round selects from.
+
+    ``round``: the samples just drawn (the paper). ``union`` (beyond the paper): those plus the
+    fine-tuning sets of every earlier round of ``run`` (``RUN/finetune/tuned-*.parquet``), so the
+    best points found so far stay in the pool; duplicate parameter rows are dropped.
+    """
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}")
+    t = runs.read_parts(sample_dir).replace_schema_metadata(None)
+    if pool == "union":
+        old = sorted((Path(run) / "finetune").glob("tuned-*.parquet"))
+        tables = [t] + [pq.read_table(p).drop_columns(["split"]).replace_schema_metadata(None) for p in old]
+        t = _dedupe(pa.concat_tables(tables, promote_options="default"))
+    return t
+
+
+def selected_rows(rows: pa.Table | Path, thresholds: selection.Thresholds, seed: int = 0,
+                  min_rows: int = 0, mode: str = "cuts", n_best: int = 2000) -> tuple[pa.Table, int]:
+    """Rows meeting the selection, with a fresh 90/10 ``split`` column; also how many met the cuts.
+
+    ``mode="cuts"`` (the paper): the conditions of sec. 2.2.3, topped up to ``min_rows`` with the
+    lowest total chi2. ``mode="best"`` (beyond the paper): exactly the ``n_best`` lowest total chi2.
+    ``rows``: a table or a directory of sample parts.
+    """
+    if mode not in SELECT:
+        raise ValueError(f"select must be one of {SELECT}")
+    t = rows if isinstance(rows, pa.Table) else runs.read_parts(rows)
     chi2 = t.column("chi2").to_numpy()
     mask = selection.select(chi2, t.column("chi2_mass").to_numpy(), t.column("chi2_mixing").to_numpy(), thresholds)
     n_cut = int(mask.sum())
-    mask = selection.top_up(mask, chi2, min_rows)
+    mask = selection.top_up(mask, chi2, min_rows) if mode == "cuts" else selection.best(chi2, n_best)
     t = t.filter(pa.array(mask)).replace_schema_metadata(None)
     n = t.num_rows
     split = np.full(n, "train", dtype=object)
@@ -40,13 +75,23 @@ def selected_rows(sample_dir: Path, thresholds: selection.Thresholds, seed: int 
 def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampler: str = "ddim",
              steps: int | None = 50, guidance: float = 8.0, train_steps: int = 100_000, workers: int = 1,
              batch_size: int = 64, gpu: str = "auto", tighten: float = 1.0, shards: int | None = None,
-             min_select: int = 2000, seed: int = 0, log=print) -> list[dict]:
+             min_select: int = 2000, select: str = "cuts", n_best: int = 1000, pool: str = "round",
+             clip: float | None = None, refit: str = "none", seed: int = 0, log=print) -> list[dict]:
     """Run ``rounds`` rounds of sample -> select -> fine-tune after the newest network of ``run``.
 
-    ``tighten``: the selection cuts of round r are the paper's times ``tighten**(r-1)``
-    (1.0 = the paper's cuts every round).  ``min_select``: when fewer samples meet the cuts,
-    the lowest-chi2 samples top the training set up to this size (beyond the paper; 0 = off).
+    ``select="cuts"`` (the paper): the sec. 2.2.3 cuts, of round r the paper's times
+    ``tighten**(r-1)`` (1.0 = the paper's cuts every round); ``min_select``: when fewer samples
+    meet the cuts, the lowest-chi2 samples top the training set up to this size (beyond the
+    paper; 0 = off). ``select="best"`` (beyond the paper): the ``n_best`` lowest-chi2 samples.
+    ``pool``: select from this round's samples (``round``, the paper) or from them and every
+    earlier round's fine-tuning set (``union``, beyond the paper). ``clip``: see ``sample``.
+    ``refit`` (beyond the paper unless "none"): each tuned network normalises its labels
+    ("labels") or labels and G ("all") over its own training set (:meth:`Normalizer.refit`).
     """
+    if select not in SELECT:
+        raise ValueError(f"select must be one of {SELECT}")
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}")
     out = []
     for _ in range(rounds):
         src = runs.latest_network(run)
@@ -56,38 +101,55 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
         name = f"tuned-{r}"
         cuts = selection.Thresholds().scaled(tighten ** (r - 1))
         t0 = time.perf_counter()
+        keep = "all" if (min_select or select == "best") else "selected"
         s = sample_run(run, n=n_select, sampler=sampler, steps=steps, guidance=guidance, network=src,
-                       keep="all" if min_select else "selected", shards=shards, seed=seed, log=log)
-        rows, n_cut = selected_rows(runs.samples_dir(run, s["tag"]), cuts, seed=seed + r, min_rows=min_select)
+                       keep=keep, shards=shards, seed=seed, clip=clip, log=log)
+        cand = candidate_rows(run, runs.samples_dir(run, s["tag"]), pool)
+        rows, n_cut = selected_rows(cand, cuts, seed=seed + r, min_rows=min_select, mode=select, n_best=n_best)
         if rows.num_rows < 10:
             raise RuntimeError(f"round {r}: only {rows.num_rows} of {s['n']} samples meet the selection; "
                                "sample more (--n-select), train longer or set a minimum selection")
-        if n_cut < rows.num_rows:
+        if select == "cuts" and n_cut < rows.num_rows:
             log(f"finetune {name}: {n_cut} samples meet the paper's cuts; topped up with the "
                 f"{rows.num_rows - n_cut} lowest-chi2 samples")
         counts = selection.conditions(rows.column("chi2_mass").to_numpy(), rows.column("chi2_mixing").to_numpy(), cuts)
         data = Path(run) / "finetune" / f"{name}.parquet"
         runs.write_table(rows, data)
-        log(f"finetune {name}: {rows.num_rows} of {s['n']} samples selected from {src!r} "
+        chi2 = rows.column("chi2").to_numpy()
+        log(f"finetune {name}: {rows.num_rows} of {cand.num_rows} candidate samples selected ({select}, pool "
+            f"{pool}) from {src!r}: chi2 median {np.median(chi2):.3g}, max {chi2.max():.3g} "
             f"(mass only {counts['mass_only']}, mixing only {counts['mixing_only']}, both {counts['both']})")
         m = train_network(run, name, data=data, init=runs.network_path(run, src), workers=workers,
-                          steps=train_steps, batch_size=batch_size, gpu=gpu, seed=seed + r, log=log)
+                          steps=train_steps, batch_size=batch_size, gpu=gpu, seed=seed + r,
+                          refit=refit, log=log)
         out.append({"network": name, "source": src, "selected": rows.num_rows, "met_cuts": n_cut, **counts, "sample": s,
                     "train": m, "seconds": time.perf_counter() - t0})
     return out
 
 
 def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_000, rounds: int = 2,
-              n_select: int = 100_000, n_final: int = 100_000, sampler: str = "ddim", steps: int | None = 50,
-              guidance: float = 8.0, workers: int = 1, seed: int = 0, log=print) -> dict:
-    """dataset -> pre-network -> ``rounds`` fine-tuning rounds -> final sample; returns the final summary."""
+              ft_steps: int | None = None, n_select: int = 100_000, n_final: int = 100_000,
+              sampler: str = "ddim", steps: int | None = 50, guidance: float = 8.0, clip: float | None = None,
+              select: str = "cuts", n_best: int = 1000, pool: str = "round", min_select: int = 2000,
+              tighten: float = 1.0, refit: str = "none", final_guidance: float | None = None,
+              final_temperature: float = 1.0, workers: int = 1, seed: int = 0,
+              log=print) -> dict:
+    """dataset -> pre-network -> ``rounds`` fine-tuning rounds -> final sample; returns the final summary.
+
+    ``ft_steps``: training steps of each fine-tuning round (default ``train_steps``).
+    ``final_guidance`` (default ``guidance``) and ``final_temperature``: CFG scale and initial-noise
+    scale of the final sample only (the rounds use ``guidance`` and temperature 1).
+    """
     t0 = time.perf_counter()
     make_dataset(run, n=n_data, seed=seed, log=log)
     train_network(run, "pre", workers=workers, steps=train_steps, seed=seed, log=log)
     done = sum(1 for n in runs.networks(run) if n.startswith("tuned-"))
     if rounds > done:
         finetune(run, rounds=rounds - done, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
-                 train_steps=train_steps, workers=workers, seed=seed, log=log)
-    s = sample_run(run, n=n_final, sampler=sampler, steps=steps, guidance=guidance, seed=seed + 1, log=log)
+                 train_steps=ft_steps or train_steps, workers=workers, tighten=tighten, min_select=min_select,
+                 select=select, n_best=n_best, pool=pool, clip=clip, refit=refit, seed=seed, log=log)
+    s = sample_run(run, n=n_final, sampler=sampler, steps=steps,
+                   guidance=guidance if final_guidance is None else final_guidance, clip=clip,
+                   temperature=final_temperature, seed=seed + 1, log=log)
     s["total_seconds"] = time.perf_counter() - t0
     return s

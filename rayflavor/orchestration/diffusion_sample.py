@@ -34,7 +34,17 @@ def settings_tag(s: dict) -> str:
     """Directory name of a sample set, readable and unique for its settings."""
     steps = s["steps"] or 1000
     clip = "" if s.get("clip") is None else f"-clip{s['clip']:g}"
-    return f"{s['network']}-{s['sampler']}{steps}-g{s['guidance']:g}-{s['ordering']}{clip}-n{s['n']}-s{s['seed']}"
+    tau = "" if s.get("temperature", 1.0) == 1.0 else f"-tau{s['temperature']:g}"
+    return f"{s['network']}-{s['sampler']}{steps}-g{s['guidance']:g}-{s['ordering']}{clip}{tau}-n{s['n']}-s{s['seed']}"
+
+
+def distinct_rows(g: np.ndarray, decimals: int = 6) -> int:
+    """Number of distinct parameter rows after rounding to ``decimals`` decimal places.
+
+    >>> distinct_rows(np.array([[0.1, 0.2], [0.1 + 1e-9, 0.2], [0.1, 0.3]]))
+    2
+    """
+    return int(len(np.unique(np.round(np.asarray(g, dtype=np.float64), decimals), axis=0))) if len(g) else 0
 
 
 def shard_table(s: dict, model_path: str, shard: int, n: int, threads: int = 1) -> pa.Table:
@@ -47,7 +57,7 @@ def shard_table(s: dict, model_path: str, shard: int, n: int, threads: int = 1) 
     label = seesaw.target_labels(ds, s["ordering"])
     t0 = time.perf_counter()
     g = generate(net, norm, label, n, sampler=s["sampler"], steps=s["steps"], guidance=s["guidance"],
-                 seed=int(s["seed"]) * 100_003 + shard, clip=s.get("clip"))
+                 seed=int(s["seed"]) * 100_003 + shard, clip=s.get("clip"), temperature=s.get("temperature", 1.0))
     t1 = time.perf_counter()
     res = seesaw.evaluate(g, ordering=s["ordering"], data=ds)
     t2 = time.perf_counter()
@@ -58,7 +68,7 @@ def shard_table(s: dict, model_path: str, shard: int, n: int, threads: int = 1) 
     keep = {"all": np.ones(n, bool), "selected": sel | sol, "solutions": sol}[s["keep"]]
     table = pa.table({k: np.asarray(v)[keep] for k, v in cols.items()})
     meta = {"n": n, "solutions": int(sol.sum()), "selected": int(sel.sum()), "kept": int(keep.sum()),
-            "seconds_sample": t1 - t0, "seconds_evaluate": t2 - t1, "distinct_solutions": int(len(np.unique(g[sol], axis=0)))}
+            "seconds_sample": t1 - t0, "seconds_evaluate": t2 - t1, "distinct_solutions": distinct_rows(g[sol])}
     return table.replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
 
 
@@ -81,12 +91,14 @@ def summarize(stats: list[dict]) -> dict:
     sample_s = sum(p["seconds_sample"] for p in stats)
     return {"n": n, "solutions": sols, "fraction": sols / n if n else 0.0,
             "selected": sum(p["selected"] for p in stats),
+            "distinct_solutions": sum(p.get("distinct_solutions", 0) for p in stats),
             "samples_per_s_per_core": n / sample_s if sample_s else float("nan")}
 
 
 def sample_run(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | None = None, guidance: float = 8.0,
                ordering: str = "NO", shards: int | None = None, network: str | None = None, seed: int = 0,
-               keep: str = "all", clip: float | None = None, data: str = seesaw.DEFAULT_DATA, log=print) -> dict:
+               keep: str = "all", clip: float | None = None, temperature: float = 1.0,
+               data: str = seesaw.DEFAULT_DATA, log=print) -> dict:
     """Sample ``n`` points from network ``network`` (default: the latest) into ``RUN/samples/<tag>``."""
     network = network or runs.latest_network(run)
     if network is None:
@@ -99,6 +111,8 @@ def sample_run(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | N
     shards = shards or max(1, min(1000, -(-n // 50_000)))
     s = {"network": network, "sampler": sampler, "steps": steps, "guidance": float(guidance), "ordering": ordering,
          "n": int(n), "shards": int(shards), "seed": int(seed), "keep": keep, "clip": clip, "data": data}
+    if temperature != 1.0:
+        s["temperature"] = float(temperature)
     out = runs.samples_dir(run, settings_tag(s))
     mpath = out / "manifest.json"
     if mpath.exists() and runs.read_json(mpath) != s:
@@ -113,30 +127,31 @@ def sample_run(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | N
     summary = summarize(part_stats(out))
     summary.update(tag=out.name, wall_seconds=wall, generated_shards=len(todo))
     n_sol = collect_solutions(run)
-    log(f"sample {out.name}: {summary['solutions']} solutions in {summary['n']} samples "
-        f"(fraction {summary['fraction']:.3g}); {summary['samples_per_s_per_core']:.0f} samples/s per core; "
+    log(f"sample {out.name}: {summary['solutions']} solutions ({summary['distinct_solutions']} distinct) in "
+        f"{summary['n']} samples (fraction {summary['fraction']:.3g}); {summary['samples_per_s_per_core']:.0f} samples/s per core; "
         f"{len(todo)} shards generated in {wall:.1f} s; RUN/solutions.parquet holds {n_sol}")
     return summary
 
 
 def collect_solutions(run: str | Path) -> int:
-    """Gather every solution row of ``RUN/samples/*`` into ``RUN/solutions.parquet`` (distinct points)."""
+    """Gather every solution row of ``RUN/samples/*`` into ``RUN/solutions.parquet`` (distinct points).
+
+    The file is written whenever any sample part exists, also when it holds no solution: then
+    it is an empty table with the parts' columns (``rayflavor analyze`` reports "0 solutions").
+    """
     root = Path(run) / "samples"
     tables = []
     for d in sorted(root.iterdir()) if root.is_dir() else []:
         for i in runs.finished_parts(d):
-            t = pq.read_table(runs.part_path(d, i), filters=[("solution", "==", True)])
-            if t.num_rows:
-                t = t.replace_schema_metadata(None)
-                tables.append(t.append_column("sample_set", pa.array([d.name] * t.num_rows)))
+            t = pq.read_table(runs.part_path(d, i), filters=[("solution", "==", True)]).replace_schema_metadata(None)
+            if t.num_rows or not tables:
+                tables.append(t.append_column("sample_set", pa.array([d.name] * t.num_rows, pa.string())))
     if not tables:
-        table = None
-    else:
-        table = pa.concat_tables(tables, promote_options="default")
+        return 0
+    table = pa.concat_tables(tables, promote_options="default")
+    if table.num_rows:
         g = np.stack([table.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
         _, first = np.unique(g, axis=0, return_index=True)
         table = table.take(pa.array(np.sort(first)))
-    if table is not None:
-        runs.write_table(table, runs.solutions_path(run))
-        return table.num_rows
-    return 0
+    runs.write_table(table, runs.solutions_path(run))
+    return table.num_rows

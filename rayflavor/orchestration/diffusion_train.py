@@ -67,6 +67,7 @@ def train_fn(config: dict) -> None:
         state = training.load_state(resume, lr_max=config["lr_max"])
     elif config.get("init"):
         net, norm, _ = training.load_model(config["init"])
+        norm = norm.refit(g[~val], lab[~val], config.get("refit") or "none")
         net.train()
         state = training.new_state(norm, total_steps=config["steps"], lr_max=config["lr_max"], model=net,
                                    meta={"init": config["init"]})
@@ -117,8 +118,12 @@ def latest_checkpoint(run: str | Path, name: str) -> tuple[Path | None, int]:
 def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None = None, init: str | Path | None = None,
                   workers: int = 1, steps: int = training.STEPS, batch_size: int = training.BATCH_SIZE,
                   gpu: str = "auto", every: int = 1000, seed: int = 0, lr_max: float = training.LR_MAX,
-                  stop_at: int | None = None, log=print) -> dict:
+                  stop_at: int | None = None, refit: str = "none", log=print) -> dict:
     """Train (or resume, or fine-tune from ``init``) network ``name`` of a run; returns the last metrics.
+
+    ``refit`` (with ``init``; beyond the paper unless "none"): normalise the labels ("labels") or the
+    labels and G ("all") over this training set instead of inheriting the pre-network's
+    normalisation (:meth:`Normalizer.refit`); it is stored with the network and used when it samples.
 
     ``stop_at``: stop after this step (for tests of resumption); the network is then unfinished.
     """
@@ -137,7 +142,8 @@ def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None
     config = {"data": str(data.resolve()), "init": str(Path(init).resolve()) if init else None,
               "resume": str(resume) if resume else None, "steps": int(steps), "batch_size": int(batch_size),
               "every": int(every), "seed": int(seed), "lr_max": float(lr_max), "threads": 1,
-              "log": str((final.parent / "metrics.jsonl").resolve()), "stop_at": stop_at}
+              "log": str((final.parent / "metrics.jsonl").resolve()), "stop_at": stop_at,
+              "refit": refit}
     if resume:
         log(f"train: resuming {name!r} from {resume}")
     trainer = TorchTrainer(  # RAY

@@ -3,7 +3,8 @@
 Plain torch, no Ray: :mod:`rayflavor.orchestration.diffusion_train` wraps :func:`train_loop`
 in a Ray Train worker.
 
-Normalisation (stored with every checkpoint, inherited by fine-tuned networks):
+Normalisation (stored with every checkpoint; inherited by fine-tuned networks as in the paper, or
+refitted on the fine-tuning set with :meth:`Normalizer.refit`, beyond the paper):
 
 * G (inputs): each column mapped affinely from its range in the *first* training set onto
   ``[-1, 1]`` -- for the uniform priors of eqs. 2.17-2.18 this is the prior box, the usual
@@ -32,6 +33,7 @@ from torch.nn import functional as F
 from rayflavor.methods.diffusion.network import EpsNet
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
 
+REFIT = ("none", "labels", "all")
 LR_MAX = 1e-3
 P_UNCOND = 0.1
 BATCH_SIZE = 64
@@ -49,10 +51,43 @@ class Normalizer:
 
     @classmethod
     def fit(cls, g: np.ndarray, labels: np.ndarray) -> "Normalizer":
-        lo, hi = g.min(axis=0), g.max(axis=0)
+        """G: each column's range onto [-1, 1] (a column of one value gets a +-1e-9 relative range);
+        labels: standard scores."""
+        lo, hi = g.min(axis=0).astype(np.float64), g.max(axis=0).astype(np.float64)
+        pad = np.where(hi - lo > 0, 0.0, 1e-9 * np.maximum(np.abs(lo), 1.0))
+        lo, hi = lo - pad, hi + pad
         std = labels.std(axis=0)
         return cls(lo.astype(np.float64), hi.astype(np.float64), labels.mean(axis=0).astype(np.float64),
                    np.where(std > 0, std, 1.0).astype(np.float64))
+
+    def refit(self, g: np.ndarray, labels: np.ndarray, what: str) -> "Normalizer":
+        """Normaliser for fine-tuning on (``g``, ``labels``) (beyond the paper for ``what != "none"``).
+
+        ``"none"``: this one, inherited (the paper). ``"labels"``: :meth:`with_labels`. ``"all"``:
+        also the G map refitted, i.e. :meth:`fit` on the fine-tuning set -- its range becomes
+        [-1, 1], so a selected set a few hundredths of the prior box wide is again spread over the
+        network's data range, and the sampler's clip keeps samples inside the set's bounding box.
+        """
+        if what == "none":
+            return self
+        if what == "labels":
+            return self.with_labels(labels)
+        if what == "all":
+            ok = np.isfinite(labels).all(axis=1) & np.isfinite(g).all(axis=1)
+            return Normalizer.fit(np.asarray(g, dtype=np.float64)[ok], np.asarray(labels, dtype=np.float64)[ok])
+        raise ValueError(f"refit must be one of {REFIT}")
+
+    def with_labels(self, labels: np.ndarray) -> "Normalizer":
+        """The same G map with the label standardisation refitted on ``labels`` (beyond the paper).
+
+        Used for fine-tuning on a selected set: its labels cluster near the target, a few
+        hundredths of the prior's standard deviation apart, so with the prior's scale the network
+        barely sees the differences it is conditioned on; refitted, they span O(1) again.
+        """
+        labels = np.asarray(labels, dtype=np.float64)
+        labels = labels[np.isfinite(labels).all(axis=1)]
+        std = labels.std(axis=0)
+        return Normalizer(self.g_lo, self.g_hi, labels.mean(axis=0), np.where(std > 0, std, 1.0))
 
     def g_to_net(self, g: np.ndarray) -> np.ndarray:
         return (2.0 * (g - self.g_lo) / (self.g_hi - self.g_lo) - 1.0).astype(np.float32)
