@@ -103,7 +103,7 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
         t0 = time.perf_counter()
         keep = "all" if (min_select or select == "best") else "selected"
         s = sample_run(run, n=n_select, sampler=sampler, steps=steps, guidance=guidance, network=src,
-                       keep=keep, shards=shards, seed=seed, clip=clip, log=log)
+                       keep=keep, shards=shards, seed=seed + r, clip=clip, log=log)  # fresh noise per round
         cand = candidate_rows(run, runs.samples_dir(run, s["tag"]), pool)
         rows, n_cut = selected_rows(cand, cuts, seed=seed + r, min_rows=min_select, mode=select, n_best=n_best)
         if rows.num_rows < 10:
