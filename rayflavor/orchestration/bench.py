@@ -21,7 +21,9 @@ from rayflavor.physics import fn
 
 def run_island(method: str, regime: str, seed: int, seconds: float, data_name: str = fn.DEFAULT_DATA) -> dict:
     """Step one island for ``seconds``; its status plus the charges of every valid model found."""
-    isl = Island(IslandConfig(method=method, regime=regime, patience=10**9), fndata.load(data_name), seed=seed)
+    # no stop but the budget: a target or patience stop would cap the per-core-hour counts
+    cfg = IslandConfig(method=method, regime=regime, patience=10**9, target_valid=10**9)
+    isl = Island(cfg, fndata.load(data_name), seed=seed)
     t0 = time.perf_counter()
     charges = []
     while time.perf_counter() - t0 < seconds and not isl.done:
