@@ -64,7 +64,7 @@ WILSON: tuple[str, ...] = tuple(
 ) + tuple(f"c_N_{i}{j}" for i in (1, 2, 3) for j in (1, 2, 3) if i <= j)
 PARAMETERS: tuple[str, ...] = CHARGES + WILSON + ("eps_u_abs", "eps_d_abs", "alpha", "log10_lambda_gev")
 EXPONENTS: tuple[str, ...] = tuple(f"n_{s}_{i}{j}" for s in ("u", "d", "nu", "e", "N") for i in (1, 2, 3) for j in (1, 2, 3))
-MASSES: tuple[str, ...] = ("m_u", "m_c", "m_t", "m_d", "m_s", "m_b", "m_e", "m_mu", "m_tau")
+MASSES: tuple[str, ...] = fn_kernel.MASSES  # m_u m_c m_t m_d m_s m_b m_e m_mu m_tau
 WINDOW_OBJECTIVES: tuple[str, ...] = (
     "ckm_s12", "ckm_s23", "ckm_s13", "ckm_delta",
     "pmns_theta12", "pmns_theta13", "pmns_theta23", "pmns_delta",

@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .linalg import TAKAGI_DEGENERACY_TOL, svd_left_row, takagi_row
+from .linalg import TAKAGI_DEGENERACY_TOL, adjoint_product_row, congruence_row, svd_left_row, takagi_row
 from .mixing import angles_row, majorana_nufit_row
 
 MASSES: tuple[str, ...] = ("m_u", "m_c", "m_t", "m_d", "m_s", "m_b", "m_e", "m_mu", "m_tau")
@@ -163,11 +163,7 @@ def evaluate_rows(x, out, code, expo):  # pragma: no cover - compiled
             for k in range(3):
                 out[r, 3 * sector + k] = s[k]
                 finite = finite and math.isfinite(s[k])
-        # CKM = U_u^dagger U_d  (eq. 28)
-        for i in range(3):
-            for j in range(3):
-                c[i, j] = (uu[0, i].conjugate() * ud[0, j] + uu[1, i].conjugate() * ud[1, j]
-                           + uu[2, i].conjugate() * ud[2, j])
+        adjoint_product_row(uu, ud, c)  # CKM = U_u^dagger U_d  (eq. 28)
         s12sq, s13sq, s23sq, delta, j = angles_row(c)
         out[r, _CKM] = math.sqrt(s12sq)
         out[r, _CKM + 1] = math.sqrt(s23sq)
@@ -175,15 +171,7 @@ def evaluate_rows(x, out, code, expo):  # pragma: no cover - compiled
         out[r, _CKM + 3] = delta
         out[r, _CKM + 4] = j
         # M_nu^e = U_e^dagger M_nu U_e^*  (eq. 35), then its Takagi factor W  (eq. 27)
-        for i in range(3):
-            for j in range(3):
-                t[i, j] = (m_nu[i, 0] * ue[0, j].conjugate() + m_nu[i, 1] * ue[1, j].conjugate()
-                           + m_nu[i, 2] * ue[2, j].conjugate())
-        for i in range(3):
-            for j in range(i, 3):
-                v = ue[0, i].conjugate() * t[0, j] + ue[1, i].conjugate() * t[1, j] + ue[2, i].conjugate() * t[2, j]
-                c[i, j] = v
-                c[j, i] = v
+        congruence_row(ue, m_nu, t, c)
         takagi_row(c, a, w, s, TAKAGI_DEGENERACY_TOL, 0)
         # NuFit labelling: nu_3 = smallest |U_e i| (first on ties, NaN last), nu_1, nu_2 ascending
         i3 = 0

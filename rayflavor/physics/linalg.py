@@ -80,6 +80,24 @@ def _abs1(z):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _pair(a, p, q):  # pragma: no cover - compiled
+    """``(|a_p|^2, |a_q|^2, a_p . a_q^*)`` for rows ``p``, ``q`` of ``a``."""
+    alpha = _abs2(a[p, 0]) + _abs2(a[p, 1]) + _abs2(a[p, 2])
+    beta = _abs2(a[q, 0]) + _abs2(a[q, 1]) + _abs2(a[q, 2])
+    gamma = a[p, 0] * a[q, 0].conjugate() + a[p, 1] * a[q, 1].conjugate() + a[p, 2] * a[q, 2].conjugate()
+    return alpha, beta, gamma
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _fill_nan(u, s):  # pragma: no cover - compiled
+    """Mark one row's result as undefined (non-finite input, degenerate Takagi values)."""
+    for i in range(3):
+        s[i] = np.nan
+        for j in range(3):
+            u[i, j] = np.nan
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _rotate_rows(a, u, p, q, alpha, beta, gamma, ag):  # pragma: no cover - compiled
     """Exact 2x2 Jacobi rotation making rows ``p``, ``q`` of ``a`` orthogonal; same on ``u``'s columns.
 
@@ -128,10 +146,13 @@ def _sort_ascending(a, u, s):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _jacobi_row(a, u, s):  # pragma: no cover - compiled
-    """One-sided (Hestenes) Jacobi on the rows of ``a`` (finite, overwritten); ``u`` starts as 1."""
+def _jacobi_row(m, a, u, s):  # pragma: no cover - compiled
+    """One-sided (Hestenes) Jacobi on the rows of a copy ``a`` of the finite ``m``; ``u`` starts as 1.
+
+    Leaves ``a = u^dagger m`` (rows in the order of ``s``)."""
     for i in range(3):
         for j in range(3):
+            a[i, j] = m[i, j]
             u[i, j] = 1.0 if i == j else 0.0
     for _sweep in range(_MAX_SWEEPS):
         rotated = False
@@ -139,9 +160,7 @@ def _jacobi_row(a, u, s):  # pragma: no cover - compiled
         for k in range(3):
             p = 0 if k < 2 else 1
             q = 1 if k == 0 else 2
-            alpha = _abs2(a[p, 0]) + _abs2(a[p, 1]) + _abs2(a[p, 2])
-            beta = _abs2(a[q, 0]) + _abs2(a[q, 1]) + _abs2(a[q, 2])
-            gamma = a[p, 0] * a[q, 0].conjugate() + a[p, 1] * a[q, 1].conjugate() + a[p, 2] * a[q, 2].conjugate()
+            alpha, beta, gamma = _pair(a, p, q)
             ag = math.sqrt(_abs2(gamma))
             norm = math.sqrt(alpha) * math.sqrt(beta)
             if ag == 0.0 or ag <= _EPS * norm:
@@ -267,9 +286,7 @@ def _closed_form_row(m, a, u, s):  # pragma: no cover - compiled
     for i in range(3):
         for j in range(3):
             a[i, j] = u[0, i].conjugate() * m[0, j] + u[1, i].conjugate() * m[1, j] + u[2, i].conjugate() * m[2, j]
-    alpha = _abs2(a[0, 0]) + _abs2(a[0, 1]) + _abs2(a[0, 2])
-    beta = _abs2(a[1, 0]) + _abs2(a[1, 1]) + _abs2(a[1, 2])
-    gamma = a[0, 0] * a[1, 0].conjugate() + a[0, 1] * a[1, 1].conjugate() + a[0, 2] * a[1, 2].conjugate()
+    alpha, beta, gamma = _pair(a, 0, 1)
     ag = math.sqrt(_abs2(gamma))
     if ag > 0.0:
         _rotate_rows(a, u, 0, 1, alpha, beta, gamma, ag)
@@ -304,43 +321,11 @@ def svd_left_row(m, a, u, s, method):  # pragma: no cover - compiled
             if not (math.isfinite(x.real) and math.isfinite(x.imag)):
                 finite = False
     if not finite:
-        for i in range(3):
-            s[i] = np.nan
-            for j in range(3):
-                u[i, j] = np.nan
+        _fill_nan(u, s)
         return
     if method == 0 and _closed_form_row(m, a, u, s):
         return
-    for i in range(3):
-        for j in range(3):
-            a[i, j] = m[i, j]
-    _jacobi_row(a, u, s)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _takagi_phase_row(mm, u, s, t, tol):  # pragma: no cover - compiled
-    """Turn left singular vectors ``u`` of symmetric ``mm`` into its Takagi factor, in place.
-
-    ``c = u^dagger M u^*`` must be diagonal (to ``tol * s_max``); column ``k`` is multiplied by
-    ``e^{i arg(c_kk)/2}``.  Returns ``False`` (``u`` untouched) when ``c`` is not diagonal.
-    ``t`` is (3, 3) scratch.
-    """
-    for i in range(3):  # t = M u^*
-        for j in range(3):
-            t[i, j] = (mm[i, 0] * u[0, j].conjugate() + mm[i, 1] * u[1, j].conjugate()
-                       + mm[i, 2] * u[2, j].conjugate())
-    lim = tol * s[2]
-    lim2 = lim * lim
-    for i in range(3):
-        for j in range(i + 1, 3):
-            cij = u[0, i].conjugate() * t[0, j] + u[1, i].conjugate() * t[1, j] + u[2, i].conjugate() * t[2, j]
-            if not (_abs2(cij) <= lim2):
-                return False
-    for k in range(3):
-        ph = _half_phase(u[0, k].conjugate() * t[0, k] + u[1, k].conjugate() * t[1, k] + u[2, k].conjugate() * t[2, k])
-        for r in range(3):
-            u[r, k] = u[r, k] * ph
-    return True
+    _jacobi_row(m, a, u, s)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -361,9 +346,11 @@ def _half_phase(d):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _takagi_phase_from_rows(a, u, s, tol):  # pragma: no cover - compiled
-    """As :func:`_takagi_phase_row`, using the rows ``a = u^dagger M`` an SVD row kernel left.
+    """Turn left singular vectors ``u`` of a symmetric ``M`` into its Takagi factor, in place.
 
-    ``c = u^dagger M u^* = a u^*``: six entries (``c`` is symmetric) instead of two products.
+    ``a = u^dagger M`` (as an SVD row kernel leaves it).  ``c = u^dagger M u^* = a u^*`` must be
+    diagonal (to ``tol * s_max``; ``c`` is symmetric, so six entries); column ``k`` is multiplied
+    by ``e^{i arg(c_kk)/2}``.  Returns ``False`` (``u`` untouched) when ``c`` is not diagonal.
     """
     lim = tol * s[2]
     lim2 = lim * lim
@@ -388,16 +375,10 @@ def takagi_row(mm, a, u, s, tol, method):  # pragma: no cover - compiled
     if _takagi_phase_from_rows(a, u, s, tol):
         return
     if method == 0:  # closed form not sharp enough for the phases: redo with Jacobi
-        for i in range(3):
-            for j in range(3):
-                a[i, j] = mm[i, j]
-        _jacobi_row(a, u, s)
+        _jacobi_row(mm, a, u, s)
         if _takagi_phase_from_rows(a, u, s, tol):
             return
-    for i in range(3):
-        s[i] = np.nan
-        for j in range(3):
-            u[i, j] = np.nan
+    _fill_nan(u, s)
 
 
 @njit(cache=True, nogil=True)
@@ -417,15 +398,13 @@ def _takagi_kernel(m, u, s, tol, method):  # pragma: no cover - compiled
 @njit(cache=True, nogil=True)
 def _takagi_phases_kernel(mm, u, s, tol):  # pragma: no cover - compiled
     """Phase-fix precomputed left singular vectors (the LAPACK path); NaN where degenerate."""
-    t = np.empty((3, 3), np.complex128)
+    a = np.empty((3, 3), np.complex128)
     for b in range(mm.shape[0]):
         if not math.isfinite(s[b, 2]):
             continue
-        if not _takagi_phase_row(mm[b], u[b], s[b], t, tol):
-            for i in range(3):
-                s[b, i] = np.nan
-                for j in range(3):
-                    u[b, i, j] = np.nan
+        adjoint_product_row(u[b], mm[b], a)  # a = u^dagger M
+        if not _takagi_phase_from_rows(a, u[b], s[b], tol):
+            _fill_nan(u[b], s[b])
 
 
 def _as_batch(m: np.ndarray) -> np.ndarray:
@@ -505,33 +484,34 @@ def inv3(m: np.ndarray) -> np.ndarray:
     return out
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def adjoint_product_row(a, b, out):  # pragma: no cover - compiled
+    """``out = a^dagger b`` for one pair of 3x3 matrices."""
+    for i in range(3):
+        for j in range(3):
+            out[i, j] = a[0, i].conjugate() * b[0, j] + a[1, i].conjugate() * b[1, j] + a[2, i].conjugate() * b[2, j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def congruence_row(u, m, t, out):  # pragma: no cover - compiled
+    """``out = u^dagger m u^*`` for one pair of 3x3 matrices; ``t`` is scratch (``m u^*``)."""
+    for i in range(3):
+        for j in range(3):
+            t[i, j] = m[i, 0] * u[0, j].conjugate() + m[i, 1] * u[1, j].conjugate() + m[i, 2] * u[2, j].conjugate()
+    adjoint_product_row(u, t, out)
+
+
 @njit(cache=True, nogil=True)
 def _adjoint_product_kernel(a, b, out):  # pragma: no cover - compiled
     for n in range(a.shape[0]):
-        for i in range(3):
-            for j in range(3):
-                acc = 0.0j
-                for k in range(3):
-                    acc += a[n, k, i].conjugate() * b[n, k, j]
-                out[n, i, j] = acc
+        adjoint_product_row(a[n], b[n], out[n])
 
 
 @njit(cache=True, nogil=True)
 def _congruence_kernel(u, m, out):  # pragma: no cover - compiled
     t = np.empty((3, 3), np.complex128)
     for n in range(u.shape[0]):
-        for i in range(3):  # t = m u^*
-            for j in range(3):
-                acc = 0.0j
-                for k in range(3):
-                    acc += m[n, i, k] * u[n, k, j].conjugate()
-                t[i, j] = acc
-        for i in range(3):  # out = u^dagger t
-            for j in range(3):
-                acc = 0.0j
-                for k in range(3):
-                    acc += u[n, k, i].conjugate() * t[k, j]
-                out[n, i, j] = acc
+        congruence_row(u[n], m[n], t, out[n])
 
 
 def adjoint_product(a: np.ndarray, b: np.ndarray, backend: str = "numba") -> np.ndarray:

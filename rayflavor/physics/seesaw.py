@@ -43,13 +43,12 @@ from .losses import chi2_term, in_window
 from .params import to_matrix
 
 FLAVOURS = ("e", "mu", "tau")
-ROWS = ("e", "mu", "tau")
 PARAMETERS: tuple[str, ...] = (
     tuple(f"y_re_{i}{a}" for i in (1, 2, 3) for a in FLAVOURS)
     + tuple(f"y_im_{i}{a}" for i in (1, 2, 3) for a in FLAVOURS)
     + ("m1_over_m3", "m2_over_m3", "log10_h2_over_m3_ev", "arg_m1", "arg_m2")
 )
-ABS_U: tuple[str, ...] = tuple(f"abs_u_{r}{c}" for r in ROWS for c in (1, 2, 3))
+ABS_U: tuple[str, ...] = seesaw_kernel.ABS_U  # abs_u_{r}{c}, r in e, mu, tau; c in 1, 2, 3
 LABELS: tuple[str, ...] = ("label_log10_dm21", "label_log10_dm3l") + ABS_U
 OBSERVABLES: tuple[str, ...] = (
     ("m1", "m2", "m3", "dm21", "dm31", "dm32", "dm3l")
