@@ -57,9 +57,10 @@ def analyze(path, fmt, html_report, out_dir):
     click.echo(f"{res['source']}: {res['rows']} {'models' if res['kind'] == 'fn' else 'solutions'}")
     if not res["rows"]:
         click.echo("nothing to summarise or plot")
-    with pl.Config(tbl_rows=40, tbl_hide_dataframe_shape=True, float_precision=4):
-        for name, table in res["tables"].items() if res["rows"] else ():
-            click.echo(f"\n{name}\n{table}")
+    else:
+        with pl.Config(tbl_rows=40, tbl_hide_dataframe_shape=True, float_precision=4):
+            for name, table in res["tables"].items():
+                click.echo(f"\n{name}\n{table}")
     for f in res["figures"]:
         click.echo(f"figure: {f}")
     if res["report"]:

@@ -17,20 +17,13 @@ import pyarrow.parquet as pq
 
 from rayflavor.methods.diffusion import selection
 from rayflavor.orchestration.diffusion_dataset import VAL_FRACTION, make_dataset
-from rayflavor.orchestration.diffusion_sample import sample_run
+from rayflavor.orchestration.diffusion_sample import sample_run, unique_points
 from rayflavor.orchestration.diffusion_train import train_network
-from rayflavor.physics import seesaw
 from rayflavor.storage import runs
 
 
 SELECT = ("cuts", "best")
 POOLS = ("round", "union")
-
-
-def _dedupe(t: pa.Table) -> pa.Table:
-    g = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
-    _, first = np.unique(g, axis=0, return_index=True)
-    return t.take(pa.array(np.sort(first)))
 
 
 def candidate_rows(run: str | Path, sample_dir: Path, pool: str = "round") -> pa.Table:
@@ -46,7 +39,7 @@ def candidate_rows(run: str | Path, sample_dir: Path, pool: str = "round") -> pa
     if pool == "union":
         old = sorted((Path(run) / "finetune").glob("tuned-*.parquet"))
         tables = [t] + [pq.read_table(p).drop_columns(["split"]).replace_schema_metadata(None) for p in old]
-        t = _dedupe(pa.concat_tables(tables, promote_options="default"))
+        t = unique_points(pa.concat_tables(tables, promote_options="default"))
     return t
 
 

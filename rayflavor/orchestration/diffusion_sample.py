@@ -47,6 +47,13 @@ def distinct_rows(g: np.ndarray, decimals: int = 6) -> int:
     return int(len(np.unique(np.round(np.asarray(g, dtype=np.float64), decimals), axis=0))) if len(g) else 0
 
 
+def unique_points(t: pa.Table) -> pa.Table:
+    """The rows of ``t`` with distinct seesaw parameter points (first occurrence, order kept)."""
+    g = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
+    _, first = np.unique(g, axis=0, return_index=True)
+    return t.take(pa.array(np.sort(first)))
+
+
 def shard_table(s: dict, model_path: str, shard: int, n: int, threads: int = 1) -> pa.Table:
     """Generate, evaluate and filter one shard (pure function of its arguments)."""
     import torch
@@ -150,8 +157,6 @@ def collect_solutions(run: str | Path) -> int:
         return 0
     table = pa.concat_tables(tables, promote_options="default")
     if table.num_rows:
-        g = np.stack([table.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
-        _, first = np.unique(g, axis=0, return_index=True)
-        table = table.take(pa.array(np.sort(first)))
+        table = unique_points(table)
     runs.write_table(table, runs.solutions_path(run))
     return table.num_rows
