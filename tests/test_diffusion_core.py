@@ -174,6 +174,35 @@ def test_best_selection_takes_the_k_lowest_finite_chi2():
     assert selection.best(np.array([np.nan, 1.0]), 5).tolist() == [False, True]  # never a non-finite row
 
 
+def test_window_miss_is_zero_exactly_for_solutions_and_nearest_takes_them_first():
+    """On real seesaw points around a solution: miss == 0 <=> the 3 sigma solution flag, and the
+    nearest-k selection holds every solution before any non-solution, non-solutions by miss."""
+    from importlib import resources
+
+    import pyarrow.parquet as pq
+
+    from rayflavor.physics import data as physics_data
+    from rayflavor.physics import seesaw
+
+    ds = physics_data.load(seesaw.DEFAULT_DATA)
+    t = pq.read_table(resources.files("rayflavor.examples") / "seesaw_example.parquet")
+    x = seesaw.from_columns({c: t.column(c).to_numpy() for c in seesaw.PARAMETERS})
+    x0 = x[seesaw.evaluate(x, data=ds)["solution"]][0]
+    rng = np.random.default_rng(4)
+    scale = np.repeat(10.0 ** np.linspace(-4, -1, 6), 100)[:, None]
+    pts = x0 * (1 + scale * rng.normal(size=(600, x0.size)))
+    res = seesaw.evaluate(pts, data=ds)
+    values = np.stack([res[n] for n in seesaw.SOLUTION_TERMS], axis=1)
+    miss = selection.window_miss(values, seesaw.solution_windows(ds, "NO"))
+    sol = res["solution"]
+    assert 20 < sol.sum() < 580  # both kinds present
+    np.testing.assert_array_equal(miss == 0, sol)
+    k = int(sol.sum()) + 50
+    m = selection.nearest(miss, res["chi2"], k)
+    assert m.sum() == k and m[sol].all()
+    assert miss[m].max() <= miss[~m].min()
+
+
 def test_refitted_label_normalisation_standardises_the_new_set_and_keeps_the_g_map():
     g, lab = _toy()
     norm = training.Normalizer.fit(g, lab)
@@ -226,3 +255,22 @@ def test_temperature_scales_the_spread_of_ddim_samples(monkeypatch):
     np.testing.assert_allclose(out[1.0].std(0), sd.numpy(), rtol=0.25)
     np.testing.assert_allclose(out[0.5].std(0), 0.5 * out[1.0].std(0), rtol=0.02)
     np.testing.assert_allclose(out[0.5].mean(0), mu.numpy(), atol=0.01)
+
+
+def test_bench_flops_count_the_folded_matmul_weights_and_cli_reports_ratios():
+    """The flop count behind the GFLOP/s figure is 2 x the per-row weights of the folded network;
+    the CLI's JSON carries every rate it prints."""
+    import json
+
+    from click.testing import CliRunner
+
+    from rayflavor.cli.main import cli
+    from rayflavor.methods.diffusion.bench import flops_per_forward
+
+    net = EpsNet()
+    assert flops_per_forward(net) == 2 * sum(w.numel() for w in FoldedNet(net).w_h) == 2 * 347_008
+    out = CliRunner().invoke(cli, ["bench", "diffusion", "--batch", "32", "--steps", "2", "--seconds", "0.1", "--json"])
+    assert out.exit_code == 0, out.output
+    r = json.loads(out.output)
+    assert r["matmul_bound"] > 0 and r["gemm_gflops"] > 0 and r["ddim"] > 0
+    assert r["matmul_gflops"] == pytest.approx(r["matmul_bound"] * 2 * 347_008 / 1e9)

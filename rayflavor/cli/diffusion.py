@@ -96,11 +96,13 @@ def _clip(value: float) -> float | None:
 
 
 def _finetune_options(f):
-    f = click.option("--select", "select", type=click.Choice(["cuts", "best"]), default="best", show_default=True,
+    f = click.option("--select", "select", type=click.Choice(["cuts", "best", "nearest"]), default="nearest",
+                     show_default=True,
                      help="cuts: the paper's sec. 2.2.3 conditions (with --tighten, --min-select); best: the "
-                          "--n-best lowest-chi2 samples (beyond the paper).")(f)
-    f = click.option("--n-best", type=_pos, default=1000, show_default=True,
-                     help="Training rows per round with --select best.")(f)
+                          "--n-best lowest-chi2 samples; nearest: the --n-best samples closest to the 3-sigma "
+                          "box, solutions first (both beyond the paper).")(f)
+    f = click.option("--n-best", type=_pos, default=300, show_default=True,
+                     help="Training rows per round with --select best or nearest.")(f)
     f = click.option("--pool", type=click.Choice(["round", "union"]), default="union", show_default=True,
                      help="Select from this round's samples (round: the paper) or from them and every earlier "
                           "round's fine-tuning set (union: beyond the paper).")(f)
@@ -222,7 +224,8 @@ def bench_diffusion_command(batch, threads, steps, guidance, seconds, as_json) -
         click.echo(json.dumps(r))
         return
     click.echo(f"batch {batch}, {threads} thread(s), {steps} steps, CFG {guidance:g}; samples/s per core")
-    click.echo(f"  matmul bound (1 forward)  {r['matmul_bound']:10.0f}")
+    click.echo(f"  matmul bound (1 forward)  {r['matmul_bound']:10.0f}  ({r['matmul_gflops']:.0f} GFLOP/s; a 1024^2 fp32 "
+               f"matmul runs at {r['gemm_gflops']:.0f} GFLOP/s per core)")
     click.echo(f"  forward, folded bias      {r['forward_folded']:10.0f}  ({100 * r['forward_ratio']:.0f}% of bound)")
     click.echo(f"  forward, eager table-2    {r['forward_eager']:10.0f}")
     for s in ("ddpm", "ddim"):

@@ -19,10 +19,12 @@ from rayflavor.methods.diffusion import selection
 from rayflavor.orchestration.diffusion_dataset import VAL_FRACTION, make_dataset
 from rayflavor.orchestration.diffusion_sample import sample_run, unique_points
 from rayflavor.orchestration.diffusion_train import train_network
+from rayflavor.physics import data as physics_data
+from rayflavor.physics import seesaw
 from rayflavor.storage import runs
 
 
-SELECT = ("cuts", "best")
+SELECT = ("cuts", "best", "nearest")
 POOLS = ("round", "union")
 
 
@@ -44,12 +46,15 @@ def candidate_rows(run: str | Path, sample_dir: Path, pool: str = "round") -> pa
 
 
 def selected_rows(rows: pa.Table | Path, thresholds: selection.Thresholds, seed: int = 0,
-                  min_rows: int = 0, mode: str = "cuts", n_best: int = 2000) -> tuple[pa.Table, int]:
+                  min_rows: int = 0, mode: str = "cuts", n_best: int = 2000,
+                  windows: np.ndarray | None = None) -> tuple[pa.Table, int]:
     """Rows meeting the selection, with a fresh 90/10 ``split`` column; also how many met the cuts.
 
     ``mode="cuts"`` (the paper): the conditions of sec. 2.2.3, topped up to ``min_rows`` with the
     lowest total chi2. ``mode="best"`` (beyond the paper): exactly the ``n_best`` lowest total chi2.
-    ``rows``: a table or a directory of sample parts.
+    ``mode="nearest"`` (beyond the paper): the ``n_best`` rows closest to the solution box
+    (:func:`selection.nearest`; ``windows``: the 3 sigma windows of ``seesaw.SOLUTION_TERMS``,
+    default the NO windows of the default data set). ``rows``: a table or a directory of sample parts.
     """
     if mode not in SELECT:
         raise ValueError(f"select must be one of {SELECT}")
@@ -57,7 +62,15 @@ def selected_rows(rows: pa.Table | Path, thresholds: selection.Thresholds, seed:
     chi2 = t.column("chi2").to_numpy()
     mask = selection.select(chi2, t.column("chi2_mass").to_numpy(), t.column("chi2_mixing").to_numpy(), thresholds)
     n_cut = int(mask.sum())
-    mask = selection.top_up(mask, chi2, min_rows) if mode == "cuts" else selection.best(chi2, n_best)
+    if mode == "cuts":
+        mask = selection.top_up(mask, chi2, min_rows)
+    elif mode == "best":
+        mask = selection.best(chi2, n_best)
+    else:
+        if windows is None:
+            windows = seesaw.solution_windows(physics_data.load(seesaw.DEFAULT_DATA), "NO")
+        values = np.stack([t.column(c).to_numpy() for c in seesaw.SOLUTION_TERMS], axis=1)
+        mask = selection.nearest(selection.window_miss(values, windows), chi2, n_best)
     t = t.filter(pa.array(mask)).replace_schema_metadata(None)
     n = t.num_rows
     split = np.full(n, "train", dtype=object)
@@ -75,7 +88,8 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
     ``select="cuts"`` (the paper): the sec. 2.2.3 cuts, of round r the paper's times
     ``tighten**(r-1)`` (1.0 = the paper's cuts every round); ``min_select``: when fewer samples
     meet the cuts, the lowest-chi2 samples top the training set up to this size (beyond the
-    paper; 0 = off). ``select="best"`` (beyond the paper): the ``n_best`` lowest-chi2 samples.
+    paper; 0 = off). ``select="best"`` (beyond the paper): the ``n_best`` lowest-chi2 samples;
+    ``select="nearest"``: the ``n_best`` samples closest to the solution box (solutions first).
     ``pool``: select from this round's samples (``round``, the paper) or from them and every
     earlier round's fine-tuning set (``union``, beyond the paper). ``clip``: see ``sample``.
     ``refit`` (beyond the paper unless "none"): each tuned network normalises its labels
@@ -94,7 +108,7 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
         name = f"tuned-{r}"
         cuts = selection.Thresholds().scaled(tighten ** (r - 1))
         t0 = time.perf_counter()
-        keep = "all" if (min_select or select == "best") else "selected"
+        keep = "all" if (min_select or select != "cuts") else "selected"
         s = sample_run(run, n=n_select, sampler=sampler, steps=steps, guidance=guidance, network=src,
                        keep=keep, shards=shards, seed=seed + r, clip=clip, log=log)  # fresh noise per round
         cand = candidate_rows(run, runs.samples_dir(run, s["tag"]), pool)

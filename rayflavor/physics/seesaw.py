@@ -50,6 +50,8 @@ PARAMETERS: tuple[str, ...] = (
 )
 ABS_U: tuple[str, ...] = seesaw_kernel.ABS_U  # abs_u_{r}{c}, r in e, mu, tau; c in 1, 2, 3
 LABELS: tuple[str, ...] = ("label_log10_dm21", "label_log10_dm3l") + ABS_U
+#: The observables whose 3 sigma windows define a solution (the labels, Delta m^2 unlogged).
+SOLUTION_TERMS: tuple[str, ...] = seesaw_kernel.CHI2_TERMS[:11]
 OBSERVABLES: tuple[str, ...] = (
     ("m1", "m2", "m3", "dm21", "dm31", "dm32", "dm3l")
     + ABS_U
@@ -169,8 +171,7 @@ def _evaluate_fused(x: np.ndarray, perm: np.ndarray, ordering: str, data: DataSe
     """``evaluate`` through the compiled one-pass kernel of :mod:`.seesaw_kernel`."""
     terms = np.array([(data.get(n, ordering).central, *data.get(n, ordering).sigmas())
                       for n in seesaw_kernel.CHI2_TERMS], dtype=np.float64)
-    windows = np.array([data.window(n, ordering) for n in seesaw_kernel.CHI2_TERMS[:11]], dtype=np.float64)
-    table, solution = seesaw_kernel.evaluate(x, perm, ordering == "IO", terms, windows)
+    table, solution = seesaw_kernel.evaluate(x, perm, ordering == "IO", terms, solution_windows(data, ordering))
     out = dict(zip(seesaw_kernel.COLUMNS, table))
     out["solution"] = solution
     out["valid"] = solution.copy()
@@ -196,6 +197,11 @@ def _score(out: dict[str, np.ndarray], data: DataSet, ordering: str) -> None:
     finite = np.isfinite(out["m1"]) & np.isfinite(out["m2"]) & np.isfinite(out["m3"])
     out["solution"] = solution & finite
     out["valid"] = out["solution"].copy()
+
+
+def solution_windows(data: DataSet, ordering: str = "NO") -> np.ndarray:
+    """(11, 2) 3 sigma windows ``(lo, hi)`` of :data:`SOLUTION_TERMS` (a solution lies inside all)."""
+    return np.array([data.window(n, ordering) for n in SOLUTION_TERMS], dtype=np.float64)
 
 
 def labels(result: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -4,6 +4,9 @@ Numbers are samples per second *per core*: measured with ``torch.set_num_threads
 and divided by ``threads``. The bound is the bare matmuls of one forward pass
 (:meth:`FoldedNet.matmul_only`); a sampler with K steps and CFG needs 2K forward passes per
 sample, so its bound is ``matmul_rate / (2K)`` and the reported ratio is measured / bound.
+For reference the benchmark also measures a large square fp32 matmul (``gemm_gflops``, the
+machine's practical peak per core) and reports the network's matmuls in GFLOP/s
+(``2 * sum(in * out)`` flops per row and forward pass, :func:`flops_per_forward`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,19 @@ def _rate(fn, batch: int, min_seconds: float) -> float:
         dt = time.perf_counter() - t0
         if dt >= min_seconds:
             return n * batch / dt
+
+
+def flops_per_forward(net: EpsNet) -> int:
+    """Multiply-add flops of one row's forward pass through the per-row matmuls (biases folded)."""
+    sizes = (net.dim, *net.widths, net.dim)
+    return 2 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def gemm_gflops(n: int = 1024, min_seconds: float = 2.0) -> float:
+    """GFLOP/s of an ``n x n`` by ``n x n`` fp32 matmul on the current torch threads."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    out = torch.empty(n, n)
+    return _rate(lambda: torch.mm(a, b, out=out), 1, min_seconds) * 2 * n ** 3 / 1e9
 
 
 def bench(*, batch: int = 4096, threads: int = 1, steps: int = 50, guidance: float = 8.0,
@@ -54,6 +70,9 @@ def bench(*, batch: int = 4096, threads: int = 1, steps: int = 50, guidance: flo
             out[name] = rate
             out[f"{name}_ratio"] = rate / (out["matmul_bound"] / (passes * steps))
         out["forward_ratio"] = out["forward_folded"] / out["matmul_bound"]
+        out["flops_per_forward"] = flops_per_forward(net)
+        out["matmul_gflops"] = out["matmul_bound"] * out["flops_per_forward"] / 1e9
+        out["gemm_gflops"] = gemm_gflops(min_seconds=min_seconds) / threads
         return out
     finally:
         torch.set_num_threads(old)

@@ -73,6 +73,48 @@ def best(chi2: np.ndarray, k: int) -> np.ndarray:
     return mask
 
 
+def window_miss(values: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """How far each row lies outside the solution box: ``sum_j (d_j / h_j)^2``.
+
+    ``values`` (N, L): the observables that define a solution (for the seesaw
+    :data:`rayflavor.physics.seesaw.SOLUTION_TERMS`); ``windows`` (L, 2): their 3 sigma ranges
+    ``(lo, hi)``. ``d_j`` is the distance of value j outside its window (0 inside) and ``h_j``
+    the window's half width, so the miss is 0 exactly for a solution and 1 for a point one
+    half-window outside in one label. Non-finite rows get ``inf``.
+
+    >>> w = np.array([[0.0, 2.0], [10.0, 20.0]])
+    >>> window_miss(np.array([[1.0, 15.0], [3.0, 15.0], [-1.0, 25.0], [np.nan, 15.0]]), w).tolist()
+    [0.0, 1.0, 2.0, inf]
+    """
+    v = np.asarray(values, dtype=np.float64)
+    lo, hi = np.asarray(windows, dtype=np.float64).T
+    d = np.maximum(lo - v, 0.0) + np.maximum(v - hi, 0.0)
+    with np.errstate(invalid="ignore"):
+        m = np.sum((d / (0.5 * (hi - lo))) ** 2, axis=1)
+    return np.where(np.isfinite(m), m, np.inf)
+
+
+def nearest(miss: np.ndarray, chi2: np.ndarray, k: int) -> np.ndarray:
+    """Mask of the ``k`` rows closest to the solution box: smallest ``miss``, then smallest chi2.
+
+    Beyond the paper: ranking by total chi2 (:func:`best`) lets a point with ten labels at the
+    central value and one far outside beat a point inside every window but off-centre; ranking
+    by the distance to the box (:func:`window_miss`) fills the fine-tuning set with solutions
+    and near-solutions first, which is what the tuned network should learn to produce.
+    Rows with infinite miss or non-finite chi2 are never chosen.
+
+    >>> nearest(np.array([0.0, 0.0, 2.0, np.inf, 1.0]), np.array([50.0, 20.0, 9.0, 1.0, np.nan]), 3).tolist()
+    [True, True, True, False, False]
+    """
+    miss = np.asarray(miss, dtype=np.float64)
+    chi2 = np.asarray(chi2, dtype=np.float64)
+    ok = np.isfinite(miss) & np.isfinite(chi2)
+    order = np.lexsort((np.where(ok, chi2, np.inf), np.where(ok, miss, np.inf)))[:max(int(k), 0)]
+    mask = np.zeros(len(miss), dtype=bool)
+    mask[order[ok[order]]] = True
+    return mask
+
+
 def top_up(mask: np.ndarray, chi2: np.ndarray, min_rows: int) -> np.ndarray:
     """``mask`` widened to at least ``min_rows`` rows by adding the lowest finite total chi2.
 
