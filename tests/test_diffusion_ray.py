@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -134,3 +135,50 @@ def test_union_pool_and_best_selection(tmp_path):
     c = union.column("chi2").to_numpy()
     np.testing.assert_allclose(np.sort(rows.column("chi2").to_numpy()), np.sort(c[np.isfinite(c)])[:100])
     assert rows.column("split").to_pylist().count("val") == 10
+
+
+def test_finetune_rounds_share_one_trainer_select_nearest_and_resume(ray_session, tmp_path):
+    """Two short rounds in one 2-worker trainer: each round's set is the nearest-to-box rows of its
+    samples plus the previous set, each tuned network is normalised over its own set, and a round
+    whose network was lost is redone from its kept sample shards (not re-sampled)."""
+    from rayflavor.methods.diffusion import selection
+    from rayflavor.orchestration.diffusion_dataset import make_dataset
+    from rayflavor.orchestration.diffusion_pipeline import finetune
+    from rayflavor.orchestration.diffusion_train import load_training_data, training_arrays
+
+    run = tmp_path / "run"
+    make_dataset(run, n=2000, seed=5, shards=1, log=lambda *_: None)
+    g, lab, val = load_training_data(runs.dataset_dir(run))
+    training.save(runs.network_path(run, "pre"),
+                  training.new_state(training.Normalizer.fit(g[~val], lab[~val]), total_steps=10), with_optimizer=False)
+    kw = dict(n_select=400, steps=5, guidance=1.0, train_steps=20, workers=2, select="nearest", n_best=50,
+              pool="union", refit="all", clip=1.0, log=lambda *_: None)
+    out = finetune(run, rounds=2, **kw)
+    assert [o["network"] for o in out] == ["tuned-1", "tuned-2"] and all(o["step"] == 20 for o in out)
+    windows = seesaw.solution_windows(physics_data.load(seesaw.DEFAULT_DATA), "NO")
+    sets = {}
+    for r in (1, 2):
+        t = pq.read_table(run / "finetune" / f"tuned-{r}.parquet")
+        sets[r] = t
+        samples = runs.samples_dir(run, out[r - 1]["sample"]["tag"])
+        assert runs.finished_parts(samples) == [0, 1]  # one shard per trainer worker
+        cand = runs.read_parts(samples)
+        if r == 2:
+            cand = pa.concat_tables([cand.replace_schema_metadata(None),
+                                     sets[1].drop_columns(["split"]).replace_schema_metadata(None)])
+        values = np.stack([cand.column(c).to_numpy() for c in seesaw.SOLUTION_TERMS], axis=1)
+        miss = selection.window_miss(values, windows)
+        want = selection.nearest(miss, cand.column("chi2").to_numpy(), max(50, int((miss == 0).sum())))
+        np.testing.assert_array_equal(np.sort(cand.column("chi2").to_numpy()[want]), np.sort(t.column("chi2").to_numpy()))
+        _, norm, _ = training.load_model(runs.network_path(run, f"tuned-{r}"))
+        gt, _, vt = training_arrays(t)
+        x = norm.g_to_net(gt[~vt])
+        np.testing.assert_allclose([x.min(), x.max()], [-1.0, 1.0], atol=1e-9)  # refit on its own set
+    samples2 = runs.samples_dir(run, out[1]["sample"]["tag"])
+    stamps = [runs.part_path(samples2, i).stat().st_mtime_ns for i in (0, 1)]
+    import shutil
+    shutil.rmtree(runs.network_dir(run, "tuned-2"))
+    again = finetune(run, rounds=1, **kw)
+    assert again[0]["network"] == "tuned-2" and runs.network_path(run, "tuned-2").is_file()
+    assert [runs.part_path(samples2, i).stat().st_mtime_ns for i in (0, 1)] == stamps
+    assert pq.read_table(run / "finetune" / "tuned-2.parquet").column("chi2").to_pylist() == sets[2].column("chi2").to_pylist()

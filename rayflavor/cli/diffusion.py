@@ -99,10 +99,10 @@ def _finetune_options(f):
     f = click.option("--select", "select", type=click.Choice(["cuts", "best", "nearest"]), default="nearest",
                      show_default=True,
                      help="cuts: the paper's sec. 2.2.3 conditions (with --tighten, --min-select); best: the "
-                          "--n-best lowest-chi2 samples; nearest: the --n-best samples closest to the 3-sigma "
-                          "box, solutions first (both beyond the paper).")(f)
+                          "--n-best lowest-chi2 samples; nearest: every solution found so far, filled up to --n-best "
+                          "with the samples closest to the 3-sigma box (both beyond the paper).")(f)
     f = click.option("--n-best", type=_pos, default=300, show_default=True,
-                     help="Training rows per round with --select best or nearest.")(f)
+                     help="Training rows per round with --select best; the minimum with nearest.")(f)
     f = click.option("--pool", type=click.Choice(["round", "union"]), default="union", show_default=True,
                      help="Select from this round's samples (round: the paper) or from them and every earlier "
                           "round's fine-tuning set (union: beyond the paper).")(f)
@@ -124,7 +124,8 @@ def _finetune_options(f):
 @click.option("--ordering", type=click.Choice(["NO", "IO"]), default="NO", show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Standard deviation of the initial noise x_T (beyond the paper; 1 = the paper).")
-@click.option("--shards", type=_pos, default=None, help="Ray tasks (default n/50000).")
+@click.option("--shards", type=_pos, default=None,
+              help="Ray tasks (default: n/50000, at least one per free CPU when n allows 5000 per task).")
 @click.option("--network", default=None, help="Network name (default: the newest: pre, tuned-1, ...).")
 @click.option("--keep", type=click.Choice(["all", "selected", "solutions"]), default="all", show_default=True,
               help="Rows written to the parts (counts are always kept).")
@@ -165,17 +166,17 @@ def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, sel
            tighten=tighten, min_select=min_select, seed=seed)
 
 
-RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE = "ddim", 50, 3.0
+RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE = "ddim", 50, 1.0
 
 
 @diffusion.command("run", short_help="Whole chain; prints the solution count.")
 @click.argument("run", type=_run_dir(False))
 @click.option("--n-data", type=click.IntRange(min=10), default=100_000, show_default=True)
 @click.option("--train-steps", type=_pos, default=20_000, show_default=True, help="Pre-network. Paper: 100000.")
-@click.option("--rounds", type=click.IntRange(min=0), default=20, show_default=True, help="Paper: 1.")
+@click.option("--rounds", type=click.IntRange(min=0), default=30, show_default=True, help="Paper: 1.")
 @click.option("--ft-steps", type=_pos, default=2000, show_default=True,
               help="Training steps per fine-tuning round. Paper: 100000.")
-@click.option("--n-select", type=_pos, default=10_000, show_default=True, help="Samples drawn per round.")
+@click.option("--n-select", type=_pos, default=20_000, show_default=True, help="Samples drawn per round.")
 @click.option("--n", "n_final", type=_pos, default=100_000, show_default=True, help="Final samples. Paper: 3e7.")
 @click.option("--final-guidance", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="CFG scale of the final sample (the rounds use --guidance).")

@@ -143,9 +143,12 @@ def dedupe(out, data_name):
 @click.option("--regime", type=click.Choice(["up", "down"]), default="up", show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="First seed.")
 @click.option("--address", default=None, help="Ray address (default: embedded local Ray).")
-def bench_scan_command(seeds, minutes, regime, seed, address):
+@click.option("--only", type=click.Choice(["fast", "paper"]), default=None,
+              help="Run one configuration only (default: both, and their ratio).")
+def bench_scan_command(seeds, minutes, regime, seed, address, only):
     """Time to first valid model and unique valid models per core-hour: fast islands vs the paper's."""
     from rayflavor.orchestration.bench import bench_scan, format_bench
 
-    rows = bench_scan(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address)
+    rows = bench_scan(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address,
+                      methods=(only,) if only else ("fast", "paper"))
     click.echo(format_bench(rows))

@@ -41,11 +41,15 @@ def run_island(method: str, regime: str, seed: int, seconds: float, data_name: s
 _remote = ray.remote(num_cpus=1)(run_island)
 
 
-def bench_scan(*, seeds: int, seconds: float, regime: str = "up", seed: int = 0, address: str | None = None) -> list[dict]:
+METHODS = ("fast", "paper")
+
+
+def bench_scan(*, seeds: int, seconds: float, regime: str = "up", seed: int = 0, address: str | None = None,
+               methods: tuple[str, ...] = METHODS) -> list[dict]:
     from rayflavor.orchestration.runtime import ensure_ray
 
     ensure_ray(address)
-    refs = [_remote.remote(m, regime, seed + k, seconds) for k in range(seeds) for m in ("fast", "paper")]
+    refs = [_remote.remote(m, regime, seed + k, seconds) for k in range(seeds) for m in methods]
     return ray.get(refs)
 
 
@@ -60,14 +64,17 @@ def _light(charges: np.ndarray) -> int:
 
 def summarise(rows: list[dict]) -> dict[str, dict]:
     out = {}
-    for m in ("fast", "paper"):
+    for m in METHODS:
         rs = [r for r in rows if r["method"] == m]
+        if not rs:
+            continue
         hours = sum(r["seconds"] for r in rs) / 3600.0
         ch = np.concatenate([r["charges"] for r in rs]) if rs else np.empty((0, 18), np.int64)
         uniq = len(np.unique(ch, axis=0)) if len(ch) else 0
         firsts = [r["first_valid_seconds"] if r["first_valid_seconds"] is not None else np.inf for r in rs]
         out[m] = {
             "runs": len(rs),
+            "found": int(np.sum(np.isfinite(firsts))),
             "gen_per_s": float(np.mean([r["generation"] / r["seconds"] for r in rs])) if rs else 0.0,
             "median_first_valid_s": float(np.median(firsts)) if rs else np.inf,
             "unique": uniq,
@@ -80,10 +87,18 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
 
 def format_bench(rows: list[dict]) -> str:
     s = summarise(rows)
-    lines = [f"{'config':<8} {'runs':>4} {'gen/s':>7} {'median first valid':>20} {'unique':>7} {'unique/core-h':>14} {'distinct/core-h':>16}"]
+    lines = [f"{'config':<8} {'runs':>4} {'found':>5} {'gen/s':>7} {'median first valid':>20} {'unique':>7} "
+             f"{'unique/core-h':>14} {'distinct/core-h':>16}"]
     for m, r in s.items():
         fv = f"{r['median_first_valid_s']:.1f} s" if np.isfinite(r["median_first_valid_s"]) else f"> {r['budget_s']:.0f} s"
-        lines.append(f"{m:<8} {r['runs']:>4} {r['gen_per_s']:>7.1f} {fv:>20} {r['unique']:>7} {r['unique_per_core_hour']:>14.1f} {r['light_per_core_hour']:>16.1f}")
+        lines.append(f"{m:<8} {r['runs']:>4} {r['found']:>5} {r['gen_per_s']:>7.1f} {fv:>20} {r['unique']:>7} "
+                     f"{r['unique_per_core_hour']:>14.1f} {r['light_per_core_hour']:>16.1f}")
+    for m, r in s.items():
+        firsts = sorted(round(x["first_valid_seconds"]) for x in rows
+                        if x["method"] == m and x["first_valid_seconds"] is not None)
+        lines.append(f"{m}: first valid model after {firsts} s (island compute time)")
+    if len(s) < 2:
+        return "\n".join(lines)
     f, p = s["fast"]["unique_per_core_hour"], s["paper"]["unique_per_core_hour"]
     ratio = "inf (paper found none)" if p == 0 and f > 0 else ("n/a (neither found any)" if p == 0 else f"{f / p:.1f}")
     lines.append(f"ratio fast/paper (unique valid per core-hour): {ratio}")

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from rayflavor.methods.diffusion import selection
 from rayflavor.orchestration.diffusion_dataset import VAL_FRACTION, make_dataset
+from rayflavor.orchestration.diffusion_rounds import SESSION_MAX_STEPS, run_rounds
 from rayflavor.orchestration.diffusion_sample import sample_run, unique_points
 from rayflavor.orchestration.diffusion_train import train_network
 from rayflavor.physics import data as physics_data
@@ -52,8 +53,8 @@ def selected_rows(rows: pa.Table | Path, thresholds: selection.Thresholds, seed:
 
     ``mode="cuts"`` (the paper): the conditions of sec. 2.2.3, topped up to ``min_rows`` with the
     lowest total chi2. ``mode="best"`` (beyond the paper): exactly the ``n_best`` lowest total chi2.
-    ``mode="nearest"`` (beyond the paper): the ``n_best`` rows closest to the solution box
-    (:func:`selection.nearest`; ``windows``: the 3 sigma windows of ``seesaw.SOLUTION_TERMS``,
+    ``mode="nearest"`` (beyond the paper): every solution, and the rows closest to the solution box
+    up to ``n_best`` in all (:func:`selection.nearest`; ``windows``: the 3 sigma windows of ``seesaw.SOLUTION_TERMS``,
     default the NO windows of the default data set). ``rows``: a table or a directory of sample parts.
     """
     if mode not in SELECT:
@@ -70,12 +71,31 @@ def selected_rows(rows: pa.Table | Path, thresholds: selection.Thresholds, seed:
         if windows is None:
             windows = seesaw.solution_windows(physics_data.load(seesaw.DEFAULT_DATA), "NO")
         values = np.stack([t.column(c).to_numpy() for c in seesaw.SOLUTION_TERMS], axis=1)
-        mask = selection.nearest(selection.window_miss(values, windows), chi2, n_best)
+        miss = selection.window_miss(values, windows)
+        # every solution found so far stays in the set (diversity), nearest misses fill it to n_best
+        mask = selection.nearest(miss, chi2, max(n_best, int(np.sum(miss == 0))))
     t = t.filter(pa.array(mask)).replace_schema_metadata(None)
     n = t.num_rows
     split = np.full(n, "train", dtype=object)
     split[np.random.default_rng(seed).permutation(n)[: int(round(VAL_FRACTION * n))]] = "val"
     return t.append_column("split", pa.array(split.tolist(), pa.string())), n_cut
+
+
+def select_round(run: str | Path, r: int, sample_dir: Path, *, pool: str = "round", select: str = "cuts",
+                 n_best: int = 1000, min_select: int = 2000, tighten: float = 1.0,
+                 seed: int = 0) -> tuple[pa.Table, int, int]:
+    """The fine-tuning set of round ``r``: (rows with a ``split`` column, rows meeting the cuts, candidates).
+
+    Deterministic for given files, so every worker of a trainer computes the same set.
+    Raises RuntimeError when fewer than 10 rows are selected.
+    """
+    cand = candidate_rows(run, sample_dir, pool)
+    cuts = selection.Thresholds().scaled(tighten ** (r - 1))
+    rows, n_cut = selected_rows(cand, cuts, seed=seed + r, min_rows=min_select, mode=select, n_best=n_best)
+    if rows.num_rows < 10:
+        raise RuntimeError(f"round {r}: only {rows.num_rows} of {cand.num_rows} samples meet the selection; "
+                           "sample more (--n-select), train longer or set a minimum selection")
+    return rows, n_cut, cand.num_rows
 
 
 def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampler: str = "ddim",
@@ -89,48 +109,49 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
     ``tighten**(r-1)`` (1.0 = the paper's cuts every round); ``min_select``: when fewer samples
     meet the cuts, the lowest-chi2 samples top the training set up to this size (beyond the
     paper; 0 = off). ``select="best"`` (beyond the paper): the ``n_best`` lowest-chi2 samples;
-    ``select="nearest"``: the ``n_best`` samples closest to the solution box (solutions first).
+    ``select="nearest"``: every solution so far, filled up to ``n_best`` with the samples closest to the box.
     ``pool``: select from this round's samples (``round``, the paper) or from them and every
     earlier round's fine-tuning set (``union``, beyond the paper). ``clip``: see ``sample``.
     ``refit`` (beyond the paper unless "none"): each tuned network normalises its labels
     ("labels") or labels and G ("all") over its own training set (:meth:`Normalizer.refit`).
+
+    Rounds of at most :data:`SESSION_MAX_STEPS` training steps run together in one Ray Train
+    trainer (:mod:`.diffusion_rounds`); longer rounds get a trainer each, with checkpoints.
     """
     if select not in SELECT:
         raise ValueError(f"select must be one of {SELECT}")
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}")
+    src = runs.latest_network(run)
+    if src is None:
+        raise ValueError(f"{run} has no trained network; run `rayflavor diffusion train {run}` first")
+    first = 1 if src == "pre" else int(src.split("-")[1]) + 1
+    keep = "all" if (min_select or select != "cuts") else "selected"
+    sample = {"n": n_select, "sampler": sampler, "steps": steps, "guidance": guidance, "clip": clip, "keep": keep,
+              "shards": shards}
+    choose = {"pool": pool, "select": select, "n_best": n_best, "min_select": min_select, "tighten": tighten}
+    if train_steps <= SESSION_MAX_STEPS:
+        return run_rounds(run, first=first, last=first + rounds - 1, sample=sample, select=choose, refit=refit,
+                          steps=train_steps, workers=workers, batch_size=batch_size, gpu=gpu, seed=seed, log=log)
     out = []
-    for _ in range(rounds):
-        src = runs.latest_network(run)
-        if src is None:
-            raise ValueError(f"{run} has no trained network; run `rayflavor diffusion train {run}` first")
-        r = 1 if src == "pre" else int(src.split("-")[1]) + 1
-        name = f"tuned-{r}"
-        cuts = selection.Thresholds().scaled(tighten ** (r - 1))
+    for r in range(first, first + rounds):
+        src, name = ("pre" if r == 1 else f"tuned-{r - 1}"), f"tuned-{r}"
         t0 = time.perf_counter()
-        keep = "all" if (min_select or select != "cuts") else "selected"
-        s = sample_run(run, n=n_select, sampler=sampler, steps=steps, guidance=guidance, network=src,
-                       keep=keep, shards=shards, seed=seed + r, clip=clip, log=log)  # fresh noise per round
-        cand = candidate_rows(run, runs.samples_dir(run, s["tag"]), pool)
-        rows, n_cut = selected_rows(cand, cuts, seed=seed + r, min_rows=min_select, mode=select, n_best=n_best)
-        if rows.num_rows < 10:
-            raise RuntimeError(f"round {r}: only {rows.num_rows} of {s['n']} samples meet the selection; "
-                               "sample more (--n-select), train longer or set a minimum selection")
+        s = sample_run(run, network=src, seed=seed + r, log=log, **sample)  # fresh noise per round
+        rows, n_cut, n_cand = select_round(run, r, runs.samples_dir(run, s["tag"]), seed=seed, **choose)
         if select == "cuts" and n_cut < rows.num_rows:
             log(f"finetune {name}: {n_cut} samples meet the paper's cuts; topped up with the "
                 f"{rows.num_rows - n_cut} lowest-chi2 samples")
-        counts = selection.conditions(rows.column("chi2_mass").to_numpy(), rows.column("chi2_mixing").to_numpy(), cuts)
         data = Path(run) / "finetune" / f"{name}.parquet"
         runs.write_table(rows, data)
         chi2 = rows.column("chi2").to_numpy()
-        log(f"finetune {name}: {rows.num_rows} of {cand.num_rows} candidate samples selected ({select}, pool "
-            f"{pool}) from {src!r}: chi2 median {np.median(chi2):.3g}, max {chi2.max():.3g} "
-            f"(mass only {counts['mass_only']}, mixing only {counts['mixing_only']}, both {counts['both']})")
+        log(f"finetune {name}: {rows.num_rows} of {n_cand} candidate samples selected ({select}, pool "
+            f"{pool}) from {src!r}: chi2 median {np.median(chi2):.3g}, max {chi2.max():.3g}")
         m = train_network(run, name, data=data, init=runs.network_path(run, src), workers=workers,
                           steps=train_steps, batch_size=batch_size, gpu=gpu, seed=seed + r,
                           refit=refit, log=log)
-        out.append({"network": name, "source": src, "selected": rows.num_rows, "met_cuts": n_cut, **counts, "sample": s,
-                    "train": m, "seconds": time.perf_counter() - t0})
+        out.append({"round": r, "network": name, "source": src, "selected": rows.num_rows, "met_cuts": n_cut,
+                    "candidates": n_cand, "sample": s, "train": m, "seconds": time.perf_counter() - t0})
     return out
 
 

@@ -102,11 +102,23 @@ def summarize(stats: list[dict]) -> dict:
             "samples_per_s_per_core": n / sample_s if sample_s else float("nan")}
 
 
-def sample_run(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | None = None, guidance: float = 8.0,
+def default_shards(n: int) -> int:
+    """One shard per 50 000 samples (at most 1000), but small sets still use every free CPU of
+    the cluster, with shards of at least 5000 samples."""
+    cpus = int(ray.available_resources().get("CPU", 1)) if ray.is_initialized() else 1
+    return max(1, min(1000, max(-(-n // 50_000), min(cpus, n // 5000))))
+
+
+def sample_set(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | None = None, guidance: float = 8.0,
                ordering: str = "NO", shards: int | None = None, network: str | None = None, seed: int = 0,
                keep: str = "all", clip: float | None = None, temperature: float = 1.0,
-               data: str = seesaw.DEFAULT_DATA, log=print) -> dict:
-    """Sample ``n`` points from network ``network`` (default: the latest) into ``RUN/samples/<tag>``."""
+               data: str = seesaw.DEFAULT_DATA, fallback_shards: int | None = None) -> tuple[dict, Path, Path]:
+    """Fix the settings of a sample set and write its manifest: (settings, ``RUN/samples/<tag>``, network path).
+
+    The shard split is part of the settings (each shard has its own seed): an existing set keeps
+    the split it was started with unless ``shards`` is given; a new one gets ``shards``, else
+    ``fallback_shards``, else :func:`default_shards`.
+    """
     network = network or runs.latest_network(run)
     if network is None:
         raise ValueError(f"{run} has no trained network; run `rayflavor diffusion train {run}` first")
@@ -115,29 +127,54 @@ def sample_run(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | N
         raise ValueError(f"{run} has no network {network!r} (have: {', '.join(runs.networks(run)) or 'none'})")
     if keep not in KEEP:
         raise ValueError(f"keep must be one of {KEEP}")
-    shards = shards or max(1, min(1000, -(-n // 50_000)))
     s = {"network": network, "sampler": sampler, "steps": steps, "guidance": float(guidance), "ordering": ordering,
-         "n": int(n), "shards": int(shards), "seed": int(seed), "keep": keep, "clip": clip, "data": data}
+         "n": int(n), "shards": 0, "seed": int(seed), "keep": keep, "clip": clip, "data": data}
     if temperature != 1.0:
         s["temperature"] = float(temperature)
     out = runs.samples_dir(run, settings_tag(s))
     mpath = out / "manifest.json"
+    if shards is None and mpath.exists():  # a rerun keeps the split it started with, whatever the cluster size now
+        shards = runs.read_json(mpath).get("shards")
+    s["shards"] = int(shards or fallback_shards or default_shards(n))
     if mpath.exists() and runs.read_json(mpath) != s:
         raise ValueError(f"{out} holds samples with other settings; remove it or change --seed")
     runs.write_json(s, mpath)
-    sizes = [n // shards + (1 if i < n % shards else 0) for i in range(shards)]
+    return s, out, model_path
+
+
+def shard_sizes(s: dict) -> list[int]:
+    """Rows of each shard of sample set ``s`` (they differ by at most one)."""
+    n, k = s["n"], s["shards"]
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+
+def sample_run(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | None = None, guidance: float = 8.0,
+               ordering: str = "NO", shards: int | None = None, network: str | None = None, seed: int = 0,
+               keep: str = "all", clip: float | None = None, temperature: float = 1.0,
+               data: str = seesaw.DEFAULT_DATA, log=print) -> dict:
+    """Sample ``n`` points from network ``network`` (default: the latest) into ``RUN/samples/<tag>``."""
+    s, out, model_path = sample_set(run, n=n, sampler=sampler, steps=steps, guidance=guidance, ordering=ordering,
+                                    shards=shards, network=network, seed=seed, keep=keep, clip=clip,
+                                    temperature=temperature, data=data)
+    sizes = shard_sizes(s)
     done = set(runs.finished_parts(out))
-    todo = [i for i in range(shards) if i not in done]
+    todo = [i for i in range(s["shards"]) if i not in done]
     t0 = time.perf_counter()
     ray.get([_sample_task.remote(s, str(model_path), str(out), i, sizes[i]) for i in todo])
     wall = time.perf_counter() - t0
     summary = summarize(part_stats(out))
     summary.update(tag=out.name, wall_seconds=wall, generated_shards=len(todo))
     n_sol = collect_solutions(run)
-    log(f"sample {out.name}: {summary['solutions']} solutions ({summary['distinct_solutions']} distinct) in "
-        f"{summary['n']} samples (fraction {summary['fraction']:.3g}); {summary['samples_per_s_per_core']:.0f} samples/s per core; "
-        f"{len(todo)} shards generated in {wall:.1f} s; RUN/solutions.parquet holds {n_sol}")
+    log(sample_line(summary, n_sol))
     return summary
+
+
+def sample_line(summary: dict, n_sol: int) -> str:
+    """The one-line report of a finished sample set."""
+    return (f"sample {summary['tag']}: {summary['solutions']} solutions ({summary['distinct_solutions']} distinct) "
+            f"in {summary['n']} samples (fraction {summary['fraction']:.3g}); "
+            f"{summary['samples_per_s_per_core']:.0f} samples/s per core; {summary['generated_shards']} shards "
+            f"generated in {summary['wall_seconds']:.1f} s; RUN/solutions.parquet holds {n_sol}")
 
 
 def collect_solutions(run: str | Path) -> int:

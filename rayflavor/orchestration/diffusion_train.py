@@ -43,7 +43,11 @@ def load_training_data(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
 
     p = Path(path)
     cols = list(seesaw.PARAMETERS) + list(seesaw.LABELS) + ["split"]
-    t = runs.read_parts(p, columns=cols) if p.is_dir() else pq.read_table(p, columns=cols)
+    return training_arrays(runs.read_parts(p, columns=cols) if p.is_dir() else pq.read_table(p, columns=cols))
+
+
+def training_arrays(t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(G, labels, is_val) of an Arrow table with the seesaw parameter, label and ``split`` columns; finite rows only."""
     g = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1).astype(np.float64)
     lab = np.stack([t.column(c).to_numpy() for c in seesaw.LABELS], axis=1).astype(np.float64)
     val = np.asarray(t.column("split").to_pylist()) == "val"

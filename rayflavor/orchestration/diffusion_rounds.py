@@ -1,0 +1,149 @@
+"""Short fine-tuning rounds inside one Ray Train ``TorchTrainer``.
+
+A ``TorchTrainer`` takes ~20 s to start and stop on a laptop (worker actors, process group,
+checkpoint storage), longer than a 2000-step fine-tuning round trains. So rounds of at most
+:data:`SESSION_MAX_STEPS` steps run one after another inside the workers of a single trainer:
+
+1. **sample**: each worker generates its shards of the round's sample set from the previous
+   network -- the same parts, seeds and manifest that ``rayflavor diffusion sample`` writes
+   (:func:`rayflavor.orchestration.diffusion_sample.sample_set`);
+2. **select**: every worker reads all parts and makes the same (deterministic) selection;
+3. **fine-tune**: all workers train together (DDP when there are several), global batch
+   ``batch_size``, fresh Adam and OneCycleLR, exactly as a per-round ``train_network`` would.
+
+Rank 0 writes ``RUN/finetune/tuned-<r>.parquet`` and ``RUN/networks/tuned-<r>/model.pt``.
+A stopped chain resumes at its first unfinished round: finished sample shards are reused, the
+interrupted round's training restarts (it is short). Long rounds (the paper's 100 000 steps)
+go through :func:`rayflavor.orchestration.diffusion_train.train_network`, one trainer each,
+with checkpoints inside the round.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import ray
+import ray.train  # RAY
+from ray.train.torch import TorchTrainer, get_device, prepare_model  # RAY
+
+from rayflavor.methods.diffusion import training
+from rayflavor.methods.diffusion.schedule import NoiseSchedule
+from rayflavor.orchestration.diffusion_sample import (collect_solutions, part_stats, sample_set, shard_sizes,
+                                                      shard_table, summarize)
+from rayflavor.orchestration.diffusion_train import _use_gpu, training_arrays
+from rayflavor.storage import runs
+
+#: Rounds with at most this many training steps share one trainer.
+SESSION_MAX_STEPS = 10_000
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        torch.distributed.barrier()
+
+
+def rounds_fn(config: dict) -> None:
+    """Ray Train worker: rounds ``first..last`` of sample -> select -> fine-tune."""
+    from rayflavor.orchestration.diffusion_pipeline import select_round
+
+    ctx = ray.train.get_context()  # RAY
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()  # RAY
+    torch.set_num_threads(1)
+    run = Path(config["run"])
+    device = get_device()  # RAY
+    schedule = NoiseSchedule().to(device)
+    for r in range(config["first"], config["last"] + 1):
+        t0 = time.perf_counter()
+        src, name, seed = ("pre" if r == 1 else f"tuned-{r - 1}"), f"tuned-{r}", int(config["seed"]) + r
+        kw = dict(config["sample"], network=src, seed=seed, fallback_shards=world)
+        if rank == 0:
+            sample_set(run, **kw)  # fixes the split and writes the manifest before the others read it
+        _barrier()
+        s, out, model_path = sample_set(run, **kw)
+        sizes, done = shard_sizes(s), set(runs.finished_parts(out))
+        for i in range(rank, s["shards"], world):
+            if i not in done:
+                runs.write_table(shard_table(s, str(model_path), i, sizes[i]), runs.part_path(out, i))
+        _barrier()
+        t_sample = time.perf_counter() - t0
+        stats = summarize(part_stats(out))
+        try:
+            rows, n_cut, n_cand = select_round(run, r, out, seed=int(config["seed"]), **config["select"])
+        except RuntimeError as exc:  # too few rows: every worker stops here, the driver reports it
+            ray.train.report({"round": r, "error": str(exc)})  # RAY
+            return
+        if rank == 0:
+            runs.write_table(rows, run / "finetune" / f"{name}.parquet")
+        g, lab, val = training_arrays(rows)
+        torch.manual_seed(seed * 1000 + rank)
+        net, norm, _ = training.load_model(model_path)
+        norm = norm.refit(g[~val], lab[~val], config["refit"])
+        net.train()
+        state = training.new_state(norm, total_steps=config["steps"], lr_max=config["lr_max"], model=net,
+                                   meta={"init": str(model_path)})
+        x_tr, l_tr, x_va, l_va = (torch.from_numpy(a).to(device) for a in (
+            norm.g_to_net(g[~val]), norm.labels_to_net(lab[~val]), norm.g_to_net(g[val]), norm.labels_to_net(lab[val])))
+        model = prepare_model(state.model)  # RAY (DDP when world > 1)
+        t1 = time.perf_counter()
+        losses = []
+        training.train_loop(state, schedule, x_tr, l_tr, model=model, batch_size=max(1, config["batch_size"] // world),
+                            seed=seed * 100 + rank, every=config["steps"], on_report=lambda st, loss: losses.append(loss))
+        t_train = time.perf_counter() - t1
+        metrics = {"round": r, "network": name, "source": src, "selected": rows.num_rows, "met_cuts": n_cut,
+                   "candidates": n_cand, "sample": {**stats, "tag": out.name}, "step": state.step,
+                   "loss": losses[-1] if losses else math.nan, "steps_per_s": state.step / t_train,
+                   "seconds_sample": t_sample, "seconds_train": t_train, "seconds": time.perf_counter() - t0}
+        if rank == 0:
+            metrics["val_loss"] = training.validation_loss(state.model, schedule, x_va, l_va) if len(x_va) else math.nan
+            path = runs.network_path(run, name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            training.save(path, state, with_optimizer=False)
+            with open(path.parent / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            chi2 = rows.column("chi2").to_numpy()
+            print(f"round {r}: {stats['solutions']} solutions in {stats['n']} samples of {src!r} "
+                  f"({t_sample:.0f} s); {rows.num_rows} of {n_cand} candidates selected, chi2 median "
+                  f"{np.median(chi2):.3g}, {int(rows.column('solution').to_numpy(zero_copy_only=False).sum())} "
+                  f"solutions; {name!r} trained {state.step} steps ({t_train:.0f} s)", flush=True)
+        _barrier()
+        ray.train.report({k: v for k, v in metrics.items() if k != "sample"})  # RAY
+
+
+def run_rounds(run: str | Path, *, first: int, last: int, sample: dict, select: dict, refit: str, steps: int,
+               workers: int = 1, batch_size: int = training.BATCH_SIZE, gpu: str = "auto",
+               lr_max: float = training.LR_MAX, seed: int = 0, log=print) -> list[dict]:
+    """Rounds ``first..last`` in one trainer; returns one summary per finished round.
+
+    ``sample``: keywords of :func:`sample_set` (n, sampler, steps, guidance, clip, keep);
+    ``select``: keywords of :func:`rayflavor.orchestration.diffusion_pipeline.select_round`.
+    """
+    run = Path(run).resolve()
+    attempts = len(list(runs.ray_storage(run).glob(f"rounds-{first}-*")))
+    config = {"run": str(run), "first": int(first), "last": int(last), "sample": sample, "select": select,
+              "refit": refit, "steps": int(steps), "batch_size": int(batch_size), "lr_max": float(lr_max),
+              "seed": int(seed)}
+    trainer = TorchTrainer(  # RAY
+        rounds_fn,
+        train_loop_config=config,
+        scaling_config=ray.train.ScalingConfig(num_workers=int(workers), use_gpu=_use_gpu(gpu),
+                                               resources_per_worker={"CPU": 1}),
+        run_config=ray.train.RunConfig(name=f"rounds-{first}-{attempts}", storage_path=str(runs.ray_storage(run))),
+    )
+    t0 = time.perf_counter()
+    result = trainer.fit()  # RAY
+    log(f"finetune: rounds {first}-{last} in one trainer, wall {time.perf_counter() - t0:.0f} s")
+    error = (result.metrics or {}).get("error")
+    collect_solutions(run)
+    if error:
+        raise RuntimeError(error)
+    out = []
+    for r in range(first, last + 1):
+        lines = (runs.network_dir(run, f"tuned-{r}") / "metrics.jsonl").read_text().splitlines()
+        out.append(json.loads(lines[-1]))
+    return out
