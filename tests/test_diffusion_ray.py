@@ -152,8 +152,10 @@ def test_finetune_rounds_share_one_trainer_select_nearest_and_resume(ray_session
     training.save(runs.network_path(run, "pre"),
                   training.new_state(training.Normalizer.fit(g[~val], lab[~val]), total_steps=10), with_optimizer=False)
     kw = dict(n_select=400, steps=5, guidance=1.0, train_steps=20, workers=2, select="nearest", n_best=50,
-              pool="union", refit="all", clip=1.0, log=lambda *_: None)
-    out = finetune(run, rounds=2, **kw)
+              pool="union", refit="all", clip=1.0)
+    lines = []
+    out = finetune(run, rounds=2, log=lines.append, **kw)
+    assert [l.split(":")[0] for l in lines if l.startswith("round")] == ["round 1", "round 2"]  # progress reaches the driver
     assert [o["network"] for o in out] == ["tuned-1", "tuned-2"] and all(o["step"] == 20 for o in out)
     windows = seesaw.solution_windows(physics_data.load(seesaw.DEFAULT_DATA), "NO")
     sets = {}
@@ -178,7 +180,39 @@ def test_finetune_rounds_share_one_trainer_select_nearest_and_resume(ray_session
     stamps = [runs.part_path(samples2, i).stat().st_mtime_ns for i in (0, 1)]
     import shutil
     shutil.rmtree(runs.network_dir(run, "tuned-2"))
-    again = finetune(run, rounds=1, **kw)
+    again = finetune(run, rounds=1, log=lambda *_: None, **kw)
     assert again[0]["network"] == "tuned-2" and runs.network_path(run, "tuned-2").is_file()
     assert [runs.part_path(samples2, i).stat().st_mtime_ns for i in (0, 1)] == stamps
     assert pq.read_table(run / "finetune" / "tuned-2.parquet").column("chi2").to_pylist() == sets[2].column("chi2").to_pylist()
+
+
+def test_best_network_is_the_one_whose_samples_held_the_most_solutions(tmp_path):
+    import json as _json
+
+    import pyarrow as pa
+
+    from rayflavor.orchestration.diffusion_pipeline import best_network
+    from rayflavor.orchestration.diffusion_sample import META_KEY
+
+    st = training.new_state(training.Normalizer.fit(np.random.default_rng(0).normal(size=(50, 23)),
+                                                    np.random.default_rng(1).normal(size=(50, 11))), total_steps=1)
+    for name in ("pre", "tuned-1", "tuned-2"):
+        training.save(runs.network_path(tmp_path, name), st, with_optimizer=False)
+
+    def sample_set(tag, network, parts):
+        d = runs.samples_dir(tmp_path, tag)
+        runs.write_json({"network": network}, d / "manifest.json")
+        for i, (n, sols) in enumerate(parts):
+            meta = {"n": n, "solutions": sols, "selected": 0, "kept": 0, "seconds_sample": 1.0, "seconds_evaluate": 0.1}
+            t = pa.table({"x": [0.0]}).replace_schema_metadata({META_KEY: _json.dumps(meta).encode()})
+            runs.write_table(t, runs.part_path(d, i))
+
+    assert best_network(tmp_path) == (None, 0.0, 0)
+    sample_set("a", "pre", [(50, 0)])
+    assert best_network(tmp_path) == (None, 0.0, 0)  # no solution anywhere: keep the default
+    sample_set("b", "tuned-1", [(60, 2), (40, 1)])   # 3 in 100
+    sample_set("c", "tuned-2", [(100, 4)])
+    sample_set("d", "tuned-2", [(100, 0)])            # tuned-2 pooled: 4 in 200
+    assert best_network(tmp_path) == ("tuned-1", 0.03, 100)
+    sample_set("e", "tuned-2", [(100, 2)])            # 6 in 300 = 0.02 < 0.03
+    assert best_network(tmp_path)[0] == "tuned-1"

@@ -182,29 +182,31 @@ RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE = "ddim", 50, 1.0
               help="CFG scale of the final sample (the rounds use --guidance).")
 @click.option("--final-temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Initial-noise scale of the final sample (beyond the paper; 1 = the paper).")
+@click.option("--final-network", type=click.Choice(["best", "last"]), default="best", show_default=True,
+              help="Network of the final sample: the newest (last: the paper) or the one whose round samples "
+                   "had the highest solution fraction (best: beyond the paper).")
 @lambda f: _sampling_options(f, RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE)
 @_finetune_options
 @click.option("--workers", type=_pos, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
 def run_cmd(ctx, run, n_data, train_steps, rounds, ft_steps, n_select, n_final, final_guidance, final_temperature,
-            sampler, steps, guidance, clip,
+            final_network, sampler, steps, guidance, clip,
             select, n_best, pool, refit, tighten, min_select, workers, seed) -> None:
     """The whole chain: dataset, pre-network, fine-tuning rounds, final sample; prints the solution count.
 
     The paper's chain: --rounds 1 --ft-steps 100000 --train-steps 100000 --select cuts --pool round
     --min-select 0 --refit none --clip 0 --sampler ddpm --steps 1000 --guidance 8
-    --final-guidance 8 --final-temperature 1 --n 30000000.
+    --final-guidance 8 --final-temperature 1 --final-network last --n 30000000.
     """
     _ray(ctx)
     from rayflavor.orchestration.diffusion_pipeline import run_chain
 
     s = _guard(run_chain, run, n_data=n_data, train_steps=train_steps, rounds=rounds, ft_steps=ft_steps,
                n_select=n_select, n_final=n_final, final_guidance=final_guidance,
-               final_temperature=final_temperature, sampler=sampler, steps=steps, guidance=guidance, clip=_clip(clip),
-               select=select, n_best=n_best, pool=pool, refit=refit, tighten=tighten,
-               min_select=min_select, workers=workers,
-               seed=seed)
+               final_temperature=final_temperature, final_network=final_network, sampler=sampler, steps=steps,
+               guidance=guidance, clip=_clip(clip), select=select, n_best=n_best, pool=pool, refit=refit,
+               tighten=tighten, min_select=min_select, workers=workers, seed=seed)
     click.echo(f"solutions: {s['solutions']} of {s['n']} samples (fraction {s['fraction']:.3g}), "
                f"{s['distinct_solutions']} distinct; total {s['total_seconds'] / 60:.1f} min")
 

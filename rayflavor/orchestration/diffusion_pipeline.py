@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from rayflavor.methods.diffusion import selection
 from rayflavor.orchestration.diffusion_dataset import VAL_FRACTION, make_dataset
 from rayflavor.orchestration.diffusion_rounds import SESSION_MAX_STEPS, run_rounds
-from rayflavor.orchestration.diffusion_sample import sample_run, unique_points
+from rayflavor.orchestration.diffusion_sample import part_stats, sample_run, summarize, unique_points
 from rayflavor.orchestration.diffusion_train import train_network
 from rayflavor.physics import data as physics_data
 from rayflavor.physics import seesaw
@@ -155,18 +155,43 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
     return out
 
 
+def best_network(run: str | Path) -> tuple[str | None, float, int]:
+    """(network, solution fraction, samples) of the network of ``run`` whose sample sets together
+    have the highest fraction of solutions; (None, 0, 0) when no set has a solution. Ties go to
+    the later network."""
+    totals: dict[str, list[int]] = {}
+    root = Path(run) / "samples"
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        if (d / "manifest.json").is_file() and runs.finished_parts(d):
+            st = summarize(part_stats(d))
+            t = totals.setdefault(runs.read_json(d / "manifest.json")["network"], [0, 0])
+            t[0] += st["solutions"]
+            t[1] += st["n"]
+    order = {n: i for i, n in enumerate(runs.networks(run))}
+    ranked = sorted(((s / n, order.get(name, -1), name, n) for name, (s, n) in totals.items()
+                     if n and name in order), reverse=True)
+    if not ranked or ranked[0][0] == 0:
+        return None, 0.0, 0
+    frac, _, name, n = ranked[0]
+    return name, frac, n
+
+
 def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_000, rounds: int = 2,
               ft_steps: int | None = None, n_select: int = 100_000, n_final: int = 100_000,
               sampler: str = "ddim", steps: int | None = 50, guidance: float = 8.0, clip: float | None = None,
               select: str = "cuts", n_best: int = 1000, pool: str = "round", min_select: int = 2000,
               tighten: float = 1.0, refit: str = "none", final_guidance: float | None = None,
-              final_temperature: float = 1.0, workers: int = 1, seed: int = 0,
+              final_temperature: float = 1.0, final_network: str = "last", workers: int = 1, seed: int = 0,
               log=print) -> dict:
     """dataset -> pre-network -> ``rounds`` fine-tuning rounds -> final sample; returns the final summary.
 
     ``ft_steps``: training steps of each fine-tuning round (default ``train_steps``).
     ``final_guidance`` (default ``guidance``) and ``final_temperature``: CFG scale and initial-noise
     scale of the final sample only (the rounds use ``guidance`` and temperature 1).
+    ``final_network``: ``"last"`` (the paper: the newest tuned network) or ``"best"`` (beyond the
+    paper): the network whose earlier samples -- each round samples the previous network -- had
+    the highest solution fraction (:func:`best_network`); the final sample is fresh, with its own
+    seed, so its fraction is an unbiased measure of the chosen network.
     """
     t0 = time.perf_counter()
     make_dataset(run, n=n_data, seed=seed, log=log)
@@ -176,7 +201,15 @@ def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_0
         finetune(run, rounds=rounds - done, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
                  train_steps=ft_steps or train_steps, workers=workers, tighten=tighten, min_select=min_select,
                  select=select, n_best=n_best, pool=pool, clip=clip, refit=refit, seed=seed, log=log)
-    s = sample_run(run, n=n_final, sampler=sampler, steps=steps,
+    network = None
+    if final_network == "best":
+        network, frac, n = best_network(run)
+        if network is not None:
+            log(f"final sample from {network!r}: the highest solution fraction of the networks' samples so far "
+                f"({frac:.3g} in {n})")
+    elif final_network != "last":
+        raise ValueError(f"final_network must be 'best' or 'last', not {final_network!r}")
+    s = sample_run(run, n=n_final, sampler=sampler, steps=steps, network=network,
                    guidance=guidance if final_guidance is None else final_guidance, clip=clip,
                    temperature=final_temperature, seed=seed + 1, log=log)
     s["total_seconds"] = time.perf_counter() - t0

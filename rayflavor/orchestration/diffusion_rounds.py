@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from pathlib import Path
 
@@ -97,6 +98,8 @@ def rounds_fn(config: dict) -> None:
         t_train = time.perf_counter() - t1
         metrics = {"round": r, "network": name, "source": src, "selected": rows.num_rows, "met_cuts": n_cut,
                    "candidates": n_cand, "sample": {**stats, "tag": out.name}, "step": state.step,
+                   "selected_solutions": int(np.sum(rows.column("solution").to_numpy(zero_copy_only=False))),
+                   "chi2_median_selected": float(np.median(rows.column("chi2").to_numpy())),
                    "loss": losses[-1] if losses else math.nan, "steps_per_s": state.step / t_train,
                    "seconds_sample": t_sample, "seconds_train": t_train, "seconds": time.perf_counter() - t0}
         if rank == 0:
@@ -106,13 +109,34 @@ def rounds_fn(config: dict) -> None:
             training.save(path, state, with_optimizer=False)
             with open(path.parent / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(metrics) + "\n")
-            chi2 = rows.column("chi2").to_numpy()
-            print(f"round {r}: {stats['solutions']} solutions in {stats['n']} samples of {src!r} "
-                  f"({t_sample:.0f} s); {rows.num_rows} of {n_cand} candidates selected, chi2 median "
-                  f"{np.median(chi2):.3g}, {int(rows.column('solution').to_numpy(zero_copy_only=False).sum())} "
-                  f"solutions; {name!r} trained {state.step} steps ({t_train:.0f} s)", flush=True)
         _barrier()
         ray.train.report({k: v for k, v in metrics.items() if k != "sample"})  # RAY
+
+
+def round_line(m: dict) -> str:
+    """One line of progress for a finished round (its metrics.jsonl record)."""
+    st = m["sample"]
+    return (f"round {m['round']}: {st['solutions']} solutions in {st['n']} samples of {m['source']!r} "
+            f"({m['seconds_sample']:.0f} s); {m['selected']} of {m['candidates']} candidates selected, "
+            f"{m['selected_solutions']} of them solutions; {m['network']!r} trained {m['step']} steps "
+            f"({m['seconds_train']:.0f} s, {m['steps_per_s']:.0f} steps/s), val_loss {m['val_loss']:.4f}")
+
+
+def _report_rounds(run: Path, first: int, last: int, stop: threading.Event, log) -> None:
+    """Log each round as its network appears (worker output does not reach the driver's terminal)."""
+    r = first
+    while r <= last:
+        path = runs.network_dir(run, f"tuned-{r}") / "metrics.jsonl"
+        if runs.network_path(run, f"tuned-{r}").is_file() and path.is_file():
+            lines = path.read_text().splitlines()
+            m = json.loads(lines[-1]) if lines else {}
+            if m.get("round") == r and "sample" in m:
+                log(round_line(m))
+                r += 1
+                continue
+        if stop.is_set():
+            return
+        stop.wait(1.0)
 
 
 def run_rounds(run: str | Path, *, first: int, last: int, sample: dict, select: dict, refit: str, steps: int,
@@ -136,7 +160,14 @@ def run_rounds(run: str | Path, *, first: int, last: int, sample: dict, select: 
         run_config=ray.train.RunConfig(name=f"rounds-{first}-{attempts}", storage_path=str(runs.ray_storage(run))),
     )
     t0 = time.perf_counter()
-    result = trainer.fit()  # RAY
+    stop = threading.Event()
+    watcher = threading.Thread(target=_report_rounds, args=(run, first, last, stop, log), daemon=True)
+    watcher.start()
+    try:
+        result = trainer.fit()  # RAY
+    finally:
+        stop.set()
+        watcher.join()
     log(f"finetune: rounds {first}-{last} in one trainer, wall {time.perf_counter() - t0:.0f} s")
     error = (result.metrics or {}).get("error")
     collect_solutions(run)
