@@ -69,14 +69,15 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
         if not rs:
             continue
         hours = sum(r["seconds"] for r in rs) / 3600.0
-        ch = np.concatenate([r["charges"] for r in rs]) if rs else np.empty((0, 18), np.int64)
+        ch = np.concatenate([r["charges"] for r in rs])
         uniq = len(np.unique(ch, axis=0)) if len(ch) else 0
         firsts = [r["first_valid_seconds"] if r["first_valid_seconds"] is not None else np.inf for r in rs]
         out[m] = {
             "runs": len(rs),
             "found": int(np.sum(np.isfinite(firsts))),
-            "gen_per_s": float(np.mean([r["generation"] / r["seconds"] for r in rs])) if rs else 0.0,
-            "median_first_valid_s": float(np.median(firsts)) if rs else np.inf,
+            "first_valid_s": sorted(float(f) for f in firsts if np.isfinite(f)),
+            "gen_per_s": float(np.mean([r["generation"] / r["seconds"] for r in rs])),
+            "median_first_valid_s": float(np.median(firsts)),
             "unique": uniq,
             "unique_per_core_hour": uniq / hours if hours else 0.0,
             "light_per_core_hour": _light(ch) / hours if hours else 0.0,
@@ -94,9 +95,7 @@ def format_bench(rows: list[dict]) -> str:
         lines.append(f"{m:<8} {r['runs']:>4} {r['found']:>5} {r['gen_per_s']:>7.1f} {fv:>20} {r['unique']:>7} "
                      f"{r['unique_per_core_hour']:>14.1f} {r['light_per_core_hour']:>16.1f}")
     for m, r in s.items():
-        firsts = sorted(round(x["first_valid_seconds"]) for x in rows
-                        if x["method"] == m and x["first_valid_seconds"] is not None)
-        lines.append(f"{m}: first valid model after {firsts} s (island compute time)")
+        lines.append(f"{m}: first valid model after {[round(f) for f in r['first_valid_s']]} s (island compute time)")
     if len(s) < 2:
         return "\n".join(lines)
     f, p = s["fast"]["unique_per_core_hour"], s["paper"]["unique_per_core_hour"]

@@ -135,7 +135,7 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
                           steps=train_steps, workers=workers, batch_size=batch_size, gpu=gpu, seed=seed, log=log)
     out = []
     for r in range(first, first + rounds):
-        src, name = ("pre" if r == 1 else f"tuned-{r - 1}"), f"tuned-{r}"
+        src, name = runs.round_networks(r)
         t0 = time.perf_counter()
         s = sample_run(run, network=src, seed=seed + r, log=log, **sample)  # fresh noise per round
         rows, n_cut, n_cand = select_round(run, r, runs.samples_dir(run, s["tag"]), seed=seed, **choose)

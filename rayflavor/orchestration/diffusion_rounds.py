@@ -37,7 +37,7 @@ from rayflavor.methods.diffusion import training
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
 from rayflavor.orchestration.diffusion_sample import (collect_solutions, part_stats, sample_set, shard_sizes,
                                                       shard_table, summarize)
-from rayflavor.orchestration.diffusion_train import _use_gpu, training_arrays
+from rayflavor.orchestration.diffusion_train import _use_gpu, finetune_state, net_tensors, training_arrays
 from rayflavor.storage import runs
 
 #: Rounds with at most this many training steps share one trainer.
@@ -61,12 +61,14 @@ def rounds_fn(config: dict) -> None:
     schedule = NoiseSchedule().to(device)
     for r in range(config["first"], config["last"] + 1):
         t0 = time.perf_counter()
-        src, name, seed = ("pre" if r == 1 else f"tuned-{r - 1}"), f"tuned-{r}", int(config["seed"]) + r
+        (src, name), seed = runs.round_networks(r), int(config["seed"]) + r
         kw = dict(config["sample"], network=src, seed=seed, fallback_shards=world)
         if rank == 0:
-            sample_set(run, **kw)  # fixes the split and writes the manifest before the others read it
+            got = sample_set(run, **kw)  # fixes the split and writes the manifest before the others read it
         _barrier()
-        s, out, model_path = sample_set(run, **kw)
+        if rank != 0:
+            got = sample_set(run, **kw)
+        s, out, model_path = got
         sizes, done = shard_sizes(s), set(runs.finished_parts(out))
         for i in range(rank, s["shards"], world):
             if i not in done:
@@ -83,13 +85,9 @@ def rounds_fn(config: dict) -> None:
             runs.write_table(rows, run / "finetune" / f"{name}.parquet")
         g, lab, val = training_arrays(rows)
         torch.manual_seed(seed * 1000 + rank)
-        net, norm, _ = training.load_model(model_path)
-        norm = norm.refit(g[~val], lab[~val], config["refit"])
-        net.train()
-        state = training.new_state(norm, total_steps=config["steps"], lr_max=config["lr_max"], model=net,
-                                   meta={"init": str(model_path)})
-        x_tr, l_tr, x_va, l_va = (torch.from_numpy(a).to(device) for a in (
-            norm.g_to_net(g[~val]), norm.labels_to_net(lab[~val]), norm.g_to_net(g[val]), norm.labels_to_net(lab[val])))
+        state = finetune_state(model_path, g[~val], lab[~val], refit=config["refit"], steps=config["steps"],
+                               lr_max=config["lr_max"])
+        x_tr, l_tr, x_va, l_va = net_tensors(state.norm, g, lab, val, device)
         model = prepare_model(state.model)  # RAY (DDP when world > 1)
         t1 = time.perf_counter()
         losses = []
@@ -122,18 +120,26 @@ def round_line(m: dict) -> str:
             f"({m['seconds_train']:.0f} s, {m['steps_per_s']:.0f} steps/s), val_loss {m['val_loss']:.4f}")
 
 
+def round_record(run: Path, r: int) -> dict | None:
+    """The metrics record of finished round ``r`` (last line of ``tuned-<r>/metrics.jsonl``), else None."""
+    name = runs.round_networks(r)[1]
+    path = runs.network_dir(run, name) / "metrics.jsonl"
+    if not (runs.network_path(run, name).is_file() and path.is_file()):
+        return None
+    lines = path.read_text().splitlines()
+    m = json.loads(lines[-1]) if lines else {}
+    return m if m.get("round") == r and "sample" in m else None
+
+
 def _report_rounds(run: Path, first: int, last: int, stop: threading.Event, log) -> None:
     """Log each round as its network appears (worker output does not reach the driver's terminal)."""
     r = first
     while r <= last:
-        path = runs.network_dir(run, f"tuned-{r}") / "metrics.jsonl"
-        if runs.network_path(run, f"tuned-{r}").is_file() and path.is_file():
-            lines = path.read_text().splitlines()
-            m = json.loads(lines[-1]) if lines else {}
-            if m.get("round") == r and "sample" in m:
-                log(round_line(m))
-                r += 1
-                continue
+        m = round_record(run, r)
+        if m is not None:
+            log(round_line(m))
+            r += 1
+            continue
         if stop.is_set():
             return
         stop.wait(1.0)
@@ -173,8 +179,4 @@ def run_rounds(run: str | Path, *, first: int, last: int, sample: dict, select: 
     collect_solutions(run)
     if error:
         raise RuntimeError(error)
-    out = []
-    for r in range(first, last + 1):
-        lines = (runs.network_dir(run, f"tuned-{r}") / "metrics.jsonl").read_text().splitlines()
-        out.append(json.loads(lines[-1]))
-    return out
+    return [round_record(run, r) for r in range(first, last + 1)]

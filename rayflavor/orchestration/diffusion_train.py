@@ -55,6 +55,23 @@ def training_arrays(t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return g[ok], lab[ok], val[ok]
 
 
+def finetune_state(init: str | Path, g: np.ndarray, lab: np.ndarray, *, refit: str, steps: int,
+                   lr_max: float) -> training.TrainState:
+    """Fresh training state (Adam, OneCycleLR) on the weights of network file ``init``, with its
+    normalisation refitted on the training rows (``g``, ``lab``) as ``refit`` says."""
+    net, norm, _ = training.load_model(init)
+    net.train()
+    return training.new_state(norm.refit(g, lab, refit), total_steps=steps, lr_max=lr_max, model=net,
+                              meta={"init": str(init)})
+
+
+def net_tensors(norm: training.Normalizer, g: np.ndarray, lab: np.ndarray, val: np.ndarray,
+                device) -> tuple[torch.Tensor, ...]:
+    """(x_train, labels_train, x_val, labels_val) in network units on ``device``."""
+    return tuple(torch.from_numpy(a).to(device) for a in (
+        norm.g_to_net(g[~val]), norm.labels_to_net(lab[~val]), norm.g_to_net(g[val]), norm.labels_to_net(lab[val])))
+
+
 def train_fn(config: dict) -> None:
     """Ray Train worker: build or restore the state, train, report losses and checkpoints."""
     ctx = ray.train.get_context()  # RAY
@@ -70,19 +87,14 @@ def train_fn(config: dict) -> None:
     elif resume:
         state = training.load_state(resume, lr_max=config["lr_max"])
     elif config.get("init"):
-        net, norm, _ = training.load_model(config["init"])
-        norm = norm.refit(g[~val], lab[~val], config.get("refit") or "none")
-        net.train()
-        state = training.new_state(norm, total_steps=config["steps"], lr_max=config["lr_max"], model=net,
-                                   meta={"init": config["init"]})
+        state = finetune_state(config["init"], g[~val], lab[~val], refit=config.get("refit") or "none",
+                               steps=config["steps"], lr_max=config["lr_max"])
     else:
         norm = training.Normalizer.fit(g[~val], lab[~val])
         state = training.new_state(norm, total_steps=config["steps"], lr_max=config["lr_max"])
     device = get_device()  # RAY
     schedule = NoiseSchedule().to(device)
-    x_tr, l_tr, x_va, l_va = (torch.from_numpy(a).to(device) for a in (
-        state.norm.g_to_net(g[~val]), state.norm.labels_to_net(lab[~val]),
-        state.norm.g_to_net(g[val]), state.norm.labels_to_net(lab[val])))
+    x_tr, l_tr, x_va, l_va = net_tensors(state.norm, g, lab, val, device)
     model = prepare_model(state.model)  # RAY (moves to the device; DDP when world > 1)
     t_start, s_start = time.perf_counter(), state.step
 

@@ -191,8 +191,8 @@ def _score(out: dict[str, np.ndarray], data: DataSet, ordering: str) -> None:
     out["chi2_mixing"] = sum(term(n) for n in ABS_U)
     out["chi2"] = out["chi2_mass"] + out["chi2_mixing"]
     out["chi2_osc"] = out["chi2_mass"] + sum(term(n) for n in ("sin2_theta12", "sin2_theta23", "sin2_theta13"))
-    solution = inside("dm21") & inside("dm3l")
-    for name in ABS_U:
+    solution = np.ones(len(out["m1"]), dtype=bool)
+    for name in SOLUTION_TERMS:
         solution &= inside(name)
     finite = np.isfinite(out["m1"]) & np.isfinite(out["m2"]) & np.isfinite(out["m3"])
     out["solution"] = solution & finite

@@ -92,6 +92,11 @@ def networks(run: str | os.PathLike) -> list[str]:
     return sorted(names, key=key)
 
 
+def round_networks(r: int) -> tuple[str, str]:
+    """(network fine-tuned from, network made) of fine-tuning round ``r`` (1, 2, ...)."""
+    return ("pre" if r == 1 else f"tuned-{r - 1}"), f"tuned-{r}"
+
+
 def latest_network(run: str | os.PathLike) -> str | None:
     names = networks(run)
     return names[-1] if names else None
