@@ -66,6 +66,42 @@ def test_every_stored_solution_reevaluates_within_3_sigma(tmp_path):
     assert n == int(res["solution"].sum())
 
 
+def test_io_shard_is_conditioned_on_and_evaluated_in_the_inverted_ordering(tmp_path, monkeypatch):
+    """``--ordering IO``: the IO labels of the data file condition the network, and every row is
+    evaluated, flagged and labelled as IO (m3 lightest, dm3l = dm32 < 0)."""
+    from rayflavor.orchestration import diffusion_sample
+
+    ds = physics_data.load("nufit-6.0-sk")
+    x = seesaw.sample_prior(500, np.random.default_rng(2))
+    lab = seesaw.labels(seesaw.evaluate(x, data=ds))
+    ok = np.isfinite(lab).all(axis=1)
+    st = training.new_state(training.Normalizer.fit(x[ok], lab[ok]), total_steps=10)
+    model = runs.network_path(tmp_path, "pre")
+    training.save(model, st, with_optimizer=False)
+    seen = []
+    real_generate = diffusion_sample.generate
+
+    def spy(net, norm, label, n, **kw):
+        seen.append(np.asarray(label))
+        return real_generate(net, norm, label, n, **kw)
+
+    monkeypatch.setattr(diffusion_sample, "generate", spy)
+    s = {"network": "pre", "sampler": "ddim", "steps": 3, "guidance": 8.0, "ordering": "IO", "seed": 0,
+         "keep": "all", "data": "nufit-6.0-sk", "clip": 1.0}
+    t = diffusion_sample.shard_table(s, str(model), 0, 300)
+    np.testing.assert_array_equal(seen[0], seesaw.target_labels(ds, "IO"))
+    assert not np.allclose(seen[0], seesaw.target_labels(ds, "NO"))
+    assert set(t.column("ordering").to_pylist()) == {"IO"}
+    g = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
+    valid = np.isfinite(t.column("chi2").to_numpy())  # non-degenerate spectra
+    assert valid.sum() > 250
+    m1, m2, m3 = (t.column(c).to_numpy()[valid] for c in ("m1", "m2", "m3"))
+    assert (m3 < m1).all() and (m1 < m2).all() and (t.column("dm3l").to_numpy()[valid] < 0).all()
+    io, no = seesaw.evaluate(g, ordering="IO", data=ds), seesaw.evaluate(g, ordering="NO", data=ds)
+    np.testing.assert_allclose(io["chi2"][valid], t.column("chi2").to_numpy()[valid], rtol=1e-12)
+    assert not np.allclose(no["chi2"][valid], t.column("chi2").to_numpy()[valid])
+
+
 def test_ray_train_two_workers_loss_falls_and_resumes(ray_session, tmp_path):
     from rayflavor.orchestration.diffusion_dataset import make_dataset
     from rayflavor.orchestration.diffusion_train import train_network

@@ -41,8 +41,11 @@ def summarize(kind: str, frame: pl.LazyFrame, data: DataSet) -> dict[str, pl.Dat
             "by maximal exponent": counts(frame, "max_exponent"),
             "predictions (quartiles)": quantiles(frame, FN_PREDICTIONS),
         }
-    total = frame.select(pl.len()).collect().item()
+    if "ordering" in frame.collect_schema().names():
+        by_ordering = frame.group_by("ordering").agg(pl.len().alias("solutions")).sort("ordering").collect()
+    else:  # runs written before parts carried the ordering: every sample set was NO (the default)
+        by_ordering = pl.DataFrame({"ordering": ["NO"], "solutions": [frame.select(pl.len()).collect().item()]})
     return {
-        "solutions": pl.DataFrame({"solutions": [total]}),
+        "solutions": by_ordering,
         "predictions (quartiles)": quantiles(frame, SEESAW_PREDICTIONS),
     }

@@ -70,6 +70,7 @@ def shard_table(s: dict, model_path: str, shard: int, n: int, threads: int = 1) 
     t2 = time.perf_counter()
     cols = {name: g[:, j] for j, name in enumerate(seesaw.PARAMETERS)}
     cols.update({k: v for k, v in res.items() if np.ndim(v) == 1 and k not in cols})
+    cols["ordering"] = np.full(n, s["ordering"])  # the ordering the labels and windows were taken for
     sol = np.asarray(res["solution"], dtype=bool)
     sel = selection.select(res["chi2"], res["chi2_mass"], res["chi2_mixing"])
     keep = {"all": np.ones(n, bool), "selected": sel | sol, "solutions": sol}[s["keep"]]
