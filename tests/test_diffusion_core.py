@@ -201,6 +201,19 @@ def test_window_miss_is_zero_exactly_for_solutions_and_nearest_takes_them_first(
     m = selection.nearest(miss, res["chi2"], k)
     assert m.sum() == k and m[sol].all()
     assert miss[m].max() <= miss[~m].min()
+    # the set grows with the solutions it holds (--per-solution), never below n_best, never drops one
+    n_sol = int(sol.sum())
+    assert selection.nearest_size(miss, 10, per_solution=2) == 2 * n_sol
+    assert selection.nearest_size(miss, 10) == n_sol
+    assert selection.nearest_size(miss, 2 * n_sol + 1, per_solution=2) == 2 * n_sol + 1
+    import pyarrow as pa
+
+    from rayflavor.orchestration.diffusion_pipeline import selected_rows
+
+    table = pa.table({k: np.asarray(v) for k, v in res.items() if np.ndim(v) == 1})
+    rows, _ = selected_rows(table, selection.Thresholds(), mode="nearest", n_best=10, per_solution=1.5)
+    assert rows.num_rows == int(1.5 * n_sol) < len(pts)
+    assert int(np.sum(rows.column("solution").to_numpy())) == n_sol
 
 
 def test_refitted_label_normalisation_standardises_the_new_set_and_keeps_the_g_map():

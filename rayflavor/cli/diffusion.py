@@ -103,6 +103,9 @@ def _finetune_options(f):
                           "with the samples closest to the 3-sigma box (both beyond the paper).")(f)
     f = click.option("--n-best", type=_pos, default=300, show_default=True,
                      help="Training rows per round with --select best; the minimum with nearest.")(f)
+    f = click.option("--per-solution", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                     help="With --select nearest: grow the set to this many rows per solution it holds, once "
+                          "that exceeds --n-best (0 = a fixed --n-best).")(f)
     f = click.option("--pool", type=click.Choice(["round", "union"]), default="union", show_default=True,
                      help="Select from this round's samples (round: the paper) or from them and every earlier "
                           "round's fine-tuning set (union: beyond the paper).")(f)
@@ -151,7 +154,7 @@ def sample_cmd(ctx, run, n, sampler, steps, guidance, clip, ordering, temperatur
 @click.option("--workers", type=_pos, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
-def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, select, n_best, pool, refit,
+def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, select, n_best, per_solution, pool, refit,
                  tighten, min_select, train_steps, workers, seed) -> None:
     """Transfer learning (Sec. 2.2.3): fine-tune the newest network on its selected samples.
 
@@ -161,7 +164,7 @@ def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, sel
     from rayflavor.orchestration.diffusion_pipeline import finetune
 
     _guard(finetune, run, rounds=rounds, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
-           clip=_clip(clip), select=select, n_best=n_best, pool=pool, refit=refit,
+           clip=_clip(clip), select=select, n_best=n_best, per_solution=per_solution, pool=pool, refit=refit,
            train_steps=train_steps, workers=workers,
            tighten=tighten, min_select=min_select, seed=seed)
 
@@ -192,7 +195,7 @@ RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE = "ddim", 50, 1.0
 @click.pass_context
 def run_cmd(ctx, run, n_data, train_steps, rounds, ft_steps, n_select, n_final, final_guidance, final_temperature,
             final_network, sampler, steps, guidance, clip,
-            select, n_best, pool, refit, tighten, min_select, workers, seed) -> None:
+            select, n_best, per_solution, pool, refit, tighten, min_select, workers, seed) -> None:
     """The whole chain: dataset, pre-network, fine-tuning rounds, final sample; prints the solution count.
 
     The paper's chain: --rounds 1 --ft-steps 100000 --train-steps 100000 --select cuts --pool round
@@ -205,8 +208,8 @@ def run_cmd(ctx, run, n_data, train_steps, rounds, ft_steps, n_select, n_final, 
     s = _guard(run_chain, run, n_data=n_data, train_steps=train_steps, rounds=rounds, ft_steps=ft_steps,
                n_select=n_select, n_final=n_final, final_guidance=final_guidance,
                final_temperature=final_temperature, final_network=final_network, sampler=sampler, steps=steps,
-               guidance=guidance, clip=_clip(clip), select=select, n_best=n_best, pool=pool, refit=refit,
-               tighten=tighten, min_select=min_select, workers=workers, seed=seed)
+               guidance=guidance, clip=_clip(clip), select=select, n_best=n_best, per_solution=per_solution,
+               pool=pool, refit=refit, tighten=tighten, min_select=min_select, workers=workers, seed=seed)
     click.echo(f"solutions: {s['solutions']} of {s['n']} samples (fraction {s['fraction']:.3g}), "
                f"{s['distinct_solutions']} distinct; total {s['total_seconds'] / 60:.1f} min")
 

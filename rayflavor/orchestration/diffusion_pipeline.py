@@ -48,14 +48,16 @@ def candidate_rows(run: str | Path, sample_dir: Path, pool: str = "round") -> pa
 
 def selected_rows(rows: pa.Table | Path, thresholds: selection.Thresholds, seed: int = 0,
                   min_rows: int = 0, mode: str = "cuts", n_best: int = 2000,
-                  windows: np.ndarray | None = None) -> tuple[pa.Table, int]:
+                  windows: np.ndarray | None = None, per_solution: float = 0.0) -> tuple[pa.Table, int]:
     """Rows meeting the selection, with a fresh 90/10 ``split`` column; also how many met the cuts.
 
     ``mode="cuts"`` (the paper): the conditions of sec. 2.2.3, topped up to ``min_rows`` with the
     lowest total chi2. ``mode="best"`` (beyond the paper): exactly the ``n_best`` lowest total chi2.
     ``mode="nearest"`` (beyond the paper): every solution, and the rows closest to the solution box
-    up to ``n_best`` in all (:func:`selection.nearest`; ``windows``: the 3 sigma windows of ``seesaw.SOLUTION_TERMS``,
-    default the NO windows of the default data set). ``rows``: a table or a directory of sample parts.
+    up to ``n_best`` in all, or ``per_solution`` rows per solution when that is more
+    (:func:`selection.nearest`, :func:`selection.nearest_size`; ``windows``: the 3 sigma windows of
+    ``seesaw.SOLUTION_TERMS``, default the NO windows of the default data set).
+    ``rows``: a table or a directory of sample parts.
     """
     if mode not in SELECT:
         raise ValueError(f"select must be one of {SELECT}")
@@ -72,8 +74,8 @@ def selected_rows(rows: pa.Table | Path, thresholds: selection.Thresholds, seed:
             windows = seesaw.solution_windows(physics_data.load(seesaw.DEFAULT_DATA), "NO")
         values = np.stack([t.column(c).to_numpy() for c in seesaw.SOLUTION_TERMS], axis=1)
         miss = selection.window_miss(values, windows)
-        # every solution found so far stays in the set (diversity), nearest misses fill it to n_best
-        mask = selection.nearest(miss, chi2, max(n_best, int(np.sum(miss == 0))))
+        # every solution found so far stays in the set (diversity), nearest misses fill it up
+        mask = selection.nearest(miss, chi2, selection.nearest_size(miss, n_best, per_solution))
     t = t.filter(pa.array(mask)).replace_schema_metadata(None)
     n = t.num_rows
     split = np.full(n, "train", dtype=object)
@@ -82,7 +84,7 @@ def selected_rows(rows: pa.Table | Path, thresholds: selection.Thresholds, seed:
 
 
 def select_round(run: str | Path, r: int, sample_dir: Path, *, pool: str = "round", select: str = "cuts",
-                 n_best: int = 1000, min_select: int = 2000, tighten: float = 1.0,
+                 n_best: int = 1000, min_select: int = 2000, tighten: float = 1.0, per_solution: float = 0.0,
                  seed: int = 0) -> tuple[pa.Table, int, int]:
     """The fine-tuning set of round ``r``: (rows with a ``split`` column, rows meeting the cuts, candidates).
 
@@ -91,7 +93,8 @@ def select_round(run: str | Path, r: int, sample_dir: Path, *, pool: str = "roun
     """
     cand = candidate_rows(run, sample_dir, pool)
     cuts = selection.Thresholds().scaled(tighten ** (r - 1))
-    rows, n_cut = selected_rows(cand, cuts, seed=seed + r, min_rows=min_select, mode=select, n_best=n_best)
+    rows, n_cut = selected_rows(cand, cuts, seed=seed + r, min_rows=min_select, mode=select, n_best=n_best,
+                                per_solution=per_solution)
     if rows.num_rows < 10:
         raise RuntimeError(f"round {r}: only {rows.num_rows} of {cand.num_rows} samples meet the selection; "
                            "sample more (--n-select), train longer or set a minimum selection")
@@ -101,7 +104,8 @@ def select_round(run: str | Path, r: int, sample_dir: Path, *, pool: str = "roun
 def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampler: str = "ddim",
              steps: int | None = 50, guidance: float = 8.0, train_steps: int = 100_000, workers: int = 1,
              batch_size: int = 64, gpu: str = "auto", tighten: float = 1.0, shards: int | None = None,
-             min_select: int = 2000, select: str = "cuts", n_best: int = 1000, pool: str = "round",
+             min_select: int = 2000, select: str = "cuts", n_best: int = 1000, per_solution: float = 0.0,
+             pool: str = "round",
              clip: float | None = None, refit: str = "none", seed: int = 0, log=print) -> list[dict]:
     """Run ``rounds`` rounds of sample -> select -> fine-tune after the newest network of ``run``.
 
@@ -129,7 +133,8 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
     keep = "all" if (min_select or select != "cuts") else "selected"
     sample = {"n": n_select, "sampler": sampler, "steps": steps, "guidance": guidance, "clip": clip, "keep": keep,
               "shards": shards}
-    choose = {"pool": pool, "select": select, "n_best": n_best, "min_select": min_select, "tighten": tighten}
+    choose = {"pool": pool, "select": select, "n_best": n_best, "per_solution": per_solution,
+              "min_select": min_select, "tighten": tighten}
     if train_steps <= SESSION_MAX_STEPS:
         return run_rounds(run, first=first, last=first + rounds - 1, sample=sample, select=choose, refit=refit,
                           steps=train_steps, workers=workers, batch_size=batch_size, gpu=gpu, seed=seed, log=log)
@@ -179,7 +184,8 @@ def best_network(run: str | Path) -> tuple[str | None, float, int]:
 def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_000, rounds: int = 2,
               ft_steps: int | None = None, n_select: int = 100_000, n_final: int = 100_000,
               sampler: str = "ddim", steps: int | None = 50, guidance: float = 8.0, clip: float | None = None,
-              select: str = "cuts", n_best: int = 1000, pool: str = "round", min_select: int = 2000,
+              select: str = "cuts", n_best: int = 1000, per_solution: float = 0.0, pool: str = "round",
+              min_select: int = 2000,
               tighten: float = 1.0, refit: str = "none", final_guidance: float | None = None,
               final_temperature: float = 1.0, final_network: str = "last", workers: int = 1, seed: int = 0,
               log=print) -> dict:
@@ -200,7 +206,8 @@ def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_0
     if rounds > done:
         finetune(run, rounds=rounds - done, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
                  train_steps=ft_steps or train_steps, workers=workers, tighten=tighten, min_select=min_select,
-                 select=select, n_best=n_best, pool=pool, clip=clip, refit=refit, seed=seed, log=log)
+                 select=select, n_best=n_best, per_solution=per_solution, pool=pool, clip=clip, refit=refit,
+                 seed=seed, log=log)
     network = None
     if final_network == "best":
         network, frac, n = best_network(run)

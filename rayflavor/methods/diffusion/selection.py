@@ -94,6 +94,20 @@ def window_miss(values: np.ndarray, windows: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(m), m, np.inf)
 
 
+def nearest_size(miss: np.ndarray, n_min: int, per_solution: float = 0.0) -> int:
+    """Rows of a nearest set: every solution (miss 0), ``per_solution`` rows per solution, ``n_min`` at least.
+
+    Beyond the paper. A set that grows with the solutions found keeps the early rounds focused (a
+    large set of near-misses before any solution dilutes them) and later gives the network more
+    points around the solutions, which is what sharpens its density.
+
+    >>> nearest_size(np.array([0.0, 0.0, 1.0]), 3, per_solution=30), nearest_size(np.array([0.0, 1.0]), 300)
+    (60, 300)
+    """
+    n_sol = int(np.sum(np.asarray(miss) == 0))
+    return max(int(n_min), int(per_solution * n_sol), n_sol)
+
+
 def nearest(miss: np.ndarray, chi2: np.ndarray, k: int) -> np.ndarray:
     """Mask of the ``k`` rows closest to the solution box: smallest ``miss``, then smallest chi2.
 
