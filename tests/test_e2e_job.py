@@ -65,7 +65,7 @@ def test_scan_job_on_a_loopback_head(tmp_path):
         cmd = (
             _ray_cli() + ["job", "submit", "--address", address, "--working-dir", str(ROOT),
                           "--runtime-env-json", '{"excludes": [".git", "tests/__pycache__"]}', "--",
-                          "python", "jobs/scan.py", "--islands", "2", "--time-limit", "40s", "--seed", "3",
+                          "python", "jobs/scan.py", "--islands", "2", "--time-limit", "90s", "--seed", "3",
                           "--mass-tolerance", "0.9", "--data", str(RELAXED), "--target-valid", "5",
                           "--out", str(out)]
         )

@@ -103,7 +103,7 @@ def _finetune_options(f):
                           "with the samples closest to the 3-sigma box (both beyond the paper).")(f)
     f = click.option("--n-best", type=_pos, default=300, show_default=True,
                      help="Training rows per round with --select best; the minimum with nearest.")(f)
-    f = click.option("--per-solution", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    f = click.option("--per-solution", type=click.FloatRange(min=0), default=30.0, show_default=True,
                      help="With --select nearest: grow the set to this many rows per solution it holds, once "
                           "that exceeds --n-best (0 = a fixed --n-best).")(f)
     f = click.option("--pool", type=click.Choice(["round", "union"]), default="union", show_default=True,
