@@ -41,10 +41,9 @@ def summarize(kind: str, frame: pl.LazyFrame, data: DataSet) -> dict[str, pl.Dat
             "by maximal exponent": counts(frame, "max_exponent"),
             "predictions (quartiles)": quantiles(frame, FN_PREDICTIONS),
         }
-    if "ordering" in frame.collect_schema().names():
-        by_ordering = frame.group_by("ordering").agg(pl.len().alias("solutions")).sort("ordering").collect()
-    else:  # runs written before parts carried the ordering: every sample set was NO (the default)
-        by_ordering = pl.DataFrame({"ordering": ["NO"], "solutions": [frame.select(pl.len()).collect().item()]})
+    if "ordering" not in frame.collect_schema().names():  # a solutions file not collected since parts carry it
+        frame = frame.with_columns(ordering=pl.lit(None, pl.String))
+    by_ordering = frame.group_by("ordering").agg(pl.len().alias("solutions")).sort("ordering").collect()
     return {
         "solutions": by_ordering,
         "predictions (quartiles)": quantiles(frame, SEESAW_PREDICTIONS),

@@ -183,12 +183,17 @@ def collect_solutions(run: str | Path) -> int:
 
     The file is written whenever any sample part exists, also when it holds no solution: then
     it is an empty table with the parts' columns (``rayflavor analyze`` reports "0 solutions").
+    Parts written before they carried ``ordering`` get it from their set's manifest.
     """
     root = Path(run) / "samples"
     tables = []
     for d in sorted(root.iterdir()) if root.is_dir() else []:
+        manifest = d / "manifest.json"
+        ordering = runs.read_json(manifest).get("ordering") if manifest.is_file() else None
         for i in runs.finished_parts(d):
             t = pq.read_table(runs.part_path(d, i), filters=[("solution", "==", True)]).replace_schema_metadata(None)
+            if ordering and "ordering" not in t.column_names:
+                t = t.append_column("ordering", pa.array([ordering] * t.num_rows, pa.string()))
             if t.num_rows or not tables:
                 tables.append(t.append_column("sample_set", pa.array([d.name] * t.num_rows, pa.string())))
     if not tables:
