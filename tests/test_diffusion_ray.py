@@ -17,6 +17,13 @@ from rayflavor.storage import runs
 pytestmark = pytest.mark.ray
 
 
+def _save_untrained(run, g: np.ndarray, lab: np.ndarray, name: str = "pre"):
+    """An untrained network normalised on (g, lab), saved as ``name`` in ``run``: enough to exercise sampling."""
+    path = runs.network_path(run, name)
+    training.save(path, training.new_state(training.Normalizer.fit(g, lab), total_steps=10), with_optimizer=False)
+    return path
+
+
 def test_dataset_sample_skip_and_solution_flags(ray_session, tmp_path):
     from rayflavor.orchestration.diffusion_dataset import make_dataset
     from rayflavor.orchestration.diffusion_sample import collect_solutions, sample_run
@@ -30,9 +37,7 @@ def test_dataset_sample_skip_and_solution_flags(ray_session, tmp_path):
     assert t.num_rows == 2000 and set(seesaw.PARAMETERS) <= set(t.column_names) and set(seesaw.LABELS) <= set(t.column_names)
     assert t.column("split").to_pylist().count("val") == 200
     g, lab, val = load_training_data(runs.dataset_dir(run))
-    # an (untrained) network is enough to exercise the sampling shards
-    st = training.new_state(training.Normalizer.fit(g[~val], lab[~val]), total_steps=10)
-    training.save(runs.network_path(run, "pre"), st, with_optimizer=False)
+    _save_untrained(run, g[~val], lab[~val])
     s = sample_run(run, n=600, steps=5, shards=2, log=lambda *_: None)
     assert s["n"] == 600 and s["generated_shards"] == 2
     again = sample_run(run, n=600, steps=5, shards=2, log=lambda *_: None)
@@ -75,9 +80,7 @@ def test_io_shard_is_conditioned_on_and_evaluated_in_the_inverted_ordering(tmp_p
     x = seesaw.sample_prior(500, np.random.default_rng(2))
     lab = seesaw.labels(seesaw.evaluate(x, data=ds))
     ok = np.isfinite(lab).all(axis=1)
-    st = training.new_state(training.Normalizer.fit(x[ok], lab[ok]), total_steps=10)
-    model = runs.network_path(tmp_path, "pre")
-    training.save(model, st, with_optimizer=False)
+    model = _save_untrained(tmp_path, x[ok], lab[ok])
     seen = []
     real_generate = diffusion_sample.generate
 
@@ -185,8 +188,7 @@ def test_finetune_rounds_share_one_trainer_select_nearest_and_resume(ray_session
     run = tmp_path / "run"
     make_dataset(run, n=2000, seed=5, shards=1, log=lambda *_: None)
     g, lab, val = load_training_data(runs.dataset_dir(run))
-    training.save(runs.network_path(run, "pre"),
-                  training.new_state(training.Normalizer.fit(g[~val], lab[~val]), total_steps=10), with_optimizer=False)
+    _save_untrained(run, g[~val], lab[~val])
     kw = dict(n_select=400, steps=5, guidance=1.0, train_steps=20, workers=2, select="nearest", n_best=50,
               pool="union", refit="all", clip=1.0)
     lines = []
