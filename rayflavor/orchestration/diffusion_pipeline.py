@@ -105,8 +105,8 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
              steps: int | None = 50, guidance: float = 8.0, train_steps: int = 100_000, workers: int = 1,
              batch_size: int = 64, gpu: str = "auto", tighten: float = 1.0, shards: int | None = None,
              min_select: int = 2000, select: str = "cuts", n_best: int = 1000, per_solution: float = 0.0,
-             pool: str = "round",
-             clip: float | None = None, refit: str = "none", seed: int = 0, log=print) -> list[dict]:
+             pool: str = "round", clip: float | None = None, refit: str = "none", seed: int = 0,
+             log=print) -> list[dict]:
     """Run ``rounds`` rounds of sample -> select -> fine-tune after the newest network of ``run``.
 
     ``select="cuts"`` (the paper): the sec. 2.2.3 cuts, of round r the paper's times
@@ -185,8 +185,7 @@ def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_0
               ft_steps: int | None = None, n_select: int = 100_000, n_final: int = 100_000,
               sampler: str = "ddim", steps: int | None = 50, guidance: float = 8.0, clip: float | None = None,
               select: str = "cuts", n_best: int = 1000, per_solution: float = 0.0, pool: str = "round",
-              min_select: int = 2000,
-              tighten: float = 1.0, refit: str = "none", final_guidance: float | None = None,
+              min_select: int = 2000, tighten: float = 1.0, refit: str = "none", final_guidance: float | None = None,
               final_temperature: float = 1.0, final_network: str = "last", workers: int = 1, seed: int = 0,
               log=print) -> dict:
     """dataset -> pre-network -> ``rounds`` fine-tuning rounds -> final sample; returns the final summary.
