@@ -24,10 +24,17 @@ ROOT = Path(__file__).resolve().parent.parent
 RELAXED = ROOT / "tests" / "data_relaxed.toml"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(k: int) -> list[int]:
+    """``k`` distinct free loopback ports: every socket stays bound until all are chosen, so the OS
+    cannot hand the same port out twice (Ray refuses a port given to two of its components)."""
+    sockets = [socket.socket() for _ in range(k)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def _ray_cli() -> list[str]:
@@ -40,7 +47,7 @@ def test_scan_job_on_a_loopback_head(tmp_path):
     env.pop("RAY_ADDRESS", None)
     # every port explicit: the session's own Ray (ray_session fixture) may hold the defaults,
     # e.g. the dashboard agent's 52365, and a second agent on it never comes up
-    gcs, dash, agent_http, agent_grpc, rt_env, metrics = (_free_port() for _ in range(6))
+    gcs, dash, agent_http, agent_grpc, rt_env, metrics = _free_ports(6)
     temp = Path("/tmp") / f"rf{os.getpid()}"  # short: Ray's socket paths have a length limit
     head = subprocess.Popen(
         _ray_cli() + ["start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
