@@ -237,9 +237,9 @@ def test_best_network_is_the_one_whose_samples_held_the_most_solutions(tmp_path)
     for name in ("pre", "tuned-1", "tuned-2"):
         training.save(runs.network_path(tmp_path, name), st, with_optimizer=False)
 
-    def sample_set(tag, network, parts):
+    def sample_set(tag, network, parts, **settings):
         d = runs.samples_dir(tmp_path, tag)
-        runs.write_json({"network": network}, d / "manifest.json")
+        runs.write_json({"network": network, **settings}, d / "manifest.json")
         for i, (n, sols) in enumerate(parts):
             meta = {"n": n, "solutions": sols, "selected": 0, "kept": 0, "seconds_sample": 1.0, "seconds_evaluate": 0.1}
             t = pa.table({"x": [0.0]}).replace_schema_metadata({META_KEY: _json.dumps(meta).encode()})
@@ -253,4 +253,6 @@ def test_best_network_is_the_one_whose_samples_held_the_most_solutions(tmp_path)
     sample_set("d", "tuned-2", [(100, 0)])            # tuned-2 pooled: 4 in 200
     assert best_network(tmp_path) == ("tuned-1", 0.03, 100)
     sample_set("e", "tuned-2", [(100, 2)])            # 6 in 300 = 0.02 < 0.03
+    assert best_network(tmp_path)[0] == "tuned-1"
+    sample_set("f", "tuned-2", [(100, 60)], physics=3)  # physics-guided: measures the guidance, not the network
     assert best_network(tmp_path)[0] == "tuned-1"

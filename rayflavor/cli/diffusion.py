@@ -88,6 +88,11 @@ def _sampling_options(f, sampler: str = "ddim", steps: int = 50, guidance: float
     f = click.option("--clip", type=click.FloatRange(min=0), default=1.0, show_default=True,
                      help="Clamp the predicted x0 to [-clip, clip] (the training range in network units) at "
                           "every reverse step (beyond the paper); 0 = no clamp (the paper).")(f)
+    f = click.option("--physics-guidance", "physics", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Physics guidance (beyond the paper): at every reverse step, this many damped steps "
+                          "move the predicted x0 down the exact 3-sigma window loss of the seesaw observables; "
+                          "0 = off (the paper). Needs a fine-tuned network: the pre-network's samples are too "
+                          "far from the solutions for it.")(f)
     return f
 
 
@@ -134,14 +139,14 @@ def _finetune_options(f):
               help="Rows written to the parts (counts are always kept).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
-def sample_cmd(ctx, run, n, sampler, steps, guidance, clip, ordering, temperature, shards, network, keep, seed) -> None:
+def sample_cmd(ctx, run, n, sampler, steps, guidance, clip, physics, ordering, temperature, shards, network, keep,
+               seed) -> None:
     """Generate points conditioned on the NO (or IO) labels; solutions go to RUN/solutions.parquet."""
     _ray(ctx)
     from rayflavor.orchestration.diffusion_sample import sample_run
 
-    _guard(sample_run, run, n=n, sampler=sampler, steps=steps, guidance=guidance, clip=_clip(clip), ordering=ordering,
-           temperature=temperature,
-           shards=shards, network=network, keep=keep, seed=seed)
+    _guard(sample_run, run, n=n, sampler=sampler, steps=steps, guidance=guidance, clip=_clip(clip), physics=physics,
+           ordering=ordering, temperature=temperature, shards=shards, network=network, keep=keep, seed=seed)
 
 
 @diffusion.command("finetune", short_help="Fine-tune the newest network on its selected samples.")
@@ -154,8 +159,8 @@ def sample_cmd(ctx, run, n, sampler, steps, guidance, clip, ordering, temperatur
 @click.option("--workers", type=_pos, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
-def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, select, n_best, per_solution, pool, refit,
-                 tighten, min_select, train_steps, workers, seed) -> None:
+def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, physics, select, n_best, per_solution,
+                 pool, refit, tighten, min_select, train_steps, workers, seed) -> None:
     """Transfer learning (Sec. 2.2.3): fine-tune the newest network on its selected samples.
 
     The paper: --rounds 1 --select cuts --pool round --min-select 0 --refit none --clip 0.
@@ -164,8 +169,8 @@ def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, sel
     from rayflavor.orchestration.diffusion_pipeline import finetune
 
     _guard(finetune, run, rounds=rounds, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
-           clip=_clip(clip), select=select, n_best=n_best, per_solution=per_solution, pool=pool, refit=refit,
-           train_steps=train_steps, workers=workers,
+           clip=_clip(clip), physics=physics, select=select, n_best=n_best, per_solution=per_solution, pool=pool,
+           refit=refit, train_steps=train_steps, workers=workers,
            tighten=tighten, min_select=min_select, seed=seed)
 
 
@@ -188,30 +193,42 @@ RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE = "ddim", 50, 1.0
 @click.option("--final-network", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="Network of the final sample: the newest (last: the paper) or the one whose round samples "
                    "had the highest solution fraction (best: beyond the paper).")
+@click.option("--final-physics-guidance", "final_physics", type=click.IntRange(min=0), default=3, show_default=True,
+              help="After the final sample, draw a second one of the same network and size with this many "
+                   "physics-guidance steps per reverse step (see --physics-guidance, which sets the rounds'); "
+                   "0 = none (the paper).")
 @lambda f: _sampling_options(f, RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE)
 @_finetune_options
 @click.option("--workers", type=_pos, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_context
 def run_cmd(ctx, run, n_data, train_steps, rounds, ft_steps, n_select, n_final, final_guidance, final_temperature,
-            final_network, sampler, steps, guidance, clip,
+            final_network, final_physics, sampler, steps, guidance, clip, physics,
             select, n_best, per_solution, pool, refit, tighten, min_select, workers, seed) -> None:
     """The whole chain: dataset, pre-network, fine-tuning rounds, final sample; prints the solution count.
 
     The paper's chain: --rounds 1 --ft-steps 100000 --train-steps 100000 --select cuts --pool round
     --min-select 0 --refit none --clip 0 --sampler ddpm --steps 1000 --guidance 8
-    --final-guidance 8 --final-temperature 1 --final-network last --n 30000000.
+    --final-guidance 8 --final-temperature 1 --final-network last --final-physics-guidance 0 --n 30000000.
     """
     _ray(ctx)
     from rayflavor.orchestration.diffusion_pipeline import run_chain
 
     s = _guard(run_chain, run, n_data=n_data, train_steps=train_steps, rounds=rounds, ft_steps=ft_steps,
                n_select=n_select, n_final=n_final, final_guidance=final_guidance,
-               final_temperature=final_temperature, final_network=final_network, sampler=sampler, steps=steps,
-               guidance=guidance, clip=_clip(clip), select=select, n_best=n_best, per_solution=per_solution,
+               final_temperature=final_temperature, final_network=final_network, final_physics=final_physics,
+               sampler=sampler, steps=steps, guidance=guidance, clip=_clip(clip), physics=physics, select=select, n_best=n_best, per_solution=per_solution,
                pool=pool, refit=refit, tighten=tighten, min_select=min_select, workers=workers, seed=seed)
-    click.echo(f"solutions: {s['solutions']} of {s['n']} samples (fraction {s['fraction']:.3g}), "
-               f"{s['distinct_solutions']} distinct; total {s['total_seconds'] / 60:.1f} min")
+    if "unguided" in s:
+        u = s["unguided"]
+        click.echo(f"solutions without physics guidance: {u['solutions']} of {u['n']} samples "
+                   f"(fraction {u['fraction']:.3g}), {u['distinct_solutions']} distinct")
+        click.echo(f"solutions with physics guidance ({final_physics} steps): {s['solutions']} of {s['n']} samples "
+                   f"(fraction {s['fraction']:.3g}), {s['distinct_solutions']} distinct; "
+                   f"total {s['total_seconds'] / 60:.1f} min")
+    else:
+        click.echo(f"solutions: {s['solutions']} of {s['n']} samples (fraction {s['fraction']:.3g}), "
+                   f"{s['distinct_solutions']} distinct; total {s['total_seconds'] / 60:.1f} min")
 
 
 @click.command("diffusion")

@@ -105,7 +105,7 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
              steps: int | None = 50, guidance: float = 8.0, train_steps: int = 100_000, workers: int = 1,
              batch_size: int = 64, gpu: str = "auto", tighten: float = 1.0, shards: int | None = None,
              min_select: int = 2000, select: str = "cuts", n_best: int = 1000, per_solution: float = 0.0,
-             pool: str = "round", clip: float | None = None, refit: str = "none", seed: int = 0,
+             pool: str = "round", clip: float | None = None, refit: str = "none", physics: int = 0, seed: int = 0,
              log=print) -> list[dict]:
     """Run ``rounds`` rounds of sample -> select -> fine-tune after the newest network of ``run``.
 
@@ -115,7 +115,7 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
     paper; 0 = off). ``select="best"`` (beyond the paper): the ``n_best`` lowest-chi2 samples;
     ``select="nearest"``: every solution so far, filled up to ``n_best`` with the samples closest to the box.
     ``pool``: select from this round's samples (``round``, the paper) or from them and every
-    earlier round's fine-tuning set (``union``, beyond the paper). ``clip``: see ``sample``.
+    earlier round's fine-tuning set (``union``, beyond the paper). ``clip``, ``physics``: see ``sample``.
     ``refit`` (beyond the paper unless "none"): each tuned network normalises its labels
     ("labels") or labels and G ("all") over its own training set (:meth:`Normalizer.refit`).
 
@@ -132,7 +132,7 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
     first = 1 if src == "pre" else int(src.split("-")[1]) + 1
     keep = "all" if (min_select or select != "cuts") else "selected"
     sample = {"n": n_select, "sampler": sampler, "steps": steps, "guidance": guidance, "clip": clip, "keep": keep,
-              "shards": shards}
+              "shards": shards, "physics": physics}
     choose = {"pool": pool, "select": select, "n_best": n_best, "per_solution": per_solution,
               "min_select": min_select, "tighten": tighten}
     if train_steps <= SESSION_MAX_STEPS:
@@ -163,13 +163,14 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
 def best_network(run: str | Path) -> tuple[str | None, float, int]:
     """(network, solution fraction, samples) of the network of ``run`` whose sample sets together
     have the highest fraction of solutions; (None, 0, 0) when no set has a solution. Ties go to
-    the later network."""
+    the later network. Sets drawn with physics guidance do not count: they measure the guidance."""
     totals: dict[str, list[int]] = {}
     root = Path(run) / "samples"
     for d in sorted(root.iterdir()) if root.is_dir() else []:
-        if (d / "manifest.json").is_file() and runs.finished_parts(d):
+        manifest = runs.read_json(d / "manifest.json") if (d / "manifest.json").is_file() else None
+        if manifest and not manifest.get("physics") and runs.finished_parts(d):
             st = summarize(part_stats(d))
-            t = totals.setdefault(runs.read_json(d / "manifest.json")["network"], [0, 0])
+            t = totals.setdefault(manifest["network"], [0, 0])
             t[0] += st["solutions"]
             t[1] += st["n"]
     order = {n: i for i, n in enumerate(runs.networks(run))}
@@ -186,8 +187,8 @@ def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_0
               sampler: str = "ddim", steps: int | None = 50, guidance: float = 8.0, clip: float | None = None,
               select: str = "cuts", n_best: int = 1000, per_solution: float = 0.0, pool: str = "round",
               min_select: int = 2000, tighten: float = 1.0, refit: str = "none", final_guidance: float | None = None,
-              final_temperature: float = 1.0, final_network: str = "last", workers: int = 1, seed: int = 0,
-              log=print) -> dict:
+              final_temperature: float = 1.0, final_network: str = "last", physics: int = 0,
+              final_physics: int = 0, workers: int = 1, seed: int = 0, log=print) -> dict:
     """dataset -> pre-network -> ``rounds`` fine-tuning rounds -> final sample; returns the final summary.
 
     ``ft_steps``: training steps of each fine-tuning round (default ``train_steps``).
@@ -197,6 +198,10 @@ def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_0
     paper): the network whose earlier samples -- each round samples the previous network -- had
     the highest solution fraction (:func:`best_network`); the final sample is fresh, with its own
     seed, so its fraction is an unbiased measure of the chosen network.
+    ``physics``: physics-guidance steps of the rounds' samples; ``final_physics`` (beyond the
+    paper): when > 0, a second final sample of the same network, size and settings with that many
+    physics-guidance steps (its own seed); the returned summary is then that one's, with the
+    unguided final sample's under ``"unguided"``.
     """
     t0 = time.perf_counter()
     make_dataset(run, n=n_data, seed=seed, log=log)
@@ -206,7 +211,7 @@ def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_0
         finetune(run, rounds=rounds - done, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
                  train_steps=ft_steps or train_steps, workers=workers, tighten=tighten, min_select=min_select,
                  select=select, n_best=n_best, per_solution=per_solution, pool=pool, clip=clip, refit=refit,
-                 seed=seed, log=log)
+                 physics=physics, seed=seed, log=log)
     network = None
     if final_network == "best":
         network, frac, n = best_network(run)
@@ -215,8 +220,10 @@ def run_chain(run: str | Path, *, n_data: int = 100_000, train_steps: int = 20_0
                 f"({frac:.3g} in {n})")
     elif final_network != "last":
         raise ValueError(f"final_network must be 'best' or 'last', not {final_network!r}")
-    s = sample_run(run, n=n_final, sampler=sampler, steps=steps, network=network,
-                   guidance=guidance if final_guidance is None else final_guidance, clip=clip,
-                   temperature=final_temperature, seed=seed + 1, log=log)
+    final = {"n": n_final, "sampler": sampler, "steps": steps, "network": network, "clip": clip,
+             "guidance": guidance if final_guidance is None else final_guidance, "temperature": final_temperature}
+    s = sample_run(run, **final, seed=seed + 1, log=log)
+    if final_physics:
+        s = {**sample_run(run, **final, physics=final_physics, seed=seed + 2, log=log), "unguided": s}
     s["total_seconds"] = time.perf_counter() - t0
     return s

@@ -22,6 +22,7 @@ import ray
 
 from rayflavor.methods.diffusion import selection
 from rayflavor.methods.diffusion.generate import generate, load_folded
+from rayflavor.methods.diffusion.physics_guidance import PhysicsGuidance
 from rayflavor.physics import data as physics_data
 from rayflavor.physics import seesaw
 from rayflavor.storage import runs
@@ -35,7 +36,9 @@ def settings_tag(s: dict) -> str:
     steps = s["steps"] or 1000
     clip = "" if s.get("clip") is None else f"-clip{s['clip']:g}"
     tau = "" if s.get("temperature", 1.0) == 1.0 else f"-tau{s['temperature']:g}"
-    return f"{s['network']}-{s['sampler']}{steps}-g{s['guidance']:g}-{s['ordering']}{clip}{tau}-n{s['n']}-s{s['seed']}"
+    pg = f"-pg{s['physics']}" if s.get("physics") else ""
+    return (f"{s['network']}-{s['sampler']}{steps}-g{s['guidance']:g}-{s['ordering']}{clip}{tau}{pg}"
+            f"-n{s['n']}-s{s['seed']}")
 
 
 def distinct_rows(g: np.ndarray, decimals: int = 6) -> int:
@@ -62,9 +65,12 @@ def shard_table(s: dict, model_path: str, shard: int, n: int, threads: int = 1) 
     ds = physics_data.load(s["data"])
     net, norm, _ = load_folded(model_path)
     label = seesaw.target_labels(ds, s["ordering"])
+    physics = (PhysicsGuidance(seesaw.solution_windows(ds, s["ordering"]), s["ordering"], iterations=s["physics"])
+               if s.get("physics") else None)
     t0 = time.perf_counter()
     g = generate(net, norm, label, n, sampler=s["sampler"], steps=s["steps"], guidance=s["guidance"],
-                 seed=int(s["seed"]) * 100_003 + shard, clip=s.get("clip"), temperature=s.get("temperature", 1.0))
+                 seed=int(s["seed"]) * 100_003 + shard, clip=s.get("clip"), temperature=s.get("temperature", 1.0),
+                 physics=physics)
     t1 = time.perf_counter()
     res = seesaw.evaluate(g, ordering=s["ordering"], data=ds)
     t2 = time.perf_counter()
@@ -112,13 +118,14 @@ def default_shards(n: int) -> int:
 
 def sample_set(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | None = None, guidance: float = 8.0,
                ordering: str = "NO", shards: int | None = None, network: str | None = None, seed: int = 0,
-               keep: str = "all", clip: float | None = None, temperature: float = 1.0,
+               keep: str = "all", clip: float | None = None, temperature: float = 1.0, physics: int = 0,
                data: str = seesaw.DEFAULT_DATA, fallback_shards: int | None = None) -> tuple[dict, Path, Path]:
     """Fix the settings of a sample set and write its manifest: (settings, ``RUN/samples/<tag>``, network path).
 
     The shard split is part of the settings (each shard has its own seed): an existing set keeps
     the split it was started with unless ``shards`` is given; a new one gets ``shards``, else
-    ``fallback_shards``, else :func:`default_shards`.
+    ``fallback_shards``, else :func:`default_shards`. ``physics``: Polyak steps of physics guidance
+    per reverse step (:mod:`rayflavor.methods.diffusion.physics_guidance`; 0 = off, the paper).
     """
     network = network or runs.latest_network(run)
     if network is None:
@@ -132,6 +139,10 @@ def sample_set(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | N
          "n": int(n), "shards": 0, "seed": int(seed), "keep": keep, "clip": clip, "data": data}
     if temperature != 1.0:
         s["temperature"] = float(temperature)
+    if physics < 0:
+        raise ValueError(f"physics guidance must be >= 0 steps, not {physics}")
+    if physics:
+        s["physics"] = int(physics)
     out = runs.samples_dir(run, settings_tag(s))
     mpath = out / "manifest.json"
     if shards is None and mpath.exists():  # a rerun keeps the split it started with, whatever the cluster size now
@@ -151,12 +162,12 @@ def shard_sizes(s: dict) -> list[int]:
 
 def sample_run(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | None = None, guidance: float = 8.0,
                ordering: str = "NO", shards: int | None = None, network: str | None = None, seed: int = 0,
-               keep: str = "all", clip: float | None = None, temperature: float = 1.0,
+               keep: str = "all", clip: float | None = None, temperature: float = 1.0, physics: int = 0,
                data: str = seesaw.DEFAULT_DATA, log=print) -> dict:
     """Sample ``n`` points from network ``network`` (default: the latest) into ``RUN/samples/<tag>``."""
     s, out, model_path = sample_set(run, n=n, sampler=sampler, steps=steps, guidance=guidance, ordering=ordering,
                                     shards=shards, network=network, seed=seed, keep=keep, clip=clip,
-                                    temperature=temperature, data=data)
+                                    temperature=temperature, physics=physics, data=data)
     sizes = shard_sizes(s)
     done = set(runs.finished_parts(out))
     todo = [i for i in range(s["shards"]) if i not in done]

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from rayflavor.methods.diffusion.network import FoldedNet
+from rayflavor.methods.diffusion.physics_guidance import PhysicsGuidance
 from rayflavor.methods.diffusion.sampling import guided_eps_fn, sample
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
 from rayflavor.methods.diffusion.training import Normalizer, load_model
@@ -32,6 +33,7 @@ def generate(
     clip: float | None = None,
     temperature: float = 1.0,
     schedule: NoiseSchedule | None = None,
+    physics: PhysicsGuidance | None = None,
 ) -> np.ndarray:
     """``n`` points (n, dim) conditioned on the physical ``label`` (11,), CFG scale ``guidance``.
 
@@ -39,10 +41,13 @@ def generate(
     training inputs (the prior box): the priors have no support outside it.
     ``temperature`` (beyond the paper): the initial noise x_T is drawn with this standard deviation
     instead of 1; below 1 the samples concentrate on the dense core of the learned distribution.
+    ``physics`` (beyond the paper): steer every step's predicted x0 into the 3 sigma box
+    (:mod:`.physics_guidance`).
     """
     schedule = schedule or NoiseSchedule()
     lab = torch.from_numpy(norm.labels_to_net(np.asarray(label, dtype=np.float64)))
     eps_fn = guided_eps_fn(net, lab, schedule=schedule, steps=steps, guidance=guidance)
+    refine = physics.refiner(norm.g_lo, norm.g_hi) if physics is not None and physics.iterations > 0 else None
     dim = net.w_h[0].shape[0]
     out = np.empty((n, dim), dtype=np.float64)
     g = torch.Generator().manual_seed(int(seed))
@@ -51,7 +56,7 @@ def generate(
         x = torch.randn(b, dim, generator=g)
         if temperature != 1.0:
             x.mul_(float(temperature))
-        x = sample(eps_fn, x, schedule=schedule, sampler=sampler, steps=steps, generator=g, clip=clip)
+        x = sample(eps_fn, x, schedule=schedule, sampler=sampler, steps=steps, generator=g, clip=clip, refine=refine)
         out[i:i + b] = norm.g_from_net(x.clamp_(-1.0, 1.0).numpy())
     return out
 

@@ -72,6 +72,7 @@ def sample(
     generator: torch.Generator | None = None,
     clip: float | None = None,
     variance: str = "beta",
+    refine: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Run the reverse process from ``x_T`` (B, D), in place; returns ``x_0``.
 
@@ -79,6 +80,8 @@ def sample(
     ``x0_hat`` to ``[-clip, clip]`` at every step (the data are normalised into [-1, 1]);
     the paper does not clip (default None). ``variance``: DDPM ``sigma_k^2`` = ``"beta"`` (beta'_k, the
     paper's choice) or ``"posterior"`` (``beta'_k (1 - ab_{k-1}) / (1 - ab_k)``, better for few steps).
+    ``refine`` (beyond the paper): a map applied to ``x0_hat`` at every step, after the clamp
+    (:mod:`.physics_guidance`); the step then continues with the noise implied by the moved ``x0_hat``.
     """
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r} (use {' or '.join(SAMPLERS)})")
@@ -90,8 +93,12 @@ def sample(
     for k in range(len(ts)):
         eps = eps_fn(x, k)
         ab_t, ab_prev = co["ab_t"][k], co["ab_prev"][k]
-        if clip is not None:
-            x0 = ((x - np.sqrt(1.0 - ab_t) * eps) / np.sqrt(ab_t)).clamp_(-clip, clip)
+        if clip is not None or refine is not None:
+            x0 = (x - np.sqrt(1.0 - ab_t) * eps) / np.sqrt(ab_t)
+            if clip is not None:
+                x0.clamp_(-clip, clip)
+            if refine is not None:
+                x0 = refine(x0)
             eps = (x - np.sqrt(ab_t) * x0) / np.sqrt(1.0 - ab_t)
         if sampler == "ddpm":
             x.sub_(eps, alpha=float(co["eps_coef"][k])).mul_(float(co["inv_sqrt_alpha"][k]))

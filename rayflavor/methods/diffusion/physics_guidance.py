@@ -1,0 +1,105 @@
+"""Physics guidance (beyond the paper): steer the predicted x0 of each reverse step into the 3 sigma box.
+
+Diffusion posterior sampling with the exact forward model, in its cheap "x0-only" form (no
+gradient through the network; Chung et al. 2023, He et al. 2023): at every reverse step the
+sampler predicts ``x0_hat`` from ``x_t`` (:func:`.sampling.sample`); this module moves ``x0_hat``
+a few damped Polyak steps down the window loss
+
+    L(x0) = sum_j max(|z_j| - inner, 0)^2,   z_j = (v_j(G(x0)) - c_j) / h_j,
+
+where ``v_j`` are the seesaw observables that define a solution (``seesaw.SOLUTION_TERMS``:
+dm21, dm3l [eV^2], the nine |U| of the chosen ordering), ``c_j`` and ``h_j`` the centre and half
+width of their 3 sigma windows, ``G(x0)`` the network's affine map back to physical parameters
+and ``inner`` = 0.5 by default. A point is a solution exactly when every ``|z_j| <= 1``. The
+sampler then continues from the moved ``x0_hat``, so the learned density keeps shaping every step: on a broad network
+(the pre-network) the guidance finds nothing, on a fine-tuned one it turns near-misses into
+solutions. Every generated point is still re-evaluated exactly by :func:`seesaw.evaluate`.
+
+:func:`solution_terms` is a differentiable torch mirror of ``seesaw.mass_matrix`` and of the
+label part of ``seesaw.evaluate`` (tests pin the two together: 1e-14 relative at a solution,
+1e-6 on prior points with extreme mass hierarchies):
+
+* ``m_nu = (<H>^2/M3) Y^T diag(M3/M1, M3/M2, 1) Y`` with ``M_k = |M_k| e^{i arg M_k}`` [eV];
+* ``m_nu m_nu^dagger = U^* diag(m^2) U^T``, so the eigenvectors of ``m_nu m_nu^dagger`` (columns,
+  ascending eigenvalue) are the columns of ``U^*`` and ``|U_{a k}| = |V_{a k}|`` for flavour row
+  ``a`` (e, mu, tau) and mass column ``k``;
+* ``ordering="NO"``: ``(m1, m2, m3)`` = eigenvalues 0, 1, 2, ``dm3l = dm31``;
+  ``ordering="IO"``: ``(m3, m1, m2)`` = eigenvalues 0, 1, 2, ``dm3l = dm32 < 0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+#: Mass-state column of each eigenvalue index (ascending m^2): m1, m2, m3 -> eigh index.
+_MASS_INDEX = {"NO": (0, 1, 2), "IO": (1, 2, 0)}
+
+
+def solution_terms(g: torch.Tensor, ordering: str = "NO") -> torch.Tensor:
+    """(N, 23) float64 seesaw parameters (``seesaw.PARAMETERS`` order) -> (N, 11) observables
+    ``dm21, dm3l`` [eV^2] and ``abs_u_{e,mu,tau}{1,2,3}`` (row-major), differentiable in ``g``."""
+    if ordering not in _MASS_INDEX:
+        raise ValueError(f"ordering must be NO or IO, not {ordering!r}")
+    y = torch.complex(g[:, 0:9], g[:, 9:18]).reshape(-1, 3, 3)  # Y[i, a]
+    one = torch.ones_like(g[:, 0])
+    d = torch.stack([torch.polar(1.0 / g[:, 18], -g[:, 21]), torch.polar(1.0 / g[:, 19], -g[:, 22]),
+                     torch.complex(one, torch.zeros_like(one))], dim=1)  # M3/M_k
+    d = d * (10.0 ** g[:, 20])[:, None]
+    m = torch.einsum("nia,ni,nib->nab", y, d, y)
+    lam, v = torch.linalg.eigh(m @ m.conj().transpose(1, 2))
+    i1, i2, i3 = _MASS_INDEX[ordering]
+    dm21 = lam[:, i2] - lam[:, i1]
+    dm3l = lam[:, i3] - lam[:, i1] if ordering == "NO" else lam[:, i3] - lam[:, i2]
+    u = v.abs()[:, :, [i1, i2, i3]]
+    return torch.cat([dm21[:, None], dm3l[:, None], u.reshape(-1, 9)], dim=1)
+
+
+@dataclass(frozen=True)
+class PhysicsGuidance:
+    """Settings of the guidance: ``windows`` (11, 2) 3 sigma ranges of ``seesaw.SOLUTION_TERMS``
+    (``seesaw.solution_windows``), their ``ordering``, ``iterations`` Polyak steps per reverse step,
+    their damping ``eta``, the largest move per step ``cap`` (network units, where the training
+    set spans [-1, 1]) and ``inner``: the loss is zero once every ``|z_j| <= inner``, so points are
+    steered into the central ``inner`` fraction of each window, not just over its edge.
+    Defaults measured on fine-tuned networks (README): eta 1 gave 1.2-2x the solutions of 0.5."""
+
+    windows: np.ndarray
+    ordering: str = "NO"
+    iterations: int = 3
+    eta: float = 1.0
+    cap: float = 0.05
+    inner: float = 0.5
+
+    def refiner(self, g_lo: np.ndarray, g_hi: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``x0 -> x0'`` in network units for a network whose inputs map to ``G = g_lo + (x + 1)(g_hi - g_lo)/2``."""
+        w = torch.as_tensor(np.asarray(self.windows, dtype=np.float64))
+        centre, half = w.mean(dim=1), 0.5 * (w[:, 1] - w[:, 0])
+        lo = torch.as_tensor(np.asarray(g_lo, dtype=np.float64))
+        span = torch.as_tensor(np.asarray(g_hi, dtype=np.float64) - np.asarray(g_lo, dtype=np.float64))
+
+        def loss_and_grad(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            x = x0.detach().double().requires_grad_(True)
+            z = (solution_terms(lo + (x + 1.0) * 0.5 * span, self.ordering) - centre) / half
+            d = (z.abs() - self.inner).clamp_min(0.0)
+            loss = (d * d).sum(dim=1)
+            (grad,) = torch.autograd.grad(loss.sum(), x)
+            return loss.detach(), grad
+
+        def refine(x0: torch.Tensor) -> torch.Tensor:
+            x = x0
+            for _ in range(self.iterations):
+                with torch.enable_grad():
+                    loss, grad = loss_and_grad(x)
+                # Polyak step -eta * L / |grad L|^2 * grad L (drives the linearised L to 0 for eta = 1),
+                # at most `cap` long; rows with a non-finite loss (outside the model's domain) stay put
+                step = grad * (self.eta * loss / (grad * grad).sum(dim=1).clamp_min(1e-300))[:, None]
+                step = step * (self.cap / step.norm(dim=1, keepdim=True).clamp_min(self.cap))
+                ok = torch.isfinite(step).all(dim=1, keepdim=True)
+                x = torch.where(ok, x - step.to(x.dtype), x).clamp_(-1.0, 1.0)
+            return x
+
+        return refine
