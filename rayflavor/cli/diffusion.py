@@ -237,12 +237,14 @@ def run_cmd(ctx, run, n_data, train_steps, rounds, ft_steps, n_select, n_final, 
 @click.option("--steps", type=click.IntRange(1, 1000), default=50, show_default=True)
 @click.option("--guidance", type=click.FloatRange(min=0), default=8.0, show_default=True)
 @click.option("--seconds", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
+@click.option("--physics-guidance", "physics", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Also time DDIM with this many physics-guidance steps per reverse step (0 = skip).")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw numbers as JSON.")
-def bench_diffusion_command(batch, threads, steps, guidance, seconds, as_json) -> None:
+def bench_diffusion_command(batch, threads, steps, guidance, seconds, physics, as_json) -> None:
     """Samples/s per core of the table-2 network and of DDPM/DDIM, against the matmul bound."""
     from rayflavor.methods.diffusion.bench import bench
 
-    r = bench(batch=batch, threads=threads, steps=steps, guidance=guidance, min_seconds=seconds)
+    r = bench(batch=batch, threads=threads, steps=steps, guidance=guidance, min_seconds=seconds, physics=physics)
     if as_json:
         click.echo(json.dumps(r))
         return
@@ -254,3 +256,6 @@ def bench_diffusion_command(batch, threads, steps, guidance, seconds, as_json) -
     for s in ("ddpm", "ddim"):
         click.echo(f"  {s} sampler              {r[s]:10.1f}  ({100 * r[s + '_ratio']:.0f}% of bound "
                    f"{r['matmul_bound'] / ((2 if guidance not in (0, 1) else 1) * steps):.1f})")
+    if r.get("physics"):
+        click.echo(f"  ddim + physics guidance   {r['ddim_physics']:10.1f}  ({r['physics']} steps per reverse step; "
+                   f"{r['ddim'] / r['ddim_physics']:.1f}x the time of plain DDIM)")

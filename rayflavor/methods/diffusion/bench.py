@@ -7,15 +7,20 @@ sample, so its bound is ``matmul_rate / (2K)`` and the reported ratio is measure
 For reference the benchmark also measures a large square fp32 matmul (``gemm_gflops``, the
 machine's practical peak per core) and reports the network's matmuls in GFLOP/s
 (``2 * sum(in * out)`` flops per row and forward pass, :func:`flops_per_forward`).
+``ddim_physics``: DDIM with ``physics`` steps of physics guidance per reverse step
+(:mod:`.physics_guidance`; its cost is the exact seesaw observables and their gradient, which
+do not depend on the network's weights, so the untrained network over the prior box measures it).
 """
 
 from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
 from rayflavor.methods.diffusion.network import EpsNet, FoldedNet
+from rayflavor.methods.diffusion.physics_guidance import PhysicsGuidance
 from rayflavor.methods.diffusion.sampling import guided_eps_fn, sample
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
 
@@ -45,7 +50,7 @@ def gemm_gflops(n: int = 1024, min_seconds: float = 2.0) -> float:
 
 
 def bench(*, batch: int = 4096, threads: int = 1, steps: int = 50, guidance: float = 8.0,
-          min_seconds: float = 2.0, net: EpsNet | None = None) -> dict:
+          min_seconds: float = 2.0, physics: int = 3, net: EpsNet | None = None) -> dict:
     """Forward-pass and sampler throughput (samples/s per core) with the bound ratios."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -69,6 +74,19 @@ def bench(*, batch: int = 4096, threads: int = 1, steps: int = 50, guidance: flo
                                         steps=steps), batch, min_seconds) / threads
             out[name] = rate
             out[f"{name}_ratio"] = rate / (out["matmul_bound"] / (passes * steps))
+        if physics:
+            from rayflavor.physics import data as physics_data
+            from rayflavor.physics import seesaw
+
+            pr = seesaw.PRIOR
+            lo = np.array([pr["y"][0]] * 18 + [pr["mass_ratio"][0]] * 2 + [pr["log10_h2_over_m3_ev"][0]] + [pr["arg"][0]] * 2)
+            hi = np.array([pr["y"][1]] * 18 + [pr["mass_ratio"][1]] * 2 + [pr["log10_h2_over_m3_ev"][1]] + [pr["arg"][1]] * 2)
+            windows = seesaw.solution_windows(physics_data.load(seesaw.DEFAULT_DATA), "NO")
+            refine = PhysicsGuidance(windows, iterations=physics).refiner(lo, hi)
+            out["physics"] = physics
+            out["ddim_physics"] = _rate(lambda: sample(eps_fn, torch.randn(batch, net.dim), schedule=sched,
+                                                       sampler="ddim", steps=steps, clip=1.0, refine=refine),
+                                        batch, min_seconds) / threads
         out["forward_ratio"] = out["forward_folded"] / out["matmul_bound"]
         out["flops_per_forward"] = flops_per_forward(net)
         out["matmul_gflops"] = out["matmul_bound"] * out["flops_per_forward"] / 1e9

@@ -50,7 +50,17 @@ def solution_terms(g: torch.Tensor, ordering: str = "NO") -> torch.Tensor:
                      torch.complex(one, torch.zeros_like(one))], dim=1)  # M3/M_k
     d = d * (10.0 ** g[:, 20])[:, None]
     m = torch.einsum("nia,ni,nib->nab", y, d, y)
-    lam, v = torch.linalg.eigh(m @ m.conj().transpose(1, 2))
+    h = m @ m.conj().transpose(1, 2)
+    # eigh on h / max|h_ij| (same eigenvectors; keeps extreme hierarchies in range); rows whose
+    # matrix is not finite or underflows (a mass ratio of 0, an overflow, an x0 far outside the
+    # box when unclipped) get the identity and NaN results, since eigh would fail on the whole batch
+    scale = h.abs().amax(dim=(1, 2))
+    good = torch.isfinite(scale) & (scale > 1e-200)
+    h = h / torch.where(good, scale, 1.0)[:, None, None]
+    good = good & torch.isfinite(torch.view_as_real(h)).flatten(1).all(dim=1)
+    h = torch.where(good[:, None, None], h, torch.eye(3, dtype=h.dtype).expand_as(h))
+    lam, v = torch.linalg.eigh(h)
+    lam = lam * torch.where(good, scale, torch.nan)[:, None]
     i1, i2, i3 = _MASS_INDEX[ordering]
     dm21 = lam[:, i2] - lam[:, i1]
     dm3l = lam[:, i3] - lam[:, i1] if ordering == "NO" else lam[:, i3] - lam[:, i2]
