@@ -5,7 +5,7 @@ Paper-scale settings (documented here, not the defaults of ``run``):
 --n-select <enough for ~1e5 selected> --train-steps 100000 --select cuts --pool round --min-select 0
 --refit none --clip 0``; ``sample --n 30000000 --sampler ddpm --steps 1000 --guidance 8 --clip 0``.
 The options beyond the paper (x0 clip, elite selection, union pool, refitted normalisation,
-temperature) are described in the README's diffusion section with the measured fractions.
+temperature, physics guidance) are described in the README's diffusion section with the measured fractions.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def solution_terms(g: torch.Tensor, ordering: str = "NO") -> torch.Tensor:
     y = torch.complex(g[:, 0:9], g[:, 9:18]).reshape(-1, 3, 3)  # Y[i, a]
     one = torch.ones_like(g[:, 0])
     d = torch.stack([torch.polar(1.0 / g[:, 18], -g[:, 21]), torch.polar(1.0 / g[:, 19], -g[:, 22]),
-                     torch.complex(one, torch.zeros_like(one))], dim=1)  # M3/M_k
+                     torch.complex(one, torch.zeros_like(one))], dim=1)  # M3/M_k, k = 1, 2, 3
     d = d * (10.0 ** g[:, 20])[:, None]
     m = torch.einsum("nia,ni,nib->nab", y, d, y)
     h = m @ m.conj().transpose(1, 2)
@@ -58,7 +58,7 @@ def solution_terms(g: torch.Tensor, ordering: str = "NO") -> torch.Tensor:
     good = torch.isfinite(scale) & (scale > 1e-200)
     h = h / torch.where(good, scale, 1.0)[:, None, None]
     good = good & torch.isfinite(torch.view_as_real(h)).flatten(1).all(dim=1)
-    h = torch.where(good[:, None, None], h, torch.eye(3, dtype=h.dtype).expand_as(h))
+    h = torch.where(good[:, None, None], h, torch.eye(3, dtype=h.dtype, device=h.device).expand_as(h))
     lam, v = torch.linalg.eigh(h)
     lam = lam * torch.where(good, scale, torch.nan)[:, None]
     i1, i2, i3 = _MASS_INDEX[ordering]
@@ -93,7 +93,9 @@ class PhysicsGuidance:
 
         def loss_and_grad(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             x = x0.detach().double().requires_grad_(True)
-            z = (solution_terms(lo + (x + 1.0) * 0.5 * span, self.ordering) - centre) / half
+            dev = x.device
+            g = lo.to(dev) + (x + 1.0) * 0.5 * span.to(dev)
+            z = (solution_terms(g, self.ordering) - centre.to(dev)) / half.to(dev)
             d = (z.abs() - self.inner).clamp_min(0.0)
             loss = (d * d).sum(dim=1)
             (grad,) = torch.autograd.grad(loss.sum(), x)
