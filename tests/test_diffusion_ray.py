@@ -265,3 +265,31 @@ def test_best_network_is_the_one_whose_samples_held_the_most_solutions(tmp_path)
     assert best_network(tmp_path)[0] == "tuned-1"
     sample_set("f", "tuned-2", [(100, 60)], physics=3)  # physics-guided: measures the guidance, not the network
     assert best_network(tmp_path)[0] == "tuned-1"
+
+
+def test_solutions_file_and_summary_tell_guided_from_network_only_sets(tmp_path):
+    """Parts that predate the ``ordering``/``physics_guidance`` columns get them from their set's manifest,
+    and the seesaw summary counts solutions by ordering and physics guidance."""
+    import polars as pl
+
+    from rayflavor.analysis.summary import summarize
+    from rayflavor.orchestration.diffusion_sample import collect_solutions
+
+    ds = physics_data.load("nufit-6.0-sk")
+    x = seesaw.sample_prior(50, np.random.default_rng(2))
+    res = seesaw.evaluate(x, data=ds)
+    cols = {c: x[:, j] for j, c in enumerate(seesaw.PARAMETERS)}
+    cols.update({k: v for k, v in res.items() if np.ndim(v) == 1 and k not in cols})
+    flags = np.zeros(50, bool)
+    for tag, settings, rows in (("plain", {}, slice(0, 20)), ("guided", {"physics": 3}, slice(20, 50))):
+        d = runs.samples_dir(tmp_path, tag)
+        runs.write_json({"network": "tuned-1", "ordering": "NO", **settings}, d / "manifest.json")
+        flags[:] = False
+        flags[rows] = True  # planted: the flag is what collect_solutions filters on
+        runs.write_table({**cols, "solution": flags.copy()}, runs.part_path(d, 0))
+    assert collect_solutions(tmp_path) == 50
+    t = pl.read_parquet(runs.solutions_path(tmp_path))
+    assert t.group_by("physics_guidance").len().sort("physics_guidance").rows() == [(0, 20), (3, 30)]
+    assert set(t["ordering"]) == {"NO"}
+    table = summarize("seesaw", t.lazy(), ds)["solutions"]
+    assert table.rows() == [("NO", 0, 20), ("NO", 3, 30)]

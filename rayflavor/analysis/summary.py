@@ -41,9 +41,13 @@ def summarize(kind: str, frame: pl.LazyFrame, data: DataSet) -> dict[str, pl.Dat
             "by maximal exponent": counts(frame, "max_exponent"),
             "predictions (quartiles)": quantiles(frame, FN_PREDICTIONS),
         }
-    if "ordering" not in frame.collect_schema().names():  # a solutions file not collected since parts carry it
+    names = frame.collect_schema().names()
+    if "ordering" not in names:  # a solutions file not collected since parts carry it
         frame = frame.with_columns(ordering=pl.lit(None, pl.String))
-    by_ordering = frame.group_by("ordering").agg(pl.len().alias("solutions")).sort("ordering").collect()
+    if "physics_guidance" not in names:  # likewise: unknown, shown as null
+        frame = frame.with_columns(physics_guidance=pl.lit(None, pl.Int32))
+    keys = ["ordering", "physics_guidance"]  # physics-guidance steps of the sample set; 0 = the network alone
+    by_ordering = frame.group_by(keys).agg(pl.len().alias("solutions")).sort(keys).collect()
     return {
         "solutions": by_ordering,
         "predictions (quartiles)": quantiles(frame, SEESAW_PREDICTIONS),

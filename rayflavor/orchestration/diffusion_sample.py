@@ -77,6 +77,7 @@ def shard_table(s: dict, model_path: str, shard: int, n: int, threads: int = 1) 
     cols = {name: g[:, j] for j, name in enumerate(seesaw.PARAMETERS)}
     cols.update({k: v for k, v in res.items() if np.ndim(v) == 1 and k not in cols})
     cols["ordering"] = np.full(n, s["ordering"])  # the ordering the labels and windows were taken for
+    cols["physics_guidance"] = np.full(n, int(s.get("physics", 0)), dtype=np.int32)  # steps; 0 = network only
     sol = np.asarray(res["solution"], dtype=bool)
     sel = selection.select(res["chi2"], res["chi2_mass"], res["chi2_mixing"])
     keep = {"all": np.ones(n, bool), "selected": sel | sol, "solutions": sol}[s["keep"]]
@@ -194,17 +195,18 @@ def collect_solutions(run: str | Path) -> int:
 
     The file is written whenever any sample part exists, also when it holds no solution: then
     it is an empty table with the parts' columns (``rayflavor analyze`` reports "0 solutions").
-    Parts written before they carried ``ordering`` get it from their set's manifest.
+    Parts written before they carried ``ordering`` or ``physics_guidance`` get them from their set's manifest.
     """
     root = Path(run) / "samples"
     tables = []
     for d in sorted(root.iterdir()) if root.is_dir() else []:
-        manifest = d / "manifest.json"
-        ordering = runs.read_json(manifest).get("ordering") if manifest.is_file() else None
+        manifest = runs.read_json(d / "manifest.json") if (d / "manifest.json").is_file() else {}
         for i in runs.finished_parts(d):
             t = pq.read_table(runs.part_path(d, i), filters=[("solution", "==", True)]).replace_schema_metadata(None)
-            if ordering and "ordering" not in t.column_names:
-                t = t.append_column("ordering", pa.array([ordering] * t.num_rows, pa.string()))
+            if manifest.get("ordering") and "ordering" not in t.column_names:
+                t = t.append_column("ordering", pa.array([manifest["ordering"]] * t.num_rows, pa.string()))
+            if manifest and "physics_guidance" not in t.column_names:
+                t = t.append_column("physics_guidance", pa.array([manifest.get("physics", 0)] * t.num_rows, pa.int32()))
             if t.num_rows or not tables:
                 tables.append(t.append_column("sample_set", pa.array([d.name] * t.num_rows, pa.string())))
     if not tables:
