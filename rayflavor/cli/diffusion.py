@@ -17,6 +17,7 @@ import click
 
 from rayflavor.cli.common import UserError
 from rayflavor.methods.diffusion.sampling import SAMPLERS
+from rayflavor.storage import runs
 
 
 def _guard(fn, *args, **kwargs):
@@ -72,6 +73,7 @@ def dataset_cmd(ctx, n, seed, shards, run) -> None:
 @click.pass_context
 def train_cmd(ctx, run, workers, steps, batch_size, gpu, every, seed) -> None:
     """Train the pre-network (resumes an interrupted training)."""
+    _guard(runs.require_dataset, run)
     _ray(ctx)
     from rayflavor.orchestration.diffusion_train import train_network
 
@@ -142,6 +144,7 @@ def _finetune_options(f):
 def sample_cmd(ctx, run, n, sampler, steps, guidance, clip, physics, ordering, temperature, shards, network, keep,
                seed) -> None:
     """Generate points conditioned on the NO (or IO) labels; solutions go to RUN/solutions.parquet."""
+    _guard(runs.require_network, run, network)  # before Ray starts: a user mistake fails in a second
     _ray(ctx)
     from rayflavor.orchestration.diffusion_sample import sample_run
 
@@ -165,6 +168,7 @@ def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, phy
 
     The paper: --rounds 1 --select cuts --pool round --min-select 0 --refit none --clip 0.
     """
+    _guard(runs.require_network, run)
     _ray(ctx)
     from rayflavor.orchestration.diffusion_pipeline import finetune
 

@@ -126,9 +126,7 @@ def finetune(run: str | Path, *, rounds: int = 1, n_select: int = 200_000, sampl
         raise ValueError(f"select must be one of {SELECT}")
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {POOLS}")
-    src = runs.latest_network(run)
-    if src is None:
-        raise ValueError(f"{run} has no trained network; run `rayflavor diffusion train {run}` first")
+    src = runs.require_network(run)
     first = 1 if src == "pre" else int(src.split("-")[1]) + 1
     keep = "all" if (min_select or select != "cuts") else "selected"
     sample = {"n": n_select, "sampler": sampler, "steps": steps, "guidance": guidance, "clip": clip, "keep": keep,

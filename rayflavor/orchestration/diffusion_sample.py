@@ -128,12 +128,8 @@ def sample_set(run: str | Path, *, n: int, sampler: str = "ddim", steps: int | N
     ``fallback_shards``, else :func:`default_shards`. ``physics``: Polyak steps of physics guidance
     per reverse step (:mod:`rayflavor.methods.diffusion.physics_guidance`; 0 = off, the paper).
     """
-    network = network or runs.latest_network(run)
-    if network is None:
-        raise ValueError(f"{run} has no trained network; run `rayflavor diffusion train {run}` first")
+    network = runs.require_network(run, network)
     model_path = runs.network_path(run, network)
-    if not model_path.is_file():
-        raise ValueError(f"{run} has no network {network!r} (have: {', '.join(runs.networks(run)) or 'none'})")
     if keep not in KEEP:
         raise ValueError(f"keep must be one of {KEEP}")
     s = {"network": network, "sampler": sampler, "steps": steps, "guidance": float(guidance), "ordering": ordering,

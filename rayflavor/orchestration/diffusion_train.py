@@ -144,9 +144,7 @@ def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None
     ``stop_at``: stop after this step (for tests of resumption); the network is then unfinished.
     """
     run = Path(run)
-    data = Path(data) if data else runs.dataset_dir(run)
-    if not (data.is_file() or runs.finished_parts(data)):
-        raise ValueError(f"no training data at {data}; run `rayflavor diffusion dataset --out {run}` first")
+    data = runs.require_dataset(run, data)
     final = runs.network_path(run, name)
     if final.is_file():
         _, _, d = training.load_model(final)

@@ -102,6 +102,25 @@ def latest_network(run: str | os.PathLike) -> str | None:
     return names[-1] if names else None
 
 
+def require_dataset(run: str | os.PathLike, data: str | os.PathLike | None = None) -> Path:
+    """The training data of ``run`` (``data``: a Parquet file or directory of parts, default the run's
+    dataset), checked to exist; ValueError naming the fix if not."""
+    path = Path(data) if data else dataset_dir(run)
+    if not (path.is_file() or finished_parts(path)):
+        raise ValueError(f"no training data at {path}; run `rayflavor diffusion dataset --out {run}` first")
+    return path
+
+
+def require_network(run: str | os.PathLike, name: str | None = None) -> str:
+    """``name`` (default: the newest network of ``run``), checked to exist; ValueError naming the fix if not."""
+    name = name or latest_network(run)
+    if name is None:
+        raise ValueError(f"{run} has no trained network; run `rayflavor diffusion train {run}` first")
+    if not network_path(run, name).is_file():
+        raise ValueError(f"{run} has no network {name!r} (have: {', '.join(networks(run)) or 'none'})")
+    return name
+
+
 def samples_dir(run: str | os.PathLike, tag: str) -> Path:
     return Path(run) / "samples" / tag
 
