@@ -293,3 +293,59 @@ def test_solutions_file_and_summary_tell_guided_from_network_only_sets(tmp_path)
     assert set(t["ordering"]) == {"NO"}
     table = summarize("seesaw", t.lazy(), ds)["solutions"]
     assert table.rows() == [("NO", 0, 20), ("NO", 3, 30)]
+
+
+def test_a_sample_task_whose_worker_is_killed_is_retried_and_its_shard_is_the_same(ray_session, tmp_path):
+    """SIGKILL the worker process running one shard: Ray retries the task (``max_retries``), the set
+    completes with every shard, and the retried shard's rows equal those of an undisturbed run."""
+    import os
+    import shutil
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    from rayflavor.orchestration.diffusion_dataset import make_dataset
+    from rayflavor.orchestration.diffusion_sample import sample_run
+    from rayflavor.orchestration.diffusion_train import load_training_data
+
+    run = tmp_path / "run"
+    make_dataset(run, n=2000, seed=5, shards=1, log=lambda *_: None)
+    g, lab, val = load_training_data(runs.dataset_dir(run))
+    _save_untrained(run, g[~val], lab[~val])
+    calm = tmp_path / "calm"
+    shutil.copytree(run, calm)
+    args = dict(n=8000, steps=50, guidance=8.0, shards=2, log=lambda *_: None)
+
+    result = {}
+
+    def drive():
+        try:
+            result.update(sample_run(run, **args))
+        except Exception as exc:  # surfaced by the assertion below
+            result["error"] = repr(exc)
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    killed, deadline = None, time.time() + 120
+    while killed is None and driver.is_alive() and time.time() < deadline:
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            if any("ray::_sample_task" in part for part in (p.info["cmdline"] or [])):
+                os.kill(p.info["pid"], signal.SIGKILL)
+                killed = p.info["pid"]
+                parts_at_kill = list((run / "samples").glob("*/part-*.parquet"))
+                break
+        time.sleep(0.02)
+    driver.join(timeout=300)
+    assert killed is not None, "no running sample task was seen to kill"
+    assert len(parts_at_kill) < 2, "both shards had finished: the kill hit no running task"
+    assert "error" not in result, result.get("error")
+    assert result["n"] == 8000 and not driver.is_alive()
+    ref = sample_run(calm, **args)
+    assert ref["tag"] == result["tag"]
+    a = runs.read_parts(runs.samples_dir(run, result["tag"]))
+    b = runs.read_parts(runs.samples_dir(calm, ref["tag"]))
+    assert a.num_rows == b.num_rows == 8000
+    for c in seesaw.PARAMETERS:
+        np.testing.assert_array_equal(a.column(c).to_numpy(), b.column(c).to_numpy())
