@@ -291,8 +291,12 @@ def test_solutions_file_and_summary_tell_guided_from_network_only_sets(tmp_path)
     t = pl.read_parquet(runs.solutions_path(tmp_path))
     assert t.group_by("physics_guidance").len().sort("physics_guidance").rows() == [(0, 20), (3, 30)]
     assert set(t["ordering"]) == {"NO"}
-    table = summarize("seesaw", t.lazy(), ds)["solutions"]
-    assert table.rows() == [("NO", 0, 20), ("NO", 3, 30)]
+    tables = summarize("seesaw", t.lazy(), ds)
+    assert tables["solutions"].rows() == [("NO", 0, 20), ("NO", 3, 30)]
+    q = tables["predictions (quartiles) by physics guidance"]
+    for pg, rows in ((0, slice(0, 20)), (3, slice(20, 50))):  # each set's quartiles from its own rows only
+        m = q.filter((pl.col("physics_guidance") == pg) & (pl.col("prediction") == "m_sum"))
+        np.testing.assert_allclose(m["q50"][0], np.median(res["m_sum"][rows]), rtol=1e-12)
 
 
 def test_a_sample_task_whose_worker_is_killed_is_retried_and_its_shard_is_the_same(ray_session, tmp_path):

@@ -22,12 +22,13 @@ def counts(frame: pl.LazyFrame, by: str) -> pl.DataFrame:
     return frame.group_by(by).agg(pl.len().alias("models")).sort(by).collect()
 
 
-def quantiles(frame: pl.LazyFrame, columns: tuple[str, ...]) -> pl.DataFrame:
-    """25%, 50% and 75% quantiles of each column (one row per column)."""
-    stats = frame.select(
-        [pl.col(c).quantile(q, "linear").alias(f"{c}|{q}") for c in columns for q in (0.25, 0.5, 0.75)]
-    ).collect()
-    rows = [{"prediction": c, **{f"q{int(q * 100)}": stats[f"{c}|{q}"][0] for q in (0.25, 0.5, 0.75)}} for c in columns]
+def quantiles(frame: pl.LazyFrame, columns: tuple[str, ...], by: str | None = None) -> pl.DataFrame:
+    """25%, 50% and 75% quantiles of each column: one row per column, or per (``by`` value, column)."""
+    qs = (0.25, 0.5, 0.75)
+    exprs = [pl.col(c).quantile(q, "linear").alias(f"{c}|{q}") for c in columns for q in qs]
+    stats = (frame.group_by(by).agg(exprs).sort(by) if by else frame.select(exprs)).collect()
+    rows = [{**({by: r[by]} if by else {}), "prediction": c, **{f"q{int(q * 100)}": r[f"{c}|{q}"] for q in qs}}
+            for r in stats.iter_rows(named=True) for c in columns]
     return pl.DataFrame(rows)
 
 
@@ -50,5 +51,6 @@ def summarize(kind: str, frame: pl.LazyFrame, data: DataSet) -> dict[str, pl.Dat
     by_ordering = frame.group_by(keys).agg(pl.len().alias("solutions")).sort(keys).collect()
     return {
         "solutions": by_ordering,
-        "predictions (quartiles)": quantiles(frame, SEESAW_PREDICTIONS),
+        # the network's own solutions and the physics-guided ones are different samples: never pooled
+        "predictions (quartiles) by physics guidance": quantiles(frame, SEESAW_PREDICTIONS, by="physics_guidance"),
     }
