@@ -245,6 +245,45 @@ def test_refit_all_maps_the_finetuning_set_onto_the_unit_box():
     np.testing.assert_array_equal(norm.refit(sub_g, sub_l, "labels").g_lo, norm.g_lo)
 
 
+def test_refit_solutions_maps_the_solutions_onto_the_unit_box_and_standardises_every_label():
+    g, lab = _toy()
+    norm = training.Normalizer.fit(g, lab)
+    sub_g, sub_l = g[:400], lab[:400]
+    focus = np.zeros(400, bool)
+    focus[:50] = True
+    sub_g[:50] = sub_g[:50] * 0.1 + 0.2  # the solutions: a small cluster inside the set
+    new = norm.refit(sub_g, sub_l, "solutions", focus)
+    x = new.g_to_net(sub_g)
+    np.testing.assert_allclose(x[:50].min(0), -1, atol=1e-6)
+    np.testing.assert_allclose(x[:50].max(0), 1, atol=1e-6)
+    assert np.abs(x[50:]).max() > 2  # the near-misses lie outside, still in the training set
+    np.testing.assert_allclose(new.labels_to_net(sub_l).std(0), 1, atol=1e-4)  # over every row
+    np.testing.assert_allclose(new.labels_to_net(sub_l).mean(0), 0, atol=1e-5)
+    few = focus & (np.arange(400) < training.MIN_FOCUS - 1)  # too few solutions: the whole set, as "all"
+    for f in (few, None):
+        r = norm.refit(sub_g, sub_l, "solutions", f)
+        np.testing.assert_array_equal(r.g_lo, norm.refit(sub_g, sub_l, "all").g_lo)
+
+
+def test_label_solutions_is_the_solution_flag_of_the_exact_physics():
+    from rayflavor import examples
+    from rayflavor.physics import data as physics_data
+    from rayflavor.physics import seesaw
+    from rayflavor.storage.tables import read_columns
+
+    ds = physics_data.load(seesaw.DEFAULT_DATA)
+    x0 = seesaw.from_columns(read_columns(examples.path("seesaw")))[:1]  # a known NO solution
+    rng = np.random.default_rng(4)
+    x = np.concatenate([np.repeat(x0, 400, axis=0) * (1 + rng.normal(0, 0.01, (400, 23))),  # many near it
+                        seesaw.sample_prior(200, rng)])
+    for ordering in ("NO", "IO"):
+        res = seesaw.evaluate(x, ordering=ordering, data=ds)
+        got = selection.label_solutions(seesaw.labels(res), seesaw.solution_windows(ds, ordering), ordering)
+        np.testing.assert_array_equal(got, res["solution"])
+        if ordering == "NO":
+            assert 20 < got.sum() < 400  # both kinds of row are present
+
+
 def test_temperature_scales_the_spread_of_ddim_samples(monkeypatch):
     """For Gaussian data the DDIM map x_T -> x_0 is affine, so drawing x_T with standard deviation tau
     keeps the mean and multiplies the standard deviation by tau (generate's --temperature)."""

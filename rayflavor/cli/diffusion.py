@@ -116,9 +116,11 @@ def _finetune_options(f):
     f = click.option("--pool", type=click.Choice(["round", "union"]), default="union", show_default=True,
                      help="Select from this round's samples (round: the paper) or from them and every earlier "
                           "round's fine-tuning set (union: beyond the paper).")(f)
-    f = click.option("--refit", type=click.Choice(["all", "labels", "none"]), default="all", show_default=True,
-                     help="Normalise each fine-tuning set over itself: G range and labels (all) or labels only "
-                          "(beyond the paper), or inherit the pre-network's normalisation (none: the paper).")(f)
+    f = click.option("--refit", type=click.Choice(["all", "solutions", "labels", "none"]), default="all",
+                     show_default=True,
+                     help="Normalise each fine-tuning set over itself: G range and labels (all), the same with the "
+                          "G range of the set's solutions once it holds 20 (solutions), labels only (all three "
+                          "beyond the paper), or inherit the pre-network's normalisation (none: the paper).")(f)
     f = click.option("--tighten", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0, show_default=True,
                      help="With --select cuts: multiply the cuts by this factor each further round (1 = the paper's).")(f)
     f = click.option("--min-select", type=click.IntRange(min=0), default=2000, show_default=True,

@@ -31,8 +31,9 @@ import ray
 import ray.train  # RAY
 from ray.train.torch import TorchTrainer, get_device, prepare_model  # RAY
 
-from rayflavor.methods.diffusion import training
+from rayflavor.methods.diffusion import selection, training
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
+from rayflavor.physics import data as physics_data
 from rayflavor.physics import seesaw
 from rayflavor.storage import runs
 
@@ -61,7 +62,10 @@ def finetune_state(init: str | Path, g: np.ndarray, lab: np.ndarray, *, refit: s
     normalisation refitted on the training rows (``g``, ``lab``) as ``refit`` says."""
     net, norm, _ = training.load_model(init)
     net.train()
-    return training.new_state(norm.refit(g, lab, refit), total_steps=steps, lr_max=lr_max, model=net,
+    focus = None
+    if refit == "solutions":  # the rounds condition on, select and judge in NO (diffusion_pipeline)
+        focus = selection.label_solutions(lab, seesaw.solution_windows(physics_data.load(seesaw.DEFAULT_DATA), "NO"))
+    return training.new_state(norm.refit(g, lab, refit, focus), total_steps=steps, lr_max=lr_max, model=net,
                               meta={"init": str(init)})
 
 

@@ -146,3 +146,18 @@ def top_up(mask: np.ndarray, chi2: np.ndarray, min_rows: int) -> np.ndarray:
         mask[best[np.isfinite(chi2[best])]] = True
     return mask
 
+
+
+def label_solutions(labels: np.ndarray, windows: np.ndarray, ordering: str = "NO") -> np.ndarray:
+    """Mask of the rows whose network labels (``seesaw.LABELS``: log10 dm21, log10 |dm3l|, nine
+    |U|) lie inside every 3 sigma window of ``seesaw.SOLUTION_TERMS`` (dm21, dm3l, nine |U|):
+    exactly the rows flagged ``solution``. ``ordering``: the sign of dm3l (IO: negative).
+
+    >>> w = np.array([[1e-5, 1e-4], [1e-3, 1e-2]] + [[0.0, 1.0]] * 9)
+    >>> label_solutions(np.array([[-4.5, -2.5] + [0.5] * 9, [-3.0, -2.5] + [0.5] * 9]), w).tolist()
+    [True, False]
+    """
+    lab = np.asarray(labels, dtype=np.float64)
+    sign = -1.0 if ordering == "IO" else 1.0
+    values = np.column_stack([10.0 ** lab[:, 0], sign * 10.0 ** lab[:, 1], lab[:, 2:]])
+    return window_miss(values, windows) == 0.0

@@ -33,7 +33,9 @@ from torch.nn import functional as F
 from rayflavor.methods.diffusion.network import EpsNet
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
 
-REFIT = ("none", "labels", "all")
+REFIT = ("none", "labels", "all", "solutions")
+#: ``refit="solutions"`` maps the solutions' range onto [-1, 1] once the set holds this many.
+MIN_FOCUS = 20
 LR_MAX = 1e-3
 P_UNCOND = 0.1
 BATCH_SIZE = 64
@@ -60,21 +62,31 @@ class Normalizer:
         return cls(lo.astype(np.float64), hi.astype(np.float64), labels.mean(axis=0).astype(np.float64),
                    np.where(std > 0, std, 1.0).astype(np.float64))
 
-    def refit(self, g: np.ndarray, labels: np.ndarray, what: str) -> "Normalizer":
+    def refit(self, g: np.ndarray, labels: np.ndarray, what: str, focus: np.ndarray | None = None) -> "Normalizer":
         """Normaliser for fine-tuning on (``g``, ``labels``) (beyond the paper for ``what != "none"``).
 
         ``"none"``: this one, inherited (the paper). ``"labels"``: :meth:`with_labels`. ``"all"``:
         also the G map refitted, i.e. :meth:`fit` on the fine-tuning set -- its range becomes
         [-1, 1], so a selected set a few hundredths of the prior box wide is again spread over the
         network's data range, and the sampler's clip keeps samples inside the set's bounding box.
+        ``"solutions"``: as ``"all"``, but the G range is that of the rows marked in ``focus``
+        (the set's solutions) once there are :data:`MIN_FOCUS` of them; the near-misses around
+        them then lie outside [-1, 1], still train the network, and the sampler's clip keeps
+        samples inside the solutions' bounding box. The labels are standardised over every row.
         """
         if what == "none":
             return self
         if what == "labels":
             return self.with_labels(labels)
-        if what == "all":
+        if what in ("all", "solutions"):
+            g, labels = np.asarray(g, dtype=np.float64), np.asarray(labels, dtype=np.float64)
             ok = np.isfinite(labels).all(axis=1) & np.isfinite(g).all(axis=1)
-            return Normalizer.fit(np.asarray(g, dtype=np.float64)[ok], np.asarray(labels, dtype=np.float64)[ok])
+            full = Normalizer.fit(g[ok], labels[ok])
+            sol = ok & np.asarray(focus, dtype=bool) if (what == "solutions" and focus is not None) else ok[:0]
+            if sol.sum() < MIN_FOCUS:
+                return full
+            box = Normalizer.fit(g[sol], labels[sol])
+            return Normalizer(box.g_lo, box.g_hi, full.l_mean, full.l_std)
         raise ValueError(f"refit must be one of {REFIT}")
 
     def with_labels(self, labels: np.ndarray) -> "Normalizer":
