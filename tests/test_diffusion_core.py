@@ -326,3 +326,27 @@ def test_bench_flops_count_the_folded_matmul_weights_and_cli_reports_ratios():
     r = json.loads(out.output)
     assert r["matmul_bound"] > 0 and r["gemm_gflops"] > 0 and r["ddim"] > 0
     assert r["matmul_gflops"] == pytest.approx(r["matmul_bound"] * 2 * 347_008 / 1e9)
+
+
+def test_finetune_state_with_refit_solutions_takes_the_g_range_of_the_exact_solutions(tmp_path):
+    """The orchestration's fine-tuning state finds the set's solutions from their labels (NO windows)
+    and maps exactly their range onto [-1, 1]."""
+    from rayflavor import examples
+    from rayflavor.orchestration.diffusion_train import finetune_state
+    from rayflavor.physics import data as physics_data
+    from rayflavor.physics import seesaw
+    from rayflavor.storage.tables import read_columns
+
+    ds = physics_data.load(seesaw.DEFAULT_DATA)
+    x0 = seesaw.from_columns(read_columns(examples.path("seesaw")))[:1]
+    rng = np.random.default_rng(9)
+    x = np.repeat(x0, 600, axis=0) * (1 + rng.normal(0, 0.02, (600, 23)))
+    res = seesaw.evaluate(x, data=ds)
+    lab, sol = seesaw.labels(res), np.asarray(res["solution"], bool)
+    assert 20 < sol.sum() < 500
+    init = tmp_path / "pre.pt"
+    training.save(init, training.new_state(training.Normalizer.fit(x, lab), total_steps=10), with_optimizer=False)
+    state = finetune_state(init, x, lab, refit="solutions", steps=10, lr_max=1e-3)
+    np.testing.assert_allclose(state.norm.g_lo, x[sol].min(0), rtol=1e-12)
+    np.testing.assert_allclose(state.norm.g_hi, x[sol].max(0), rtol=1e-12)
+    assert not np.allclose(finetune_state(init, x, lab, refit="all", steps=10, lr_max=1e-3).norm.g_lo, x[sol].min(0))

@@ -116,7 +116,7 @@ def _finetune_options(f):
     f = click.option("--pool", type=click.Choice(["round", "union"]), default="union", show_default=True,
                      help="Select from this round's samples (round: the paper) or from them and every earlier "
                           "round's fine-tuning set (union: beyond the paper).")(f)
-    f = click.option("--refit", type=click.Choice(["all", "solutions", "labels", "none"]), default="all",
+    f = click.option("--refit", type=click.Choice(["all", "solutions", "labels", "none"]), default="solutions",
                      show_default=True,
                      help="Normalise each fine-tuning set over itself: G range and labels (all), the same with the "
                           "G range of the set's solutions once it holds 20 (solutions), labels only (all three "
