@@ -265,17 +265,24 @@ def test_refit_solutions_maps_the_solutions_onto_the_unit_box_and_standardises_e
         np.testing.assert_array_equal(r.g_lo, norm.refit(sub_g, sub_l, "all").g_lo)
 
 
-def test_label_solutions_is_the_solution_flag_of_the_exact_physics():
+def _near_known_solution(n: int, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """``n`` seesaw points scattered by relative ``noise`` around the shipped example's first row,
+    a known NO solution: some stay solutions, some do not."""
     from rayflavor import examples
-    from rayflavor.physics import data as physics_data
     from rayflavor.physics import seesaw
     from rayflavor.storage.tables import read_columns
 
+    x0 = seesaw.from_columns(read_columns(examples.path("seesaw")))[:1]
+    return np.repeat(x0, n, axis=0) * (1 + rng.normal(0, noise, (n, x0.shape[1])))
+
+
+def test_label_solutions_is_the_solution_flag_of_the_exact_physics():
+    from rayflavor.physics import data as physics_data
+    from rayflavor.physics import seesaw
+
     ds = physics_data.load(seesaw.DEFAULT_DATA)
-    x0 = seesaw.from_columns(read_columns(examples.path("seesaw")))[:1]  # a known NO solution
     rng = np.random.default_rng(4)
-    x = np.concatenate([np.repeat(x0, 400, axis=0) * (1 + rng.normal(0, 0.01, (400, 23))),  # many near it
-                        seesaw.sample_prior(200, rng)])
+    x = np.concatenate([_near_known_solution(400, 0.01, rng), seesaw.sample_prior(200, rng)])
     for ordering in ("NO", "IO"):
         res = seesaw.evaluate(x, ordering=ordering, data=ds)
         got = selection.label_solutions(seesaw.labels(res), seesaw.solution_windows(ds, ordering), ordering)
@@ -331,16 +338,12 @@ def test_bench_flops_count_the_folded_matmul_weights_and_cli_reports_ratios():
 def test_finetune_state_with_refit_solutions_takes_the_g_range_of_the_exact_solutions(tmp_path):
     """The orchestration's fine-tuning state finds the set's solutions from their labels (NO windows)
     and maps exactly their range onto [-1, 1]."""
-    from rayflavor import examples
     from rayflavor.orchestration.diffusion_train import finetune_state
     from rayflavor.physics import data as physics_data
     from rayflavor.physics import seesaw
-    from rayflavor.storage.tables import read_columns
 
     ds = physics_data.load(seesaw.DEFAULT_DATA)
-    x0 = seesaw.from_columns(read_columns(examples.path("seesaw")))[:1]
-    rng = np.random.default_rng(9)
-    x = np.repeat(x0, 600, axis=0) * (1 + rng.normal(0, 0.02, (600, 23)))
+    x = _near_known_solution(600, 0.02, np.random.default_rng(9))
     res = seesaw.evaluate(x, data=ds)
     lab, sol = seesaw.labels(res), np.asarray(res["solution"], bool)
     assert 20 < sol.sum() < 500

@@ -82,7 +82,9 @@ class Normalizer:
             g, labels = np.asarray(g, dtype=np.float64), np.asarray(labels, dtype=np.float64)
             ok = np.isfinite(labels).all(axis=1) & np.isfinite(g).all(axis=1)
             full = Normalizer.fit(g[ok], labels[ok])
-            sol = ok & np.asarray(focus, dtype=bool) if (what == "solutions" and focus is not None) else ok[:0]
+            if what == "all" or focus is None:
+                return full
+            sol = ok & np.asarray(focus, dtype=bool)
             if sol.sum() < MIN_FOCUS:
                 return full
             box = Normalizer.fit(g[sol], labels[sol])
