@@ -163,17 +163,6 @@ def test_clip_keeps_samples_inside_the_data_range(sampler, steps):
     torch.testing.assert_close(clipped, torch.ones_like(clipped), atol=1e-4, rtol=0)
 
 
-def test_best_selection_takes_the_k_lowest_finite_chi2():
-    rng = np.random.default_rng(1)
-    chi2 = 10 ** rng.uniform(0, 8, 3000)
-    chi2[rng.choice(3000, 50, replace=False)] = np.nan
-    chi2[:5] = np.inf
-    m = selection.best(chi2, 300)
-    assert m.sum() == 300
-    assert np.nanmax(chi2[m]) <= np.nanmin(np.where(m, np.nan, chi2))  # every kept row beats every dropped one
-    assert selection.best(np.array([np.nan, 1.0]), 5).tolist() == [False, True]  # never a non-finite row
-
-
 def test_window_miss_is_zero_exactly_for_solutions_and_nearest_takes_them_first():
     """On real seesaw points around a solution: miss == 0 <=> the 3 sigma solution flag, and the
     nearest-k selection holds every solution before any non-solution, non-solutions by miss."""
@@ -208,33 +197,21 @@ def test_window_miss_is_zero_exactly_for_solutions_and_nearest_takes_them_first(
     assert selection.nearest_size(miss, 2 * n_sol + 1, per_solution=2) == 2 * n_sol + 1
     import pyarrow as pa
 
-    from rayflavor.orchestration.diffusion_pipeline import selected_rows
+    from rayflavor.methods.diffusion.rounds import selected_rows
+    from rayflavor.methods.diffusion.settings import SelectionSettings
 
     table = pa.table({k: np.asarray(v) for k, v in res.items() if np.ndim(v) == 1})
-    rows, _ = selected_rows(table, selection.Thresholds(), mode="nearest", n_best=10, per_solution=1.5)
+    rows, _ = selected_rows(table, SelectionSettings(select="nearest", n_best=10, per_solution=1.5))
     assert rows.num_rows == int(1.5 * n_sol) < len(pts)
     assert int(np.sum(rows.column("solution").to_numpy())) == n_sol
 
 
-def test_refitted_label_normalisation_standardises_the_new_set_and_keeps_the_g_map():
-    g, lab = _toy()
-    norm = training.Normalizer.fit(g, lab)
-    sub = lab[:300] * 0.01 + 5.0  # a tight cluster far from the first set's mean
-    sub[0] = np.nan  # non-finite rows are ignored
-    new = norm.with_labels(sub)
-    z = new.labels_to_net(sub[1:])
-    np.testing.assert_allclose(z.mean(0), 0, atol=1e-5)
-    np.testing.assert_allclose(z.std(0), 1, atol=1e-4)
-    np.testing.assert_array_equal(new.g_to_net(g), norm.g_to_net(g))
-    assert norm.labels_to_net(sub[1:]).std(0).max() < 0.05  # with the inherited scale the cluster is a dot
-
-
-def test_refit_all_maps_the_finetuning_set_onto_the_unit_box():
+def test_refit_without_solutions_maps_the_finetuning_set_onto_the_unit_box():
     g, lab = _toy()
     norm = training.Normalizer.fit(g, lab)
     sub_g, sub_l = g[:200] * 0.05 + 0.3, lab[:200]
     sub_g[:, 5] = 0.7  # a column the selection pinned to one value (e.g. clamped on a prior face)
-    new = norm.refit(sub_g, sub_l, "all")
+    new = norm.refit(sub_g, sub_l, "solutions")  # no solution marked: the whole set's range
     x = new.g_to_net(sub_g)
     assert np.isfinite(x).all()
     np.testing.assert_allclose(x.min(0)[np.arange(23) != 5], -1, atol=1e-6)
@@ -242,7 +219,9 @@ def test_refit_all_maps_the_finetuning_set_onto_the_unit_box():
     np.testing.assert_allclose(new.g_from_net(x), sub_g, rtol=0, atol=1e-6)  # round trip, float32 net units
     np.testing.assert_allclose(new.labels_to_net(sub_l).std(0), 1, atol=1e-4)
     assert norm.refit(sub_g, sub_l, "none") is norm
-    np.testing.assert_array_equal(norm.refit(sub_g, sub_l, "labels").g_lo, norm.g_lo)
+    for removed in ("all", "labels"):  # rejected by the measurements (README); no silent fallback
+        with pytest.raises(ValueError, match="refit must be one of"):
+            norm.refit(sub_g, sub_l, removed)
 
 
 def test_refit_solutions_maps_the_solutions_onto_the_unit_box_and_standardises_every_label():
@@ -262,7 +241,7 @@ def test_refit_solutions_maps_the_solutions_onto_the_unit_box_and_standardises_e
     few = focus & (np.arange(400) < training.MIN_FOCUS - 1)  # too few solutions: the whole set, as "all"
     for f in (few, None):
         r = norm.refit(sub_g, sub_l, "solutions", f)
-        np.testing.assert_array_equal(r.g_lo, norm.refit(sub_g, sub_l, "all").g_lo)
+        np.testing.assert_array_equal(r.g_lo, training.Normalizer.fit(sub_g, sub_l).g_lo)
 
 
 def _near_known_solution(n: int, noise: float, rng: np.random.Generator) -> np.ndarray:
@@ -291,31 +270,6 @@ def test_label_solutions_is_the_solution_flag_of_the_exact_physics():
             assert 20 < got.sum() < 400  # both kinds of row are present
 
 
-def test_temperature_scales_the_spread_of_ddim_samples(monkeypatch):
-    """For Gaussian data the DDIM map x_T -> x_0 is affine, so drawing x_T with standard deviation tau
-    keeps the mean and multiplies the standard deviation by tau (generate's --temperature)."""
-    from rayflavor.methods.diffusion import generate as gen
-
-    s = NoiseSchedule()
-    mu, sd = torch.tensor([0.1, -0.2, 0.0]), torch.tensor([0.2, 0.1, 0.3])
-    ab = s.alpha_bars64.numpy()[timesteps(1000, 50)]
-
-    def fake_eps_fn(net, label, *, schedule, steps, guidance):
-        def eps_fn(x, k):
-            a = float(ab[k])
-            return np.sqrt(1 - a) * (x - np.sqrt(a) * mu) / (a * sd**2 + 1 - a)
-        return eps_fn
-
-    monkeypatch.setattr(gen, "guided_eps_fn", fake_eps_fn)
-    net = FoldedNet(EpsNet(dim=3))
-    norm = training.Normalizer(np.full(3, -1.0), np.full(3, 1.0), np.zeros(11), np.ones(11))  # identity map
-    out = {tau: gen.generate(net, norm, np.zeros(11), 20_000, steps=50, temperature=tau, seed=1) for tau in (1.0, 0.5)}
-    assert (out[1.0].std(0) < sd.numpy()).all()  # DDIM-50 under-disperses narrow data; still about sd
-    np.testing.assert_allclose(out[1.0].std(0), sd.numpy(), rtol=0.25)
-    np.testing.assert_allclose(out[0.5].std(0), 0.5 * out[1.0].std(0), rtol=0.02)
-    np.testing.assert_allclose(out[0.5].mean(0), mu.numpy(), atol=0.01)
-
-
 def test_bench_flops_count_the_folded_matmul_weights_and_cli_reports_ratios():
     """The flop count behind the GFLOP/s figure is 2 x the per-row weights of the folded network;
     the CLI's JSON carries every rate it prints."""
@@ -336,9 +290,10 @@ def test_bench_flops_count_the_folded_matmul_weights_and_cli_reports_ratios():
 
 
 def test_finetune_state_with_refit_solutions_takes_the_g_range_of_the_exact_solutions(tmp_path):
-    """The orchestration's fine-tuning state finds the set's solutions from their labels (NO windows)
-    and maps exactly their range onto [-1, 1]."""
-    from rayflavor.orchestration.diffusion_train import finetune_state
+    """The fine-tuning state finds the set's solutions from their labels (NO windows) and maps exactly
+    their range onto [-1, 1]."""
+    from rayflavor.methods.diffusion.rounds import finetune_state
+    from rayflavor.methods.diffusion.settings import TuneSettings
     from rayflavor.physics import data as physics_data
     from rayflavor.physics import seesaw
 
@@ -349,7 +304,24 @@ def test_finetune_state_with_refit_solutions_takes_the_g_range_of_the_exact_solu
     assert 20 < sol.sum() < 500
     init = tmp_path / "pre.pt"
     training.save(init, training.new_state(training.Normalizer.fit(x, lab), total_steps=10), with_optimizer=False)
-    state = finetune_state(init, x, lab, refit="solutions", steps=10, lr_max=1e-3)
+    state = finetune_state(init, x, lab, TuneSettings(refit="solutions", steps=10))
     np.testing.assert_allclose(state.norm.g_lo, x[sol].min(0), rtol=1e-12)
     np.testing.assert_allclose(state.norm.g_hi, x[sol].max(0), rtol=1e-12)
-    assert not np.allclose(finetune_state(init, x, lab, refit="all", steps=10, lr_max=1e-3).norm.g_lo, x[sol].min(0))
+    few = finetune_state(init, x[~sol], lab[~sol], TuneSettings(refit="solutions", steps=10))  # no solution
+    np.testing.assert_allclose(few.norm.g_lo, x[~sol].min(0), rtol=1e-12)
+    assert finetune_state(init, x, lab, TuneSettings(refit="none", steps=10)).norm.g_lo.tolist() == \
+        training.Normalizer.fit(x, lab).g_lo.tolist()
+
+
+def test_a_split_column_is_typed_string_also_on_an_empty_shard():
+    """Issue 16: an empty dataset shard had a null-typed ``split`` column, so training failed on a
+    schema mismatch between parts."""
+    import pyarrow as pa
+
+    from rayflavor.methods.diffusion.data import dataset_shard, with_split
+
+    t = dataset_shard(0, 0, 0)
+    assert t.num_rows == 0 and t.schema.field("split").type == pa.string()
+    assert with_split(t.drop_columns(["split"]), 0).schema.field("split").type == pa.string()
+    full = dataset_shard(30, 0, 0)
+    assert full.schema == t.schema and full.column("split").to_pylist().count("val") == 3

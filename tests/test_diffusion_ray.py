@@ -10,11 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from rayflavor.methods.diffusion import training
+from rayflavor.methods.diffusion.settings import FinetuneSettings, SamplingSettings, SelectionSettings, TuneSettings
 from rayflavor.physics import data as physics_data
 from rayflavor.physics import seesaw
 from rayflavor.storage import runs
-
-pytestmark = pytest.mark.ray
 
 
 def _save_untrained(run, g: np.ndarray, lab: np.ndarray, name: str = "pre"):
@@ -24,6 +23,7 @@ def _save_untrained(run, g: np.ndarray, lab: np.ndarray, name: str = "pre"):
     return path
 
 
+@pytest.mark.ray
 def test_dataset_sample_skip_and_solution_flags(ray_session, tmp_path):
     from rayflavor.orchestration.diffusion_dataset import make_dataset
     from rayflavor.orchestration.diffusion_sample import collect_solutions, sample_run
@@ -38,9 +38,9 @@ def test_dataset_sample_skip_and_solution_flags(ray_session, tmp_path):
     assert t.column("split").to_pylist().count("val") == 200
     g, lab, val = load_training_data(runs.dataset_dir(run))
     _save_untrained(run, g[~val], lab[~val])
-    s = sample_run(run, n=600, steps=5, shards=2, log=lambda *_: None)
+    s = sample_run(run, SamplingSettings(n=600, steps=5, shards=2), log=lambda *_: None)
     assert s["n"] == 600 and s["generated_shards"] == 2
-    again = sample_run(run, n=600, steps=5, shards=2, log=lambda *_: None)
+    again = sample_run(run, SamplingSettings(n=600, steps=5, shards=2), log=lambda *_: None)
     assert again["generated_shards"] == 0 and again["n"] == 600
     out = runs.samples_dir(run, s["tag"])
     rows = runs.read_parts(out)
@@ -51,39 +51,50 @@ def test_dataset_sample_skip_and_solution_flags(ray_session, tmp_path):
     np.testing.assert_allclose(res["chi2"], rows.column("chi2").to_numpy(), rtol=1e-12)
     collect_solutions(run)
     # physics guidance: its own set (tag, manifest), same row count, rows still re-evaluated exactly
-    pg = sample_run(run, n=200, steps=5, shards=1, physics=1, log=lambda *_: None)
+    pg = sample_run(run, SamplingSettings(n=200, steps=5, shards=1, physics=1), log=lambda *_: None)
     assert pg["tag"].endswith("-pg1-n200-s0") and pg["n"] == 200
     assert runs.read_json(runs.samples_dir(run, pg["tag"]) / "manifest.json")["physics"] == 1
     rows = runs.read_parts(runs.samples_dir(run, pg["tag"]))
     x = np.stack([rows.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
     res = seesaw.evaluate(x, ordering="NO", data=physics_data.load("nufit-6.0-sk"))
     np.testing.assert_array_equal(res["solution"], rows.column("solution").to_numpy())
-    assert "physics" not in runs.read_json(out / "manifest.json")  # unguided manifests keep their old form
+    assert runs.read_json(out / "manifest.json")["physics"] == 0  # every setting stored, defaults included
+
+
+def _near_known_solution(n: int, noise: float, seed: int) -> np.ndarray:
+    """``n`` points scattered by relative ``noise`` around the shipped example's first row, a known NO
+    solution: some stay solutions, some do not."""
+    from rayflavor import examples
+    from rayflavor.storage.tables import read_columns
+
+    x0 = seesaw.from_columns(read_columns(examples.path("seesaw")))[:1]
+    rng = np.random.default_rng(seed)
+    return np.repeat(x0, n, axis=0) * (1 + rng.normal(0, noise, (n, x0.shape[1])))
 
 
 def test_every_stored_solution_reevaluates_within_3_sigma(tmp_path):
-    """Plant known points in a sample part; solutions.parquet must hold exactly the 3 sigma ones."""
+    """Points around a known solution and prior points in a sample part: solutions.parquet must hold
+    exactly the rows the exact physics flags as 3 sigma solutions, and each re-evaluates as one."""
+    from rayflavor.methods.diffusion.data import evaluated_table
     from rayflavor.orchestration.diffusion_sample import collect_solutions
 
     ds = physics_data.load("nufit-6.0-sk")
-    x = seesaw.sample_prior(2000, np.random.default_rng(0))
-    res = seesaw.evaluate(x, data=ds)
-    cols = {c: x[:, j] for j, c in enumerate(seesaw.PARAMETERS)}
-    cols.update({k: v for k, v in res.items() if np.ndim(v) == 1 and k not in cols})
-    cols["solution"] = res["solution"].copy()
-    runs.write_table(cols, runs.part_path(runs.samples_dir(tmp_path, "x"), 0))
+    x = np.concatenate([_near_known_solution(300, 0.01, 0), seesaw.sample_prior(300, np.random.default_rng(0))])
+    want = np.asarray(seesaw.evaluate(x, data=ds)["solution"], bool)
+    assert 20 < want.sum() < 300  # the check runs on real solutions and real misses
+    runs.write_table(evaluated_table(x), runs.part_path(runs.samples_dir(tmp_path, "x"), 0))
     n = collect_solutions(tmp_path)
-    if n:
-        t = pq.read_table(runs.solutions_path(tmp_path))
-        y = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
-        assert seesaw.evaluate(y, data=ds)["solution"].all()
-    assert n == int(res["solution"].sum())
+    assert n == int(want.sum())
+    t = pq.read_table(runs.solutions_path(tmp_path))
+    y = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
+    assert seesaw.evaluate(y, data=ds)["solution"].all()
+    np.testing.assert_array_equal(np.sort(y, axis=0), np.sort(x[want], axis=0))
 
 
 def test_io_shard_is_conditioned_on_and_evaluated_in_the_inverted_ordering(tmp_path, monkeypatch):
     """``--ordering IO``: the IO labels of the data file condition the network, and every row is
     evaluated, flagged and labelled as IO (m3 lightest, dm3l = dm32 < 0)."""
-    from rayflavor.orchestration import diffusion_sample
+    from rayflavor.methods.diffusion import sampleset as diffusion_sample
 
     ds = physics_data.load("nufit-6.0-sk")
     x = seesaw.sample_prior(500, np.random.default_rng(2))
@@ -98,9 +109,8 @@ def test_io_shard_is_conditioned_on_and_evaluated_in_the_inverted_ordering(tmp_p
         return real_generate(net, norm, label, n, **kw)
 
     monkeypatch.setattr(diffusion_sample, "generate", spy)
-    s = {"network": "pre", "sampler": "ddim", "steps": 3, "guidance": 8.0, "ordering": "IO", "seed": 0,
-         "keep": "all", "data": "nufit-6.0-sk", "clip": 1.0}
-    t = diffusion_sample.shard_table(s, str(model), 0, 300)
+    s = diffusion_sample.SampleSet(network="pre", sampling=SamplingSettings(steps=3, ordering="IO", n=300, shards=1))
+    t, _ = diffusion_sample.shard_table(s, str(model), 0)
     np.testing.assert_array_equal(seen[0], seesaw.target_labels(ds, "IO"))
     assert not np.allclose(seen[0], seesaw.target_labels(ds, "NO"))
     assert set(t.column("ordering").to_pylist()) == {"IO"}
@@ -114,6 +124,7 @@ def test_io_shard_is_conditioned_on_and_evaluated_in_the_inverted_ordering(tmp_p
     assert not np.allclose(no["chi2"][valid], t.column("chi2").to_numpy()[valid])
 
 
+@pytest.mark.ray
 def test_ray_train_two_workers_loss_falls_and_resumes(ray_session, tmp_path):
     from rayflavor.orchestration.diffusion_dataset import make_dataset
     from rayflavor.orchestration.diffusion_train import train_network
@@ -155,53 +166,51 @@ def test_zero_solutions_still_write_an_empty_solutions_file_that_analyze_reads(t
     assert "solutions.parquet: 0 solutions" in out.output
 
 
-def test_union_pool_and_best_selection(tmp_path):
-    """The union pool holds this round's samples and every earlier fine-tuning set, without duplicate
-    points; best selection then trains on exactly the n lowest chi2 of that pool."""
-    import pyarrow as pa
-
+def test_union_pool_and_cuts_selection(tmp_path):
+    """The union pool holds this round's samples and every earlier round's fine-tuning set, without
+    duplicate points; the cuts selection topped up with the lowest chi2 then trains on exactly the
+    rows meeting the cuts plus the lowest-chi2 others."""
     from rayflavor.methods.diffusion import selection
-    from rayflavor.orchestration.diffusion_pipeline import candidate_rows, selected_rows
-
-    ds = physics_data.load("nufit-6.0-sk")
-
-    def table(x):
-        res = seesaw.evaluate(x, data=ds)
-        cols = {c: x[:, j] for j, c in enumerate(seesaw.PARAMETERS)}
-        cols.update({k: v for k, v in res.items() if np.ndim(v) == 1 and k not in cols})
-        return pa.table(cols)
+    from rayflavor.methods.diffusion.data import evaluated_table
+    from rayflavor.methods.diffusion.rounds import candidate_rows, selected_rows
 
     x_old = seesaw.sample_prior(300, np.random.default_rng(2))
     x_new = np.concatenate([seesaw.sample_prior(500, np.random.default_rng(3)), x_old[:50]])  # 50 repeats
-    old, _ = selected_rows(table(x_old), selection.Thresholds(), mode="best", n_best=300)
-    runs.write_table(old, tmp_path / "finetune" / "tuned-1.parquet")
-    runs.write_table(table(x_new), runs.part_path(runs.samples_dir(tmp_path, "s"), 0))
-    assert candidate_rows(tmp_path, runs.samples_dir(tmp_path, "s"), "round").num_rows == 550
-    union = candidate_rows(tmp_path, runs.samples_dir(tmp_path, "s"), "union")
-    assert union.num_rows == 800
-    rows, _ = selected_rows(union, selection.Thresholds(), mode="best", n_best=100)
+    old, _ = selected_rows(evaluated_table(x_old), SelectionSettings(select="cuts", min_select=300))
+    assert old.num_rows == 300
+    runs.write_table(old, runs.finetune_path(tmp_path, "tuned-1"))
+    samples = evaluated_table(x_new)
+    assert candidate_rows(samples).num_rows == 550
+    union = candidate_rows(samples, runs.finetune_sets(tmp_path, before=2))
+    assert union.num_rows == 800 and runs.finetune_sets(tmp_path, before=1) == []
+    rows, n_cut = selected_rows(union, SelectionSettings(select="cuts", min_select=100))
     c = union.column("chi2").to_numpy()
+    cut = selection.select(c, union.column("chi2_mass").to_numpy(), union.column("chi2_mixing").to_numpy())
+    assert n_cut == int(cut.sum()) < 100
     np.testing.assert_allclose(np.sort(rows.column("chi2").to_numpy()), np.sort(c[np.isfinite(c)])[:100])
     assert rows.column("split").to_pylist().count("val") == 10
 
 
+@pytest.mark.ray
 def test_finetune_rounds_share_one_trainer_select_nearest_and_resume(ray_session, tmp_path):
     """Two short rounds in one 2-worker trainer: each round's set is the nearest-to-box rows of its
     samples plus the previous set, each tuned network is normalised over its own set, and a round
     whose network was lost is redone from its kept sample shards (not re-sampled)."""
     from rayflavor.methods.diffusion import selection
     from rayflavor.orchestration.diffusion_dataset import make_dataset
-    from rayflavor.orchestration.diffusion_pipeline import finetune
-    from rayflavor.orchestration.diffusion_train import load_training_data, training_arrays
+    from rayflavor.methods.diffusion.data import training_arrays
+    from rayflavor.orchestration.diffusion_rounds import finetune
+    from rayflavor.orchestration.diffusion_train import load_training_data
 
     run = tmp_path / "run"
     make_dataset(run, n=2000, seed=5, shards=1, log=lambda *_: None)
     g, lab, val = load_training_data(runs.dataset_dir(run))
     _save_untrained(run, g[~val], lab[~val])
-    kw = dict(n_select=400, steps=5, guidance=1.0, train_steps=20, workers=2, select="nearest", n_best=50,
-              pool="union", refit="all", clip=1.0)
+    st = FinetuneSettings(rounds=2, sampling=SamplingSettings(n=400, steps=5, guidance=1.0, clip=1.0),
+                          selection=SelectionSettings(select="nearest", n_best=50, pool="union"),
+                          tune=TuneSettings(refit="solutions", steps=20), workers=2)
     lines = []
-    out = finetune(run, rounds=2, log=lines.append, **kw)
+    out = finetune(run, st, log=lines.append)
     assert [l.split(":")[0] for l in lines if l.startswith("round")] == ["round 1", "round 2"]  # progress reaches the driver
     assert [o["network"] for o in out] == ["tuned-1", "tuned-2"] and all(o["step"] == 20 for o in out)
     windows = seesaw.solution_windows(physics_data.load(seesaw.DEFAULT_DATA), "NO")
@@ -222,24 +231,23 @@ def test_finetune_rounds_share_one_trainer_select_nearest_and_resume(ray_session
         _, norm, _ = training.load_model(runs.network_path(run, f"tuned-{r}"))
         gt, _, vt = training_arrays(t)
         x = norm.g_to_net(gt[~vt])
+        assert t.column("solution").to_numpy().sum() < training.MIN_FOCUS  # so the whole set's range:
         np.testing.assert_allclose([x.min(), x.max()], [-1.0, 1.0], atol=1e-9)  # refit on its own set
     samples2 = runs.samples_dir(run, out[1]["sample"]["tag"])
     stamps = [runs.part_path(samples2, i).stat().st_mtime_ns for i in (0, 1)]
+    import dataclasses
     import shutil
     shutil.rmtree(runs.network_dir(run, "tuned-2"))
-    again = finetune(run, rounds=1, log=lambda *_: None, **kw)
+    again = finetune(run, dataclasses.replace(st, rounds=1), log=lambda *_: None)
     assert again[0]["network"] == "tuned-2" and runs.network_path(run, "tuned-2").is_file()
     assert [runs.part_path(samples2, i).stat().st_mtime_ns for i in (0, 1)] == stamps
     assert pq.read_table(run / "finetune" / "tuned-2.parquet").column("chi2").to_pylist() == sets[2].column("chi2").to_pylist()
 
 
 def test_best_network_is_the_one_whose_samples_held_the_most_solutions(tmp_path):
-    import json as _json
-
     import pyarrow as pa
 
-    from rayflavor.orchestration.diffusion_pipeline import best_network
-    from rayflavor.orchestration.diffusion_sample import META_KEY
+    from rayflavor.orchestration.diffusion_sample import best_network
 
     st = training.new_state(training.Normalizer.fit(np.random.default_rng(0).normal(size=(50, 23)),
                                                     np.random.default_rng(1).normal(size=(50, 11))), total_steps=1)
@@ -251,8 +259,7 @@ def test_best_network_is_the_one_whose_samples_held_the_most_solutions(tmp_path)
         runs.write_json({"network": network, **settings}, d / "manifest.json")
         for i, (n, sols) in enumerate(parts):
             meta = {"n": n, "solutions": sols, "selected": 0, "kept": 0, "seconds_sample": 1.0, "seconds_evaluate": 0.1}
-            t = pa.table({"x": [0.0]}).replace_schema_metadata({META_KEY: _json.dumps(meta).encode()})
-            runs.write_table(t, runs.part_path(d, i))
+            runs.write_part(d, i, pa.table({"x": [0.0]}), meta)
 
     assert best_network(tmp_path) == (None, 0.0, 0)
     sample_set("a", "pre", [(50, 0)])
@@ -299,6 +306,7 @@ def test_solutions_file_and_summary_tell_guided_from_network_only_sets(tmp_path)
         np.testing.assert_allclose(m["q50"][0], np.median(res["m_sum"][rows]), rtol=1e-12)
 
 
+@pytest.mark.ray
 def test_a_sample_task_whose_worker_is_killed_is_retried_and_its_shard_is_the_same(ray_session, tmp_path):
     """SIGKILL the worker process running one shard: Ray retries the task (``max_retries``), the set
     completes with every shard, and the retried shard's rows equal those of an undisturbed run."""
@@ -320,7 +328,7 @@ def test_a_sample_task_whose_worker_is_killed_is_retried_and_its_shard_is_the_sa
     _save_untrained(run, g[~val], lab[~val])
     calm = tmp_path / "calm"
     shutil.copytree(run, calm)
-    args = dict(n=8000, steps=50, guidance=8.0, shards=2, log=lambda *_: None)
+    args = dict(sampling=SamplingSettings(n=8000, steps=50, guidance=8.0, shards=2), log=lambda *_: None)
 
     result = {}
 

@@ -1,22 +1,24 @@
 """``rayflavor diffusion ...`` and ``rayflavor bench diffusion``: thin click wrappers.
 
-Paper-scale settings (documented here, not the defaults of ``run``):
-``dataset --n 100000``; ``train --steps 100000 --batch-size 64``; ``finetune --rounds 1
---n-select <enough for ~1e5 selected> --train-steps 100000 --select cuts --pool round --min-select 0
---refit none --clip 0``; ``sample --n 30000000 --sampler ddpm --steps 1000 --guidance 8 --clip 0``.
-The options beyond the paper (x0 clip, elite selection, union pool, refitted normalisation,
-temperature, physics guidance) are described in the README's diffusion section with the measured fractions.
+Every setting is defined once, in :mod:`rayflavor.methods.diffusion.settings`; the options below
+take their defaults from there (``OPTION_FIELDS`` says which option sets which field). Settings
+are built as: the defaults < ``--preset paper`` < ``--config FILE`` (``run``) < options given on
+the command line. Every option is checked before anything is written, and every command that
+writes into RUN holds RUN's lease (``RUN/LOCK.json``) while it runs.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
+from rayflavor import configfile
 from rayflavor.cli.common import UserError
-from rayflavor.methods.diffusion.sampling import SAMPLERS
+from rayflavor.methods.diffusion import settings as ds
+from rayflavor.methods.diffusion.settings import (ChainSettings, FinetuneSettings, SamplingSettings)
 from rayflavor.storage import runs
 
 
@@ -33,6 +35,77 @@ def _run_dir(must_exist: bool = True):
 
 _pos = click.IntRange(min=1)
 
+#: For each command: its settings class and, per click option, the field (path) it sets.
+_SAMPLING = {"sampler": ("sampler",), "steps": ("steps",), "guidance": ("guidance",), "clip": ("clip",)}
+_SELECTION = {"select": ("selection", "select"), "n_best": ("selection", "n_best"),
+              "per_solution": ("selection", "per_solution"), "pool": ("selection", "pool"),
+              "min_select": ("selection", "min_select")}
+OPTION_FIELDS: dict[str, tuple[type, dict[str, tuple[str, ...]]]] = {
+    "sample": (SamplingSettings, {**_SAMPLING, "physics": ("physics",), "ordering": ("ordering",), "n": ("n",),
+                                  "shards": ("shards",)}),
+    "finetune": (FinetuneSettings, {"rounds": ("rounds",), "n_select": ("sampling", "n"),
+                                    **{k: ("sampling", *v) for k, v in _SAMPLING.items()}, **_SELECTION,
+                                    "refit": ("tune", "refit"), "train_steps": ("tune", "steps"),
+                                    "workers": ("workers",), "seed": ("seed",)}),
+    "run": (ChainSettings, {"n_data": ("n_data",), "train_steps": ("train_steps",), "rounds": ("rounds",),
+                            "ft_steps": ("tune", "steps"), "n_select": ("sampling", "n"), "n_final": ("n_final",),
+                            "final_guidance": ("final_guidance",), "final_network": ("final_network",),
+                            "final_physics": ("final_physics",),
+                            **{k: ("sampling", *v) for k, v in _SAMPLING.items()}, **_SELECTION,
+                            "refit": ("tune", "refit"), "workers": ("workers",), "seed": ("seed",)}),
+}
+
+
+def field_default(cls: type, path: tuple[str, ...]):
+    """The default of the (nested) field ``path`` of settings class ``cls``: what the option shows."""
+    value = configfile.default(cls, path[0])
+    for name in path[1:]:
+        value = getattr(value, name)
+    return value
+
+
+def _d(command: str, option: str):
+    cls, fields = OPTION_FIELDS[command]
+    return field_default(cls, fields[option])
+
+
+def build_settings(ctx: click.Context, command: str, preset: str | None, config: Path | None = None):
+    """The command's settings: defaults < preset < ``--config`` file < options typed on the command line."""
+    cls, fields = OPTION_FIELDS[command]
+    obj = _guard(ds.preset, cls, preset)
+    if config is not None:
+        obj = _guard(configfile.replace_from, obj, _guard(configfile.load_config, config))
+    nested: dict = {}
+    for option, value in configfile.cli_overrides(ctx, {k: k for k in fields}).items():
+        *head, last = fields[option]
+        target = nested
+        for h in head:
+            target = target.setdefault(h, {})
+        target[last] = value
+    return _guard(configfile.replace_from, obj, nested) if nested else obj
+
+
+@contextmanager
+def _lease(run: Path, command: str):
+    """Hold RUN's lease while a command writes into it (renewed in the background)."""
+    from rayflavor.orchestration.diffusion_progress import polling
+    from rayflavor.storage import lease as lease_mod
+    from rayflavor.storage.location import resolve
+
+    held = _guard(lease_mod.acquire, _guard(resolve, run), owner=f"rayflavor diffusion {command}")
+
+    def renew() -> None:
+        try:
+            held.renew()
+        except ValueError:  # taken over after a stall: the next write may collide, nothing to do here
+            pass
+
+    try:
+        with polling(renew, held.ttl / 3):
+            yield held
+    finally:
+        held.release()
+
 
 @click.group("diffusion")
 @click.option("--address", default=None, help="Ray address (default: RAY_ADDRESS or a local instance).")
@@ -48,189 +121,207 @@ def _ray(ctx) -> None:
     ensure_ray((ctx.obj or {}).get("address"))
 
 
+_preset_option = click.option("--preset", type=click.Choice(["default", "paper"]), default="default",
+                              show_default=True, help="Start from these settings (paper: the paper's); "
+                                                      "options given explicitly override them.")
+
+
 @diffusion.command("dataset", short_help="Prior points, their labels and a 90/10 split, as Parquet.")
-@click.option("--n", "n", type=click.IntRange(min=10), default=100_000, show_default=True, help="Number of prior points.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--shards", type=_pos, default=None, help="Ray tasks (default n/10000).")
+@click.option("--n", "n", type=int, default=configfile.default(ChainSettings, "n_data"), show_default=True,
+              help="Number of prior points (at least 10).")
+@click.option("--seed", type=int, default=configfile.default(ChainSettings, "seed"), show_default=True)
+@click.option("--shards", type=int, default=None, help="Ray tasks (default n/10000, at most --n).")
 @click.option("--out", "run", type=_run_dir(False), required=True, help="Run directory.")
 @click.pass_context
 def dataset_cmd(ctx, n, seed, shards, run) -> None:
     """Prior points (eqs. 2.17-2.18), their labels (eq. 2.16) and a 90/10 split, as Parquet."""
-    _ray(ctx)
-    from rayflavor.orchestration.diffusion_dataset import make_dataset
+    from rayflavor.orchestration.diffusion_dataset import check_dataset_settings, make_dataset
 
-    _guard(make_dataset, run, n=n, seed=seed, shards=shards)
+    _guard(check_dataset_settings, n, seed, shards)  # before anything is written
+    with _lease(run, "dataset"):
+        _ray(ctx)
+        _guard(make_dataset, run, n=n, seed=seed, shards=shards)
 
 
 @diffusion.command("train")
 @click.argument("run", type=_run_dir())
 @click.option("--workers", type=_pos, default=1, show_default=True, help="Ray Train workers (1 CPU each).")
-@click.option("--steps", type=_pos, default=100_000, show_default=True)
-@click.option("--batch-size", type=_pos, default=64, show_default=True, help="Global batch (split over workers).")
+@click.option("--steps", type=_pos, default=configfile.default(ds.TuneSettings, "steps"), show_default=True)
+@click.option("--batch-size", type=_pos, default=configfile.default(ds.TuneSettings, "batch_size"), show_default=True,
+              help="Global batch (split over workers).")
 @click.option("--gpu", type=click.Choice(["auto", "off", "on"]), default="auto", show_default=True)
 @click.option("--every", type=_pos, default=1000, show_default=True, help="Steps between checkpoints / loss logs.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=configfile.default(ChainSettings, "seed"),
+              show_default=True)
 @click.pass_context
 def train_cmd(ctx, run, workers, steps, batch_size, gpu, every, seed) -> None:
     """Train the pre-network (resumes an interrupted training)."""
-    _guard(runs.require_dataset, run)
-    _ray(ctx)
-    from rayflavor.orchestration.diffusion_train import train_network
+    _guard(runs.require_dataset, run)  # names a missing or damaged part before Ray starts
+    with _lease(run, "train"):
+        _ray(ctx)
+        from rayflavor.orchestration.diffusion_train import train_network
 
-    _guard(train_network, run, "pre", workers=workers, steps=steps, batch_size=batch_size, gpu=gpu, every=every,
-           seed=seed)
+        _guard(train_network, run, "pre", workers=workers, steps=steps, batch_size=batch_size, gpu=gpu, every=every,
+               seed=seed)
 
 
-def _sampling_options(f, sampler: str = "ddim", steps: int = 50, guidance: float = 8.0):
-    f = click.option("--sampler", type=click.Choice(SAMPLERS), default=sampler, show_default=True)(f)
-    f = click.option("--steps", type=click.IntRange(1, 1000), default=steps, show_default=True,
-                     help="Reverse steps (1000 = every step, the paper's DDPM).")(f)
-    f = click.option("--guidance", type=click.FloatRange(min=0), default=guidance, show_default=True,
-                     help="CFG scale gamma (eq. B.5).")(f)
-    f = click.option("--clip", type=click.FloatRange(min=0), default=1.0, show_default=True,
+def _options(*options):
+    """Apply click options so that --help lists them in the order given."""
+    def deco(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return deco
+
+
+def _sampling_options(command: str):
+    return _options(
+        click.option("--sampler", type=click.Choice(ds.SAMPLERS), default=_d(command, "sampler"),
+                     show_default=True),
+        click.option("--steps", type=int, default=_d(command, "steps"), show_default=True,
+                     help="Reverse steps, 1-1000 (1000 = every step, the paper's DDPM)."),
+        click.option("--guidance", type=float, default=_d(command, "guidance"), show_default=True,
+                     help="CFG scale gamma (eq. B.5), >= 0."),
+        click.option("--clip", type=float, default=_d(command, "clip"), show_default=True,
                      help="Clamp the predicted x0 to [-clip, clip] (the training range in network units) at "
-                          "every reverse step (beyond the paper); 0 = no clamp (the paper).")(f)
-    f = click.option("--physics-guidance", "physics", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Physics guidance (beyond the paper): at every reverse step, this many damped steps "
-                          "move the predicted x0 down the exact 3-sigma window loss of the seesaw observables; "
-                          "0 = off (the paper). Needs a fine-tuned network: the pre-network's samples are too "
-                          "far from the solutions for it.")(f)
-    return f
+                          "every reverse step (beyond the paper); 0 = no clamp (the paper)."),
+    )
 
 
-def _clip(value: float) -> float | None:
-    return None if value == 0 else float(value)
-
-
-def _finetune_options(f):
-    f = click.option("--select", "select", type=click.Choice(["cuts", "best", "nearest"]), default="nearest",
+def _selection_options(command: str):
+    return _options(
+        click.option("--select", "select", type=click.Choice(ds.SELECT), default=_d(command, "select"),
                      show_default=True,
-                     help="cuts: the paper's sec. 2.2.3 conditions (with --tighten, --min-select); best: the "
-                          "--n-best lowest-chi2 samples; nearest: every solution found so far, filled up to --n-best "
-                          "with the samples closest to the 3-sigma box (both beyond the paper).")(f)
-    f = click.option("--n-best", type=_pos, default=300, show_default=True,
-                     help="Training rows per round with --select best; the minimum with nearest.")(f)
-    f = click.option("--per-solution", type=click.FloatRange(min=0), default=30.0, show_default=True,
+                     help="nearest: every solution found so far, filled up to --n-best with the samples closest "
+                          "to the 3-sigma box (beyond the paper); cuts: the paper's sec. 2.2.3 conditions "
+                          "(with --min-select)."),
+        click.option("--n-best", type=int, default=_d(command, "n_best"), show_default=True,
+                     help="With --select nearest: the minimum number of training rows per round."),
+        click.option("--per-solution", type=float, default=_d(command, "per_solution"), show_default=True,
                      help="With --select nearest: grow the set to this many rows per solution it holds, once "
-                          "that exceeds --n-best (0 = a fixed --n-best).")(f)
-    f = click.option("--pool", type=click.Choice(["round", "union"]), default="union", show_default=True,
-                     help="Select from this round's samples (round: the paper) or from them and every earlier "
-                          "round's fine-tuning set (union: beyond the paper).")(f)
-    f = click.option("--refit", type=click.Choice(["all", "solutions", "labels", "none"]), default="solutions",
-                     show_default=True,
-                     help="Normalise each fine-tuning set over itself: G range and labels (all), the same with the "
-                          "G range of the set's solutions once it holds 20 (solutions), labels only (all three "
-                          "beyond the paper), or inherit the pre-network's normalisation (none: the paper).")(f)
-    f = click.option("--tighten", type=click.FloatRange(min=0, min_open=True, max=1), default=1.0, show_default=True,
-                     help="With --select cuts: multiply the cuts by this factor each further round (1 = the paper's).")(f)
-    f = click.option("--min-select", type=click.IntRange(min=0), default=2000, show_default=True,
+                          "that exceeds --n-best (0 = a fixed --n-best)."),
+        click.option("--pool", type=click.Choice(ds.POOLS), default=_d(command, "pool"), show_default=True,
+                     help="Select from this round's samples and every earlier round's fine-tuning set (union: "
+                          "beyond the paper) or from this round's samples only (round: the paper)."),
+        click.option("--refit", type=click.Choice(ds.REFIT), default=_d(command, "refit"), show_default=True,
+                     help="Normalise each fine-tuning set over itself, G by the range of its solutions once it "
+                          "holds 20 (solutions: beyond the paper), or inherit the pre-network's normalisation "
+                          "(none: the paper)."),
+        click.option("--min-select", type=int, default=_d(command, "min_select"), show_default=True,
                      help="With --select cuts: top the training set up to this many rows with the lowest-chi2 "
-                          "samples when fewer meet the cuts (beyond the paper; 0 = the paper's cuts only).")(f)
-    return f
+                          "samples when fewer meet the cuts (beyond the paper; 0 = the paper's cuts only)."),
+    )
 
 
 @diffusion.command("sample", short_help="Generate points for the NO/IO labels; collect solutions.")
 @click.argument("run", type=_run_dir())
-@click.option("--n", "n", type=_pos, default=100_000, show_default=True)
-@_sampling_options
-@click.option("--ordering", type=click.Choice(["NO", "IO"]), default="NO", show_default=True)
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
-              help="Standard deviation of the initial noise x_T (beyond the paper; 1 = the paper).")
-@click.option("--shards", type=_pos, default=None,
+@_preset_option
+@click.option("--n", "n", type=int, default=_d("sample", "n"), show_default=True)
+@_sampling_options("sample")
+@click.option("--physics-guidance", "physics", type=int, default=_d("sample", "physics"), show_default=True,
+              help="Physics guidance (beyond the paper): at every reverse step, this many damped steps move the "
+                   "predicted x0 down the exact 3-sigma window loss of the seesaw observables; 0 = off (the paper). "
+                   "Needs a fine-tuned network: the pre-network's samples are too far from the solutions for it.")
+@click.option("--ordering", type=click.Choice(ds.ORDERINGS), default=_d("sample", "ordering"), show_default=True)
+@click.option("--shards", type=int, default=_d("sample", "shards"),
               help="Ray tasks (default: n/50000, at least one per free CPU when n allows 5000 per task).")
 @click.option("--network", default=None, help="Network name (default: the newest: pre, tuned-1, ...).")
 @click.option("--keep", type=click.Choice(["all", "selected", "solutions"]), default="all", show_default=True,
               help="Rows written to the parts (counts are always kept).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=configfile.default(ChainSettings, "seed"), show_default=True)
 @click.pass_context
-def sample_cmd(ctx, run, n, sampler, steps, guidance, clip, physics, ordering, temperature, shards, network, keep,
+def sample_cmd(ctx, run, preset, n, sampler, steps, guidance, clip, physics, ordering, shards, network, keep,
                seed) -> None:
     """Generate points conditioned on the NO (or IO) labels; solutions go to RUN/solutions.parquet."""
-    _guard(runs.require_network, run, network)  # before Ray starts: a user mistake fails in a second
-    _ray(ctx)
-    from rayflavor.orchestration.diffusion_sample import sample_run
+    from rayflavor.methods.diffusion.sampleset import SampleSet
 
-    _guard(sample_run, run, n=n, sampler=sampler, steps=steps, guidance=guidance, clip=_clip(clip), physics=physics,
-           ordering=ordering, temperature=temperature, shards=shards, network=network, keep=keep, seed=seed)
+    sampling = build_settings(ctx, "sample", preset)
+    name = _guard(runs.require_network, run, network)  # before Ray starts: a user mistake fails in a second
+    _guard(SampleSet, network=name, sampling=sampling, seed=seed, keep=keep)
+    with _lease(run, "sample"):
+        _ray(ctx)
+        from rayflavor.orchestration.diffusion_sample import sample_run
+
+        _guard(sample_run, run, sampling, network=network, keep=keep, seed=seed)
 
 
 @diffusion.command("finetune", short_help="Fine-tune the newest network on its selected samples.")
 @click.argument("run", type=_run_dir())
-@click.option("--rounds", type=_pos, default=1, show_default=True, help="sample -> select -> fine-tune rounds.")
-@click.option("--n-select", type=_pos, default=200_000, show_default=True, help="Samples drawn per round.")
-@_sampling_options
-@_finetune_options
-@click.option("--train-steps", type=_pos, default=100_000, show_default=True)
-@click.option("--workers", type=_pos, default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@_preset_option
+@click.option("--rounds", type=int, default=_d("finetune", "rounds"), show_default=True,
+              help="sample -> select -> fine-tune rounds.")
+@click.option("--n-select", type=int, default=_d("finetune", "n_select"), show_default=True,
+              help="Samples drawn per round.")
+@_sampling_options("finetune")
+@_selection_options("finetune")
+@click.option("--train-steps", type=int, default=_d("finetune", "train_steps"), show_default=True)
+@click.option("--workers", type=int, default=_d("finetune", "workers"), show_default=True)
+@click.option("--seed", type=int, default=_d("finetune", "seed"), show_default=True)
 @click.pass_context
-def finetune_cmd(ctx, run, rounds, n_select, sampler, steps, guidance, clip, physics, select, n_best, per_solution,
-                 pool, refit, tighten, min_select, train_steps, workers, seed) -> None:
+def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, clip, select, n_best, per_solution,
+                 pool, refit, min_select, train_steps, workers, seed) -> None:
     """Transfer learning (Sec. 2.2.3): fine-tune the newest network on its selected samples.
 
-    The paper: --rounds 1 --select cuts --pool round --min-select 0 --refit none --clip 0.
+    The paper: --preset paper (--rounds 1 --select cuts --pool round --min-select 0 --refit none --clip 0).
     """
+    settings = build_settings(ctx, "finetune", preset)
     _guard(runs.require_network, run)
-    _ray(ctx)
-    from rayflavor.orchestration.diffusion_pipeline import finetune
+    with _lease(run, "finetune"):
+        _ray(ctx)
+        from rayflavor.orchestration.diffusion_rounds import finetune
 
-    _guard(finetune, run, rounds=rounds, n_select=n_select, sampler=sampler, steps=steps, guidance=guidance,
-           clip=_clip(clip), physics=physics, select=select, n_best=n_best, per_solution=per_solution, pool=pool,
-           refit=refit, train_steps=train_steps, workers=workers,
-           tighten=tighten, min_select=min_select, seed=seed)
-
-
-RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE = "ddim", 50, 1.0
+        _guard(finetune, run, settings)
 
 
 @diffusion.command("run", short_help="Whole chain; prints the solution count.")
 @click.argument("run", type=_run_dir(False))
-@click.option("--n-data", type=click.IntRange(min=10), default=100_000, show_default=True)
-@click.option("--train-steps", type=_pos, default=20_000, show_default=True, help="Pre-network. Paper: 100000.")
-@click.option("--rounds", type=click.IntRange(min=0), default=30, show_default=True, help="Paper: 1.")
-@click.option("--ft-steps", type=_pos, default=2000, show_default=True,
+@_preset_option
+@click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Settings from a TOML or JSON file (a run's RUN/run.json repeats that run); options given "
+                   "explicitly override it.")
+@click.option("--n-data", type=int, default=_d("run", "n_data"), show_default=True)
+@click.option("--train-steps", type=int, default=_d("run", "train_steps"), show_default=True,
+              help="Pre-network. Paper: 100000.")
+@click.option("--rounds", type=int, default=_d("run", "rounds"), show_default=True, help="Paper: 1.")
+@click.option("--ft-steps", type=int, default=_d("run", "ft_steps"), show_default=True,
               help="Training steps per fine-tuning round. Paper: 100000.")
-@click.option("--n-select", type=_pos, default=20_000, show_default=True, help="Samples drawn per round.")
-@click.option("--n", "n_final", type=_pos, default=100_000, show_default=True, help="Final samples. Paper: 3e7.")
-@click.option("--final-guidance", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--n-select", type=int, default=_d("run", "n_select"), show_default=True, help="Samples drawn per round.")
+@click.option("--n", "n_final", type=int, default=_d("run", "n_final"), show_default=True,
+              help="Final samples. Paper: 3e7.")
+@click.option("--final-guidance", type=float, default=_d("run", "final_guidance"), show_default=True,
               help="CFG scale of the final sample (the rounds use --guidance).")
-@click.option("--final-temperature", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
-              help="Initial-noise scale of the final sample (beyond the paper; 1 = the paper).")
-@click.option("--final-network", type=click.Choice(["best", "last"]), default="best", show_default=True,
-              help="Network of the final sample: the newest (last: the paper) or the one whose round samples "
-                   "had the highest solution fraction (best: beyond the paper).")
-@click.option("--final-physics-guidance", "final_physics", type=click.IntRange(min=0), default=3, show_default=True,
+@click.option("--final-network", type=click.Choice(ds.FINAL_NETWORK), default=_d("run", "final_network"),
+              show_default=True,
+              help="Network of the final sample: the one whose round samples had the highest solution fraction "
+                   "(best: beyond the paper) or the newest (last: the paper).")
+@click.option("--final-physics-guidance", "final_physics", type=int, default=_d("run", "final_physics"),
+              show_default=True,
               help="After the final sample, draw a second one of the same network and size with this many "
-                   "physics-guidance steps per reverse step (see --physics-guidance, which sets the rounds'); "
-                   "0 = none (the paper).")
-@lambda f: _sampling_options(f, RUN_SAMPLER, RUN_STEPS, RUN_GUIDANCE)
-@_finetune_options
-@click.option("--workers", type=_pos, default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+                   "physics-guidance steps per reverse step; 0 = none (the paper).")
+@_sampling_options("run")
+@_selection_options("run")
+@click.option("--workers", type=int, default=_d("run", "workers"), show_default=True)
+@click.option("--seed", type=int, default=_d("run", "seed"), show_default=True)
 @click.pass_context
-def run_cmd(ctx, run, n_data, train_steps, rounds, ft_steps, n_select, n_final, final_guidance, final_temperature,
-            final_network, final_physics, sampler, steps, guidance, clip, physics,
-            select, n_best, per_solution, pool, refit, tighten, min_select, workers, seed) -> None:
+def run_cmd(ctx, run, preset, config, n_data, train_steps, rounds, ft_steps, n_select, n_final, final_guidance,
+            final_network, final_physics, sampler, steps, guidance, clip, select, n_best, per_solution, pool, refit,
+            min_select, workers, seed) -> None:
     """The whole chain: dataset, pre-network, fine-tuning rounds, final sample; prints the solution count.
 
-    The paper's chain: --rounds 1 --ft-steps 100000 --train-steps 100000 --select cuts --pool round
-    --min-select 0 --refit none --clip 0 --sampler ddpm --steps 1000 --guidance 8
-    --final-guidance 8 --final-temperature 1 --final-network last --final-physics-guidance 0 --n 30000000.
+    The paper's chain: --preset paper. The settings are stored whole in RUN/run.json.
     """
-    _ray(ctx)
-    from rayflavor.orchestration.diffusion_pipeline import run_chain
+    settings = build_settings(ctx, "run", preset, config)
+    with _lease(run, "run"):
+        _ray(ctx)
+        from rayflavor.orchestration.diffusion_pipeline import run_chain
 
-    s = _guard(run_chain, run, n_data=n_data, train_steps=train_steps, rounds=rounds, ft_steps=ft_steps,
-               n_select=n_select, n_final=n_final, final_guidance=final_guidance,
-               final_temperature=final_temperature, final_network=final_network, final_physics=final_physics,
-               sampler=sampler, steps=steps, guidance=guidance, clip=_clip(clip), physics=physics, select=select, n_best=n_best, per_solution=per_solution,
-               pool=pool, refit=refit, tighten=tighten, min_select=min_select, workers=workers, seed=seed)
+        s = _guard(run_chain, run, settings)
     if "unguided" in s:
         u = s["unguided"]
         click.echo(f"solutions without physics guidance: {u['solutions']} of {u['n']} samples "
                    f"(fraction {u['fraction']:.3g}), {u['distinct_solutions']} distinct")
-        click.echo(f"solutions with physics guidance ({final_physics} steps): {s['solutions']} of {s['n']} samples "
-                   f"(fraction {s['fraction']:.3g}), {s['distinct_solutions']} distinct; "
+        click.echo(f"solutions with physics guidance ({settings.final_physics} steps): {s['solutions']} of {s['n']} "
+                   f"samples (fraction {s['fraction']:.3g}), {s['distinct_solutions']} distinct; "
                    f"total {s['total_seconds'] / 60:.1f} min")
     else:
         click.echo(f"solutions: {s['solutions']} of {s['n']} samples (fraction {s['fraction']:.3g}), "

@@ -31,42 +31,21 @@ import ray
 import ray.train  # RAY
 from ray.train.torch import TorchTrainer, get_device, prepare_model  # RAY
 
-from rayflavor.methods.diffusion import selection, training
+from rayflavor.methods.diffusion import training
+from rayflavor.methods.diffusion.data import training_arrays
+from rayflavor.methods.diffusion.rounds import finetune_state
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
-from rayflavor.physics import data as physics_data
+from rayflavor.methods.diffusion.settings import TuneSettings
+from rayflavor.orchestration.diffusion_progress import bar, polling
 from rayflavor.physics import seesaw
 from rayflavor.storage import runs
 
 
 def load_training_data(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(G, labels, is_val) from a dataset directory of parts or a single Parquet file; finite rows only."""
-    import pyarrow.parquet as pq
-
     p = Path(path)
     cols = list(seesaw.PARAMETERS) + list(seesaw.LABELS) + ["split"]
-    return training_arrays(runs.read_parts(p, columns=cols) if p.is_dir() else pq.read_table(p, columns=cols))
-
-
-def training_arrays(t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(G, labels, is_val) of an Arrow table with the seesaw parameter, label and ``split`` columns; finite rows only."""
-    g = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1).astype(np.float64)
-    lab = np.stack([t.column(c).to_numpy() for c in seesaw.LABELS], axis=1).astype(np.float64)
-    val = np.asarray(t.column("split").to_pylist()) == "val"
-    ok = np.isfinite(g).all(1) & np.isfinite(lab).all(1)
-    return g[ok], lab[ok], val[ok]
-
-
-def finetune_state(init: str | Path, g: np.ndarray, lab: np.ndarray, *, refit: str, steps: int,
-                   lr_max: float) -> training.TrainState:
-    """Fresh training state (Adam, OneCycleLR) on the weights of network file ``init``, with its
-    normalisation refitted on the training rows (``g``, ``lab``) as ``refit`` says."""
-    net, norm, _ = training.load_model(init)
-    net.train()
-    focus = None
-    if refit == "solutions":  # the rounds condition on, select and judge in NO (diffusion_pipeline)
-        focus = selection.label_solutions(lab, seesaw.solution_windows(physics_data.load(seesaw.DEFAULT_DATA), "NO"))
-    return training.new_state(norm.refit(g, lab, refit, focus), total_steps=steps, lr_max=lr_max, model=net,
-                              meta={"init": str(init)})
+    return training_arrays(runs.read_parts(p, columns=cols) if p.is_dir() else runs.read_table(p, columns=cols))
 
 
 def net_tensors(norm: training.Normalizer, g: np.ndarray, lab: np.ndarray, val: np.ndarray,
@@ -91,8 +70,9 @@ def train_fn(config: dict) -> None:
     elif resume:
         state = training.load_state(resume, lr_max=config["lr_max"])
     elif config.get("init"):
-        state = finetune_state(config["init"], g[~val], lab[~val], refit=config.get("refit") or "none",
-                               steps=config["steps"], lr_max=config["lr_max"])
+        tune = TuneSettings(refit=config.get("refit") or "none", steps=int(config["steps"]),
+                            batch_size=int(config["batch_size"]), lr_max=float(config["lr_max"]))
+        state = finetune_state(config["init"], g[~val], lab[~val], tune)
     else:
         norm = training.Normalizer.fit(g[~val], lab[~val])
         state = training.new_state(norm, total_steps=config["steps"], lr_max=config["lr_max"])
@@ -141,9 +121,9 @@ def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None
                   stop_at: int | None = None, refit: str = "none", log=print) -> dict:
     """Train (or resume, or fine-tune from ``init``) network ``name`` of a run; returns the last metrics.
 
-    ``refit`` (with ``init``; beyond the paper unless "none"): normalise the labels ("labels") or the
-    labels and G ("all") over this training set instead of inheriting the pre-network's
-    normalisation (:meth:`Normalizer.refit`); it is stored with the network and used when it samples.
+    ``refit`` (with ``init``; beyond the paper unless "none"): normalise G and the labels over this
+    training set (``solutions``: :meth:`Normalizer.refit`) instead of inheriting the pre-network's
+    normalisation; it is stored with the network and used when it samples.
 
     ``stop_at``: stop after this step (for tests of resumption); the network is then unfinished.
     """
@@ -173,7 +153,10 @@ def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None
                                        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
     )
     t0 = time.perf_counter()
-    result = trainer.fit()  # RAY
+    log_path = final.parent / "metrics.jsonl"
+    with bar(f"train {name}", int(steps), "steps", log) as update:
+        with polling(lambda: update(_last_step(log_path))):
+            result = trainer.fit()  # RAY
     wall = time.perf_counter() - t0
     metrics = dict(result.metrics or {})
     with result.checkpoint.as_directory() as d:  # RAY
@@ -187,6 +170,15 @@ def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None
     log(f"train: loss {metrics.get('loss', float('nan')):.4f}, val_loss {metrics.get('val_loss', float('nan')):.4f}, "
         f"{metrics.get('steps_per_s', float('nan')):.1f} steps/s with {workers} worker(s), wall {wall:.1f} s")
     return metrics
+
+
+def _last_step(log_path: Path) -> int:
+    """The step of the last line of a training log (0 when there is none yet)."""
+    try:
+        lines = log_path.read_text().splitlines()
+        return int(json.loads(lines[-1]).get("step", 0)) if lines else 0
+    except (OSError, ValueError):
+        return 0
 
 
 def _use_gpu(gpu: str) -> bool:

@@ -31,7 +31,6 @@ def generate(
     seed: int = 0,
     batch: int = BATCH,
     clip: float | None = None,
-    temperature: float = 1.0,
     schedule: NoiseSchedule | None = None,
     physics: PhysicsGuidance | None = None,
 ) -> np.ndarray:
@@ -39,8 +38,6 @@ def generate(
 
     The final sample is clamped to [-1, 1] in network units, i.e. to the range of the
     training inputs (the prior box): the priors have no support outside it.
-    ``temperature`` (beyond the paper): the initial noise x_T is drawn with this standard deviation
-    instead of 1; below 1 the samples concentrate on the dense core of the learned distribution.
     ``physics`` (beyond the paper): steer every step's predicted x0 into the 3 sigma box
     (:mod:`.physics_guidance`).
     """
@@ -54,8 +51,6 @@ def generate(
     for i in range(0, n, batch):
         b = min(batch, n - i)
         x = torch.randn(b, dim, generator=g)
-        if temperature != 1.0:
-            x.mul_(float(temperature))
         x = sample(eps_fn, x, schedule=schedule, sampler=sampler, steps=steps, generator=g, clip=clip, refine=refine)
         out[i:i + b] = norm.g_from_net(x.clamp_(-1.0, 1.0).numpy())
     return out

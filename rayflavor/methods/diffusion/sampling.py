@@ -58,7 +58,6 @@ def coefficients(schedule: NoiseSchedule, ts: np.ndarray) -> dict[str, np.ndarra
         "inv_sqrt_alpha": 1.0 / np.sqrt(1.0 - beta),
         "eps_coef": beta / np.sqrt(1.0 - ab_t),
         "sigma": np.sqrt(beta),
-        "sigma_posterior": np.sqrt(beta * (1.0 - ab_prev) / (1.0 - ab_t)),
     }
 
 
@@ -71,15 +70,13 @@ def sample(
     steps: int | None = None,
     generator: torch.Generator | None = None,
     clip: float | None = None,
-    variance: str = "beta",
     refine: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Run the reverse process from ``x_T`` (B, D), in place; returns ``x_0``.
 
     ``steps``: number of reverse steps (default: all T). ``clip``: if set, clamp the predicted
     ``x0_hat`` to ``[-clip, clip]`` at every step (the data are normalised into [-1, 1]);
-    the paper does not clip (default None). ``variance``: DDPM ``sigma_k^2`` = ``"beta"`` (beta'_k, the
-    paper's choice) or ``"posterior"`` (``beta'_k (1 - ab_{k-1}) / (1 - ab_k)``, better for few steps).
+    the paper does not clip (default None). DDPM noise: ``sigma_k^2 = beta'_k`` (the paper's choice).
     ``refine`` (beyond the paper): a map applied to ``x0_hat`` at every step, after the clamp
     (:mod:`.physics_guidance`); the step then continues with the noise implied by the moved ``x0_hat``.
     """
@@ -87,7 +84,7 @@ def sample(
         raise ValueError(f"unknown sampler {sampler!r} (use {' or '.join(SAMPLERS)})")
     ts = timesteps(schedule.T, steps or schedule.T)
     co = coefficients(schedule, ts)
-    sigma = co["sigma" if variance == "beta" else "sigma_posterior"]
+    sigma = co["sigma"]
     x = x_T
     noise = torch.empty_like(x) if sampler == "ddpm" else None
     for k in range(len(ts)):

@@ -32,10 +32,6 @@ class Thresholds:
     mass_max: float = MASS_MAX
     mixing_max: float = MIXING_MAX
 
-    def scaled(self, factor: float) -> "Thresholds":
-        """All three cuts multiplied by ``factor`` (tighter for factor < 1)."""
-        return Thresholds(self.chi2_max * factor, self.mass_max * factor, self.mixing_max * factor)
-
 
 def select(chi2: np.ndarray, chi2_mass: np.ndarray, chi2_mixing: np.ndarray,
            thresholds: Thresholds = Thresholds()) -> np.ndarray:
@@ -53,24 +49,6 @@ def conditions(chi2_mass: np.ndarray, chi2_mixing: np.ndarray, thresholds: Thres
         m = np.asarray(chi2_mass) < thresholds.mass_max
         x = np.asarray(chi2_mixing) < thresholds.mixing_max
     return {"mass_only": int((m & ~x).sum()), "mixing_only": int((x & ~m).sum()), "both": int((m & x).sum())}
-
-
-def best(chi2: np.ndarray, k: int) -> np.ndarray:
-    """Mask of the ``k`` rows with the lowest finite total chi2 (ties broken by row order).
-
-    Beyond the paper ("elite" selection): each fine-tuning round trains on a fixed number of the
-    best samples instead of everything below fixed cuts, so the training set keeps tightening
-    round after round (a cross-entropy-method style iteration).
-
-    >>> best(np.array([3.0, np.nan, 1.0, 2.0, np.inf]), 2).tolist()
-    [False, False, True, True, False]
-    """
-    chi2 = np.asarray(chi2, dtype=np.float64)
-    c = np.where(np.isfinite(chi2), chi2, np.inf)
-    idx = np.argsort(c, kind="stable")[:max(int(k), 0)]
-    mask = np.zeros(len(c), dtype=bool)
-    mask[idx[np.isfinite(c[idx])]] = True
-    return mask
 
 
 def window_miss(values: np.ndarray, windows: np.ndarray) -> np.ndarray:
@@ -111,7 +89,7 @@ def nearest_size(miss: np.ndarray, n_min: int, per_solution: float = 0.0) -> int
 def nearest(miss: np.ndarray, chi2: np.ndarray, k: int) -> np.ndarray:
     """Mask of the ``k`` rows closest to the solution box: smallest ``miss``, then smallest chi2.
 
-    Beyond the paper: ranking by total chi2 (:func:`best`) lets a point with ten labels at the
+    Beyond the paper: ranking by total chi2 lets a point with ten labels at the
     central value and one far outside beat a point inside every window but off-centre; ranking
     by the distance to the box (:func:`window_miss`) fills the fine-tuning set with solutions
     and near-solutions first, which is what the tuned network should learn to produce.
@@ -145,7 +123,6 @@ def top_up(mask: np.ndarray, chi2: np.ndarray, min_rows: int) -> np.ndarray:
         best = np.argsort(chi2, kind="stable")[:missing]
         mask[best[np.isfinite(chi2[best])]] = True
     return mask
-
 
 
 def label_solutions(labels: np.ndarray, windows: np.ndarray, ordering: str = "NO") -> np.ndarray:

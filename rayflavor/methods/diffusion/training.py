@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from rayflavor.methods.diffusion.network import EpsNet
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
 
-REFIT = ("none", "labels", "all", "solutions")
+REFIT = ("none", "solutions")
 #: ``refit="solutions"`` maps the solutions' range onto [-1, 1] once the set holds this many.
 MIN_FOCUS = 20
 LR_MAX = 1e-3
@@ -63,45 +63,28 @@ class Normalizer:
                    np.where(std > 0, std, 1.0).astype(np.float64))
 
     def refit(self, g: np.ndarray, labels: np.ndarray, what: str, focus: np.ndarray | None = None) -> "Normalizer":
-        """Normaliser for fine-tuning on (``g``, ``labels``) (beyond the paper for ``what != "none"``).
+        """Normaliser for fine-tuning on (``g``, ``labels``).
 
-        ``"none"``: this one, inherited (the paper). ``"labels"``: :meth:`with_labels`. ``"all"``:
-        also the G map refitted, i.e. :meth:`fit` on the fine-tuning set -- its range becomes
-        [-1, 1], so a selected set a few hundredths of the prior box wide is again spread over the
-        network's data range, and the sampler's clip keeps samples inside the set's bounding box.
-        ``"solutions"``: as ``"all"``, but the G range is that of the rows marked in ``focus``
-        (the set's solutions) once there are :data:`MIN_FOCUS` of them; the near-misses around
-        them then lie outside [-1, 1], still train the network, and the sampler's clip keeps
-        samples inside the solutions' bounding box. The labels are standardised over every row.
+        ``"none"``: this one, inherited (the paper). ``"solutions"`` (beyond the paper): the G range
+        of the rows marked in ``focus`` (the set's solutions) is mapped onto [-1, 1] once there are
+        :data:`MIN_FOCUS` of them (before that, or without ``focus``, the whole set's range: a
+        selected set a few hundredths of the prior box wide is spread over the network's data
+        range again); the near-misses around the solutions then lie outside [-1, 1], still train
+        the network, and the sampler's clip keeps samples inside the solutions' bounding box. The
+        labels are standardised over every finite row.
         """
         if what == "none":
             return self
-        if what == "labels":
-            return self.with_labels(labels)
-        if what in ("all", "solutions"):
-            g, labels = np.asarray(g, dtype=np.float64), np.asarray(labels, dtype=np.float64)
-            ok = np.isfinite(labels).all(axis=1) & np.isfinite(g).all(axis=1)
-            full = Normalizer.fit(g[ok], labels[ok])
-            if what == "all" or focus is None:
-                return full
-            sol = ok & np.asarray(focus, dtype=bool)
-            if sol.sum() < MIN_FOCUS:
-                return full
-            box = Normalizer.fit(g[sol], labels[sol])
-            return Normalizer(box.g_lo, box.g_hi, full.l_mean, full.l_std)
-        raise ValueError(f"refit must be one of {REFIT}")
-
-    def with_labels(self, labels: np.ndarray) -> "Normalizer":
-        """The same G map with the label standardisation refitted on ``labels`` (beyond the paper).
-
-        Used for fine-tuning on a selected set: its labels cluster near the target, a few
-        hundredths of the prior's standard deviation apart, so with the prior's scale the network
-        barely sees the differences it is conditioned on; refitted, they span O(1) again.
-        """
-        labels = np.asarray(labels, dtype=np.float64)
-        labels = labels[np.isfinite(labels).all(axis=1)]
-        std = labels.std(axis=0)
-        return Normalizer(self.g_lo, self.g_hi, labels.mean(axis=0), np.where(std > 0, std, 1.0))
+        if what != "solutions":
+            raise ValueError(f"refit must be one of {', '.join(REFIT)}, not {what!r}")
+        g, labels = np.asarray(g, dtype=np.float64), np.asarray(labels, dtype=np.float64)
+        ok = np.isfinite(labels).all(axis=1) & np.isfinite(g).all(axis=1)
+        full = Normalizer.fit(g[ok], labels[ok])
+        sol = ok & (np.asarray(focus, dtype=bool) if focus is not None else False)
+        if sol.sum() < MIN_FOCUS:
+            return full
+        box = Normalizer.fit(g[sol], labels[sol])
+        return Normalizer(box.g_lo, box.g_hi, full.l_mean, full.l_std)
 
     def g_to_net(self, g: np.ndarray) -> np.ndarray:
         return (2.0 * (g - self.g_lo) / (self.g_hi - self.g_lo) - 1.0).astype(np.float32)

@@ -1,0 +1,262 @@
+"""Settings of the diffusion method: one frozen dataclass per concern, one set of defaults each.
+
+These defaults are what ``rayflavor diffusion ...`` uses (the click options take their defaults
+from here, and a test asserts the CLI's and the library's defaults are the same objects), so a
+library caller gets exactly the chain a CLI user gets. Each class has a ``paper`` preset
+(:data:`PRESETS`): the paper's settings, one option away.
+
+* :class:`SamplingSettings`: how one sample set is drawn (sampler, reverse steps, CFG scale,
+  x0 clip, physics guidance, ordering of the conditioning labels) and how many points (``n``) in
+  how many Ray tasks (``shards``, None = automatic).
+* :class:`SelectionSettings`: which generated rows a fine-tuning round trains on.
+* :class:`TuneSettings`: the fine-tuning of one round (refit of the normalisation, steps, batch, rate).
+* :class:`FinetuneSettings`: ``rayflavor diffusion finetune``: rounds after the newest network.
+* :class:`ChainSettings`: ``rayflavor diffusion run``: dataset -> pre-network -> rounds -> final sample.
+
+Every class validates itself in ``__post_init__`` and raises :class:`ValueError` with one line
+naming the field, so bad input is refused before anything is written. Units: steps are
+optimiser or reverse steps, ``n*`` are numbers of points, ``lr_max`` is Adam's peak rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+SAMPLERS = ("ddpm", "ddim")
+ORDERINGS = ("NO", "IO")
+SELECT = ("nearest", "cuts")
+POOLS = ("union", "round")
+REFIT = ("solutions", "none")
+FINAL_NETWORK = ("best", "last")
+#: Reverse steps of the full schedule (T): ``steps = 1000`` is the paper's every-step DDPM.
+T_STEPS = 1000
+
+
+def _int(obj, name: str, lo: int | None = None, hi: int | None = None, optional: bool = False) -> None:
+    v = getattr(obj, name)
+    if v is None and optional:
+        return
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{name} must be an integer, not {v!r}")
+    if lo is not None and v < lo:
+        raise ValueError(f"{name} must be >= {lo}, not {v}")
+    if hi is not None and v > hi:
+        raise ValueError(f"{name} must be <= {hi}, not {v}")
+
+
+def _float(obj, name: str, lo: float | None = None, *, positive: bool = False) -> None:
+    v = getattr(obj, name)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{name} must be a number, not {v!r}")
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, not {v}")
+    if positive and v <= 0:
+        raise ValueError(f"{name} must be > 0, not {v:g}")
+    if lo is not None and v < lo:
+        raise ValueError(f"{name} must be >= {lo:g}, not {v:g}")
+    object.__setattr__(obj, name, float(v))
+
+
+def _choice(obj, name: str, allowed: tuple[str, ...]) -> None:
+    v = getattr(obj, name)
+    if v not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {v!r}")
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How a sample set is drawn.
+
+    ``sampler``: ancestral ``ddpm`` (eq. A.23) or deterministic ``ddim``; ``steps``: reverse steps
+    (1000 = every step, the paper's DDPM); ``guidance``: CFG scale gamma (eq. B.5);
+    ``clip``: clamp the predicted x0 to [-clip, clip] in network units at every reverse step
+    (beyond the paper; 0 = no clamp, the paper); ``physics``: physics-guidance steps per reverse
+    step (beyond the paper; 0 = off); ``ordering``: the labels conditioned on and the ordering the
+    samples are evaluated in; ``n``: points; ``shards``: Ray tasks (None: automatic).
+    """
+
+    sampler: str = "ddim"
+    steps: int = 50
+    guidance: float = 8.0
+    clip: float = 1.0
+    physics: int = 0
+    ordering: str = "NO"
+    n: int = 100_000
+    shards: int | None = None
+
+    def __post_init__(self) -> None:
+        _choice(self, "sampler", SAMPLERS)
+        _int(self, "steps", 1, T_STEPS)
+        _float(self, "guidance", 0.0)
+        _float(self, "clip", 0.0)
+        _int(self, "physics", 0)
+        _choice(self, "ordering", ORDERINGS)
+        _int(self, "n", 1)
+        _int(self, "shards", 1, optional=True)
+        if self.shards is not None and self.shards > self.n:
+            raise ValueError(f"shards ({self.shards}) must not exceed n ({self.n}): a shard would hold no point")
+
+    @property
+    def clip_value(self) -> float | None:
+        """The clamp of :func:`rayflavor.methods.diffusion.sampling.sample` (None for ``clip = 0``)."""
+        return None if self.clip == 0 else self.clip
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """Which rows a fine-tuning round trains on (sec. 2.2.3 and beyond).
+
+    ``select``: ``nearest`` (beyond the paper): every solution found so far, filled up to ``n_best``
+    rows with the samples closest to the 3 sigma box, growing to ``per_solution`` rows per solution
+    once that is more (0 = a fixed ``n_best``); ``cuts`` (the paper): the sec. 2.2.3 conditions,
+    topped up to ``min_select`` rows with the lowest total chi2 (0 = the paper's cuts only).
+    ``pool``: select from this round's samples (``round``, the paper) or from them and every
+    earlier round's fine-tuning set (``union``, beyond the paper).
+    """
+
+    select: str = "nearest"
+    n_best: int = 300
+    per_solution: float = 30.0
+    pool: str = "union"
+    min_select: int = 2000
+
+    def __post_init__(self) -> None:
+        _choice(self, "select", SELECT)
+        _int(self, "n_best", 1)
+        _float(self, "per_solution", 0.0)
+        _choice(self, "pool", POOLS)
+        _int(self, "min_select", 0)
+
+    @property
+    def keep(self) -> str:
+        """Rows a round's sample parts must keep for this selection (``selected``: the cut rows only)."""
+        return "all" if (self.min_select or self.select != "cuts") else "selected"
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """The fine-tuning of one round: all weights of the previous network, fresh Adam + OneCycleLR.
+
+    ``refit``: ``solutions`` (beyond the paper): the tuned network maps the G range of its set's
+    solutions onto [-1, 1] once the set holds 20 of them (before: the whole set's range) and
+    standardises the labels over the set; ``none`` (the paper): inherit the pre-network's
+    normalisation. ``steps``: optimiser steps; ``batch_size``: global batch (split over workers);
+    ``lr_max``: OneCycleLR's peak rate.
+    """
+
+    refit: str = "solutions"
+    steps: int = 100_000
+    batch_size: int = 64
+    lr_max: float = 1e-3
+
+    def __post_init__(self) -> None:
+        _choice(self, "refit", REFIT)
+        _int(self, "steps", 1)
+        _int(self, "batch_size", 1)
+        _float(self, "lr_max", positive=True)
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """``rayflavor diffusion finetune``: ``rounds`` rounds of sample -> select -> fine-tune after the
+    newest network. ``sampling.n``: samples drawn per round; round r samples with seed ``seed + r``.
+    ``workers``: Ray Train workers (1 CPU each, DDP when > 1)."""
+
+    rounds: int = 1
+    sampling: SamplingSettings = field(default_factory=lambda: SamplingSettings(n=200_000))
+    selection: SelectionSettings = field(default_factory=SelectionSettings)
+    tune: TuneSettings = field(default_factory=TuneSettings)
+    workers: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _int(self, "rounds", 1)
+        _int(self, "workers", 1)
+        _int(self, "seed", 0)
+        _rounds_sampling(self.sampling)
+
+
+def _rounds_sampling(s: SamplingSettings) -> None:
+    if s.physics:
+        raise ValueError("physics guidance in the fine-tuning rounds was removed (it did not teach the network); "
+                         "use it for a final or separate sample")
+
+
+@dataclass(frozen=True)
+class ChainSettings:
+    """``rayflavor diffusion run``: the whole chain with laptop defaults (12-20 min on 2 cores).
+
+    ``n_data`` prior points; a pre-network of ``train_steps`` steps; ``rounds`` fine-tuning rounds
+    of ``sampling.n`` samples each (``--n-select``), selected by ``selection`` and tuned by
+    ``tune`` (``tune.steps``: ``--ft-steps``); then ``n_final`` samples of the network
+    ``final_network`` (``best``, beyond the paper: the one whose round samples had the highest
+    solution fraction; ``last``: the newest, the paper) with CFG scale ``final_guidance`` and the
+    rounds' sampler; when ``final_physics > 0`` (beyond the paper) a second final sample of the same
+    network and size with that many physics-guidance steps. ``workers``: Ray Train workers.
+    """
+
+    n_data: int = 100_000
+    train_steps: int = 20_000
+    rounds: int = 30
+    sampling: SamplingSettings = field(default_factory=lambda: SamplingSettings(guidance=1.0, n=20_000))
+    selection: SelectionSettings = field(default_factory=SelectionSettings)
+    tune: TuneSettings = field(default_factory=lambda: TuneSettings(steps=2000))
+    n_final: int = 100_000
+    final_guidance: float = 1.0
+    final_network: str = "best"
+    final_physics: int = 3
+    workers: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _int(self, "n_data", 10)
+        _int(self, "train_steps", 1)
+        _int(self, "rounds", 0)
+        _int(self, "n_final", 1)
+        _float(self, "final_guidance", 0.0)
+        _choice(self, "final_network", FINAL_NETWORK)
+        _int(self, "final_physics", 0)
+        _int(self, "workers", 1)
+        _int(self, "seed", 0)
+        _rounds_sampling(self.sampling)
+
+    def finetune(self, rounds: int | None = None) -> FinetuneSettings:
+        """The chain's rounds as the settings of ``rayflavor diffusion finetune``."""
+        return FinetuneSettings(rounds=self.rounds if rounds is None else rounds, sampling=self.sampling,
+                                selection=self.selection, tune=self.tune, workers=self.workers, seed=self.seed)
+
+    def final_sampling(self, physics: int = 0) -> SamplingSettings:
+        """Settings of the final sample: the rounds' sampler with ``n_final`` and ``final_guidance``."""
+        return replace(self.sampling, n=self.n_final, guidance=self.final_guidance, physics=physics, shards=None)
+
+
+_PAPER_SAMPLING = SamplingSettings(sampler="ddpm", steps=1000, guidance=8.0, clip=0.0, n=30_000_000)
+_PAPER_SELECTION = SelectionSettings(select="cuts", pool="round", min_select=0)
+_PAPER_TUNE = TuneSettings(refit="none", steps=100_000)
+
+#: Named presets of every settings class: ``PRESETS[cls]["paper"]`` is the paper's settings
+#: (README "The paper's chain"); the defaults are the measured laptop settings.
+PRESETS: dict[type, dict[str, Any]] = {
+    SamplingSettings: {"paper": _PAPER_SAMPLING},
+    SelectionSettings: {"paper": _PAPER_SELECTION},
+    TuneSettings: {"paper": _PAPER_TUNE},
+    FinetuneSettings: {"paper": FinetuneSettings(rounds=1, sampling=replace(_PAPER_SAMPLING, n=200_000),
+                                                 selection=_PAPER_SELECTION, tune=_PAPER_TUNE)},
+    ChainSettings: {"paper": ChainSettings(train_steps=100_000, rounds=1,
+                                           sampling=replace(_PAPER_SAMPLING, n=20_000), selection=_PAPER_SELECTION,
+                                           tune=_PAPER_TUNE, n_final=30_000_000, final_guidance=8.0,
+                                           final_network="last", final_physics=0)},
+}
+
+
+def preset(cls: type, name: str | None):
+    """The settings object of preset ``name`` for ``cls`` (None or "default": the defaults)."""
+    if name in (None, "default"):
+        return cls()
+    try:
+        return PRESETS[cls][name]
+    except KeyError:
+        names = ", ".join(["default", *PRESETS.get(cls, {})])
+        raise ValueError(f"unknown preset {name!r} (use {names})") from None

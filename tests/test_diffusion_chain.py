@@ -1,0 +1,119 @@
+"""The diffusion chain end to end on Ray (tiny sizes: seconds of work, Ray Train's start-up aside).
+
+``diffusion run`` from the CLI (settings stored whole, a rerun resumes without training again),
+the long-round path (one trainer per round, with checkpoints), and the faults of issue 16 that
+need Ray: a round with nothing selected, a leftover dataset manifest.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from rayflavor import configfile
+from rayflavor.cli.main import cli
+from rayflavor.methods.diffusion import training
+from rayflavor.methods.diffusion.settings import FinetuneSettings, SamplingSettings, SelectionSettings, TuneSettings
+from rayflavor.physics import seesaw
+from rayflavor.storage import runs
+
+pytestmark = pytest.mark.ray
+
+TINY_RUN = ["--n-data", "400", "--train-steps", "30", "--rounds", "2", "--ft-steps", "10", "--n-select", "300",
+            "--n", "200", "--steps", "3", "--select", "cuts", "--min-select", "50", "--final-physics-guidance", "1",
+            "--seed", "4"]
+
+
+def _tiny_network(run):
+    """A 400-point dataset (2 shards) and an untrained pre-network, without a trainer."""
+    from rayflavor.orchestration.diffusion_dataset import make_dataset
+    from rayflavor.orchestration.diffusion_train import load_training_data
+
+    make_dataset(run, n=400, seed=5, shards=2, log=lambda *_: None)
+    g, lab, val = load_training_data(runs.dataset_dir(run))
+    training.save(runs.network_path(run, "pre"),
+                  training.new_state(training.Normalizer.fit(g[~val], lab[~val]), total_steps=1), with_optimizer=False)
+
+
+def test_diffusion_run_end_to_end_stores_its_settings_and_resumes(ray_session, tmp_path):
+    run = tmp_path / "run"
+    r = CliRunner().invoke(cli, ["diffusion", "run", str(run), *TINY_RUN], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    out = r.output
+    assert [l.split(":")[0] for l in out.splitlines() if l.startswith("round ")] == ["round 1", "round 2"]
+    assert "solutions without physics guidance:" in out and "solutions with physics guidance (1 steps):" in out
+    assert runs.networks(run) == ["pre", "tuned-1", "tuned-2"]
+    stored = json.loads((run / "run.json").read_text())["settings"]
+    st = configfile.from_mapping(type(configfile.default(FinetuneSettings, "sampling")), stored["sampling"])
+    assert st == SamplingSettings(guidance=1.0, n=300, steps=3)  # the chain's rounds, as typed
+    assert stored["rounds"] == 2 and stored["final_physics"] == 1 and stored["selection"]["min_select"] == 50
+    # every round's set is in RUN/finetune, every final sample in RUN/samples, solutions collected
+    assert sorted(p.name for p in (run / "finetune").glob("tuned-*.parquet")) == ["tuned-1.parquet", "tuned-2.parquet"]
+    assert runs.solutions_path(run).is_file()
+    # a rerun with the stored settings resumes: nothing is trained or sampled again
+    stamps = {p: p.stat().st_mtime_ns for p in run.glob("networks/*/model.pt")}
+    again = CliRunner().invoke(cli, ["diffusion", "run", str(run), "--config", str(run / "run.json")],
+                               catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert "already finished" in again.output and "round " not in again.output
+    assert "0 shards generated" in again.output
+    assert {p: p.stat().st_mtime_ns for p in run.glob("networks/*/model.pt")} == stamps
+
+
+def test_long_rounds_get_a_trainer_each_with_checkpoints(ray_session, tmp_path):
+    """Rounds longer than ``session_max_steps`` run from the driver (sample tasks, then a trainer
+    with checkpoints) through the same round as the short path, and leave the same records."""
+    from rayflavor.orchestration.diffusion_rounds import finetune, round_record
+
+    run = tmp_path / "run"
+    _tiny_network(run)
+    st = FinetuneSettings(rounds=1, sampling=SamplingSettings(n=300, steps=3, guidance=1.0),
+                          selection=SelectionSettings(select="nearest", n_best=40), tune=TuneSettings(steps=20))
+    lines = []
+    out = finetune(run, st, session_max_steps=10, log=lines.append)
+    assert [o["network"] for o in out] == ["tuned-1"] and out[0]["step"] == 20
+    assert any(l.startswith("round 1:") for l in lines) and any("train: 'tuned-1' finished at step 20" in l for l in lines)
+    assert not any("in one trainer" in l for l in lines)
+    assert list(runs.ray_storage(run).glob("tuned-1-0/checkpoint_*/state.pt"))  # its own trainer, checkpointed
+    rec = round_record(run, 1)
+    assert rec["selected"] == 40 == out[0]["selected"] and rec["sample"]["n"] == 300
+    t = runs.read_table(runs.finetune_path(run, "tuned-1"))
+    assert t.num_rows == 40 and t.column("split").to_pylist().count("val") == 4
+    _, norm, d = training.load_model(runs.network_path(run, "tuned-1"))
+    assert d["step"] == 20 and d["meta"]["init"].endswith("networks/pre/model.pt")
+
+
+def test_finetune_with_nothing_selected_fails_in_one_line(ray_session, tmp_path):
+    """Issue 16: ``--select cuts --min-select 0`` on a network whose samples meet no cut used to exit 0
+    ("rounds 1-1 ... wall 20 s") without a tuned network."""
+    run = tmp_path / "run"
+    _tiny_network(run)
+    r = CliRunner().invoke(cli, ["diffusion", "finetune", str(run), "--n-select", "20", "--select", "cuts",
+                                 "--min-select", "0", "--steps", "2", "--train-steps", "10"])
+    assert r.exit_code == 2, r.output
+    assert r.output.strip().splitlines()[-1].startswith("Error: round 1: only 0 of 20 samples meet the selection")
+    assert runs.networks(run) == ["pre"] and not runs.finetune_path(run, "tuned-1").exists()
+    assert not (run / "LOCK.json").exists()
+
+
+def test_a_dataset_that_never_started_does_not_block_the_corrected_command(ray_session, tmp_path):
+    """A manifest without any finished part (a failed first attempt) is replaced; a damaged part is
+    redone instead of being counted as finished."""
+    from rayflavor.orchestration.diffusion_dataset import make_dataset
+
+    run = tmp_path / "run"
+    runs.write_json({"n": 20, "seed": -1, "shards": 1, "data": seesaw.DEFAULT_DATA, "ordering": "NO",
+                     "val_fraction": 0.1}, runs.dataset_dir(run) / "manifest.json")
+    info = make_dataset(run, n=40, seed=1, shards=2, log=lambda *_: None)
+    assert info["generated_shards"] == 2
+    part = runs.part_path(runs.dataset_dir(run), 1)
+    good = runs.read_table(part)
+    part.write_bytes(part.read_bytes()[:100])
+    info = make_dataset(run, n=40, seed=1, shards=2, log=lambda *_: None)
+    assert info["generated_shards"] == 1
+    assert runs.read_table(part).equals(good)
+    runs.require_dataset(run)  # readable, the manifest's row counts
+    with pytest.raises(ValueError, match="other settings"):
+        make_dataset(run, n=40, seed=2, shards=2, log=lambda *_: None)

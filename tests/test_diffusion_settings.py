@@ -1,0 +1,193 @@
+"""Diffusion settings: one definition of every default, presets, config files, manifests; module layering.
+
+No Ray: the commands are invoked with the Ray work replaced by a recorder.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rayflavor import configfile
+from rayflavor.cli import diffusion as cli_diffusion
+from rayflavor.cli.main import cli
+from rayflavor.methods.diffusion.sampleset import SampleSet
+from rayflavor.methods.diffusion.settings import (PRESETS, ChainSettings, FinetuneSettings, SamplingSettings,
+                                                  SelectionSettings, TuneSettings)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("command", sorted(cli_diffusion.OPTION_FIELDS))
+def test_every_cli_default_is_the_library_default_object(command):
+    cls, fields = cli_diffusion.OPTION_FIELDS[command]
+    cmd = cli_diffusion.diffusion.commands[command]
+    params = {p.name: p for p in cmd.params}
+    assert set(fields) <= set(params)
+    lib = cls()
+    for option, path in fields.items():
+        want = lib
+        for name in path:
+            want = getattr(want, name)
+        assert params[option].default is want, (command, option)
+
+
+def test_library_callers_get_the_cli_chain():
+    """The values users get from the CLI today are the library's defaults (issue 15)."""
+    c = ChainSettings()
+    assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance, c.final_physics) == (30, 1.0, "best", 1.0, 3)
+    assert (c.sampling.n, c.tune.steps, c.train_steps, c.n_final) == (20_000, 2000, 20_000, 100_000)
+    f = FinetuneSettings()
+    assert (f.selection.select, f.selection.n_best, f.selection.pool, f.tune.refit, f.selection.per_solution) == \
+        ("nearest", 300, "union", "solutions", 30.0)
+    assert (f.sampling.n, f.sampling.guidance, f.tune.steps) == (200_000, 8.0, 100_000)
+    p = PRESETS[ChainSettings]["paper"]
+    assert (p.rounds, p.train_steps, p.tune.steps, p.tune.refit, p.sampling.clip, p.sampling.sampler,
+            p.sampling.steps, p.sampling.guidance, p.final_guidance, p.final_network, p.final_physics,
+            p.selection.select, p.selection.pool, p.selection.min_select, p.n_final) == \
+        (1, 100_000, 100_000, "none", 0.0, "ddpm", 1000, 8.0, 8.0, "last", 0, "cuts", "round", 0, 30_000_000)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda: SamplingSettings(guidance=float("nan")), "guidance must be a finite number"),
+    (lambda: SamplingSettings(n=20, shards=30), "shards (30) must not exceed n (20)"),
+    (lambda: SamplingSettings(steps=0), "steps must be >= 1"),
+    (lambda: SelectionSettings(select="best"), "select must be one of nearest, cuts"),
+    (lambda: TuneSettings(refit="all"), "refit must be one of solutions, none"),
+    (lambda: ChainSettings(seed=-1), "seed must be >= 0"),
+    (lambda: ChainSettings(sampling=SamplingSettings(physics=3)), "physics guidance in the fine-tuning rounds"),
+])
+def test_settings_refuse_bad_values_in_one_line(bad, message):
+    with pytest.raises(ValueError) as e:
+        bad()
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.fixture
+def recorded_chain(monkeypatch):
+    """``diffusion run`` with the chain replaced by a recorder of its settings (no Ray)."""
+    import rayflavor.orchestration.diffusion_pipeline as pipeline
+
+    seen = []
+
+    def fake_chain(run, settings, **kw):
+        seen.append(settings)
+        pipeline.write_run_manifest(run, settings)
+        return {"solutions": 0, "n": 1, "fraction": 0.0, "distinct_solutions": 0, "total_seconds": 0.0}
+
+    monkeypatch.setattr(pipeline, "run_chain", fake_chain)
+    monkeypatch.setattr(cli_diffusion, "_ray", lambda ctx: None)
+    return seen
+
+
+def test_run_settings_precedence_default_preset_config_option(tmp_path, recorded_chain):
+    run = str(tmp_path / "run")
+    invoke = lambda *a: CliRunner().invoke(cli, ["diffusion", "run", run, *a], catch_exceptions=False)
+    assert invoke().exit_code == 0
+    assert recorded_chain[-1] == ChainSettings()
+    assert invoke("--preset", "paper").exit_code == 0
+    assert recorded_chain[-1] == PRESETS[ChainSettings]["paper"]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("rounds = 4\n[sampling]\nguidance = 2.5\n[tune]\nsteps = 300\n")
+    assert invoke("--preset", "paper", "--config", str(cfg), "--rounds", "2").exit_code == 0
+    got = recorded_chain[-1]
+    assert got.rounds == 2 and got.sampling.guidance == 2.5 and got.tune.steps == 300  # option > config
+    assert got.sampling.sampler == "ddpm" and got.tune.refit == "none"  # the rest from the preset
+    # the stored manifest holds every setting and is itself a valid --config file
+    stored = json.loads((Path(run) / "run.json").read_text())
+    assert stored["settings"] == configfile.to_mapping(got)
+    assert invoke("--config", str(Path(run) / "run.json")).exit_code == 0
+    assert recorded_chain[-1] == got
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--temperature", "0.8"], "No such option"),
+    (["--final-temperature", "0.8"], "No such option"),
+    (["--tighten", "0.5"], "No such option"),
+    (["--physics-guidance", "3"], "No such option"),  # in the rounds; --final-physics-guidance stays
+    (["--select", "best"], "'best' is not one of"),
+    (["--refit", "all"], "'all' is not one of"),
+    (["--refit", "labels"], "'labels' is not one of"),
+    (["--guidance", "nan"], "guidance: must be a finite number"),
+    (["--seed", "-1"], "seed must be >= 0"),
+])
+def test_removed_and_bad_run_options_are_refused_before_anything_is_written(tmp_path, recorded_chain, args, fragment):
+    run = tmp_path / "run"
+    r = CliRunner().invoke(cli, ["diffusion", "run", str(run), *args])
+    assert r.exit_code == 2 and fragment in r.output, r.output
+    assert not recorded_chain and not run.exists()
+
+
+def test_bad_config_file_is_refused_in_one_line(tmp_path, recorded_chain):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("rounds = 4\n[sampling]\ntemperature = 0.5\n")
+    r = CliRunner().invoke(cli, ["diffusion", "run", str(tmp_path / "run"), "--config", str(cfg)])
+    assert r.exit_code == 2 and "temperature" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_sample_manifest_stores_every_setting_and_old_manifests_stay_readable():
+    s = SampleSet(network="tuned-2", sampling=SamplingSettings(n=10, shards=2), seed=3)
+    m = s.manifest()
+    assert {"physics", "clip", "guidance", "steps", "sampler", "ordering", "n", "shards", "seed", "keep", "data"} <= set(m)
+    assert m["physics"] == 0 and SampleSet.from_manifest(m) == s
+    assert s.tag() == "tuned-2-ddim50-g8-NO-clip1-n10-s3"  # the tags of existing runs are unchanged
+    old = {"network": "pre", "sampler": "ddim", "steps": 50, "guidance": 8.0, "ordering": "NO", "n": 10, "shards": 2,
+           "seed": 0, "keep": "all", "clip": None, "data": "nufit-6.0-sk", "temperature": 1.0}
+    assert SampleSet.from_manifest(old).sampling.clip == 0.0  # written before: no physics key, clip null
+    with pytest.raises(ValueError, match="temperature 0.7, an option that no longer exists"):
+        SampleSet.from_manifest({**old, "temperature": 0.7})
+
+
+DIFFUSION_MODULES = sorted(
+    ["rayflavor.methods.diffusion." + p.stem for p in (ROOT / "rayflavor/methods/diffusion").glob("*.py")
+     if p.stem != "__init__"]
+    + ["rayflavor.orchestration." + p.stem for p in (ROOT / "rayflavor/orchestration").glob("diffusion_*.py")]
+    + ["rayflavor.cli.diffusion", "rayflavor.storage.runs"])
+
+
+def _imports(module: str) -> set[str]:
+    """rayflavor modules imported anywhere in ``module``'s source (also inside functions)."""
+    path = ROOT / (module.replace(".", "/") + ".py")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rayflavor"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("rayflavor"))
+    return found & set(DIFFUSION_MODULES)
+
+
+def test_diffusion_modules_have_no_import_cycle():
+    graph = {m: _imports(m) for m in DIFFUSION_MODULES}
+    state: dict[str, int] = {}
+
+    def visit(m, stack):
+        state[m] = 1
+        for n in graph[m]:
+            assert state.get(n) != 1, f"import cycle: {' -> '.join(stack + [m, n])}"
+            if n not in state:
+                visit(n, stack + [m])
+        state[m] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m, [])
+    # methods never reach into orchestration, storage or the CLI
+    for m in DIFFUSION_MODULES:
+        if m.startswith("rayflavor.methods."):
+            assert not any(n.startswith(("rayflavor.orchestration", "rayflavor.storage", "rayflavor.cli"))
+                           for n in graph[m]), m
+
+
+@pytest.mark.parametrize("module", DIFFUSION_MODULES)
+def test_each_diffusion_module_imports_alone(module):
+    """In a fresh interpreter, so an import order set up by another module cannot hide a cycle."""
+    r = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
