@@ -93,7 +93,7 @@ def test_finetune_with_nothing_selected_fails_in_one_line(ray_session, tmp_path)
     r = CliRunner().invoke(cli, ["diffusion", "finetune", str(run), "--n-select", "20", "--select", "cuts",
                                  "--min-select", "0", "--steps", "2", "--train-steps", "10"])
     assert r.exit_code == 2, r.output
-    assert r.output.strip().splitlines()[-1].startswith("Error: round 1: only 0 of 20 samples meet the selection")
+    assert r.output.strip().splitlines()[-1].startswith("Error: round 1: only 0 of 20 samples of 'pre' meet the selection")
     assert runs.networks(run) == ["pre"] and not runs.finetune_path(run, "tuned-1").exists()
     assert not (run / "LOCK.json").exists()
 

@@ -325,3 +325,34 @@ def test_a_split_column_is_typed_string_also_on_an_empty_shard():
     assert with_split(t.drop_columns(["split"]), 0).schema.field("split").type == pa.string()
     full = dataset_shard(30, 0, 0)
     assert full.schema == t.schema and full.column("split").to_pylist().count("val") == 3
+
+
+def test_progress_bars_on_a_terminal_and_plain_lines_elsewhere(monkeypatch, capsys):
+    """Off a terminal (or with another log function) a bar prints nothing; on one, nested bars share
+    one rich display with rate and ETA, and lines logged meanwhile still reach the output."""
+    import io
+    import sys
+
+    from rayflavor.orchestration import diffusion_progress as dp
+
+    with dp.bar("sample", 10, "samples", log=lambda *_: None) as update:
+        update(5)
+    assert not dp.interactive(lambda *_: None)
+    out = io.StringIO()
+    out.isatty = lambda: True
+    monkeypatch.setattr(sys, "stdout", out)
+    assert dp.interactive(print)
+    with dp.bar("rounds 1-2", 2, "rounds") as outer:
+        with dp.bar("train tuned-1", 100, "steps") as inner:
+            inner(50)
+            print("round 1: done")
+            inner(100)
+        outer(1)
+        assert dp._live is not None
+    assert dp._live is None
+    assert "round 1: done" in out.getvalue()
+    ticks = []
+    with dp.polling(lambda: ticks.append(1), interval=0.01):
+        import time
+        time.sleep(0.1)
+    assert len(ticks) >= 2

@@ -29,8 +29,23 @@ def _guard(fn, *args, **kwargs):
         raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
 
 
+class _RunDir(click.Path):
+    """A run directory: a local (or shared-volume) path or a ``file://`` URI. Object-storage URIs are
+    refused in one line (they would otherwise become a local directory named ``s3:``)."""
+
+    def convert(self, value, param, ctx):
+        text = str(value)
+        if "://" in text:
+            scheme = text.split("://", 1)[0].lower()
+            if scheme != "file":
+                raise UserError(f"{text}: a diffusion RUN must be a directory on a local or shared file system; "
+                                f"{scheme}:// URIs are not supported for diffusion runs yet")
+            text = "/" + text.split("://", 1)[1].lstrip("/")
+        return super().convert(text, param, ctx)
+
+
 def _run_dir(must_exist: bool = True):
-    return click.Path(file_okay=False, exists=must_exist, path_type=Path)
+    return _RunDir(file_okay=False, exists=must_exist, path_type=Path)
 
 
 _pos = click.IntRange(min=1)

@@ -121,7 +121,7 @@ def finetune_round(r: int, *, selection_settings: SelectionSettings, seed: int,
     rows, n_cut = selected_rows(cand, selection_settings, seed=seed + r)
     if rows.num_rows < MIN_ROWS:
         raise SelectionTooSmall(
-            f"round {r}: only {rows.num_rows} of {cand.num_rows} samples meet the selection "
+            f"round {r}: only {rows.num_rows} of {stats.get('n', cand.num_rows)} samples of {src!r} meet the selection "
             f"({selection_settings.select}); sample more (--n-select), train longer or set --min-select")
     save_set(name, rows)
     t1 = time.perf_counter()
