@@ -145,11 +145,11 @@ CASES = [
     Case(("sample", "RUN", "--n", "10"), 2, "is in use by", locked(with_network), lock_kept),
     Case(("finetune", "RUN"), 2, "is in use by", locked(with_network), lock_kept),
     Case(("run", "RUN"), 2, "is in use by", locked(made), lock_kept),
-    # object storage is not supported for diffusion runs yet: refused, never a local directory "s3:"
-    Case(("run", "s3://bucket/run", "--rounds", "1"), 2, "s3:// URIs are not supported for diffusion runs yet",
-         empty, lambda run: not Path("s3:").exists()),
-    Case(("dataset", "--out", "gs://bucket/run"), 2, "gs:// URIs are not supported", empty,
-         lambda run: not Path("gs:").exists()),
+    # a URI scheme pyarrow cannot serve: refused in one line, never a local directory "hdfs:"
+    Case(("run", "hdfs://host/run", "--rounds", "1"), 2, "unsupported URI scheme 'hdfs'", empty,
+         lambda run: not Path("hdfs:").exists()),
+    Case(("dataset", "--out", "ftp://host/run"), 2, "unsupported URI scheme 'ftp'", empty,
+         lambda run: not Path("ftp:").exists()),
 ]
 
 

@@ -85,7 +85,7 @@ def test_every_stored_solution_reevaluates_within_3_sigma(tmp_path):
     runs.write_table(evaluated_table(x), runs.part_path(runs.samples_dir(tmp_path, "x"), 0))
     n = collect_solutions(tmp_path)
     assert n == int(want.sum())
-    t = pq.read_table(runs.solutions_path(tmp_path))
+    t = runs.read_table(runs.solutions_path(tmp_path))
     y = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
     assert seesaw.evaluate(y, data=ds)["solution"].all()
     np.testing.assert_array_equal(np.sort(y, axis=0), np.sort(x[want], axis=0))
@@ -137,7 +137,7 @@ def test_ray_train_two_workers_loss_falls_and_resumes(ray_session, tmp_path):
     m = train_network(run, "pre", workers=2, steps=300, every=50, log=lines.append)
     assert m["finished"] and runs.network_path(run, "pre").is_file()
     assert any("resuming" in l for l in lines)
-    log = [json.loads(l) for l in open(runs.network_dir(run, "pre") / "metrics.jsonl")]
+    log = [json.loads(l) for l in (runs.network_dir(run, "pre") / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [50, 100, 150, 200, 250, 300]
     assert log[-1]["loss"] < 0.8 * log[0]["loss"]
     assert log[-1]["val_loss"] < log[0]["val_loss"]
@@ -159,7 +159,7 @@ def test_zero_solutions_still_write_an_empty_solutions_file_that_analyze_reads(t
     cols.update({k: v for k, v in res.items() if np.ndim(v) == 1 and k not in cols})
     runs.write_table(cols, runs.part_path(runs.samples_dir(tmp_path, "x"), 0))
     assert collect_solutions(tmp_path) == 0
-    t = pq.read_table(runs.solutions_path(tmp_path))
+    t = runs.read_table(runs.solutions_path(tmp_path))
     assert t.num_rows == 0 and set(cols) | {"sample_set"} == set(t.column_names)
     out = CliRunner().invoke(cli, ["analyze", str(tmp_path)], catch_exceptions=False)
     assert out.exit_code == 0, out.output
@@ -234,13 +234,12 @@ def test_finetune_rounds_share_one_trainer_select_nearest_and_resume(ray_session
         assert t.column("solution").to_numpy().sum() < training.MIN_FOCUS  # so the whole set's range:
         np.testing.assert_allclose([x.min(), x.max()], [-1.0, 1.0], atol=1e-9)  # refit on its own set
     samples2 = runs.samples_dir(run, out[1]["sample"]["tag"])
-    stamps = [runs.part_path(samples2, i).stat().st_mtime_ns for i in (0, 1)]
+    stamps = [runs.part_path(samples2, i).mtime() for i in (0, 1)]
     import dataclasses
-    import shutil
-    shutil.rmtree(runs.network_dir(run, "tuned-2"))
+    runs.network_dir(run, "tuned-2").delete_tree()
     again = finetune(run, dataclasses.replace(st, rounds=1), log=lambda *_: None)
     assert again[0]["network"] == "tuned-2" and runs.network_path(run, "tuned-2").is_file()
-    assert [runs.part_path(samples2, i).stat().st_mtime_ns for i in (0, 1)] == stamps
+    assert [runs.part_path(samples2, i).mtime() for i in (0, 1)] == stamps
     assert pq.read_table(run / "finetune" / "tuned-2.parquet").column("chi2").to_pylist() == sets[2].column("chi2").to_pylist()
 
 
@@ -295,7 +294,7 @@ def test_solutions_file_and_summary_tell_guided_from_network_only_sets(tmp_path)
         flags[rows] = True  # planted: the flag is what collect_solutions filters on
         runs.write_table({**cols, "solution": flags.copy()}, runs.part_path(d, 0))
     assert collect_solutions(tmp_path) == 50
-    t = pl.read_parquet(runs.solutions_path(tmp_path))
+    t = pl.read_parquet(runs.solutions_path(tmp_path).polars_source())
     assert t.group_by("physics_guidance").len().sort("physics_guidance").rows() == [(0, 20), (3, 30)]
     assert set(t["ordering"]) == {"NO"}
     tables = summarize("seesaw", t.lazy(), ds)

@@ -30,18 +30,23 @@ def _guard(fn, *args, **kwargs):
 
 
 class _RunDir(click.Path):
-    """A run directory: a local (or shared-volume) path or a ``file://`` URI. Object-storage URIs are
-    refused in one line (they would otherwise become a local directory named ``s3:``)."""
+    """A run directory: a local path, a ``file://`` URI, or an object-store prefix (``s3://bucket/run``,
+    ``gs://...``; endpoint and credentials from the standard environment variables). A URI is checked
+    by :func:`rayflavor.storage.location.resolve` (one line for an unsupported scheme) and passed on
+    as a string; a local path as a :class:`~pathlib.Path`."""
 
     def convert(self, value, param, ctx):
         text = str(value)
-        if "://" in text:
-            scheme = text.split("://", 1)[0].lower()
-            if scheme != "file":
-                raise UserError(f"{text}: a diffusion RUN must be a directory on a local or shared file system; "
-                                f"{scheme}:// URIs are not supported for diffusion runs yet")
-            text = "/" + text.split("://", 1)[1].lstrip("/")
-        return super().convert(text, param, ctx)
+        if "://" not in text or text.lower().startswith("file://"):
+            if "://" in text:
+                text = "/" + text.split("://", 1)[1].lstrip("/")
+            return super().convert(text, param, ctx)
+        from rayflavor.storage.location import resolve
+
+        where = _guard(resolve, text)
+        if self.exists and not _guard(where.is_dir):
+            raise UserError(f"{where.uri}: no such run (nothing under this prefix)")
+        return where.uri
 
 
 def _run_dir(must_exist: bool = True):

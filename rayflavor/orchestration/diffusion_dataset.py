@@ -5,13 +5,13 @@ Shard ``s`` is :func:`rayflavor.methods.diffusion.data.dataset_shard` (points dr
 ``split`` column with exactly 10% ``val``), written to ``RUN/dataset/part-s.parquet``.
 Rows with a non-finite label are kept in the file but skipped by the training.
 Settings are checked before anything is written; a finished shard (readable footer, the row
-count of the manifest) is not redone, a damaged one is; a failed task is retried by Ray.
+count of the manifest) is not redone, a damaged one is; a failed task is retried by Ray. Every
+task writes its part to the run's storage (a shared path or an object store) from any node.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import ray
 
@@ -39,7 +39,7 @@ def check_dataset_settings(n: int, seed: int, shards: int | None) -> int:
     return shards or max(1, min(64, n // 10_000))
 
 
-def make_dataset(run: str | Path, *, n: int = 100_000, seed: int = 0, shards: int | None = None,
+def make_dataset(run: runs.Where, *, n: int = 100_000, seed: int = 0, shards: int | None = None,
                  data: str = seesaw.DEFAULT_DATA, log=print) -> dict:
     """Write the dataset of ``n`` points into ``RUN/dataset`` (idempotent for the same settings).
 
@@ -59,7 +59,7 @@ def make_dataset(run: str | Path, *, n: int = 100_000, seed: int = 0, shards: in
     done = {s for s in runs.finished_parts(d) if s < shards and runs.part_ok(runs.part_path(d, s), sizes[s])}
     todo = [s for s in range(shards) if s not in done]
     t0 = time.perf_counter()
-    pending = {_shard_task.remote(str(run), sizes[s], seed, s, data): sizes[s] for s in todo}
+    pending = {_shard_task.remote(runs.loc(run).uri, sizes[s], seed, s, data): sizes[s] for s in todo}
     finished = sum(sizes[s] for s in done)
     with bar("dataset", n, "points", log) as update:
         update(finished)

@@ -10,8 +10,6 @@ rounds and sample shards are kept.
 from __future__ import annotations
 
 import time
-from pathlib import Path
-
 from rayflavor import configfile
 from rayflavor.methods.diffusion.settings import ChainSettings
 from rayflavor.orchestration.diffusion_dataset import make_dataset
@@ -23,13 +21,13 @@ from rayflavor.storage import runs
 RUN_FORMAT = "rayflavor-diffusion-run/1"
 
 
-def write_run_manifest(run: str | Path, settings: ChainSettings) -> None:
+def write_run_manifest(run: runs.Where, settings: ChainSettings) -> None:
     """``RUN/run.json``: the chain's settings, whole (a valid ``--config`` file)."""
     runs.write_json({"format": RUN_FORMAT, "command": "rayflavor diffusion run",
                      "settings": configfile.to_mapping(settings)}, runs.run_manifest_path(run))
 
 
-def run_chain(run: str | Path, settings: ChainSettings = ChainSettings(), *, gpu: str = "auto",
+def run_chain(run: runs.Where, settings: ChainSettings = ChainSettings(), *, gpu: str = "auto",
               session_max_steps: int = SESSION_MAX_STEPS, log=print) -> dict:
     """dataset -> pre-network -> ``settings.rounds`` fine-tuning rounds -> final sample; returns the
     final summary.

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,7 +43,7 @@ from rayflavor.methods.diffusion.schedule import NoiseSchedule
 from rayflavor.methods.diffusion.settings import FinetuneSettings
 from rayflavor.orchestration.diffusion_progress import bar, polling
 from rayflavor.orchestration.diffusion_sample import collect_solutions, done_shards, sample_run, sample_set
-from rayflavor.orchestration.diffusion_train import _use_gpu, net_tensors, train_network
+from rayflavor.orchestration.diffusion_train import _use_gpu, net_tensors, storage_config, train_network
 from rayflavor.storage import runs
 
 #: Rounds with at most this many training steps share one trainer.
@@ -56,13 +55,12 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
-def _error_path(run: Path) -> Path:
+def _error_path(run: runs.Location) -> runs.Location:
     return run / "finetune" / "error.json"
 
 
-def _append_record(run: Path, rec: dict) -> None:
-    with open(runs.network_dir(run, rec["network"]) / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(rec) + "\n")
+def _append_record(run: runs.Location, rec: dict) -> None:
+    runs.append_line(runs.network_dir(run, rec["network"]) / "metrics.jsonl", json.dumps(rec))
 
 
 def rounds_fn(config: dict) -> None:
@@ -70,7 +68,7 @@ def rounds_fn(config: dict) -> None:
     ctx = ray.train.get_context()  # RAY
     rank, world = ctx.get_world_rank(), ctx.get_world_size()  # RAY
     torch.set_num_threads(1)
-    run = Path(config["run"])
+    run = runs.loc(config["run"])
     st = configfile.from_mapping(FinetuneSettings, config["settings"])
     device = get_device()  # RAY
     schedule = NoiseSchedule().to(device)
@@ -86,7 +84,7 @@ def rounds_fn(config: dict) -> None:
         done = done_shards(s, out)
         for i in range(rank, s.shards, world):
             if i not in done:
-                table, meta = shard_table(s, str(model_path), i)
+                table, meta = shard_table(s, model_path, i)
                 runs.write_part(out, i, table, meta)
         _barrier()
         return {**summarize(runs.part_stats(out)), "tag": out.name}, runs.read_parts(out)
@@ -129,7 +127,7 @@ def rounds_fn(config: dict) -> None:
         ray.train.report({k: v for k, v in rec.items() if k != "sample"})  # RAY
 
 
-def round_record(run: Path, r: int) -> dict | None:
+def round_record(run: runs.Where, r: int) -> dict | None:
     """The record of finished round ``r`` (last line of ``tuned-<r>/metrics.jsonl``), else None."""
     name = round_networks(r)[1]
     path = runs.network_dir(run, name) / "metrics.jsonl"
@@ -140,17 +138,17 @@ def round_record(run: Path, r: int) -> dict | None:
     return m if m.get("round") == r and "sample" in m else None
 
 
-def _one_trainer(run: Path, first: int, last: int, settings: FinetuneSettings, gpu: str, log) -> list[dict]:
+def _one_trainer(run: runs.Location, first: int, last: int, settings: FinetuneSettings, gpu: str, log) -> list[dict]:
     """Rounds ``first..last`` in one trainer (short rounds)."""
-    attempts = len(list(runs.ray_storage(run).glob(f"rounds-{first}-*")))
-    _error_path(run).unlink(missing_ok=True)
-    config = {"run": str(run), "first": int(first), "last": int(last), "settings": configfile.to_mapping(settings)}
+    attempts = sum(1 for a in runs.ray_storage(run).list() if a.startswith(f"rounds-{first}-"))
+    _error_path(run).delete()
+    config = {"run": run.uri, "first": int(first), "last": int(last), "settings": configfile.to_mapping(settings)}
     trainer = TorchTrainer(  # RAY
         rounds_fn,
         train_loop_config=config,
         scaling_config=ray.train.ScalingConfig(num_workers=settings.workers, use_gpu=_use_gpu(gpu),
                                                resources_per_worker={"CPU": 1}),
-        run_config=ray.train.RunConfig(name=f"rounds-{first}-{attempts}", storage_path=str(runs.ray_storage(run))),
+        run_config=ray.train.RunConfig(name=f"rounds-{first}-{attempts}", **storage_config(run)),
     )
     t0 = time.perf_counter()
     reported = [first]
@@ -170,12 +168,12 @@ def _one_trainer(run: Path, first: int, last: int, settings: FinetuneSettings, g
     if any(m is None for m in records):
         missing = [r for r, m in zip(range(first, last + 1), records) if m is None]
         raise RuntimeError(f"fine-tuning rounds {missing} did not finish (see the Ray Train log under "
-                           f"{runs.ray_storage(run)})")
+                           f"{runs.ray_storage(run).uri})")
     log(f"finetune: rounds {first}-{last} in one trainer, wall {time.perf_counter() - t0:.0f} s")
     return records
 
 
-def _driver_round(run: Path, r: int, settings: FinetuneSettings, gpu: str, log) -> dict:
+def _driver_round(run: runs.Location, r: int, settings: FinetuneSettings, gpu: str, log) -> dict:
     """Round ``r`` from the driver: sample set in Ray tasks, fine-tuning in a trainer of its own."""
     st = settings
     seed = st.seed + r
@@ -197,12 +195,12 @@ def _driver_round(run: Path, r: int, settings: FinetuneSettings, gpu: str, log) 
     return rec
 
 
-def finetune(run: str | Path, settings: FinetuneSettings = FinetuneSettings(), *, gpu: str = "auto",
+def finetune(run: runs.Where, settings: FinetuneSettings = FinetuneSettings(), *, gpu: str = "auto",
              session_max_steps: int = SESSION_MAX_STEPS, log=print) -> list[dict]:
     """``settings.rounds`` rounds of sample -> select -> fine-tune after the newest network of ``run``;
     returns the record of every round. Rounds of at most ``session_max_steps`` training steps run
     together in one trainer, longer ones one trainer each (module docstring)."""
-    run = Path(run).resolve()
+    run = runs.loc(run)
     src = runs.require_network(run)
     first = 1 if src == "pre" else int(src.split("-")[1]) + 1
     last = first + settings.rounds - 1

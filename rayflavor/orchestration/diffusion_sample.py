@@ -12,7 +12,6 @@ under ``RUN/samples`` goes to ``RUN/solutions.parquet``.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pyarrow as pa
 import ray
@@ -26,21 +25,22 @@ from rayflavor.storage import runs
 
 
 @ray.remote(num_cpus=1, max_retries=3)
-def _sample_task(manifest: dict, model_path: str, out_dir: str, shard: int) -> dict:
-    table, meta = shard_table(SampleSet.from_manifest(manifest), model_path, shard)
-    runs.write_part(out_dir, shard, table, meta)
+def _sample_task(manifest: dict, model_uri: str, out_uri: str, shard: int) -> dict:
+    """Shard ``shard``, written to the run's storage from whichever node runs it."""
+    table, meta = shard_table(SampleSet.from_manifest(manifest), runs.loc(model_uri), shard)
+    runs.write_part(out_uri, shard, table, meta)
     return meta
 
 
-def done_shards(s: SampleSet, out: Path) -> set[int]:
+def done_shards(s: SampleSet, out: runs.Location) -> set[int]:
     """Shards of set ``s`` whose part in ``out`` is complete: a readable footer and the shard's count."""
     sizes = shard_sizes(s.n, s.shards)
     return {i for i in runs.finished_parts(out) if i < s.shards and runs.part_ok(runs.part_path(out, i), meta_n=sizes[i])}
 
 
-def sample_set(run: str | Path, sampling: SamplingSettings, *, network: str | None = None, seed: int = 0,
+def sample_set(run: runs.Where, sampling: SamplingSettings, *, network: str | None = None, seed: int = 0,
                keep: str = "all", data: str = seesaw.DEFAULT_DATA,
-               fallback_shards: int | None = None) -> tuple[SampleSet, Path, Path]:
+               fallback_shards: int | None = None) -> tuple[SampleSet, runs.Location, runs.Location]:
     """Fix the settings of a sample set and write its manifest: (set, ``RUN/samples/<tag>``, network path).
 
     The shard split is part of the settings (each shard has its own seed): an existing set keeps
@@ -64,7 +64,7 @@ def sample_set(run: str | Path, sampling: SamplingSettings, *, network: str | No
     return s, out, model_path
 
 
-def sample_run(run: str | Path, sampling: SamplingSettings = SamplingSettings(), *, network: str | None = None,
+def sample_run(run: runs.Where, sampling: SamplingSettings = SamplingSettings(), *, network: str | None = None,
                seed: int = 0, keep: str = "all", data: str = seesaw.DEFAULT_DATA, log=print) -> dict:
     """Sample ``sampling.n`` points from network ``network`` (default: the newest) into ``RUN/samples/<tag>``."""
     s, out, model_path = sample_set(run, sampling, network=network, seed=seed, keep=keep, data=data)
@@ -72,7 +72,7 @@ def sample_run(run: str | Path, sampling: SamplingSettings = SamplingSettings(),
     done = done_shards(s, out)
     todo = [i for i in range(s.shards) if i not in done]
     t0 = time.perf_counter()
-    pending = {_sample_task.remote(s.manifest(), str(model_path), str(out), i): sizes[i] for i in todo}
+    pending = {_sample_task.remote(s.manifest(), model_path.uri, out.uri, i): sizes[i] for i in todo}
     finished = sum(sizes[i] for i in done)
     with bar(f"sample {s.network}", s.n, "samples", log) as update:
         update(finished)
@@ -98,16 +98,17 @@ def sample_line(summary: dict, n_sol: int) -> str:
             f"generated in {summary['wall_seconds']:.1f} s; RUN/solutions.parquet holds {n_sol}")
 
 
-def collect_solutions(run: str | Path) -> int:
+def collect_solutions(run: runs.Where) -> int:
     """Gather every solution row of ``RUN/samples/*`` into ``RUN/solutions.parquet`` (distinct points).
 
     The file is written whenever any sample part exists, also when it holds no solution: then
     it is an empty table with the parts' columns (``rayflavor analyze`` reports "0 solutions").
     Parts written before they carried ``ordering`` or ``physics_guidance`` get them from their set's manifest.
     """
-    root = Path(run) / "samples"
+    root = runs.loc(run) / "samples"
     tables = []
-    for d in sorted(root.iterdir()) if root.is_dir() else []:
+    for name in root.list():
+        d = root / name
         manifest = runs.read_json(d / "manifest.json") if (d / "manifest.json").is_file() else {}
         for i in runs.finished_parts(d):
             t = runs.read_table(runs.part_path(d, i), filters=[("solution", "==", True)]).replace_schema_metadata(None)
@@ -116,7 +117,7 @@ def collect_solutions(run: str | Path) -> int:
             if manifest and "physics_guidance" not in t.column_names:
                 t = t.append_column("physics_guidance", pa.array([manifest.get("physics", 0)] * t.num_rows, pa.int32()))
             if t.num_rows or not tables:
-                tables.append(t.append_column("sample_set", pa.array([d.name] * t.num_rows, pa.string())))
+                tables.append(t.append_column("sample_set", pa.array([name] * t.num_rows, pa.string())))
     if not tables:
         return 0
     table = pa.concat_tables(tables, promote_options="default")
@@ -125,7 +126,7 @@ def collect_solutions(run: str | Path) -> int:
     return table.num_rows
 
 
-def best_network(run: str | Path) -> tuple[str | None, float, int]:
+def best_network(run: runs.Where) -> tuple[str | None, float, int]:
     """(network, solution fraction, samples) of the network of ``run`` whose network-only sample sets
     have the highest solution fraction (:func:`rayflavor.methods.diffusion.rounds.best_network`)."""
     from rayflavor.methods.diffusion.rounds import best_network as best

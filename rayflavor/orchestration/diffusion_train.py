@@ -6,7 +6,8 @@ paper's 64. The Ray-specific lines are marked ``# RAY``; everything else is
 :mod:`rayflavor.methods.diffusion.training`.
 
 Checkpoints: every ``every`` steps rank 0 saves ``state.pt`` (model, Adam, OneCycleLR, step,
-normalisation) and reports it; Ray keeps the last two under ``RUN/ray/<name>-<attempt>/``.
+normalisation) and reports it; Ray keeps the last two under ``RUN/ray/<name>-<attempt>/`` on the
+run's storage (``RunConfig(storage_path, storage_filesystem)``: a local path or an object store).
 A new ``train`` call on a run whose network is unfinished starts a new attempt from the
 newest checkpoint of any earlier attempt (so it does not depend on Ray's own restore rules).
 The finished network goes to ``RUN/networks/<name>/model.pt``; the losses to ``metrics.jsonl``.
@@ -22,7 +23,6 @@ import os
 import re
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,11 +41,18 @@ from rayflavor.physics import seesaw
 from rayflavor.storage import runs
 
 
-def load_training_data(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(G, labels, is_val) from a dataset directory of parts or a single Parquet file; finite rows only."""
-    p = Path(path)
+def load_training_data(path: runs.Where) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(G, labels, is_val) from a dataset directory of parts or a single Parquet file (any storage);
+    finite rows only."""
+    p = runs.loc(path)
     cols = list(seesaw.PARAMETERS) + list(seesaw.LABELS) + ["split"]
-    return training_arrays(runs.read_parts(p, columns=cols) if p.is_dir() else runs.read_table(p, columns=cols))
+    return training_arrays(runs.read_table(p, columns=cols) if p.is_file() else runs.read_parts(p, columns=cols))
+
+
+def storage_config(run: runs.Where) -> dict:
+    """``RunConfig`` keywords that put Ray Train's checkpoints under ``RUN/ray`` on the run's storage."""
+    s = runs.ray_storage(run)
+    return {"storage_path": s.path} if s.is_local else {"storage_path": s.path, "storage_filesystem": s.fs}
 
 
 def net_tensors(norm: training.Normalizer, g: np.ndarray, lab: np.ndarray, val: np.ndarray,
@@ -68,11 +75,11 @@ def train_fn(config: dict) -> None:
         with ckpt.as_directory() as d:
             state = training.load_state(os.path.join(d, "state.pt"), lr_max=config["lr_max"])
     elif resume:
-        state = training.load_state(resume, lr_max=config["lr_max"])
+        state = training.load_state(runs.loc(resume), lr_max=config["lr_max"])
     elif config.get("init"):
         tune = TuneSettings(refit=config.get("refit") or "none", steps=int(config["steps"]),
                             batch_size=int(config["batch_size"]), lr_max=float(config["lr_max"]))
-        state = finetune_state(config["init"], g[~val], lab[~val], tune)
+        state = finetune_state(runs.loc(config["init"]), g[~val], lab[~val], tune)
     else:
         norm = training.Normalizer.fit(g[~val], lab[~val])
         state = training.new_state(norm, total_steps=config["steps"], lr_max=config["lr_max"])
@@ -91,8 +98,7 @@ def train_fn(config: dict) -> None:
                 metrics["val_loss"] = training.validation_loss(st.model, schedule, x_va, l_va) if len(x_va) else math.nan
                 st.model.train()
                 training.save(os.path.join(tmp, "state.pt"), st)
-                with open(config["log"], "a") as f:
-                    f.write(json.dumps(metrics) + "\n")
+                runs.append_line(config["log"], json.dumps(metrics))
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)  # RAY
             ray.train.report(metrics, checkpoint=checkpoint)  # RAY
 
@@ -102,20 +108,22 @@ def train_fn(config: dict) -> None:
                         stop_at=config.get("stop_at"))
 
 
-def latest_checkpoint(run: str | Path, name: str) -> tuple[Path | None, int]:
+def latest_checkpoint(run: runs.Where, name: str) -> tuple[runs.Location | None, int]:
     """Newest ``state.pt`` (by step) over all attempts of network ``name``, and the attempt count."""
     root = runs.ray_storage(run)
-    attempts = [p for p in root.glob(f"{name}-*") if re.fullmatch(rf"{re.escape(name)}-\d+", p.name)]
+    attempts = [a for a in root.list() if re.fullmatch(rf"{re.escape(name)}-\d+", a)]
     best, best_step = None, -1
-    for p in root.glob(f"{name}-*/checkpoint_*/state.pt"):
-        if p.parent.parent in attempts:
-            step = int(torch.load(p, map_location="cpu", weights_only=False)["step"])
-            if step > best_step:
-                best, best_step = p, step
+    for a in attempts:
+        for c in (root / a).list():
+            p = root / a / c / "state.pt"
+            if c.startswith("checkpoint_") and p.is_file():
+                step = int(training.load_model(p)[2]["step"])
+                if step > best_step:
+                    best, best_step = p, step
     return best, len(attempts)
 
 
-def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None = None, init: str | Path | None = None,
+def train_network(run: runs.Where, name: str = "pre", *, data: runs.Where | None = None, init: runs.Where | None = None,
                   workers: int = 1, steps: int = training.STEPS, batch_size: int = training.BATCH_SIZE,
                   gpu: str = "auto", every: int = 1000, seed: int = 0, lr_max: float = training.LR_MAX,
                   stop_at: int | None = None, refit: str = "none", log=print) -> dict:
@@ -127,7 +135,7 @@ def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None
 
     ``stop_at``: stop after this step (for tests of resumption); the network is then unfinished.
     """
-    run = Path(run)
+    run = runs.loc(run)
     data = runs.require_dataset(run, data)
     final = runs.network_path(run, name)
     if final.is_file():
@@ -136,12 +144,11 @@ def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None
         return {"step": d["step"], "finished": True}
     resume, attempts = latest_checkpoint(run, name)
     use_gpu = _use_gpu(gpu)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    config = {"data": str(data.resolve()), "init": str(Path(init).resolve()) if init else None,
-              "resume": str(resume) if resume else None, "steps": int(steps), "batch_size": int(batch_size),
+    log_path = runs.network_dir(run, name) / "metrics.jsonl"
+    config = {"data": data.uri, "init": runs.loc(init).uri if init else None,
+              "resume": resume.uri if resume else None, "steps": int(steps), "batch_size": int(batch_size),
               "every": int(every), "seed": int(seed), "lr_max": float(lr_max), "threads": 1,
-              "log": str((final.parent / "metrics.jsonl").resolve()), "stop_at": stop_at,
-              "refit": refit}
+              "log": log_path.uri, "stop_at": stop_at, "refit": refit}
     if resume:
         log(f"train: resuming {name!r} from {resume}")
     trainer = TorchTrainer(  # RAY
@@ -149,11 +156,10 @@ def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None
         train_loop_config=config,
         scaling_config=ray.train.ScalingConfig(num_workers=int(workers), use_gpu=use_gpu,
                                                resources_per_worker={"CPU": 1}),
-        run_config=ray.train.RunConfig(name=f"{name}-{attempts}", storage_path=str(runs.ray_storage(run)),
+        run_config=ray.train.RunConfig(name=f"{name}-{attempts}", **storage_config(run),
                                        checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
     )
     t0 = time.perf_counter()
-    log_path = final.parent / "metrics.jsonl"
     with bar(f"train {name}", int(steps), "steps", log) as update:
         with polling(lambda: update(_last_step(log_path))):
             result = trainer.fit()  # RAY
@@ -172,7 +178,7 @@ def train_network(run: str | Path, name: str = "pre", *, data: str | Path | None
     return metrics
 
 
-def _last_step(log_path: Path) -> int:
+def _last_step(log_path: runs.Location) -> int:
     """The step of the last line of a training log (0 when there is none yet)."""
     try:
         lines = log_path.read_text().splitlines()

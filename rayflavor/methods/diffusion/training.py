@@ -21,6 +21,7 @@ Optimiser: Adam with OneCycleLR (max rate 1e-3) over the run's total steps.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -201,9 +202,15 @@ def state_dict(state: TrainState, *, with_optimizer: bool = True) -> dict:
     return d
 
 
-def save(path: str | os.PathLike, state: TrainState, *, with_optimizer: bool = True) -> None:
-    """Write a checkpoint file atomically (tmp file, then ``os.replace``)."""
-    path = os.fspath(path)
+def save(target, state: TrainState, *, with_optimizer: bool = True) -> None:
+    """Write a checkpoint whole or not at all: ``target`` is a local path (tmp file, then
+    ``os.replace``) or an object with ``write_bytes`` (a storage Location: one PUT)."""
+    if not isinstance(target, (str, os.PathLike)):
+        buf = io.BytesIO()
+        torch.save(state_dict(state, with_optimizer=with_optimizer), buf)
+        target.write_bytes(buf.getvalue())
+        return
+    path = os.fspath(target)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
     os.close(fd)
@@ -211,18 +218,29 @@ def save(path: str | os.PathLike, state: TrainState, *, with_optimizer: bool = T
     os.replace(tmp, path)
 
 
-def load_model(path: str | os.PathLike) -> tuple[EpsNet, Normalizer, dict]:
-    """Load a checkpoint's network (eval mode), normaliser and raw dict."""
-    d = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
+def _load(source) -> dict:
+    """A checkpoint dict from a local path, raw bytes, or an object with ``read_bytes`` (a Location)."""
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    elif not isinstance(source, (str, os.PathLike)):
+        source = io.BytesIO(source.read_bytes())
+    else:
+        source = os.fspath(source)
+    return torch.load(source, map_location="cpu", weights_only=False)
+
+
+def load_model(source) -> tuple[EpsNet, Normalizer, dict]:
+    """Load a checkpoint's network (eval mode), normaliser and raw dict (``source``: see :func:`_load`)."""
+    d = _load(source)
     net = EpsNet(**{k: (tuple(v) if k == "widths" else v) for k, v in d["net"].items()})
     net.load_state_dict(d["model"])
     net.eval()
     return net, Normalizer.from_dict(d["norm"]), d
 
 
-def load_state(path: str | os.PathLike, *, lr_max: float = LR_MAX) -> TrainState:
-    """Rebuild a :class:`TrainState` (model, Adam, OneCycleLR, step) from a checkpoint file."""
-    net, norm, d = load_model(path)
+def load_state(source, *, lr_max: float = LR_MAX) -> TrainState:
+    """Rebuild a :class:`TrainState` (model, Adam, OneCycleLR, step) from a checkpoint (see :func:`_load`)."""
+    net, norm, d = load_model(source)
     net.train()
     st = new_state(norm, total_steps=d["total_steps"], lr_max=lr_max, model=net, meta=d.get("meta"))
     if "optimizer" in d:
