@@ -17,7 +17,7 @@ import ray
 
 from rayflavor.methods.diffusion.data import VAL_FRACTION, dataset_shard
 from rayflavor.methods.diffusion.sampleset import shard_sizes
-from rayflavor.orchestration.diffusion_progress import bar
+from rayflavor.orchestration.diffusion_progress import wait_tasks
 from rayflavor.physics import seesaw
 from rayflavor.storage import runs
 
@@ -59,16 +59,8 @@ def make_dataset(run: runs.Where, *, n: int = 100_000, seed: int = 0, shards: in
     done = {s for s in runs.finished_parts(d) if s < shards and runs.part_ok(runs.part_path(d, s), sizes[s])}
     todo = [s for s in range(shards) if s not in done]
     t0 = time.perf_counter()
-    pending = {_shard_task.remote(runs.loc(run).uri, sizes[s], seed, s, data): sizes[s] for s in todo}
-    finished = sum(sizes[s] for s in done)
-    with bar("dataset", n, "points", log) as update:
-        update(finished)
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                ray.get(ref)
-                finished += pending.pop(ref)
-            update(finished)
+    wait_tasks({_shard_task.remote(runs.loc(run).uri, sizes[s], seed, s, data): sizes[s] for s in todo}, "dataset",
+               n, "points", done=sum(sizes[s] for s in done), log=log)
     dt = time.perf_counter() - t0
     log(f"dataset: {n} points in {shards} shards ({len(todo)} generated, {len(done)} already done) in {dt:.1f} s -> {d}")
     return {**manifest, "generated_shards": len(todo), "seconds": dt}

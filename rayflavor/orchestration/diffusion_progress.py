@@ -75,3 +75,19 @@ def polling(fn: Callable[[], None], interval: float = 1.0) -> Iterator[None]:
         stop.set()
         t.join()
         fn()
+
+
+def wait_tasks(pending: dict, description: str, total: int, unit: str, *, done: int = 0, log=print) -> None:
+    """Wait for the Ray tasks ``pending`` ({object ref: units of work}) with a :func:`bar` that starts
+    at ``done`` of ``total``; a task's error is raised here (after Ray's retries)."""
+    import ray
+
+    pending = dict(pending)
+    with bar(description, total, unit, log) as update:
+        update(done)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                ray.get(ref)
+                done += pending.pop(ref)
+            update(done)

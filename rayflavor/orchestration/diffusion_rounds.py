@@ -26,7 +26,6 @@ import json
 import math
 import time
 
-import numpy as np
 import torch
 
 import ray

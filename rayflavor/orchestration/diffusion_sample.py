@@ -19,7 +19,7 @@ import ray
 from rayflavor.methods.diffusion.data import unique_points
 from rayflavor.methods.diffusion.sampleset import SampleSet, default_shards, shard_sizes, shard_table, summarize
 from rayflavor.methods.diffusion.settings import SamplingSettings
-from rayflavor.orchestration.diffusion_progress import bar
+from rayflavor.orchestration.diffusion_progress import wait_tasks
 from rayflavor.physics import seesaw
 from rayflavor.storage import runs
 
@@ -72,16 +72,8 @@ def sample_run(run: runs.Where, sampling: SamplingSettings = SamplingSettings(),
     done = done_shards(s, out)
     todo = [i for i in range(s.shards) if i not in done]
     t0 = time.perf_counter()
-    pending = {_sample_task.remote(s.manifest(), model_path.uri, out.uri, i): sizes[i] for i in todo}
-    finished = sum(sizes[i] for i in done)
-    with bar(f"sample {s.network}", s.n, "samples", log) as update:
-        update(finished)
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                ray.get(ref)
-                finished += pending.pop(ref)
-            update(finished)
+    wait_tasks({_sample_task.remote(s.manifest(), model_path.uri, out.uri, i): sizes[i] for i in todo},
+               f"sample {s.network}", s.n, "samples", done=sum(sizes[i] for i in done), log=log)
     wall = time.perf_counter() - t0
     summary = summarize(runs.part_stats(out))
     summary.update(tag=out.name, wall_seconds=wall, generated_shards=len(todo))
