@@ -106,7 +106,7 @@ def test_user_data_file_of_the_same_format_is_used(tmp_path):
     text = resources.files("rayflavor.physics").joinpath("data", "nufit-6.0-sk.toml").read_text()
     # widen the dm21 window so far that it cannot matter, narrow |U_e3| so nothing passes
     mine = tmp_path / "mine.toml"
-    mine.write_text(text.replace("range3 = [0.142, 0.155]", "range3 = [0.0, 0.001]"))
+    mine.write_text(text.replace("central = 0.149\nrange3 = [0.142, 0.155]", "central = 0.0005\nrange3 = [0.0, 0.001]"))
     out = tmp_path / "o.parquet"
     assert _run("evaluate", "--model", "seesaw", "--data", str(mine), str(examples.path("seesaw")), "-o", str(out)).exit_code == 0
     assert not any(pq.read_table(out).column("valid").to_pylist())

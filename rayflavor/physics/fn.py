@@ -239,6 +239,7 @@ def evaluate(
 ) -> dict[str, np.ndarray]:
     """Observables, ``loss_*`` for every objective, ``n_satisfied`` and ``valid`` for each row."""
     data = data if data is not None else load(DEFAULT_DATA)
+    require_data(data)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != len(PARAMETERS):
         raise ValueError(f"expected parameter rows of shape (N, {len(PARAMETERS)}); got {x.shape}")
@@ -310,6 +311,13 @@ def _observables_numpy(x: np.ndarray, backend: str) -> tuple[dict[str, np.ndarra
             out[k] = np.where(finite, out[k], np.nan)
     out["ordering"] = np.where(finite, out["ordering"], "none")
     return out, mats["exponents"]
+
+
+def require_data(data: DataSet) -> None:
+    """Raise :class:`~.data.DataError` (one line) unless ``data`` holds what the objectives need:
+    :data:`REQUIRED_DATA` for both orderings, 3 sigma windows of the window objectives and
+    ``dm3l``, and positive central charged-fermion masses (the mass losses divide by them)."""
+    data.require(REQUIRED_DATA, windows=WINDOW_OBJECTIVES + ("dm3l",), positive=MASSES)
 
 
 def _losses(out, data: DataSet, tol: float, force_io: bool, max_exponent: int | None) -> None:

@@ -132,6 +132,7 @@ def evaluate(
     perm = _PERMS.get(ordering)
     if perm is None:
         raise ValueError(f"ordering must be 'NO' or 'IO', not {ordering!r}")
+    require_data(data, ordering)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != len(PARAMETERS):
         raise ValueError(f"expected parameter rows of shape (N, {len(PARAMETERS)}); got {x.shape}")
@@ -205,6 +206,13 @@ def _score(out: dict[str, np.ndarray], data: DataSet, ordering: str) -> None:
     finite = np.isfinite(out["m1"]) & np.isfinite(out["m2"]) & np.isfinite(out["m3"])
     out["solution"] = solution & finite
     out["valid"] = out["solution"].copy()
+
+
+def require_data(data: DataSet, ordering: str = "NO") -> None:
+    """Raise :class:`~.data.DataError` (one line) unless ``data`` holds every chi2 term of
+    :data:`seesaw_kernel.CHI2_TERMS` for ``ordering``, each with a 3 sigma window (e.g. the FN data
+    set ``nufit-6.0+pdg-2024`` has no |U| entries)."""
+    data.require(seesaw_kernel.CHI2_TERMS, (ordering,), windows=seesaw_kernel.CHI2_TERMS)
 
 
 def solution_windows(data: DataSet, ordering: str = "NO") -> np.ndarray:
