@@ -276,11 +276,38 @@ def circular_components(angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.cos(a), np.sin(a)
 
 
-__all__ = ["Box", "Chains", "NestedResult", "circular_components", "constrained_chains", "ess", "nested_to_set",
+__all__ = ["Box", "Chains", "NestedResult", "ReferenceSettings", "seesaw_target", "circular_components", "constrained_chains", "ess", "nested_to_set",
            "split_rhat", "walk"]
 
 
 # ---------------------------------------------------------------------------- the seesaw's solution set
+
+
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """How the reference is built; the defaults finish in a few minutes on a 2-core laptop."""
+
+    tasks: int = 2  # independent nested-sampling runs (Ray tasks)
+    n_live: int = 1000  # live points per run = chains per run
+    k: int = 100  # live points replaced per nested iteration
+    steps: int = 60  # walk steps per replacement
+    draws: int = 50  # kept states per chain
+    thin: int = 20  # walk steps between kept states
+    burn: int = 200  # walk steps before keeping (step-size adaptation)
+    seed: int = 0
+    ordering: str = "NO"
+    data: str = "nufit-6.0-sk"
+
+    def __post_init__(self) -> None:
+        for name in ("tasks", "n_live", "k", "steps", "draws", "thin"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.burn < 0 or self.seed < 0:
+            raise ValueError("burn and seed must be >= 0")
+        if self.k >= self.n_live:
+            raise ValueError("k must be smaller than n_live")
+        if self.ordering not in ("NO", "IO"):
+            raise ValueError(f"ordering must be NO or IO, not {self.ordering!r}")
 
 
 def seesaw_target(data_name: str | None = None, ordering: str = "NO") -> tuple[Loss, Callable, Box]:
