@@ -25,6 +25,23 @@ REGIME_COLOURS = {"up": "tab:red", "down": "tab:green"}
 plt.rcParams.update({"font.size": 10, "axes.titlesize": 10, "figure.dpi": 150})
 
 
+def require_data(kind: str, data: DataSet) -> None:
+    """Raise :class:`~rayflavor.physics.data.DataError` (one line) before any drawing when ``data``
+    lacks what the figures of ``kind`` (``"fn"``/``"seesaw"``) need: the band inputs of each
+    ordering drawn, the central values used, the limit lines."""
+    probe = np.array([1e-3])
+    if kind == "fn":
+        data.require(fn.MASSES, positive=fn.MASSES)
+        for ordering in ("NO", "IO"):
+            bands.mee_band(data, ordering, probe, samples=2)
+        return
+    bands.mee_band(data, "NO", probe, n_sigma=2.0, samples=2)
+    for name in ("dm21", "dm3l", "sin2_theta12", "sin2_theta13"):
+        data.get(name, "NO")
+    for name in ("m_bb", "m_sum", "m_beta"):
+        data.bound(name)
+
+
 def _save(fig, out: Path, name: str, fmt: str) -> Path:
     path = out / f"{name}.{fmt}"
     fig.savefig(path, bbox_inches="tight")

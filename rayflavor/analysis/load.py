@@ -65,17 +65,22 @@ def _parquet_files(loc: Location) -> list[pafs.FileInfo]:
                    and not i.base_name.startswith(".")), key=lambda i: i.path)
 
 
-def _data_name(root: Location, kind: str) -> str:
-    """The data set the run used (see the module docstring), or the model's default."""
+def _data_name(root: Location, kind: str, warnings: list[str]) -> str:
+    """The data set the run used (see the module docstring), or the model's default; a settings
+    file that cannot be read is named in ``warnings`` (the default is used then)."""
+    n_before = len(warnings)
     for name in _SETTINGS_FILES:
         loc = root / name
         try:
             if not loc.is_file():
                 continue
             doc = json.loads(loc.read_bytes())
-        except (OSError, ValueError, StorageError):
+        except (OSError, ValueError, StorageError) as exc:
+            warnings.append(f"{loc.uri}: cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                            f"looking further for the data set")
             continue
         if not isinstance(doc, dict):
+            warnings.append(f"{loc.uri}: not a JSON object; looking further for the data set")
             continue
         for section in (doc.get("settings"), doc.get("config"), doc):
             if isinstance(section, dict) and isinstance(section.get("data"), str) and section["data"]:
@@ -84,6 +89,8 @@ def _data_name(root: Location, kind: str) -> str:
                         and (Path(root.path) / value).is_file():
                     value = str(Path(root.path) / value)  # a relative path stored by a scan run elsewhere
                 return value
+    if len(warnings) > n_before:
+        warnings.append(f"using the default data set of the {kind} model, {DEFAULT_DATA[kind]}")
     return DEFAULT_DATA[kind]
 
 
@@ -143,5 +150,6 @@ def open_output(target: str | Path) -> Source:
         frame = frame.filter(pl.col(flag).cast(pl.Boolean, strict=False).fill_null(False))
     else:
         flag = None
-    return Source(kind=kind, frame=frame, description=where, data_name=_data_name(root, kind), root=root,
+    data_name = _data_name(root, kind, warnings)
+    return Source(kind=kind, frame=frame, description=where, data_name=data_name, root=root,
                   rows_total=rows_total, flag=flag, warnings=tuple(warnings))

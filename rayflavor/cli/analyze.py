@@ -34,6 +34,7 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
         raise UserError(str(exc)) from None
     data = load_data(src.data_name)
     try:
+        figures.require_data(src.kind, data)
         tables = summary.summarize(src.kind, src.frame, data)
         n = src.frame.select(pl.len()).collect().item()
         written, rep = [], None
@@ -49,7 +50,8 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
                 title = "rayflavor FN scan" if src.kind == "fn" else "rayflavor diffusion run"
                 report.write_html(local / "report.html", title, src.description, tables,
                                   [f for f in figs if f.suffix == ".png" or fmt == "png"])
-            dest.mkdir()
+            if figs or html_report:
+                dest.mkdir()
             for f in figs:
                 (dest / f.name).write_bytes(f.read_bytes())
                 written.append((dest / f.name).uri)

@@ -87,7 +87,7 @@ def writable_target(path: str | Path) -> Path:
     target = Path(os.path.realpath(path))
     try:
         st = target.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         parent = target.parent
         while not parent.exists():  # the first existing ancestor must be a directory
             parent = parent.parent
