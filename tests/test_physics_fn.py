@@ -192,3 +192,17 @@ def test_exactly_degenerate_charged_spectrum_leaves_ckm_undefined(backend):
     r = fn.evaluate(x, backend=backend)
     assert np.isnan(r["ckm_s12"][1]) and np.isnan(r["j_ckm"][1]) and not r["valid"][1]
     assert np.isfinite(r["ckm_s12"][[0, 2]]).all()
+
+
+def test_the_scans_objective_matrix_survives_overflowing_rows():
+    """The scan evaluates through methods.ga.problem.Objectives: an overflowing row becomes the
+    1e30 sentinel of its losses, the other rows keep their losses (no exception for the batch)."""
+    from rayflavor.methods.ga.problem import Objectives
+
+    obj = Objectives(data=fn.load(fn.DEFAULT_DATA))
+    x = _points(4, 33)
+    x[2, OFF["q_N1"]] = 300
+    F = obj.matrix(obj.evaluate(x))
+    physics = [k for k, name in enumerate(obj.names) if name != "n_negative"]  # a count of exponents, still known
+    assert (F[2, physics] == 1e30).all() and np.isfinite(F).all()
+    np.testing.assert_array_equal(F[[0, 1, 3]], obj.matrix(obj.evaluate(x[[0, 1, 3]])))

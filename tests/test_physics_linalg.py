@@ -160,3 +160,20 @@ def test_takagi_of_a_massless_block_is_nan(backend):
 def test_degenerate_flags_exact_pairs_only():
     s = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 1.0], [1.0, 1.0, 2.0], [1e-30, 1e-20, 1.0], [0.0, 1e-300, 1.0]])
     assert linalg.degenerate(s).tolist() == [False, True, True, False, False]
+
+
+def test_lapack_svd_that_does_not_converge_fails_one_row_only(monkeypatch):
+    """numpy raises LinAlgError for the whole batch when one matrix does not converge: that row
+    alone becomes NaN."""
+    real = np.linalg.svd
+
+    def flaky(a, *args, **kwargs):
+        if np.ndim(a) == 3 or np.any(a == 7.0):
+            raise np.linalg.LinAlgError("SVD did not converge")
+        return real(a, *args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "svd", flaky)
+    m = _random(3, np.random.default_rng(40))
+    m[1, 0, 0] = 7.0
+    u, s = linalg.svd_left(m, "lapack")
+    assert np.isnan(s[1]).all() and np.isnan(u[1]).all() and np.isfinite(s[[0, 2]]).all()
