@@ -136,3 +136,28 @@ def test_figures_go_through_the_location_of_a_uri(tmp_path):
     assert res.exit_code == 0, res.output
     assert (out / "analysis" / "report.html").is_file() and len(list((out / "analysis").glob("*.png"))) == 5
     assert not list((out / "analysis").glob(".*"))  # no temporaries left behind
+
+
+def test_analyze_reads_and_writes_an_object_store(s3_bucket, tmp_path):
+    """s3://bucket/run: read through pyarrow's S3 file system, figures and report uploaded to
+    s3://bucket/run/analysis/ (moto server; endpoint and keys from the AWS_* variables)."""
+    import pyarrow.parquet as pq
+
+    from rayflavor import examples
+    from rayflavor.storage.location import resolve
+
+    local = tmp_path / "ev.parquet"
+    assert CliRunner().invoke(cli, ["evaluate", "--model", "seesaw", str(examples.path("seesaw")), "-o", str(local)]).exit_code == 0
+    run = resolve(f"{s3_bucket}/run")
+    (run / "solutions.parquet").write_parquet(pq.read_table(local))
+    res = CliRunner().invoke(cli, ["analyze", run.uri, "--html"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert f"{s3_bucket}/run/solutions.parquet: 1 solutions of 8 rows" in res.output
+    names = (run / "analysis").list()
+    assert "report.html" in names and sum(n.endswith(".png") for n in names) == 4
+    assert f"report: {s3_bucket}/run/analysis/report.html" in res.output
+    res = CliRunner().invoke(cli, ["analyze", f"{s3_bucket}-missing/run"])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+    assert res.output.startswith(f"Error: {s3_bucket}-missing/run: the bucket '{s3_bucket[5:]}-missing' does not exist")
+    res = CliRunner().invoke(cli, ["analyze", f"{s3_bucket}/nothing-here"])
+    assert res.exit_code == 2 and "no such file or directory" in res.output

@@ -119,3 +119,32 @@ def test_singular_row_is_nan_and_invalid_not_a_crash(tmp_path):
     out = tmp_path / "o.parquet"
     assert _run("evaluate", "--model", "seesaw", str(_write(tmp_path, cols)), "-o", str(out)).exit_code == 0
     assert pq.read_table(out).column("valid").to_pylist()[1] is False
+
+
+def test_temporaries_of_live_writers_are_kept_stale_ones_removed(tmp_path):
+    """The next write to a target removes only temporaries no running process will finish."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from rayflavor.storage import tables
+
+    target = tmp_path / "o.parquet"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = tables._host()
+    names = {
+        "live": f".o.parquet.{os.getpid()}-999@{host}.tmp",  # a concurrent writer in this process
+        "other-host-fresh": ".o.parquet.1-0@elsewhere.tmp",
+        "other-host-old": ".o.parquet.2-0@elsewhere.tmp",
+        "dead": f".o.parquet.{int(dead.stdout)}-0@{host}.tmp",
+        "other-target": f".p.parquet.{int(dead.stdout)}-0@{host}.tmp",
+    }
+    for n in names.values():
+        (tmp_path / n).write_bytes(b"x")
+    old = time.time() - 2 * tables.STALE_SECONDS
+    os.utime(tmp_path / names["other-host-old"], (old, old))
+    assert {p.name for p in tables.stale_temporaries(target)} == {names["other-host-old"], names["dead"]}
+    tables.write_atomic(pa.table({"a": [1]}), target)
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"o.parquet", names["live"], names["other-host-fresh"], names["other-target"]}

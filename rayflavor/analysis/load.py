@@ -102,6 +102,14 @@ def open_output(target: str | Path) -> Source:
     except StorageError as exc:
         raise AnalysisInputError(str(exc)) from None
     if not (is_file or is_dir):
+        if not loc.is_local:
+            bucket = loc.path.split("/", 1)[0]
+            try:
+                missing_bucket = loc.fs.get_file_info(bucket).type == pafs.FileType.NotFound
+            except OSError:
+                missing_bucket = False
+            if missing_bucket:
+                raise AnalysisInputError(f"{loc.uri}: the bucket {bucket!r} does not exist")
         raise AnalysisInputError(f"{loc.uri}: no such file or directory")
     warnings: list[str] = []
     if is_file:
