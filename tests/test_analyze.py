@@ -161,3 +161,15 @@ def test_analyze_reads_and_writes_an_object_store(s3_bucket, tmp_path):
     assert res.output.startswith(f"Error: {s3_bucket}-missing/run: the bucket '{s3_bucket[5:]}-missing' does not exist")
     res = CliRunner().invoke(cli, ["analyze", f"{s3_bucket}/nothing-here"])
     assert res.exit_code == 2 and "no such file or directory" in res.output
+
+
+def test_non_finite_predictions_in_valid_rows_do_not_break_the_figures(tmp_path):
+    """A hand-made file flagging rows with NaN/inf/negative predictions as valid: histograms of
+    NaN raised ValueError ('autodetected range of [nan, nan]'); now the finite values are drawn."""
+    n = 30
+    delta = np.full(n, np.nan)
+    m_ee = np.r_[np.full(5, np.inf), np.full(n - 5, 1e-3)]
+    out = _fn_models(tmp_path / "scan", n=n, pmns_delta=delta, m_ee=m_ee, m_lightest=np.r_[-np.ones(5), np.full(n - 5, 1e-3)])
+    res = CliRunner().invoke(cli, ["analyze", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert len(list((out / "analysis").glob("*.png"))) == 5

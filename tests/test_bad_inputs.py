@@ -20,6 +20,7 @@ A row that needs another process (a real SIGKILL, a Ray cluster) sets ``runner="
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import stat
@@ -229,6 +230,11 @@ def _output_replaced_input(tmp: Path) -> None:
     assert "valid" in t.column_names and "m1" in t.column_names
 
 
+def _extra_columns_kept(tmp: Path) -> None:
+    t = _output_rows(tmp)
+    assert t.schema.field("when").type == pa.timestamp("us") and t.column("tags").to_pylist()[0] == [1, 2]
+
+
 def _nested_output(tmp: Path) -> None:
     assert pq.read_table(tmp / "new" / "dir" / "o.parquet").num_rows == 4
 
@@ -253,6 +259,7 @@ AFTER: dict[str, Callable[[Path], None]] = {
     "temporaries of the killed writer removed": _temporaries_cleaned,
     "input replaced by its evaluation": _output_replaced_input,
     "nested directories created": _nested_output,
+    "extra columns kept": _extra_columns_kept,
     "no analysis written": _no_analysis,
     "analysis written": _analysis_written,
     "nothing checked": lambda tmp: None,
@@ -337,6 +344,14 @@ CASES: list[Case] = [
          skip="root reads a mode-000 file" if IS_ROOT else None),
     Case("input-zero-rows", EV_SEESAW, 2, "has no rows", setup=_input("seesaw", **{k: np.array([], float) for k in seesaw.PARAMETERS})),
     Case("input-no-columns-of-model", EV_FN, 2, "missing parameter column(s): q_Q1", setup=_input("seesaw")),
+    Case("column-twice", EV_SEESAW, 2, "column name(s) 'arg_m1' appear more than once",
+         setup=lambda tmp: (_input("seesaw")(tmp), pq.write_table(
+             pq.read_table(tmp / "in.parquet").append_column("arg_m1", pa.array([1.0] * 4)), tmp / "in.parquet"))),
+    Case("columns-of-other-types-pass-through", EV_SEESAW, 0, "evaluated 4 row(s)", "extra columns kept",
+         _input("seesaw", when=pa.array([datetime.datetime(2020, 1, 1)] * 4), tags=pa.array([[1, 2], [], [3], [4]]),
+                arg_m1=lambda c: c.astype(np.float16))),
+    Case("column-list-as-parameter", EV_SEESAW, 2, "column 'arg_m1' has type object",
+         setup=_input("seesaw", arg_m1=pa.array([[1.0]] * 4))),
     Case("column-missing", EV_SEESAW, 2, "missing parameter column(s): arg_m2", setup=_input("seesaw", arg_m2=None)),
     Case("column-bool", EV_SEESAW, 2, "column 'arg_m1' has type bool", setup=_input("seesaw", arg_m1=[True, False, True, False])),
     Case("column-text", EV_SEESAW, 2, "column 'arg_m1' has type", setup=_input("seesaw", arg_m1=["a", "b", "c", "d"])),
@@ -352,6 +367,9 @@ CASES: list[Case] = [
     Case("eps-negative", EV_FN, 2, "0 < |eps_d| < 1", setup=_input("fn", eps_d_abs=_at(0, -0.1))),
     # --- analyze
     Case("analyze-missing", ("analyze", "{tmp}/nope"), 2, "no such file or directory", "no analysis written"),
+    Case("analyze-fifo", ("analyze", "{tmp}/o.parquet"), 2, "neither a regular file nor a directory", "no analysis written", _fifo),
+    Case("analyze-empty-path", ("analyze", ""), 2, "empty path", "no analysis written"),
+    Case("analyze-format-svg", ("analyze", "{tmp}", "--format", "svg"), 2, "'svg' is not one of 'png', 'pdf'", "no analysis written"),
     Case("analyze-empty-dir", ("analyze", "{tmp}"), 2, "no models.parquet, solutions.parquet or island part files", "no analysis written"),
     Case("analyze-parameters-only", ("analyze", "{tmp}/in.parquet"), 2, "holds fn parameters but no observables",
          "no analysis written", _input("fn")),

@@ -110,6 +110,8 @@ def open_output(target: str | Path) -> Source:
                 missing_bucket = False
             if missing_bucket:
                 raise AnalysisInputError(f"{loc.uri}: the bucket {bucket!r} does not exist")
+        elif Path(loc.path).exists():
+            raise AnalysisInputError(f"{loc.uri}: neither a regular file nor a directory")
         raise AnalysisInputError(f"{loc.uri}: no such file or directory")
     warnings: list[str] = []
     if is_file:

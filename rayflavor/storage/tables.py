@@ -52,6 +52,10 @@ def read_columns(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise TableError(f"{path}: no such file")
     try:
+        names = pq.read_schema(path).names
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise TableError(f"{path}: column name(s) {', '.join(map(repr, dup))} appear more than once")
         table = pq.read_table(path)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise TableError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
