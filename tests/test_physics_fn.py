@@ -206,3 +206,25 @@ def test_the_scans_objective_matrix_survives_overflowing_rows():
     physics = [k for k, name in enumerate(obj.names) if name != "n_negative"]  # a count of exponents, still known
     assert (F[2, physics] == 1e30).all() and np.isfinite(F).all()
     np.testing.assert_array_equal(F[[0, 1, 3]], obj.matrix(obj.evaluate(x[[0, 1, 3]])))
+
+
+EXTREMES = np.array([0.0, 5e-324, 1e-300, 1e300, -1e300, 1e308, -1e308, 1e20, -1e20, 300.0, -1000.0, 1e8, 3e9])
+
+
+@pytest.mark.parametrize("backend", ["numba", "jacobi", "lapack"])
+def test_extreme_values_never_raise_or_warn(backend):
+    """Fuzz: 1-5 parameters of each row set to extreme values; no exception, no warning (the
+    numpy compositions run under errstate), every non-finite row invalid."""
+    import warnings
+
+    rng = np.random.default_rng(34)
+    x = _points(120, 35)
+    for r in range(x.shape[0]):
+        cols = rng.choice(x.shape[1], rng.integers(1, 6), replace=False)
+        x[r, cols] = rng.choice(EXTREMES, cols.size)
+    x[:, :18] = np.rint(x[:, :18])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = fn.evaluate(x, backend=backend)
+    assert not r["valid"][~np.isfinite(r["m_sum"])].any()
+    assert np.isnan(r["m_sum"]).sum() > 10

@@ -162,3 +162,20 @@ def test_massless_spectrum_has_nan_mixing_not_identity(backend):
         assert not r["valid"][k] and not r["solution"][k]
     alone = seesaw.evaluate(x[[0, 3]], backend=backend)
     np.testing.assert_array_equal(r["chi2"][[0, 3]], alone["chi2"])
+
+
+@pytest.mark.parametrize("backend", ["numba", "jacobi", "lapack"])
+def test_extreme_values_never_raise_or_warn(backend):
+    import warnings
+
+    rng = np.random.default_rng(36)
+    x = seesaw.sample_prior(120, rng)
+    extremes = np.array([0.0, 5e-324, 1e-300, 1e300, -1e300, 1e308, -1e308, 1e20, -1e20])
+    for r in range(x.shape[0]):
+        cols = rng.choice(x.shape[1], rng.integers(1, 6), replace=False)
+        x[r, cols] = rng.choice(extremes, cols.size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = seesaw.evaluate(x, backend=backend)
+    assert not r["valid"][~np.isfinite(r["m_sum"])].any()
+    assert np.isnan(r["m_sum"]).sum() > 10

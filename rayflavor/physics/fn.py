@@ -252,7 +252,9 @@ def evaluate(
         out[name] = n[:, k]
     out["n_negative_exponents"] = (n < 0).sum(axis=1)
     out["max_exponent"] = n.max(axis=1)
-    out["q_H"] = np.rint(x[:, _OFFSET["q_u3"]] - x[:, _OFFSET["q_Q3"]]).astype(np.int64)
+    in_range = (np.abs(x[:, :18]) <= fn_kernel.MAX_ABS_CHARGE).all(axis=1)  # else NaN rows, exponents 0
+    out["q_H"] = np.where(in_range, np.rint(np.where(in_range, x[:, _OFFSET["q_u3"]] - x[:, _OFFSET["q_Q3"]], 0.0)),
+                          0).astype(np.int64)
 
     _losses(out, data, mass_tolerance, force_io, max_exponent)
     names = objective_names(force_io, max_exponent)
