@@ -148,3 +148,13 @@ def test_temporaries_of_live_writers_are_kept_stale_ones_removed(tmp_path):
     tables.write_atomic(pa.table({"a": [1]}), target)
     left = {p.name for p in tmp_path.iterdir()}
     assert left == {"o.parquet", names["live"], names["other-host-fresh"], names["other-target"]}
+
+
+def test_cli_and_library_share_the_mass_tolerance_default():
+    import inspect
+
+    from rayflavor.cli.evaluate import evaluate
+
+    opt = next(p for p in evaluate.params if p.name == "mass_tolerance")
+    assert opt.default is fn.DEFAULT_MASS_TOLERANCE
+    assert inspect.signature(fn.evaluate).parameters["mass_tolerance"].default is fn.DEFAULT_MASS_TOLERANCE

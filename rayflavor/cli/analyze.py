@@ -72,7 +72,7 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
 @click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png", show_default=True,
               help="Figure file format.")
 @click.option("--html", "html_report", is_flag=True, help="Also write one self-contained report.html.")
-@click.option("--out", "out_dir", default=None,
+@click.option("--out", "out_dir", default=None, metavar="DIR|URI",
               help="Where figures go, a directory or storage URI (default: OUT_OR_RUN/analysis).")
 def analyze(path, fmt, html_report, out_dir):
     """Summarise a scan directory (FN models) or a diffusion run (seesaw solutions).

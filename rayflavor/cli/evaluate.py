@@ -68,7 +68,7 @@ def _finite_tolerance(ctx, param, value):
 @click.option("--ordering", type=click.Choice(["NO", "IO"]), default="NO", show_default=True,
               help="seesaw only: label the mass states for normal (m1<m2<m3) or inverted (m3<m1<m2) ordering.")
 @data_option(help_extra="Default: nufit-6.0-sk (seesaw), nufit-6.0+pdg-2024 (fn).")
-@click.option("--mass-tolerance", type=float, default=0.2, show_default=True, callback=_finite_tolerance,
+@click.option("--mass-tolerance", type=float, default=fn.DEFAULT_MASS_TOLERANCE, show_default=True, callback=_finite_tolerance,
               help="Relative window for the charged-fermion masses: |m/m_0 - 1| <= tolerance, in (0, 1) (FN model).")
 def evaluate(model, input_path, output_path, ordering, data_name, mass_tolerance):
     """Evaluate every row of INPUT.parquet exactly and write OUTPUT.parquet.

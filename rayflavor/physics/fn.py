@@ -80,6 +80,8 @@ MASS_OBJECTIVES: dict[str, tuple[str, ...]] = {
 }
 OBJECTIVES: tuple[str, ...] = WINDOW_OBJECTIVES + ("dm3l",) + tuple(MASS_OBJECTIVES) + ("n_negative",)
 DEFAULT_DATA = "nufit-6.0+pdg-2024"
+#: Relative window of the charged-fermion masses, ``|m/m_0 - 1| <= tolerance`` (FN paper).
+DEFAULT_MASS_TOLERANCE = 0.2
 REQUIRED_DATA = WINDOW_OBJECTIVES + ("dm3l",) + MASSES
 
 # Index of the upper-triangle c_N column for every (i, j) of the symmetric 3x3 matrix.
@@ -232,7 +234,7 @@ def evaluate(
     x: np.ndarray,
     *,
     data: DataSet | None = None,
-    mass_tolerance: float = 0.2,
+    mass_tolerance: float = DEFAULT_MASS_TOLERANCE,
     force_io: bool = False,
     max_exponent: int | None = None,
     backend: str = "numba",
