@@ -184,3 +184,19 @@ def test_job_scripts_share_the_cli(script, command):
         group = group.commands[word]
     first_help_line = group.help.strip().splitlines()[0]
     assert first_help_line in out.stdout.replace("\n  ", " ")
+
+
+def test_make_figures_help():
+    out = subprocess.run([sys.executable, str(ROOT / "jobs" / "make_figures.py"), "--help"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--skip-diffusion" in out.stdout and "--work" in out.stdout
+
+
+def test_readme_figures_are_committed_and_made_by_the_script():
+    shown = re.findall(r"\(docs/img/([\w.-]+\.png)\)", (ROOT / "README.md").read_text())
+    assert len(shown) >= 2  # one worked example per method
+    script = (ROOT / "jobs" / "make_figures.py").read_text()
+    for name in shown:
+        assert (ROOT / "docs" / "img" / name).is_file(), name
+        assert f'"{name}"' in script, name  # made by jobs/make_figures.py, not by hand
