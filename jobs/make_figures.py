@@ -6,7 +6,7 @@
 
 It runs the same click commands a user types (on an embedded local Ray unless RAY_ADDRESS is set):
 
-    rayflavor scan --islands 2 --time-limit 5m --seed 20 --patience 3000 --out WORK/scan --no-live
+    rayflavor scan --islands 2 --time-limit 5m --seed 20 --patience 3000 --out WORK/scan
     rayflavor analyze WORK/scan
     rayflavor diffusion run WORK/run --n-data 20000 --train-steps 4000 --rounds 8 --ft-steps 1000 \
         --n-select 10000 --n 20000 --seed 0
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if not a.skip_scan:
         scan = f"{work}/scan"
         _cli(["scan", "--islands", str(a.islands), "--time-limit", a.time_limit, "--seed", str(a.seed),
-              "--patience", str(a.patience), "--out", scan, "--no-live"])
+              "--patience", str(a.patience), "--out", scan])
         out = analysis / "scan" / "analysis"
         _cli(["analyze", scan, "--out", str(out)])
         copied += _copy(out, FN_FIGURES, a.img)

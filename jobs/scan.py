@@ -7,11 +7,12 @@
 the standard variables such as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_REGION, or the node's
 instance profile) or a path on a volume every node mounts (EFS/NFS, a ReadWriteMany PVC).
 models.parquet is written there after the dedupe. ``--config FILE.toml`` and ``--preset paper`` work
-as in the CLI (``--config`` may be a stored scan.json). The live view is off (job logs are not a
-terminal); progress lines are printed instead. The cluster guide: docs/cluster.md.
+as in the CLI (``--config`` may be a stored scan.json). Job logs are not a terminal, so the live
+view prints a plain progress line every 10 s instead of redrawing a table (``--no-live`` would leave
+only the final table). The cluster guide: docs/cluster.md.
 """
 
 from _entry import run
 
 if __name__ == "__main__":
-    run(["scan", "--no-live"])
+    run(["scan"])
