@@ -287,7 +287,7 @@ __all__ = ["Box", "Chains", "NestedResult", "ReferenceSettings", "seesaw_target"
 class ReferenceSettings:
     """How the reference is built; the defaults finish in a few minutes on a 2-core laptop."""
 
-    tasks: int = 2  # independent nested-sampling runs (Ray tasks)
+    tasks: int = 4  # independent nested-sampling runs (Ray tasks)
     n_live: int = 1000  # live points per run = chains per run
     k: int = 100  # live points replaced per nested iteration
     steps: int = 60  # walk steps per replacement
