@@ -275,12 +275,12 @@ SK, PDG = "nufit-6.0-sk", "nufit-6.0+pdg-2024"
 
 CASES: list[Case] = [
     # --- evaluate: numerical faults are per row, never a crash
-    Case("fn-huge-charges", EV_FN, 0, "evaluated 4 row(s)", "overflowing rows NaN, others evaluated",
+    Case("fn-huge-charges", EV_FN, 0, "evaluated 4 row(s), 0 valid, 2 with NaN observables", "overflowing rows NaN, others evaluated",
          _input("fn", q_N1=_at(1, 300), q_L1=_at(2, -1000))),
     Case("fn-absurd-charge", EV_FN, 0, "evaluated 4 row(s)", "output written", _input("fn", q_Q1=_at(1, 3e9))),
     Case("fn-huge-lambda", EV_FN, 0, "evaluated 4 row(s)", "output written",
          _input("fn", log10_lambda_gev=_at(1, 1e300))),
-    Case("seesaw-y-zero", EV_SEESAW, 0, "evaluated 4 row(s)", "massless row NaN and invalid",
+    Case("seesaw-y-zero", EV_SEESAW, 0, "1 with NaN observables", "massless row NaN and invalid",
          _input("seesaw", **{k: _at(1, 0.0) for k in seesaw.PARAMETERS[:18]})),
     Case("seesaw-huge-scale", EV_SEESAW, 0, "evaluated 4 row(s)", "output written",
          _input("seesaw", log10_h2_over_m3_ev=_at(2, 400.0))),

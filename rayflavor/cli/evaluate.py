@@ -95,4 +95,6 @@ def evaluate(model, input_path, output_path, ordering, data_name, mass_tolerance
     except OSError as exc:
         raise UserError(f"{output_path}: cannot be written ({exc.strerror or exc})") from None
     valid = np.asarray(out["valid"])
-    click.echo(f"{model}: evaluated {valid.size} row(s), {int(valid.sum())} valid -> {output_path}")
+    n_nan = int((~np.isfinite(np.asarray(out["m1" if model == "seesaw" else "m_u"], dtype=np.float64))).sum())
+    nan_note = f", {n_nan} with NaN observables (singular, degenerate or overflowing; invalid)" if n_nan else ""
+    click.echo(f"{model}: evaluated {valid.size} row(s), {int(valid.sum())} valid{nan_note} -> {output_path}")
