@@ -265,6 +265,91 @@ AFTER: dict[str, Callable[[Path], None]] = {
     "nothing checked": lambda tmp: None,
 }
 
+# --- diffusion helpers (setups and after-checks of the diffusion cases; RUN is {tmp}/run)
+
+
+def _diffusion_dataset(tmp: Path) -> None:
+    """A finished 2-shard dataset of 40 points in {tmp}/run (written without Ray)."""
+    from rayflavor.methods.diffusion.data import dataset_shard
+    from rayflavor.storage import runs
+
+    d = runs.dataset_dir(tmp / "run")
+    runs.write_json({"n": 40, "seed": 0, "shards": 2, "data": SK, "ordering": "NO", "val_fraction": 0.1},
+                    d / "manifest.json")
+    for s in range(2):
+        runs.write_table(dataset_shard(20, 0, s), runs.part_path(d, s))
+
+
+def _diffusion_network(tmp: Path) -> None:
+    """The dataset of :func:`_diffusion_dataset` and an untrained pre-network."""
+    from rayflavor.methods.diffusion import training
+    from rayflavor.storage import runs
+
+    _diffusion_dataset(tmp)
+    g = seesaw.sample_prior(50, np.random.default_rng(0))
+    lab = seesaw.labels(seesaw.evaluate(g))
+    ok = np.isfinite(lab).all(1)
+    training.save(runs.network_path(tmp / "run", "pre"),
+                  training.new_state(training.Normalizer.fit(g[ok], lab[ok]), total_steps=1), with_optimizer=False)
+
+
+def _diffusion_truncated_part(tmp: Path) -> None:
+    """A dataset whose part 1 lost its tail (e.g. a full disk)."""
+    _diffusion_dataset(tmp)
+    p = tmp / "run" / "dataset" / "part-00001.parquet"
+    p.write_bytes(p.read_bytes()[:200])
+
+
+def _diffusion_short_part(tmp: Path) -> None:
+    """A dataset whose part 0 holds fewer rows than its manifest says."""
+    from rayflavor.methods.diffusion.data import dataset_shard
+    from rayflavor.storage import runs
+
+    _diffusion_dataset(tmp)
+    runs.write_table(dataset_shard(5, 0, 0), tmp / "run" / "dataset" / "part-00000.parquet")
+
+
+def _diffusion_locked(setup: Callable[[Path], None] | None = None) -> Callable[[Path], None]:
+    """``setup``, then a live lease of another process (pid 1 on this host) on RUN."""
+    def f(tmp: Path) -> None:
+        import json
+        import socket
+
+        if setup is not None:
+            setup(tmp)
+        (tmp / "run").mkdir(exist_ok=True)
+        (tmp / "run" / "LOCK.json").write_text(json.dumps({
+            "owner": "rayflavor diffusion run", "host": socket.gethostname(), "pid": 1, "token": "other",
+            "acquired_at": time.time(), "expires_at": time.time() + 600}))
+    return f
+
+
+def _no_run(tmp: Path) -> None:
+    assert not (tmp / "run").exists()  # nothing written: the corrected command is not blocked
+    assert not any(p.name.endswith(":") for p in Path.cwd().iterdir())  # no local "s3:"-style directory
+
+
+def _no_samples(tmp: Path) -> None:
+    assert not (tmp / "run" / "samples").exists() and not (tmp / "run" / "LOCK.json").exists()
+
+
+def _no_network(tmp: Path) -> None:
+    assert not (tmp / "run" / "networks").exists() and not (tmp / "run" / "LOCK.json").exists()
+
+
+def _lock_kept(tmp: Path) -> None:
+    import json
+
+    assert json.loads((tmp / "run" / "LOCK.json").read_text())["token"] == "other"
+
+
+AFTER.update({
+    "no run directory": _no_run,
+    "no sample set, lease released": _no_samples,
+    "no network, lease released": _no_network,
+    "the other process's lease kept": _lock_kept,
+})
+
 # ------------------------------------------------------------------------------ the table
 
 EV_SEESAW = ("evaluate", "--model", "seesaw", "{tmp}/in.parquet", "-o", "{tmp}/o.parquet")
@@ -400,7 +485,62 @@ CASES: list[Case] = [
     # (scan helper: append Case(...) rows for `rayflavor scan`/`dedupe` here; Ray-free rows run
     #  in-process, a row that needs Ray or a real signal sets runner="subprocess".)
     # --- diffusion cases
-    # (diffusion helper: append Case(...) rows for `rayflavor diffusion ...` here, same rules.)
+    # zero-row shards (a null-typed split column broke training): refused in one line
+    Case("diffusion-dataset-shards-over-n", ("diffusion", "dataset", "--n", "20", "--shards", "30", "--out", "{tmp}/run"),
+         2, "--shards must be between 1 and --n (20)", "no run directory"),
+    Case("diffusion-dataset-shards-0", ("diffusion", "dataset", "--n", "20", "--shards", "0", "--out", "{tmp}/run"),
+         2, "--shards must be between 1", "no run directory"),
+    # bad input must not leave a manifest that blocks the corrected command
+    Case("diffusion-dataset-seed-negative", ("diffusion", "dataset", "--seed", "-1", "--out", "{tmp}/run"), 2,
+         "--seed must be an integer >= 0", "no run directory"),
+    Case("diffusion-dataset-n-5", ("diffusion", "dataset", "--n", "5", "--out", "{tmp}/run"), 2,
+         "--n must be an integer >= 10", "no run directory"),
+    # NaN and nonsense are refused before a sample is drawn or a manifest written
+    Case("diffusion-sample-guidance-nan", ("diffusion", "sample", "{tmp}/run", "--guidance", "nan"), 2,
+         "guidance: must be a finite number", "no sample set, lease released", _diffusion_network),
+    Case("diffusion-sample-clip-inf", ("diffusion", "sample", "{tmp}/run", "--clip", "inf"), 2,
+         "clip: must be a finite number", "no sample set, lease released", _diffusion_network),
+    Case("diffusion-sample-shards-over-n", ("diffusion", "sample", "{tmp}/run", "--n", "20", "--shards", "30"), 2,
+         "must not exceed n (20)", "no sample set, lease released", _diffusion_network),
+    Case("diffusion-sample-steps-0", ("diffusion", "sample", "{tmp}/run", "--steps", "0"), 2, "steps must be >= 1",
+         "no sample set, lease released", _diffusion_network),
+    Case("diffusion-sample-seed-negative", ("diffusion", "sample", "{tmp}/run", "--seed", "-3"), 2,
+         "seed must be an integer >= 0", "no sample set, lease released", _diffusion_network),
+    Case("diffusion-sample-temperature-removed", ("diffusion", "sample", "{tmp}/run", "--temperature", "0.5"), 2,
+         "No such option '--temperature'", "no sample set, lease released", _diffusion_network),
+    Case("diffusion-finetune-per-solution-nan", ("diffusion", "finetune", "{tmp}/run", "--per-solution", "nan"), 2,
+         "per_solution: must be a finite number", "no sample set, lease released", _diffusion_network),
+    Case("diffusion-finetune-select-best-removed", ("diffusion", "finetune", "{tmp}/run", "--select", "best"), 2,
+         "'best' is not one of", "no sample set, lease released", _diffusion_network),
+    Case("diffusion-finetune-tighten-removed", ("diffusion", "finetune", "{tmp}/run", "--tighten", "0.5"), 2,
+         "No such option '--tighten'", "no sample set, lease released", _diffusion_network),
+    Case("diffusion-run-final-guidance-nan", ("diffusion", "run", "{tmp}/run", "--final-guidance", "nan"), 2,
+         "final_guidance: must be a finite number", "no run directory"),
+    Case("diffusion-run-physics-in-rounds-removed", ("diffusion", "run", "{tmp}/run", "--physics-guidance", "3"), 2,
+         "No such option '--physics-guidance'", "no run directory"),
+    Case("diffusion-run-config-unknown-key", ("diffusion", "run", "{tmp}/run", "--config", "{tmp}/c.toml"), 2,
+         "unknown setting(s) temperature", "no run directory", _write("c.toml", "rounds = 4\n[sampling]\ntemperature = 0.5\n")),
+    # a damaged dataset part is named in one line (train used to fail in Ray with a traceback)
+    Case("diffusion-train-truncated-part", ("diffusion", "train", "{tmp}/run"), 2,
+         "part-00001.parquet: not a readable Parquet file", "no network, lease released", _diffusion_truncated_part),
+    Case("diffusion-train-short-part", ("diffusion", "train", "{tmp}/run"), 2, "part-00000.parquet: 5 rows, expected 20",
+         "no network, lease released", _diffusion_short_part),
+    # a second writer on one RUN gets one line naming the holder
+    Case("diffusion-dataset-leased", ("diffusion", "dataset", "--n", "20", "--out", "{tmp}/run"), 2,
+         "is in use by rayflavor diffusion run (pid 1 on", "the other process's lease kept", _diffusion_locked()),
+    Case("diffusion-train-leased", ("diffusion", "train", "{tmp}/run"), 2, "is in use by rayflavor diffusion run (pid 1 on",
+         "the other process's lease kept", _diffusion_locked(_diffusion_dataset)),
+    Case("diffusion-sample-leased", ("diffusion", "sample", "{tmp}/run", "--n", "10"), 2, "is in use by",
+         "the other process's lease kept", _diffusion_locked(_diffusion_network)),
+    Case("diffusion-finetune-leased", ("diffusion", "finetune", "{tmp}/run"), 2, "is in use by",
+         "the other process's lease kept", _diffusion_locked(_diffusion_network)),
+    Case("diffusion-run-leased", ("diffusion", "run", "{tmp}/run"), 2, "is in use by", "the other process's lease kept",
+         _diffusion_locked()),
+    # a URI scheme pyarrow cannot serve: one line, never a local directory named "hdfs:"
+    Case("diffusion-run-unsupported-scheme", ("diffusion", "run", "hdfs://host/run", "--rounds", "1"), 2,
+         "unsupported URI scheme 'hdfs'", "no run directory"),
+    Case("diffusion-dataset-unsupported-scheme", ("diffusion", "dataset", "--out", "ftp://host/run"), 2,
+         "unsupported URI scheme 'ftp'", "no run directory"),
 ]
 
 
