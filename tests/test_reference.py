@@ -169,3 +169,58 @@ def test_reference_cli_rejects_bad_settings_in_one_line(tmp_path, args, fragment
     r = CliRunner().invoke(cli, ["diffusion", "reference", str(tmp_path / "run"), *args])
     assert r.exit_code == 2 and fragment in r.output and "Traceback" not in r.output
     assert not (tmp_path / "run").exists()
+
+
+def _write_solutions(path, x, guidance):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rayflavor.physics import data, seesaw
+
+    res = seesaw.evaluate(x, ordering="NO", data=data.load(seesaw.DEFAULT_DATA))
+    cols = {name: x[:, j] for j, name in enumerate(seesaw.PARAMETERS)}
+    cols.update({k: v for k, v in res.items() if np.ndim(v) == 1 and k not in cols})
+    cols["ordering"] = np.full(len(x), "NO").astype(object)
+    cols["physics_guidance"] = np.asarray(guidance, dtype=np.int32)
+    pq.write_table(pa.table(cols), path)
+
+
+def test_analyze_reference_prints_fidelity_per_guidance_and_draws_the_overlay(tmp_path):
+    """A run drawn from the reference itself is close to it; a run holding only one half of the
+    delta_CP circle is far from it in delta_CP (Kuiper), and the table says so."""
+    from click.testing import CliRunner
+
+    from rayflavor.cli.main import cli
+    from rayflavor.methods.reference import ReferenceSettings
+    from rayflavor.orchestration.reference import run_task
+    from rayflavor.physics import data, seesaw
+
+    s = ReferenceSettings(n_live=80, k=8, steps=10, draws=10, thin=2, burn=20)
+    x = np.concatenate([run_task(s, t)["samples"].reshape(-1, 23) for t in (0, 1)])
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    _write_solutions(ref_dir / "reference.parquet", x, np.zeros(len(x)))
+    dcp = seesaw.evaluate(x, ordering="NO", data=data.load(seesaw.DEFAULT_DATA))["delta_cp"]
+    run = tmp_path / "run"
+    run.mkdir()
+    half = x[dcp < np.pi]
+    guided = x[::3]
+    _write_solutions(run / "solutions.parquet", np.concatenate([half, guided]),
+                     np.r_[np.zeros(len(half)), np.full(len(guided), 3)])
+    r = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(ref_dir)])
+    assert r.exit_code == 0, r.output
+    blocks = {}
+    for block in r.output.split("\n\n"):
+        head = block.splitlines()[0] if block.strip() else ""
+        if "fidelity against the reference" in head:
+            label = head.split(":")[0]
+            rows = {line.split()[0]: line.split() for line in block.splitlines()[2:]}
+            blocks[label] = rows
+    assert set(blocks) == {"all solutions", "network only", "physics guidance 3 steps"}
+    assert blocks["network only"]["delta_cp"][1] == "Kuiper" and blocks["network only"]["m_sum"][1] == "KS"
+    far = float(blocks["network only"]["delta_cp"][2])
+    near = float(blocks["physics guidance 3 steps"]["delta_cp"][2])
+    assert far > 0.4 and near < 0.2 and blocks["network only"]["delta_cp"][3] == "above"
+    assert (run / "analysis" / "seesaw_fidelity.png").is_file()
+    bad = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(tmp_path / "none")])
+    assert bad.exit_code == 2 and "no reference.parquet" in bad.output

@@ -142,3 +142,74 @@ def fidelity(run: dict[str, np.ndarray], reference: dict[str, np.ndarray], param
 
 __all__ = ["Fidelity", "PREDICTIONS", "face_fraction", "fidelity", "ks_statistic", "kuiper_statistic",
            "log10_m3_gev", "prediction_columns"]
+
+
+# ---------------------------------------------------------------------------- a run against a reference
+
+
+def _columns(df, names) -> dict[str, np.ndarray]:
+    return {c: df[c].to_numpy() for c in names if c in df.columns}
+
+
+def compare_frames(run_df, ref_df) -> dict[str, Fidelity]:
+    """Fidelity of a run's solutions against a reference (polars DataFrames with the columns of
+    ``solutions.parquet``), separately for each ``physics_guidance`` setting of the run
+    ("network only" = 0 steps; guided sets by their steps) and for all solutions together."""
+    import polars as pl
+
+    from rayflavor.methods.reference import seesaw_target
+    from rayflavor.physics import seesaw
+
+    _, _, box = seesaw_target()
+    need = list(seesaw.PARAMETERS) + [k for k, _ in PREDICTIONS if k != "log10_m3_gev"]
+    missing = [c for c in need if c not in ref_df.columns]
+    if missing:
+        raise ValueError(f"the reference lacks column(s) {', '.join(missing[:4])}: not a rayflavor reference")
+    ref = _columns(ref_df, need)
+    pref = np.column_stack([ref[c] for c in seesaw.PARAMETERS])
+    groups = {"all solutions": run_df}
+    if "physics_guidance" in run_df.columns:
+        for steps in sorted(run_df["physics_guidance"].unique().to_list()):
+            label = "network only" if steps == 0 else f"physics guidance {steps} steps"
+            groups[label] = run_df.filter(pl.col("physics_guidance") == steps)
+        if len(groups) == 2:  # one setting only: "all" says the same
+            groups.pop("all solutions")
+    out = {}
+    for label, df in groups.items():
+        if df.height == 0:
+            continue
+        cols = _columns(df, need)
+        praw = np.column_stack([cols[c] for c in seesaw.PARAMETERS])
+        out[label] = fidelity(cols, ref, praw, pref, box.lower, box.upper, box.periodic)
+    return out
+
+
+def overlay_figure(run_df, ref_df, path, fmt: str = "png"):
+    """Empirical CDFs of every prediction, the run's solutions against the reference; returns the file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pathlib import Path
+
+    pr = prediction_columns(_columns(run_df, run_df.columns))
+    pf = prediction_columns(_columns(ref_df, ref_df.columns))
+    fig, axes = plt.subplots(3, 3, figsize=(11, 9))
+    for ax, (name, kind) in zip(axes.ravel(), PREDICTIONS):
+        for values, label, style in ((pf[name], "reference", "k-"), (pr[name], "run", "C0-")):
+            v = np.sort(values[np.isfinite(values)])
+            if kind == "circular":
+                v = np.sort(np.degrees(np.mod(v, 2 * math.pi)))
+            if v.size:
+                ax.plot(v, np.arange(1, v.size + 1) / v.size, style, lw=1.2, label=label)
+        ax.set_xlabel(name + (" [deg]" if kind == "circular" else ""))
+        ax.set_ylim(0, 1)
+    axes[0, 0].set_ylabel("cumulative fraction")
+    axes[0, 0].legend(loc="lower right", fontsize=8)
+    fig.suptitle("solutions (blue) against the network-free reference (black)")
+    fig.tight_layout()
+    out = Path(path) / f"seesaw_fidelity.{fmt}"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

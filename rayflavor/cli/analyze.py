@@ -10,7 +10,25 @@ import click
 from rayflavor.cli.common import UserError, load_data
 
 
-def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False, out_dir: str | Path | None = None) -> dict:
+def _reference_frame(ref: str):
+    """The reference table at ``ref``: a Parquet file or a run directory holding reference.parquet."""
+    import polars as pl
+
+    from rayflavor.storage.location import resolve
+
+    loc = resolve(ref)
+    if loc.is_dir() or not loc.exists():
+        loc = loc / "reference.parquet"
+    if not loc.is_file():
+        raise UserError(f"--reference {ref}: no reference.parquet (make one with `rayflavor diffusion reference RUN`)")
+    try:
+        return pl.from_arrow(loc.read_parquet())
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
+        raise UserError(f"--reference {loc.uri}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+
+
+def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False, out_dir: str | Path | None = None,
+                   reference: str | None = None) -> dict:
     """Summaries and figures for ``path`` (a local path or a storage URI).
 
     Figures and ``report.html`` are rendered into a local temporary directory and then written
@@ -33,6 +51,11 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
     except (AnalysisInputError, StorageError) as exc:
         raise UserError(str(exc)) from None
     data = load_data(src.data_name)
+    ref_df = None
+    if reference is not None:
+        if src.kind != "seesaw":
+            raise UserError("--reference compares seesaw solutions; this is an FN scan")
+        ref_df = _reference_frame(reference)
     try:
         figures.require_data(src.kind, data)
         tables = summary.summarize(src.kind, src.frame, data)
@@ -46,6 +69,16 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
                 figs = draw(src.frame, data, local, "png" if html_report and fmt == "pdf" else fmt)
                 if html_report and fmt == "pdf":  # the report embeds PNGs; the requested PDFs are written too
                     figs = figs + draw(src.frame, data, local, "pdf")
+            fid = {}
+            if ref_df is not None and n:
+                from rayflavor.analysis import fidelity
+
+                run_df = src.frame.collect()
+                try:
+                    fid = fidelity.compare_frames(run_df, ref_df)
+                except ValueError as exc:
+                    raise UserError(f"--reference: {exc}") from None
+                figs = figs + [fidelity.overlay_figure(run_df, ref_df, local, "png" if html_report else fmt)]
             if html_report:
                 title = "rayflavor FN scan" if src.kind == "fn" else "rayflavor diffusion run"
                 report.write_html(local / "report.html", title, src.description, tables,
@@ -63,6 +96,7 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
     except StorageError as exc:
         raise UserError(str(exc)) from None
     return {"kind": src.kind, "rows": n, "rows_total": src.rows_total, "flag": src.flag, "tables": tables,
+            "fidelity": fid if reference is not None else None,
             "figures": written, "report": rep, "source": src.description, "data": f"{data.name} ({data.path})",
             "warnings": list(src.warnings)}
 
@@ -74,7 +108,11 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
 @click.option("--html", "html_report", is_flag=True, help="Also write one self-contained report.html.")
 @click.option("--out", "out_dir", default=None, metavar="DIR|URI",
               help="Where figures go, a directory or storage URI (default: OUT_OR_RUN/analysis).")
-def analyze(path, fmt, html_report, out_dir):
+@click.option("--reference", default=None, metavar="REF",
+              help="Seesaw runs: compare the solutions with a network-free reference (a reference.parquet or the "
+                   "RUN holding it, from `rayflavor diffusion reference`): KS/Kuiper distance per prediction, "
+                   "box-face fractions, and a figure overlaying the two.")
+def analyze(path, fmt, html_report, out_dir, reference):
     """Summarise a scan directory (FN models) or a diffusion run (seesaw solutions).
 
     OUT_OR_RUN is a scan's OUT, a diffusion RUN, one Parquet file (e.g. `rayflavor evaluate`'s
@@ -85,7 +123,7 @@ def analyze(path, fmt, html_report, out_dir):
     """
     from rayflavor.analysis.summary import significant
 
-    res = analyze_output(path, fmt, html_report, out_dir)
+    res = analyze_output(path, fmt, html_report, out_dir, reference)
     for w in res["warnings"]:
         click.echo(f"warning: {w}", err=True)
     noun = "valid models" if res["kind"] == "fn" else "solutions"
@@ -99,6 +137,8 @@ def analyze(path, fmt, html_report, out_dir):
         with pl.Config(tbl_rows=40, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
             for name, table in res["tables"].items():
                 click.echo(f"\n{name}\n{significant(table)}")
+    for label, fid in (res.get("fidelity") or {}).items():
+        click.echo(f"\n{label}: " + fid.table())
     for f in res["figures"]:
         click.echo(f"figure: {f}")
     if res["report"]:
