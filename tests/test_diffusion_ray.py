@@ -53,12 +53,12 @@ def test_dataset_sample_skip_and_solution_flags(ray_session, tmp_path):
     # physics guidance: its own set (tag, manifest), same row count, rows still re-evaluated exactly
     pg = sample_run(run, SamplingSettings(n=200, steps=5, shards=1, physics=1), log=lambda *_: None)
     assert pg["tag"].endswith("-pg1-n200-s0") and pg["n"] == 200
-    assert runs.read_json(runs.samples_dir(run, pg["tag"]) / "manifest.json")["physics"] == 1
+    assert runs.read_json(runs.samples_dir(run, pg["tag"]) / "manifest.json")["settings"]["physics"] == 1
     rows = runs.read_parts(runs.samples_dir(run, pg["tag"]))
     x = np.stack([rows.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
     res = seesaw.evaluate(x, ordering="NO", data=physics_data.load("nufit-6.0-sk"))
     np.testing.assert_array_equal(res["solution"], rows.column("solution").to_numpy())
-    assert runs.read_json(out / "manifest.json")["physics"] == 0  # every setting stored, defaults included
+    assert runs.read_json(out / "manifest.json")["settings"]["physics"] == 0  # stored whole, defaults included
 
 
 def _near_known_solution(n: int, noise: float, seed: int) -> np.ndarray:

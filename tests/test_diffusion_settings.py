@@ -134,8 +134,10 @@ def test_bad_config_file_is_refused_in_one_line(tmp_path, recorded_chain):
 def test_sample_manifest_stores_every_setting_and_old_manifests_stay_readable():
     s = SampleSet(network="tuned-2", sampling=SamplingSettings(n=10, shards=2), seed=3)
     m = s.manifest()
-    assert {"physics", "clip", "guidance", "steps", "sampler", "ordering", "n", "shards", "seed", "keep", "data"} <= set(m)
-    assert m["physics"] == 0 and SampleSet.from_manifest(m) == s
+    assert {"network", "seed", "keep", "data", "settings"} <= set(m)
+    assert m["settings"] == configfile.to_mapping(s.sampling)  # whole, defaults included
+    assert m["settings"]["physics"] == 0 and SampleSet.from_manifest(m) == s
+    assert configfile.from_mapping(SamplingSettings, m["settings"]) == s.sampling  # a valid settings table
     assert s.tag() == "tuned-2-ddim50-g8-NO-clip1-n10-s3"  # the tags of existing runs are unchanged
     old = {"network": "pre", "sampler": "ddim", "steps": 50, "guidance": 8.0, "ordering": "NO", "n": 10, "shards": 2,
            "seed": 0, "keep": "all", "clip": None, "data": "nufit-6.0-sk", "temperature": 1.0}

@@ -10,7 +10,7 @@ rounds and sample shards are kept.
 from __future__ import annotations
 
 import time
-from rayflavor import configfile
+from rayflavor import __version__, configfile
 from rayflavor.methods.diffusion.settings import ChainSettings
 from rayflavor.orchestration.diffusion_dataset import make_dataset
 from rayflavor.orchestration.diffusion_rounds import SESSION_MAX_STEPS, finetune
@@ -23,7 +23,7 @@ RUN_FORMAT = "rayflavor-diffusion-run/1"
 
 def write_run_manifest(run: runs.Where, settings: ChainSettings) -> None:
     """``RUN/run.json``: the chain's settings, whole (a valid ``--config`` file)."""
-    runs.write_json({"format": RUN_FORMAT, "command": "rayflavor diffusion run",
+    runs.write_json({"format": RUN_FORMAT, "command": "rayflavor diffusion run", "version": __version__,
                      "settings": configfile.to_mapping(settings)}, runs.run_manifest_path(run))
 
 

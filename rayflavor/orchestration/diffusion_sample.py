@@ -17,7 +17,8 @@ import pyarrow as pa
 import ray
 
 from rayflavor.methods.diffusion.data import unique_points
-from rayflavor.methods.diffusion.sampleset import SampleSet, default_shards, shard_sizes, shard_table, summarize
+from rayflavor.methods.diffusion.sampleset import (SampleSet, default_shards, flat_manifest, shard_sizes, shard_table,
+                                                   summarize)
 from rayflavor.methods.diffusion.settings import SamplingSettings
 from rayflavor.orchestration.diffusion_progress import wait_tasks
 from rayflavor.physics import seesaw
@@ -101,7 +102,7 @@ def collect_solutions(run: runs.Where) -> int:
     tables = []
     for name in root.list():
         d = root / name
-        manifest = runs.read_json(d / "manifest.json") if (d / "manifest.json").is_file() else {}
+        manifest = flat_manifest(runs.read_json(d / "manifest.json")) if (d / "manifest.json").is_file() else {}
         for i in runs.finished_parts(d):
             t = runs.read_table(runs.part_path(d, i), filters=[("solution", "==", True)]).replace_schema_metadata(None)
             if manifest.get("ordering") and "ordering" not in t.column_names:
@@ -124,7 +125,8 @@ def best_network(run: runs.Where) -> tuple[str | None, float, int]:
     from rayflavor.methods.diffusion.rounds import best_network as best
 
     records = []
-    for d, manifest in runs.sample_sets(run):
+    for d, stored in runs.sample_sets(run):
+        manifest = flat_manifest(stored)
         if not manifest.get("physics") and runs.finished_parts(d):
             st = summarize(runs.part_stats(d))
             records.append((manifest["network"], st["solutions"], st["n"]))
