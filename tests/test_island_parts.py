@@ -56,6 +56,8 @@ def test_presets_are_explicit_and_the_defaults_are_the_fast_preset():
         (dict(max_exponent=-1), "max_exponent must be an integer >= 0"),
         (dict(n_partitions=6), "reference directions"),
         (dict(offspring_ratio=0.0), "offspring_ratio must be a number in (0, 10]"),
+        (dict(offspring_ratio=0.001), "gives 0 offspring at pop_size 100"),
+        (dict(pop_size=5000, offspring_ratio=3.0), "gives 15000 offspring"),
         (dict(method="paper"), "method 'paper' has no refinement"),
     ],
 )

@@ -25,14 +25,16 @@ from rayflavor.physics import fn
 METHODS = ("fast", "paper")
 ORDERINGS = ("any", "NO", "IO")
 
-MAX_POP_SIZE = 10_000
-"""Largest population of one island.  Memory and time per generation grow linearly with the
-population (about 7 kB per individual: the evaluation's ~100 result columns, the 3x3 complex
-matrices behind them, the niching distances); ``pop_size = 10**6`` took ~7 GB and 70 s for its
-first generation.  At 10 000 a generation stays well under a second of memory traffic and ~70 MB,
-so an island honours time limits and Ctrl-C within its commit interval; more diversity is better
-bought with more islands."""
-MAX_OFFSPRING_RATIO = 10.0  # offspring per generation at most 10 x pop_size (same reason)
+MAX_POP_SIZE = 5_000
+"""Largest population of one island.  The cost of a generation grows faster than the population
+(non-dominated sorting, niching and, in the paper engine, duplicate elimination compare
+individuals pairwise).  Measured one generation on the 2-core development machine under load
+(2026-12-02): pop 100: 0.05 s; 3 000: 1.6 s (fast) / 2.4 s (paper); 5 000: 4.6 s / 6-9 s, 0.6 GB;
+10 000: 15 s / 37-68 s, 1.9 GB; ``pop_size = 10**6`` once ran 70 s over a 10 s time limit and took
+~7 GB.  At 5 000 a generation stays within seconds, so an island honours time limits and Ctrl-C
+close to its commit interval; more diversity is better bought with more islands."""
+MAX_OFFSPRING_RATIO = 10.0  # offspring per generation at most 10 x pop_size ...
+MAX_OFFSPRINGS = 2 * MAX_POP_SIZE  # ... and at most 10 000 (the fast ratio at the largest population; same reason)
 
 
 def _int(name: str, value, lo: int, hi: int | None = None) -> None:
@@ -120,8 +122,9 @@ class IslandConfig:
         if n_dirs > MAX_POP_SIZE:
             raise ValueError(f"n_partitions {self.n_partitions} gives {n_dirs} reference directions (at most {MAX_POP_SIZE})")
         _real("offspring_ratio", self.offspring_ratio, 0.0, MAX_OFFSPRING_RATIO, lo_open=True, hi_open=False)
-        if self.n_offsprings < 1:
-            raise ValueError(f"offspring_ratio {self.offspring_ratio} gives no offspring at pop_size {self.pop_size}")
+        if not 1 <= self.n_offsprings <= MAX_OFFSPRINGS:
+            raise ValueError(f"offspring_ratio {self.offspring_ratio} gives {self.n_offsprings} offspring at pop_size "
+                             f"{self.pop_size} (1 to {MAX_OFFSPRINGS})")
         _int("max_generations", self.max_generations, 1)
         _int("target_valid", self.target_valid, 1)
         _int("patience", self.patience, 1)
@@ -155,4 +158,4 @@ ISLAND_PRESETS: dict[str, IslandConfig] = {
     ),
 }
 
-__all__ = ["ISLAND_PRESETS", "IslandConfig", "MAX_POP_SIZE", "METHODS", "ORDERINGS", "n_reference_directions"]
+__all__ = ["ISLAND_PRESETS", "IslandConfig", "MAX_OFFSPRINGS", "MAX_POP_SIZE", "METHODS", "ORDERINGS", "n_reference_directions"]
