@@ -1,11 +1,13 @@
 """The island's parts without stepping an island: settings and presets, the one log10 Lambda
 range, the shaper's grouping by name, the Levenberg-Marquardt refinement."""
 
+import json
 from dataclasses import asdict, fields, replace
 
 import numpy as np
 import pytest
 
+from rayflavor import configfile
 from rayflavor.methods.ga import problem
 from rayflavor.methods.ga.config import ISLAND_PRESETS, MAX_POP_SIZE, IslandConfig
 from rayflavor.methods.ga.problem import I_LAMBDA, Objectives, Space
@@ -35,6 +37,13 @@ def test_presets_are_explicit_and_the_defaults_are_the_fast_preset():
         none = {f.name for f in fields(cfg) if getattr(cfg, f.name) is None}
         assert none <= {"max_exponent", "log10_lambda"}
         assert IslandConfig(**asdict(cfg)) == cfg
+
+
+def test_presets_round_trip_through_the_settings_files():
+    for cfg in ISLAND_PRESETS.values():
+        assert configfile.from_mapping(IslandConfig, json.loads(json.dumps(configfile.to_mapping(cfg)))) == cfg
+    with pytest.raises(configfile.ConfigError, match="pop_size must be an integer"):
+        configfile.replace_from(ISLAND_PRESETS["paper"], {"pop_size": 10**6})
 
 
 @pytest.mark.parametrize(

@@ -58,6 +58,7 @@ from pymoo.core.population import Population
 from pymoo.core.termination import NoTermination
 from pymoo.util.ref_dirs import get_reference_directions
 
+from rayflavor.configfile import from_mapping
 from rayflavor.methods.ga.config import ISLAND_PRESETS, METHODS, ORDERINGS, IslandConfig
 from rayflavor.methods.ga.operators import IntegerAwareMutation, IntegerAwareSampling, TripletCrossover
 from rayflavor.methods.ga.problem import (
@@ -632,7 +633,7 @@ def island_from_state(meta: dict, arrays: dict[str, np.ndarray], data) -> PaperI
     if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ValueError(f"not an island state of format {STATE_FORMAT} (got {got!r})")
-    config = IslandConfig(**meta["config"])
+    config = from_mapping(IslandConfig, meta["config"], where="island state")
     if meta.get("engine") != config.method:
         raise ValueError(f"island state of engine {meta.get('engine')!r} with method {config.method!r}")
     for k, a in arrays.items():
