@@ -12,7 +12,9 @@ import polars as pl
 import pytest
 
 from rayflavor.methods.ga.island import (
+    ENGINES,
     ISLAND_PRESETS,
+    METHODS,
     FastIsland,
     PaperIsland,
     island_from_state,
@@ -150,6 +152,16 @@ def test_stalled_island_restarts_and_drains_each_model_once():
     charges = [c for _, c in drained]
     assert len(set(charges)) == len(charges) == st["n_valid"]  # each model drained exactly once
     json.dumps(st, allow_nan=False)
+
+
+def test_one_engine_per_method_and_the_fast_one_extends_the_papers():
+    assert sorted(ENGINES) == sorted(METHODS)
+    assert issubclass(FastIsland, PaperIsland) and FastIsland.step is PaperIsland.step
+    ds = data.load(RELAXED)
+    for name, cfg in ISLAND_PRESETS.items():
+        assert type(make_island(cfg, ds, island=0, seed=0)) is ENGINES[name]
+    with pytest.raises(ValueError, match="use make_island"):
+        PaperIsland(ISLAND_PRESETS["fast"], ds)
 
 
 def test_paper_preset_stops_on_patience_without_restarting():
