@@ -107,10 +107,24 @@ def _check_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
     for k, v in arrays.items():
         a = np.asarray(v)
-        if a.dtype.kind not in "biufcM" or a.dtype.hasobject:
+        if a.dtype.kind not in "biufcmMUS" or a.dtype.hasobject:
             raise ValueError(f"state array {k!r} has dtype {a.dtype}: only plain numeric arrays are stored (no pickles)")
         out[str(k)] = a
     return out
+
+
+def _plain(obj):
+    """``json.dumps`` default: numpy scalars as Python numbers (NaN/inf still refused)."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"{type(obj).__name__} is not JSON data")
+
+
+def _json(obj, what: str) -> str:
+    try:
+        return json.dumps(obj, allow_nan=False, default=_plain)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} is not plain JSON data ({exc})") from None
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -217,9 +231,8 @@ class IslandStore:
         """Write ``models`` (if any rows) as a new part, the state, then the checkpoint listing
         both: the checkpoint PUT is the commit point (module docstring)."""
         ck = self._current()
-        meta_json = json.dumps(state_meta, allow_nan=False)  # ValueError on NaN / non-JSON, before any write
-        info = dict(info)
-        json.dumps(info, allow_nan=False)
+        meta_json = _json(state_meta, "the island state meta")  # ValueError on NaN / non-JSON, before any write
+        info = json.loads(_json(dict(info), "the runner info"))
         arrays = _check_arrays(state_arrays)
         parts = list(ck["parts"])
         seq = int(ck["next_seq"])
@@ -272,7 +285,7 @@ class IslandStore:
         return new_name
 
     def _write_checkpoint(self, ck: dict) -> None:
-        (self.dir / CHECKPOINT).write_bytes((json.dumps(ck, indent=1, allow_nan=False) + "\n").encode())
+        (self.dir / CHECKPOINT).write_bytes((json.dumps(ck, indent=1, allow_nan=False, default=_plain) + "\n").encode())
         self._ck = ck
 
 
