@@ -174,3 +174,15 @@ def test_cli_bad_inputs_are_one_line_and_exit_2(tmp_path, scan):
     (scan / "scan.json").write_text(json.dumps({"settings": {"data": DATA}}))
     res = CliRunner().invoke(dedupe_cmd, [str(scan), "--no-compact"])
     assert res.exit_code == 0 and f"found {N}" in res.output
+
+
+def test_a_killed_dedupes_leftover_is_removed_and_models_parquet_follows_the_umask(scan):
+    stale = scan / ".models.parquet.tmp-999999999-abcd1234"  # no such pid: a killed dedupe's
+    stale.write_bytes(b"half a file")
+    old = os.umask(0o027)
+    try:
+        dedupe(str(scan), DATA, compact=False)
+    finally:
+        os.umask(old)
+    assert not stale.exists()
+    assert (scan / "models.parquet").stat().st_mode & 0o777 == 0o640

@@ -49,6 +49,7 @@ Counts reported (:class:`Counts`):
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 import time
 import warnings
@@ -66,7 +67,7 @@ from rayflavor.physics import data as fndata
 from rayflavor.physics import fn
 from rayflavor.storage import lease as lease_mod
 from rayflavor.storage.island_store import IslandStore, list_islands
-from rayflavor.storage.location import Location, StorageError, resolve
+from rayflavor.storage.location import Location, StorageError, _pid_alive, resolve
 from rayflavor.storage.parquet import SCHEMA_VERSION, empty_table, to_table
 
 WINDOW = ("ckm_s12", "ckm_s23", "ckm_s13", "ckm_delta", "pmns_theta12", "pmns_theta13", "pmns_theta23", "pmns_delta", "dm21")
@@ -302,8 +303,37 @@ def _publish(target: Path, dest: Location) -> None:
         with open(target, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(target, dest.local_path())
-    else:
-        dest.write_bytes(target.read_bytes())  # one PUT: the object appears whole or not at all
+        return
+    # an object store: one multipart upload, streamed (models.parquet may be GBs); the object
+    # appears when the stream closes, a killed process leaves no object (an unfinished upload)
+    try:
+        stream = dest.fs.open_output_stream(dest.path)
+        with open(target, "rb") as src:
+            while chunk := src.read(64 << 20):
+                stream.write(chunk)
+        stream.close()
+    except OSError as exc:
+        raise StorageError(f"{dest.uri}: {_one_line(exc)}") from None
+
+
+def _scratch(dest: Location) -> Path:
+    """A new temporary file for ``dest``: beside it when local (named like Location's temporary
+    files, so a killed dedupe's leftover is recognised and removed), else in the temp dir."""
+    if not dest.is_local:
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp")
+        os.close(fd)
+        return Path(name)
+    folder = dest.local_path().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    prefix = f".{dest.name}.tmp-"
+    for stale in folder.glob(prefix + "*"):
+        try:
+            pid = int(stale.name[len(prefix):].split("-")[0])
+        except ValueError:
+            continue
+        if not _pid_alive(pid):
+            stale.unlink(missing_ok=True)
+    return folder / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def _default_warn(message: str) -> None:
@@ -344,12 +374,7 @@ def dedupe(out: Location | str, data_name: str = fn.DEFAULT_DATA, *, compact: bo
     damaged_before = [f"{(i.store.dir / q['name']).uri}: {q.get('reason', '?')}" for i in islands for q in i.quarantined]
     parts = [i.store.dir / n for i in islands for n in i.good]
     dest = out / MODELS
-    tmpdir = dest.local_path().parent if dest.is_local else None
-    if tmpdir is not None:
-        tmpdir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{MODELS}.", suffix=".tmp", dir=tmpdir)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _scratch(dest)
     try:
         try:
             found, unique, tex, light = _dedupe_to_file(parts, columns, ds, tmp)
