@@ -235,15 +235,17 @@ def _compact(islands: list[_Island], columns: list[str], renew: Callable[[], Non
             tables.append(t.replace_schema_metadata({"schema": SCHEMA_VERSION}))
             read_ok.append(name)
         isl.good = read_ok
-        table = pa.concat_tables(tables) if tables else None
         if len(read_ok) <= 1 and not isl.damaged:
             continue
-        new = isl.store.replace_parts(table, replaced=read_ok, quarantine=dict(isl.damaged))
+        if len(read_ok) <= 1:  # nothing to merge: only move the damaged parts to the quarantine list
+            isl.store.replace_parts(None, replaced=[], quarantine=dict(isl.damaged))
+        else:
+            new = isl.store.replace_parts(pa.concat_tables(tables), replaced=read_ok, quarantine=dict(isl.damaged))
+            isl.good = [new]
+            n_islands += 1
+            n_before += len(read_ok)
         isl.quarantined += [{"name": n, "reason": r} for n, r in isl.damaged.items()]
         isl.damaged = {}
-        isl.good = [new] if new else []
-        n_islands += 1
-        n_before += len(read_ok)
         renew()
     return f"compacted {n_before} parts of {n_islands} islands" if n_islands else "already compact"
 
@@ -285,7 +287,8 @@ def _dedupe_to_file(parts: list[Location], columns: list[str], ds, target: Path)
         .collect(engine="streaming")
     )
     # rows stay in island / commit order (deterministic; a sort of the full rows would hold them all in memory)
-    kept = lf.join(winners.lazy(), on="__row", how="semi").drop("__row")
+    # a filter on the row index streams (a semi-join held the whole left side: 1.8 GB for 1e6 rows)
+    kept = lf.filter(pl.col("__row").is_in(winners["__row"].implode())).drop("__row")
     kept.sink_parquet(target, compression="zstd", engine="streaming")
     e, light = _texture_exprs()
     written = pl.scan_parquet(target)
@@ -428,13 +431,15 @@ def synthetic_models(n: int, rng: np.random.Generator, charges: np.ndarray, gene
 
 
 def synthetic_parts(out: Location | str, n_rows: int, n_islands: int = 64, *, rows_per_part: int = 2_900,
-                    duplicate_fraction: float = 0.2, seed: int = 0) -> dict:
+                    duplicate_fraction: float = 0.2, seed: int = 0, only: range | None = None) -> dict:
     """Write ``n_rows`` synthetic, schema-correct model rows as a committed scan at ``out``:
     ``n_islands`` islands, parts of ``rows_per_part`` rows each (default: the average part of a
     6-hour 64-island scan, :data:`~rayflavor.storage.island_store.FLUSH_SECONDS`), committed
     through :class:`IslandStore` like a scan's.  Exactly ``round(n_rows * duplicate_fraction)``
     rows repeat the charge assignment of an earlier row (in any island), so a dedupe must find
-    ``unique = n_rows - that``.  Returns {"rows", "unique", "parts", "seconds"}."""
+    ``unique = n_rows - that``.  ``only``: write just these islands (the rows of each island do
+    not depend on which others are written, so processes may split the work).
+    Returns {"rows", "unique", "parts", "seconds"} (``parts``: written by this call)."""
     if not 0.0 <= duplicate_fraction < 1.0 or n_rows < 0 or n_islands < 1 or rows_per_part < 1:
         raise ValueError("synthetic_parts: need n_rows >= 0, n_islands >= 1, rows_per_part >= 1, 0 <= duplicate_fraction < 1")
     if n_rows >= 19**7:
@@ -451,12 +456,15 @@ def synthetic_parts(out: Location | str, n_rows: int, n_islands: int = 64, *, ro
     per_island = np.array_split(ids, n_islands)
     n_parts = 0
     for i, island_ids in enumerate(per_island):
+        if only is not None and i not in only:
+            continue
+        irng = np.random.default_rng([seed, i])
         store = IslandStore(out, i)
         gen = 0
         for start in range(0, len(island_ids), rows_per_part):
             chunk = island_ids[start:start + rows_per_part]
             q = _charges_for(chunk, perms, seed)
-            table = to_table(synthetic_models(len(chunk), rng, q, gen), island=i, seed=seed + i)
+            table = to_table(synthetic_models(len(chunk), irng, q, gen), island=i, seed=seed + i)
             store.commit(table, {"generation": gen}, {"x": np.zeros(4)}, {"synthetic": True})
             gen += len(chunk)
             n_parts += 1
