@@ -128,9 +128,15 @@ def test_scan_dedupe_analyze_on_s3_with_a_killed_island(s3_bucket, tmp_path):
     import psutil
 
     uri = f"{s3_bucket}/scan"
-    args = ["--islands", "2", "--target-valid", "60", "--seed", "1", "--out", uri, "--data", RELAXED,
-            "--mass-tolerance", "0.9", "--no-live", "--time-limit", "240s"]
-    proc = subprocess.Popen([sys.executable, "-m", "rayflavor.cli.main", "scan", *args], env={**os.environ},
+    config = tmp_path / "run.toml"
+    config.write_text("flush_rows = 5\nflush_seconds = 1.0\nchunk_seconds = 1.0\n")  # commit early and often
+    args = ["--islands", "2", "--target-valid", "150", "--seed", "1", "--out", uri, "--data", RELAXED,
+            "--mass-tolerance", "0.9", "--no-live", "--time-limit", "240s", "--config", str(config)]
+    import tempfile
+
+    # a private Ray temp dir: the embedded Ray must not join a `ray start` cluster of this machine
+    ray_tmp = tempfile.mkdtemp(prefix="rf-s3-")
+    proc = subprocess.Popen([sys.executable, "-m", "rayflavor.cli.main", "scan", *args], env={**os.environ, "RAY_TMPDIR": ray_tmp},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     killed = None
     try:
@@ -138,7 +144,7 @@ def test_scan_dedupe_analyze_on_s3_with_a_killed_island(s3_bucket, tmp_path):
         while killed is None and time.monotonic() < deadline and proc.poll() is None:
             if committed_parts(resolve(uri)):
                 for p in psutil.process_iter(["pid", "cmdline"]):
-                    if any("IslandActor" in part for part in (p.info["cmdline"] or [])):
+                    if any("IslandRunner" in part for part in (p.info["cmdline"] or [])):  # ray::IslandRunner.run
                         os.kill(p.info["pid"], signal.SIGKILL)
                         killed = p.info["pid"]
                         break
