@@ -186,3 +186,11 @@ def test_a_killed_dedupes_leftover_is_removed_and_models_parquet_follows_the_uma
         os.umask(old)
     assert not stale.exists()
     assert (scan / "models.parquet").stat().st_mode & 0o777 == 0o640
+
+
+def test_an_unreadable_island_checkpoint_is_named_and_counted_not_fatal(scan):
+    ck = island_location(resolve(scan), 2) / "checkpoint.json"
+    ck.write_bytes(b'{"format": "rayflavor-island/1", "parts": [')  # cut short
+    warned = []
+    c = dedupe(str(scan), DATA, warn=warned.append)
+    assert c.damaged == 1 and c.found == 2000 and any(ck.uri in w and "island 2 skipped" in w for w in warned)
