@@ -153,6 +153,9 @@ def test_scan_dedupe_analyze_on_s3_with_a_killed_island(s3_bucket, tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+        import shutil
+
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert killed is not None, "no island actor was found to kill"
     assert proc.returncode == 0, output
     out = resolve(uri)
