@@ -23,3 +23,66 @@ def ray_session():
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """An S3 API on 127.0.0.1 (moto's server mode, a test extra), for the whole session.
+
+    Yields the environment a client needs (the standard AWS variables); the server stops at the
+    end of the session. Traffic stays on loopback.
+    """
+    import shutil
+    import subprocess
+    import time
+    import urllib.request
+
+    exe = shutil.which("moto_server")
+    if exe is None:
+        pytest.fail("moto_server not found: install the test extra (pip install -e '.[test]')")
+    port = _free_port()
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("moto_server did not start")
+            time.sleep(0.2)
+    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_REGION": "us-east-1"}
+    yield env
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def s3_bucket(moto_server, monkeypatch):
+    """A fresh, empty bucket on the session's moto server, with the AWS variables set for this
+    test (and for subprocesses and Ray workers it starts); yields ``s3://<bucket>``."""
+    import secrets
+
+    import boto3
+
+    for k, v in moto_server.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    name = f"rf-{secrets.token_hex(4)}"
+    boto3.client("s3", endpoint_url=moto_server["AWS_ENDPOINT_URL"], region_name="us-east-1").create_bucket(Bucket=name)
+    yield f"s3://{name}"

@@ -1,0 +1,326 @@
+"""Where a run's files live: a local directory or an object store, through ``pyarrow.fs``.
+
+``resolve("scan-out")``, ``resolve("/mnt/results/scan")``, ``resolve("file:///tmp/x")``,
+``resolve("s3://bucket/prefix")`` and ``resolve("gs://bucket/prefix")`` all give a
+:class:`Location`; every artifact rayflavor writes (parts, checkpoints, manifests, tables)
+goes through one, so ``--out``/``RUN`` may be any of them.
+
+Endpoint and credentials come only from the standard environment variables that pyarrow and
+polars already read -- ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``), ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, the
+AWS profile and instance credentials; ``GOOGLE_APPLICATION_CREDENTIALS`` for GCS -- so any
+S3-compatible store (MinIO, Ceph, a test server) works without rayflavor options.
+
+**Atomicity.** A written file or object appears whole or not at all: locally it is written to a
+temporary sibling (``.<name>.tmp-<pid>-<token>``), fsynced and moved into place with
+``os.replace``; on an object store the bytes are assembled in memory and sent as one object (an
+object becomes visible only when its upload completes). Renames are *not* atomic on object
+stores, so rayflavor never renames there: its commit protocols use write-once object names plus
+a small JSON object, written last, that says which objects are committed
+(:mod:`rayflavor.storage.island_store`).
+
+Local files honour the umask (mode ``0666 & ~umask``, like any file a shell creates), so others
+on a shared cluster volume can read results when the umask allows it.
+
+>>> import tempfile
+>>> root = resolve(tempfile.mkdtemp())
+>>> (root / "a" / "b.json").write_json({"x": 1})
+>>> (root / "a").list(), (root / "a" / "b.json").read_json()
+(['b.json'], {'x': 1})
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+#: URI schemes rayflavor accepts for ``--out`` / ``RUN`` (besides plain local paths).
+SCHEMES = ("file", "s3", "gs", "gcs")
+
+
+class StorageError(ValueError):
+    """A location that cannot be used: unsupported scheme, missing bucket, no access, unreachable."""
+
+
+def _s3_filesystem() -> pafs.S3FileSystem:
+    """An S3 file system configured from the standard environment (short timeouts, few retries,
+    so an unreachable endpoint fails in seconds instead of minutes)."""
+    kw: dict = {}
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        scheme, _, rest = endpoint.partition("://")
+        if not rest:
+            raise StorageError(f"AWS_ENDPOINT_URL={endpoint!r} is not a URL (use e.g. http://127.0.0.1:9000)")
+        kw.update(endpoint_override=rest.rstrip("/"), scheme=scheme)
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        kw["region"] = region
+    return pafs.S3FileSystem(connect_timeout=5, request_timeout=60,
+                             retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3), **kw)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    hints = (("NO_SUCH_BUCKET", "the bucket does not exist"),
+             ("ACCESS_DENIED", "access denied: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"),
+             ("INVALID_ACCESS_KEY_ID", "the access key is not valid (AWS_ACCESS_KEY_ID)"),
+             ("SIGNATURE_DOES_NOT_MATCH", "the secret key does not match (AWS_SECRET_ACCESS_KEY)"),
+             ("NETWORK_CONNECTION", "cannot reach the object store (check AWS_ENDPOINT_URL and the network)"),
+             ("Could not resolve", "cannot resolve the object store's host (check AWS_ENDPOINT_URL)"))
+    for key, hint in hints:
+        if key in text:
+            return hint
+    return text
+
+
+def resolve(target: str | os.PathLike) -> "Location":
+    """The :class:`Location` of a local path or a URI (``file://``, ``s3://``, ``gs://``).
+
+    Raises :class:`StorageError` (one line) for an unsupported scheme or a malformed URI. Whether
+    the bucket exists and is writable is checked by :meth:`Location.check_writable`.
+    """
+    s = os.fspath(target)
+    if not s or not s.strip():
+        raise StorageError("empty path")
+    if "://" not in s:
+        return Location(pafs.LocalFileSystem(), str(Path(s).expanduser().resolve()), "")
+    scheme, _, rest = s.partition("://")
+    scheme = scheme.lower()
+    if scheme not in SCHEMES:
+        raise StorageError(f"{s}: unsupported URI scheme {scheme!r} (use a local path, file://, s3:// or gs://)")
+    if scheme == "file":
+        return Location(pafs.LocalFileSystem(), str(Path("/" + rest.lstrip("/")).resolve()), "")
+    path = rest.strip("/")
+    if not path or path.startswith("/"):
+        raise StorageError(f"{s}: no bucket in the URI (use {scheme}://bucket/prefix)")
+    if scheme == "s3":
+        return Location(_s3_filesystem(), path, "s3")
+    try:
+        fs = pafs.GcsFileSystem()
+    except Exception as exc:  # noqa: BLE001 - pyarrow built without GCS, bad credentials file, ...
+        raise StorageError(f"{s}: {_one_line(exc)}") from None
+    return Location(fs, path, "gs")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A file or directory on a local disk or an object store (see the module docstring).
+
+    Pickles as its URI (the receiving process resolves it with its own environment), so Ray
+    tasks and actors on other nodes get it cheaply and never carry credentials.
+    """
+
+    fs: pafs.FileSystem
+    path: str
+    scheme: str  # "" for local
+
+    def __reduce__(self):
+        return resolve, (self.uri,)
+
+    # ------------------------------------------------------------------ naming
+    @property
+    def uri(self) -> str:
+        """What to print and store: a local absolute path, or ``s3://bucket/key``."""
+        return self.path if not self.scheme else f"{self.scheme}://{self.path}"
+
+    @property
+    def is_local(self) -> bool:
+        return not self.scheme
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> "Location":
+        return Location(self.fs, self.path.rstrip("/").rsplit("/", 1)[0], self.scheme)
+
+    def __truediv__(self, name: str) -> "Location":
+        name = str(name).strip("/")
+        if not name or ".." in name.split("/"):
+            raise StorageError(f"bad name {name!r} under {self.uri}")
+        return Location(self.fs, f"{self.path.rstrip('/')}/{name}", self.scheme)
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def local_path(self) -> Path:
+        """The :class:`~pathlib.Path` of a local location (ValueError for an object store)."""
+        if not self.is_local:
+            raise ValueError(f"{self.uri} is not on a local file system")
+        return Path(self.path)
+
+    def polars_source(self) -> str:
+        """A string ``polars.scan_parquet``/``read_parquet`` accept for this location."""
+        return self.uri
+
+    # ------------------------------------------------------------------ queries
+    def _info(self) -> pafs.FileInfo:
+        try:
+            return self.fs.get_file_info(self.path)
+        except OSError as exc:
+            raise StorageError(f"{self.uri}: {_one_line(exc)}") from None
+
+    def exists(self) -> bool:
+        return self._info().type != pafs.FileType.NotFound
+
+    def is_file(self) -> bool:
+        return self._info().type == pafs.FileType.File
+
+    def is_dir(self) -> bool:
+        return self._info().type == pafs.FileType.Directory
+
+    def size(self) -> int:
+        return int(self._info().size or 0)
+
+    def mtime(self) -> float | None:
+        """Modification time [s since the epoch], when the store reports one."""
+        t = self._info().mtime
+        return None if t is None else t.timestamp()
+
+    def list(self) -> list[str]:
+        """Names of the direct children (files and directories), sorted; [] when absent."""
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(self.path, recursive=False, allow_not_found=True))
+        except OSError as exc:
+            raise StorageError(f"{self.uri}: {_one_line(exc)}") from None
+        return sorted(i.base_name for i in infos)
+
+    # ------------------------------------------------------------------ reading
+    def read_bytes(self) -> bytes:
+        try:
+            with self.fs.open_input_stream(self.path) as f:
+                return f.read()
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if not self.exists():
+                raise FileNotFoundError(f"{self.uri}: no such file") from None
+            raise StorageError(f"{self.uri}: {_one_line(exc)}") from None
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode()
+
+    def read_json(self):
+        """The JSON document (strict: NaN/Infinity are refused)."""
+        def reject(name):
+            raise ValueError(f"non-standard JSON constant {name}")
+        try:
+            return json.loads(self.read_bytes(), parse_constant=reject)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise StorageError(f"{self.uri}: not valid JSON ({str(exc).splitlines()[0]})") from None
+
+    def read_parquet(self, columns: list[str] | None = None, filters=None) -> pa.Table:
+        return pq.read_table(self.path, filesystem=self.fs, columns=columns, filters=filters)
+
+    def parquet_schema(self) -> pa.Schema:
+        return pq.read_schema(self.path, filesystem=self.fs)
+
+    # ------------------------------------------------------------------ writing
+    def write_bytes(self, payload: bytes) -> None:
+        """Write ``payload`` so that it appears whole or not at all (module docstring)."""
+        payload = bytes(payload)
+        try:
+            if self.is_local:
+                _write_local(Path(self.path), payload)
+            else:
+                with self.fs.open_output_stream(self.path) as f:
+                    f.write(payload)
+        except OSError as exc:
+            raise StorageError(f"{self.uri}: {_one_line(exc)}") from None
+
+    def write_text(self, text: str) -> None:
+        self.write_bytes(text.encode())
+
+    def write_json(self, obj) -> None:
+        """Standard JSON (NaN and infinities refused), indented, sorted keys, newline-terminated."""
+        self.write_text(json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+    def write_parquet(self, table: pa.Table, compression: str = "zstd") -> None:
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression=compression)
+        self.write_bytes(sink.getvalue())
+
+    def mkdir(self) -> None:
+        """Create the directory (local only; object stores have no directories)."""
+        if self.is_local:
+            Path(self.path).mkdir(parents=True, exist_ok=True)
+
+    def delete(self) -> None:
+        """Remove a file or object (nothing when it is absent)."""
+        try:
+            self.fs.delete_file(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if self.exists():
+                raise StorageError(f"{self.uri}: {_one_line(exc)}") from None
+
+    def delete_tree(self) -> None:
+        """Remove a directory or prefix and everything under it (nothing when absent)."""
+        try:
+            if self.exists():
+                self.fs.delete_dir(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageError(f"{self.uri}: {_one_line(exc)}") from None
+
+    def check_writable(self) -> None:
+        """Write and remove a small probe object under this directory; StorageError (one line)
+        naming the problem (no such bucket, access denied, unreachable endpoint) otherwise."""
+        if self.is_local:
+            p = Path(self.path)
+            if p.exists() and not p.is_dir():
+                raise StorageError(f"{self.uri}: exists and is not a directory")
+        probe = self / f".rayflavor-probe-{secrets.token_hex(4)}"
+        probe.write_bytes(b"probe")
+        probe.delete()
+
+
+def _write_local(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_file():
+        raise StorageError(f"{path}: exists and is not a regular file")
+    prefix = f".{path.name}.tmp-"
+    for stale in path.parent.glob(prefix + "*"):  # left by a killed writer
+        try:
+            pid = int(stale.name[len(prefix):].split("-")[0])
+        except ValueError:
+            continue
+        if not _pid_alive(pid):
+            stale.unlink(missing_ok=True)
+    tmp = path.parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+__all__ = ["Location", "SCHEMES", "StorageError", "resolve"]
