@@ -264,7 +264,7 @@ def island_statuses_from_store(out: Location, settings: ScanSettings) -> dict[in
 
 def run_scan(settings: ScanSettings, out: Location | str, *, address: str | None = None, live: bool = True,
              echo=print, lease: HeldLease | None = None, make: Callable | None = None,
-             restore: Callable | None = None) -> ScanResult:
+             restore: Callable | None = None, stop_grace: float = STOP_GRACE) -> ScanResult:
     """Run (or continue) every island of ``settings`` to its stop, writing to ``out``.
 
     The caller may pass a lease it holds on ``out`` (the CLI does, to cover the dedupe after the
@@ -279,13 +279,13 @@ def run_scan(settings: ScanSettings, out: Location | str, *, address: str | None
         lease = HeldLease(out)
     cpu0 = time.process_time()
     try:
-        return _drive(settings, out, live=live, echo=echo, make=make, restore=restore, cpu0=cpu0)
+        return _drive(settings, out, live=live, echo=echo, make=make, restore=restore, cpu0=cpu0, stop_grace=stop_grace)
     finally:
         if own_lease:
             lease.release()
 
 
-def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, cpu0) -> ScanResult:
+def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, cpu0, stop_grace) -> ScanResult:
     started = _now()
     statuses = island_statuses_from_store(out, settings)
     write_scan_json(out, settings, status="running", started_at=started,
@@ -295,7 +295,10 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
     backlog = settings.backlog_for(cluster_cpus)
     island_cfg = configfile.to_mapping(settings.island)
     data = fndata.load(settings.data)
-    actor_cls = IslandActor.options(max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts)
+    # SPREAD: independent islands balance over the nodes (a lost node takes fewer of them along);
+    # pending ones are still demand the autoscaler sees
+    actor_cls = IslandActor.options(max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts,
+                                    scheduling_strategy="SPREAD")
     slots: dict[int, _Slot] = {}
     failures: dict[int, int] = {}
     progress = Progress(settings.islands, live=live, echo=echo)
@@ -378,7 +381,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                 signal.signal(signal.SIGTERM, old_handler)
             except ValueError:
                 pass
-    _stop_all(slots, statuses, reason, grace=STOP_GRACE + settings.chunk_seconds)
+    _stop_all(slots, statuses, reason, grace=stop_grace + settings.chunk_seconds)
     for i in todo:
         statuses[i].update(stop_reason=reason, state="not started")
     wall = time.monotonic() - t0
