@@ -103,7 +103,7 @@ def _node_loss(out_dir: str) -> dict:
     from rayflavor.storage.location import resolve
 
     out = resolve(out_dir)
-    common = {"node_ip_address": "127.0.0.1", "include_dashboard": False, "object_store_memory": 80 * 1024**2}
+    common = {"include_dashboard": False, "object_store_memory": 80 * 1024**2}
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **common})
     # 4 CPUs a worker, 4 islands spread 2 + 2: the survivor has room for the lost node's islands
     w = [cluster.add_node(num_cpus=4, **common) for _ in range(2)]

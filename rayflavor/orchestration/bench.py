@@ -166,7 +166,7 @@ def _fake_cluster(nodes: int, cpus_per_node: int):
     driver's node) and ``nodes`` worker nodes of ``cpus_per_node`` CPUs each; connected."""
     from ray.cluster_utils import Cluster
 
-    common = {"node_ip_address": "127.0.0.1", "include_dashboard": False, "object_store_memory": 80 * 1024**2}
+    common = {"include_dashboard": False, "object_store_memory": 80 * 1024**2}
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **common})
     for _ in range(nodes):
         cluster.add_node(num_cpus=cpus_per_node, **common)
