@@ -122,17 +122,18 @@ def test_killed_island_restarts_without_loss_or_duplicates(ray_session, tmp_path
 
     cfg = configfile.to_mapping(replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, target_valid=40))
     actor = IslandActor.options(max_restarts=2, max_task_retries=2).remote(
-        str(tmp_path), 0, 1, cfg, data.load(RELAXED), 10**6, 0.2)
+        str(tmp_path), cfg, data.load(RELAXED), 10**6, 0.2)
+    run = partial(actor.run.remote, 0, 1)
     # short slices: stop at the first valid models, well before the target
-    st = ray_session.get(actor.run.remote(0.5))
+    st = ray_session.get(run(0.5))
     while st["n_valid"] == 0 and st["stop_reason"] is None:
-        st = ray_session.get(actor.run.remote(0.5))
-    st = ray_session.get(actor.run.remote(0.5))  # past one flush interval: models committed
+        st = ray_session.get(run(0.5))
+    st = ray_session.get(run(0.5))  # past one flush interval: models committed
     before = _rows(tmp_path).select(list(fn.CHARGES)).rows()
     assert before and st["starts"] == 1 and st["stop_reason"] is None
     os.kill(st["pid"], signal.SIGKILL)
     while st["stop_reason"] is None:
-        st = ray_session.get(actor.run.remote(2.0))
+        st = ray_session.get(run(2.0))  # the restarted actor reopens island 0 from its checkpoint
     assert st["starts"] == 2 and st["stop_reason"] == "target-valid"
     df = _assert_valid_and_unique(tmp_path)
     assert set(before) <= set(df.select(list(fn.CHARGES)).rows()) and df.height == st["n_valid"]
@@ -154,6 +155,20 @@ def test_time_limit_kills_an_island_that_does_not_answer(ray_session, tmp_path):
     assert res.statuses[0]["state"] == "killed" and res.statuses[0]["stop_reason"] == "time-limit"
     doc = resolve(tmp_path / "scan.json").read_json()
     assert doc["status"] == "finished" and doc["islands_status"]["0"]["state"] == "killed"
+
+
+@pytest.mark.ray
+def test_islands_beyond_the_backlog_reuse_a_placed_actor(ray_session, tmp_path):
+    from rayflavor.orchestration.bench import TinyIsland
+    from rayflavor.orchestration.islands import run_scan
+
+    settings = ScanSettings(islands=3, seed=5, backlog=1, chunk_seconds=0.2, flush_seconds=0.1)
+    res = run_scan(settings, str(tmp_path), live=False, echo=lambda *_: None,
+                   make=partial(TinyIsland, steps=3, step_seconds=0.01), restore=TinyIsland.from_state)
+    assert [res.statuses[i]["state"] for i in range(3)] == ["done"] * 3
+    pids = {res.nodes[i][0]["pid"] for i in range(3)}
+    assert len(pids) == 1  # one worker process ran the three islands one after another
+    assert [res.statuses[i]["seed"] for i in range(3)] == [5, 6, 7]
 
 
 @pytest.mark.ray

@@ -20,7 +20,9 @@ Scheduling: the driver never sizes the work to the free CPUs it sees.  It submit
 (1 CPU each) up to a backlog larger than the cluster (:meth:`ScanSettings.backlog_for`); Ray
 runs what fits and keeps the rest pending, which is the demand Ray's autoscaler acts on.  Per
 island the driver tracks ``queued`` (not yet submitted) -> ``pending`` (submitted, no node yet)
--> ``running`` (on a node) -> ``done`` / ``stopped`` / ``killed`` / ``failed``.
+-> ``running`` (on a node) -> ``done`` / ``stopped`` / ``killed`` / ``failed``.  When an island
+is done, its actor (already placed, its worker process warm) takes the next queued island; a
+lost actor's island gets a new actor.
 """
 
 from __future__ import annotations
@@ -78,6 +80,11 @@ def _where() -> dict:
 class IslandRunner:
     """Plain-Python body of the island actor (testable without Ray).
 
+    One runner works on one island at a time and may be handed the next one when its island
+    stops (the driver reuses a placed actor instead of starting a new worker process).  Every
+    call names its island: a runner that Ray restarted (lost node, killed process) starts empty,
+    and the retried call reopens that island from its last checkpoint in OUT.
+
     ``out``: the OUT URI or path; ``config``: the island settings as a mapping
     (:func:`configfile.to_mapping` of an :class:`IslandConfig`); ``data``: a loaded data set (sent
     whole, so a data file on the driver's machine reaches every node) or a shipped name.
@@ -85,20 +92,31 @@ class IslandRunner:
     :func:`island_from_state`; the cluster benchmark passes a tiny synthetic island).
     """
 
-    def __init__(self, out: str, island: int, seed: int, config: dict, data: Any, flush_rows: int,
-                 flush_seconds: float, make: Callable | None = None, restore: Callable | None = None):
-        self.island, self.flush_rows, self.flush_seconds = island, flush_rows, flush_seconds
+    def __init__(self, out: str, config: dict, data: Any, flush_rows: int, flush_seconds: float,
+                 make: Callable | None = None, restore: Callable | None = None):
+        self.out = resolve(out)
+        self.config, self.flush_rows, self.flush_seconds = config, flush_rows, flush_seconds
         self.data = fndata.load(data) if isinstance(data, str) else data
-        self.store = IslandStore(resolve(out), island)
+        self.make, self.restore = make or make_island, restore or island_from_state
+        self.island: int | None = None
+        self.isl = None
+
+    def _open(self, island: int, seed: int) -> None:
+        """Continue ``island`` from its last checkpoint (or start it) and record this start."""
+        if self.island == island:
+            return
+        self.island = island
+        self.store = IslandStore(self.out, island)
         loaded = self.store.load()
         if loaded is None:
-            make = make or make_island
-            cfg = configfile.from_mapping(IslandConfig, config, where="island settings") if isinstance(config, dict) else config
-            self.isl = make(cfg, self.data, island=island, seed=seed)
+            cfg = self.config
+            if isinstance(cfg, dict):
+                cfg = configfile.from_mapping(IslandConfig, cfg, where="island settings")
+            self.isl = self.make(cfg, self.data, island=island, seed=seed)
             self.info: dict = {"wall_seconds": 0.0, "starts": []}
         else:
             meta, arrays, info = loaded
-            self.isl = (restore or island_from_state)(meta, arrays, self.data)
+            self.isl = self.restore(meta, arrays, self.data)
             self.info = dict(info)
             self.info.setdefault("wall_seconds", 0.0)
             self.info.setdefault("starts", [])
@@ -116,13 +134,15 @@ class IslandRunner:
         self.store.commit(table, meta, arrays, self.info)
         self.last_commit = time.perf_counter()
 
-    def start(self) -> dict:
-        """The status right after construction (the driver learns the node from it)."""
+    def start(self, island: int, seed: int) -> dict:
+        """Open ``island`` and return its status (the driver learns the node from it)."""
+        self._open(island, seed)
         return self.status()
 
-    def run(self, seconds: float) -> dict:
-        """Step for about ``seconds`` (or until the island stops); commit when ``flush_rows``
+    def run(self, island: int, seed: int, seconds: float) -> dict:
+        """Step ``island`` for about ``seconds`` (or until it stops); commit when ``flush_rows``
         models wait, ``flush_seconds`` passed since the last commit, or the island stopped."""
+        self._open(island, seed)
         t0 = time.perf_counter()
         last = t0
         if self.first_step_at is None:
@@ -137,8 +157,9 @@ class IslandRunner:
         self.info["wall_seconds"] += time.perf_counter() - last
         return self.status()
 
-    def stop(self, reason: str) -> dict:
-        """Stop the island for ``reason`` (unless it stopped on its own) and commit."""
+    def stop(self, island: int, seed: int, reason: str) -> dict:
+        """Stop ``island`` for ``reason`` (unless it stopped on its own) and commit."""
+        self._open(island, seed)
         if not self.isl.done:
             self.isl.request_stop(reason)
         self._commit()
@@ -153,7 +174,10 @@ class IslandRunner:
         return s
 
 
-IslandActor = ray.remote(num_cpus=1)(IslandRunner)
+@ray.remote(num_cpus=1)
+class IslandActor(IslandRunner):
+    """The Ray actor of one island: :class:`IslandRunner` on 1 CPU (its processes show as
+    ``ray::IslandActor``)."""
 
 
 # ---------------------------------------------------------------------------------- scan.json
@@ -321,17 +345,24 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
             return settings.chunk_seconds
         return max(0.0, min(settings.chunk_seconds, deadline - time.monotonic()))
 
-    def submit_new(i: int) -> None:
-        actor = actor_cls.remote(out.uri, i, settings.island_seed(i), island_cfg, data, settings.flush_rows,
-                                 settings.flush_seconds, make, restore)
-        slots[i] = _Slot(actor, actor.start.remote(), "start")
+    def assign(i: int, actor) -> None:
+        slots[i] = _Slot(actor, actor.start.remote(i, settings.island_seed(i)), "start")
         statuses[i].update(state="pending")
         statuses[i].setdefault("submitted_at", time.time())
 
+    def submit_new(i: int) -> None:
+        assign(i, actor_cls.remote(out.uri, island_cfg, data, settings.flush_rows, settings.flush_seconds,
+                                   make, restore))
+
     def finish(i: int, state: str) -> None:
+        """Island ``i`` is over: its actor takes the next queued island (no new worker process),
+        or is killed, which frees its CPU for a pending island."""
         slot = slots.pop(i)
         statuses[i]["state"] = state
-        ray.kill(slot.actor, no_restart=True)  # frees its CPU for a pending island
+        if todo and state == "done" and (deadline is None or time.monotonic() < deadline):
+            assign(todo.popleft(), slot.actor)
+        else:
+            ray.kill(slot.actor, no_restart=True)
 
     try:
         with progress:
@@ -353,8 +384,8 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                         failures[i] = failures.get(i, 0) + 1
                         statuses[i]["failures"] = failures[i]
                         if failures[i] > settings.max_restarts:
-                            finish(i, "failed")
                             statuses[i]["stop_reason"] = "failed"
+                            finish(i, "failed")
                         else:  # Ray gave up on this actor: a new one continues from the checkpoint
                             ray.kill(slot.actor, no_restart=True)
                             del slots[i]
@@ -365,7 +396,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                         finish(i, "done")
                         continue
                     statuses[i]["state"] = "running"
-                    slots[i] = _Slot(slot.actor, slot.actor.run.remote(chunk()), "run")
+                    slots[i] = _Slot(slot.actor, slot.actor.run.remote(i, settings.island_seed(i), chunk()), "run")
                 progress.update(statuses, time.monotonic() - t0)
                 if time.monotonic() - last_json > 10.0:
                     last_json = time.monotonic()
@@ -381,7 +412,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                 signal.signal(signal.SIGTERM, old_handler)
             except ValueError:
                 pass
-    _stop_all(slots, statuses, reason, grace=stop_grace + settings.chunk_seconds)
+    _stop_all(slots, statuses, reason, grace=stop_grace + settings.chunk_seconds, seed_of=settings.island_seed)
     for i in todo:
         statuses[i].update(stop_reason=reason, state="not started")
     wall = time.monotonic() - t0
@@ -394,13 +425,14 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
     return ScanResult(statuses, wall, interrupted, time.process_time() - cpu0, nodes)
 
 
-def _stop_all(slots: dict[int, _Slot], statuses: dict[int, dict], reason: str, *, grace: float) -> None:
+def _stop_all(slots: dict[int, _Slot], statuses: dict[int, dict], reason: str, *, grace: float,
+              seed_of: Callable[[int], int]) -> None:
     """Ask every started actor to stop and commit; kill what has not answered within ``grace``
     seconds (its last checkpoint stands) and every actor that never started."""
     stops: dict[Any, int] = {}
     for i, slot in slots.items():
         if statuses[i].get("state") == "running":
-            stops[slot.actor.stop.remote(reason)] = i
+            stops[slot.actor.stop.remote(i, seed_of(i), reason)] = i
         else:  # pending: no node yet, nothing to commit
             ray.kill(slot.actor, no_restart=True)
             statuses[i].update(stop_reason=reason, state="not started")
