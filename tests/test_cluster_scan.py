@@ -115,7 +115,8 @@ def _node_loss(out_dir: str) -> dict:
         settings = _settings(4, 100_000, chunk_seconds=0.5, flush_seconds=0.5, flush_rows=200, max_restarts=3,
                              time_limit=60.0)
         box: dict = {}
-        t = threading.Thread(target=lambda: box.update(res=run_scan(settings, out, live=False, echo=lambda *_: None)))
+        t = threading.Thread(target=lambda: box.update(res=run_scan(settings, out, live=False, echo=lambda *_: None,
+                                                                    stop_grace=30.0)))
         t.start()
         from rayflavor.storage.island_store import IslandStore
 

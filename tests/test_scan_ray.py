@@ -97,6 +97,35 @@ def test_second_scan_into_a_running_scans_out_is_refused(tmp_path):
     assert out.list() == ["LOCK.json"]  # nothing written, the other scan's lease untouched
 
 
+def test_live_view_shows_states_nodes_restarts_and_stop_reasons():
+    import io
+
+    from rich.console import Console
+
+    from rayflavor.orchestration.progress import Progress, rich_table, table
+
+    statuses = {
+        0: {"seed": 1, "state": "running", "node": "abcdef0123", "generation": 10, "wall_seconds": 2.0, "n_valid": 3,
+            "restarts": 2, "starts": 2, "stop_history": [{"reason": "patience"}, {"reason": "patience"}]},
+        1: {"seed": 2, "state": "pending", "starts": 0},
+        2: {"seed": 3, "state": "done", "node": "99", "stop_reason": "target-valid", "n_valid": 100, "starts": 1,
+            "stop_history": [{"reason": "target-valid"}]},
+        3: {"seed": 4, "state": "queued"},
+    }
+    text = table(statuses, 12.0)
+    assert "patience x2" in text and "abcdef01 " in text and "target-valid" in text
+    assert "queued 1  pending 1  running 1  done 1" in text and "valid 103" in text
+    lines = []
+    p = Progress(4, live=True, echo=lines.append, every=0.0, tty=False)
+    with p:
+        p.update(statuses, 1.0)
+    p.final(statuses, 2.0)
+    assert lines[0].startswith("[    1.0 s] queued 1") and "restarts" in lines[1]
+    console = Console(file=io.StringIO(), width=160)
+    console.print(rich_table(statuses, 3.0))
+    assert "patience x2" in console.file.getvalue()
+
+
 # ---------------------------------------------------------------------------------- on Ray
 @pytest.mark.ray
 def test_short_scan_finds_valid_models(ray_session, tmp_path):

@@ -181,8 +181,9 @@ def bench_cluster(sizes=(64, 256, 1024), *, nodes: int = 4, cpus_per_node: int =
     nodes with ``cpus_per_node`` CPUs each (these may exceed the machine's cores: the islands
     sleep).  Per size: wall time, the driver's CPU time (all threads of the driver process, Ray's
     own among them) per island-second (an island-second: one second an island spent in its actor's
-    ``run``), and the scheduling latency (driver submits the actor -> its first step; includes
-    starting the worker process) as median, 90th percentile and maximum."""
+    ``run``), and the scheduling latency (driver submits the island -> its first step) as median,
+    90th percentile and maximum, also split into islands that needed a new actor (a worker process
+    started) and islands handed to an actor whose island was done."""
     import tempfile
     from functools import partial
 
@@ -201,14 +202,25 @@ def bench_cluster(sizes=(64, 256, 1024), *, nodes: int = 4, cpus_per_node: int =
                 res = run_scan(settings, out, live=False, echo=lambda *_: None, make=make, restore=TinyIsland.from_state)
             st = list(res.statuses.values())
             island_s = sum(s.get("wall_seconds", 0.0) or 0.0 for s in st)
-            lat = np.array([s["first_step_at"] - s["submitted_at"] for s in st
-                            if s.get("first_step_at") is not None and s.get("submitted_at") is not None])
+            lat, fresh, seen = [], [], set()
+            for i in sorted(res.statuses, key=lambda i: res.statuses[i].get("submitted_at") or 0.0):
+                s = res.statuses[i]
+                if s.get("first_step_at") is None or s.get("submitted_at") is None:
+                    continue
+                pid = (s.get("start_nodes") or [{}])[0].get("pid")
+                lat.append(s["first_step_at"] - s["submitted_at"])
+                fresh.append(pid not in seen)  # a new worker process, or an actor handed the next island
+                seen.add(pid)
+            lat, fresh = np.array(lat), np.array(fresh, dtype=bool)
             row = {"islands": n, "cluster_cpus": nodes * cpus_per_node, "done": sum(s.get("state") == "done" for s in st),
                    "wall_s": res.wall_seconds, "driver_cpu_s": res.driver_cpu_seconds, "island_s": island_s,
                    "driver_cpu_per_island_s": res.driver_cpu_seconds / island_s if island_s else float("nan"),
                    "latency_median_s": float(np.median(lat)) if len(lat) else float("nan"),
                    "latency_p90_s": float(np.quantile(lat, 0.9)) if len(lat) else float("nan"),
-                   "latency_max_s": float(lat.max()) if len(lat) else float("nan")}
+                   "latency_max_s": float(lat.max()) if len(lat) else float("nan"),
+                   "new_actors": int(fresh.sum()),
+                   "latency_new_actor_median_s": float(np.median(lat[fresh])) if fresh.any() else float("nan"),
+                   "latency_reused_median_s": float(np.median(lat[~fresh])) if (~fresh).any() else float("nan")}
             rows.append(row)
             echo(format_cluster([row], header=not rows[:-1]))
     finally:
@@ -219,9 +231,10 @@ def bench_cluster(sizes=(64, 256, 1024), *, nodes: int = 4, cpus_per_node: int =
 
 def format_cluster(rows: list[dict], header: bool = True) -> str:
     lines = [f"{'islands':>7} {'CPUs':>5} {'done':>5} {'wall s':>8} {'driver CPU s':>12} {'island-s':>9} "
-             f"{'CPU/island-s':>12} {'latency median/p90/max s':>25}"] if header else []
+             f"{'CPU/island-s':>12} {'latency median/p90/max s':>25} {'actors':>6} {'new/reused median s':>20}"] if header else []
     for r in rows:
         lat = f"{r['latency_median_s']:.2f}/{r['latency_p90_s']:.2f}/{r['latency_max_s']:.2f}"
+        split = f"{r['latency_new_actor_median_s']:.2f}/{r['latency_reused_median_s']:.2f}"
         lines.append(f"{r['islands']:>7} {r['cluster_cpus']:>5} {r['done']:>5} {r['wall_s']:>8.1f} {r['driver_cpu_s']:>12.1f} "
-                     f"{r['island_s']:>9.1f} {r['driver_cpu_per_island_s']:>12.4f} {lat:>25}")
+                     f"{r['island_s']:>9.1f} {r['driver_cpu_per_island_s']:>12.4f} {lat:>25} {r['new_actors']:>6} {split:>20}")
     return "\n".join(lines)
