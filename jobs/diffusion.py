@@ -1,10 +1,12 @@
 """The diffusion chain on a Ray cluster: dataset -> train -> sample -> fine-tune -> sample,
 with the same options as ``rayflavor diffusion run``.
 
-    ray job submit --address http://<head>:8265 --working-dir . -- \
-        python jobs/diffusion.py /mnt/results/run1 --train-steps 100000 --rounds 1
+    ray job submit --address http://<head>:8265 -- \
+        python /home/ray/rayflavor/jobs/diffusion.py s3://<bucket>/runs/run1 --seed 1
 
-RUN must be on a shared volume: training checkpoints, sample shards and solutions.parquet go there.
+RUN is an object-storage URI (``s3://…``, ``gs://…``) or a path on a volume every node mounts:
+training checkpoints, sample shards, networks and solutions.parquet go there, and a stopped chain
+resumes from it. ``--preset paper`` gives the paper's chain; see ``rayflavor diffusion run --help``.
 """
 
 from _entry import run

@@ -106,7 +106,7 @@ def test_user_data_file_of_the_same_format_is_used(tmp_path):
     text = resources.files("rayflavor.physics").joinpath("data", "nufit-6.0-sk.toml").read_text()
     # widen the dm21 window so far that it cannot matter, narrow |U_e3| so nothing passes
     mine = tmp_path / "mine.toml"
-    mine.write_text(text.replace("range3 = [0.142, 0.155]", "range3 = [0.0, 0.001]"))
+    mine.write_text(text.replace("central = 0.149\nrange3 = [0.142, 0.155]", "central = 0.0005\nrange3 = [0.0, 0.001]"))
     out = tmp_path / "o.parquet"
     assert _run("evaluate", "--model", "seesaw", "--data", str(mine), str(examples.path("seesaw")), "-o", str(out)).exit_code == 0
     assert not any(pq.read_table(out).column("valid").to_pylist())
@@ -119,3 +119,42 @@ def test_singular_row_is_nan_and_invalid_not_a_crash(tmp_path):
     out = tmp_path / "o.parquet"
     assert _run("evaluate", "--model", "seesaw", str(_write(tmp_path, cols)), "-o", str(out)).exit_code == 0
     assert pq.read_table(out).column("valid").to_pylist()[1] is False
+
+
+def test_temporaries_of_live_writers_are_kept_stale_ones_removed(tmp_path):
+    """The next write to a target removes only temporaries no running process will finish."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from rayflavor.storage import tables
+
+    target = tmp_path / "o.parquet"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = tables._host()
+    names = {
+        "live": f".o.parquet.{os.getpid()}-999@{host}.tmp",  # a concurrent writer in this process
+        "other-host-fresh": ".o.parquet.1-0@elsewhere.tmp",
+        "other-host-old": ".o.parquet.2-0@elsewhere.tmp",
+        "dead": f".o.parquet.{int(dead.stdout)}-0@{host}.tmp",
+        "other-target": f".p.parquet.{int(dead.stdout)}-0@{host}.tmp",
+    }
+    for n in names.values():
+        (tmp_path / n).write_bytes(b"x")
+    old = time.time() - 2 * tables.STALE_SECONDS
+    os.utime(tmp_path / names["other-host-old"], (old, old))
+    assert {p.name for p in tables.stale_temporaries(target)} == {names["other-host-old"], names["dead"]}
+    tables.write_atomic(pa.table({"a": [1]}), target)
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"o.parquet", names["live"], names["other-host-fresh"], names["other-target"]}
+
+
+def test_cli_and_library_share_the_mass_tolerance_default():
+    import inspect
+
+    from rayflavor.cli.evaluate import evaluate
+
+    opt = next(p for p in evaluate.params if p.name == "mass_tolerance")
+    assert opt.default is fn.DEFAULT_MASS_TOLERANCE
+    assert inspect.signature(fn.evaluate).parameters["mass_tolerance"].default is fn.DEFAULT_MASS_TOLERANCE

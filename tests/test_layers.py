@@ -24,7 +24,7 @@ def test_physics_imports_neither_ray_nor_torch():
     assert "ray" not in loaded and "torch" not in loaded and "pymoo" not in loaded
 
 
-@pytest.mark.parametrize("package", ["rayflavor.methods.ga", "rayflavor.methods.diffusion"])
+@pytest.mark.parametrize("package", ["rayflavor.methods.ga", "rayflavor.methods.diffusion", "rayflavor.methods"])
 def test_methods_do_not_import_ray(package):
     import importlib
     import pkgutil

@@ -2,6 +2,7 @@
 losses, and agreement with the independent numpy/LAPACK evaluation."""
 
 import numpy as np
+import pytest
 
 from rayflavor.physics import fn, fn_kernel, linalg, mixing
 
@@ -81,7 +82,10 @@ def test_nufit_labelling_and_neutrino_observables():
     assert (m2 >= m1).all() and (r["dm21"][ok] >= 0).all()
     order = r["ordering"][ok]
     assert ((order == "NO") == (m3 > m2)).all() and ((order == "IO") == (m3 < m1)).all()
-    np.testing.assert_allclose(r["m_lightest"][ok], np.where(order == "NO", m1, m3))
+    # the lightest mass for every spectrum, the mixed one (m1 < m3 < m2, "none") included
+    assert (order == "none").sum() > 50
+    np.testing.assert_allclose(r["m_lightest"][ok], np.minimum(np.minimum(m1, m2), m3))
+    np.testing.assert_allclose(r["m_lightest"][ok], np.where(order == "IO", m3, m1))
     assert (r["m_ee"][ok] <= r["m_sum"][ok] * (1 + 1e-12)).all()
     # nu_3 has the smallest electron content: sin^2 theta13 = |U_e3|^2 is below |U_e1|^2, |U_e2|^2
     s13 = np.sin(np.radians(r["pmns_theta13"][ok])) ** 2
@@ -148,3 +152,79 @@ def test_singular_heavy_neutrino_mass_gives_nan_and_invalid():
     r = fn.evaluate(x)
     assert not r["valid"][2]
     assert np.isnan(r["nu_m3"][2]) or r["nu_m1"][2] / r["nu_m3"][2] < 1e-6
+
+
+def _same_row(a, b):
+    """Every float observable of two result rows equal (NaN == NaN), every other column equal."""
+    for k in a:
+        if np.asarray(a[k]).dtype.kind == "f":
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        else:
+            assert (np.asarray(a[k]) == np.asarray(b[k])).all(), k
+
+
+@pytest.mark.parametrize("backend", ["numba", "jacobi", "lapack"])
+def test_huge_charges_give_nan_rows_and_leave_the_batch_alone(backend):
+    """q_N1 = 300 or q_L1 = -1000 overflow eps^n (once a ZeroDivisionError that took the whole
+    batch down): those rows are NaN and invalid, every other row is what it is on its own."""
+    x = _points(6, 31)
+    x[1, OFF["q_N1"]] = 300
+    x[3, OFF["q_L1"]] = -1000
+    x[4, OFF["q_Q2"]] = 5e8  # beyond what integer exponents hold
+    r = fn.evaluate(x, backend=backend)
+    for k in (1, 3, 4):
+        assert not r["valid"][k] and r["ordering"][k] == "none"
+        assert all(np.isnan(r[c][k]) for c in fn_kernel.COLUMNS), k
+    good = [0, 2, 5]
+    alone = fn.evaluate(x[good], backend=backend)
+    _same_row({k: v[good] for k, v in r.items()}, alone)
+    assert np.isfinite(alone["m_u"]).all()
+
+
+@pytest.mark.parametrize("backend", ["numba", "lapack"])
+def test_exactly_degenerate_charged_spectrum_leaves_ckm_undefined(backend):
+    """All charges 0 and c_u = 1.5 x an orthogonal matrix: m_u has three equal masses, so U_u and
+    the CKM are undefined -> NaN observables and valid = False (never arbitrary angles)."""
+    x = _points(3, 32)
+    x[:, :18] = 0
+    orth = np.array([[-1.0, 2.0, 2.0], [2.0, -1.0, 2.0], [2.0, 2.0, -1.0]]) / 3.0
+    x[1, OFF["c_u_11"]:OFF["c_u_11"] + 9] = 1.5 * orth.ravel()
+    r = fn.evaluate(x, backend=backend)
+    assert np.isnan(r["ckm_s12"][1]) and np.isnan(r["j_ckm"][1]) and not r["valid"][1]
+    assert np.isfinite(r["ckm_s12"][[0, 2]]).all()
+
+
+def test_the_scans_objective_matrix_survives_overflowing_rows():
+    """The scan evaluates through methods.ga.problem.Objectives: an overflowing row becomes the
+    1e30 sentinel of its losses, the other rows keep their losses (no exception for the batch)."""
+    from rayflavor.methods.ga.problem import Objectives
+
+    obj = Objectives(data=fn.load(fn.DEFAULT_DATA))
+    x = _points(4, 33)
+    x[2, OFF["q_N1"]] = 300
+    F = obj.matrix(obj.evaluate(x))
+    physics = [k for k, name in enumerate(obj.names) if name != "n_negative"]  # a count of exponents, still known
+    assert (F[2, physics] == 1e30).all() and np.isfinite(F).all()
+    np.testing.assert_array_equal(F[[0, 1, 3]], obj.matrix(obj.evaluate(x[[0, 1, 3]])))
+
+
+EXTREMES = np.array([0.0, 5e-324, 1e-300, 1e300, -1e300, 1e308, -1e308, 1e20, -1e20, 300.0, -1000.0, 1e8, 3e9])
+
+
+@pytest.mark.parametrize("backend", ["numba", "jacobi", "lapack"])
+def test_extreme_values_never_raise_or_warn(backend):
+    """Fuzz: 1-5 parameters of each row set to extreme values; no exception, no warning (the
+    numpy compositions run under errstate), every non-finite row invalid."""
+    import warnings
+
+    rng = np.random.default_rng(34)
+    x = _points(120, 35)
+    for r in range(x.shape[0]):
+        cols = rng.choice(x.shape[1], rng.integers(1, 6), replace=False)
+        x[r, cols] = rng.choice(EXTREMES, cols.size)
+    x[:, :18] = np.rint(x[:, :18])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = fn.evaluate(x, backend=backend)
+    assert not r["valid"][~np.isfinite(r["m_sum"])].any()
+    assert np.isnan(r["m_sum"]).sum() > 10

@@ -144,3 +144,36 @@ def test_closed_form_agrees_with_jacobi_and_defers_where_ill_conditioned(values)
             separated &= gap[:, k] > 1e-6
         proj = np.abs(np.einsum("ni,ni->n", np.conj(uj[:, :, k]), u[:, :, k]))
         np.testing.assert_allclose(proj[separated], 1.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("backend", ["numba", "jacobi", "lapack"])
+def test_takagi_of_a_massless_block_is_nan(backend):
+    """Two vanishing values (zero matrix; rank one with exact zeros) leave W undefined: NaN, not 1."""
+    m = np.zeros((3, 3, 3), complex)
+    m[1, 2, 2] = 2.0  # rank one: s = (0, 0, 2)
+    m[2] = np.diag([1.0, 2.0, 3.0])  # a regular row stays exact
+    w, s = linalg.takagi(m, backend)
+    assert np.isnan(s[0]).all() and np.isnan(w[0]).all() and np.isnan(s[1]).all()
+    np.testing.assert_allclose(s[2], [1.0, 2.0, 3.0])
+
+
+def test_degenerate_flags_exact_pairs_only():
+    s = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 1.0], [1.0, 1.0, 2.0], [1e-30, 1e-20, 1.0], [0.0, 1e-300, 1.0]])
+    assert linalg.degenerate(s).tolist() == [False, True, True, False, False]
+
+
+def test_lapack_svd_that_does_not_converge_fails_one_row_only(monkeypatch):
+    """numpy raises LinAlgError for the whole batch when one matrix does not converge: that row
+    alone becomes NaN."""
+    real = np.linalg.svd
+
+    def flaky(a, *args, **kwargs):
+        if np.ndim(a) == 3 or np.any(a == 7.0):
+            raise np.linalg.LinAlgError("SVD did not converge")
+        return real(a, *args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "svd", flaky)
+    m = _random(3, np.random.default_rng(40))
+    m[1, 0, 0] = 7.0
+    u, s = linalg.svd_left(m, "lapack")
+    assert np.isnan(s[1]).all() and np.isnan(u[1]).all() and np.isfinite(s[[0, 2]]).all()

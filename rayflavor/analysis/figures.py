@@ -25,6 +25,29 @@ REGIME_COLOURS = {"up": "tab:red", "down": "tab:green"}
 plt.rcParams.update({"font.size": 10, "axes.titlesize": 10, "figure.dpi": 150})
 
 
+def require_data(kind: str, data: DataSet) -> None:
+    """Raise :class:`~rayflavor.physics.data.DataError` (one line) before any drawing when ``data``
+    lacks what the figures of ``kind`` (``"fn"``/``"seesaw"``) need: the band inputs of each
+    ordering drawn, the central values used, the limit lines."""
+    probe = np.array([1e-3])
+    if kind == "fn":
+        data.require(fn.MASSES, positive=fn.MASSES)
+        for ordering in ("NO", "IO"):
+            bands.mee_band(data, ordering, probe, samples=2)
+        return
+    bands.mee_band(data, "NO", probe, n_sigma=2.0, samples=2)
+    for name in ("dm21", "dm3l", "sin2_theta12", "sin2_theta13"):
+        data.get(name, "NO")
+    for name in ("m_bb", "m_sum", "m_beta"):
+        data.bound(name)
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """The finite entries (a histogram of a NaN or inf fails; scatter plots drop them themselves)."""
+    values = np.asarray(values, dtype=np.float64)
+    return values[np.isfinite(values)]
+
+
 def _save(fig, out: Path, name: str, fmt: str) -> Path:
     path = out / f"{name}.{fmt}"
     fig.savefig(path, bbox_inches="tight")
@@ -114,7 +137,7 @@ def corner(df: pl.DataFrame, columns, labels, out: Path, name: str, fmt: str, co
                 continue
             for g, sub, colour in groups:
                 if i == j:
-                    ax.hist(sub[columns[i]].to_numpy(), bins=30, color=colour, alpha=0.6, label=g)
+                    ax.hist(_finite(sub[columns[i]].to_numpy()), bins=30, color=colour, alpha=0.6, label=g)
                 else:
                     ax.scatter(sub[columns[j]], sub[columns[i]], s=2, color=colour)
             if i == k - 1:
@@ -147,8 +170,10 @@ def seesaw_figures(frame: pl.LazyFrame, data: DataSet, out: Path, fmt: str = "pn
     m1, m2, m3 = heavy_masses_gev(df)
     fig, axes = plt.subplots(1, 3, figsize=(A4_WIDTH, 0.36 * A4_WIDTH))
     fig.subplots_adjust(wspace=0.5, right=0.86, bottom=0.2, top=0.85)
-    lo_all = np.nanmin(np.concatenate([m1, m2, m3])) if df.height else 1e9
-    hi_all = np.nanmax(np.concatenate([m1, m2, m3])) if df.height else 1e16
+    masses = _finite(np.concatenate([m1, m2, m3]))
+    masses = masses[masses > 0]  # log axes
+    lo_all = masses.min() if masses.size else 1e9
+    hi_all = masses.max() if masses.size else 1e16
     lim = (lo_all / 5, hi_all * 5)
     for ax, (x, y, xl, yl) in zip(axes, [(m1, m2, "|M_1|", "|M_2|"), (m1, m3, "|M_1|", "M_3"), (m2, m3, "|M_2|", "M_3")]):
         ax.fill_between(lim, lim, [lim[0], lim[0]], color="0.85", lw=0)  # below the diagonal: y < x, forbidden
@@ -174,7 +199,7 @@ def seesaw_figures(frame: pl.LazyFrame, data: DataSet, out: Path, fmt: str = "pn
     paths.append(_save(fig, out, "seesaw_delta", fmt))
 
     fig, ax = plt.subplots(figsize=(A4_WIDTH / 2, 0.35 * A4_WIDTH))
-    ax.hist(np.degrees(df["alpha31"].to_numpy()), bins=36, range=(0, 360), color="tab:blue")
+    ax.hist(_finite(np.degrees(df["alpha31"].to_numpy())), bins=36, range=(0, 360), color="tab:blue")
     ax.set_xlabel(r"$\alpha_{31}$ [deg]")
     ax.set_ylabel("solutions")
     paths.append(_save(fig, out, "seesaw_alpha31", fmt))

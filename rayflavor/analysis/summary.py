@@ -32,6 +32,17 @@ def quantiles(frame: pl.LazyFrame, columns: tuple[str, ...], by: str | None = No
     return pl.DataFrame(rows)
 
 
+def significant(df: pl.DataFrame, digits: int = 4) -> pl.DataFrame:
+    """``df`` with every float column as text with ``digits`` significant figures (``g`` format),
+    so that small quantities (``j_ckm`` ~ 3e-5) do not print as 0.0000; null/NaN stay visible."""
+    def fmt(v):
+        return None if v is None else f"{v:.{digits}g}"
+
+    return df.with_columns(
+        pl.col(c).map_elements(fmt, return_dtype=pl.String) for c, t in df.schema.items() if t.is_float()
+    )
+
+
 def summarize(kind: str, frame: pl.LazyFrame, data: DataSet) -> dict[str, pl.DataFrame]:
     """Named tables: model counts by category and quartiles of the predictions."""
     if kind == "fn":

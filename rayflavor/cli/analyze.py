@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import click
@@ -9,58 +10,135 @@ import click
 from rayflavor.cli.common import UserError, load_data
 
 
-def analyze_output(path: Path, fmt: str = "png", html_report: bool = False, out_dir: Path | None = None) -> dict:
-    """Summaries and figures for ``path``; returns ``{"tables", "figures", "report"}``."""
+def _reference_frame(ref: str):
+    """The reference table at ``ref``: a Parquet file or a run directory holding reference.parquet."""
+    import polars as pl
+
+    from rayflavor.storage.location import resolve
+
+    loc = resolve(ref)
+    if loc.is_dir() or not loc.exists():
+        loc = loc / "reference.parquet"
+    if not loc.is_file():
+        raise UserError(f"--reference {ref}: no reference.parquet (make one with `rayflavor diffusion reference RUN`)")
+    try:
+        return pl.from_arrow(loc.read_parquet())
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
+        raise UserError(f"--reference {loc.uri}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+
+
+def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False, out_dir: str | Path | None = None,
+                   reference: str | None = None) -> dict:
+    """Summaries and figures for ``path`` (a local path or a storage URI).
+
+    Figures and ``report.html`` are rendered into a local temporary directory and then written
+    to ``out_dir`` (default: the ``analysis/`` directory beside the output), local or object
+    store alike.  Returns ``{"kind", "rows", "rows_total", "flag", "tables", "figures" (URIs),
+    "report" (URI or None), "source", "data", "warnings"}``; bad input raises :class:`UserError`.
+    """
     import polars as pl
 
     from rayflavor.analysis import figures, report, summary
     from rayflavor.analysis.load import AnalysisInputError, open_output
+    from rayflavor.physics.data import DataError
+    from rayflavor.storage.location import StorageError, resolve
 
     try:
         src = open_output(path)
-    except AnalysisInputError as exc:
+        dest = resolve(str(out_dir)) if out_dir is not None else src.root / "analysis"
+        if dest.exists() and not dest.is_dir():
+            raise UserError(f"{dest.uri}: exists and is not a directory (figures go into a directory)")
+    except (AnalysisInputError, StorageError) as exc:
         raise UserError(str(exc)) from None
     data = load_data(src.data_name)
-    tables = summary.summarize(src.kind, src.frame, data)
-    out_dir = out_dir or ((path if path.is_dir() else path.parent) / "analysis")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    n = src.frame.select(pl.len()).collect().item()
-    figs = []
-    if n:
-        draw = figures.fn_figures if src.kind == "fn" else figures.seesaw_figures
-        figs = draw(src.frame, data, out_dir, "png" if html_report and fmt == "pdf" else fmt)
-        if html_report and fmt == "pdf":  # the report embeds PNGs; the requested PDFs are written too
-            draw(src.frame, data, out_dir, "pdf")
-    rep = None
-    if html_report:
-        title = "rayflavor FN scan" if src.kind == "fn" else "rayflavor diffusion run"
-        rep = report.write_html(out_dir / "report.html", title, src.description, tables, figs)
-    return {"kind": src.kind, "rows": n, "tables": tables, "figures": figs, "report": rep, "source": src.description}
+    ref_df = None
+    if reference is not None:
+        if src.kind != "seesaw":
+            raise UserError("--reference compares seesaw solutions; this is an FN scan")
+        ref_df = _reference_frame(reference)
+    try:
+        figures.require_data(src.kind, data)
+        tables = summary.summarize(src.kind, src.frame, data)
+        n = src.frame.select(pl.len()).collect().item()
+        written, rep = [], None
+        with tempfile.TemporaryDirectory(prefix="rayflavor-analyze-") as tmp:
+            local = Path(tmp)
+            figs = []
+            if n:
+                draw = figures.fn_figures if src.kind == "fn" else figures.seesaw_figures
+                figs = draw(src.frame, data, local, "png" if html_report and fmt == "pdf" else fmt)
+                if html_report and fmt == "pdf":  # the report embeds PNGs; the requested PDFs are written too
+                    figs = figs + draw(src.frame, data, local, "pdf")
+            fid = {}
+            if ref_df is not None and n:
+                from rayflavor.analysis import fidelity
+
+                run_df = src.frame.collect()
+                try:
+                    fid = fidelity.compare_frames(run_df, ref_df)
+                except ValueError as exc:
+                    raise UserError(f"--reference: {exc}") from None
+                figs = figs + [fidelity.overlay_figure(run_df, ref_df, local, "png" if html_report else fmt)]
+            if html_report:
+                title = "rayflavor FN scan" if src.kind == "fn" else "rayflavor diffusion run"
+                report.write_html(local / "report.html", title, src.description, tables,
+                                  [f for f in figs if f.suffix == ".png" or fmt == "png"])
+            if figs or html_report:
+                dest.mkdir()
+            for f in figs:
+                (dest / f.name).write_bytes(f.read_bytes())
+                written.append((dest / f.name).uri)
+            if html_report:
+                (dest / "report.html").write_bytes((local / "report.html").read_bytes())
+                rep = (dest / "report.html").uri
+    except DataError as exc:  # a data file without what a figure or table needs (e.g. a bound)
+        raise UserError(f"data set {src.data_name}: {exc}") from None
+    except StorageError as exc:
+        raise UserError(str(exc)) from None
+    return {"kind": src.kind, "rows": n, "rows_total": src.rows_total, "flag": src.flag, "tables": tables,
+            "fidelity": fid if reference is not None else None,
+            "figures": written, "report": rep, "source": src.description, "data": f"{data.name} ({data.path})",
+            "warnings": list(src.warnings)}
 
 
 @click.command()
-@click.argument("path", metavar="OUT_OR_RUN", type=click.Path(path_type=Path))
+@click.argument("path", metavar="OUT_OR_RUN")
 @click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png", show_default=True,
               help="Figure file format.")
 @click.option("--html", "html_report", is_flag=True, help="Also write one self-contained report.html.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where figures go (default: OUT_OR_RUN/analysis).")
-def analyze(path, fmt, html_report, out_dir):
+@click.option("--out", "out_dir", default=None, metavar="DIR|URI",
+              help="Where figures go, a directory or storage URI (default: OUT_OR_RUN/analysis).")
+@click.option("--reference", default=None, metavar="REF",
+              help="Seesaw runs: compare the solutions with a network-free reference (a reference.parquet or the "
+                   "RUN holding it, from `rayflavor diffusion reference`): KS/Kuiper distance per prediction, "
+                   "box-face fractions, and a figure overlaying the two.")
+def analyze(path, fmt, html_report, out_dir, reference):
     """Summarise a scan directory (FN models) or a diffusion run (seesaw solutions).
 
-    Prints counts by ordering, regime and maximal exponent (FN) and quartiles of the
-    predictions, and writes the papers' figures; Parquet is scanned lazily with polars.
+    OUT_OR_RUN is a scan's OUT, a diffusion RUN, one Parquet file (e.g. `rayflavor evaluate`'s
+    output), or the same on object storage (s3://bucket/prefix; endpoint and credentials from
+    AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...). Prints counts by ordering, regime and maximal
+    exponent (FN) and quartiles of the predictions (4 significant figures) over the valid models
+    or solutions, and writes the papers' figures; Parquet is scanned lazily.
     """
-    import polars as pl
+    from rayflavor.analysis.summary import significant
 
-    res = analyze_output(path, fmt, html_report, out_dir)
-    click.echo(f"{res['source']}: {res['rows']} {'models' if res['kind'] == 'fn' else 'solutions'}")
+    res = analyze_output(path, fmt, html_report, out_dir, reference)
+    for w in res["warnings"]:
+        click.echo(f"warning: {w}", err=True)
+    noun = "valid models" if res["kind"] == "fn" else "solutions"
+    of = f" of {res['rows_total']} rows (flag `{res['flag']}`)" if res["flag"] else ""
+    click.echo(f"{res['source']}: {res['rows']} {noun}{of}; data set {res['data']}")
     if not res["rows"]:
         click.echo("nothing to summarise or plot")
     else:
-        with pl.Config(tbl_rows=40, tbl_hide_dataframe_shape=True, float_precision=4):
+        import polars as pl
+
+        with pl.Config(tbl_rows=40, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
             for name, table in res["tables"].items():
-                click.echo(f"\n{name}\n{table}")
+                click.echo(f"\n{name}\n{significant(table)}")
+    for label, fid in (res.get("fidelity") or {}).items():
+        click.echo(f"\n{label}: " + fid.table())
     for f in res["figures"]:
         click.echo(f"figure: {f}")
     if res["report"]:

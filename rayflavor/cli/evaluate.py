@@ -2,26 +2,48 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 import numpy as np
 
-from rayflavor.cli.common import UserError, data_option, load_data, mass_tolerance_option
+from rayflavor.cli.common import UserError, data_option
+from rayflavor.physics import data as data_mod
 from rayflavor.physics import fn, seesaw
 from rayflavor.physics.params import ParameterError
-from rayflavor.storage.tables import TableError, read_columns, to_arrow, write_atomic
+from rayflavor.storage.tables import TableError, read_columns, to_arrow, writable_target, write_atomic
+
+
+def load_model_data(model: str, data_name: str | None, ordering: str = "NO") -> data_mod.DataSet:
+    """The data set of ``model`` (its default when ``data_name`` is None), checked to hold what
+    the model's losses need; raises :class:`~rayflavor.physics.data.DataError` in one line."""
+    default = seesaw.DEFAULT_DATA if model == "seesaw" else fn.DEFAULT_DATA
+    ds = data_mod.load(data_name or default)
+    try:
+        if model == "seesaw":
+            seesaw.require_data(ds, ordering)
+        else:
+            fn.require_data(ds)
+    except data_mod.DataError as exc:
+        raise data_mod.DataError(f"--model {model} cannot use this data set: {exc}; use {default} or a file like it") from None
+    return ds
 
 
 def evaluate_columns(model: str, columns: dict, *, ordering: str, data_name: str | None, mass_tolerance: float) -> dict:
-    """Evaluate named parameter columns; returns input columns followed by every result column."""
+    """Evaluate named parameter columns; returns input columns followed by every result column.
+
+    Raises ``ParameterError`` (bad columns), ``DataError`` (bad data set) or ``ValueError``
+    (bad option) with one line; a row that is singular or overflows gets NaN observables and
+    ``valid = False``, never an exception."""
+    if not (math.isfinite(mass_tolerance) and 0.0 < mass_tolerance < 1.0):
+        raise ValueError(f"--mass-tolerance must be a finite number in (0, 1), not {mass_tolerance}")
+    ds = load_model_data(model, data_name, ordering)
     if model == "seesaw":
-        ds = load_data(data_name or seesaw.DEFAULT_DATA)
         x = seesaw.from_columns(columns)
         result = seesaw.evaluate(x, ordering=ordering, data=ds)
         result = {"ordering": np.full(len(x), ordering), **result}
     else:
-        ds = load_data(data_name or fn.DEFAULT_DATA, fn.REQUIRED_DATA)
         x = fn.from_columns(columns)
         result = fn.evaluate(x, data=ds, mass_tolerance=mass_tolerance)
     out = {k: v for k, v in columns.items() if k not in result}
@@ -29,28 +51,50 @@ def evaluate_columns(model: str, columns: dict, *, ordering: str, data_name: str
     return out
 
 
+def _finite_tolerance(ctx, param, value):
+    """click callback: ``FloatRange`` lets NaN through (every comparison with NaN is false)."""
+    if value is not None and not (math.isfinite(value) and 0.0 < value < 1.0):
+        raise UserError(f"--mass-tolerance must be a finite number in (0, 1), not {value}")
+    return value
+
+
 @click.command()
 @click.option("--model", type=click.Choice(["seesaw", "fn"]), required=True,
               help="seesaw: type-I seesaw of the diffusion paper (23 columns); fn: two-flavon FN model (64 columns).")
 @click.argument("input_path", metavar="INPUT.parquet", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the input rows with every observable, loss and a `valid` flag.")
+              help="Where to write the input rows with every observable, loss and a `valid` flag: a new path "
+                   "or a regular file (replaced atomically; devices, FIFOs and directories are refused).")
 @click.option("--ordering", type=click.Choice(["NO", "IO"]), default="NO", show_default=True,
               help="seesaw only: label the mass states for normal (m1<m2<m3) or inverted (m3<m1<m2) ordering.")
 @data_option(help_extra="Default: nufit-6.0-sk (seesaw), nufit-6.0+pdg-2024 (fn).")
-@mass_tolerance_option
+@click.option("--mass-tolerance", type=float, default=fn.DEFAULT_MASS_TOLERANCE, show_default=True, callback=_finite_tolerance,
+              help="Relative window for the charged-fermion masses: |m/m_0 - 1| <= tolerance, in (0, 1) (FN model).")
 def evaluate(model, input_path, output_path, ordering, data_name, mass_tolerance):
     """Evaluate every row of INPUT.parquet exactly and write OUTPUT.parquet.
 
-    Columns are listed in the README ("Parquet schemas"). A singular or degenerate row gets
-    NaN observables and valid = false; bad input stops with one line and exit code 2.
+    Columns are listed in the README ("Parquet schemas"). A singular, degenerate or overflowing
+    row gets NaN observables and valid = false; bad input stops with one line and exit code 2,
+    before anything is written. The output is written to a hidden `.OUTPUT.parquet.<pid>-<n>@<host>.tmp`
+    beside it and renamed into place; one left by a killed run is removed by the next write to OUTPUT.
     Example inputs ship with the package: `python -c "import rayflavor.examples as e; print(e.path('fn'))"`.
     """
     try:
+        writable_target(output_path)
         columns = read_columns(input_path)
         out = evaluate_columns(model, columns, ordering=ordering, data_name=data_name, mass_tolerance=mass_tolerance)
     except (TableError, ParameterError) as exc:
-        raise UserError(f"{input_path}: {exc}" if not str(exc).startswith(str(input_path)) else str(exc)) from None
-    write_atomic(to_arrow(out), output_path)
+        text = str(exc)
+        raise UserError(text if text.startswith((str(input_path), str(output_path))) else f"{input_path}: {text}") from None
+    except data_mod.DataError as exc:  # names the data file and entry itself
+        raise UserError(str(exc)) from None
+    try:
+        write_atomic(to_arrow(out), output_path)
+    except TableError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"{output_path}: cannot be written ({exc.strerror or exc})") from None
     valid = np.asarray(out["valid"])
-    click.echo(f"{model}: evaluated {valid.size} row(s), {int(valid.sum())} valid -> {output_path}")
+    n_nan = int((~np.isfinite(np.asarray(out["m1" if model == "seesaw" else "m_u"], dtype=np.float64))).sum())
+    nan_note = f", {n_nan} with NaN observables (singular, degenerate or overflowing; invalid)" if n_nan else ""
+    click.echo(f"{model}: evaluated {valid.size} row(s), {int(valid.sum())} valid{nan_note} -> {output_path}")

@@ -9,6 +9,7 @@ from rayflavor.cli.analyze import analyze
 from rayflavor.cli.bench import bench
 from rayflavor.cli.diffusion import bench_diffusion_command, diffusion
 from rayflavor.cli.evaluate import evaluate
+from rayflavor.cli.reference import reference_cmd
 from rayflavor.cli.scan import bench_scan_command, dedupe, scan
 
 
@@ -26,6 +27,7 @@ cli.add_command(evaluate)
 cli.add_command(scan)
 cli.add_command(dedupe)
 cli.add_command(diffusion)
+diffusion.add_command(reference_cmd)
 cli.add_command(analyze)
 cli.add_command(bench)
 bench.add_command(bench_scan_command, "scan")

@@ -5,7 +5,9 @@ A data set is a TOML file in the ``rayflavor-data/1`` format (see the shipped
 name (:data:`SHIPPED`); any other value is taken as a path to a file of the same format.
 
 Each observable has a best fit ``central``, 1 sigma errors ``plus``/``minus`` and a
-3 sigma window ``range3`` (if absent: ``central -/+ 3 minus/plus``).  Observables live
+3 sigma window ``range3`` (if absent: ``central -/+ 3 minus/plus``).  Files are validated at
+load: every number finite, 1 sigma errors > 0, ``range3`` non-empty and holding ``central``,
+labels and bounds finite -- a :class:`DataError` names the file and the entry.  Observables live
 under an ordering section (``NO`` or ``IO``) or under ``common``; :meth:`DataSet.get`
 looks in the ordering section first.
 
@@ -19,6 +21,7 @@ looks in the ordering section first.
 from __future__ import annotations
 
 import functools
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -92,20 +95,59 @@ class DataSet:
     def has(self, name: str, ordering: str = "NO") -> bool:
         return any(name in self.observables.get(s, {}) for s in (ordering, "common"))
 
-    def require(self, names: list[str] | tuple[str, ...], orderings=ORDERINGS) -> None:
-        """Raise :class:`DataError` naming every observable a model needs but the file lacks."""
+    def require(self, names: list[str] | tuple[str, ...], orderings=ORDERINGS, *, windows=(), positive=()) -> None:
+        """Raise :class:`DataError` naming every observable a model needs but the file lacks.
+
+        ``windows``: names that also need a 3 sigma window (``range3`` or both 1 sigma errors);
+        ``positive``: names whose ``central`` must be > 0 (a model divides by it)."""
         missing = sorted({n for o in orderings for n in names if not self.has(n, o)})
         if missing:
             raise DataError(f"data set {self.name!r} ({self.path}) lacks observables: {', '.join(missing)}")
+        for o in orderings:
+            for n in windows:
+                obs = self.get(n, o)
+                if obs.range3 is None and (obs.plus is None or obs.minus is None):
+                    raise DataError(f"{self.path}: observable {n} ({o}) needs range3 or both plus and minus")
+            for n in positive:
+                if not self.get(n, o).central > 0:
+                    raise DataError(f"{self.path}: observable {n} ({o}) needs central > 0, not {self.get(n, o).central}")
+
+
+def _table(raw: dict, key: str, path: str) -> dict:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: {key} must be a table")
+    return value
+
+
+def _check_observable(obs: Observable, where: str) -> None:
+    """One line naming the file and the entry for anything that would make chi2 or a window NaN."""
+    values = {"central": obs.central, "plus": obs.plus, "minus": obs.minus}
+    if obs.range3 is not None:
+        values.update({"range3[0]": obs.range3[0], "range3[1]": obs.range3[1]})
+    for key, v in values.items():
+        if v is not None and not math.isfinite(v):
+            raise DataError(f"{where}: {key} = {v} (must be a finite number)")
+    for key in ("plus", "minus"):
+        if values[key] is not None and not values[key] > 0:
+            raise DataError(f"{where}: {key} = {values[key]} (a 1 sigma error must be > 0)")
+    if obs.range3 is not None:
+        lo, hi = obs.range3
+        if not lo < hi:
+            raise DataError(f"{where}: range3 = [{lo}, {hi}] is empty")
+        if not lo <= obs.central <= hi:
+            raise DataError(f"{where}: central = {obs.central} lies outside range3 = [{lo}, {hi}]")
 
 
 def _parse(raw: dict, path: str) -> DataSet:
     if raw.get("format") != FORMAT:
         raise DataError(f"{path}: not a {FORMAT} file (format = {raw.get('format')!r})")
     observables: dict[str, dict[str, Observable]] = {}
-    for section, entries in raw.get("observables", {}).items():
+    for section, entries in _table(raw, "observables", path).items():
         if section not in ("NO", "IO", "common"):
             raise DataError(f"{path}: unknown observables section {section!r} (use NO, IO or common)")
+        if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+            raise DataError(f"{path}: observables.{section} must be a table of observable tables")
         observables[section] = {}
         for name, e in entries.items():
             try:
@@ -119,27 +161,36 @@ def _parse(raw: dict, path: str) -> DataSet:
                     unit=str(e.get("unit", "")),
                     source=str(e.get("source", "")),
                 )
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 raise DataError(f"{path}: observable {section}.{name} is malformed ({exc})") from None
-            if obs.range3 is not None and not obs.range3[0] < obs.range3[1]:
-                raise DataError(f"{path}: observable {section}.{name} has an empty range3")
+            _check_observable(obs, f"{path}: observable {section}.{name}")
             observables[section][name] = obs
     labels = {}
-    for ordering, entry in raw.get("labels", {}).items():
+    for ordering, entry in _table(raw, "labels", path).items():
         try:
             labels[ordering] = {
                 "dm21": float(entry["dm21"]),
                 "dm3l": float(entry["dm3l"]),
                 "abs_u": [[float(x) for x in row] for row in entry["abs_u"]],
             }
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"{path}: labels.{ordering} is malformed ({exc})") from None
+        lab = labels[ordering]
+        if len(lab["abs_u"]) != 3 or any(len(row) != 3 for row in lab["abs_u"]):
+            raise DataError(f"{path}: labels.{ordering}.abs_u must be a 3x3 table")
+        values = [lab["dm21"], lab["dm3l"], *(v for row in lab["abs_u"] for v in row)]
+        if not all(math.isfinite(v) for v in values):
+            raise DataError(f"{path}: labels.{ordering} holds a NaN or infinite value")
+        if lab["dm21"] <= 0 or lab["dm3l"] == 0 or not all(0.0 <= v <= 1.0 for row in lab["abs_u"] for v in row):
+            raise DataError(f"{path}: labels.{ordering} needs dm21 > 0, dm3l != 0 and 0 <= |U| <= 1")
     bounds = {}
-    for name, entry in raw.get("bounds", {}).items():
+    for name, entry in _table(raw, "bounds", path).items():
         try:
             bounds[name] = {**entry, "value": float(entry["value"])}
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{path}: bounds.{name} is malformed ({exc})") from None
+        if not (math.isfinite(bounds[name]["value"]) and bounds[name]["value"] > 0):
+            raise DataError(f"{path}: bounds.{name} must be a finite positive value, not {bounds[name]['value']}")
     return DataSet(
         name=str(raw.get("name", Path(path).stem)),
         description=str(raw.get("description", "")),

@@ -80,6 +80,8 @@ MASS_OBJECTIVES: dict[str, tuple[str, ...]] = {
 }
 OBJECTIVES: tuple[str, ...] = WINDOW_OBJECTIVES + ("dm3l",) + tuple(MASS_OBJECTIVES) + ("n_negative",)
 DEFAULT_DATA = "nufit-6.0+pdg-2024"
+#: Relative window of the charged-fermion masses, ``|m/m_0 - 1| <= tolerance`` (FN paper).
+DEFAULT_MASS_TOLERANCE = 0.2
 REQUIRED_DATA = WINDOW_OBJECTIVES + ("dm3l",) + MASSES
 
 # Index of the upper-triangle c_N column for every (i, j) of the symmetric 3x3 matrix.
@@ -166,13 +168,16 @@ def mass_matrices(x: np.ndarray, backend: str = "numba") -> dict[str, np.ndarray
     ``numpy.linalg.inv``, kept as the independent reference.
     """
     x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != len(PARAMETERS):
+        raise ValueError(f"expected parameter rows of shape (N, {len(PARAMETERS)}); got {x.shape}")
     if backend == "numba":
         n = x.shape[0]
         m_u, m_d, m_e, m_nu = (np.empty((n, 3, 3), np.complex128) for _ in range(4))
         expo = np.empty((n, 45), np.int64)
         _matrices_kernel(x, m_u, m_d, m_e, m_nu, expo)
         return {"m_u": m_u, "m_d": m_d, "m_e": m_e, "M_nu": m_nu, "exponents": expo}
-    charges = np.rint(x[:, :18]).astype(np.int64)
+    too_large = ~(np.abs(x[:, :18]) <= fn_kernel.MAX_ABS_CHARGE).all(axis=1)  # NaN rows, as the kernel
+    charges = np.rint(np.where(too_large[:, None], 0.0, x[:, :18])).astype(np.int64)
     n = exponents(charges)
     eu, ed, alpha = x[:, _OFFSET["eps_u_abs"]], x[:, _OFFSET["eps_d_abs"]], x[:, _OFFSET["alpha"]]
     lam = 10.0 ** x[:, _OFFSET["log10_lambda_gev"]]
@@ -187,7 +192,7 @@ def mass_matrices(x: np.ndarray, backend: str = "numba") -> dict[str, np.ndarray
     cn = x[:, _OFFSET["c_N_11"]:_OFFSET["c_N_11"] + 6][:, _CN_INDEX.ravel()]
     m_n = (_power(eu, alpha, n[:, 36:45]) * cn * lam[:, None]).reshape(-1, 3, 3)
     md = out.pop("m_D")
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+    with np.errstate(all="ignore"):
         singular = ~np.isfinite(m_n).all(axis=(1, 2))
         safe = np.where(singular[:, None, None], np.eye(3), m_n)
         try:
@@ -202,11 +207,13 @@ def mass_matrices(x: np.ndarray, backend: str = "numba") -> dict[str, np.ndarray
         mnu = -md @ inv @ md.transpose(0, 2, 1)
     mnu[singular] = np.nan
     out["M_nu"] = 0.5 * (mnu + mnu.transpose(0, 2, 1)) * GEV_TO_EV
+    for name in ("m_u", "m_d", "m_e", "M_nu"):
+        out[name][too_large] = np.nan
     out["exponents"] = n
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _matrices_kernel(x, m_u, m_d, m_e, m_nu, expo):  # pragma: no cover - compiled
     scratch = fn_kernel.matrices_scratch()
     for r in range(x.shape[0]):
@@ -227,23 +234,29 @@ def evaluate(
     x: np.ndarray,
     *,
     data: DataSet | None = None,
-    mass_tolerance: float = 0.2,
+    mass_tolerance: float = DEFAULT_MASS_TOLERANCE,
     force_io: bool = False,
     max_exponent: int | None = None,
     backend: str = "numba",
 ) -> dict[str, np.ndarray]:
     """Observables, ``loss_*`` for every objective, ``n_satisfied`` and ``valid`` for each row."""
     data = data if data is not None else load(DEFAULT_DATA)
+    require_data(data)
     x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != len(PARAMETERS):
+        raise ValueError(f"expected parameter rows of shape (N, {len(PARAMETERS)}); got {x.shape}")
     if backend == "numba":
         out, n = fn_kernel.evaluate(x)
     else:
-        out, n = _observables_numpy(x, backend)
+        with np.errstate(all="ignore"):  # a row that overflows becomes NaN and invalid below
+            out, n = _observables_numpy(x, backend)
     for k, name in enumerate(EXPONENTS):
         out[name] = n[:, k]
     out["n_negative_exponents"] = (n < 0).sum(axis=1)
     out["max_exponent"] = n.max(axis=1)
-    out["q_H"] = np.rint(x[:, _OFFSET["q_u3"]] - x[:, _OFFSET["q_Q3"]]).astype(np.int64)
+    in_range = (np.abs(x[:, :18]) <= fn_kernel.MAX_ABS_CHARGE).all(axis=1)  # else NaN rows, exponents 0
+    out["q_H"] = np.where(in_range, np.rint(np.where(in_range, x[:, _OFFSET["q_u3"]] - x[:, _OFFSET["q_Q3"]], 0.0)),
+                          0).astype(np.int64)
 
     _losses(out, data, mass_tolerance, force_io, max_exponent)
     names = objective_names(force_io, max_exponent)
@@ -261,6 +274,8 @@ def _observables_numpy(x: np.ndarray, backend: str) -> tuple[dict[str, np.ndarra
     u_u, s_u = linalg.svd_left(mats["m_u"], backend)
     u_d, s_d = linalg.svd_left(mats["m_d"], backend)
     u_e, s_e = linalg.svd_left(mats["m_e"], backend)
+    # an exactly degenerate charged spectrum leaves its U, hence CKM/PMNS, undefined (as the kernel)
+    undefined = linalg.degenerate(s_u) | linalg.degenerate(s_d) | linalg.degenerate(s_e)
     for k, name in enumerate(MASSES):
         out[name] = (s_u, s_d, s_e)[k // 3][:, k % 3]
     ckm = linalg.adjoint_product(u_u, u_d, backend)
@@ -290,15 +305,23 @@ def _observables_numpy(x: np.ndarray, backend: str) -> tuple[dict[str, np.ndarra
     is_io = m[:, 2] < m[:, 0]
     out["dm3l"] = np.where(is_no, msq[:, 2] - msq[:, 0], msq[:, 2] - msq[:, 1])
     out["ordering"] = np.where(is_no, "NO", np.where(is_io, "IO", "none"))
-    out["m_lightest"] = np.where(is_no, m[:, 0], m[:, 2])
+    out["m_lightest"] = m.min(axis=1)  # m1 (NO), m3 (IO), m1 for a mixed spectrum (m1 < m3 < m2)
     out["m_ee"] = np.abs(np.sum(pmns[:, 0, :] ** 2 * m, axis=1))
     out["m_sum"] = m.sum(axis=1)
     finite = np.isfinite(np.stack([out[k] for k in MASSES] + [m[:, 0], m[:, 1], m[:, 2]], axis=1)).all(axis=1)
+    finite &= ~undefined
     for k in list(out):
         if out[k].dtype.kind == "f":
             out[k] = np.where(finite, out[k], np.nan)
     out["ordering"] = np.where(finite, out["ordering"], "none")
     return out, mats["exponents"]
+
+
+def require_data(data: DataSet) -> None:
+    """Raise :class:`~.data.DataError` (one line) unless ``data`` holds what the objectives need:
+    :data:`REQUIRED_DATA` for both orderings, 3 sigma windows of the window objectives and
+    ``dm3l``, and positive central charged-fermion masses (the mass losses divide by them)."""
+    data.require(REQUIRED_DATA, windows=WINDOW_OBJECTIVES + ("dm3l",), positive=MASSES)
 
 
 def _losses(out, data: DataSet, tol: float, force_io: bool, max_exponent: int | None) -> None:

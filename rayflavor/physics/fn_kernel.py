@@ -7,6 +7,13 @@ neutrino Takagi factorisation (:mod:`.linalg` row kernels), ``CKM = U_u^dagger U
 ``fn.evaluate(backend="numba")`` up to the losses, which :mod:`.fn` adds for both back ends;
 the numpy composition there (``"lapack"``, ``"jacobi"``) is the reference the tests hold it
 to.  Conventions are those of :mod:`.fn`.
+
+No row raises (numpy error model, :func:`_ipow`): a row whose powers of eps overflow (e.g. a
+charge of 300), whose ``M^N`` is singular, or whose charged or light-neutrino spectrum leaves
+a mixing matrix undefined (exactly degenerate, two massless states) comes back with NaN
+observables, ``ordering = "none"`` and so ``valid = False``; the other rows are unaffected.
+numba's on-disk cache keys a kernel on its own source file only: after editing the row
+functions it inlines (:mod:`.linalg`, :mod:`.mixing`) delete ``rayflavor/physics/__pycache__/*.nb[ic]``.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .linalg import TAKAGI_DEGENERACY_TOL, adjoint_product_row, congruence_row, svd_left_row, takagi_row
+from .linalg import TAKAGI_DEGENERACY_TOL, adjoint_product_row, congruence_row, degenerate_row, svd_left_row, takagi_row
 from .mixing import angles_row, majorana_nufit_row
 
 MASSES: tuple[str, ...] = ("m_u", "m_c", "m_t", "m_d", "m_s", "m_b", "m_e", "m_mu", "m_tau")
@@ -40,9 +47,23 @@ CN_FLAT = np.array([0, 1, 2, 1, 3, 4, 2, 4, 5])
 
 
 _KMAX = 80  # |n| <= 2*9 + 2*18 = 54 for |q| <= 9; larger charges fall back to pow()
+#: Largest |charge| the kernel evaluates; beyond it (exponents of order 1e9 and more) a row is NaN.
+MAX_ABS_CHARGE = 1e8
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
+def _ipow(b, n):  # pragma: no cover - compiled
+    """``b**n`` for a real ``b`` and integer ``n`` that never raises: 0 or inf where it under- or
+    overflows (numba's ``**`` raises ZeroDivisionError when ``b**|n|`` underflows and ``n < 0``)."""
+    if n == 0:
+        return 1.0
+    if b == 0.0:
+        return 0.0 if n > 0 else np.inf
+    mag = math.exp(n * math.log(abs(b)))
+    return -mag if (b < 0.0 and n % 2 != 0) else mag
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def matrices_scratch():  # pragma: no cover - compiled
     """Work arrays of :func:`matrices_row` (allocated once per batch)."""
     return (np.empty(18, np.int64), np.empty(45, np.int64), np.empty(2 * _KMAX + 1, np.complex128),
@@ -50,12 +71,29 @@ def matrices_scratch():  # pragma: no cover - compiled
             np.empty((3, 3), np.complex128), np.empty((3, 3), np.complex128))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def matrices_row(xr, scratch, m_u, m_d, m_e, m_nu, expo):  # pragma: no cover - compiled
-    """``m_u m_d m_e`` [GeV], ``M_nu`` [eV] (3, 3) and the 45 exponents of one parameter row."""
+    """``m_u m_d m_e`` [GeV], ``M_nu`` [eV] (3, 3) and the 45 exponents of one parameter row.
+
+    Never raises (numpy error model): overflowing or vanishing powers of eps give inf/0
+    entries, a singular or non-finite ``M^N`` gives a NaN ``M_nu``, and a charge beyond
+    :data:`MAX_ABS_CHARGE` (which the integer exponents could not hold) gives NaN matrices and
+    zero exponents; callers turn such rows into NaN observables.
+    """
     q, nn, tab_u, tab_d, md, mn, adj = scratch
     dirac = V_HIGGS_GEV / math.sqrt(2.0)
     for k in range(18):
+        if not (abs(xr[k]) <= MAX_ABS_CHARGE):
+            for e in range(45):
+                expo[e] = 0
+            for i in range(3):
+                for j in range(3):
+                    nan = complex(np.nan, np.nan)
+                    m_u[i, j] = nan
+                    m_d[i, j] = nan
+                    m_e[i, j] = nan
+                    m_nu[i, j] = nan
+            return
         q[k] = np.int64(np.rint(xr[k]))
     qh = q[5] - q[2]
     kmax = 0
@@ -76,7 +114,7 @@ def matrices_row(xr, scratch, m_u, m_d, m_e, m_nu, expo):  # pragma: no cover - 
     al = xr[62]
     lam = math.exp(_LN10 * xr[63])
     pu = complex(eu * math.cos(al), eu * math.sin(al))
-    use_tab = kmax <= _KMAX
+    use_tab = kmax <= _KMAX and eu != 0.0 and ed != 0.0  # complex 1/0 would raise in numba
     if use_tab:
         tab_u[_KMAX] = 1.0
         tab_d[_KMAX] = 1.0
@@ -97,11 +135,11 @@ def matrices_row(xr, scratch, m_u, m_d, m_e, m_nu, expo):  # pragma: no cover - 
                 fe = tab_d[_KMAX + nn[27 + e]]
                 fn_ = tab_u[_KMAX + nn[36 + e]]
             else:
-                fu = eu ** nn[e] * complex(math.cos(nn[e] * al), math.sin(nn[e] * al))
-                fd = ed ** nn[9 + e]
-                fnu = eu ** nn[18 + e] * complex(math.cos(nn[18 + e] * al), math.sin(nn[18 + e] * al))
-                fe = ed ** nn[27 + e]
-                fn_ = eu ** nn[36 + e] * complex(math.cos(nn[36 + e] * al), math.sin(nn[36 + e] * al))
+                fu = _ipow(eu, nn[e]) * complex(math.cos(nn[e] * al), math.sin(nn[e] * al))
+                fd = _ipow(ed, nn[9 + e])
+                fnu = _ipow(eu, nn[18 + e]) * complex(math.cos(nn[18 + e] * al), math.sin(nn[18 + e] * al))
+                fe = _ipow(ed, nn[27 + e])
+                fn_ = _ipow(eu, nn[36 + e]) * complex(math.cos(nn[36 + e] * al), math.sin(nn[36 + e] * al))
             m_u[i, j] = dirac * fu * xr[18 + e]
             m_d[i, j] = dirac * fd * xr[27 + e]
             md[i, j] = dirac * fnu * xr[36 + e]
@@ -163,6 +201,8 @@ def evaluate_rows(x, out, code, expo):  # pragma: no cover - compiled
             for k in range(3):
                 out[r, 3 * sector + k] = s[k]
                 finite = finite and math.isfinite(s[k])
+            # (exactly) degenerate or two massless states: U of this sector, hence CKM/PMNS, undefined
+            finite = finite and not degenerate_row(s)
         adjoint_product_row(uu, ud, c)  # CKM = U_u^dagger U_d  (eq. 28)
         s12sq, s13sq, s23sq, delta, j = angles_row(c)
         out[r, _CKM] = math.sqrt(s12sq)
@@ -205,7 +245,7 @@ def evaluate_rows(x, out, code, expo):  # pragma: no cover - compiled
         out[r, _NU], out[r, _NU + 1], out[r, _NU + 2] = m1, m2, m3
         out[r, _NU + 3] = m2 * m2 - m1 * m1
         out[r, _NU + 4] = m3 * m3 - m1 * m1 if is_no else m3 * m3 - m2 * m2
-        out[r, _NU + 5] = m1 if is_no else m3
+        out[r, _NU + 5] = min(m1, m2, m3)  # m1 (NO), m3 (IO), m1 for a mixed spectrum (m1 < m3 < m2)
         mee = t[0, 0] * t[0, 0] * m1 + t[0, 1] * t[0, 1] * m2 + t[0, 2] * t[0, 2] * m3
         out[r, _NU + 6] = abs(mee)
         out[r, _NU + 7] = m1 + m2 + m3

@@ -31,8 +31,11 @@ Takagi factors come from the left SVD of the symmetric matrix, each column multi
 
 Rows whose input holds a NaN or an infinity come back as NaN.  A Takagi factorisation whose
 phase-fixed ``W^dagger M W^*`` is not diagonal (exactly degenerate non-zero singular values,
-where the column phases are not determined) is returned as NaN too: callers treat NaN rows
-as invalid models, never as a crash.
+where the column phases are not determined) is returned as NaN too, and so is one with two
+vanishing values (``s[1] == 0``, the zero matrix included: a massless block whose mixing is
+undefined).  :func:`degenerate` flags exactly degenerate SVD spectra for callers that build
+mixing matrices from ``U``.  Callers treat NaN rows as invalid models, never as a crash; no
+kernel raises on any input (numpy error model: overflow gives inf, 0/0 NaN).
 
 >>> import numpy as np
 >>> m = np.diag([3.0, 1.0, 2.0]).astype(complex)[None]
@@ -61,6 +64,9 @@ _METHODS = {"numba": 0, "jacobi": 1}
 # Off-diagonal residual (relative to the largest singular value) above which a Takagi
 # factorisation is declared degenerate.
 TAKAGI_DEGENERACY_TOL = 1e-7
+# Two ascending values s_k <= s_{k+1} are exactly degenerate when s_{k+1} - s_k <= this * s_{k+1}
+# (rounding level; two exact zeros included): the vectors of that pair are then not determined.
+EXACT_DEGENERACY_RTOL = 4.0 * 2.220446049250313e-16
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,13 +351,32 @@ def _half_phase(d):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def degenerate_row(s):  # pragma: no cover - compiled
+    """``True`` where ascending ``s`` (3,) holds an exactly degenerate pair (to rounding, two
+    exact zeros included, so the zero matrix too): the vectors of that pair, and every mixing
+    matrix built from them, are undefined.  ``False`` for NaN input (NaN is flagged elsewhere)."""
+    return (s[1] - s[0] <= EXACT_DEGENERACY_RTOL * s[1]) or (s[2] - s[1] <= EXACT_DEGENERACY_RTOL * s[2])
+
+
+def degenerate(s: np.ndarray) -> np.ndarray:
+    """Batched :func:`degenerate_row` for ascending ``s`` of shape (N, 3)."""
+    s = np.asarray(s, dtype=np.float64)
+    return ((s[:, 1] - s[:, 0] <= EXACT_DEGENERACY_RTOL * s[:, 1])
+            | (s[:, 2] - s[:, 1] <= EXACT_DEGENERACY_RTOL * s[:, 2]))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _takagi_phase_from_rows(a, u, s, tol):  # pragma: no cover - compiled
     """Turn left singular vectors ``u`` of a symmetric ``M`` into its Takagi factor, in place.
 
     ``a = u^dagger M`` (as an SVD row kernel leaves it).  ``c = u^dagger M u^* = a u^*`` must be
     diagonal (to ``tol * s_max``; ``c`` is symmetric, so six entries); column ``k`` is multiplied
-    by ``e^{i arg(c_kk)/2}``.  Returns ``False`` (``u`` untouched) when ``c`` is not diagonal.
+    by ``e^{i arg(c_kk)/2}``.  Returns ``False`` (``u`` untouched) when ``c`` is not diagonal, or
+    when two values vanish (``s[1] == 0``: a massless block, the zero matrix included, whose
+    mixing is undefined although ``c`` is trivially diagonal).
     """
+    if not (s[1] > 0.0):
+        return False
     lim = tol * s[2]
     lim2 = lim * lim
     for i in range(3):
@@ -381,21 +406,21 @@ def takagi_row(mm, a, u, s, tol, method):  # pragma: no cover - compiled
     _fill_nan(u, s)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _svd_left_kernel(m, u, s, method):  # pragma: no cover - compiled
     a = np.empty((3, 3), np.complex128)
     for b in range(m.shape[0]):
         svd_left_row(m[b], a, u[b], s[b], method)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _takagi_kernel(m, u, s, tol, method):  # pragma: no cover - compiled
     a = np.empty((3, 3), np.complex128)
     for b in range(m.shape[0]):
         takagi_row(m[b], a, u[b], s[b], tol, method)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _takagi_phases_kernel(mm, u, s, tol):  # pragma: no cover - compiled
     """Phase-fix precomputed left singular vectors (the LAPACK path); NaN where degenerate."""
     a = np.empty((3, 3), np.complex128)
@@ -428,7 +453,15 @@ def svd_left(m: np.ndarray, backend: str = "numba") -> tuple[np.ndarray, np.ndar
     if backend == "lapack":
         bad = ~np.isfinite(m).all(axis=(1, 2))
         safe = np.where(bad[:, None, None], 0.0, m)
-        uu, ss, _ = np.linalg.svd(safe)
+        try:
+            uu, ss, _ = np.linalg.svd(safe)
+        except np.linalg.LinAlgError:  # one row did not converge: isolate it, NaN for that row only
+            uu, ss = np.empty_like(safe), np.empty(safe.shape[:2])
+            for k, mat in enumerate(safe):
+                try:
+                    uu[k], ss[k], _ = np.linalg.svd(mat)
+                except np.linalg.LinAlgError:
+                    bad[k] = True
         u = np.ascontiguousarray(uu[:, :, ::-1])
         s = np.ascontiguousarray(ss[:, ::-1])
         u[bad] = np.nan
@@ -441,7 +474,8 @@ def takagi(m: np.ndarray, backend: str = "numba") -> tuple[np.ndarray, np.ndarra
     """Takagi factorisation of a batch of complex symmetric matrices.
 
     Returns ``(W, s)`` with ``W^dagger m W^* = diag(s)``, ``s`` ascending and non-negative.
-    Rows with exactly degenerate non-zero singular values, or non-finite input, are NaN.
+    Rows with exactly degenerate non-zero singular values, two zero values (e.g. the zero
+    matrix), or non-finite input, are NaN.
     """
     m = _as_batch(m)
     if backend in _METHODS:
@@ -501,13 +535,13 @@ def congruence_row(u, m, t, out):  # pragma: no cover - compiled
     adjoint_product_row(u, t, out)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _adjoint_product_kernel(a, b, out):  # pragma: no cover - compiled
     for n in range(a.shape[0]):
         adjoint_product_row(a[n], b[n], out[n])
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _congruence_kernel(u, m, out):  # pragma: no cover - compiled
     t = np.empty((3, 3), np.complex128)
     for n in range(u.shape[0]):

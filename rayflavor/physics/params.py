@@ -3,7 +3,7 @@
 Both models take a ``(N, P)`` float64 matrix whose columns follow the model's ``PARAMETERS``.
 :func:`to_matrix` builds it from any mapping of column name -> 1-D array (a Parquet table, a
 polars frame's columns, a dict) and raises :class:`ParameterError` with one line naming the
-problem: a missing column, a non-numeric column, a NaN, a non-integer charge, a value outside
+problem: a missing column, a non-numeric (or bool) column, a NaN, a non-integer charge, a value outside
 its domain.
 """
 
@@ -40,7 +40,9 @@ def to_matrix(
         col = np.asarray(columns[name])
         if col.ndim != 1:
             raise ParameterError(f"column {name!r} is not one-dimensional")
-        if col.dtype.kind not in "biuf":
+        if col.dtype.kind == "b":  # True/False are not parameter values, whatever numpy casts them to
+            raise ParameterError(f"column {name!r} has type bool, expected a number")
+        if col.dtype.kind not in "iuf":
             raise ParameterError(f"column {name!r} has type {col.dtype}, expected a number")
         col = col.astype(np.float64)
         if out is None:

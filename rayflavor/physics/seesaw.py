@@ -132,8 +132,18 @@ def evaluate(
     perm = _PERMS.get(ordering)
     if perm is None:
         raise ValueError(f"ordering must be 'NO' or 'IO', not {ordering!r}")
+    require_data(data, ordering)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != len(PARAMETERS):
+        raise ValueError(f"expected parameter rows of shape (N, {len(PARAMETERS)}); got {x.shape}")
     if backend == "numba":
-        return _evaluate_fused(np.asarray(x, dtype=np.float64), perm, ordering, data)
+        return _evaluate_fused(x, perm, ordering, data)
+    with np.errstate(all="ignore"):  # rows that overflow or are singular become NaN and invalid
+        return _evaluate_numpy(x, perm, ordering, data, backend)
+
+
+def _evaluate_numpy(x: np.ndarray, perm: np.ndarray, ordering: str, data: DataSet, backend: str) -> dict[str, np.ndarray]:
+    """``evaluate`` as a batched numpy composition with ``backend`` decompositions (the reference)."""
     w, s = linalg.takagi(mass_matrix(x), backend=backend)
     u, m = np.conj(w[:, :, perm]), s[:, perm]
     out: dict[str, np.ndarray] = {"m1": m[:, 0], "m2": m[:, 1], "m3": m[:, 2]}
@@ -156,9 +166,8 @@ def evaluate(
     out["m_bb"] = np.abs(np.sum(u[:, 0, :] ** 2 * m, axis=1))  # eq. 2.9 = |sum_i U_ei^2 m_i|
     out["m_beta"] = np.sqrt(np.sum(absu[:, 0, :] ** 2 * msq, axis=1))  # eq. 2.10
     out["m_sum"] = m.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["label_log10_dm21"] = np.log10(out["dm21"])
-        out["label_log10_dm3l"] = np.log10(np.abs(out["dm3l"]))
+    out["label_log10_dm21"] = np.log10(out["dm21"])
+    out["label_log10_dm3l"] = np.log10(np.abs(out["dm3l"]))
     _score(out, data, ordering)
     return out
 
@@ -197,6 +206,13 @@ def _score(out: dict[str, np.ndarray], data: DataSet, ordering: str) -> None:
     finite = np.isfinite(out["m1"]) & np.isfinite(out["m2"]) & np.isfinite(out["m3"])
     out["solution"] = solution & finite
     out["valid"] = out["solution"].copy()
+
+
+def require_data(data: DataSet, ordering: str = "NO") -> None:
+    """Raise :class:`~.data.DataError` (one line) unless ``data`` holds every chi2 term of
+    :data:`seesaw_kernel.CHI2_TERMS` for ``ordering``, each with a 3 sigma window (e.g. the FN data
+    set ``nufit-6.0+pdg-2024`` has no |U| entries)."""
+    data.require(seesaw_kernel.CHI2_TERMS, (ordering,), windows=seesaw_kernel.CHI2_TERMS)
 
 
 def solution_windows(data: DataSet, ordering: str = "NO") -> np.ndarray:

@@ -6,6 +6,11 @@ Per row: ``m_nu`` from the 23 parameters (eq. 2.2), its Takagi factorisation
 the chi2 terms and the 3 sigma test -- without any intermediate batch array.  This is
 ``seesaw.evaluate(backend="numba")``; the numpy composition in :mod:`.seesaw` (``"lapack"``,
 ``"jacobi"``) is the reference the tests hold it to.  Conventions are those of :mod:`.seesaw`.
+
+No row raises (numpy error model): a singular, overflowing or massless row (``Y = 0``) comes
+back with NaN observables and ``solution = False``, the other rows of the batch unaffected.
+numba's on-disk cache keys a kernel on its own source file only: after editing the row
+functions it inlines (:mod:`.linalg`, :mod:`.mixing`) delete ``rayflavor/physics/__pycache__/*.nb[ic]``.
 """
 
 from __future__ import annotations

@@ -2,12 +2,28 @@
 
 Writes are atomic: the file is written under a temporary name in the target directory and
 moved into place with :func:`os.replace`, so a killed process never leaves a truncated file.
+
+* **Targets.** Only a regular file (replaced) or a new path is written; a device, FIFO, socket
+  or directory is refused with :class:`TableError` (one line) before anything is written.  A
+  symbolic link is followed: the file it points to is replaced, the link stays.
+* **Temporary files** are named ``.<name>.<pid>-<n>@<host>.tmp`` beside ``<name>``
+  (:func:`temporary_path`), so they are easy to find (``ls -a``) and to attribute.  A process
+  killed mid-write (SIGKILL, out of memory, power loss) leaves one behind; the next write to
+  the same target removes it when it is *stale*: written by a process of this host that is no
+  longer running, or (other hosts, older formats) untouched for :data:`STALE_SECONDS`.
+  :func:`stale_temporaries` lists them.
+* **Permissions.** Files are created with mode ``0666 & ~umask`` like any file a shell creates
+  (so ``umask 022`` gives 0644 and others on a shared volume can read results).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-import tempfile
+import re
+import socket
+import stat
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -15,17 +31,31 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+#: A temporary file of another host (or of an older naming) is removed once untouched this long.
+STALE_SECONDS = 3600.0
+_TMP_TAG = re.compile(r"^(?P<pid>\d+)-(?P<n>\d+)@(?P<host>[A-Za-z0-9._-]+)$")
+_counter = itertools.count()
+
 
 class TableError(ValueError):
-    """An input file that cannot be used: missing, not Parquet, or empty."""
+    """An input file that cannot be used (missing, not Parquet, empty) or an output path that
+    must not be written (a device, FIFO, socket or directory)."""
 
 
 def read_columns(path: str | Path) -> dict[str, np.ndarray]:
     """All columns of a Parquet file as numpy arrays (raises :class:`TableError`)."""
     path = Path(path)
+    if path.is_dir():
+        raise TableError(f"{path}: is a directory, not a Parquet file")
+    if path.exists() and not path.is_file():
+        raise TableError(f"{path}: not a regular file")
     if not path.is_file():
         raise TableError(f"{path}: no such file")
     try:
+        names = pq.read_schema(path).names
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise TableError(f"{path}: column name(s) {', '.join(map(repr, dup))} appear more than once")
         table = pq.read_table(path)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise TableError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
@@ -49,23 +79,104 @@ def to_arrow(columns: Mapping[str, np.ndarray]) -> pa.Table:
     return pa.table(arrays)
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname() or "localhost")
+
+
+def writable_target(path: str | Path) -> Path:
+    """The file a write to ``path`` replaces (symbolic links followed); :class:`TableError` if
+    that exists and is not a regular file (device, FIFO, socket, directory) or its directory
+    is not a directory.  Nothing is created."""
+    path = Path(path)
+    target = Path(os.path.realpath(path))
+    try:
+        st = target.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        parent = target.parent
+        while not parent.exists():  # the first existing ancestor must be a directory
+            parent = parent.parent
+        if not parent.is_dir():
+            raise TableError(f"{path}: cannot create it, {parent} is not a directory") from None
+        return target
+    except OSError as exc:
+        raise TableError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise TableError(f"{path}: is a directory; give a file name")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a character device" if stat.S_ISCHR(st.st_mode) else "a block device" if stat.S_ISBLK(st.st_mode)
+                else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a special file")
+        raise TableError(f"{path}: is {kind}, not a regular file; refusing to replace it")
+    return target
+
+
+def temporary_path(path: str | Path) -> Path:
+    """A fresh temporary name beside ``path``: ``.<name>.<pid>-<n>@<host>.tmp``."""
+    path = Path(path)
+    return path.parent / f".{path.name}.{os.getpid()}-{next(_counter)}@{_host()}.tmp"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # another user's process (or an absurd pid: not ours to judge)
+    return True
+
+
+def stale_temporaries(path: str | Path, *, now: float | None = None) -> list[Path]:
+    """Temporary files of earlier writes to ``path`` that no running process will finish:
+    of this host and a process that is gone, or untouched for :data:`STALE_SECONDS`."""
+    path = Path(path)
+    now = time.time() if now is None else now
+    host = _host()
+    prefix = f".{path.name}."
+    out = []
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+    except OSError:
+        return []
+    for p in candidates:
+        m = _TMP_TAG.match(p.name[len(prefix):-len(".tmp")])
+        try:
+            old = now - p.lstat().st_mtime > STALE_SECONDS
+        except OSError:
+            continue
+        if m and m["host"] == host:
+            pid = int(m["pid"])
+            if (pid != os.getpid() and not _pid_alive(pid)) or (pid == os.getpid() and old):
+                out.append(p)
+        elif old:
+            out.append(p)
+    return sorted(out)
+
+
 def replace_atomically(path: str | Path, write: Callable[[str], object], *, fsync: bool = False) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place with
-    :func:`os.replace`; ``fsync`` forces the bytes to disk first.  Temporary names end in ``.tmp``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    :func:`os.replace`; ``fsync`` forces the bytes to disk first.
+
+    Refuses (:class:`TableError`) a target that exists and is not a regular file; removes the
+    stale temporaries of earlier, killed writes to the same target; the new file's mode honours
+    the umask.  Returns ``path`` as given.
+    """
+    target = writable_target(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for old in stale_temporaries(target):
+        old.unlink(missing_ok=True)
+    tmp = temporary_path(target)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0666 & ~umask, as a shell would
     try:
-        write(tmp)
+        write(str(tmp))
         if fsync:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        writable_target(target)  # still a regular file or absent (not swapped for a device meanwhile)
+        os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
+    return Path(path)
 
 
 def write_atomic(table: pa.Table, path: str | Path, **kwargs) -> Path:
