@@ -236,3 +236,9 @@ def test_resume_refuses_changed_settings_and_missing_scan(tmp_path):
     (out / "scan.json").write_json({"settings": configfile.to_mapping(ScanSettings(seed=1))})
     res = CliRunner().invoke(scan, ["--resume", "--out", out.uri, "--islands", "9"])
     assert res.exit_code == 2 and "islands cannot change" in res.output, res.output
+
+
+def test_missing_bucket_is_one_line_and_writes_nothing(s3_bucket):
+    res = CliRunner().invoke(scan, ["--out", s3_bucket + "-missing/scan", "--no-live", "--seed", "1", "--data", RELAXED])
+    assert res.exit_code == 2 and "bucket does not exist" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1
