@@ -88,7 +88,7 @@ SETTING_OF = {
     "islands": "islands", "seed": "seed", "data_name": "data", "time_limit": "time_limit",
     "regime": "island.regime", "ordering": "island.ordering", "max_exponent": "island.max_exponent",
     "mass_tolerance": "island.mass_tolerance", "log10_lambda": "island.log10_lambda",
-    "pop_size": "island.pop_size", "max_generations": "island.max_generations",
+    "pop_size": "island.pop_size",
     "target_valid": "island.target_valid", "patience": "island.patience",
 }
 
@@ -120,8 +120,9 @@ PRESETS_HELP = (
     "neighbourhoods of valid models; 'paper' is the FN paper's plain configuration (pymoo "
     "defaults, 17 objectives, population 156, SBX + PM on all genes).  Settings come from the "
     "dataclass defaults < the preset < --config FILE (TOML/JSON; a stored OUT/scan.json repeats a "
-    "scan) < options given on the command line.  Run control without an option (set it in "
-    "--config): chunk_seconds, flush_rows, flush_seconds (an island commits a part when that many "
+    "scan) < options given on the command line.  Settings without an option (set them in "
+    "--config; [island] table for the island's): island.max_generations, island.restarts (fresh "
+    "populations after a stall before the island stops), chunk_seconds, flush_rows, flush_seconds (an island commits a part when that many "
     "models wait or that long passed), max_restarts (restarts of a lost island actor from its "
     "checkpoint), backlog (island actors submitted to Ray at once; default max(2 x cluster CPUs, 64), "
     "the rest queue in the driver)."
@@ -149,12 +150,11 @@ PRESETS_HELP = (
               help="Fix log10(Lambda/GeV) instead of searching its range.")
 @click.option("--pop-size", type=click.IntRange(min=4), default=_island_default("pop_size"),
               help="Population per island (default: the preset's).")
-@click.option("--max-generations", type=click.IntRange(min=1), default=_island_default("max_generations"), show_default=True,
-              help="Stop an island after this many generations.")
 @click.option("--target-valid", type=click.IntRange(min=1), default=_island_default("target_valid"), show_default=True,
               help="Stop an island at this many unique valid models.")
 @click.option("--patience", type=click.IntRange(min=1), default=_island_default("patience"), show_default=True,
-              help="Generations without improvement before an island stalls.")
+              help="Generations without improvement before an island restarts with a fresh population "
+                   "(island.restarts times), then stops.")
 @click.option("--time-limit", type=Duration(), default=_scan_default("time_limit"),
               help="Wall-clock limit of this run, e.g. 90s, 10m, 2h (islands are stopped and commit; "
                    "one that does not answer within the limit plus a grace is killed, its last checkpoint stands).")
@@ -172,7 +172,7 @@ PRESETS_HELP = (
 @click.option("--live/--no-live", default=True, help="Live progress view (a table on a terminal, lines otherwise).")
 @click.pass_context
 def scan(ctx, preset_name, method, config, islands, regime, ordering, max_exponent, mass_tolerance, log10_lambda,
-         pop_size, max_generations, target_valid, patience, time_limit, seed, data_name, out, address, resume, live):
+         pop_size, target_valid, patience, time_limit, seed, data_name, out, address, resume, live):
     """Scan two-flavon FN models with NSGA-III islands on Ray; valid models go to OUT.
 
     OUT gets scan.json (the settings whole, seeds, versions, status, the node of every island
