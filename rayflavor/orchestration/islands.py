@@ -258,8 +258,7 @@ class ScanResult:
 @dataclass
 class _Slot:
     actor: Any
-    ref: Any
-    kind: str  # "start" | "run" | "stop"
+    ref: Any  # the actor's call in flight (start or run)
 
 
 def _summary(s: dict) -> dict:
@@ -268,8 +267,8 @@ def _summary(s: dict) -> dict:
 
 
 def island_statuses_from_store(out: Location, settings: ScanSettings) -> dict[int, dict]:
-    """Per island: the status stored with its last checkpoint (``None`` entries for islands that
-    never committed one)."""
+    """Per island: the status stored with its last checkpoint (state ``done`` after a final stop,
+    else ``queued``; islands that never committed one are ``queued`` with no starts)."""
     st: dict[int, dict] = {}
     for i in range(settings.islands):
         loaded = IslandStore(out, i).load()
@@ -346,7 +345,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
         return max(0.0, min(settings.chunk_seconds, deadline - time.monotonic()))
 
     def assign(i: int, actor) -> None:
-        slots[i] = _Slot(actor, actor.start.remote(i, settings.island_seed(i)), "start")
+        slots[i] = _Slot(actor, actor.start.remote(i, settings.island_seed(i)))
         statuses[i].update(state="pending")
         statuses[i].setdefault("submitted_at", time.time())
 
@@ -396,7 +395,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                         finish(i, "done")
                         continue
                     statuses[i]["state"] = "running"
-                    slots[i] = _Slot(slot.actor, slot.actor.run.remote(i, settings.island_seed(i), chunk()), "run")
+                    slots[i] = _Slot(slot.actor, slot.actor.run.remote(i, settings.island_seed(i), chunk()))
                 progress.update(statuses, time.monotonic() - t0)
                 if time.monotonic() - last_json > 10.0:
                     last_json = time.monotonic()
