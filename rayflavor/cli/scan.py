@@ -1,6 +1,8 @@
-"""``rayflavor scan``, ``rayflavor dedupe`` and ``rayflavor bench scan`` (thin click layer).
+"""``rayflavor scan`` and ``rayflavor bench scan`` (thin click layer; the settings are
+:class:`~rayflavor.orchestration.scan_settings.ScanSettings`).  The ``dedupe`` command here is the
+earlier one, kept while ``cli/main.py`` imports it (``rayflavor.cli.dedupe`` replaces it).
 
-Bad input exits with code 2 and one line (click usage errors).
+Bad input exits with code 2 and one line (click usage errors, :class:`UserError`).
 """
 
 from __future__ import annotations
@@ -236,7 +238,12 @@ def scan(ctx, preset_name, method, config, islands, regime, ordering, max_expone
             raise UserError(f"--out: {loc.uri} already holds a scan; use --resume or another --out")
         click.echo(f"{'resuming' if resume else 'scan'} {loc.uri}: {settings.islands} islands, seed {settings.seed}")
         result = run_scan(settings, loc, live=live, echo=click.echo, lease=lease)
-        counts = run_dedupe(loc, settings.data, lease=lease.lease)
+        try:
+            counts = run_dedupe(loc, settings.data, lease=lease.lease,
+                                warn=lambda m: click.echo(f"warning: {m}", err=True))
+        except (ValueError, OSError) as exc:  # DedupeError, StorageError: the scan's commits stand
+            raise UserError(f"dedupe after the scan failed ({str(exc).splitlines()[0]}); the committed "
+                            f"models are in {loc.uri}/islands, retry with 'rayflavor dedupe {loc.uri}'") from None
     click.echo(counts.line())
     click.echo(f"models: {(loc / 'models.parquet').uri}")
     if result.interrupted:
