@@ -194,3 +194,25 @@ def test_an_unreadable_island_checkpoint_is_named_and_counted_not_fatal(scan):
     warned = []
     c = dedupe(str(scan), DATA, warn=warned.append)
     assert c.damaged == 1 and c.found == 2000 and any(ck.uri in w and "island 2 skipped" in w for w in warned)
+
+
+def test_dedupe_estimates_how_much_of_the_space_the_islands_have_seen(scan):
+    """The Chao2 estimate printed by dedupe uses the island incidence of every committed row
+    (not only the kept ones): recomputed here from the parts with numpy."""
+    from click.testing import CliRunner
+
+    from rayflavor.analysis.richness import chao2
+
+    rows = pl.concat([pl.from_arrow(p.read_parquet()) for p in committed_parts(resolve(scan))])
+    from rayflavor.physics import fn
+
+    q = rows.select(list(fn.CHARGES)).to_numpy()
+    expect = chao2(rows["island"].to_numpy(), q)
+    c = dedupe(str(scan), DATA, compact=False)
+    r = c.richness_unique
+    assert (r.observed, r.singletons, r.doubletons, r.units) == (expect.observed, expect.singletons,
+                                                                 expect.doubletons, 3)
+    assert r.observed == UNIQUE and r.estimate == pytest.approx(expect.estimate)
+    assert c.richness_light.observed == c.light_textures
+    out = CliRunner().invoke(dedupe_cmd, [str(scan), "--data", DATA, "--no-compact"])
+    assert out.exit_code == 0 and "estimated reachable" in out.output and "Chao2 over 3 islands" in out.output

@@ -58,6 +58,8 @@ def dedupe(out, data_name, compact):
     except (DedupeError, StorageError) as exc:
         raise UserError(str(exc)) from None
     click.echo(f"{counts.parts} part files: {counts.line()}")
+    for line in counts.richness_lines():
+        click.echo(line)
     if counts.compaction:
         click.echo(counts.compaction)
     click.echo(f"models: {(loc / 'models.parquet').uri}")

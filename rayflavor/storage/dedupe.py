@@ -63,6 +63,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from rayflavor.analysis.richness import Richness, chao2_from_counts
 from rayflavor.physics import data as fndata
 from rayflavor.physics import fn
 from rayflavor.storage import lease as lease_mod
@@ -95,6 +96,8 @@ class Counts:
     parts: int = 0  # committed, undamaged parts read
     compaction: str = ""  # what compaction did ("" when not asked)
     damaged_parts: tuple[str, ...] = field(default=())  # "uri: reason" each
+    richness_light: Richness | None = None  # Chao2 over islands: light textures the settings can reach
+    richness_unique: Richness | None = None  # the same for charge assignments
 
     def line(self) -> str:
         s = (
@@ -104,6 +107,14 @@ class Counts:
         if self.damaged:
             s += f"  damaged parts skipped {self.damaged} (named in the warnings)"
         return s
+
+    def richness_lines(self) -> list[str]:
+        """How much of the reachable model space the scan has seen (:mod:`rayflavor.analysis.richness`)."""
+        out = []
+        for r, what in ((self.richness_light, "light textures"), (self.richness_unique, "charge assignments")):
+            if r is not None:
+                out.append(r.line(what))
+        return out
 
 
 def _pull(col: str, central: float, minus: float, plus: float) -> pl.Expr:
@@ -269,8 +280,18 @@ def _find_unreadable(parts: list[Location]) -> dict[str, str]:
         return {u: r for u, r in pool.map(full, parts) if r}
 
 
-def _dedupe_to_file(parts: list[Location], columns: list[str], ds, target: Path) -> tuple[int, int, int, int]:
-    """Write the winners of ``parts`` to the local file ``target``; (found, unique, textures, light)."""
+def _incidence(lf: pl.LazyFrame, keys: list[pl.Expr]) -> np.ndarray:
+    """For each distinct key, the number of islands whose rows hold it (streamed)."""
+    names = [f"k{j}" for j in range(len(keys))]
+    return (lf.select(pl.col("island"), *[k.alias(n) for k, n in zip(keys, names)]).unique()
+            .group_by(names).agg(pl.len().alias("islands")).select("islands")
+            .collect(engine="streaming")["islands"].to_numpy())
+
+
+def _dedupe_to_file(parts: list[Location], columns: list[str], ds, target: Path) -> tuple:
+    """Write the winners of ``parts`` to the local file ``target``; (found, unique, textures, light,
+    island incidence of the light textures, island incidence of the charge assignments) -- the
+    incidences for :func:`rayflavor.analysis.richness.chao2_from_counts`."""
     if parts:
         lf = _source_frame([p.polars_source() for p in parts], columns)
     else:  # nothing found: an empty models.parquet, so readers see "0 models", not a missing file
@@ -294,7 +315,9 @@ def _dedupe_to_file(parts: list[Location], columns: list[str], ds, target: Path)
     written = pl.scan_parquet(target)
     textures = written.select(e).unique().select(pl.len()).collect(engine="streaming").item()
     light_n = written.select(light).unique().select(pl.len()).collect(engine="streaming").item()
-    return found, winners.height, textures, light_n
+    inc_light = _incidence(lf, light)
+    inc_unique = _incidence(lf, [pl.col(c).cast(pl.Int16) for c in charges])
+    return found, winners.height, textures, light_n, inc_light, inc_unique
 
 
 def _publish(target: Path, dest: Location) -> None:
@@ -380,7 +403,7 @@ def dedupe(out: Location | str, data_name: str = fn.DEFAULT_DATA, *, compact: bo
     tmp = _scratch(dest)
     try:
         try:
-            found, unique, tex, light = _dedupe_to_file(parts, columns, ds, tmp)
+            found, unique, tex, light, inc_light, inc_unique = _dedupe_to_file(parts, columns, ds, tmp)
         except (pl.exceptions.PolarsError, OSError, pa.ArrowException) as exc:
             bad = _find_unreadable(parts)  # a corrupt page behind a readable footer
             if not bad:
@@ -389,13 +412,15 @@ def dedupe(out: Location | str, data_name: str = fn.DEFAULT_DATA, *, compact: bo
                 warn(f"{uri}: damaged part, {reason}; skipped")
                 damaged_now.append(f"{uri}: {reason}")
             parts = [p for p in parts if p.uri not in bad]
-            found, unique, tex, light = _dedupe_to_file(parts, columns, ds, tmp)
+            found, unique, tex, light, inc_light, inc_unique = _dedupe_to_file(parts, columns, ds, tmp)
         _publish(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
     damaged = tuple(damaged_now + damaged_before + broken)
+    m = len(islands)  # every island that ran is a sampling unit, also one that found nothing
     return Counts(found, unique, found - unique, tex, light, damaged=len(damaged), parts=len(parts),
-                  compaction=note, damaged_parts=damaged)
+                  compaction=note, damaged_parts=damaged, richness_light=chao2_from_counts(inc_light, m),
+                  richness_unique=chao2_from_counts(inc_unique, m))
 
 
 # ----------------------------------------------------------------------------- synthetic scans
