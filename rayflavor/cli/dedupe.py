@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from rayflavor.cli.common import UserError, load_data
-from rayflavor.cli.scan import OneLineCommand
+from rayflavor.cli.common import OneLineCommand
 
 
 def stored_data_name(doc: dict, where: str) -> str | None:

@@ -1,6 +1,6 @@
 """``rayflavor scan`` and ``rayflavor bench scan`` (thin click layer; the settings are
-:class:`~rayflavor.orchestration.scan_settings.ScanSettings`).  The ``dedupe`` command here is the
-earlier one, kept while ``cli/main.py`` imports it (``rayflavor.cli.dedupe`` replaces it).
+:class:`~rayflavor.orchestration.scan_settings.ScanSettings`; ``rayflavor dedupe`` is in
+:mod:`rayflavor.cli.dedupe`).
 
 Bad input exits with code 2 and one line (click usage errors, :class:`UserError`).
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from rayflavor.cli.common import UserError, load_data
+from rayflavor.cli.common import OneLineCommand, UserError, load_data
 from rayflavor.physics.fn import REQUIRED_DATA as REQUIRED
 
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhd]?)\s*$")
@@ -42,18 +42,6 @@ class Duration(click.ParamType):
             return parse_duration(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-
-
-class OneLineCommand(click.Command):
-    """Usage errors (bad option values) print as one ``Error: ...`` line, exit code 2."""
-
-    def make_context(self, info_name, args, parent=None, **extra):
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as exc:
-            if isinstance(exc, click.exceptions.NoArgsIsHelpError):
-                raise
-            raise UserError(exc.format_message()) from None
 
 
 def _check_data(ctx, param, value):
@@ -245,31 +233,12 @@ def scan(ctx, preset_name, method, config, islands, regime, ordering, max_expone
             raise UserError(f"dedupe after the scan failed ({str(exc).splitlines()[0]}); the committed "
                             f"models are in {loc.uri}/islands, retry with 'rayflavor dedupe {loc.uri}'") from None
     click.echo(counts.line())
+    for line in counts.richness_lines():
+        click.echo(line)
     click.echo(f"models: {(loc / 'models.parquet').uri}")
     if result.interrupted:
         click.echo("interrupted: OUT is consistent; continue with --resume", err=True)
         sys.exit(130)
-
-
-@click.command(cls=OneLineCommand)
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--data", "data_name", default=None, help="Data set for the distance to central values (default: the scan's).")
-def dedupe(out, data_name):
-    """Deduplicate a scan's part files into OUT/models.parquet and print the counts."""
-    from rayflavor.storage.dedupe import dedupe as run_dedupe
-    from rayflavor.storage.parquet import list_parts
-
-    if not (out / "islands").is_dir():
-        raise UserError(f"{out} is not a scan directory (no islands/)")
-    if data_name is None:
-        data_name = "nufit-6.0+pdg-2024"
-        if (out / "scan.json").is_file():
-            import json
-
-            doc = json.loads((out / "scan.json").read_text())
-            data_name = (doc.get("settings") or doc.get("config") or {}).get("data", data_name)
-    counts = run_dedupe(out, data_name)
-    click.echo(f"{len(list_parts(out))} part files: {counts.line()}")
 
 
 @click.command("scan", cls=OneLineCommand)

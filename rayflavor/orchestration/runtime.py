@@ -72,4 +72,5 @@ def ensure_ray(address: str | None = None) -> None:
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RayAddressError(f"--address {address}: {text}") from None
     else:
-        ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
+        # address="local": always a new embedded instance, never a cluster that `ray start` left on this machine
+        ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)
