@@ -144,7 +144,7 @@ def test_scan_dedupe_analyze_on_s3_with_a_killed_island(s3_bucket, tmp_path):
         while killed is None and time.monotonic() < deadline and proc.poll() is None:
             if committed_parts(resolve(uri)):
                 for p in psutil.process_iter(["pid", "cmdline"]):
-                    if any("IslandRunner" in part for part in (p.info["cmdline"] or [])):  # ray::IslandRunner.run
+                    if any("IslandActor" in part or "IslandRunner" in part for part in (p.info["cmdline"] or [])):
                         os.kill(p.info["pid"], signal.SIGKILL)
                         killed = p.info["pid"]
                         break
