@@ -21,8 +21,10 @@ A row that needs another process (a real SIGKILL, a Ray cluster) sets ``runner="
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -248,7 +250,51 @@ def _analysis_written(tmp: Path) -> None:
     assert figs and not list(tmp.rglob("analysis/.*"))
 
 
+# ------------------------------------------------------------------------------ scan rows' setups and checks
+
+
+def _file(name: str, text: str):
+    """setup: ``{tmp}/name`` with ``text``."""
+    def setup(tmp: Path) -> None:
+        (tmp / name).write_text(text)
+    return setup
+
+
+def _stored_scan(tmp: Path) -> None:
+    """{tmp}/scan: the scan.json of a stopped scan (settings stored whole)."""
+    from rayflavor.configfile import to_mapping
+    from rayflavor.orchestration.scan_settings import ScanSettings
+
+    (tmp / "scan").mkdir()
+    (tmp / "scan" / "scan.json").write_text(json.dumps({"status": "interrupted", "settings": to_mapping(ScanSettings(seed=1))}))
+
+
+def _running_scan(tmp: Path) -> None:
+    """{tmp}/scan: the lease of a scan running in another live process of this host (pid 1)."""
+    (tmp / "scan").mkdir()
+    (tmp / "scan" / "LOCK.json").write_text(json.dumps({
+        "owner": "rayflavor scan", "host": socket.gethostname(), "pid": 1, "token": "other",
+        "acquired_at": time.time(), "expires_at": time.time() + 600}))
+
+
+def _no_scan(tmp: Path) -> None:
+    assert not (tmp / "scan").exists()
+
+
+def _stored_scan_untouched(tmp: Path) -> None:
+    assert sorted(p.name for p in (tmp / "scan").iterdir()) == ["scan.json"]
+    assert json.loads((tmp / "scan" / "scan.json").read_text())["status"] == "interrupted"
+
+
+def _lease_untouched(tmp: Path) -> None:
+    assert sorted(p.name for p in (tmp / "scan").iterdir()) == ["LOCK.json"]
+    assert json.loads((tmp / "scan" / "LOCK.json").read_text())["token"] == "other"
+
+
 AFTER: dict[str, Callable[[Path], None]] = {
+    "no scan written": _no_scan,
+    "stored scan untouched": _stored_scan_untouched,
+    "running scan's lease untouched": _lease_untouched,
     "no output": _no_output,
     "output written": lambda tmp: _output_rows(tmp),
     "overflowing rows NaN, others evaluated": _bad_rows_nan,
@@ -482,8 +528,47 @@ CASES: list[Case] = [
     Case("analyze-corrupt-scan-json", ("analyze", "{tmp}/scan"), 0, "scan.json: cannot be read", "no analysis written",
          _scan_dir("{not json", solutions=False)),
     # --- scan cases
-    # (scan helper: append Case(...) rows for `rayflavor scan`/`dedupe` here; Ray-free rows run
-    #  in-process, a row that needs Ray or a real signal sets runner="subprocess".)
+    # (Ray-free: every row fails before Ray starts and before OUT is created or touched)
+    Case("scan-islands-negative", ("scan", "--islands", "-1", "--out", "{tmp}/scan"), 2, "--islands", "no scan written"),
+    Case("scan-regime-unknown", ("scan", "--regime", "sideways", "--out", "{tmp}/scan"), 2, "--regime", "no scan written"),
+    Case("scan-data-missing", ("scan", "--data", "{tmp}/none.toml", "--out", "{tmp}/scan"), 2, "neither a shipped name",
+         "no scan written"),
+    Case("scan-time-limit-not-a-duration", ("scan", "--time-limit", "soon", "--out", "{tmp}/scan"), 2, "not a duration",
+         "no scan written"),
+    Case("scan-log10-lambda-nan", ("scan", "--log10-lambda", "nan", "--seed", "1", "--out", "{tmp}/scan"), 2,
+         "log10_lambda", "no scan written"),
+    Case("scan-log10-lambda-huge", ("scan", "--log10-lambda", "1e308", "--seed", "1", "--out", "{tmp}/scan"), 2,
+         "log10_lambda", "no scan written"),
+    Case("scan-mass-tolerance-nan", ("scan", "--mass-tolerance", "nan", "--seed", "1", "--out", "{tmp}/scan"), 2,
+         "mass_tolerance", "no scan written"),
+    Case("scan-mass-tolerance-above-1", ("scan", "--mass-tolerance", "1.5", "--seed", "1", "--out", "{tmp}/scan"), 2,
+         "mass_tolerance", "no scan written"),
+    Case("scan-pop-size-huge", ("scan", "--pop-size", "1000000", "--time-limit", "10s", "--out", "{tmp}/scan"), 2,
+         "pop_size", "no scan written"),
+    Case("scan-address-not-an-address", ("scan", "--address", "not an address", "--seed", "1", "--out", "{tmp}/scan"), 2,
+         "not a Ray address", "no scan written"),
+    Case("scan-address-unreachable", ("scan", "--address", "127.0.0.1:1", "--seed", "1", "--out", "{tmp}/scan"), 2,
+         "no Ray head answers", "no scan written"),
+    Case("scan-out-unsupported-scheme", ("scan", "--out", "ftp://host/scan", "--seed", "1"), 2, "unsupported URI scheme",
+         "no scan written"),
+    Case("scan-out-no-bucket", ("scan", "--out", "s3://", "--seed", "1"), 2, "no bucket", "no scan written"),
+    Case("scan-config-not-toml", ("scan", "--config", "{tmp}/c.toml", "--out", "{tmp}/scan"), 2, "not valid TOML",
+         "no scan written", _file("c.toml", "this is = not [ toml")),
+    Case("scan-config-negative-time-limit", ("scan", "--config", "{tmp}/c.toml", "--out", "{tmp}/scan"), 2,
+         "time_limit", "no scan written", _file("c.toml", "time_limit = -5.0\n")),
+    Case("scan-config-missing", ("scan", "--config", "{tmp}/none.toml", "--out", "{tmp}/scan"), 2, "no such file",
+         "no scan written"),
+    Case("scan-config-nan", ("scan", "--config", "{tmp}/c.toml", "--out", "{tmp}/scan"), 2, "mass_tolerance",
+         "no scan written", _file("c.toml", "[island]\nmass_tolerance = nan\n")),
+    Case("scan-config-unknown-setting", ("scan", "--config", "{tmp}/c.toml", "--out", "{tmp}/scan"), 2,
+         "unknown setting", "no scan written", _file("c.toml", "islandz = 3\n")),
+    Case("scan-preset-contradicts-method", ("scan", "--preset", "paper", "--method", "fast", "--out", "{tmp}/scan"), 2,
+         "contradicts", "no scan written"),
+    Case("scan-resume-nothing", ("scan", "--resume", "--out", "{tmp}/scan"), 2, "no scan to resume", "no scan written"),
+    Case("scan-resume-changes-settings", ("scan", "--resume", "--islands", "9", "--out", "{tmp}/scan"), 2,
+         "islands cannot change", "stored scan untouched", _stored_scan),
+    Case("scan-into-a-running-scan", ("scan", "--seed", "7", "--out", "{tmp}/scan"), 2, "in use by rayflavor scan",
+         "running scan's lease untouched", _running_scan),
     # --- diffusion cases
     # zero-row shards (a null-typed split column broke training): refused in one line
     Case("diffusion-dataset-shards-over-n", ("diffusion", "dataset", "--n", "20", "--shards", "30", "--out", "{tmp}/run"),

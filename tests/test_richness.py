@@ -80,3 +80,45 @@ def test_discovery_curve_counts_core_hours_of_parallel_islands():
     assert found.tolist() == [1, 2, 3]
     # "a" at 100 s: 2 x 100 core-s; "b" at 3600 s: 2 x 3600; "c" at 7200 s: island 0 stopped at 3600
     assert np.allclose(hours * 3600, [200.0, 7200.0, 10800.0])
+
+
+def test_scan_discovery_reads_committed_parts_and_island_starts(tmp_path):
+    """A synthetic 3-island scan whose islands started 100 s apart and found their models over
+    an hour: the curve ends at the number of distinct light textures, within the busy core-hours,
+    and the figure is drawn."""
+    from datetime import datetime, timedelta, timezone
+
+    import pyarrow as pa
+
+    from rayflavor.analysis.discovery import discovery_figure, scan_discovery
+    from rayflavor.storage.dedupe import dedupe, synthetic_parts
+    from rayflavor.storage.island_store import IslandStore, committed_parts
+    from rayflavor.storage.location import resolve
+
+    src = resolve(tmp_path / "synthetic")
+    synthetic_parts(src, 600, 3, rows_per_part=200, duplicate_fraction=0.2, seed=2)
+    out = resolve(tmp_path / "scan")
+    t0 = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    for i in range(3):
+        t = pa.concat_tables([p.read_parquet() for p in IslandStore(src, i).committed_parts()])
+        found = [t0 + timedelta(seconds=100 * i + 10 + 3000 * k / t.num_rows) for k in range(t.num_rows)]
+        t = t.set_column(t.schema.get_field_index("found_at"), "found_at", pa.array(found, pa.timestamp("us", tz="UTC")))
+        store = IslandStore(out, i)
+        store.load()
+        store.commit(t, {}, {}, {"wall_seconds": 3600.0, "starts": [{"at": (t0 + timedelta(seconds=100 * i)).isoformat()}]})
+    d = scan_discovery(out)
+    assert d is not None and d.core_hours == pytest.approx(3.0)
+    c = dedupe(out, "nufit-6.0+pdg-2024", compact=False)
+    assert d.found[-1] == c.light_textures == d.richness.observed
+    assert 0 < d.hours[0] and d.hours[-1] <= 3 * 3010 / 3600
+    assert np.all(np.diff(d.hours) >= 0)
+    assert discovery_figure(d, tmp_path).is_file()
+    assert len(committed_parts(out)) == 3
+    from click.testing import CliRunner
+
+    from rayflavor.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["analyze", out.uri])
+    assert r.exit_code == 0, r.output
+    assert "discovery: light textures:" in r.output and "Chao2 over 3 islands" in r.output
+    assert (tmp_path / "scan" / "analysis" / "fn_discovery.png").is_file()

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import io
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
-from rayflavor.methods.ga.island import Island, IslandConfig
+from rayflavor.methods.ga.island import (
+    ENGINES,
+    ISLAND_PRESETS,
+    METHODS,
+    FastIsland,
+    PaperIsland,
+    island_from_state,
+    make_island,
+    restart_seed,
+)
 from rayflavor.methods.ga.problem import N_GENES, Space, decode, encode
 from rayflavor.physics import data, fn
 from rayflavor.storage.dedupe import dedupe
@@ -26,7 +39,7 @@ def test_decode_respects_the_domains():
     assert np.allclose(decode(encode(x), sp), x)
 
 
-def _run(isl: Island, n: int) -> list[dict]:
+def _run(isl, n: int) -> list[dict]:
     out = []
     for _ in range(n):
         isl.step()
@@ -36,32 +49,166 @@ def _run(isl: Island, n: int) -> list[dict]:
     return out
 
 
+def _through_disk(isl, ds):
+    """The island rebuilt from its state after a trip through JSON and ``np.load(allow_pickle=False)``."""
+    meta, arrays = isl.get_state()
+    meta = json.loads(json.dumps(meta, allow_nan=False))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    buf.seek(0)
+    with np.load(buf, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return island_from_state(meta, arrays, ds)
+
+
+def _charge_rows(ms: list[dict]) -> list[tuple]:
+    return [tuple(r) for m in ms for r in np.column_stack([m[c] for c in fn.CHARGES]).tolist()]
+
+
+_TIMES = ("step_seconds", "eval_seconds", "refine_seconds", "first_valid_seconds")
+
+
+def _same_search(a, b) -> None:
+    assert a.algorithm.pop.get("X").tolist() == b.algorithm.pop.get("X").tolist()
+    assert a.algorithm.pop.get("F").tolist() == b.algorithm.pop.get("F").tolist()
+    sa, sb = a.status(), b.status()
+    assert {k: v for k, v in sa.items() if k not in _TIMES} == {k: v for k, v in sb.items() if k not in _TIMES}
+
+
 def test_checkpoint_resume_is_exact():
     ds = data.load(RELAXED)
-    cfg = IslandConfig(mass_tolerance=0.9, target_valid=10**6)
-    a = Island(cfg, ds, seed=1)
-    while a.c.n_found == 0 and a.generation < 150:
+    cfg = replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, target_valid=10**6)
+    a = make_island(cfg, ds, island=3, seed=1)
+    while a.status()["n_valid"] == 0 and a.generation < 150:
         _run(a, 1)
-    assert a.c.n_found > 0
-    b = Island.from_state(a.get_state(), ds)
+    assert a.status()["n_valid"] > 0
+    meta, arrays = a.get_state()
+    assert all(v.dtype.kind in "iuf" for v in arrays.values()) and arrays["found"].dtype == np.int8
+    b = _through_disk(a, ds)
+    assert type(b) is FastIsland and (b.island, b.seed, b.config) == (3, 1, cfg)
     ma, mb = _run(a, 4), _run(b, 4)
-    assert a.algorithm.pop.get("X").tolist() == b.algorithm.pop.get("X").tolist()
-    assert a.status()["n_valid"] == b.status()["n_valid"]
-    key = lambda ms: sorted(tuple(r) for m in ms for r in np.column_stack([m[c] for c in fn.CHARGES]).tolist())  # noqa: E731
-    assert key(ma) == key(mb)
+    _same_search(a, b)
+    assert sorted(_charge_rows(ma)) == sorted(_charge_rows(mb))
+
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_paper_checkpoint_resume_is_exact(k):
+    ds = data.load(RELAXED)
+    cfg = replace(ISLAND_PRESETS["paper"], pop_size=24, n_partitions=1, mass_tolerance=0.9)
+    a = make_island(cfg, ds, island=0, seed=5)
+    _run(a, k)
+    b = _through_disk(a, ds)
+    assert type(b) is PaperIsland
+    _run(a, 3), _run(b, 3)
+    _same_search(a, b)
+    norm_a, norm_b = a.algorithm.survival.norm, b.algorithm.survival.norm
+    assert norm_a.nadir_point.tolist() == norm_b.nadir_point.tolist()
 
 
 def test_found_models_reevaluate_valid_and_are_unique():
-    method = "fast"
     ds = data.load(RELAXED)
-    isl = Island(IslandConfig(method=method, mass_tolerance=0.9, pop_size=60, n_partitions=1, target_valid=15), ds, seed=1)
+    cfg = replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, pop_size=60, target_valid=15)
+    isl = make_island(cfg, ds, island=0, seed=1)
     ms = _run(isl, 200)  # stops at the target (72 generations with this seed)
-    assert isl.done and isl.c.stop_reason == "target-valid"
+    assert isl.done and isl.status()["stop_reason"] == "target-valid" and isl.n_pending == 0
     m = {k: np.concatenate([x[k] for x in ms]) for k in ms[0]}
     x = np.column_stack([m[p] for p in fn.PARAMETERS])
     res = fn.evaluate(x, data=ds, mass_tolerance=0.9)
     assert res["valid"].all()
-    assert len(np.unique(x[:, :18], axis=0)) == len(x) == isl.c.n_found == 15  # exactly the target
+    assert len(np.unique(x[:, :18], axis=0)) == len(x) == isl.status()["n_valid"] == 15  # exactly the target
+
+
+def test_stalled_island_restarts_and_drains_each_model_once():
+    ds = data.load(RELAXED)
+    cfg = replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, pop_size=40, patience=3, restarts=1000, target_valid=10**6)
+    isl = make_island(cfg, ds, island=0, seed=2)
+    drained, before, checked = [], None, False
+    while isl.generation < 150:
+        r = isl.status()["restarts"]
+        isl.step()
+        if isl.n_pending:
+            m = isl.drain()
+            assert isl.n_pending == 0 and isl.drain() is None
+            drained += [(g, c) for g, c in zip(m["generation"].tolist(), _charge_rows([m]))]
+        if isl.status()["restarts"] > r and drained and before is None:
+            before = len(drained)  # a restart after models were found
+            assert len(isl.restart_rows) == round(cfg.restart_keep * cfg.pop_size)
+            other = _through_disk(isl, ds)  # a checkpoint between the stall and the fresh run
+            ma, mb = _run(isl, 3), _run(other, 3)
+            _same_search(isl, other)
+            assert _charge_rows(ma) == _charge_rows(mb)
+            drained += [(g, c) for m in ma for g, c in zip(m["generation"].tolist(), _charge_rows([m]))]
+            checked = True
+        if before is not None and len(drained) > before + 2:
+            break
+    st = isl.status()
+    assert checked and len(drained) > before > 0
+    assert st["restarts"] >= 1 and not isl.done
+    hist = st["stop_history"]
+    assert len(hist) == st["restarts"] and all(h["reason"] == "patience" for h in hist)
+    assert [h["restart_seed"] for h in hist] == [restart_seed(2, k) for k in range(1, len(hist) + 1)]
+    assert hist[0]["seed"] == 2 and [h["seed"] for h in hist[1:]] == [h["restart_seed"] for h in hist[:-1]]
+    assert st["run_seed"] == hist[-1]["restart_seed"] != 2
+    charges = [c for _, c in drained]
+    assert len(set(charges)) == len(charges) == st["n_valid"]  # each model drained exactly once
+    json.dumps(st, allow_nan=False)
+
+
+def test_one_engine_per_method_and_the_fast_one_extends_the_papers():
+    assert sorted(ENGINES) == sorted(METHODS)
+    assert issubclass(FastIsland, PaperIsland) and FastIsland.step is PaperIsland.step
+    ds = data.load(RELAXED)
+    for name, cfg in ISLAND_PRESETS.items():
+        assert type(make_island(cfg, ds, island=0, seed=0)) is ENGINES[name]
+    with pytest.raises(ValueError, match="use make_island"):
+        PaperIsland(ISLAND_PRESETS["fast"], ds)
+
+
+def test_paper_preset_stops_on_patience_without_restarting():
+    ds = data.load(RELAXED)
+    cfg = replace(ISLAND_PRESETS["paper"], pop_size=20, n_partitions=1, patience=1)
+    isl = make_island(cfg, ds, island=0, seed=1)
+    _run(isl, 50)
+    st = isl.status()
+    assert st["stop_reason"] == "patience" and st["restarts"] == 0
+    assert st["stop_history"] == [{"reason": "patience", "generation": st["generation"], "seed": 1, "restart_seed": None}]
+
+
+def test_request_stop_and_resume():
+    ds = data.load(RELAXED)
+    isl = make_island(replace(ISLAND_PRESETS["fast"], pop_size=20, patience=5), ds, island=1, seed=4)
+    _run(isl, 2)
+    isl.request_stop("time-limit")
+    assert isl.done and isl.status()["stop_reason"] == "time-limit"
+    g = isl.generation
+    isl.step()
+    assert isl.generation == g  # a stopped island does not step
+    isl.request_stop("interrupted")  # already stopped: no-op
+    assert isl.status()["stop_history"][-1]["reason"] == "time-limit"
+    assert isl.resume() and not isl.done
+    assert isl.c.last_improvement == g  # patience counts from the resume
+    _run(isl, 1)
+    assert isl.generation == g + 1
+    isl.request_stop("max-generations")
+    assert not isl.resume() and isl.done  # only time-limit and interrupted resume
+    with pytest.raises(ValueError, match="unknown stop reason"):
+        isl.request_stop("tired")
+    json.dumps(isl.status(), allow_nan=False)
+
+
+def test_state_is_refused_while_models_are_pending_and_for_other_formats():
+    ds = data.load(RELAXED)
+    isl = make_island(replace(ISLAND_PRESETS["fast"], pop_size=20), ds, island=0, seed=1)
+    isl._pending.append({"generation": np.zeros(1)})
+    assert isl.n_pending == 1
+    with pytest.raises(RuntimeError, match="drain"):
+        isl.get_state()
+    isl.drain()
+    meta, arrays = isl.get_state()
+    with pytest.raises(ValueError, match="not an island state"):
+        island_from_state({**meta, "format": "rayflavor-island/1"}, arrays, ds)
+    with pytest.raises(ValueError, match="not numeric"):
+        island_from_state(meta, {**arrays, "queue": np.array(["x"])}, ds)
 
 
 def _models(x: np.ndarray, ds) -> dict[str, np.ndarray]:
@@ -75,7 +222,7 @@ def _models(x: np.ndarray, ds) -> dict[str, np.ndarray]:
 
 def test_dedupe_counts_on_a_hand_made_set(tmp_path):
     ds = data.load(RELAXED)
-    isl = Island(IslandConfig(mass_tolerance=0.9, target_valid=3), ds, seed=2)
+    isl = make_island(replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, target_valid=3), ds, island=0, seed=2)
     while not isl.done:
         isl.step()
     base = isl.drain()
@@ -94,7 +241,7 @@ def test_dedupe_counts_on_a_hand_made_set(tmp_path):
     c = dedupe(tmp_path, RELAXED)
     shifted = not np.array_equal(shift[0, :18], x0[0, :18])
     assert (c.found, c.duplicates) == (5, 1 if shifted else 2)
-    assert c.unique == 4 if shifted else 3
+    assert c.unique == (4 if shifted else 3)
     assert c.textures == 3  # the Q u d shift keeps every exponent
     assert c.light_textures == 2  # the N move changes n_nu, n_N but not the light spectrum
     kept = pl.read_parquet(tmp_path / "models.parquet")

@@ -1,4 +1,5 @@
-"""``rayflavor scan`` on real Ray (2 CPUs, shared fixture): scan, faults, resume, bad input."""
+"""``rayflavor scan`` on real Ray (2 CPUs, shared fixture): settings, scan, faults, resume, lease,
+time limit."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +17,21 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from rayflavor.cli.scan import dedupe, scan
+from rayflavor import configfile
+from rayflavor.cli.scan import SETTING_OF, build_settings, scan
+from rayflavor.methods.ga.island import ISLAND_PRESETS, IslandConfig
+from rayflavor.orchestration.scan_settings import ScanSettings
 from rayflavor.physics import data, fn
-from rayflavor.storage.parquet import list_parts
+from rayflavor.storage.island_store import committed_parts
+from rayflavor.storage.location import resolve
 
 RELAXED = str(Path(__file__).with_name("data_relaxed.toml"))
 FAST = ["--data", RELAXED, "--mass-tolerance", "0.9", "--no-live"]
-pytestmark = pytest.mark.ray
 
 
 def _rows(out: Path) -> pl.DataFrame:
-    return pl.read_parquet([str(p) for p in list_parts(out)])
+    parts = committed_parts(resolve(out))
+    return pl.read_parquet([p.uri for p in parts]) if parts else pl.DataFrame()
 
 
 def _assert_valid_and_unique(out: Path) -> pl.DataFrame:
@@ -36,85 +43,203 @@ def _assert_valid_and_unique(out: Path) -> pl.DataFrame:
     return df
 
 
+# ---------------------------------------------------------------------------------- settings (no Ray)
+def test_cli_and_library_defaults_are_the_same_objects():
+    params = {p.name: p for p in scan.params}
+    library = ScanSettings()
+    for param, setting in SETTING_OF.items():
+        if setting.startswith("island."):
+            expected = getattr(library.island, setting.split(".", 1)[1])
+        else:
+            expected = configfile.default(ScanSettings, setting)
+        assert params[param].default is expected, param
+    assert library.island == ISLAND_PRESETS["fast"] and configfile.default(ScanSettings, "island") is ISLAND_PRESETS["fast"]
+
+
+def test_settings_precedence_default_preset_config_option(tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("islands = 3\nflush_seconds = 5.0\n[island]\npatience = 50\ntarget_valid = 7\n")
+    ctx = scan.make_context("scan", ["--preset", "paper", "--config", str(cfg), "--patience", "9"])
+    s = build_settings(ctx, "paper", str(cfg))
+    assert s.island.method == "paper" and s.island.pop_size == ISLAND_PRESETS["paper"].pop_size  # preset
+    assert (s.islands, s.flush_seconds, s.island.target_valid) == (3, 5.0, 7)  # config over preset
+    assert s.island.patience == 9  # explicit option over config
+    assert s.chunk_seconds is configfile.default(ScanSettings, "chunk_seconds")  # untouched default
+    # a stored scan.json is a config file that gives back the same settings
+    stored = tmp_path / "scan.json"
+    out = resolve(tmp_path)
+    (out / "scan.json").write_json({"format": "x", "settings": configfile.to_mapping(replace(s, seed=4))})
+    ctx = scan.make_context("scan", ["--config", str(stored)])
+    assert build_settings(ctx, "fast", str(stored)) == replace(s, seed=4)
+
+
+def test_settings_validate_in_one_line():
+    with pytest.raises(ValueError, match="time_limit"):
+        ScanSettings(time_limit=float("nan"))
+    with pytest.raises(ValueError, match="islands"):
+        ScanSettings(islands=0)
+    assert ScanSettings().backlog_for(8) == 64 and ScanSettings().backlog_for(100) == 200
+    assert ScanSettings(backlog=5).backlog_for(100) == 5
+
+
+def test_second_scan_into_a_running_scans_out_is_refused(tmp_path):
+    import socket
+
+    out = resolve(tmp_path / "o")
+    # the lease of a scan running in another live process on this host (pid 1 is always alive)
+    (out / "LOCK.json").write_json({"owner": "rayflavor scan", "host": socket.gethostname(), "pid": 1,
+                                    "token": "other", "acquired_at": time.time(), "expires_at": time.time() + 60})
+    for extra in ([], ["--resume"]):
+        res = CliRunner().invoke(scan, ["--islands", "1", "--seed", "7", "--out", out.uri, *FAST, *extra])
+        assert res.exit_code == 2, res.output
+        assert ("in use by rayflavor scan" in res.output or "no scan to resume" in res.output), res.output
+        assert len(res.output.strip().splitlines()) == 1
+    assert out.list() == ["LOCK.json"]  # nothing written, the other scan's lease untouched
+
+
+def test_live_view_shows_states_nodes_restarts_and_stop_reasons():
+    import io
+
+    from rich.console import Console
+
+    from rayflavor.orchestration.progress import Progress, rich_table, table
+
+    statuses = {
+        0: {"seed": 1, "state": "running", "node": "abcdef0123", "generation": 10, "wall_seconds": 2.0, "n_valid": 3,
+            "restarts": 2, "starts": 2, "stop_history": [{"reason": "patience"}, {"reason": "patience"}]},
+        1: {"seed": 2, "state": "pending", "starts": 0},
+        2: {"seed": 3, "state": "done", "node": "99", "stop_reason": "target-valid", "n_valid": 100, "starts": 1,
+            "stop_history": [{"reason": "target-valid"}]},
+        3: {"seed": 4, "state": "queued"},
+    }
+    text = table(statuses, 12.0)
+    assert "patience x2" in text and "abcdef01 " in text and "target-valid" in text
+    assert "queued 1  pending 1  running 1  done 1" in text and "valid 103" in text
+    lines = []
+    p = Progress(4, live=True, echo=lines.append, every=0.0, tty=False)
+    with p:
+        p.update(statuses, 1.0)
+    p.final(statuses, 2.0)
+    assert lines[0].startswith("[    1.0 s] queued 1") and "restarts" in lines[1]
+    console = Console(file=io.StringIO(), width=160)
+    console.print(rich_table(statuses, 3.0))
+    assert "patience x2" in console.file.getvalue()
+
+
+# ---------------------------------------------------------------------------------- on Ray
+@pytest.mark.ray
 def test_short_scan_finds_valid_models(ray_session, tmp_path):
     out = tmp_path / "scan"
-    res = CliRunner().invoke(scan, ["--islands", "3", "--target-valid", "10", "--time-limit", "60s", "--seed", "1", "--out", str(out), *FAST])
+    res = CliRunner().invoke(scan, ["--islands", "3", "--target-valid", "10", "--time-limit", "90s", "--seed", "1",
+                                    "--out", str(out), *FAST])
     assert res.exit_code == 0, res.output
     assert "target-valid" in res.output and "unique" in res.output
     df = _assert_valid_and_unique(out)
     assert set(df["island"].to_list()) == {0, 1, 2} and df.height >= 30
-    assert (out / "models.parquet").is_file() and (out / "scan.json").is_file()
-    res = CliRunner().invoke(dedupe, [str(out)])
-    assert res.exit_code == 0 and f"found {df.height}" in res.output
+    assert (out / "models.parquet").is_file() and not (out / "LOCK.json").exists()  # lease released
+    doc = resolve(out / "scan.json").read_json()
+    s = configfile.from_mapping(ScanSettings, doc["settings"])
+    assert (s.islands, s.seed, s.island.target_valid, s.island.mass_tolerance) == (3, 1, 10, 0.9)
+    node = ray_session.get_runtime_context().get_node_id()
+    assert all(len(v) == 1 and v[0]["node_id"] == node for v in doc["island_starts"].values())
+    assert {v["stop_reason"] for v in doc["islands_status"].values()} == {"target-valid"}
 
 
+@pytest.mark.ray
 def test_killed_island_restarts_without_loss_or_duplicates(ray_session, tmp_path):
     from rayflavor.orchestration.islands import IslandActor
 
-    cfg = {"mass_tolerance": 0.9, "target_valid": 40}
-    actor = IslandActor.options(max_restarts=2, max_task_retries=2).remote(str(tmp_path), 0, 1, cfg, RELAXED, 0.2)
-    # short slices: stop at the first valid models, well before the target (an idle machine
-    # reached all 40 within one 3 s slice, and then there was nothing left to restart)
-    st = ray_session.get(actor.run.remote(0.5))
+    cfg = configfile.to_mapping(replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, target_valid=200))
+    actor = IslandActor.options(max_restarts=2, max_task_retries=2).remote(
+        str(tmp_path), cfg, data.load(RELAXED), 10**6, 0.2)
+    run = partial(actor.run.remote, 0, 1)
+    # short slices: stop at the first valid models, well before the target (a fast island once
+    # reached 40 within one 3 s slice, and then there was nothing left to restart)
+    st = ray_session.get(run(0.5))
     while st["n_valid"] == 0 and st["stop_reason"] is None:
-        st = ray_session.get(actor.run.remote(0.5))
-    before = st["n_valid"]
-    assert before > 0 and st["starts"] == 1 and st["stop_reason"] is None
+        st = ray_session.get(run(0.5))
+    st = ray_session.get(run(0.5))  # past one flush interval: models committed
+    before = _rows(tmp_path).select(list(fn.CHARGES)).rows()
+    assert before and st["starts"] == 1 and st["stop_reason"] is None
     os.kill(st["pid"], signal.SIGKILL)
     while st["stop_reason"] is None:
-        st = ray_session.get(actor.run.remote(2.0))
+        st = ray_session.get(run(2.0))  # the restarted actor reopens island 0 from its checkpoint
     assert st["starts"] == 2 and st["stop_reason"] == "target-valid"
     df = _assert_valid_and_unique(tmp_path)
-    assert df.height == st["n_valid"] >= before
+    assert set(before) <= set(df.select(list(fn.CHARGES)).rows()) and df.height == st["n_valid"]
     ray_session.kill(actor)
 
 
+@pytest.mark.ray
+def test_time_limit_kills_an_island_that_does_not_answer(ray_session, tmp_path):
+    """A step longer than the limit (like --pop-size 10**6 once did): the island is killed after
+    the grace, the scan ends on time, and the island's last checkpoint stands."""
+    from rayflavor.orchestration.bench import TinyIsland
+    from rayflavor.orchestration.islands import run_scan
+
+    settings = ScanSettings(islands=1, seed=0, time_limit=12.0, chunk_seconds=0.5)  # time to start the actor
+    t0 = time.monotonic()
+    res = run_scan(settings, str(tmp_path), live=False, echo=lambda *_: None, stop_grace=1.0,
+                   make=partial(TinyIsland, steps=5, step_seconds=60.0), restore=TinyIsland.from_state)
+    assert time.monotonic() - t0 < 12.0 + 1.0 + 0.5 + 10  # limit + grace + chunk + slack
+    assert res.statuses[0]["state"] == "killed" and res.statuses[0]["stop_reason"] == "time-limit"
+    doc = resolve(tmp_path / "scan.json").read_json()
+    assert doc["status"] == "finished" and doc["islands_status"]["0"]["state"] == "killed"
+
+
+@pytest.mark.ray
+def test_islands_beyond_the_backlog_reuse_a_placed_actor(ray_session, tmp_path):
+    from rayflavor.orchestration.bench import TinyIsland
+    from rayflavor.orchestration.islands import run_scan
+
+    settings = ScanSettings(islands=3, seed=5, backlog=1, chunk_seconds=0.2, flush_seconds=0.1)
+    res = run_scan(settings, str(tmp_path), live=False, echo=lambda *_: None,
+                   make=partial(TinyIsland, steps=3, step_seconds=0.01), restore=TinyIsland.from_state)
+    assert [res.statuses[i]["state"] for i in range(3)] == ["done"] * 3
+    pids = {res.nodes[i][0]["pid"] for i in range(3)}
+    assert len(pids) == 1  # one worker process ran the three islands one after another
+    assert [res.statuses[i]["seed"] for i in range(3)] == [5, 6, 7]
+
+
+@pytest.mark.ray
 @pytest.mark.slow
 def test_resume_after_killing_the_driver(ray_session, tmp_path):
     out = tmp_path / "scan"
+    cfg = tmp_path / "flush.toml"
+    cfg.write_text("flush_seconds = 0.5\n")
     code = "import sys; from rayflavor.cli.scan import scan; scan(sys.argv[1:])"
-    args = ["--islands", "2", "--target-valid", "300", "--seed", "1", "--out", str(out), *FAST]  # ~13 s: killed mid-scan
+    args = ["--islands", "2", "--target-valid", "300", "--seed", "1", "--out", str(out), "--config", str(cfg), *FAST]
     proc = subprocess.Popen([sys.executable, "-c", code, *args], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 240
-        while time.time() < deadline and not list_parts(out):
+        while time.time() < deadline and _rows(out).height == 0:
             time.sleep(0.2)
-        assert list_parts(out), "the driver wrote no part file"
+        assert _rows(out).height, "the driver committed no models"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started, mid-scan
         proc.wait()
     before = _rows(out).select(list(fn.CHARGES)).rows()
     res = CliRunner().invoke(scan, ["--resume", "--out", str(out), "--no-live", "--time-limit", "180s"])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 0, res.output  # the dead driver's lease does not block the resume
     df = _assert_valid_and_unique(out)
-    assert set(before) <= set(df.select(list(fn.CHARGES)).rows())  # nothing written before the kill is lost
-    assert len(df) > len(before)  # the unfinished island continued from its checkpoint
-    table = res.output.split("restarts  state")[1].split(" total")[0]
-    assert table.count("target-valid") + table.count("patience") + table.count("time-limit") == 2
+    assert set(before) <= set(df.select(list(fn.CHARGES)).rows())  # nothing committed before the kill is lost
+    assert len(df) > len(before)  # the unfinished islands continued from their checkpoints
+    doc = resolve(out / "scan.json").read_json()
+    assert all(len(v) == 2 for v in doc["island_starts"].values())  # one start before the kill, one after
     assert "duplicates 0" in res.output
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--islands", "-1"], "--islands"),
-        (["--regime", "sideways"], "--regime"),
-        (["--data", "/no/such/file.toml"], "neither a shipped name"),
-        (["--time-limit", "soon"], "not a duration"),
-    ],
-)
-def test_bad_options_give_one_line_and_exit_2(tmp_path, args, message):
-    res = CliRunner().invoke(scan, [*args, "--out", str(tmp_path / "o")])
-    assert res.exit_code == 2, res.output
-    assert message in res.output and len(res.output.strip().splitlines()) == 1
-    assert not (tmp_path / "o").exists()
-
-
-def test_unreadable_data_file_and_missing_resume(tmp_path):
-    bad = tmp_path / "bad.toml"
-    bad.write_text("this is = not [ toml")
-    res = CliRunner().invoke(scan, ["--data", str(bad), "--out", str(tmp_path / "o")])
-    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+def test_resume_refuses_changed_settings_and_missing_scan(tmp_path):
     res = CliRunner().invoke(scan, ["--resume", "--out", str(tmp_path / "none")])
     assert res.exit_code == 2 and "no scan to resume" in res.output
+    out = resolve(tmp_path / "o")
+    (out / "scan.json").write_json({"settings": configfile.to_mapping(ScanSettings(seed=1))})
+    res = CliRunner().invoke(scan, ["--resume", "--out", out.uri, "--islands", "9"])
+    assert res.exit_code == 2 and "islands cannot change" in res.output, res.output
+
+
+def test_missing_bucket_is_one_line_and_writes_nothing(s3_bucket):
+    res = CliRunner().invoke(scan, ["--out", s3_bucket + "-missing/scan", "--no-live", "--seed", "1", "--data", RELAXED])
+    assert res.exit_code == 2 and "bucket does not exist" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1

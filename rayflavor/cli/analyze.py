@@ -69,6 +69,13 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
                 figs = draw(src.frame, data, local, "png" if html_report and fmt == "pdf" else fmt)
                 if html_report and fmt == "pdf":  # the report embeds PNGs; the requested PDFs are written too
                     figs = figs + draw(src.frame, data, local, "pdf")
+            disc = None
+            if src.kind == "fn" and (src.root / "islands").is_dir():
+                from rayflavor.analysis.discovery import discovery_figure, scan_discovery
+
+                disc = scan_discovery(src.root)
+                if disc is not None:
+                    figs = figs + [discovery_figure(disc, local, "png" if html_report else fmt)]
             fid = {}
             if ref_df is not None and n:
                 from rayflavor.analysis import fidelity
@@ -97,6 +104,7 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
         raise UserError(str(exc)) from None
     return {"kind": src.kind, "rows": n, "rows_total": src.rows_total, "flag": src.flag, "tables": tables,
             "fidelity": fid if reference is not None else None,
+            "discovery": disc,
             "figures": written, "report": rep, "source": src.description, "data": f"{data.name} ({data.path})",
             "warnings": list(src.warnings)}
 
@@ -137,6 +145,9 @@ def analyze(path, fmt, html_report, out_dir, reference):
         with pl.Config(tbl_rows=40, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
             for name, table in res["tables"].items():
                 click.echo(f"\n{name}\n{significant(table)}")
+    if res.get("discovery") is not None:
+        d = res["discovery"]
+        click.echo(f"\ndiscovery: {d.richness.line('light textures')}; {d.core_hours:.3g} core-hours busy")
     for label, fid in (res.get("fidelity") or {}).items():
         click.echo(f"\n{label}: " + fid.table())
     for f in res["figures"]:

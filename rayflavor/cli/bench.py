@@ -25,3 +25,46 @@ def bench_physics(sizes, min_seconds):
     except (ValueError, AssertionError):
         raise click.BadParameter(f"expected positive integers separated by commas, got {sizes!r}", param_hint="--sizes")
     click.echo(bp.format_rows(bp.run(batch, min_seconds)))
+
+
+def _sizes(text: str, option: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or any(n <= 0 for n in sizes):
+        raise click.BadParameter(f"expected positive integers separated by commas, got {text!r}", param_hint=option)
+    return sizes
+
+
+@bench.command("cluster")
+@click.option("--islands", "islands", default="64,256,1024", show_default=True,
+              help="Comma-separated scan sizes (tiny synthetic islands: the driver and Ray are real, the island sleeps).")
+@click.option("--nodes", type=click.IntRange(1, 64), default=4, show_default=True, help="Worker nodes of the fake cluster.")
+@click.option("--cpus-per-node", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="CPUs each fake node declares (may exceed the machine's cores: the islands sleep).")
+@click.option("--steps", type=click.IntRange(1), default=20, show_default=True, help="Steps per tiny island.")
+@click.option("--step-seconds", type=click.FloatRange(0.0, 10.0), default=0.02, show_default=True, help="Sleep per step.")
+@click.option("--chunk-seconds", type=click.FloatRange(0.01, 60.0), default=0.1, show_default=True,
+              help="Length of one actor call between driver updates.")
+@click.option("--dedupe-rows", default="10000000", show_default=True,
+              help="Comma-separated sizes of the synthetic dedupe (0: skip).")
+def bench_cluster_command(islands, nodes, cpus_per_node, steps, step_seconds, chunk_seconds, dedupe_rows):
+    """The scan driver at scale on a fake multi-node Ray cluster (driver CPU per island-second,
+    scheduling latency), and the dedupe on synthetic model rows (time, peak memory)."""
+    from rayflavor.orchestration.bench import bench_cluster
+
+    sizes = _sizes(islands, "--islands")
+    rows = () if dedupe_rows.strip() == "0" else _sizes(dedupe_rows, "--dedupe-rows")
+    bench_cluster(sizes, nodes=nodes, cpus_per_node=cpus_per_node, steps=steps, step_seconds=step_seconds,
+                  chunk_seconds=chunk_seconds, echo=click.echo)
+    if rows:
+        from rayflavor.storage.dedupe import bench_dedupe
+
+        click.echo(f"{'rows':>10} {'parts':>6} {'write s':>8} {'dedupe s (compacting)':>22} {'peak MB':>8} "
+                   f"{'dedupe s (compacted)':>21} {'peak MB':>8} {'unique':>10}")
+        for n in rows:
+            r = bench_dedupe(n)
+            click.echo(f"{n:>10} {r['parts']:>6} {r['write_seconds']:>8.1f} {r['first']['seconds']:>22.1f} "
+                       f"{r['first']['peak_mb']:>8.0f} {r['second']['seconds']:>21.1f} {r['second']['peak_mb']:>8.0f} "
+                       f"{r['unique']:>10}")

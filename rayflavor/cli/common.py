@@ -13,6 +13,18 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+class OneLineCommand(click.Command):
+    """Usage errors (bad option values) print as one ``Error: ...`` line, exit code 2."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+                raise
+            raise UserError(exc.format_message()) from None
+
+
 def load_data(name_or_path: str, required: tuple[str, ...] = ()) -> data_mod.DataSet:
     """Load a data set, turning any problem into a one-line :class:`UserError`."""
     try:

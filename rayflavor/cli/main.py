@@ -10,7 +10,8 @@ from rayflavor.cli.bench import bench
 from rayflavor.cli.diffusion import bench_diffusion_command, diffusion
 from rayflavor.cli.evaluate import evaluate
 from rayflavor.cli.reference import reference_cmd
-from rayflavor.cli.scan import bench_scan_command, dedupe, scan
+from rayflavor.cli.dedupe import dedupe
+from rayflavor.cli.scan import bench_scan_command, scan
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

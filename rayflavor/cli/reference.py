@@ -5,13 +5,13 @@ from __future__ import annotations
 import click
 
 from rayflavor import configfile
-from rayflavor.cli.common import UserError
+from rayflavor.cli.common import OneLineCommand, UserError
 from rayflavor.methods.reference import ReferenceSettings
 
 _d = lambda name: configfile.default(ReferenceSettings, name)  # noqa: E731 - one definition of each default
 
 
-@click.command("reference", short_help="Network-free reference of the solution set (nested sampling + walks).")
+@click.command("reference", cls=OneLineCommand, short_help="Network-free reference of the solution set (nested sampling + walks).")
 @click.argument("run")
 @click.option("--tasks", type=click.IntRange(min=1), default=_d("tasks"), show_default=True,
               help="Independent nested-sampling runs (Ray tasks, one core each).")

@@ -1,6 +1,8 @@
-"""``rayflavor scan``, ``rayflavor dedupe`` and ``rayflavor bench scan`` (thin click layer).
+"""``rayflavor scan`` and ``rayflavor bench scan`` (thin click layer; the settings are
+:class:`~rayflavor.orchestration.scan_settings.ScanSettings`; ``rayflavor dedupe`` is in
+:mod:`rayflavor.cli.dedupe`).
 
-Bad input exits with code 2 and one line (click usage errors).
+Bad input exits with code 2 and one line (click usage errors, :class:`UserError`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from rayflavor.cli.common import UserError
+from rayflavor.cli.common import OneLineCommand, UserError, load_data
+from rayflavor.physics.fn import REQUIRED_DATA as REQUIRED
 
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhd]?)\s*$")
 _UNIT = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -41,21 +44,11 @@ class Duration(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-class OneLineCommand(click.Command):
-    """Usage errors (bad option values) print as one ``Error: ...`` line, exit code 2."""
-
-    def make_context(self, info_name, args, parent=None, **extra):
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.UsageError as exc:
-            if isinstance(exc, click.exceptions.NoArgsIsHelpError):
-                raise
-            raise UserError(exc.format_message()) from None
-
-
 def _check_data(ctx, param, value):
     from rayflavor.physics import data, fn
 
+    if value is None:
+        return None
     try:
         ds = data.load(value)
         ds.require(list(fn.REQUIRED_DATA))
@@ -64,77 +57,188 @@ def _check_data(ctx, param, value):
     return value if value in data.SHIPPED else str(Path(value).resolve())
 
 
-@click.command(cls=OneLineCommand)
-@click.option("--islands", type=click.IntRange(min=1), default=64, show_default=True, help="Number of NSGA-III islands.")
-@click.option("--regime", type=click.Choice(["up", "down"]), default="up", show_default=True, help="Leading flavon (FN paper sec. III.4).")
-@click.option("--ordering", type=click.Choice(["any", "NO", "IO"]), default="any", show_default=True, help="IO adds the paper's loss forcing inverted ordering; NO keeps only NO models.")
-@click.option("--max-exponent", type=click.IntRange(min=0), default=None, help="Add the objective C(max n_ij, 0, M).")
-@click.option("--mass-tolerance", type=click.FloatRange(min=0.0, min_open=True, max=1.0, max_open=True), default=0.2, show_default=True, help="Relative window of the charged masses (0.1: the paper's tight run).")
-@click.option("--log10-lambda", type=float, default=None, help="Fix log10(Lambda/GeV) instead of searching [8, 16].")
-@click.option("--pop-size", type=click.IntRange(min=4), default=None, help="Population per island (default 100; paper method 156).")
-@click.option("--max-generations", type=click.IntRange(min=1), default=1_000_000, show_default=True)
-@click.option("--target-valid", type=click.IntRange(min=1), default=100, show_default=True, help="Stop an island at this many unique valid models.")
-@click.option("--patience", type=click.IntRange(min=1), default=500, show_default=True, help="Stop an island after this many generations without improvement.")
-@click.option("--time-limit", type=Duration(), default=None, help="Global wall-clock limit, e.g. 90s, 10m, 2h.")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Base seed; island i uses seed + i (default: random, recorded).")
-@click.option("--data", "data_name", default="nufit-6.0+pdg-2024", show_default=True, callback=_check_data, help="Shipped data set name or path to a data file.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("scan-out"), show_default=True)
-@click.option("--address", default=None, help="Ray cluster address ('auto' joins a running cluster); default: an embedded local Ray.")
-@click.option("--resume", is_flag=True, help="Continue the scan stored in --out (its scan.json sets the configuration).")
-@click.option("--method", type=click.Choice(["fast", "paper"]), default="fast", show_default=True, help="Island engine: 'paper' is the FN paper's plain configuration.")
-@click.option("--live/--no-live", default=True, help="Live progress view.")
-def scan(islands, regime, ordering, max_exponent, mass_tolerance, log10_lambda, pop_size, max_generations,
-         target_valid, patience, time_limit, seed, data_name, out, address, resume, method, live):
-    """Scan two-flavon FN models with NSGA-III islands on Ray; valid models go to OUT."""
-    from rayflavor.orchestration.islands import ScanConfig, read_scan_json, run_scan
+def _island_default(name: str):
+    """The default of island setting ``name``: that of the default scan's islands (one object
+    shared with the library, see :func:`rayflavor.configfile.default`)."""
+    from rayflavor import configfile
+    from rayflavor.orchestration.scan_settings import ScanSettings
+
+    return getattr(configfile.default(ScanSettings, "island"), name)
+
+
+def _scan_default(name: str):
+    from rayflavor import configfile
+    from rayflavor.orchestration.scan_settings import ScanSettings
+
+    return configfile.default(ScanSettings, name)
+
+
+#: click parameter -> setting ("island.x": a field of ScanSettings.island)
+SETTING_OF = {
+    "islands": "islands", "seed": "seed", "data_name": "data", "time_limit": "time_limit",
+    "regime": "island.regime", "ordering": "island.ordering", "max_exponent": "island.max_exponent",
+    "mass_tolerance": "island.mass_tolerance", "log10_lambda": "island.log10_lambda",
+    "pop_size": "island.pop_size",
+    "target_valid": "island.target_valid", "patience": "island.patience",
+}
+
+
+def build_settings(ctx: click.Context, preset_name: str, config: str | None):
+    """ScanSettings from: defaults < preset < ``--config`` file < options given on the command
+    line.  ValueError (ConfigError) naming the setting when the result is not valid."""
+    from rayflavor import configfile
+    from rayflavor.orchestration.scan_settings import ScanSettings, preset
+
+    merged = configfile.to_mapping(preset(preset_name))
+    if config is not None:
+        from_file = configfile.load_config(config)
+        island = from_file.get("island")
+        merged.update({k: v for k, v in from_file.items() if k != "island"})
+        if island is not None:
+            merged["island"] = {**merged["island"], **island} if isinstance(island, dict) else island
+    for key, value in configfile.cli_overrides(ctx, SETTING_OF).items():
+        if key.startswith("island."):
+            merged["island"][key.split(".", 1)[1]] = value
+        else:
+            merged[key] = value
+    return configfile.from_mapping(ScanSettings, merged, where="settings")
+
+
+PRESETS_HELP = (
+    "Presets (--preset): 'fast' (default) keeps NSGA-III and adds integer-aware operators, a "
+    "Levenberg-Marquardt refinement, log-shaped objectives, a tabu on found charges and charge "
+    "neighbourhoods of valid models; 'paper' is the FN paper's plain configuration (pymoo "
+    "defaults, 17 objectives, population 156, SBX + PM on all genes).  Settings come from the "
+    "dataclass defaults < the preset < --config FILE (TOML/JSON; a stored OUT/scan.json repeats a "
+    "scan) < options given on the command line.  Settings without an option (set them in "
+    "--config; [island] table for the island's): island.max_generations, island.restarts (fresh "
+    "populations after a stall before the island stops), chunk_seconds, flush_rows, flush_seconds (an island commits a part when that many "
+    "models wait or that long passed), max_restarts (restarts of a lost island actor from its "
+    "checkpoint), backlog (island actors submitted to Ray at once; default max(2 x cluster CPUs, 64), "
+    "the rest queue in the driver)."
+)
+
+
+@click.command(cls=OneLineCommand, epilog=PRESETS_HELP)
+@click.option("--preset", "preset_name", type=click.Choice(["fast", "paper"]), default="fast", show_default=True,
+              help="Named island settings (see below).")
+@click.option("--method", "method", type=click.Choice(["fast", "paper"]), default=None, hidden=True,
+              help="Alias of --preset (earlier releases).")
+@click.option("--config", "config", type=str, default=None, metavar="FILE",
+              help="Settings file (.toml or .json; OUT/scan.json of an earlier scan repeats it).")
+@click.option("--islands", type=click.IntRange(min=1), default=_scan_default("islands"), show_default=True,
+              help="Number of NSGA-III islands (one 1-CPU Ray actor each; Ray queues the rest).")
+@click.option("--regime", type=click.Choice(["up", "down"]), default=_island_default("regime"), show_default=True,
+              help="Leading flavon (FN paper sec. III.4).")
+@click.option("--ordering", type=click.Choice(["any", "NO", "IO"]), default=_island_default("ordering"), show_default=True,
+              help="IO adds the paper's loss forcing inverted ordering; NO keeps only NO models.")
+@click.option("--max-exponent", type=click.IntRange(min=0), default=_island_default("max_exponent"),
+              help="Add the objective C(max n_ij, 0, M).")
+@click.option("--mass-tolerance", type=float, default=_island_default("mass_tolerance"), show_default=True,
+              help="Relative window of the charged masses, in (0, 1) (0.1: the paper's tight run).")
+@click.option("--log10-lambda", type=float, default=_island_default("log10_lambda"),
+              help="Fix log10(Lambda/GeV) instead of searching its range.")
+@click.option("--pop-size", type=click.IntRange(min=4), default=_island_default("pop_size"),
+              help="Population per island (default: the preset's).")
+@click.option("--target-valid", type=click.IntRange(min=1), default=_island_default("target_valid"), show_default=True,
+              help="Stop an island at this many unique valid models.")
+@click.option("--patience", type=click.IntRange(min=1), default=_island_default("patience"), show_default=True,
+              help="Generations without improvement before an island restarts with a fresh population "
+                   "(island.restarts times), then stops.")
+@click.option("--time-limit", type=Duration(), default=_scan_default("time_limit"),
+              help="Wall-clock limit of this run, e.g. 90s, 10m, 2h (islands are stopped and commit; "
+                   "one that does not answer within the limit plus a grace is killed, its last checkpoint stands).")
+@click.option("--seed", type=click.IntRange(min=0), default=_scan_default("seed"),
+              help="Base seed; island i uses seed + i (default: random, recorded in scan.json).")
+@click.option("--data", "data_name", default=_scan_default("data"), show_default=True, callback=_check_data,
+              help="Shipped data set name or path to a data file.")
+@click.option("--out", "out", default="scan-out", show_default=True, metavar="PATH|URI",
+              help="Where the scan writes: a directory, file://..., s3://bucket/prefix or gs://bucket/prefix "
+                   "(credentials from the standard AWS_*/GOOGLE_* variables).")
+@click.option("--address", default=None,
+              help="Ray cluster address (host:port, ray://host:port, 'auto'); default: RAY_ADDRESS or an embedded local Ray.")
+@click.option("--resume", is_flag=True, help="Continue the scan stored in --out with its stored settings "
+                                             "(only --time-limit may change).")
+@click.option("--live/--no-live", default=True, help="Live progress view (a table on a terminal, lines otherwise).")
+@click.pass_context
+def scan(ctx, preset_name, method, config, islands, regime, ordering, max_exponent, mass_tolerance, log10_lambda,
+         pop_size, target_valid, patience, time_limit, seed, data_name, out, address, resume, live):
+    """Scan two-flavon FN models with NSGA-III islands on Ray; valid models go to OUT.
+
+    OUT gets scan.json (the settings whole, seeds, versions, status, the node of every island
+    start), islands/ (parts and checkpoints) and models.parquet (the dedupe).  One scan at a time
+    per OUT (a lease, LOCK.json, that a dead driver does not hold for long).
+    """
+    from rayflavor import configfile
+    from rayflavor.orchestration.islands import HeldLease, read_settings, run_scan
+    from rayflavor.orchestration.runtime import RayAddressError, ensure_ray
+    from rayflavor.orchestration.scan_settings import with_run_control
     from rayflavor.storage.dedupe import dedupe as run_dedupe
+    from rayflavor.storage.lease import LeaseHeld
+    from rayflavor.storage.location import StorageError, resolve
 
-    scan_json = out / "scan.json"
-    if resume:
-        if not scan_json.is_file():
-            raise UserError(f"--resume: {out} holds no scan to resume (no scan.json)")
-        doc = read_scan_json(out)
-        c = doc["config"]
-        cfg = ScanConfig(**{**c, "out": str(out), "time_limit": time_limit if time_limit is not None else c["time_limit"]})
-        click.echo(f"resuming {out}: {cfg.islands} islands, seed {cfg.seed}")
-    else:
-        if scan_json.is_file():
-            raise UserError(f"--out: {out} already holds a scan; use --resume or another --out")
-        if seed is None:
-            import secrets
+    try:
+        loc = resolve(out)
+    except StorageError as exc:
+        raise UserError(f"--out: {exc}") from None
+    if method is not None:
+        if ctx.get_parameter_source("preset_name") == click.core.ParameterSource.COMMANDLINE and method != preset_name:
+            raise UserError(f"--method {method} contradicts --preset {preset_name} (--method is an alias)")
+        preset_name = method
+    try:
+        scan_json = (loc / "scan.json").exists()
+        if resume:
+            if not scan_json:
+                raise UserError(f"--resume: {loc.uri} holds no scan to resume (no scan.json)")
+            given = configfile.cli_overrides(ctx, {**SETTING_OF, "config": "config", "preset_name": "preset",
+                                                   "method": "preset"})
+            changes = {k: v for k, v in given.items() if k == "time_limit"}
+            bad = sorted(set(given) - {"time_limit"})
+            if bad:
+                raise UserError(f"--resume continues the stored settings; {', '.join(bad)} cannot change")
+            settings = with_run_control(read_settings(loc), **changes)
+        else:
+            if scan_json:
+                raise UserError(f"--out: {loc.uri} already holds a scan; use --resume or another --out")
+            settings = build_settings(ctx, preset_name, config)
+            if settings.seed is None:
+                import secrets
+                from dataclasses import replace
 
-            seed = secrets.randbelow(2**31)
-        island = dict(method=method, regime=regime, ordering=ordering, max_exponent=max_exponent,
-                      mass_tolerance=mass_tolerance, log10_lambda=log10_lambda, pop_size=pop_size,
-                      max_generations=max_generations, target_valid=target_valid, patience=patience)
-        cfg = ScanConfig(out=str(out), islands=islands, island=island, seed=seed, data=data_name, time_limit=time_limit)
-    result = run_scan(cfg, address=address, live=live, echo=click.echo)
-    counts = run_dedupe(out, cfg.data)
+                settings = replace(settings, seed=secrets.randbelow(2**31))
+    except (ValueError, OSError) as exc:  # ConfigError, StorageError, an IslandConfig check
+        raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    load_data(settings.data, tuple(REQUIRED))
+    existed = loc.exists()
+    lease = None
+    try:
+        loc.check_writable()
+        lease = HeldLease(loc)  # a second scan into a running one's OUT stops here
+        ensure_ray(address)
+    except (StorageError, RayAddressError) as exc:  # LeaseHeld is a StorageError
+        if lease is not None:
+            lease.release()
+        if loc.is_local and not existed and loc.exists() and not loc.list():
+            loc.delete_tree()  # leave no empty OUT behind a refused start
+        raise UserError(str(exc)) from None
+    with lease:
+        if not resume and (loc / "scan.json").exists():  # another scan took OUT just before us
+            raise UserError(f"--out: {loc.uri} already holds a scan; use --resume or another --out")
+        click.echo(f"{'resuming' if resume else 'scan'} {loc.uri}: {settings.islands} islands, seed {settings.seed}")
+        result = run_scan(settings, loc, live=live, echo=click.echo, lease=lease)
+        try:
+            counts = run_dedupe(loc, settings.data, lease=lease.lease,
+                                warn=lambda m: click.echo(f"warning: {m}", err=True))
+        except (ValueError, OSError) as exc:  # DedupeError, StorageError: the scan's commits stand
+            raise UserError(f"dedupe after the scan failed ({str(exc).splitlines()[0]}); the committed "
+                            f"models are in {loc.uri}/islands, retry with 'rayflavor dedupe {loc.uri}'") from None
     click.echo(counts.line())
-    click.echo(f"models: {out / 'models.parquet'}")
+    for line in counts.richness_lines():
+        click.echo(line)
+    click.echo(f"models: {(loc / 'models.parquet').uri}")
     if result.interrupted:
         click.echo("interrupted: OUT is consistent; continue with --resume", err=True)
         sys.exit(130)
-
-
-@click.command(cls=OneLineCommand)
-@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--data", "data_name", default=None, help="Data set for the distance to central values (default: the scan's).")
-def dedupe(out, data_name):
-    """Deduplicate a scan's part files into OUT/models.parquet and print the counts."""
-    from rayflavor.storage.dedupe import dedupe as run_dedupe
-    from rayflavor.storage.parquet import list_parts
-
-    if not (out / "islands").is_dir():
-        raise UserError(f"{out} is not a scan directory (no islands/)")
-    if data_name is None:
-        data_name = "nufit-6.0+pdg-2024"
-        if (out / "scan.json").is_file():
-            import json
-
-            data_name = json.loads((out / "scan.json").read_text())["config"].get("data", data_name)
-    counts = run_dedupe(out, data_name)
-    click.echo(f"{len(list_parts(out))} part files: {counts.line()}")
 
 
 @click.command("scan", cls=OneLineCommand)

@@ -1,4 +1,7 @@
-"""``rayflavor bench scan``: the fast island against the FN paper's plain configuration.
+"""``rayflavor bench scan`` (the fast island against the FN paper's) and ``rayflavor bench
+cluster`` (the scan driver's own cost on a fake multi-node cluster, and the dedupe at 10^7 rows).
+
+``bench scan``:
 
 Every (configuration, seed) pair runs one island for a fixed budget of core-seconds as a 1-CPU
 Ray task; nothing is written.  Reported per configuration: median time to the first valid model
@@ -14,7 +17,9 @@ import time
 import numpy as np
 import ray
 
-from rayflavor.methods.ga.island import Island, IslandConfig
+from dataclasses import replace
+
+from rayflavor.methods.ga.island import ISLAND_PRESETS, make_island
 from rayflavor.physics import data as fndata
 from rayflavor.physics import fn
 
@@ -22,8 +27,8 @@ from rayflavor.physics import fn
 def run_island(method: str, regime: str, seed: int, seconds: float, data_name: str = fn.DEFAULT_DATA) -> dict:
     """Step one island for ``seconds``; its status plus the charges of every valid model found."""
     # no stop but the budget: a target or patience stop would cap the per-core-hour counts
-    cfg = IslandConfig(method=method, regime=regime, patience=10**9, target_valid=10**9)
-    isl = Island(cfg, fndata.load(data_name), seed=seed)
+    cfg = replace(ISLAND_PRESETS[method], regime=regime, patience=10**9, target_valid=10**9)
+    isl = make_island(cfg, fndata.load(data_name), island=0, seed=seed)
     t0 = time.perf_counter()
     charges = []
     while time.perf_counter() - t0 < seconds and not isl.done:
@@ -101,4 +106,135 @@ def format_bench(rows: list[dict]) -> str:
     f, p = s["fast"]["unique_per_core_hour"], s["paper"]["unique_per_core_hour"]
     ratio = "inf (paper found none)" if p == 0 and f > 0 else ("n/a (neither found any)" if p == 0 else f"{f / p:.1f}")
     lines.append(f"ratio fast/paper (unique valid per core-hour): {ratio}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------- bench cluster
+class TinyIsland:
+    """A synthetic island for :func:`bench_cluster`: ``steps`` steps of ``step_seconds`` each
+    (sleeping, so the fake cluster's oversubscribed CPUs stay free for the driver), no models.
+    It implements the island contract the scan driver uses (step, done, drain, n_pending, status,
+    get_state, request_stop, resume) so the driver, actors and commits are the real ones."""
+
+    def __init__(self, config, data, *, island: int, seed: int, steps: int = 20, step_seconds: float = 0.02) -> None:
+        self.config, self.island, self.seed = config, island, int(seed)
+        self.steps, self.step_seconds = int(steps), float(step_seconds)
+        self.generation, self.stop_reason = 0, None
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict, data) -> "TinyIsland":
+        isl = cls(None, data, island=meta["island"], seed=meta["seed"], steps=meta["steps"], step_seconds=meta["step_seconds"])
+        isl.generation, isl.stop_reason = meta["generation"], meta["stop_reason"]
+        return isl
+
+    def step(self) -> None:
+        time.sleep(self.step_seconds)
+        self.generation += 1
+        if self.generation >= self.steps:
+            self.stop_reason = "max-generations"
+
+    @property
+    def done(self) -> bool:
+        return self.stop_reason is not None
+
+    @property
+    def n_pending(self) -> int:
+        return 0
+
+    def drain(self):
+        return None
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = self.stop_reason or reason
+
+    def resume(self) -> bool:
+        self.stop_reason = None
+        return True
+
+    def status(self) -> dict:
+        return {"island": self.island, "seed": self.seed, "generation": self.generation, "n_valid": 0,
+                "stop_reason": self.stop_reason, "restarts": 0, "stop_history": []}
+
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        meta = {"island": self.island, "seed": self.seed, "steps": self.steps, "step_seconds": self.step_seconds,
+                "generation": self.generation, "stop_reason": self.stop_reason}
+        return meta, {"x": np.zeros(1)}
+
+
+def _fake_cluster(nodes: int, cpus_per_node: int):
+    """A :class:`ray.cluster_utils.Cluster` on 127.0.0.1: a head with no CPU for actors (the
+    driver's node) and ``nodes`` worker nodes of ``cpus_per_node`` CPUs each; connected."""
+    from ray.cluster_utils import Cluster
+
+    common = {"include_dashboard": False, "object_store_memory": 80 * 1024**2}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **common})
+    for _ in range(nodes):
+        cluster.add_node(num_cpus=cpus_per_node, **common)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    return cluster
+
+
+def bench_cluster(sizes=(64, 256, 1024), *, nodes: int = 4, cpus_per_node: int = 8, steps: int = 20,
+                  step_seconds: float = 0.02, chunk_seconds: float = 0.1, echo=print) -> list[dict]:
+    """Run scans of ``sizes`` tiny islands (:class:`TinyIsland`) on a fake cluster of ``nodes``
+    nodes with ``cpus_per_node`` CPUs each (these may exceed the machine's cores: the islands
+    sleep).  Per size: wall time, the driver's CPU time (all threads of the driver process, Ray's
+    own among them) per island-second (an island-second: one second an island spent in its actor's
+    ``run``), and the scheduling latency (driver submits the island -> its first step) as median,
+    90th percentile and maximum, also split into islands that needed a new actor (a worker process
+    started) and islands handed to an actor whose island was done."""
+    import tempfile
+    from functools import partial
+
+    from rayflavor.orchestration.islands import run_scan
+    from rayflavor.orchestration.scan_settings import ScanSettings
+
+    if ray.is_initialized():
+        raise RuntimeError("bench_cluster starts its own Ray cluster: call it without a running Ray")
+    cluster = _fake_cluster(nodes, cpus_per_node)
+    rows = []
+    try:
+        for n in sizes:
+            with tempfile.TemporaryDirectory(prefix="rayflavor-bench-cluster-") as out:
+                settings = ScanSettings(islands=n, seed=0, chunk_seconds=chunk_seconds, flush_seconds=1.0)
+                make = partial(TinyIsland, steps=steps, step_seconds=step_seconds)
+                res = run_scan(settings, out, live=False, echo=lambda *_: None, make=make, restore=TinyIsland.from_state)
+            st = list(res.statuses.values())
+            island_s = sum(s.get("wall_seconds", 0.0) or 0.0 for s in st)
+            lat, fresh, seen = [], [], set()
+            for i in sorted(res.statuses, key=lambda i: res.statuses[i].get("submitted_at") or 0.0):
+                s = res.statuses[i]
+                if s.get("first_step_at") is None or s.get("submitted_at") is None:
+                    continue
+                pid = (s.get("start_nodes") or [{}])[0].get("pid")
+                lat.append(s["first_step_at"] - s["submitted_at"])
+                fresh.append(pid not in seen)  # a new worker process, or an actor handed the next island
+                seen.add(pid)
+            lat, fresh = np.array(lat), np.array(fresh, dtype=bool)
+            row = {"islands": n, "cluster_cpus": nodes * cpus_per_node, "done": sum(s.get("state") == "done" for s in st),
+                   "wall_s": res.wall_seconds, "driver_cpu_s": res.driver_cpu_seconds, "island_s": island_s,
+                   "driver_cpu_per_island_s": res.driver_cpu_seconds / island_s if island_s else float("nan"),
+                   "latency_median_s": float(np.median(lat)) if len(lat) else float("nan"),
+                   "latency_p90_s": float(np.quantile(lat, 0.9)) if len(lat) else float("nan"),
+                   "latency_max_s": float(lat.max()) if len(lat) else float("nan"),
+                   "new_actors": int(fresh.sum()),
+                   "latency_new_actor_median_s": float(np.median(lat[fresh])) if fresh.any() else float("nan"),
+                   "latency_reused_median_s": float(np.median(lat[~fresh])) if (~fresh).any() else float("nan")}
+            rows.append(row)
+            echo(format_cluster([row], header=not rows[:-1]))
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    return rows
+
+
+def format_cluster(rows: list[dict], header: bool = True) -> str:
+    lines = [f"{'islands':>7} {'CPUs':>5} {'done':>5} {'wall s':>8} {'driver CPU s':>12} {'island-s':>9} "
+             f"{'CPU/island-s':>12} {'latency median/p90/max s':>25} {'actors':>6} {'new/reused median s':>20}"] if header else []
+    for r in rows:
+        lat = f"{r['latency_median_s']:.2f}/{r['latency_p90_s']:.2f}/{r['latency_max_s']:.2f}"
+        split = f"{r['latency_new_actor_median_s']:.2f}/{r['latency_reused_median_s']:.2f}"
+        lines.append(f"{r['islands']:>7} {r['cluster_cpus']:>5} {r['done']:>5} {r['wall_s']:>8.1f} {r['driver_cpu_s']:>12.1f} "
+                     f"{r['island_s']:>9.1f} {r['driver_cpu_per_island_s']:>12.4f} {lat:>25} {r['new_actors']:>6} {split:>20}")
     return "\n".join(lines)

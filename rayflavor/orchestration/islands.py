@@ -1,127 +1,186 @@
 """Ray actors running NSGA-III islands, and the scan driver.
 
-Layout of a scan directory ``OUT``::
+Layout of a scan's ``OUT`` (a local directory or an object-store prefix, see
+:mod:`rayflavor.storage.location`)::
 
-    OUT/scan.json                                    configuration, versions, seeds, status, results
-    OUT/islands/island-XXXX/part-NNNNNN.parquet      valid models, committed in order
-    OUT/islands/island-XXXX/checkpoint.pkl           island state + number of committed parts
-    OUT/models.parquet                               global dedupe (rayflavor dedupe OUT)
+    OUT/scan.json          settings (whole, under "settings"), versions, seeds, status, island starts
+    OUT/LOCK.json          the driver's lease: one scan at a time per OUT (storage/lease.py)
+    OUT/islands/island-XXXX/...   parts and checkpoints of island XXXX (storage/island_store.py)
+    OUT/models.parquet     global dedupe (rayflavor dedupe OUT)
 
-Commit protocol (per island, inside its actor, every ``flush_seconds`` and at every stop): drain
-the island's new models, write them as part ``seq`` (atomic rename), then atomically replace the
-checkpoint with the island state and ``next_seq = seq + 1``.  A restarted actor loads the
-checkpoint and deletes parts numbered ``>= next_seq`` (written by an attempt that died before its
-checkpoint); the island's seen-charges set is part of the checkpoint, so the replayed generations
-neither lose a committed model nor write one twice.  A killed driver leaves the same state:
-``--resume`` starts actors that load their checkpoints.
+Commit protocol (per island, inside its actor): when ``flush_rows`` new models wait or
+``flush_seconds`` have passed, and at every stop, the actor drains the island's new models and
+hands them with the island state to :meth:`IslandStore.commit` (a write-once part, then the
+checkpoint that lists it).  A restarted actor (killed process, lost node: Ray restarts it up to
+``max_restarts`` times, anywhere in the cluster) loads the last committed checkpoint from OUT;
+the island's seen-charges set is part of it, so the replayed generations neither lose a committed
+model nor write one twice.  ``--resume`` starts actors that load their checkpoints the same way.
+
+Scheduling: the driver never sizes the work to the free CPUs it sees.  It submits island actors
+(1 CPU each) up to a backlog larger than the cluster (:meth:`ScanSettings.backlog_for`); Ray
+runs what fits and keeps the rest pending, which is the demand Ray's autoscaler acts on.  Per
+island the driver tracks ``queued`` (not yet submitted) -> ``pending`` (submitted, no node yet)
+-> ``running`` (on a node) -> ``done`` / ``stopped`` / ``killed`` / ``failed``.  When an island
+is done, its actor (already placed, its worker process warm) takes the next queued island; a
+lost actor's island gets a new actor.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
 import platform
 import signal
+import socket
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from typing import Any, Callable
 
 import ray
 
-from rayflavor.orchestration.runtime import ensure_ray
-
-from rayflavor.methods.ga.island import Island, IslandConfig
+from rayflavor import configfile
+from rayflavor.methods.ga.island import IslandConfig, island_from_state, make_island
 from rayflavor.orchestration.progress import Progress
+from rayflavor.orchestration.runtime import ensure_ray
+from rayflavor.orchestration.scan_settings import ScanSettings
 from rayflavor.physics import data as fndata
-from rayflavor.storage.parquet import atomic_write_bytes, discard_parts_from, island_dir, to_table, write_part
+from rayflavor.storage import lease as lease_mod
+from rayflavor.storage.island_store import IslandStore
+from rayflavor.storage.location import Location, resolve
+from rayflavor.storage.parquet import to_table
 
-CHECKPOINT = "checkpoint.pkl"
-SCAN_FORMAT = "rayflavor-scan/1"
+SCAN_FORMAT = "rayflavor-scan/2"
+#: stop reasons after which ``--resume`` continues an island (every other stop is final)
+RESUMABLE = (None, "time-limit", "interrupted")
+#: seconds an actor gets past the time limit (on top of its running chunk) before it is killed
+STOP_GRACE = 10.0
+LEASE_TTL = 60.0
 
 
-def checkpoint_path(out: str | Path, island: int) -> Path:
-    return island_dir(out, island) / CHECKPOINT
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def load_checkpoint(out: str | Path, island: int) -> dict | None:
-    p = checkpoint_path(out, island)
-    if not p.is_file():
-        return None
-    with open(p, "rb") as fh:
-        return pickle.load(fh)
+def _where() -> dict:
+    """The node this process runs on (inside an actor: the Ray node; elsewhere: the host)."""
+    node_id = None
+    try:
+        node_id = ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 - not inside Ray (plain-Python use of the runner)
+        pass
+    try:
+        ip = ray.util.get_node_ip_address()
+    except Exception:  # noqa: BLE001
+        ip = socket.gethostname()
+    return {"node_id": node_id, "node_ip": ip, "pid": os.getpid(), "at": _now()}
 
 
 class IslandRunner:
-    """Plain-Python body of the actor (testable without Ray)."""
+    """Plain-Python body of the island actor (testable without Ray).
 
-    def __init__(self, out: str, island: int, seed: int, config: dict, data_name: str, flush_seconds: float = 2.0):
-        self.out, self.island, self.flush_seconds = out, island, flush_seconds
-        self.data = fndata.load(data_name)
-        ck = load_checkpoint(out, island)
-        if ck is None:
-            self.isl = Island(IslandConfig(**config), self.data, island=island, seed=seed)
-            self.seq, self.wall, self.starts = 0, 0.0, 1
+    One runner works on one island at a time and may be handed the next one when its island
+    stops (the driver reuses a placed actor instead of starting a new worker process).  Every
+    call names its island: a runner that Ray restarted (lost node, killed process) starts empty,
+    and the retried call reopens that island from its last checkpoint in OUT.
+
+    ``out``: the OUT URI or path; ``config``: the island settings as a mapping
+    (:func:`configfile.to_mapping` of an :class:`IslandConfig`); ``data``: a loaded data set (sent
+    whole, so a data file on the driver's machine reaches every node) or a shipped name.
+    ``make`` / ``restore`` build an island (default: the GA engine's :func:`make_island` /
+    :func:`island_from_state`; the cluster benchmark passes a tiny synthetic island).
+    """
+
+    def __init__(self, out: str, config: dict, data: Any, flush_rows: int, flush_seconds: float,
+                 make: Callable | None = None, restore: Callable | None = None):
+        self.out = resolve(out)
+        self.config, self.flush_rows, self.flush_seconds = config, flush_rows, flush_seconds
+        self.data = fndata.load(data) if isinstance(data, str) else data
+        self.make, self.restore = make or make_island, restore or island_from_state
+        self.island: int | None = None
+        self.isl = None
+
+    def _open(self, island: int, seed: int) -> None:
+        """Continue ``island`` from its last checkpoint (or start it) and record this start."""
+        if self.island == island:
+            return
+        self.island = island
+        self.store = IslandStore(self.out, island)
+        loaded = self.store.load()
+        if loaded is None:
+            cfg = self.config
+            if isinstance(cfg, dict):
+                cfg = configfile.from_mapping(IslandConfig, cfg, where="island settings")
+            self.isl = self.make(cfg, self.data, island=island, seed=seed)
+            self.info: dict = {"wall_seconds": 0.0, "starts": []}
         else:
-            self.isl = Island.from_state(ck["state"], self.data)
-            self.seq, self.wall, self.starts = ck["next_seq"], ck["wall_seconds"], ck["starts"] + 1
-        discard_parts_from(out, island, self.seq)
+            meta, arrays, info = loaded
+            self.isl = self.restore(meta, arrays, self.data)
+            self.info = dict(info)
+            self.info.setdefault("wall_seconds", 0.0)
+            self.info.setdefault("starts", [])
+        if self.isl.done and self.isl.status().get("stop_reason") in RESUMABLE:
+            self.isl.resume()  # continue an island stopped by a time limit or Ctrl-C
+        self.info["starts"] = [*self.info["starts"], _where()]
+        self.first_step_at: float | None = None
         self._commit()
 
     def _commit(self) -> None:
         models = self.isl.drain()
-        if models is not None:
-            write_part(self.out, self.island, self.seq, to_table(models, island=self.island, seed=self.isl.seed))
-            self.seq += 1
-        ck = {"state": self.isl.get_state(), "next_seq": self.seq, "wall_seconds": self.wall, "starts": self.starts}
-        atomic_write_bytes(checkpoint_path(self.out, self.island), pickle.dumps(ck, protocol=5))
+        table = None if models is None else to_table(models, island=self.island, seed=self.isl.seed)
+        meta, arrays = self.isl.get_state()
+        self.info["status"] = self.isl.status()
+        self.store.commit(table, meta, arrays, self.info)
+        self.last_commit = time.perf_counter()
 
-    def run(self, seconds: float) -> dict:
-        """Step for about ``seconds`` (or until the island stops), committing regularly."""
+    def start(self, island: int, seed: int) -> dict:
+        """Open ``island`` and return its status (the driver learns the node from it)."""
+        self._open(island, seed)
+        return self.status()
+
+    def run(self, island: int, seed: int, seconds: float) -> dict:
+        """Step ``island`` for about ``seconds`` (or until it stops); commit when ``flush_rows``
+        models wait, ``flush_seconds`` passed since the last commit, or the island stopped."""
+        self._open(island, seed)
         t0 = time.perf_counter()
         last = t0
+        if self.first_step_at is None:
+            self.first_step_at = time.time()
         while not self.isl.done and time.perf_counter() - t0 < seconds:
             self.isl.step()
             now = time.perf_counter()
-            if now - last >= self.flush_seconds:
-                self.wall += now - last
+            if self.isl.done or self.isl.n_pending >= self.flush_rows or now - self.last_commit >= self.flush_seconds:
+                self.info["wall_seconds"] += now - last
                 last = now
                 self._commit()
-        self.wall += time.perf_counter() - last
-        self._commit()
+        self.info["wall_seconds"] += time.perf_counter() - last
         return self.status()
 
-    def stop(self, reason: str) -> dict:
+    def stop(self, island: int, seed: int, reason: str) -> dict:
+        """Stop ``island`` for ``reason`` (unless it stopped on its own) and commit."""
+        self._open(island, seed)
         if not self.isl.done:
-            self.isl.c.stop_reason = reason
+            self.isl.request_stop(reason)
         self._commit()
         return self.status()
 
     def status(self) -> dict:
-        s = self.isl.status()
-        s.update(wall_seconds=self.wall, starts=self.starts, parts=self.seq, pid=os.getpid())
+        s = dict(self.isl.status())
+        s.update(wall_seconds=self.info["wall_seconds"], starts=len(self.info["starts"]),
+                 start_nodes=self.info["starts"], node=self.info["starts"][-1].get("node_id"),
+                 node_ip=self.info["starts"][-1].get("node_ip"), pid=os.getpid(),
+                 first_step_at=self.first_step_at, n_pending=self.isl.n_pending)
         return s
 
 
-IslandActor = ray.remote(num_cpus=1)(IslandRunner)
+@ray.remote(num_cpus=1)
+class IslandActor(IslandRunner):
+    """The Ray actor of one island: :class:`IslandRunner` on 1 CPU (its processes show as
+    ``ray::IslandActor``)."""
 
 
-@dataclass
-class ScanConfig:
-    """The exact configuration of a scan (stored in ``OUT/scan.json``)."""
-
-    out: str
-    islands: int = 64
-    island: dict = field(default_factory=dict)  # IslandConfig fields
-    seed: int = 0
-    data: str = "nufit-6.0+pdg-2024"
-    time_limit: float | None = None  # seconds
-    chunk_seconds: float = 1.0
-    flush_seconds: float = 2.0
-    max_restarts: int = 5
-
-
+# ---------------------------------------------------------------------------------- scan.json
 def _versions() -> dict:
     import importlib.metadata as md
 
@@ -134,142 +193,259 @@ def _versions() -> dict:
     return out
 
 
-def write_scan_json(cfg: ScanConfig, **extra) -> None:
-    p = Path(cfg.out) / "scan.json"
-    doc = {}
-    if p.is_file():
-        doc = json.loads(p.read_text())
-    doc.update(
-        format=SCAN_FORMAT,
-        config=asdict(cfg),
-        island_config=IslandConfig(**cfg.island).resolved(),
-        seeds={str(i): cfg.seed + i for i in range(cfg.islands)},
-        versions=_versions(),
-    )
+def write_scan_json(out: Location, settings: ScanSettings, **extra) -> None:
+    """(Re)write ``OUT/scan.json``: the settings whole under "settings", plus ``extra``."""
+    loc = out / "scan.json"
+    doc = loc.read_json() if loc.exists() else {}
+    doc.update(format=SCAN_FORMAT, settings=configfile.to_mapping(settings),
+               seeds={str(i): settings.island_seed(i) for i in range(settings.islands)}, versions=_versions())
     doc.update(extra)
-    atomic_write_bytes(p, (json.dumps(doc, indent=2, default=str) + "\n").encode())
+    loc.write_json(doc)
 
 
-def read_scan_json(out: str | Path) -> dict:
-    return json.loads((Path(out) / "scan.json").read_text())
+def read_scan_json(out: Location) -> dict:
+    return (out / "scan.json").read_json()
 
 
+def read_settings(out: Location) -> ScanSettings:
+    """The settings stored in ``OUT/scan.json`` (ConfigError/ValueError: one line)."""
+    doc = read_scan_json(out)
+    if "settings" not in doc:
+        raise ValueError(f"{out.uri}/scan.json has no 'settings' (written by an older rayflavor; "
+                         "start a new scan with --config built from it)")
+    return configfile.from_mapping(ScanSettings, doc["settings"], where=f"{out.uri}/scan.json")
+
+
+# ---------------------------------------------------------------------------------- lease
+class HeldLease:
+    """A lease on OUT renewed by a background thread every ttl/3 until :meth:`release`."""
+
+    def __init__(self, out: Location, *, owner: str = "rayflavor scan", ttl: float = LEASE_TTL) -> None:
+        self.lease = lease_mod.acquire(out, owner=owner, ttl=ttl)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, args=(ttl / 3.0,), daemon=True, name="scan-lease")
+        self._thread.start()
+
+    def _renew(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                self.lease.renew()
+            except Exception:  # noqa: BLE001 - a failed renewal is retried at the next tick
+                pass
+
+    def release(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.lease.release()
+
+    def __enter__(self) -> "HeldLease":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# ---------------------------------------------------------------------------------- driver
 @dataclass
 class ScanResult:
     statuses: dict[int, dict]
     wall_seconds: float
     interrupted: bool
+    driver_cpu_seconds: float = 0.0
+    nodes: dict[int, list[dict]] = field(default_factory=dict)
 
 
-def run_scan(cfg: ScanConfig, *, address: str | None = None, live: bool = True, echo=print) -> ScanResult:
-    """Run (or continue) every island of ``cfg`` to its stop; see the module docstring."""
-    ensure_ray(address)
-    out = Path(cfg.out)
-    (out / "islands").mkdir(parents=True, exist_ok=True)
-    started = datetime.now(timezone.utc).isoformat()
-    write_scan_json(cfg, status="running", started_at=started)
+@dataclass
+class _Slot:
+    actor: Any
+    ref: Any  # the actor's call in flight (start or run)
 
-    statuses: dict[int, dict] = {}
-    todo: list[int] = []
-    for i in range(cfg.islands):
-        ck = load_checkpoint(out, i)
-        if ck is not None and ck["state"]["counters"]["stop_reason"] not in (None, "time-limit", "interrupted"):
-            c = ck["state"]["counters"]
-            statuses[i] = {"island": i, "seed": cfg.seed + i, "generation": c["generation"], "n_valid": c["n_found"],
-                           "best_satisfied": c["best_satisfied"], "stop_reason": c["stop_reason"],
-                           "wall_seconds": ck["wall_seconds"], "step_seconds": c["step_seconds"], "starts": ck["starts"],
-                           "first_valid_seconds": c["first_valid_seconds"], "n_evals": c["n_evals"]}
+
+def _summary(s: dict) -> dict:
+    keys = ("generation", "n_valid", "stop_reason", "restarts", "stop_history", "wall_seconds", "starts", "state", "node")
+    return {k: s.get(k) for k in keys}
+
+
+def island_statuses_from_store(out: Location, settings: ScanSettings) -> dict[int, dict]:
+    """Per island: the status stored with its last checkpoint (state ``done`` after a final stop,
+    else ``queued``; islands that never committed one are ``queued`` with no starts)."""
+    st: dict[int, dict] = {}
+    for i in range(settings.islands):
+        loaded = IslandStore(out, i).load()
+        base = {"island": i, "seed": settings.island_seed(i)}
+        if loaded is None:
+            st[i] = {**base, "stop_reason": None, "state": "queued", "starts": 0, "start_nodes": []}
         else:
-            if ck is not None:  # continue an island stopped by a time limit or Ctrl-C
-                ck["state"]["counters"]["stop_reason"] = None
-                ck["state"]["counters"]["last_improvement"] = ck["state"]["counters"]["generation"]
-                atomic_write_bytes(checkpoint_path(out, i), pickle.dumps(ck, protocol=5))
-            todo.append(i)
-            statuses[i] = {"island": i, "seed": cfg.seed + i, "stop_reason": None, "state": "queued"}
+            info = loaded[2]
+            s = dict(info.get("status") or {})
+            st[i] = {**base, **s, "wall_seconds": info.get("wall_seconds", 0.0), "starts": len(info.get("starts", [])),
+                     "start_nodes": list(info.get("starts", [])), "state": "queued"}
+            if s.get("stop_reason") not in RESUMABLE:
+                st[i]["state"] = "done"
+    return st
 
-    slots = max(1, int(ray.available_resources().get("CPU", 1)))
-    actor_cls = IslandActor.options(max_restarts=cfg.max_restarts, max_task_retries=cfg.max_restarts)
-    active: dict[int, tuple] = {}  # island -> (actor, future)
-    progress = Progress(cfg.islands, live=live, echo=echo)
+
+def run_scan(settings: ScanSettings, out: Location | str, *, address: str | None = None, live: bool = True,
+             echo=print, lease: HeldLease | None = None, make: Callable | None = None,
+             restore: Callable | None = None, stop_grace: float = STOP_GRACE) -> ScanResult:
+    """Run (or continue) every island of ``settings`` to its stop, writing to ``out``.
+
+    The caller may pass a lease it holds on ``out`` (the CLI does, to cover the dedupe after the
+    scan); otherwise one is acquired here and released at the end.  See the module docstring.
+    """
+    if settings.seed is None:
+        raise ValueError("run_scan needs a seed (the CLI draws one when none is given)")
+    out = resolve(out) if isinstance(out, str) else out
+    ensure_ray(address)
+    own_lease = lease is None
+    if own_lease:
+        lease = HeldLease(out)
+    cpu0 = time.process_time()
+    try:
+        return _drive(settings, out, live=live, echo=echo, make=make, restore=restore, cpu0=cpu0, stop_grace=stop_grace)
+    finally:
+        if own_lease:
+            lease.release()
+
+
+def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, cpu0, stop_grace) -> ScanResult:
+    started = _now()
+    statuses = island_statuses_from_store(out, settings)
+    write_scan_json(out, settings, status="running", started_at=started,
+                    island_starts={str(i): s["start_nodes"] for i, s in statuses.items()})
+    todo = deque(i for i, s in statuses.items() if s["state"] == "queued")
+    cluster_cpus = ray.cluster_resources().get("CPU", 0.0)
+    backlog = settings.backlog_for(cluster_cpus)
+    island_cfg = configfile.to_mapping(settings.island)
+    data = fndata.load(settings.data)
+    # SPREAD: independent islands balance over the nodes (a lost node takes fewer of them along);
+    # pending ones are still demand the autoscaler sees
+    actor_cls = IslandActor.options(max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts,
+                                    scheduling_strategy="SPREAD")
+    slots: dict[int, _Slot] = {}
+    failures: dict[int, int] = {}
+    progress = Progress(settings.islands, live=live, echo=echo)
     t0 = time.monotonic()
+    deadline = None if settings.time_limit is None else t0 + settings.time_limit
     interrupted = False
-    old_handler = signal.getsignal(signal.SIGTERM)
+    old_handler = None
+    last_json = time.monotonic()
 
     def _term(signum, frame):  # SIGTERM behaves like Ctrl-C
         raise KeyboardInterrupt
 
     try:
-        signal.signal(signal.SIGTERM, _term)
+        old_handler = signal.signal(signal.SIGTERM, _term)
     except ValueError:  # not the main thread
         pass
 
-    def remaining() -> float | None:
-        return None if cfg.time_limit is None else cfg.time_limit - (time.monotonic() - t0)
+    def chunk() -> float:
+        if deadline is None:
+            return settings.chunk_seconds
+        return max(0.0, min(settings.chunk_seconds, deadline - time.monotonic()))
 
-    def submit(i: int, actor) -> None:
-        rem = remaining()
-        chunk = cfg.chunk_seconds if rem is None else max(0.0, min(cfg.chunk_seconds, rem))
-        active[i] = (actor, actor.run.remote(chunk))
+    def assign(i: int, actor) -> None:
+        slots[i] = _Slot(actor, actor.start.remote(i, settings.island_seed(i)))
+        statuses[i].update(state="pending")
+        statuses[i].setdefault("submitted_at", time.time())
+
+    def submit_new(i: int) -> None:
+        assign(i, actor_cls.remote(out.uri, island_cfg, data, settings.flush_rows, settings.flush_seconds,
+                                   make, restore))
+
+    def finish(i: int, state: str) -> None:
+        """Island ``i`` is over: its actor takes the next queued island (no new worker process),
+        or is killed, which frees its CPU for a pending island."""
+        slot = slots.pop(i)
+        statuses[i]["state"] = state
+        if todo and state == "done" and (deadline is None or time.monotonic() < deadline):
+            assign(todo.popleft(), slot.actor)
+        else:
+            ray.kill(slot.actor, no_restart=True)
 
     try:
-        while todo or active:
-            rem = remaining()
-            if rem is not None and rem <= 0:
-                break
-            while todo and len(active) < slots:
-                i = todo.pop(0)
-                actor = actor_cls.remote(str(out), i, cfg.seed + i, cfg.island, cfg.data, cfg.flush_seconds)
-                statuses[i]["state"] = "running"
-                submit(i, actor)
-            futs = {fut: i for i, (_, fut) in active.items()}
-            ready, _ = ray.wait(list(futs), num_returns=1, timeout=0.5)
-            for fut in ready:
-                i = futs[fut]
-                actor = active[i][0]
-                try:
-                    st = ray.get(fut)
-                except ray.exceptions.RayActorError:
-                    if statuses[i].get("failures", 0) >= cfg.max_restarts:
-                        statuses[i].update(stop_reason="failed", state="failed")
-                        del active[i]
+        with progress:
+            while todo or slots:
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                while todo and len(slots) < backlog:
+                    submit_new(todo.popleft())
+                refs = {slot.ref: i for i, slot in slots.items()}
+                ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
+                if ready:
+                    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
+                for ref in ready:
+                    i = refs[ref]
+                    slot = slots[i]
+                    try:
+                        st = ray.get(ref)
+                    except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                        failures[i] = failures.get(i, 0) + 1
+                        statuses[i]["failures"] = failures[i]
+                        if failures[i] > settings.max_restarts:
+                            statuses[i]["stop_reason"] = "failed"
+                            finish(i, "failed")
+                        else:  # Ray gave up on this actor: a new one continues from the checkpoint
+                            ray.kill(slot.actor, no_restart=True)
+                            del slots[i]
+                            submit_new(i)
                         continue
-                    statuses[i]["failures"] = statuses[i].get("failures", 0) + 1
-                    submit(i, actor)  # the actor restarts from its checkpoint
-                    continue
-                statuses[i].update(st, state="running")
-                if st["stop_reason"] is not None:
-                    statuses[i]["state"] = "done"
-                    del active[i]
-                    ray.kill(actor)
-                else:
-                    submit(i, actor)
-            progress.update(statuses, time.monotonic() - t0)
-        reason = "time-limit"
+                    statuses[i].update(st)
+                    if st.get("stop_reason") is not None:
+                        finish(i, "done")
+                        continue
+                    statuses[i]["state"] = "running"
+                    slots[i] = _Slot(slot.actor, slot.actor.run.remote(i, settings.island_seed(i), chunk()))
+                progress.update(statuses, time.monotonic() - t0)
+                if time.monotonic() - last_json > 10.0:
+                    last_json = time.monotonic()
+                    write_scan_json(out, settings, status="running", started_at=started,
+                                    island_starts={str(i): s.get("start_nodes", []) for i, s in statuses.items()})
+            reason = "time-limit"
     except KeyboardInterrupt:
         interrupted = True
         reason = "interrupted"
     finally:
-        try:
-            signal.signal(signal.SIGTERM, old_handler)
-        except ValueError:
-            pass
-    # stop whatever still runs: each actor commits its last models and checkpoint
-    stops = {i: actor.stop.remote(reason) for i, (actor, _) in active.items()}
-    for i, ref in stops.items():
-        try:
-            statuses[i].update(ray.get(ref, timeout=60), state="stopped")
-        except Exception:  # noqa: BLE001 - a dead actor: its last checkpoint stands
-            statuses[i].update(stop_reason=reason, state="stopped")
-        ray.kill(active[i][0])
+        if old_handler is not None:
+            try:
+                signal.signal(signal.SIGTERM, old_handler)
+            except ValueError:
+                pass
+    _stop_all(slots, statuses, reason, grace=stop_grace + settings.chunk_seconds, seed_of=settings.island_seed)
     for i in todo:
-        statuses[i].update(stop_reason=reason if reason == "interrupted" else "time-limit", state="not started")
+        statuses[i].update(stop_reason=reason, state="not started")
     wall = time.monotonic() - t0
-    progress.update(statuses, wall, final=True)
-    write_scan_json(
-        cfg,
-        status="interrupted" if interrupted else "finished",
-        started_at=started,
-        finished_at=datetime.now(timezone.utc).isoformat(),
-        islands_status={str(i): {k: s.get(k) for k in ("generation", "n_valid", "stop_reason", "wall_seconds", "starts")} for i, s in statuses.items()},
-    )
-    return ScanResult(statuses, wall, interrupted)
+    progress.final(statuses, wall)
+    nodes = {i: s.get("start_nodes", []) for i, s in statuses.items()}
+    write_scan_json(out, settings, status="interrupted" if interrupted else "finished", started_at=started,
+                    finished_at=_now(), wall_seconds=wall,
+                    islands_status={str(i): _summary(s) for i, s in statuses.items()},
+                    island_starts={str(i): v for i, v in nodes.items()})
+    return ScanResult(statuses, wall, interrupted, time.process_time() - cpu0, nodes)
+
+
+def _stop_all(slots: dict[int, _Slot], statuses: dict[int, dict], reason: str, *, grace: float,
+              seed_of: Callable[[int], int]) -> None:
+    """Ask every started actor to stop and commit; kill what has not answered within ``grace``
+    seconds (its last checkpoint stands) and every actor that never started."""
+    stops: dict[Any, int] = {}
+    for i, slot in slots.items():
+        if statuses[i].get("state") == "running":
+            stops[slot.actor.stop.remote(i, seed_of(i), reason)] = i
+        else:  # pending: no node yet, nothing to commit
+            ray.kill(slot.actor, no_restart=True)
+            statuses[i].update(stop_reason=reason, state="not started")
+    ready: list = []
+    if stops:
+        ready, _ = ray.wait(list(stops), num_returns=len(stops), timeout=grace)
+    for ref in ready:
+        i = stops.pop(ref)
+        try:
+            statuses[i].update(ray.get(ref), state="stopped")
+        except Exception:  # noqa: BLE001 - died while stopping: its last checkpoint stands
+            statuses[i].update(stop_reason=reason, state="killed")
+    for ref, i in stops.items():  # no answer within the grace: a step longer than the limit
+        statuses[i].update(stop_reason=reason, state="killed")
+    for i, slot in slots.items():
+        ray.kill(slot.actor, no_restart=True)
+    slots.clear()

@@ -1,7 +1,13 @@
-"""Live view and final table of a scan (plain text; no Ray import needed here).
+"""Live view and final table of a scan (no Ray import needed here).
 
-Per island: generation, generations/s, best number of satisfied objectives, valid models so far,
-state / stop reason; totals with wall time and core-seconds (the sum of the islands' busy time).
+Per island: state (queued -> pending -> running -> done / stopped / killed / failed), the node it
+runs on, generation, generations/s, best number of satisfied objectives, valid models so far,
+restarts (fresh populations after a stall), actor starts (a lost node or killed process restarts
+the actor from its checkpoint) and the stop reasons; a summary line with the number of islands in
+each state, valid models, wall time and core-seconds (the islands' busy time).
+
+On a terminal the view is a ``rich`` Live table redrawn twice a second; otherwise (job logs,
+pipes) one plain summary line every ``every`` seconds.  The final table is plain text either way.
 """
 
 from __future__ import annotations
@@ -9,64 +15,130 @@ from __future__ import annotations
 import sys
 import time
 
+STATES = ("queued", "pending", "running", "done", "stopped", "killed", "failed", "not started")
+_ORDER = {"running": 0, "pending": 1, "stopped": 2, "killed": 2, "failed": 2, "done": 3, "queued": 4, "not started": 5}
+COLUMNS = ("island", "seed", "state", "node", "gen", "gen/s", "sat", "valid", "restarts", "starts", "stops")
+
+
+def _stops(s: dict) -> str:
+    """The stop reasons of an island: its history (restarts after stalls) and the final one."""
+    hist = s.get("stop_history") or []
+    names = [h.get("reason", "?") if isinstance(h, dict) else str(h) for h in hist]
+    last = s.get("stop_reason")
+    if last and (not names or names[-1] != last):
+        names.append(last)
+    out: list[str] = []
+    for n in names:  # "patience x3, target-valid"
+        if out and out[-1].split(" x")[0] == n:
+            k = int(out[-1].split(" x")[1]) + 1 if " x" in out[-1] else 2
+            out[-1] = f"{n} x{k}"
+        else:
+            out.append(n)
+    return ", ".join(out)
+
+
+def row(i: int, s: dict) -> list[str]:
+    """The cells of island ``i`` (strings, in :data:`COLUMNS` order)."""
+    gen = s.get("generation", 0) or 0
+    wall = s.get("wall_seconds", 0.0) or 0.0
+    rate = gen / wall if wall > 0 else 0.0
+    sat = f"{s.get('best_satisfied', 0)}/{s.get('n_objectives', '?')}" if "best_satisfied" in s else "-"
+    node = s.get("node") or ""
+    return [str(i), str(s.get("seed", "")), s.get("state", ""), node[:8], str(gen), f"{rate:.1f}", sat,
+            str(s.get("n_valid", 0) or 0), str(s.get("restarts", 0) or 0), str(s.get("starts", 0) or 0), _stops(s)]
+
+
+def counts(statuses: dict[int, dict]) -> dict[str, int]:
+    c = {k: 0 for k in STATES}
+    for s in statuses.values():
+        c[s.get("state", "queued")] = c.get(s.get("state", "queued"), 0) + 1
+    return c
+
+
+def summary(statuses: dict[int, dict], elapsed: float) -> str:
+    """One line: islands per state, valid models, distinct nodes, wall and core time."""
+    c = counts(statuses)
+    valid = sum(s.get("n_valid", 0) or 0 for s in statuses.values())
+    core = sum(s.get("wall_seconds", 0.0) or 0.0 for s in statuses.values())
+    nodes = {s.get("node") for s in statuses.values() if s.get("state") == "running" and s.get("node")}
+    states = "  ".join(f"{k} {v}" for k, v in c.items() if v or k in ("queued", "pending", "running", "done"))
+    return (f"[{elapsed:7.1f} s] {states}  valid {valid}  nodes {len(nodes)}  "
+            f"{core:.1f} core-s ({core / 3600:.3f} core-h)")
+
+
+def _selected(statuses: dict[int, dict], max_rows: int) -> list[int]:
+    order = sorted(statuses, key=lambda i: (_ORDER.get(statuses[i].get("state", ""), 9), i))
+    return sorted(order[:max_rows])
+
 
 def table(statuses: dict[int, dict], elapsed: float, *, max_rows: int = 64) -> str:
-    """Text table of island statuses plus a total line."""
-    head = f"{'island':>6} {'seed':>10} {'gen':>8} {'gen/s':>7} {'sat':>6} {'valid':>6} {'restarts':>8}  state"
-    lines = [head]
-    tot_gen = tot_valid = 0
-    core = 0.0
-    shown = 0
-    for i in sorted(statuses):
-        s = statuses[i]
-        gen = s.get("generation", 0) or 0
-        wall = s.get("wall_seconds", 0.0) or 0.0
-        core += wall
-        tot_gen += gen
-        tot_valid += s.get("n_valid", 0) or 0
-        if shown >= max_rows:
-            continue
-        shown += 1
-        rate = gen / wall if wall > 0 else 0.0
-        sat = f"{s.get('best_satisfied', 0)}/{s.get('n_objectives', '?')}" if "best_satisfied" in s else "-"
-        state = s.get("stop_reason") or s.get("state", "")
-        if s.get("stop_reason") and s.get("state") == "stopped":
-            state = f"stopped ({s['stop_reason']})"
-        lines.append(
-            f"{i:>6} {s.get('seed', ''):>10} {gen:>8} {rate:>7.1f} {sat:>6} {s.get('n_valid', 0) or 0:>6} "
-            f"{max(0, (s.get('starts', 1) or 1) - 1):>8}  {state}"
-        )
-    if len(statuses) > shown:
-        lines.append(f"... {len(statuses) - shown} more islands")
-    lines.append(
-        f"{'total':>6} {'':>10} {tot_gen:>8} {'':>7} {'':>6} {tot_valid:>6}           "
-        f"wall {elapsed:.1f} s, {core:.1f} core-s ({core / 3600:.3f} core-h)"
-    )
+    """Plain-text table of island statuses (running islands first when they do not all fit)
+    plus the summary line."""
+    rows = [list(COLUMNS)] + [row(i, statuses[i]) for i in _selected(statuses, max_rows)]
+    widths = [max(len(r[k]) for r in rows) for k in range(len(COLUMNS))]
+    lines = ["  ".join(c.rjust(w) if k not in (2, 3, 10) else c.ljust(w) for k, (c, w) in enumerate(zip(r, widths))).rstrip()
+             for r in rows]
+    if len(statuses) > max_rows:
+        lines.append(f"... {len(statuses) - max_rows} more islands")
+    lines.append(summary(statuses, elapsed))
     return "\n".join(lines)
 
 
-class Progress:
-    """Redraws the table on a terminal (every ``every`` s); else one summary line every 10 s."""
+def rich_table(statuses: dict[int, dict], elapsed: float, *, max_rows: int = 40):
+    from rich.table import Table
 
-    def __init__(self, n_islands: int, *, live: bool = True, echo=print, every: float = 1.0) -> None:
+    t = Table(title="rayflavor scan", caption=summary(statuses, elapsed), expand=False)
+    for k, c in enumerate(COLUMNS):
+        t.add_column(c, justify="left" if k in (2, 3, 10) else "right", no_wrap=True)
+    for i in _selected(statuses, max_rows):
+        t.add_row(*row(i, statuses[i]))
+    if len(statuses) > max_rows:
+        t.add_row("...", f"{len(statuses) - max_rows} more", *[""] * (len(COLUMNS) - 2))
+    return t
+
+
+class Progress:
+    """Live view of a scan: a rich Live table on a terminal, plain lines every ``every`` seconds
+    otherwise; ``live=False`` prints only the final table.  Use as a context manager around the
+    driver loop, then call :meth:`final`."""
+
+    def __init__(self, n_islands: int, *, live: bool = True, echo=print, every: float = 10.0,
+                 tty: bool | None = None) -> None:
         self.live = live
         self.echo = echo
-        self.tty = live and sys.stdout.isatty()
-        self.every = every if self.tty else 10.0
-        self.last = 0.0
+        self.tty = live and (sys.stdout.isatty() if tty is None else tty)
+        self.every = every
+        self.last = -float("inf")
+        self._live = None
 
-    def update(self, statuses: dict[int, dict], elapsed: float, final: bool = False) -> None:
-        now = time.monotonic()
-        if final:
-            self.echo(table(statuses, elapsed))
-            return
-        if not self.live or now - self.last < self.every:
-            return
-        self.last = now
+    def __enter__(self) -> "Progress":
         if self.tty:
-            self.echo("\x1b[H\x1b[J" + table(statuses, elapsed, max_rows=40))
-        else:
-            running = sum(1 for s in statuses.values() if s.get("state") == "running")
-            valid = sum(s.get("n_valid", 0) or 0 for s in statuses.values())
-            done = sum(1 for s in statuses.values() if s.get("state") == "done")
-            self.echo(f"[{elapsed:7.1f} s] running {running}  done {done}/{len(statuses)}  valid {valid}")
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(console=Console(), refresh_per_second=2, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+            self._live = None
+
+    def update(self, statuses: dict[int, dict], elapsed: float) -> None:
+        if not self.live:
+            return
+        now = time.monotonic()
+        if self._live is not None:
+            if now - self.last >= 0.5:
+                self.last = now
+                self._live.update(rich_table(statuses, elapsed))
+            return
+        if now - self.last >= self.every:
+            self.last = now
+            self.echo(summary(statuses, elapsed))
+
+    def final(self, statuses: dict[int, dict], elapsed: float) -> None:
+        """The final table (plain text, also into logs)."""
+        self.__exit__(None, None, None)
+        self.echo(table(statuses, elapsed))

@@ -97,7 +97,11 @@ _DOMAINS["eps_d_abs"] = (lambda v: (v > 0) & (v < 1), "0 < |eps_d| < 1")
 MAX_CHARGE = 9
 WILSON_RANGE = (0.3, 3.0)
 REGIMES = {"up": ((0.1, 0.3), (0.03, 0.07)), "down": ((0.03, 0.07), (0.1, 0.3))}  # |eps_u|, |eps_d|
-LOG10_LAMBDA_RANGE = (8.0, 18.0)
+# The one searched range of log10(Lambda / GeV) (ours: the paper prints none).  Light neutrino
+# masses scale as v^2 eps_u^n / Lambda with a Weinberg exponent n of a few units, so eight decades
+# cover m_nu ~ 0.05 eV for every n the charges reach with order-one coefficients.  The scan
+# (methods.ga.problem), `--log10-lambda` and random_parameters all use this constant.
+LOG10_LAMBDA_RANGE: tuple[float, float] = (8.0, 16.0)
 
 
 def random_parameters(

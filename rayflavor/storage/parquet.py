@@ -1,10 +1,12 @@
-"""Crash-safe Parquet part files for valid FN models (schema ``rayflavor-fn-models/1``).
+"""Parquet rows of valid FN models (schema ``rayflavor-fn-models/1``) and the scan's part files.
 
-Each island writes one series of part files ``OUT/islands/island-XXXX/part-NNNNNN.parquet``.
-A part is written to a temporary ``.part-NNNNNN.parquet.*.tmp`` in the same directory, flushed, fsynced and
-renamed with :func:`os.replace`, so a reader (or a killed writer) only ever sees complete
-files.  Readers glob ``part-*.parquet``; stray ``*.tmp`` files are ignored and removed on
-restart.
+A scan's parts live under ``OUT/islands/island-XXXX/`` and are written and committed by
+:class:`rayflavor.storage.island_store.IslandStore` (write-once object names plus a JSON
+checkpoint that lists the committed ones; local directory or object store).  Readers use
+:func:`list_parts` / :func:`rayflavor.storage.island_store.committed_parts`, which return only
+committed parts.  :func:`write_part` and :func:`discard_parts_from` are the helpers of the
+legacy local format (``part-NNNNNN.parquet`` + ``checkpoint.pkl``, before the IslandStore),
+kept so that old scans (and tests that build one) can still be deduplicated.
 
 Row schema: every column of :data:`rayflavor.physics.fn.PARAMETERS` (charges as int64), every
 observable, loss and flag :func:`fn.evaluate` returns (the 45 exponents
@@ -74,7 +76,8 @@ def empty_table() -> pa.Table:
 
 
 def write_part(out: str | Path, island: int, seq: int, table: pa.Table) -> Path:
-    """Atomically write part ``seq`` of ``island`` (an existing part of that number is replaced)."""
+    """Legacy format: atomically write ``part-NNNNNN.parquet`` of ``island`` (an existing part of
+    that number is replaced); it counts as committed while the island has no ``checkpoint.json``."""
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     path = part_path(out, island, seq)
@@ -83,10 +86,16 @@ def write_part(out: str | Path, island: int, seq: int, table: pa.Table) -> Path:
 
 
 def list_parts(out: str | Path, island: int | None = None) -> list[Path]:
-    """Complete part files under ``OUT/islands`` (one island, or all), sorted."""
-    root = Path(out) / "islands"
-    dirs = [island_dir(out, island)] if island is not None else sorted(root.glob("island-*"))
-    return sorted(p for d in dirs if d.is_dir() for p in d.iterdir() if PART_RE.match(p.name))
+    """Committed part files of a LOCAL scan ``out`` (one island, or all), in island and commit
+    order: the parts the island checkpoints list (legacy islands: their part files by name);
+    never the uncommitted objects of a dead attempt.  For any location use
+    :func:`rayflavor.storage.island_store.committed_parts`."""
+    from rayflavor.storage.island_store import IslandStore, committed_parts
+    from rayflavor.storage.location import resolve
+
+    loc = resolve(out)
+    parts = committed_parts(loc) if island is None else IslandStore(loc, island).committed_parts()
+    return [p.local_path() for p in parts]
 
 
 def discard_parts_from(out: str | Path, island: int, seq: int) -> int:

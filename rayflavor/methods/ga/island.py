@@ -1,52 +1,56 @@
-"""One NSGA-III island: plain pymoo ask/tell, no Ray.
+"""NSGA-III islands stepped one generation at a time: plain pymoo ask/tell, no Ray.
 
-Two configurations (:attr:`IslandConfig.method`):
+Two engines, chosen by :attr:`IslandConfig.method` through :func:`make_island`:
 
-``"paper"``
-    The FN paper as published (sec. III.4): pymoo ``NSGA3`` defaults (SBX eta 30, PM eta 20,
-    duplicate elimination), Das-Dennis directions with 2 partitions (153 for 17 objectives),
-    population 156, SBX + PM on every gene, charges rounded at evaluation.
+:class:`PaperIsland` (``"paper"``)
+    The FN paper as published (sec. III.4): pymoo ``NSGA3`` defaults (SBX eta 30, PM eta 20 on
+    every gene, duplicate elimination), Das-Dennis reference directions, the paper's losses as
+    objectives, charges rounded at evaluation.  With ``ISLAND_PRESETS["paper"]``: population 156,
+    2 partitions (153 directions for 17 objectives), as many offspring as the population.
 
-``"fast"`` (default)
-    The same NSGA-III engine (Das-Dennis directions, reference-direction survival) plus the levers
-    the paper names as future work:
+:class:`FastIsland` (``"fast"``, the default) extends it through the engine's hooks with the
+    levers the paper names as future work:
 
-    * integer-aware charge operators (:mod:`.operators`);
-    * **continuous refinement**: every generation the ``refine_top`` most promising offspring
-      (no negative exponents, charges not yet found valid, refinement budget left for their
-      charge assignment) get ``refine_iters`` batched Levenberg-Marquardt steps on their
-      continuous genes (Wilson coefficients, vevs, phase, Lambda) with the charges frozen; the
-      improved genes go back into the population (Lamarckian).  Residuals: :class:`Shaper`;
-      Jacobians by forward differences, all candidates in one batch;
-    * **shaped objectives**: NSGA-III sees the 17 objectives as :class:`Shaper` residuals,
-      which vanish exactly where the paper's losses vanish but keep a slope where the paper's
-      mass and splitting losses saturate;
-    * **tabu on found assignments**: once a charge assignment is valid its individuals get a
-      large penalty added to every objective, so the population moves on instead of crowding
-      around a model already stored;
+    * integer-aware charge operators (:mod:`.operators`), no duplicate elimination, fewer
+      reference directions and more offspring per generation (:meth:`~PaperIsland._make_nsga3`);
+    * **shaped objectives** (:mod:`.shaping`): the 17 objectives as residuals with the paper's
+      zero set and a slope where its losses saturate (:meth:`~PaperIsland._objective_matrix`);
+    * **continuous refinement** (:mod:`.refine`): every generation the ``refine_top`` most
+      promising offspring (no negative exponents, charges not found yet, refinement budget left
+      for their charge assignment) get ``refine_iters`` Levenberg-Marquardt steps on their
+      continuous genes with the charges frozen; the improved genes go back into the population
+      (:meth:`~PaperIsland._after_evaluation`);
+    * **tabu on found assignments**: individuals whose charge assignment is already valid get
+      :data:`TABU_PENALTY` added to every objective (:meth:`~PaperIsland._before_tell`);
     * **charge neighbourhood**: each new valid assignment queues ``neighbours`` copies with one
-      charge of ``Q, u, d, L, e`` moved by one unit (never ``N``, whose charges cancel from the
-      light-neutrino masses, and never a common shift, which leaves the physics unchanged), which
-      are evaluated and refined with the next offspring;
-    * no pymoo duplicate elimination and fewer reference directions (less overhead per
-      generation), larger offspring batches.
+      charge of ``Q u d L e`` moved by one unit (never ``N``, whose charges cancel from the light
+      masses, never a common shift), evaluated with the next offspring
+      (:meth:`~PaperIsland._on_new_models`, :meth:`~PaperIsland._prepare_offspring`).
 
-Stopping (FN paper sec. III.4): ``max_generations``; ``target_valid`` unique valid models (unique
-by charge assignment inside the island); ``patience`` generations without a better best loss
-(the smallest sum of :class:`Shaper` residuals seen), a larger best number of satisfied
-objectives, or a new valid model.  The wall-clock limit is the caller's.
+Stopping (paper sec. III.4): ``max_generations``; ``target_valid`` unique valid models (unique by
+charge assignment inside the island); ``patience`` generations of the current run without a
+better best loss (smallest sum of shaped residuals), a larger number of satisfied objectives or a
+new valid model.  On ``patience`` an island with restarts left (``IslandConfig.restarts``)
+restarts instead: a fresh NSGA-III population from the seed
+``SeedSequence(seed, spawn_key=(k,))`` of restart ``k``, its first ``restart_keep * pop_size``
+members replaced by the stalled run's best non-valid points; the found set survives, so no
+model is reported twice.  The wall-clock limit is the caller's (:meth:`~PaperIsland.request_stop`).
+
+State (:meth:`~PaperIsland.get_state`, :func:`island_from_state`) is plain data: a JSON-able
+dict and a dict of numeric arrays, never a pickle.
 
 >>> from rayflavor.physics import data
->>> isl = Island(IslandConfig(method="paper", pop_size=20, n_partitions=1), data.load("nufit-6.0+pdg-2024"), seed=1)
->>> isl.step(); isl.generation
-1
+>>> from dataclasses import replace
+>>> cfg = replace(ISLAND_PRESETS["paper"], pop_size=20, n_partitions=1)
+>>> isl = make_island(cfg, data.load("nufit-6.0+pdg-2024"), island=0, seed=1)
+>>> isl.step(); isl.generation, isl.done, type(isl).__name__
+(1, False, 'PaperIsland')
 """
 
 from __future__ import annotations
 
-import pickle
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from pymoo.algorithms.moo.nsga3 import NSGA3
@@ -54,11 +58,9 @@ from pymoo.core.population import Population
 from pymoo.core.termination import NoTermination
 from pymoo.util.ref_dirs import get_reference_directions
 
-from rayflavor.methods.ga.operators import (
-    IntegerAwareMutation,
-    IntegerAwareSampling,
-    TripletCrossover,
-)
+from rayflavor.configfile import from_mapping
+from rayflavor.methods.ga.config import ISLAND_PRESETS, METHODS, ORDERINGS, IslandConfig
+from rayflavor.methods.ga.operators import IntegerAwareMutation, IntegerAwareSampling, TripletCrossover
 from rayflavor.methods.ga.problem import (
     CHARGES,
     CONT,
@@ -68,152 +70,97 @@ from rayflavor.methods.ga.problem import (
     Objectives,
     Space,
     decode,
+    encode,
     round_charges,
 )
+from rayflavor.methods.ga.refine import levenberg_marquardt
+from rayflavor.methods.ga.shaping import Shaper
 from rayflavor.physics import fn
 
-METHODS = ("fast", "paper")
-ORDERINGS = ("any", "NO", "IO")
 STOP_REASONS = ("max-generations", "target-valid", "patience", "time-limit", "interrupted", "no-offspring")
+RESUMABLE = ("time-limit", "interrupted")  # stops that resume() continues
+STATE_FORMAT = "rayflavor-island/2"
 TABU_PENALTY = 1e6
 CHARGE_ONLY = ("n_negative", "max_exponent")  # objectives that depend on the charges alone
-
-
-@dataclass(frozen=True)
-class IslandConfig:
-    """Everything that defines an island's search (not its seed or index)."""
-
-    method: str = "fast"
-    regime: str = "up"
-    ordering: str = "any"
-    max_exponent: int | None = None
-    mass_tolerance: float = 0.2
-    log10_lambda: float | None = None
-    pop_size: int | None = None  # None: 156 (paper) / 100 (fast)
-    n_partitions: int | None = None  # Das-Dennis partitions; None: 2 (paper) / 1 (fast)
-    n_offsprings: int | None = None  # None: pop_size (paper) / 2 pop_size (fast)
-    max_generations: int = 1_000_000
-    target_valid: int = 100
-    patience: int = 500
-    refine_top: int = 8
-    refine_iters: int = 3
-    refine_budget: int = 60  # LM iterations per charge assignment
-    neighbours: int = 12
-    charge_rate: float = 0.3
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r} (use {' or '.join(METHODS)})")
-        if self.ordering not in ORDERINGS:
-            raise ValueError(f"unknown ordering {self.ordering!r} (use any, NO or IO)")
-        Space(self.regime)  # validates the regime
-
-    @property
-    def paper(self) -> bool:
-        return self.method == "paper"
-
-    def resolved(self) -> dict:
-        """The configuration with every default filled in (for scan.json)."""
-        d = asdict(self)
-        d["pop_size"] = self.pop_size or (156 if self.paper else 100)
-        d["n_partitions"] = self.n_partitions if self.n_partitions is not None else (2 if self.paper else 1)
-        d["n_offsprings"] = self.n_offsprings or (d["pop_size"] if self.paper else 2 * d["pop_size"])
-        return d
-
-
-class Shaper:
-    """Shaped residuals: zero exactly where the paper's losses are zero, informative outside.
-
-    The paper's mass loss ``C(m/m_0, 1-tol, 1+tol)`` saturates at ``1 - tol`` for a mass far
-    too small (``m = 1e-10 m_0`` and ``m = 0.5 m_0`` score alike), and so do the splittings; a
-    search there has no slope to follow.  The residuals used by the fast island are
-
-    * CKM and PMNS quantities: ``loss / s`` with ``s`` the half width of the 3 sigma window;
-    * ``dm21``, ``|dm3l|``: ``max(0, ln(lo/O), ln(O/hi)) / ln(hi/lo)`` (window of the predicted
-      ordering), 50 for a non-positive or missing value;
-    * each of the nine charged masses: ``max(0, ln((1-tol) m_0/m), ln(m/((1+tol) m_0))) / tol``;
-    * ``n_negative``, ``max_exponent``: the loss; ``io``: ``max(0, ln(m3/m1))``.
-
-    Non-finite rows get 1e3 everywhere.  :meth:`objectives` groups them like the paper's 17
-    objectives (masses summed per quark generation) so that NSGA-III sees the same objective
-    list with the same zero set.
-    """
-
-    def __init__(self, objectives: Objectives) -> None:
-        d = objectives.data
-        self.names = objectives.names
-        self.tol = objectives.mass_tolerance
-        self.window = {n: d.window(n, "NO") for n in fn.WINDOW_OBJECTIVES if n != "dm21"}
-        self.dm21 = d.window("dm21", "NO")
-        self.dm3l = {o: tuple(sorted(abs(v) for v in d.window("dm3l", o))) for o in ("NO", "IO")}
-        self.m0 = {m: d.get(m).central for m in fn.MASSES}
-
-    @staticmethod
-    def _log_window(o: np.ndarray, lo, hi) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            r = np.maximum(np.maximum(np.log(lo / o), np.log(o / hi)), 0.0) / np.log(hi / lo)
-        return np.where(o > 0, r, 50.0)
-
-    def residuals(self, res: dict[str, np.ndarray]) -> np.ndarray:
-        cols = []
-        for n, (lo, hi) in self.window.items():
-            cols.append(res[f"loss_{n}"] / (0.5 * (hi - lo)))
-        cols.append(self._log_window(res["dm21"], *self.dm21))
-        is_io = res["ordering"] == "IO"
-        a = np.abs(res["dm3l"])
-        cols.append(np.where(is_io, self._log_window(a, *self.dm3l["IO"]), self._log_window(a, *self.dm3l["NO"])))
-        lt = np.log1p(-self.tol), np.log1p(self.tol)
-        with np.errstate(all="ignore"):
-            for m in fn.MASSES:
-                lr = np.log(res[m] / self.m0[m])
-                cols.append(np.where(res[m] > 0, np.maximum(np.maximum(lt[0] - lr, lr - lt[1]), 0.0) / self.tol, 50.0))
-        cols.append(res["loss_n_negative"])
-        if "io" in self.names:
-            with np.errstate(all="ignore"):
-                cols.append(np.maximum(np.log(res["nu_m3"] / res["nu_m1"]), 0.0))
-        if "max_exponent" in self.names:
-            cols.append(res["loss_max_exponent"])
-        R = np.column_stack(cols).astype(np.float64)
-        R[~np.isfinite(R).all(axis=1)] = 1e3
-        R[res["ordering"] == "none", 9] += 1.0  # m1 < m3 < m2: no ordering, never valid
-        return R
-
-    def objectives(self, R: np.ndarray) -> np.ndarray:
-        """Residuals grouped into the objective list (same order as ``names``)."""
-        m = R[:, 10:19]  # u c t d s b e mu tau
-        quark = [m[:, 0] + m[:, 3], m[:, 1] + m[:, 4], m[:, 2] + m[:, 5]]
-        cols = [R[:, k] for k in range(10)] + quark + [m[:, 6], m[:, 7], m[:, 8]] + [R[:, k] for k in range(19, R.shape[1])]
-        return np.column_stack(cols)
+BUDGET_MEMORY = 200_000  # refinement budgets remembered (the oldest half is forgotten beyond)
 
 
 def _keys(charges: np.ndarray) -> list[bytes]:
     return [row.tobytes() for row in np.ascontiguousarray(charges, dtype=np.int8)]
 
 
+def _charges(keys) -> np.ndarray:
+    """int8 charge rows ``(n, 18)`` from :func:`_keys` keys."""
+    return np.frombuffer(b"".join(keys), dtype=np.int8).reshape(-1, N_CHARGES).copy()
+
+
+def restart_seed(seed: int, restart: int) -> int:
+    """Seed of restart ``restart`` (1, 2, ...) of the island with seed ``seed``: the first word of
+    ``SeedSequence(seed, spawn_key=(restart,))``, i.e. of ``SeedSequence(seed).spawn(restart)[-1]``.
+
+    >>> restart_seed(7, 1) == restart_seed(7, 1) != restart_seed(7, 2)
+    True
+    """
+    return int(np.random.SeedSequence(seed, spawn_key=(restart,)).generate_state(1)[0])
+
+
 @dataclass
 class Counters:
+    """The island's counters (JSON-able through :meth:`to_json`).  ``best_*``: over the whole
+    island (reported); ``run_best_*``, ``last_improvement``: of the current run (patience)."""
+
     generation: int = 0
     n_evals: int = 0
     n_found: int = 0
     best_loss: float = float("inf")
     best_satisfied: int = 0
+    run_best_loss: float = float("inf")
+    run_best_satisfied: int = 0
     last_improvement: int = 0
     stop_reason: str | None = None
+    restarts: int = 0
+    run_seed: int = 0
     eval_seconds: float = 0.0
     refine_seconds: float = 0.0
     step_seconds: float = 0.0
     first_valid_evals: int | None = None
     first_valid_seconds: float | None = None
+    stop_history: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        for k in ("best_loss", "run_best_loss"):
+            if not np.isfinite(d[k]):
+                d[k] = None
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Counters":
+        d = dict(d)
+        for k in ("best_loss", "run_best_loss"):
+            d[k] = float("inf") if d[k] is None else float(d[k])
+        return cls(**d)
 
 
-class Island:
-    """An NSGA-III island stepped one generation at a time (see the module docstring)."""
+class PaperIsland:
+    """The FN paper's NSGA-III island (see the module docstring); the base of every engine.
+
+    Subclasses change the search only through the hooks :meth:`_make_nsga3`,
+    :meth:`_objective_matrix`, :meth:`_prepare_offspring`, :meth:`_after_evaluation`,
+    :meth:`_before_tell`, :meth:`_on_new_models` and their state through :meth:`_extra_state`,
+    :meth:`_load_extra_state`.
+    """
+
+    engine = "paper"
 
     def __init__(self, config: IslandConfig, data, *, island: int = 0, seed: int = 0) -> None:
+        if config.method != self.engine:
+            raise ValueError(f"{type(self).__name__} runs method {self.engine!r}, not {config.method!r} (use make_island)")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.config = config
-        self.island = island
+        self.island = int(island)
         self.seed = int(seed)
-        r = config.resolved()
         self.space = Space(config.regime, config.log10_lambda)
         self.objectives = Objectives(
             data=data,
@@ -223,36 +170,55 @@ class Island:
         )
         self.names = self.objectives.names
         self.shaper = Shaper(self.objectives)
-        self.charge_only = np.array([n in CHARGE_ONLY for n in self.names])
         self.problem = FNProblem(self.space, self.objectives)
-        ref_dirs = get_reference_directions("das-dennis", len(self.names), n_partitions=r["n_partitions"])
-        if config.paper:
-            algo = NSGA3(ref_dirs=ref_dirs, pop_size=r["pop_size"])
-        else:
-            algo = NSGA3(
-                ref_dirs=ref_dirs,
-                pop_size=r["pop_size"],
-                n_offsprings=r["n_offsprings"],
-                sampling=IntegerAwareSampling(),
-                crossover=TripletCrossover(),
-                mutation=IntegerAwareMutation(charge_rate=config.charge_rate),
-                eliminate_duplicates=False,
-            )
-        algo.setup(self.problem, seed=self.seed, termination=NoTermination(), verbose=False)
-        self.algorithm = algo
-        self.c = Counters()
+        self.ref_dirs = get_reference_directions("das-dennis", len(self.names), n_partitions=config.n_partitions)
+        self.c = Counters(run_seed=self.seed)
         self.found: set[bytes] = set()
-        self.budget: dict[bytes, int] = {}
-        self.queue = np.empty((0, self.problem.n_var))
+        self.restart_rows = np.empty((0, self.problem.n_var))  # genes that seed the next initial population
         self._pending: list[dict[str, np.ndarray]] = []
-        free = np.arange(CONT.start, self.problem.n_var)
-        if config.log10_lambda is not None:
-            free = free[free != I_LAMBDA]
-        self.free = free
-        xl, xu = self.problem.xl, self.problem.xu
-        self.h = 1e-4 * (xu[free] - xl[free])
+        self.algorithm = self._new_algorithm(self.seed)
+
+    # ------------------------------------------------------------------ hooks
+    def _make_nsga3(self) -> NSGA3:
+        """The pymoo algorithm (paper: NSGA3's defaults)."""
+        return NSGA3(ref_dirs=self.ref_dirs, pop_size=self.config.pop_size, n_offsprings=self.config.n_offsprings)
+
+    def _objective_matrix(self, res: dict[str, np.ndarray], R: np.ndarray) -> np.ndarray:
+        """What NSGA-III minimises (paper: its CC-type losses)."""
+        return self.objectives.matrix(res)
+
+    def _prepare_offspring(self, G: np.ndarray, initial: bool) -> np.ndarray:
+        """Gene rows to evaluate this generation, from the algorithm's offspring ``G``
+        (``initial``: the first population of a run).  The base seeds a restarted run's first
+        population with :attr:`restart_rows`."""
+        if initial and len(self.restart_rows):
+            k = min(len(self.restart_rows), len(G))
+            G[:k] = self.restart_rows[:k]
+            self.restart_rows = self.restart_rows[:0]
+        return G
+
+    def _after_evaluation(self, G: np.ndarray, F: np.ndarray, R: np.ndarray) -> None:
+        """Change the evaluated rows in place before survival (paper: nothing)."""
+
+    def _before_tell(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
+        """The objective matrix handed to survival (paper: ``F``)."""
+        return F
+
+    def _on_new_models(self, x: np.ndarray) -> None:
+        """Called with the parameter rows of newly found valid models (paper: nothing)."""
+
+    def _extra_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        return {}, {}
+
+    def _load_extra_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        pass
 
     # ------------------------------------------------------------------ evaluation
+    def _new_algorithm(self, seed: int) -> NSGA3:
+        algo = self._make_nsga3()
+        algo.setup(self.problem, seed=seed, termination=NoTermination(), verbose=False)
+        return algo
+
     @property
     def generation(self) -> int:
         return self.c.generation
@@ -263,7 +229,7 @@ class Island:
         x = decode(G, self.space)
         res = self.objectives.evaluate(x)
         R = self.shaper.residuals(res)
-        F = self.objectives.matrix(res) if self.config.paper else self.shaper.objectives(R)
+        F = self._objective_matrix(res, R)
         self.c.n_evals += len(G)
         self.c.eval_seconds += time.perf_counter() - t
         self._harvest(x, res)
@@ -304,24 +270,281 @@ class Island:
         row["generation"] = np.full(len(new), self.c.generation, dtype=np.int64)
         row["found_at"] = np.full(len(new), time.time())
         self._pending.append(row)
-        if not self.config.paper and self.config.neighbours:
-            self._queue_neighbours(x[new])
+        self._on_new_models(x[new])
 
     def _track(self, R: np.ndarray, res: dict[str, np.ndarray]) -> None:
-        sat = int(np.max(res["n_satisfied"])) if len(R) else 0
-        loss = float(np.min(R.sum(axis=1))) if len(R) else float("inf")
+        if not len(R):
+            return
+        c = self.c
+        sat = int(np.max(res["n_satisfied"]))
+        loss = float(np.min(R.sum(axis=1)))
+        c.best_satisfied = max(c.best_satisfied, sat)
+        c.best_loss = min(c.best_loss, loss)
         improved = False
-        if sat > self.c.best_satisfied:
-            self.c.best_satisfied, improved = sat, True
-        if loss < self.c.best_loss * (1 - 1e-12):
-            self.c.best_loss, improved = loss, True
+        if sat > c.run_best_satisfied:
+            c.run_best_satisfied, improved = sat, True
+        if loss < c.run_best_loss * (1 - 1e-12):
+            c.run_best_loss, improved = loss, True
         if improved:
-            self.c.last_improvement = self.c.generation
+            c.last_improvement = c.generation
 
+    # ------------------------------------------------------------------ stepping
+    def step(self) -> None:
+        """Advance one generation (the first call of a run evaluates its initial population)."""
+        if self.done:
+            return
+        t0 = time.perf_counter()
+        algo = self.algorithm
+        off = algo.ask()
+        if off is None or len(off) == 0:
+            self._stop("no-offspring")
+            return
+        G = off.get("X").astype(np.float64)
+        G = self._prepare_offspring(G, initial=not algo.is_initialized)
+        F, R = self._evaluate(G)
+        self._after_evaluation(G, F, R)
+        F = self._before_tell(G, F)
+        algo.tell(infills=Population.new("X", G, "F", F))
+        self.c.generation += 1
+        self.c.step_seconds += time.perf_counter() - t0
+        self._check_stop()
+
+    def _check_stop(self) -> None:
+        cfg, c = self.config, self.c
+        if c.stop_reason is not None:
+            return
+        if c.n_found >= cfg.target_valid:
+            self._stop("target-valid")
+        elif c.generation >= cfg.max_generations:
+            self._stop("max-generations")
+        elif c.generation - c.last_improvement >= cfg.patience:
+            if c.restarts < cfg.restarts:
+                self._restart("patience")
+            else:
+                self._stop("patience")
+
+    def _stop(self, reason: str) -> None:
+        self.c.stop_reason = reason
+        self.c.stop_history.append({"reason": reason, "generation": self.c.generation, "seed": self.c.run_seed, "restart_seed": None})
+
+    def _restart(self, reason: str) -> None:
+        """A fresh run: new algorithm from :func:`restart_seed`, seeded with the best non-valid
+        points of the stalled population; found set, counters and queues survive."""
+        c = self.c
+        k = c.restarts + 1
+        new_seed = restart_seed(self.seed, k)
+        c.stop_history.append({"reason": reason, "generation": c.generation, "seed": c.run_seed, "restart_seed": new_seed})
+        self.restart_rows = self._best_unfound(int(round(self.config.restart_keep * self.config.pop_size)))
+        c.restarts, c.run_seed = k, new_seed
+        c.last_improvement = c.generation
+        c.run_best_loss, c.run_best_satisfied = float("inf"), 0
+        self.algorithm = self._new_algorithm(new_seed)
+
+    def _best_unfound(self, n: int) -> np.ndarray:
+        """Up to ``n`` gene rows of the population with the smallest objective sums, one per charge
+        assignment, none of them found valid."""
+        pop = self.algorithm.pop
+        if n <= 0 or pop is None or not len(pop):
+            return np.empty((0, self.problem.n_var))
+        X, F = pop.get("X"), pop.get("F")
+        keys = _keys(round_charges(X))
+        score = F.sum(axis=1)
+        rows, seen = [], set()
+        for i in np.argsort(score, kind="stable"):
+            if keys[i] in self.found or keys[i] in seen or not np.isfinite(score[i]):
+                continue
+            seen.add(keys[i])
+            rows.append(i)
+            if len(rows) == n:
+                break
+        return np.array(X[rows], dtype=np.float64).reshape(-1, self.problem.n_var)
+
+    # ------------------------------------------------------------------ API for the orchestration
+    @property
+    def done(self) -> bool:
+        return self.c.stop_reason is not None
+
+    @property
+    def n_pending(self) -> int:
+        """Valid models found and not drained yet."""
+        return sum(len(r["generation"]) for r in self._pending)
+
+    def drain(self) -> dict[str, np.ndarray] | None:
+        """The valid models found since the last call, as columns (``None`` if there are none)."""
+        if not self._pending:
+            return None
+        rows, self._pending = self._pending, []
+        return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+
+    def request_stop(self, reason: str) -> None:
+        """Stop for ``reason`` (one of :data:`STOP_REASONS`, e.g. ``"time-limit"``); no-op if done."""
+        if reason not in STOP_REASONS:
+            raise ValueError(f"unknown stop reason {reason!r} (use {', '.join(STOP_REASONS)})")
+        if not self.done:
+            self._stop(reason)
+
+    def resume(self) -> bool:
+        """Continue an island stopped by ``"time-limit"`` or ``"interrupted"``: clear the reason and
+        restart the patience count.  Returns whether it was resumed."""
+        if self.c.stop_reason not in RESUMABLE:
+            return False
+        self.c.stop_reason = None
+        self.c.last_improvement = self.c.generation
+        return True
+
+    def status(self) -> dict:
+        """Counters for progress reports and ``scan.json`` (JSON-able; no NaN or inf)."""
+        c = self.c
+        return {
+            "island": self.island,
+            "seed": self.seed,
+            "method": self.engine,
+            "generation": c.generation,
+            "n_evals": c.n_evals,
+            "n_valid": c.n_found,
+            "best_satisfied": c.best_satisfied,
+            "n_objectives": len(self.names),
+            "best_loss": c.best_loss if np.isfinite(c.best_loss) else None,
+            "stop_reason": c.stop_reason,
+            "step_seconds": c.step_seconds,
+            "eval_seconds": c.eval_seconds,
+            "refine_seconds": c.refine_seconds,
+            "first_valid_seconds": c.first_valid_seconds,
+            "first_valid_evals": c.first_valid_evals,
+            "restarts": c.restarts,
+            "run_seed": c.run_seed,
+            "stop_history": [dict(h) for h in c.stop_history],
+        }
+
+    # ------------------------------------------------------------------ state
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """Everything needed to continue exactly here, as ``(meta, arrays)``: ``meta`` is JSON-able
+        (``json.dumps(meta, allow_nan=False)`` works), ``arrays`` are numeric numpy arrays
+        (``np.savez`` / ``np.load(allow_pickle=False)``).  Call after :meth:`drain` (pending models
+        are not part of the state)."""
+        if self._pending:
+            raise RuntimeError("drain() the island before taking its state")
+        algo = self.algorithm
+        init = bool(algo.is_initialized)
+        norm = algo.survival.norm
+        n_var, n_obj = self.problem.n_var, len(self.names)
+        arrays = {
+            "pop_X": np.asarray(algo.pop.get("X"), np.float64) if init else np.empty((0, n_var)),
+            "pop_F": np.asarray(algo.pop.get("F"), np.float64) if init else np.empty((0, n_obj)),
+            "norm_ideal": np.asarray(norm.ideal_point, np.float64),
+            "norm_worst": np.asarray(norm.worst_point, np.float64),
+            "norm_nadir": np.empty(0) if norm.nadir_point is None else np.asarray(norm.nadir_point, np.float64),
+            "norm_extreme": np.empty((0, n_obj)) if norm.extreme_points is None else np.asarray(norm.extreme_points, np.float64),
+            "found": _charges(sorted(self.found)),
+            "restart_rows": np.asarray(self.restart_rows, np.float64),
+        }
+        meta = {
+            "format": STATE_FORMAT,
+            "engine": self.engine,
+            "config": asdict(self.config),
+            "island": self.island,
+            "seed": self.seed,
+            "counters": self.c.to_json(),
+            "algorithm": {
+                "initialized": init,
+                "n_iter": None if algo.n_iter is None else int(algo.n_iter),
+                "rng": algo.random_state.bit_generator.state,
+                "norm_nadir": norm.nadir_point is not None,
+                "norm_extreme": norm.extreme_points is not None,
+            },
+        }
+        extra_meta, extra_arrays = self._extra_state()
+        meta["extra"] = extra_meta
+        arrays.update(extra_arrays)
+        return meta, arrays
+
+    def _load_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        self.c = Counters.from_json(meta["counters"])
+        if self.c.run_seed != self.seed:
+            self.algorithm = self._new_algorithm(self.c.run_seed)
+        algo, a = self.algorithm, meta["algorithm"]
+        if a["initialized"]:
+            algo._initialize()
+            algo.pop = Population.new("X", np.asarray(arrays["pop_X"], np.float64), "F", np.asarray(arrays["pop_F"], np.float64))
+            algo.is_initialized = True
+            algo.n_iter = a["n_iter"]
+        norm = algo.survival.norm
+        norm.ideal_point = np.array(arrays["norm_ideal"], np.float64)
+        norm.worst_point = np.array(arrays["norm_worst"], np.float64)
+        norm.nadir_point = np.array(arrays["norm_nadir"], np.float64) if a["norm_nadir"] else None
+        norm.extreme_points = np.array(arrays["norm_extreme"], np.float64) if a["norm_extreme"] else None
+        algo.random_state.bit_generator.state = a["rng"]
+        self.found = set(_keys(np.asarray(arrays["found"]).reshape(-1, N_CHARGES)))
+        self.restart_rows = np.array(arrays["restart_rows"], np.float64).reshape(-1, self.problem.n_var)
+        self._load_extra_state(meta.get("extra", {}), arrays)
+
+
+class FastIsland(PaperIsland):
+    """The paper's island plus integer operators, shaped objectives, refinement, tabu and the
+    charge neighbourhood (see the module docstring)."""
+
+    engine = "fast"
+
+    def __init__(self, config: IslandConfig, data, *, island: int = 0, seed: int = 0) -> None:
+        super().__init__(config, data, island=island, seed=seed)
+        self.charge_only = np.array([n in CHARGE_ONLY for n in self.names])
+        self.budget: dict[bytes, int] = {}  # LM iterations spent per charge assignment
+        self.queue = np.empty((0, self.problem.n_var))  # neighbour genes waiting for evaluation
+        free = np.arange(CONT.start, self.problem.n_var)
+        if config.log10_lambda is not None:
+            free = free[free != I_LAMBDA]
+        self.free = free
+        xl, xu = self.problem.xl, self.problem.xu
+        self.h = 1e-4 * (xu[free] - xl[free])
+
+    # ------------------------------------------------------------------ hooks
+    def _make_nsga3(self) -> NSGA3:
+        cfg = self.config
+        return NSGA3(
+            ref_dirs=self.ref_dirs,
+            pop_size=cfg.pop_size,
+            n_offsprings=cfg.n_offsprings,
+            sampling=IntegerAwareSampling(),
+            crossover=TripletCrossover(),
+            mutation=IntegerAwareMutation(charge_rate=cfg.charge_rate),
+            eliminate_duplicates=False,
+        )
+
+    def _objective_matrix(self, res: dict[str, np.ndarray], R: np.ndarray) -> np.ndarray:
+        return self.shaper.objectives(R)
+
+    def _prepare_offspring(self, G: np.ndarray, initial: bool) -> np.ndarray:
+        G = super()._prepare_offspring(G, initial)
+        top = self.config.refine_top
+        if not initial and len(self.queue):
+            extra, self.queue = self.queue[:top], self.queue[top:]
+            G = np.concatenate([G, extra])
+        G[:, CHARGES] = np.rint(G[:, CHARGES])
+        return G
+
+    def _after_evaluation(self, G: np.ndarray, F: np.ndarray, R: np.ndarray) -> None:
+        if self.config.refine_top > 0 and self.config.refine_iters > 0:
+            idx = self._pick(G, F, R)
+            if idx.size:
+                self._refine(G, F, R, idx)
+
+    def _before_tell(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
+        F = self._tabu(G, F)
+        if self.found:  # penalise survivors whose assignment has just been found
+            pop = self.algorithm.pop
+            if pop is not None and len(pop):
+                Fp = self._tabu(pop.get("X"), pop.get("F"))
+                Fp = np.where(Fp >= TABU_PENALTY * 2, pop.get("F"), Fp)  # penalise once
+                pop.set("F", Fp)
+        return F
+
+    def _on_new_models(self, x: np.ndarray) -> None:
+        if self.config.neighbours:
+            self._queue_neighbours(x)
+
+    # ------------------------------------------------------------------ the levers
     def _queue_neighbours(self, x: np.ndarray) -> None:
         """Queue one-unit charge moves (``Q u d L e`` only) of newly valid models."""
-        from rayflavor.methods.ga.problem import encode
-
         rng = self.algorithm.random_state
         g = np.repeat(encode(x), self.config.neighbours, axis=0)
         q = np.rint(g[:, CHARGES])
@@ -333,51 +556,16 @@ class Island:
         ok &= np.array([k not in self.found for k in keys], dtype=bool)
         self.queue = np.concatenate([self.queue, g[ok]])[-20 * self.config.refine_top :]
 
-    # ------------------------------------------------------------------ refinement
     def _refine(self, G: np.ndarray, F: np.ndarray, R: np.ndarray, idx: np.ndarray) -> None:
-        """Levenberg-Marquardt on the continuous genes of rows ``idx`` (in place)."""
+        """Levenberg-Marquardt (:func:`.refine.levenberg_marquardt`) on the continuous genes of
+        rows ``idx``, charges frozen; ``G``, ``F``, ``R`` are updated in place."""
         t = time.perf_counter()
-        xl, xu = self.problem.xl, self.problem.xu
-        free, h = self.free, self.h
-        P = len(free)
-        mus = np.array([1e-3, 1e-1, 1e1])
-        g = G[idx].copy()
-        r = R[idx].copy()
-        phi = (r**2).sum(axis=1)
-        K = len(idx)
-        for _ in range(self.config.refine_iters):
-            probe = np.repeat(g, P, axis=0).reshape(K, P, -1)
-            probe[:, np.arange(P), free] += h
-            _, Rp = self._evaluate(probe.reshape(K * P, -1))
-            J = (Rp.reshape(K, P, -1) - r[:, None, :]) / h[None, :, None]  # (K,P,m)
-            A = J @ J.transpose(0, 2, 1)  # (K,P,P)
-            b = -(J @ r[:, :, None])[:, :, 0]  # (K,P)
-            d = np.diagonal(A, axis1=1, axis2=2)
-            trials = []
-            for mu in mus:
-                M = A + mu * (np.eye(P)[None] * (d[:, None, :] + 1e-6))
-                try:
-                    step = np.linalg.solve(M, b[:, :, None])[:, :, 0]
-                except np.linalg.LinAlgError:
-                    step = np.zeros_like(b)
-                step = np.where(np.isfinite(step), step, 0.0)
-                gt = g.copy()
-                gt[:, free] = np.clip(g[:, free] + step, xl[free], xu[free])
-                trials.append(gt)
-            T = np.concatenate(trials)  # (len(mus)*K, n_var)
-            Ft, rt = self._evaluate(T)
-            phit = (rt**2).sum(axis=1).reshape(len(mus), K)
-            best = np.argmin(phit, axis=0)
-            better = phit[best, np.arange(K)] < phi
-            sel = best * K + np.arange(K)
-            g[better] = T[sel[better]]
-            r[better] = rt[sel[better]]
-            phi[better] = phit[best, np.arange(K)][better]
-            F[idx[better]] = Ft[sel[better]]
-            R[idx[better]] = rt[sel[better]]
-            if not better.any():
-                break
-        G[idx] = g
+        out = levenberg_marquardt(
+            lambda X: self._evaluate(X)[::-1],  # (residuals, payload = objective matrix)
+            G[idx], R[idx], payload=F[idx], free=self.free, step=self.h,
+            lower=self.problem.xl, upper=self.problem.xu, iters=self.config.refine_iters,
+        )
+        G[idx], R[idx], F[idx] = out.x, out.r, out.payload
         self.c.refine_seconds += time.perf_counter() - t
 
     def _pick(self, G: np.ndarray, F: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -401,8 +589,8 @@ class Island:
                 break
         for i in chosen:
             self.budget[keys[i]] = self.budget.get(keys[i], 0) + cfg.refine_iters
-        if len(self.budget) > 200_000:  # bounded memory: forget the oldest half
-            for k in list(self.budget)[:100_000]:
+        if len(self.budget) > BUDGET_MEMORY:  # bounded memory: forget the oldest half
+            for k in list(self.budget)[: BUDGET_MEMORY // 2]:
                 del self.budget[k]
         return np.asarray(chosen, dtype=np.int64)
 
@@ -415,127 +603,47 @@ class Island:
             F[hit] += TABU_PENALTY
         return F
 
-    # ------------------------------------------------------------------ stepping
-    def step(self) -> None:
-        """Advance one generation (the first call evaluates the initial population)."""
-        t0 = time.perf_counter()
-        algo = self.algorithm
-        off = algo.ask()
-        if off is None or len(off) == 0:
-            self.c.stop_reason = "no-offspring"
-            return
-        G = off.get("X").astype(np.float64)
-        if not self.config.paper and algo.is_initialized and len(self.queue):
-            extra, self.queue = self.queue[: self.config.refine_top], self.queue[self.config.refine_top :]
-            G = np.concatenate([G, extra])
-        if not self.config.paper:
-            G[:, CHARGES] = np.rint(G[:, CHARGES])
-        F, R = self._evaluate(G)
-        if not self.config.paper and self.config.refine_top > 0:
-            idx = self._pick(G, F, R)
-            if idx.size:
-                self._refine(G, F, R, idx)
-        if not self.config.paper:
-            F = self._tabu(G, F)
-            if self.found:  # penalise survivors whose assignment has just been found
-                pop = algo.pop
-                if pop is not None and len(pop):
-                    Fp = self._tabu(pop.get("X"), pop.get("F"))
-                    Fp = np.where(Fp >= TABU_PENALTY * 2, pop.get("F"), Fp)  # penalise once
-                    pop.set("F", Fp)
-        infills = Population.new("X", G, "F", F)
-        algo.tell(infills=infills)
-        self.c.generation += 1
-        self.c.step_seconds += time.perf_counter() - t0
-        self._check_stop()
-
-    def _check_stop(self) -> None:
-        cfg, c = self.config, self.c
-        if c.stop_reason is not None:
-            return
-        if c.n_found >= cfg.target_valid:
-            c.stop_reason = "target-valid"
-        elif c.generation >= cfg.max_generations:
-            c.stop_reason = "max-generations"
-        elif c.generation - c.last_improvement >= cfg.patience:
-            c.stop_reason = "patience"
-
-    @property
-    def done(self) -> bool:
-        return self.c.stop_reason is not None
-
-    def drain(self) -> dict[str, np.ndarray] | None:
-        """The valid models found since the last call, as columns (``None`` if there are none)."""
-        if not self._pending:
-            return None
-        rows, self._pending = self._pending, []
-        return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
-
-    def status(self) -> dict:
-        """Counters for progress reports."""
-        c = self.c
-        return {
-            "island": self.island,
-            "seed": self.seed,
-            "generation": c.generation,
-            "n_evals": c.n_evals,
-            "n_valid": c.n_found,
-            "best_satisfied": c.best_satisfied,
-            "n_objectives": len(self.names),
-            "best_loss": c.best_loss,
-            "stop_reason": c.stop_reason,
-            "step_seconds": c.step_seconds,
-            "eval_seconds": c.eval_seconds,
-            "refine_seconds": c.refine_seconds,
-            "first_valid_seconds": c.first_valid_seconds,
-            "first_valid_evals": c.first_valid_evals,
+    # ------------------------------------------------------------------ state
+    def _extra_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        keys = list(self.budget)  # insertion order: the oldest are forgotten first
+        return {}, {
+            "budget_charges": _charges(keys),
+            "budget_iters": np.array([self.budget[k] for k in keys], dtype=np.int64),
+            "queue": np.asarray(self.queue, np.float64),
         }
 
-    # ------------------------------------------------------------------ checkpoints
-    def get_state(self) -> dict:
-        """Everything needed to continue exactly here: population, RNG, counters, seen sets.
-
-        Call after :meth:`drain` (pending models are not part of the state)."""
-        if self._pending:
-            raise RuntimeError("drain() the island before taking its state")
-        algo = self.algorithm
-        pop = algo.pop
-        found = np.frombuffer(b"".join(sorted(self.found)), dtype=np.int8).reshape(-1, N_CHARGES)
-        return {
-            "format": "rayflavor-island/1",
-            "config": asdict(self.config),
-            "island": self.island,
-            "seed": self.seed,
-            "initialized": bool(algo.is_initialized),
-            "X": None if pop is None or not algo.is_initialized else pop.get("X"),
-            "F": None if pop is None or not algo.is_initialized else pop.get("F"),
-            "n_iter": algo.n_iter,
-            "rng": algo.random_state.bit_generator.state,
-            "norm": pickle.dumps(algo.survival.norm),
-            "counters": asdict(self.c),
-            "found": found,
-            "budget": (list(self.budget.keys()), list(self.budget.values())),
-            "queue": self.queue,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict, data) -> "Island":
-        """Rebuild an island from :meth:`get_state` (the data set is passed, not stored)."""
-        isl = cls(IslandConfig(**state["config"]), data, island=state["island"], seed=state["seed"])
-        algo = isl.algorithm
-        if state["initialized"]:
-            algo._initialize()
-            algo.pop = Population.new("X", state["X"], "F", state["F"])
-            algo.is_initialized = True
-            algo.n_iter = state["n_iter"]
-            algo.survival.norm = pickle.loads(state["norm"])
-        algo.random_state.bit_generator.state = state["rng"]
-        isl.c = Counters(**state["counters"])
-        isl.found = set(_keys(state["found"]))
-        keys, vals = state["budget"]
-        isl.budget = dict(zip(keys, vals))
-        isl.queue = np.asarray(state["queue"], dtype=np.float64).reshape(-1, isl.problem.n_var)
-        return isl
+    def _load_extra_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        keys = _keys(np.asarray(arrays["budget_charges"]).reshape(-1, N_CHARGES))
+        self.budget = dict(zip(keys, (int(v) for v in arrays["budget_iters"])))
+        self.queue = np.array(arrays["queue"], np.float64).reshape(-1, self.problem.n_var)
 
 
-__all__ = ["Island", "IslandConfig", "METHODS", "ORDERINGS", "STOP_REASONS", "Shaper"]
+ENGINES: dict[str, type[PaperIsland]] = {"paper": PaperIsland, "fast": FastIsland}  # one per METHODS entry
+
+
+def make_island(config: IslandConfig, data, *, island: int, seed: int) -> PaperIsland:
+    """A new island of ``config.method``'s engine for data set ``data``."""
+    return ENGINES[config.method](config, data, island=island, seed=seed)
+
+
+def island_from_state(meta: dict, arrays: dict[str, np.ndarray], data) -> PaperIsland:
+    """Rebuild an island from :meth:`PaperIsland.get_state` (the data set is passed, not stored).
+    Raises ``ValueError`` (one line) for a state of another format or engine."""
+    if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"not an island state of format {STATE_FORMAT} (got {got!r})")
+    config = from_mapping(IslandConfig, meta["config"], where="island state")
+    if meta.get("engine") != config.method:
+        raise ValueError(f"island state of engine {meta.get('engine')!r} with method {config.method!r}")
+    for k, a in arrays.items():
+        if np.asarray(a).dtype.kind not in "biuf":
+            raise ValueError(f"island state array {k!r} is not numeric ({np.asarray(a).dtype})")
+    isl = make_island(config, data, island=meta["island"], seed=meta["seed"])
+    isl._load_state(meta, arrays)
+    return isl
+
+
+__all__ = [
+    "ENGINES", "FastIsland", "ISLAND_PRESETS", "IslandConfig", "METHODS", "ORDERINGS", "PaperIsland",
+    "RESUMABLE", "STOP_REASONS", "Shaper", "island_from_state", "make_island", "restart_seed",
+]

@@ -14,13 +14,11 @@ wilson        42     ``s`` in ``[-1, 1]`` with ``c = sign(s) * 0.3 * 10**|s|``: 
 eps           2      ``|eps_u|``, ``|eps_d|`` inside the regime's windows (:data:`REGIMES`)
 alpha         2      ``(alpha_x, alpha_y)`` in ``[-1, 1]^2``, ``alpha = atan2(y, x) mod 2 pi``
                      [rad] (FN paper footnote 6: no seam at ``alpha ~ alpha + 2 pi``)
-lambda        1      ``log10(Lambda / GeV)`` in :data:`LOG10_LAMBDA_RANGE` unless fixed
+lambda        1      ``log10(Lambda / GeV)`` in :data:`fn.LOG10_LAMBDA_RANGE` unless fixed
 ============  =====  ====================================================================
 
-The searched ``log10 Lambda`` range, ``[8, 16]``, is ours (the paper does not print one): light
-neutrino masses scale as ``v^2 eps_u^n / Lambda`` with the Weinberg exponent ``n`` of a few
-units, so eight decades cover ``m_nu ~ 0.05 eV`` for every ``n`` the charges reach with
-order-one coefficients.  ``--log10-lambda`` fixes it.
+The searched ``log10 Lambda`` range, ``[8, 16]``, is :data:`rayflavor.physics.fn.LOG10_LAMBDA_RANGE`
+(ours: the paper does not print one; the reason is given there).  ``--log10-lambda`` fixes it.
 
 >>> g = np.zeros((1, N_GENES)); g[0, CONT] = 0.5
 >>> x = decode(g, Space("up"))
@@ -52,7 +50,6 @@ REGIMES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "up": ((0.1, 0.3), (0.03, 0.07)),
     "down": ((0.03, 0.07), (0.1, 0.3)),
 }
-LOG10_LAMBDA_RANGE = (8.0, 16.0)
 _LOG_C_SPAN = np.log10(C_MAX / C_MIN)  # = 1
 
 
@@ -66,6 +63,11 @@ class Space:
     def __post_init__(self) -> None:
         if self.regime not in REGIMES:
             raise ValueError(f"unknown regime {self.regime!r} (use {' or '.join(REGIMES)})")
+        if self.log10_lambda is not None:
+            lo, hi = fn.LOG10_LAMBDA_RANGE
+            ok = isinstance(self.log10_lambda, (int, float)) and not isinstance(self.log10_lambda, bool)
+            if not (ok and lo <= self.log10_lambda <= hi):
+                raise ValueError(f"log10_lambda must be a number in [{lo:g}, {hi:g}], got {self.log10_lambda!r}")
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper gene bounds, each ``(N_GENES,)``."""
@@ -78,7 +80,7 @@ class Space:
         xl[I_EPS_D], xu[I_EPS_D] = ed
         xl[[I_AX, I_AY]], xu[[I_AX, I_AY]] = -1.0, 1.0
         if self.log10_lambda is None:
-            xl[I_LAMBDA], xu[I_LAMBDA] = LOG10_LAMBDA_RANGE
+            xl[I_LAMBDA], xu[I_LAMBDA] = fn.LOG10_LAMBDA_RANGE
         else:  # a sliver, so that pymoo operators never divide by zero
             xl[I_LAMBDA], xu[I_LAMBDA] = self.log10_lambda - 1e-9, self.log10_lambda + 1e-9
         return xl, xu

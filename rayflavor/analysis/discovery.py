@@ -1,0 +1,107 @@
+"""The discovery curve of a scan: distinct light textures against core-hours, with the Chao2 total.
+
+Reads every committed part of the scan at OUT (:func:`rayflavor.storage.island_store.committed_parts`,
+so models of attempts that died before their commit never count), the time each model was found
+(``found_at``) and, from each island's checkpoint, when the island first started and how long it
+was busy. A model's island-time is ``found_at - first start`` [s]; the curve counts each light
+texture at its earliest island-time and converts island-time to core-hours as
+:func:`rayflavor.analysis.richness.discovery_curve` does (islands side by side from a common start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from rayflavor.analysis.richness import Richness, chao2, discovery_curve
+from rayflavor.storage.island_store import IslandStore, committed_parts, list_islands
+from rayflavor.storage.location import Location
+
+
+@dataclass(frozen=True)
+class Discovery:
+    hours: np.ndarray  # core-hours at each first discovery
+    found: np.ndarray  # distinct light textures found by then
+    richness: Richness  # Chao2 over the islands (light textures)
+    core_hours: float  # the scan's total busy core-hours
+
+
+def _light_keys() -> list[pl.Expr]:
+    from rayflavor.storage.dedupe import _texture_exprs
+
+    return _texture_exprs()[1]
+
+
+def _start_seconds(info: dict) -> float | None:
+    times = [datetime.fromisoformat(s["at"]).timestamp() for s in info.get("starts", []) if s.get("at")]
+    return min(times) if times else None
+
+
+def scan_discovery(out: Location) -> Discovery | None:
+    """The discovery record of the scan at ``out``; None when it has no committed models or no
+    island start times (scans written before rayflavor recorded them)."""
+    starts, busy = {}, {}
+    for i in list_islands(out):
+        try:  # read-only: load() would garbage-collect, which only the island's writer may do
+            ck = IslandStore(out, i).read_checkpoint()
+        except Exception:  # noqa: BLE001 - a damaged island is the dedupe's to report
+            continue
+        if ck is None:
+            continue
+        info = ck.get("info") or {}
+        t0 = _start_seconds(info)
+        if t0 is not None:
+            starts[i], busy[i] = t0, float(info.get("wall_seconds", 0.0))
+    parts = committed_parts(out)
+    if not parts or not starts:
+        return None
+    frames = []
+    for p in parts:
+        try:
+            frames.append(pl.from_arrow(p.read_parquet()).lazy().select(
+                pl.col("island"), pl.col("found_at").dt.epoch("us").alias("t_us"), *_light_keys()))
+        except Exception:  # noqa: BLE001 - damaged parts are named by the dedupe; the curve skips them
+            continue
+    if not frames:
+        return None
+    df = pl.concat(frames).filter(pl.col("island").is_in(list(starts))).collect()
+    if df.height == 0:
+        return None
+    island = df["island"].to_numpy()
+    t = df["t_us"].to_numpy() / 1e6 - np.array([starts[i] for i in island])
+    keys = df.drop("island", "t_us").to_numpy()
+    hours, found = discovery_curve(island, np.maximum(t, 0.0), keys, busy=busy)
+    everyone = {i: busy[i] for i in busy}
+    return Discovery(hours, found, chao2(island, keys) if len(everyone) else chao2([], []),
+                     sum(everyone.values()) / 3600.0)
+
+
+def discovery_figure(d: Discovery, path: Path, fmt: str = "png") -> Path:
+    """Distinct light textures against core-hours, with the Chao2 estimate and its 95% band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.step(np.r_[0.0, d.hours], np.r_[0, d.found], where="post", label="distinct light textures found")
+    r = d.richness
+    if r.units >= 2 and r.estimate > r.observed:
+        ax.axhspan(r.low, r.high, color="C1", alpha=0.15, label="Chao2 95% interval")
+        ax.axhline(r.estimate, color="C1", lw=1, label=f"Chao2 estimate {r.estimate:.0f} ({r.units} islands)")
+    ax.set_xlabel("core-hours")
+    ax.set_ylabel("distinct light textures")
+    ax.set_title(f"discovery curve: {r.observed} found, {100 * r.completeness:.0f}% of the estimated total")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    out = Path(path) / f"fn_discovery.{fmt}"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+__all__ = ["Discovery", "discovery_figure", "scan_discovery"]

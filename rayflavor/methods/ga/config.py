@@ -1,0 +1,161 @@
+"""The settings of one NSGA-III island: one frozen dataclass, one set of defaults, two presets.
+
+The dataclass defaults ARE the ``"fast"`` preset; ``ISLAND_PRESETS["paper"]`` is the FN paper as
+published (sec. III.4): pymoo ``NSGA3`` with population 156, Das-Dennis reference directions with
+2 partitions (153 directions for the 17 objectives), as many offspring as the population, no
+refinement, tabu, neighbour queue or integer charge steps, and the paper's plain stop (no
+restarts).  Every value is explicit: nothing means "depends on the method".
+
+>>> ISLAND_PRESETS["paper"].n_offsprings, ISLAND_PRESETS["fast"].n_offsprings
+(156, 200)
+>>> IslandConfig(mass_tolerance=1.5)
+Traceback (most recent call last):
+...
+ValueError: mass_tolerance must be a number in (0, 1), got 1.5
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rayflavor.methods.ga.problem import Space
+from rayflavor.physics import fn
+
+METHODS = ("fast", "paper")
+ORDERINGS = ("any", "NO", "IO")
+
+MAX_POP_SIZE = 5_000
+"""Largest population of one island.  The cost of a generation grows faster than the population
+(non-dominated sorting, niching and, in the paper engine, duplicate elimination compare
+individuals pairwise).  Measured one generation on the 2-core development machine under load
+(2026-12-02): pop 100: 0.05 s; 3 000: 1.6 s (fast) / 2.4 s (paper); 5 000: 4.6 s / 6-9 s, 0.6 GB;
+10 000: 15 s / 37-68 s, 1.9 GB; ``pop_size = 10**6`` once ran 70 s over a 10 s time limit and took
+~7 GB.  At 5 000 a generation stays within seconds, so an island honours time limits and Ctrl-C
+close to its commit interval; more diversity is better bought with more islands."""
+MAX_OFFSPRING_RATIO = 10.0  # offspring per generation at most 10 x pop_size ...
+MAX_OFFSPRINGS = 2 * MAX_POP_SIZE  # ... and at most 10 000 (the fast ratio at the largest population; same reason)
+
+
+def _int(name: str, value, lo: int, hi: int | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < lo or (hi is not None and value > hi):
+        where = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name} must be an integer {where}, got {value!r}")
+
+
+def _real(name: str, value, lo: float, hi: float, *, lo_open: bool, hi_open: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+
+
+def n_reference_directions(n_objectives: int, n_partitions: int) -> int:
+    """Number of Das-Dennis directions: ``binom(n_objectives + n_partitions - 1, n_partitions)``."""
+    return math.comb(n_objectives + n_partitions - 1, n_partitions)
+
+
+@dataclass(frozen=True)
+class IslandConfig:
+    """Everything that defines an island's search (not its seed or index).
+
+    Physics: ``regime`` (``up``/``down``: FN paper sec. III.4), ``ordering`` (``any``; ``IO`` adds
+    the paper's loss ``C(m1/m3, 1, inf)``; ``NO`` keeps only NO models), ``max_exponent`` (``None``:
+    no such objective; ``M`` adds ``C(max n_ij, 0, M)``), ``mass_tolerance`` (relative window of
+    the charged masses), ``log10_lambda`` (``None``: search :data:`fn.LOG10_LAMBDA_RANGE`; a
+    number fixes log10(Lambda/GeV)).
+
+    Engine: ``method`` (``paper`` or ``fast``), ``pop_size``, ``n_partitions`` (Das-Dennis),
+    ``offspring_ratio`` (offspring per generation = ``round(offspring_ratio * pop_size)``).
+
+    Stopping (paper sec. III.4): ``max_generations``, ``target_valid`` unique valid charge
+    assignments, ``patience`` generations without a better best loss, a larger number of
+    satisfied objectives or a new valid model.  A stalled island restarts (fresh population,
+    seeded with ``restart_keep * pop_size`` of its best non-valid points, found set kept) up to
+    ``restarts`` times before it stops on ``patience``.
+
+    Fast engine only (0 for ``paper``): ``refine_top`` offspring refined per generation,
+    ``refine_iters`` Levenberg-Marquardt iterations each, ``refine_budget`` iterations per charge
+    assignment in total; ``neighbours`` one-unit charge moves queued per new valid model;
+    ``charge_rate`` probability of an integer charge step in mutation.
+    """
+
+    method: str = "fast"
+    regime: str = "up"
+    ordering: str = "any"
+    max_exponent: int | None = None
+    mass_tolerance: float = 0.2
+    log10_lambda: float | None = None
+    pop_size: int = 100
+    n_partitions: int = 1
+    offspring_ratio: float = 2.0
+    max_generations: int = 1_000_000
+    target_valid: int = 100
+    patience: int = 500
+    # 5 restarts: six runs of ~patience generations each per island (2-4 min at the default
+    # settings, issue 17), so a scan without --time-limit still ends in bounded time, while
+    # a stalled island keeps searching with a fresh population instead of idling its core.
+    restarts: int = 5
+    # a tenth of the fresh population carries the stalled run's best near-misses: enough to keep
+    # its progress, few enough that the new random 90% set the diversity.
+    restart_keep: float = 0.1
+    refine_top: int = 8
+    refine_iters: int = 3
+    refine_budget: int = 60
+    neighbours: int = 12
+    charge_rate: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r} (use {' or '.join(METHODS)})")
+        if self.ordering not in ORDERINGS:
+            raise ValueError(f"unknown ordering {self.ordering!r} (use {', '.join(ORDERINGS)})")
+        Space(self.regime, self.log10_lambda)  # regime; log10_lambda finite inside fn.LOG10_LAMBDA_RANGE
+        if self.max_exponent is not None:
+            _int("max_exponent", self.max_exponent, 0)
+        _real("mass_tolerance", self.mass_tolerance, 0.0, 1.0, lo_open=True, hi_open=True)
+        _int("pop_size", self.pop_size, 4, MAX_POP_SIZE)
+        _int("n_partitions", self.n_partitions, 1)
+        n_dirs = n_reference_directions(len(self.objective_names), self.n_partitions)
+        if n_dirs > MAX_POP_SIZE:
+            raise ValueError(f"n_partitions {self.n_partitions} gives {n_dirs} reference directions (at most {MAX_POP_SIZE})")
+        _real("offspring_ratio", self.offspring_ratio, 0.0, MAX_OFFSPRING_RATIO, lo_open=True, hi_open=False)
+        if not 1 <= self.n_offsprings <= MAX_OFFSPRINGS:
+            raise ValueError(f"offspring_ratio {self.offspring_ratio} gives {self.n_offsprings} offspring at pop_size "
+                             f"{self.pop_size} (1 to {MAX_OFFSPRINGS})")
+        _int("max_generations", self.max_generations, 1)
+        _int("target_valid", self.target_valid, 1)
+        _int("patience", self.patience, 1)
+        _int("restarts", self.restarts, 0)
+        _real("restart_keep", self.restart_keep, 0.0, 1.0, lo_open=False, hi_open=True)
+        _int("refine_top", self.refine_top, 0)
+        _int("refine_iters", self.refine_iters, 0)
+        _int("refine_budget", self.refine_budget, 0)
+        _int("neighbours", self.neighbours, 0)
+        _real("charge_rate", self.charge_rate, 0.0, 1.0, lo_open=False, hi_open=False)
+        if self.method == "paper" and (self.refine_top or self.neighbours or self.charge_rate):
+            raise ValueError("method 'paper' has no refinement, neighbour queue or integer charge steps: "
+                             "refine_top, neighbours and charge_rate must be 0 (or use method 'fast')")
+
+    @property
+    def n_offsprings(self) -> int:
+        """Offspring per generation: ``round(offspring_ratio * pop_size)``."""
+        return int(round(self.offspring_ratio * self.pop_size))
+
+    @property
+    def objective_names(self) -> list[str]:
+        """The objectives this configuration optimises (``fn.objective_names``)."""
+        return fn.objective_names(force_io=self.ordering == "IO", max_exponent=self.max_exponent)
+
+
+ISLAND_PRESETS: dict[str, IslandConfig] = {
+    "fast": IslandConfig(),
+    "paper": IslandConfig(
+        method="paper", pop_size=156, n_partitions=2, offspring_ratio=1.0, restarts=0, restart_keep=0.0,
+        refine_top=0, refine_iters=0, refine_budget=0, neighbours=0, charge_rate=0.0,
+    ),
+}
+
+__all__ = ["ISLAND_PRESETS", "IslandConfig", "MAX_OFFSPRINGS", "MAX_POP_SIZE", "METHODS", "ORDERINGS", "n_reference_directions"]

@@ -1,0 +1,120 @@
+"""The settings of one scan, defined once (no Ray import here).
+
+:class:`ScanSettings` is what ``rayflavor scan`` builds (dataclass default < ``--preset`` <
+``--config FILE`` < explicit option) and what :func:`rayflavor.orchestration.islands.run_scan`
+runs; it is stored whole under ``"settings"`` in ``OUT/scan.json`` and read back from there by
+``--resume``, ``dedupe`` and ``analyze`` (so ``--config OUT/scan.json`` repeats a scan).
+
+Units: every duration in seconds.  Island ``i`` of a scan runs with seed ``seed + i``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from rayflavor.methods.ga.island import ISLAND_PRESETS, IslandConfig
+from rayflavor.physics.fn import DEFAULT_DATA
+
+#: 6 hours of 64 islands flushing every 10 minutes leave 64 x 36 = 2304 parts (issue 14.3); a
+#: lost node costs at most this much island time, never a committed model.
+FLUSH_SECONDS = 600.0
+#: an island that finds models faster than this per flush period commits early (rows)
+FLUSH_ROWS = 20_000
+
+
+def _positive(name: str, value: float | None, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """Everything that defines a scan except where it writes (``OUT``) and which Ray it uses.
+
+    islands        number of NSGA-III islands (one Ray actor of 1 CPU each)
+    seed           base seed, island ``i`` uses ``seed + i``; ``None``: drawn at random by the CLI
+                   and recorded in scan.json
+    data           shipped data set name or path of a data file (absolute once resolved)
+    time_limit     global wall-clock limit in seconds of this run (``None``: islands run to their
+                   own stop); actors that do not answer within the limit plus a grace are killed,
+                   their last checkpoint stands
+    chunk_seconds  length of one actor call between driver status updates (s)
+    flush_rows     an island commits a part when this many new models wait
+    flush_seconds  ... or when this long has passed since its last commit (s); and at every stop
+    max_restarts   restarts of a dead island actor (lost node, killed process) from its checkpoint
+    backlog        how many island actors are submitted to Ray at once, running or pending
+                   (``None``: ``max(2 x cluster CPUs, 64)``, so the autoscaler sees the demand)
+    island         the islands' search settings (:class:`IslandConfig`; presets
+                   :data:`ISLAND_PRESETS`)
+    """
+
+    islands: int = 64
+    seed: int | None = None
+    data: str = DEFAULT_DATA
+    time_limit: float | None = None
+    chunk_seconds: float = 1.0
+    flush_rows: int = FLUSH_ROWS
+    flush_seconds: float = FLUSH_SECONDS
+    max_restarts: int = 5
+    backlog: int | None = None
+    island: IslandConfig = field(default_factory=lambda: ISLAND_PRESETS["fast"])
+
+    def __post_init__(self) -> None:
+        def integer(name: str, value, lo: int, *, allow_none: bool = False) -> None:
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+                raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+
+        integer("islands", self.islands, 1)
+        integer("seed", self.seed, 0, allow_none=True)
+        integer("flush_rows", self.flush_rows, 1)
+        integer("max_restarts", self.max_restarts, 0)
+        integer("backlog", self.backlog, 1, allow_none=True)
+        _positive("time_limit", self.time_limit, allow_none=True)
+        _positive("chunk_seconds", self.chunk_seconds)
+        _positive("flush_seconds", self.flush_seconds)
+        if not isinstance(self.data, str) or not self.data:
+            raise ValueError(f"data must be a data set name or path, got {self.data!r}")
+        if not isinstance(self.island, IslandConfig):
+            raise ValueError(f"island must be an IslandConfig, got {type(self.island).__name__}")
+
+    def island_seed(self, i: int) -> int:
+        """Seed of island ``i`` (the base seed must be set)."""
+        if self.seed is None:
+            raise ValueError("the scan's seed is not set")
+        return self.seed + i
+
+    def backlog_for(self, cluster_cpus: float) -> int:
+        """Island actors kept submitted to Ray at once for a cluster of ``cluster_cpus`` CPUs."""
+        if self.backlog is not None:
+            return self.backlog
+        return max(2 * int(cluster_cpus), 64)
+
+
+#: presets of the whole scan: the island presets with every other setting at its default
+SCAN_PRESETS: dict[str, ScanSettings] = {name: ScanSettings(island=cfg) for name, cfg in ISLAND_PRESETS.items()}
+
+
+def preset(name: str) -> ScanSettings:
+    """The scan preset ``name`` (``fast`` or ``paper``); ValueError naming the choices."""
+    try:
+        return SCAN_PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r} (use {' or '.join(SCAN_PRESETS)})") from None
+
+
+#: settings that may change when a scan is resumed (they steer the run, not the search)
+RUN_CONTROL = ("time_limit", "chunk_seconds", "flush_rows", "flush_seconds", "max_restarts", "backlog")
+
+
+def with_run_control(stored: ScanSettings, **changes) -> ScanSettings:
+    """``stored`` with run-control fields changed (``--resume --time-limit 2h``); any other field
+    -> ValueError naming it."""
+    bad = sorted(set(changes) - set(RUN_CONTROL))
+    if bad:
+        raise ValueError(f"--resume continues the stored settings; {', '.join(bad)} cannot change")
+    return replace(stored, **changes)

@@ -1,0 +1,240 @@
+"""The scan on real multi-node Ray, on this machine: a node lost mid-scan, and Ray's fake
+autoscaler adding nodes for pending islands.
+
+Each test starts its own Ray cluster, so its body runs in a subprocess (this file run as a
+script) and never meets the session's Ray (``ray_session``) in one process.  The subprocess
+prints one JSON line with what it observed; the assertions are here.  The clusters run with
+``RAY_AUTH_MODE=disabled`` (no token file shared with the rest of the machine) and are torn
+down by process group, never by ``ray stop`` (which would stop every Ray on the host).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RELAXED = str(Path(__file__).with_name("data_relaxed.toml"))
+
+pytestmark = pytest.mark.slow
+
+
+def _run(case: str, out: Path, timeout: float) -> dict:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen([sys.executable, __file__, case, str(out)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        log, _ = proc.communicate()
+        pytest.fail(f"{case} did not finish within {timeout} s:\n{log[-4000:]}")
+    lines = [ln for ln in log.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, log[-4000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_islands_spread_over_nodes_and_survive_losing_one(tmp_path):
+    r = _run("node-loss", tmp_path / "scan", timeout=420)
+    workers = set(r["workers"])
+    first_nodes = {starts[0] for starts in r["starts"].values()}
+    assert first_nodes == workers  # islands landed on both workers (scan.json's nodes)
+    lost = r["lost_node"]
+    moved = [i for i, starts in r["starts"].items() if starts[0] == lost]
+    assert moved, r
+    for i in moved:  # restarted elsewhere, from their checkpoints
+        assert len(r["starts"][i]) >= 2 and r["starts"][i][-1] != lost, r["starts"][i]
+    assert r["status"] == "finished" and set(r["states"]) <= {"done", "stopped"}, r
+    assert r["missing_after"] == 0  # every model committed before the loss is in models.parquet
+    assert r["duplicates_per_island"] == 0  # no charge assignment committed twice by an island
+    assert r["committed_before"] > 0 and r["models"] >= r["committed_before_unique"]
+
+
+def test_pending_islands_make_the_autoscaler_add_nodes(tmp_path):
+    r = _run("autoscale", tmp_path / "scan", timeout=420)
+    assert r["status"] == "finished", r
+    assert set(r["stop_reasons"]) == {"target-valid"}, r  # the scan finished, every island ran
+    assert r["nodes_alive_max"] >= 2  # the autoscaler started worker nodes
+    assert len(set(r["island_nodes"])) >= 2 and set(r["island_nodes"]) - {r["head"]}, r  # islands ran on them
+    assert r["models"] > 0
+
+
+# ---------------------------------------------------------------------------------- subprocess bodies
+def _settings(islands: int, target_valid: int, **kw):
+    from dataclasses import replace
+
+    from rayflavor.methods.ga.island import ISLAND_PRESETS
+    from rayflavor.orchestration.scan_settings import ScanSettings
+
+    island = replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, target_valid=target_valid, pop_size=40)
+    return ScanSettings(islands=islands, seed=11, data=RELAXED, island=island, **kw)
+
+
+def _committed(out) -> dict[int, list[tuple]]:
+    import polars as pl
+
+    from rayflavor.physics import fn
+    from rayflavor.storage.island_store import IslandStore, list_islands
+
+    rows = {}
+    for i in list_islands(out):
+        parts = IslandStore(out, i).committed_parts()
+        rows[i] = pl.read_parquet([p.uri for p in parts]).select(list(fn.CHARGES)).rows() if parts else []
+    return rows
+
+
+def _node_loss(out_dir: str) -> dict:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from rayflavor.orchestration.islands import run_scan
+    from rayflavor.storage.dedupe import dedupe
+    from rayflavor.storage.location import resolve
+
+    out = resolve(out_dir)
+    common = {"include_dashboard": False, "object_store_memory": 80 * 1024**2}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **common})
+    # 4 CPUs a worker, 4 islands spread 2 + 2: the survivor has room for the lost node's islands
+    w = [cluster.add_node(num_cpus=4, **common) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        # islands run until the time limit (a target they could reach before the loss would leave
+        # nothing to restart); short flushes, so there are committed models before the loss
+        settings = _settings(4, 100_000, chunk_seconds=0.5, flush_seconds=0.5, flush_rows=200, max_restarts=3,
+                             time_limit=60.0)
+        box: dict = {}
+        t = threading.Thread(target=lambda: box.update(res=run_scan(settings, out, live=False, echo=lambda *_: None,
+                                                                    stop_grace=30.0)))
+        t.start()
+        from rayflavor.storage.island_store import IslandStore
+
+        deadline = time.monotonic() + 180
+        while True:  # every island running on a worker, and each with committed models
+            infos = {i: (IslandStore(out, i).read_checkpoint() or {}) for i in range(4)}
+            if all(ck.get("parts") and ck.get("info", {}).get("starts") for ck in infos.values()):
+                break
+            assert time.monotonic() < deadline, "islands did not commit in time"
+            time.sleep(0.3)
+        victim = w[0]
+        before = _committed(out)
+        cluster.remove_node(victim, allow_graceful=False)
+        t.join(timeout=300)
+        assert not t.is_alive(), "the scan did not finish after the node loss"
+        counts = dedupe(out, RELAXED)
+        import polars as pl
+
+        from rayflavor.physics import fn
+
+        models = set(pl.read_parquet((out / "models.parquet").uri).select(list(fn.CHARGES)).rows())
+        after = _committed(out)
+        doc = (out / "scan.json").read_json()
+        starts = {i: [s["node_id"] for s in v] for i, v in doc["island_starts"].items()}
+        flat_before = [r for rows in before.values() for r in rows]
+        return {"workers": [n.node_id for n in w], "lost_node": victim.node_id, "starts": starts,
+                "status": doc["status"], "states": sorted({s["state"] for s in doc["islands_status"].values()}),
+                "committed_before": len(flat_before), "committed_before_unique": len(set(flat_before)),
+                "missing_after": len(set(flat_before) - models),
+                "duplicates_per_island": sum(len(v) - len(set(v)) for v in after.values()),
+                "models": len(models), "unique": counts.unique}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _autoscaling_config(port: int) -> dict:
+    """Ray's fake multi-node provider (what ``ray.cluster_utils.AutoscalingCluster`` generates; its
+    ``start``/``shutdown`` run ``ray stop --force``, which would stop every Ray on the host, so the
+    head is started here in its own process group instead): a head of 1 CPU, up to two 1-CPU workers."""
+    node = {"node_config": {}, "resources": {"CPU": 1}}
+    return {
+        "cluster_name": "rayflavor-fake", "max_workers": 2, "upscaling_speed": 1.0, "idle_timeout_minutes": 5,
+        "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
+                     "disable_launch_config_check": True, "gcs_address": f"127.0.0.1:{port}"},
+        "available_node_types": {"ray.head.default": {**node, "max_workers": 0},
+                                 "ray.worker.cpu": {**node, "min_workers": 0, "max_workers": 2}},
+        "head_node_type": "ray.head.default", "auth": {}, "docker": {}, "file_mounts": {}, "cluster_synced_files": [],
+        "file_mounts_sync_continuously": False, "rsync_exclude": [], "rsync_filter": [], "initialization_commands": [],
+        "setup_commands": [], "head_setup_commands": [], "worker_setup_commands": [], "head_start_ray_commands": [],
+        "worker_start_ray_commands": [],
+    }
+
+
+def _autoscale(out_dir: str) -> dict:
+    import ray
+
+    from rayflavor.orchestration.islands import run_scan
+    from rayflavor.storage.dedupe import dedupe
+    from rayflavor.storage.location import resolve
+
+    out = resolve(out_dir)
+    port = _free_port()
+    work = Path(out_dir).parent
+    cfg = work / "autoscaling.json"
+    cfg.write_text(json.dumps(_autoscaling_config(port)))
+    temp = f"/tmp/rfas{os.getpid()}"  # short: Ray's socket paths have a length limit
+    env = {**os.environ, "AUTOSCALER_UPDATE_INTERVAL_S": "1", "RAY_FAKE_CLUSTER": "1"}
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+         f"--port={port}", "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={temp}",
+         f"--autoscaling-config={cfg}", "--disable-usage-stats"],
+        env=env, stdout=open(work / "head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None and time.monotonic() < deadline, (work / "head.log").read_text()[-3000:]
+                time.sleep(0.5)
+        ray.init(address=f"127.0.0.1:{port}", log_to_driver=False)
+        head_id = ray.get_runtime_context().get_node_id()
+        alive = [1]
+        done = threading.Event()
+
+        def watch():
+            while not done.wait(1.0):
+                alive.append(sum(n["Alive"] for n in ray.nodes()))
+
+        threading.Thread(target=watch, daemon=True).start()
+        settings = _settings(3, 15, chunk_seconds=1.0, flush_seconds=2.0, time_limit=300.0)
+        res = run_scan(settings, out, live=False, echo=lambda *_: None)
+        done.set()
+        counts = dedupe(out, RELAXED)
+        doc = (out / "scan.json").read_json()
+        return {"status": doc["status"], "head": head_id, "nodes_alive_max": max(alive),
+                "island_nodes": [v[-1]["node_id"] for v in doc["island_starts"].values() if v],
+                "stop_reasons": sorted({s.get("stop_reason") for s in res.statuses.values()}), "models": counts.unique}
+    finally:
+        ray.shutdown()
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
+        subprocess.run(["rm", "-rf", temp], check=False)
+
+
+if __name__ == "__main__":
+    case, out_dir = sys.argv[1], sys.argv[2]
+    result = {"node-loss": _node_loss, "autoscale": _autoscale}[case](out_dir)
+    print("RESULT " + json.dumps(result), flush=True)

@@ -1,0 +1,152 @@
+"""The island's parts without stepping an island: settings and presets, the one log10 Lambda
+range, the shaper's grouping by name, the Levenberg-Marquardt refinement."""
+
+import json
+from dataclasses import asdict, fields, replace
+
+import numpy as np
+import pytest
+
+from rayflavor import configfile
+from rayflavor.methods.ga import problem
+from rayflavor.methods.ga.config import ISLAND_PRESETS, MAX_POP_SIZE, IslandConfig
+from rayflavor.methods.ga.problem import I_LAMBDA, Objectives, Space
+from rayflavor.methods.ga.refine import levenberg_marquardt
+from rayflavor.methods.ga.shaping import Shaper
+from rayflavor.physics import data, fn
+
+# The FN paper's 17 objectives (sec. III.2-III.4), in the order of fn.OBJECTIVES.
+PAPER_OBJECTIVES = [
+    "ckm_s12", "ckm_s23", "ckm_s13", "ckm_delta",
+    "pmns_theta12", "pmns_theta13", "pmns_theta23", "pmns_delta",
+    "dm21", "dm3l",
+    "mass_q1", "mass_q2", "mass_q3", "mass_e", "mass_mu", "mass_tau",
+    "n_negative",
+]
+
+
+def test_presets_are_explicit_and_the_defaults_are_the_fast_preset():
+    assert ISLAND_PRESETS["fast"] == IslandConfig()
+    p = ISLAND_PRESETS["paper"]
+    assert (p.method, p.pop_size, p.n_partitions, p.n_offsprings) == ("paper", 156, 2, 156)
+    assert (p.refine_top, p.neighbours, p.charge_rate, p.restarts) == (0, 0, 0.0, 0)
+    f = ISLAND_PRESETS["fast"]
+    assert (f.pop_size, f.n_partitions, f.n_offsprings, f.refine_top, f.neighbours) == (100, 1, 200, 8, 12)
+    assert f.restarts > 0
+    for cfg in ISLAND_PRESETS.values():  # no None meaning "depends on the method"
+        none = {f.name for f in fields(cfg) if getattr(cfg, f.name) is None}
+        assert none <= {"max_exponent", "log10_lambda"}
+        assert IslandConfig(**asdict(cfg)) == cfg
+
+
+def test_presets_round_trip_through_the_settings_files():
+    for cfg in ISLAND_PRESETS.values():
+        assert configfile.from_mapping(IslandConfig, json.loads(json.dumps(configfile.to_mapping(cfg)))) == cfg
+    with pytest.raises(configfile.ConfigError, match="pop_size must be an integer"):
+        configfile.replace_from(ISLAND_PRESETS["paper"], {"pop_size": 10**6})
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(log10_lambda=float("nan")), "log10_lambda must be a number in [8, 16]"),
+        (dict(log10_lambda=float("inf")), "log10_lambda must be a number in [8, 16]"),
+        (dict(log10_lambda=17.0), "log10_lambda must be a number in [8, 16]"),
+        (dict(pop_size=1_000_000), f"pop_size must be an integer in [4, {MAX_POP_SIZE}]"),
+        (dict(pop_size=2), "pop_size must be an integer in [4,"),
+        (dict(mass_tolerance=0.0), "mass_tolerance must be a number in (0, 1)"),
+        (dict(mass_tolerance=float("nan")), "mass_tolerance must be a number in (0, 1)"),
+        (dict(method="quick"), "unknown method 'quick'"),
+        (dict(ordering="XO"), "unknown ordering 'XO'"),
+        (dict(regime="left"), "unknown regime 'left'"),
+        (dict(target_valid=0), "target_valid must be an integer >= 1"),
+        (dict(patience=2.5), "patience must be an integer >= 1"),
+        (dict(restarts=-1), "restarts must be an integer >= 0"),
+        (dict(max_exponent=-1), "max_exponent must be an integer >= 0"),
+        (dict(n_partitions=6), "reference directions"),
+        (dict(offspring_ratio=0.0), "offspring_ratio must be a number in (0, 10]"),
+        (dict(offspring_ratio=0.001), "gives 0 offspring at pop_size 100"),
+        (dict(pop_size=5000, offspring_ratio=3.0), "gives 15000 offspring"),
+        (dict(method="paper"), "method 'paper' has no refinement"),
+    ],
+)
+def test_bad_settings_raise_one_line(change, message):
+    with pytest.raises(ValueError) as exc:
+        replace(IslandConfig(), **change)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_one_log10_lambda_range():
+    assert fn.LOG10_LAMBDA_RANGE == (8.0, 16.0)  # what the scan has always searched
+    assert not hasattr(problem, "LOG10_LAMBDA_RANGE")
+    xl, xu = Space("up").bounds()
+    assert (xl[I_LAMBDA], xu[I_LAMBDA]) == fn.LOG10_LAMBDA_RANGE
+    x = fn.random_parameters(1000, np.random.default_rng(0))
+    lam = x[:, fn.PARAMETERS.index("log10_lambda_gev")]
+    assert fn.LOG10_LAMBDA_RANGE[0] <= lam.min() and lam.max() <= fn.LOG10_LAMBDA_RANGE[1]
+    assert IslandConfig(log10_lambda=16.0).log10_lambda == 16.0
+
+
+def test_objective_list_is_the_papers():
+    assert fn.objective_names() == PAPER_OBJECTIVES
+    assert fn.objective_names(force_io=True, max_exponent=4) == PAPER_OBJECTIVES + ["io", "max_exponent"]
+
+
+@pytest.mark.parametrize("data_name, tol, force_io, max_exponent",
+                         [("nufit-6.0+pdg-2024", 0.2, False, None), ("tests/data_relaxed.toml", 0.9, True, 5)])
+def test_shaped_objectives_vanish_exactly_where_the_papers_do_by_name(data_name, tol, force_io, max_exponent):
+    ob = Objectives(data=data.load(data_name), mass_tolerance=tol, force_io=force_io, max_exponent=max_exponent)
+    sh = Shaper(ob)
+    x = fn.random_parameters(4000, np.random.default_rng(0), max_charge=3, log10_lambda_range=(12.0, 15.0))
+    res = ob.evaluate(x)
+    F, S = ob.matrix(res), sh.objectives(sh.residuals(res))
+    keep = res["ordering"] != "none"  # a mixed spectrum is never valid: the shaper adds 1 to dm3l
+    for j, name in enumerate(ob.names):
+        assert np.array_equal(F[keep, j] == 0, S[keep, j] == 0), name
+    assert (S[~keep, ob.names.index("dm3l")] >= 1).all()
+    # grouping by name: a permuted objective list permutes the columns
+    perm = np.random.default_rng(1).permutation(len(ob.names))
+    R = sh.residuals(res)
+    assert np.array_equal(Shaper(ob, names=[ob.names[k] for k in perm]).objectives(R), S[:, perm])
+    q1 = S[:, ob.names.index("mass_q1")]
+    assert np.array_equal(q1, R[:, sh.index["m_u"]] + R[:, sh.index["m_d"]])
+
+
+def test_shaper_rejects_an_objective_it_cannot_shape():
+    ob = Objectives(data=data.load("nufit-6.0+pdg-2024"))
+    with pytest.raises(ValueError, match="'mass_q4' has no shaped residual"):
+        Shaper(ob, names=[*ob.names, "mass_q4"])
+
+
+def _rosenbrock(X):
+    """Residuals (10 (y - x^2), 1 - x); the third coordinate is a spectator."""
+    return np.column_stack([10.0 * (X[:, 1] - X[:, 0] ** 2), 1.0 - X[:, 0]])
+
+
+def test_levenberg_marquardt_finds_the_known_minimum():
+    x0 = np.array([[-1.2, 1.0, 7.0], [0.5, -0.5, -3.0]])
+    lo, hi = np.full(3, -5.0), np.full(3, 5.0)
+    out = levenberg_marquardt(_rosenbrock, x0, _rosenbrock(x0), free=np.array([0, 1]), step=np.full(2, 1e-7),
+                              lower=lo, upper=hi, iters=200)
+    assert np.allclose(out.x[:, :2], 1.0, atol=1e-5)
+    assert np.array_equal(out.x[:, 2], x0[:, 2])  # not free: untouched
+    assert np.allclose(out.r, _rosenbrock(out.x)) and out.improved.all() and out.n_evals > 0
+    assert np.array_equal(out.payload, out.r)  # no payload given: the residuals
+
+
+def test_levenberg_marquardt_respects_the_box_and_carries_the_payload():
+    x0 = np.array([[0.0, 0.0]])
+    lo, hi = np.array([-1.0, -1.0]), np.array([0.5, 0.5])  # the minimum (1, 1) is outside
+
+    def evaluate(X):
+        r = _rosenbrock(X)
+        return r, X.sum(axis=1, keepdims=True)  # payload: any per-row array
+
+    out = levenberg_marquardt(evaluate, x0, _rosenbrock(x0), payload=np.zeros((1, 1)), free=np.array([0, 1]),
+                              step=np.full(2, 1e-7), lower=lo, upper=hi, iters=50)
+    assert (out.x >= lo).all() and (out.x <= hi).all()
+    assert (out.r**2).sum() < (_rosenbrock(x0) ** 2).sum()
+    assert np.allclose(out.payload, out.x.sum(axis=1, keepdims=True))
+    none = levenberg_marquardt(evaluate, x0[:0], _rosenbrock(x0[:0]), free=np.array([0, 1]), step=np.full(2, 1e-7),
+                               lower=lo, upper=hi, iters=5)
+    assert none.n_evals == 0 and none.x.shape == (0, 2)
