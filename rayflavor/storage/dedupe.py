@@ -49,7 +49,6 @@ Counts reported (:class:`Counts`):
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 import time
 import warnings
@@ -68,7 +67,7 @@ from rayflavor.physics import data as fndata
 from rayflavor.physics import fn
 from rayflavor.storage import lease as lease_mod
 from rayflavor.storage.island_store import IslandStore, list_islands
-from rayflavor.storage.location import Location, StorageError, _pid_alive, resolve
+from rayflavor.storage.location import Location, StorageError, resolve, temporary_beside
 from rayflavor.storage.parquet import SCHEMA_VERSION, empty_table, to_table
 
 WINDOW = ("ckm_s12", "ckm_s23", "ckm_s13", "ckm_delta", "pmns_theta12", "pmns_theta13", "pmns_theta23", "pmns_delta", "dm21")
@@ -351,15 +350,7 @@ def _scratch(dest: Location) -> Path:
         return Path(name)
     folder = dest.local_path().parent
     folder.mkdir(parents=True, exist_ok=True)
-    prefix = f".{dest.name}.tmp-"
-    for stale in folder.glob(prefix + "*"):
-        try:
-            pid = int(stale.name[len(prefix):].split("-")[0])
-        except ValueError:
-            continue
-        if not _pid_alive(pid):
-            stale.unlink(missing_ok=True)
-    return folder / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
+    return temporary_beside(dest.local_path())
 
 
 def _default_warn(message: str) -> None:

@@ -286,19 +286,25 @@ class Location:
         probe.delete()
 
 
-def _write_local(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and not path.is_file():
-        raise StorageError(f"{path}: exists and is not a regular file")
+def temporary_beside(path: Path) -> Path:
+    """A fresh temporary name beside ``path`` (``.<name>.tmp-<pid>-<token>``), after removing the
+    temporaries of ``path`` that a killed writer left (their pid is gone)."""
     prefix = f".{path.name}.tmp-"
-    for stale in path.parent.glob(prefix + "*"):  # left by a killed writer
+    for stale in path.parent.glob(prefix + "*"):
         try:
             pid = int(stale.name[len(prefix):].split("-")[0])
         except ValueError:
             continue
         if not _pid_alive(pid):
             stale.unlink(missing_ok=True)
-    tmp = path.parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
+    return path.parent / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _write_local(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_file():
+        raise StorageError(f"{path}: exists and is not a regular file")
+    tmp = temporary_beside(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "wb") as f:
