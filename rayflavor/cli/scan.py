@@ -241,6 +241,28 @@ def scan(ctx, preset_name, method, config, islands, regime, ordering, max_expone
         sys.exit(130)
 
 
+@click.command("restarts", cls=OneLineCommand)
+@click.option("--seeds", type=click.IntRange(min=1), default=8, show_default=True, help="Seeds per variant.")
+@click.option("--minutes", type=click.FloatRange(min=0.05), default=3.0, show_default=True,
+              help="Core-minutes per island run.")
+@click.option("--patience", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Generations without improvement before a stall (low, so stalls happen within the budget).")
+@click.option("--restarts", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="First seed.")
+@click.option("--address", default=None, help="Ray address (default: embedded local Ray).")
+def bench_restarts_command(seeds, minutes, patience, restarts, seed, address):
+    """Restart-on-stall against the plain stop, same seeds and budget: valid models per core-hour."""
+    from rayflavor.orchestration.bench import bench_restarts
+
+    res = bench_restarts(seeds=seeds, seconds=minutes * 60.0, patience=patience, restarts=restarts, seed=seed,
+                         address=address)
+    click.echo(f"{seeds} seeds x {minutes:g} core-min, patience {patience}; per core-hour of the whole budget")
+    for name, r in res.items():
+        click.echo(f"  {name:<12} islands with a valid model {r['found']}/{r['runs']}, unique "
+                   f"{r['unique_per_core_hour']:.3g}, light textures {r['light_per_core_hour']:.3g}, "
+                   f"busy {100 * r['busy_fraction']:.0f}% of the budget, restarts {r['restarts']}")
+
+
 @click.command("scan", cls=OneLineCommand)
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds per configuration.")
 @click.option("--minutes", type=click.FloatRange(min=0.05), default=10.0, show_default=True, help="Core-minutes per island run.")

@@ -24,10 +24,14 @@ from rayflavor.physics import data as fndata
 from rayflavor.physics import fn
 
 
-def run_island(method: str, regime: str, seed: int, seconds: float, data_name: str = fn.DEFAULT_DATA) -> dict:
-    """Step one island for ``seconds``; its status plus the charges of every valid model found."""
-    # no stop but the budget: a target or patience stop would cap the per-core-hour counts
-    cfg = replace(ISLAND_PRESETS[method], regime=regime, patience=10**9, target_valid=10**9)
+def run_island(method: str, regime: str, seed: int, seconds: float, data_name: str = fn.DEFAULT_DATA,
+               overrides: dict | None = None) -> dict:
+    """Step one island for ``seconds``; its status plus the charges of every valid model found.
+
+    ``overrides``: IslandConfig fields (e.g. ``patience``, ``restarts``); without them the island
+    has no stop but the budget (a target or patience stop would cap the per-core-hour counts)."""
+    cfg = replace(ISLAND_PRESETS[method], **{"regime": regime, "patience": 10**9, "target_valid": 10**9,
+                                             **(overrides or {})})
     isl = make_island(cfg, fndata.load(data_name), island=0, seed=seed)
     t0 = time.perf_counter()
     charges = []
@@ -39,6 +43,7 @@ def run_island(method: str, regime: str, seed: int, seconds: float, data_name: s
     st = isl.status()
     st["seconds"] = time.perf_counter() - t0
     st["method"] = method
+    st["budget_seconds"] = seconds
     st["charges"] = np.concatenate(charges) if charges else np.empty((0, 18), np.int64)
     return st
 
@@ -56,6 +61,31 @@ def bench_scan(*, seeds: int, seconds: float, regime: str = "up", seed: int = 0,
     ensure_ray(address)
     refs = [_remote.remote(m, regime, seed + k, seconds) for k in range(seeds) for m in methods]
     return ray.get(refs)
+
+
+def bench_restarts(*, seeds: int, seconds: float, patience: int, restarts: int, regime: str = "up", seed: int = 0,
+                   address: str | None = None) -> dict[str, dict]:
+    """The fast island with ``restarts`` restarts against the same island stopping at its first
+    stall (restarts 0, the paper's plain behaviour), on the same seeds and budget. Rates are per
+    core-hour of the whole budget for both: a stopped island keeps its core (idle) until the scan ends."""
+    from rayflavor.orchestration.runtime import ensure_ray
+
+    ensure_ray(address)
+    variants = {f"restarts {restarts}": {"patience": patience, "restarts": restarts},
+                "plain stop": {"patience": patience, "restarts": 0}}
+    refs = {name: [_remote.remote("fast", regime, seed + k, seconds, fn.DEFAULT_DATA, ov) for k in range(seeds)]
+            for name, ov in variants.items()}
+    out = {}
+    for name, rr in refs.items():
+        rs = ray.get(rr)
+        hours = seeds * seconds / 3600.0
+        ch = np.concatenate([r["charges"] for r in rs])
+        out[name] = {"runs": len(rs), "found": sum(r["first_valid_seconds"] is not None for r in rs),
+                     "unique_per_core_hour": (len(np.unique(ch, axis=0)) if len(ch) else 0) / hours,
+                     "light_per_core_hour": _light(ch) / hours,
+                     "restarts": sorted(int(r.get("restarts", 0)) for r in rs),
+                     "busy_fraction": sum(r["seconds"] for r in rs) / (seeds * seconds)}
+    return out
 
 
 def _light(charges: np.ndarray) -> int:
