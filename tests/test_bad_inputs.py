@@ -664,3 +664,36 @@ def test_every_case_is_unique_and_checked():
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids))
     assert all(c.after in AFTER for c in CASES)
+
+
+# --- object-storage faults: the same promise (one line, exit 2, nothing written) against an S3
+# API on 127.0.0.1 (the moto fixtures of conftest.py). A row: (id, args with {bucket} for the
+# test's fresh bucket, message fragment, endpoint override or None).
+OBJECT_STORE_CASES = [
+    ("scan-missing-bucket", ("scan", "--out", "s3://rf-no-such-bucket/scan", "--seed", "1", "--no-live"),
+     "bucket does not exist", None),
+    ("dedupe-missing-bucket", ("dedupe", "s3://rf-no-such-bucket/scan"), "is not a scan", None),
+    ("analyze-missing-bucket", ("analyze", "s3://rf-no-such-bucket/scan"), "bucket 'rf-no-such-bucket' does not exist",
+     None),
+    ("diffusion-dataset-missing-bucket", ("diffusion", "dataset", "--out", "s3://rf-no-such-bucket/run"),
+     "bucket does not exist", None),
+    ("reference-missing-bucket", ("diffusion", "reference", "s3://rf-no-such-bucket/run"), "bucket does not exist", None),
+    ("scan-unreachable-endpoint", ("scan", "--out", "{bucket}/scan", "--seed", "1", "--no-live"), "cannot reach",
+     "http://127.0.0.1:9"),
+    ("dedupe-empty-prefix", ("dedupe", "{bucket}/nothing-here"), "is not a scan (no islands/ and no scan.json)", None),
+]
+
+
+@pytest.mark.parametrize("case_id, args, says, endpoint", OBJECT_STORE_CASES, ids=[c[0] for c in OBJECT_STORE_CASES])
+def test_object_storage_faults_are_one_line(s3_bucket, monkeypatch, case_id, args, says, endpoint):
+    import boto3
+
+    if endpoint:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    res = CliRunner().invoke(cli, [a.replace("{bucket}", s3_bucket) for a in args])
+    assert "Traceback" not in res.output and res.exit_code == 2, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and says in errors[0], res.output
+    if not endpoint:  # nothing was written into the test's bucket
+        s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+        assert s3.list_objects_v2(Bucket=s3_bucket.removeprefix("s3://")).get("KeyCount", 0) == 0
