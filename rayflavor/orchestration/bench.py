@@ -73,8 +73,10 @@ def bench_restarts(*, seeds: int, seconds: float, patience: int, restarts: int, 
     ensure_ray(address)
     variants = {f"restarts {restarts}": {"patience": patience, "restarts": restarts},
                 "plain stop": {"patience": patience, "restarts": 0}}
-    refs = {name: [_remote.remote("fast", regime, seed + k, seconds, fn.DEFAULT_DATA, ov) for k in range(seeds)]
-            for name, ov in variants.items()}
+    refs: dict[str, list] = {name: [] for name in variants}
+    for k in range(seeds):  # interleaved, so both variants see the same machine load
+        for name, ov in variants.items():
+            refs[name].append(_remote.remote("fast", regime, seed + k, seconds, fn.DEFAULT_DATA, ov))
     out = {}
     for name, rr in refs.items():
         rs = ray.get(rr)
