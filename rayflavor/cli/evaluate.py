@@ -73,7 +73,7 @@ def _finite_tolerance(ctx, param, value):
 def evaluate(model, input_path, output_path, ordering, data_name, mass_tolerance):
     """Evaluate every row of INPUT.parquet exactly and write OUTPUT.parquet.
 
-    Columns are listed in the README ("Parquet schemas"). A singular, degenerate or overflowing
+    Columns are listed in docs/schemas.md. A singular, degenerate or overflowing
     row gets NaN observables and valid = false; bad input stops with one line and exit code 2,
     before anything is written. The output is written to a hidden `.OUTPUT.parquet.<pid>-<n>@<host>.tmp`
     beside it and renamed into place; one left by a killed run is removed by the next write to OUTPUT.

@@ -75,7 +75,7 @@ class PhysicsGuidance:
     their damping ``eta``, the largest move per step ``cap`` (network units, where the training
     set spans [-1, 1]) and ``inner``: the loss is zero once every ``|z_j| <= inner``, so points are
     steered into the central ``inner`` fraction of each window, not just over its edge.
-    Defaults measured on fine-tuned networks (README): eta 1 gave 1.2-2x the solutions of 0.5."""
+    Defaults measured on fine-tuned networks (docs/experiments.md): eta 1 gave 1.2-2x the solutions of 0.5."""
 
     windows: np.ndarray
     ordering: str = "NO"

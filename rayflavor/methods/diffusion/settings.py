@@ -237,7 +237,7 @@ _PAPER_SELECTION = SelectionSettings(select="cuts", pool="round", min_select=0)
 _PAPER_TUNE = TuneSettings(refit="none", steps=100_000)
 
 #: Named presets of every settings class: ``PRESETS[cls]["paper"]`` is the paper's settings
-#: (README "The paper's chain"); the defaults are the measured laptop settings.
+#: (docs/methods-diffusion.md, the paper's preset); the defaults are the measured laptop settings.
 PRESETS: dict[type, dict[str, Any]] = {
     SamplingSettings: {"paper": _PAPER_SAMPLING},
     SelectionSettings: {"paper": _PAPER_SELECTION},
