@@ -106,11 +106,15 @@ def test_scan_discovery_reads_committed_parts_and_island_starts(tmp_path):
         store = IslandStore(out, i)
         store.load()
         store.commit(t, {}, {}, {"wall_seconds": 3600.0, "starts": [{"at": (t0 + timedelta(seconds=100 * i)).isoformat()}]})
+    idle = IslandStore(out, 3)  # an island that ran for an hour and found nothing: still a sampling unit
+    idle.load()
+    idle.commit(None, {}, {}, {"wall_seconds": 3600.0, "starts": [{"at": t0.isoformat()}]})
     d = scan_discovery(out)
-    assert d is not None and d.core_hours == pytest.approx(3.0)
+    assert d is not None and d.core_hours == pytest.approx(4.0)
     c = dedupe(out, "nufit-6.0+pdg-2024", compact=False)
     assert d.found[-1] == c.light_textures == d.richness.observed
-    assert 0 < d.hours[0] and d.hours[-1] <= 3 * 3010 / 3600
+    assert d.richness == c.richness_light and d.richness.units == 4  # the same estimate as the dedupe's
+    assert 0 < d.hours[0] and d.hours[-1] <= 4 * 3010 / 3600
     assert np.all(np.diff(d.hours) >= 0)
     assert discovery_figure(d, tmp_path).is_file()
     assert len(committed_parts(out)) == 3
@@ -120,5 +124,5 @@ def test_scan_discovery_reads_committed_parts_and_island_starts(tmp_path):
 
     r = CliRunner().invoke(cli, ["analyze", out.uri])
     assert r.exit_code == 0, r.output
-    assert "discovery: light textures:" in r.output and "Chao2 over 3 islands" in r.output
+    assert "discovery: light textures:" in r.output and "Chao2 over 4 islands" in r.output
     assert (tmp_path / "scan" / "analysis" / "fn_discovery.png").is_file()

@@ -1,6 +1,6 @@
 """The discovery curve of a scan: distinct light textures against core-hours, with the Chao2 total.
 
-Reads every committed part of the scan at OUT (:func:`rayflavor.storage.island_store.committed_parts`,
+Reads every committed part of the scan at OUT (the parts each island's ``checkpoint.json`` lists,
 so models of attempts that died before their commit never count), the time each model was found
 (``found_at``) and, from each island's checkpoint, when the island first started and how long it
 was busy. A model's island-time is ``found_at - first start`` [s]; the curve counts each light
@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from rayflavor.analysis.richness import Richness, chao2, discovery_curve
-from rayflavor.storage.island_store import IslandStore, committed_parts, list_islands
+from rayflavor.analysis.richness import Richness, chao2_from_counts, discovery_curve, incidence_counts
+from rayflavor.physics import fn
+from rayflavor.storage.island_store import IslandStore, list_islands
 from rayflavor.storage.location import Location
 
 
@@ -44,10 +45,11 @@ def _start_seconds(info: dict) -> float | None:
 def scan_discovery(out: Location) -> Discovery | None:
     """The discovery record of the scan at ``out``; None when it has no committed models or no
     island start times (scans written before rayflavor recorded them)."""
-    starts, busy = {}, {}
+    starts, busy, parts = {}, {}, []
     for i in list_islands(out):
+        store = IslandStore(out, i)
         try:  # read-only: load() would garbage-collect, which only the island's writer may do
-            ck = IslandStore(out, i).read_checkpoint()
+            ck = store.read_checkpoint()
         except Exception:  # noqa: BLE001 - a damaged island is the dedupe's to report
             continue
         if ck is None:
@@ -56,28 +58,29 @@ def scan_discovery(out: Location) -> Discovery | None:
         t0 = _start_seconds(info)
         if t0 is not None:
             starts[i], busy[i] = t0, float(info.get("wall_seconds", 0.0))
-    parts = committed_parts(out)
-    if not parts or not starts:
+            parts += [store.dir / p["name"] for p in ck["parts"]]  # the committed parts it lists
+    if not parts:
         return None
+    columns = ["island", "found_at", *fn.EXPONENTS]
     frames = []
     for p in parts:
         try:
-            frames.append(pl.from_arrow(p.read_parquet()).lazy().select(
+            frames.append(pl.from_arrow(p.read_parquet(columns=columns)).lazy().select(
                 pl.col("island"), pl.col("found_at").dt.epoch("us").alias("t_us"), *_light_keys()))
         except Exception:  # noqa: BLE001 - damaged parts are named by the dedupe; the curve skips them
             continue
     if not frames:
         return None
-    df = pl.concat(frames).filter(pl.col("island").is_in(list(starts))).collect()
+    df = pl.concat(frames).collect()
     if df.height == 0:
         return None
     island = df["island"].to_numpy()
     t = df["t_us"].to_numpy() / 1e6 - np.array([starts[i] for i in island])
     keys = df.drop("island", "t_us").to_numpy()
     hours, found = discovery_curve(island, np.maximum(t, 0.0), keys, busy=busy)
-    everyone = {i: busy[i] for i in busy}
-    return Discovery(hours, found, chao2(island, keys) if len(everyone) else chao2([], []),
-                     sum(everyone.values()) / 3600.0)
+    # every island that ran is a sampling unit, also one that found nothing (as in `rayflavor dedupe`)
+    counts, _ = incidence_counts(island, keys)
+    return Discovery(hours, found, chao2_from_counts(counts, len(starts)), sum(busy.values()) / 3600.0)
 
 
 def discovery_figure(d: Discovery, path: Path, fmt: str = "png") -> Path:
