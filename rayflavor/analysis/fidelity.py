@@ -147,6 +147,13 @@ __all__ = ["Fidelity", "PREDICTIONS", "face_fraction", "fidelity", "ks_statistic
 # ---------------------------------------------------------------------------- a run against a reference
 
 
+def _needed() -> list[str]:
+    """The columns a fidelity comparison reads: the 23 parameters and the predicted observables."""
+    from rayflavor.physics import seesaw
+
+    return list(seesaw.PARAMETERS) + [k for k, _ in PREDICTIONS if k != "log10_m3_gev"]
+
+
 def _columns(df, names) -> dict[str, np.ndarray]:
     return {c: df[c].to_numpy() for c in names if c in df.columns}
 
@@ -157,11 +164,11 @@ def compare_frames(run_df, ref_df) -> dict[str, Fidelity]:
     ("network only" = 0 steps; guided sets by their steps) and for all solutions together."""
     import polars as pl
 
-    from rayflavor.methods.reference import seesaw_target
+    from rayflavor.methods.reference import seesaw_box
     from rayflavor.physics import seesaw
 
-    _, _, box = seesaw_target()
-    need = list(seesaw.PARAMETERS) + [k for k, _ in PREDICTIONS if k != "log10_m3_gev"]
+    box = seesaw_box()
+    need = _needed()
     missing = [c for c in need if c not in ref_df.columns]
     if missing:
         raise ValueError(f"the reference lacks column(s) {', '.join(missing[:4])}: not a rayflavor reference")
@@ -193,8 +200,8 @@ def overlay_figure(run_df, ref_df, path, fmt: str = "png"):
 
     from pathlib import Path
 
-    pr = prediction_columns(_columns(run_df, run_df.columns))
-    pf = prediction_columns(_columns(ref_df, ref_df.columns))
+    pr = prediction_columns(_columns(run_df, _needed()))
+    pf = prediction_columns(_columns(ref_df, _needed()))
     fig, axes = plt.subplots(3, 3, figsize=(11, 9))
     for ax, (name, kind) in zip(axes.ravel(), PREDICTIONS):
         for values, label, style in ((pf[name], "reference", "k-"), (pr[name], "run", "C0-")):

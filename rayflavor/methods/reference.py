@@ -276,10 +276,6 @@ def circular_components(angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.cos(a), np.sin(a)
 
 
-__all__ = ["Box", "Chains", "NestedResult", "ReferenceSettings", "seesaw_target", "circular_components", "constrained_chains", "ess", "nested_to_set",
-           "split_rhat", "walk"]
-
-
 # ---------------------------------------------------------------------------- the seesaw's solution set
 
 
@@ -325,12 +321,6 @@ def seesaw_target(data_name: str | None = None, ordering: str = "NO") -> tuple[L
     windows = seesaw.solution_windows(ds, ordering)
     lo, hi = np.asarray(windows, dtype=np.float64).T
     half = 0.5 * (hi - lo)
-    p = seesaw.PRIOR
-    lower = np.array([p["y"][0]] * 18 + [p["mass_ratio"][0]] * 2 + [p["log10_h2_over_m3_ev"][0]] + [p["arg"][0]] * 2)
-    upper = np.array([p["y"][1]] * 18 + [p["mass_ratio"][1]] * 2 + [p["log10_h2_over_m3_ev"][1]] + [p["arg"][1]] * 2)
-    periodic = np.zeros(len(seesaw.PARAMETERS), dtype=bool)
-    periodic[[seesaw.PARAMETERS.index("arg_m1"), seesaw.PARAMETERS.index("arg_m2")]] = True
-    box = Box(lower, upper, periodic, inside=lambda x: x[:, 18] <= x[:, 19])
 
     def loss(x: np.ndarray) -> np.ndarray:
         res = seesaw.evaluate(x, ordering=ordering, data=ds)
@@ -340,4 +330,21 @@ def seesaw_target(data_name: str | None = None, ordering: str = "NO") -> tuple[L
             m = np.sum((d / half) ** 2, axis=1)
         return np.where(np.isfinite(m), m, np.inf)
 
-    return loss, seesaw.sample_prior, box
+    return loss, seesaw.sample_prior, seesaw_box()
+
+
+def seesaw_box() -> Box:
+    """The paper's prior box (eqs. 2.17-2.18, :data:`rayflavor.physics.seesaw.PRIOR`) over the 23
+    parameters, with ``|M1| <= |M2|`` and the phases ``arg_m1``, ``arg_m2`` periodic."""
+    from rayflavor.physics import seesaw
+
+    p = seesaw.PRIOR
+    lower = np.array([p["y"][0]] * 18 + [p["mass_ratio"][0]] * 2 + [p["log10_h2_over_m3_ev"][0]] + [p["arg"][0]] * 2)
+    upper = np.array([p["y"][1]] * 18 + [p["mass_ratio"][1]] * 2 + [p["log10_h2_over_m3_ev"][1]] + [p["arg"][1]] * 2)
+    periodic = np.zeros(len(seesaw.PARAMETERS), dtype=bool)
+    periodic[[seesaw.PARAMETERS.index("arg_m1"), seesaw.PARAMETERS.index("arg_m2")]] = True
+    return Box(lower, upper, periodic, inside=lambda x: x[:, 18] <= x[:, 19])
+
+
+__all__ = ["Box", "Chains", "NestedResult", "ReferenceSettings", "circular_components", "constrained_chains", "ess",
+           "nested_to_set", "seesaw_box", "seesaw_target", "split_rhat", "walk"]

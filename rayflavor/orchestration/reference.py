@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 import numpy as np
-import pyarrow as pa
 import ray
 
 from rayflavor import configfile
@@ -26,6 +25,7 @@ from rayflavor.analysis.fidelity import PREDICTIONS, prediction_columns
 from rayflavor.methods import reference as ref
 from rayflavor.methods.reference import ReferenceSettings
 from rayflavor.storage.location import Location, resolve
+from rayflavor.storage.tables import to_arrow
 
 FORMAT = "rayflavor-reference/1"
 
@@ -53,19 +53,12 @@ def _task(s: ReferenceSettings, task: int) -> dict:
     return run_task(s, task)
 
 
-def diagnostics(samples: np.ndarray, s: ReferenceSettings) -> dict[str, dict[str, float]]:
-    """Split-R-hat and ESS per prediction over chains ``samples[t, c, :]`` (parameters)."""
-    from rayflavor.physics import data as physics_data
-    from rayflavor.physics import seesaw
-
-    t, c, d = samples.shape
-    res = seesaw.evaluate(samples.reshape(-1, d), ordering=s.ordering, data=physics_data.load(s.data))
-    cols = {name: samples.reshape(-1, d)[:, j] for j, name in enumerate(seesaw.PARAMETERS)}
-    cols.update(res)
-    pred = prediction_columns(cols)
+def diagnostics(pred: dict[str, np.ndarray], draws: int, chains: int) -> dict[str, dict[str, float]]:
+    """Split-R-hat and ESS per prediction; ``pred[name]`` holds the states draw-major
+    (``draws * chains`` values, as ``samples[t, c]`` flattened)."""
     out = {}
     for name, kind in PREDICTIONS:
-        v = pred[name].reshape(t, c)
+        v = pred[name].reshape(draws, chains)
         parts = ref.circular_components(v) if kind == "circular" else (v,)
         out[name] = {"rhat": max(ref.split_rhat(p) for p in parts), "ess": min(ref.ess(p) for p in parts)}
     return out
@@ -87,16 +80,13 @@ def build_reference(run: str | Location, settings: ReferenceSettings = Reference
     cols: dict[str, np.ndarray] = {name: x[:, j] for j, name in enumerate(seesaw.PARAMETERS)}
     cols.update({k: v for k, v in res.items() if np.ndim(v) == 1 and k not in cols})
     cols["ordering"] = np.full(len(x), settings.ordering)
-    cols["task"] = np.repeat(np.concatenate([np.full(r["samples"].shape[1], r["task"]) for r in results])[None, :],
-                             t, axis=0).ravel()
+    cols["task"] = np.tile(np.concatenate([np.full(r["samples"].shape[1], r["task"]) for r in results]), t)
     cols["chain"] = np.tile(np.arange(c), t)
     cols["draw"] = np.repeat(np.arange(t), c)
     if not np.all(cols["solution"]):
         raise RuntimeError("a reference state is not a solution: the constrained walk is broken")
-    table = pa.table({k: pa.array(np.asarray(v).astype(object) if np.asarray(v).dtype.kind == "U" else np.asarray(v))
-                      for k, v in cols.items()})
-    (loc / "reference.parquet").write_parquet(table)
-    diag = diagnostics(samples, settings)
+    (loc / "reference.parquet").write_parquet(to_arrow(cols))
+    diag = diagnostics(prediction_columns(cols), t, c)  # the states evaluated once, above
     lpf = [r["nested"]["log_prior_fraction"] for r in results]
     summary = {"format": FORMAT, "settings": configfile.to_mapping(settings), "rows": int(len(x)),
                "tasks": [{k: r[k] for k in ("task", "nested", "chains")} for r in results],
