@@ -37,3 +37,12 @@ def test_the_address_decides(calls, monkeypatch, given, env, joined):
 def test_a_bad_address_is_one_line():
     with pytest.raises(runtime.RayAddressError, match="is not a Ray address"):
         runtime.ensure_ray("not an address")
+
+
+def test_an_address_is_probed_once(calls, monkeypatch):
+    probed = []
+    monkeypatch.setattr(runtime, "check_reachable", lambda address, timeout=0: probed.append(address))
+    runtime.ensure_ray("10.0.0.5:6379")
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.6:6379")
+    runtime.ensure_ray()
+    assert probed == ["10.0.0.5:6379", "10.0.0.6:6379"]

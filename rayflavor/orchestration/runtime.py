@@ -62,9 +62,11 @@ def ensure_ray(address: str | None = None) -> None:
         check_reachable(address)  # even when Ray is up: a bad --address is always an error
     if ray.is_initialized():
         return
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    if not address:
+        address = os.environ.get("RAY_ADDRESS") or None
+        if address:
+            check_reachable(address)  # "local" and "auto" pass: Ray finds those itself
     if address and address != "local":
-        check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=False)
         except (ValueError, ConnectionError, RuntimeError, TimeoutError) as exc:
