@@ -25,14 +25,6 @@ def ray_session():
     ray.shutdown()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def moto_server():
     """An S3 API on 127.0.0.1 (moto's server mode, a test extra), for the whole session.
@@ -48,7 +40,9 @@ def moto_server():
     exe = shutil.which("moto_server")
     if exe is None:
         pytest.fail("moto_server not found: install the test extra (pip install -e '.[test]')")
-    port = _free_port()
+    from helpers import free_port
+
+    port = free_port()
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 RELAXED = str(Path(__file__).with_name("data_relaxed.toml"))
@@ -153,12 +154,6 @@ def _node_loss(out_dir: str) -> dict:
         cluster.shutdown()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _autoscaling_config(port: int) -> dict:
     """Ray's fake multi-node provider (what ``ray.cluster_utils.AutoscalingCluster`` generates; its
     ``start``/``shutdown`` run ``ray stop --force``, which would stop every Ray on the host, so the
@@ -185,7 +180,7 @@ def _autoscale(out_dir: str) -> dict:
     from rayflavor.storage.location import resolve
 
     out = resolve(out_dir)
-    port = _free_port()
+    port = free_port()
     work = Path(out_dir).parent
     cfg = work / "autoscaling.json"
     cfg.write_text(json.dumps(_autoscaling_config(port)))
@@ -225,13 +220,7 @@ def _autoscale(out_dir: str) -> dict:
                 "stop_reasons": sorted({s.get("stop_reason") for s in res.statuses.values()}), "models": counts.unique}
     finally:
         ray.shutdown()
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(timeout=30)
-        subprocess.run(["rm", "-rf", temp], check=False)
+        stop_process_group(head, temp, grace=20)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ the Ray instance of the rest of the test session (``ray stop`` would kill every 
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,22 +17,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from helpers import free_ports, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 RELAXED = ROOT / "tests" / "data_relaxed.toml"
-
-
-def _free_ports(k: int) -> list[int]:
-    """``k`` distinct free loopback ports: every socket stays bound until all are chosen, so the OS
-    cannot hand the same port out twice (Ray refuses a port given to two of its components)."""
-    sockets = [socket.socket() for _ in range(k)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _ray_cli() -> list[str]:
@@ -47,7 +33,7 @@ def test_scan_job_on_a_loopback_head(tmp_path):
     env.pop("RAY_ADDRESS", None)
     # every port explicit: the session's own Ray (ray_session fixture) may hold the defaults,
     # e.g. the dashboard agent's 52365, and a second agent on it never comes up
-    gcs, dash, agent_http, agent_grpc, rt_env, metrics = _free_ports(6)
+    gcs, dash, agent_http, agent_grpc, rt_env, metrics = free_ports(6)
     temp = Path("/tmp") / f"rf{os.getpid()}"  # short: Ray's socket paths have a length limit
     head = subprocess.Popen(
         _ray_cli() + ["start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
@@ -93,10 +79,4 @@ def test_scan_job_on_a_loopback_head(tmp_path):
         assert {"q_Q1", "island", "seed", "generation", "found_at", "loss_ckm_s12"} <= set(models.columns)
         assert (out / "scan.json").is_file()
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(timeout=30)
-        subprocess.run(["rm", "-rf", str(temp)], check=False)
+        stop_process_group(head, temp, grace=60)
