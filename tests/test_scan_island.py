@@ -120,7 +120,9 @@ def test_found_models_reevaluate_valid_and_are_unique():
 
 def test_stalled_island_restarts_and_drains_each_model_once():
     ds = data.load(RELAXED)
-    cfg = replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, pop_size=40, patience=3, restarts=1000, target_valid=10**6)
+    # tabu on charges: with the texture tabu this relaxed search keeps finding new textures and never stalls
+    cfg = replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, pop_size=40, patience=3, restarts=1000, target_valid=10**6,
+                  tabu="charges")
     isl = make_island(cfg, ds, island=0, seed=2)
     drained, before, checked = [], None, False
     while isl.generation < 150:
@@ -255,3 +257,34 @@ def test_dedupe_of_a_scan_that_found_nothing_writes_an_empty_table(tmp_path):
     assert kept.height == 0
     assert set(fn.PARAMETERS) | {"valid", "island", "seed", "generation", "found_at", "distance"} <= set(kept.columns)
     assert kept["q_Q1"].dtype == pl.Int64 and kept["m_t"].dtype == pl.Float64
+
+
+def test_texture_tabu_penalises_every_assignment_of_a_found_light_texture():
+    ds = data.load(RELAXED)
+    isl = make_island(replace(ISLAND_PRESETS["fast"], pop_size=20), ds, island=0, seed=0)
+    rng = np.random.default_rng(0)
+    x = fn.random_parameters(1, rng=rng, regime="up")
+    x[0, :18] = rng.integers(-3, 4, 18)  # room for the moves below inside |q| <= 9
+    isl.found.update(k.tobytes() for k in x[:1, :18].astype(np.int8))
+    isl._on_new_models(x[:1])
+    g = encode(np.repeat(x[:1], 4, axis=0))
+    g[1, 15:18] += 2          # other heavy-neutrino charges: same light texture
+    g[2, 0:9] -= 1            # common shift of Q, u, d: same exponents
+    g[3, 3] += 1              # u1 moved: another texture
+    F = np.zeros((4, 2))
+    assert (isl._tabu(g, F)[:, 0] > 0).tolist() == [True, True, True, False]
+    isl_c = make_island(replace(ISLAND_PRESETS["fast"], pop_size=20, tabu="charges"), ds, island=0, seed=0)
+    isl_c.found.update(isl.found)
+    assert (isl_c._tabu(g, F)[:, 0] > 0).tolist() == [True, False, False, False]
+
+
+def test_texture_tabu_finds_more_light_textures_per_model_than_the_charge_tabu():
+    ds = data.load(RELAXED)
+    share = {}
+    for tabu in ("texture", "charges"):
+        cfg = replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, pop_size=40, target_valid=150, tabu=tabu)
+        isl = make_island(cfg, ds, island=0, seed=2)
+        q = np.array(_charge_rows(_run(isl, 300)), dtype=np.int64)
+        assert isl.status()["stop_reason"] == "target-valid" and len(np.unique(q, axis=0)) == len(q) == 150
+        share[tabu] = len(np.unique(fn.light_textures(q), axis=0)) / len(q)
+    assert share["texture"] > share["charges"] + 0.1, share

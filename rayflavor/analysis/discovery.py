@@ -42,9 +42,20 @@ def _start_seconds(info: dict) -> float | None:
     return min(times) if times else None
 
 
-def scan_discovery(out: Location) -> Discovery | None:
-    """The discovery record of the scan at ``out``; None when it has no committed models or no
-    island start times (scans written before rayflavor recorded them)."""
+@dataclass(frozen=True)
+class IslandTimes:
+    """Committed models of a scan with the island-time at which each was found."""
+
+    models: pl.DataFrame  # "island", "island_seconds" (found_at - the island's first start) and the asked columns
+    busy: dict[int, float]  # island -> busy wall seconds (its checkpoint's wall_seconds)
+
+
+def island_times(out: Location, columns: list[str] | tuple[str, ...] = (), *, exprs: list[pl.Expr] = ()) -> IslandTimes | None:
+    """Every committed model row of the scan at ``out`` (with duplicates across islands; the parts
+    each island's ``checkpoint.json`` lists, damaged parts skipped) with ``island``,
+    ``island_seconds`` [s since the island first started], the raw ``columns`` and ``exprs``
+    evaluated on the rows; None when the scan has no committed part or no island start times
+    (scans written before rayflavor recorded them)."""
     starts, busy, parts = {}, {}, []
     for i in list_islands(out):
         store = IslandStore(out, i)
@@ -59,28 +70,38 @@ def scan_discovery(out: Location) -> Discovery | None:
         if t0 is not None:
             starts[i], busy[i] = t0, float(info.get("wall_seconds", 0.0))
             parts += [store.dir / p["name"] for p in ck["parts"]]  # the committed parts it lists
-    if not parts:
+    if not starts:
         return None
-    columns = ["island", "found_at", *fn.EXPONENTS]
+    read = sorted({"island", "found_at", *columns, *(c for e in exprs for c in e.meta.root_names())})
     frames = []
     for p in parts:
         try:
-            frames.append(pl.from_arrow(p.read_parquet(columns=columns)).lazy().select(
-                pl.col("island"), pl.col("found_at").dt.epoch("us").alias("t_us"), *_light_keys()))
-        except Exception:  # noqa: BLE001 - damaged parts are named by the dedupe; the curve skips them
+            frames.append(pl.from_arrow(p.read_parquet(columns=read)).lazy().select(
+                pl.col("island"), pl.col("found_at").dt.epoch("us").alias("t_us"), *columns, *exprs))
+        except Exception:  # noqa: BLE001 - damaged parts are named by the dedupe; the record skips them
             continue
-    if not frames:
+    if frames:
+        df = pl.concat(frames).collect()
+    else:
+        df = pl.DataFrame(schema={"island": pl.Int64, "t_us": pl.Int64})
+    t0 = pl.Series([starts.get(i, np.nan) for i in df["island"].to_list()], dtype=pl.Float64)
+    df = df.with_columns(island_seconds=(pl.col("t_us") / 1e6 - t0).clip(lower_bound=0.0)).drop("t_us")
+    return IslandTimes(df.select("island", "island_seconds", pl.exclude("island", "island_seconds")), busy)
+
+
+def scan_discovery(out: Location) -> Discovery | None:
+    """The discovery record of the scan at ``out``; None when it has no committed models or no
+    island start times (scans written before rayflavor recorded them)."""
+    rec = island_times(out, exprs=_light_keys())
+    if rec is None or rec.models.height == 0:
         return None
-    df = pl.concat(frames).collect()
-    if df.height == 0:
-        return None
+    df, busy = rec.models, rec.busy
     island = df["island"].to_numpy()
-    t = df["t_us"].to_numpy() / 1e6 - np.array([starts[i] for i in island])
-    keys = df.drop("island", "t_us").to_numpy()
-    hours, found = discovery_curve(island, np.maximum(t, 0.0), keys, busy=busy)
+    keys = df.drop("island", "island_seconds").to_numpy()
+    hours, found = discovery_curve(island, df["island_seconds"].to_numpy(), keys, busy=busy)
     # every island that ran is a sampling unit, also one that found nothing (as in `rayflavor dedupe`)
     counts, _ = incidence_counts(island, keys)
-    return Discovery(hours, found, chao2_from_counts(counts, len(starts)), sum(busy.values()) / 3600.0)
+    return Discovery(hours, found, chao2_from_counts(counts, len(busy)), sum(busy.values()) / 3600.0)
 
 
 def discovery_figure(d: Discovery, path: Path, fmt: str = "png") -> Path:
@@ -107,4 +128,4 @@ def discovery_figure(d: Discovery, path: Path, fmt: str = "png") -> Path:
     return out
 
 
-__all__ = ["Discovery", "discovery_figure", "scan_discovery"]
+__all__ = ["Discovery", "IslandTimes", "discovery_figure", "island_times", "scan_discovery"]

@@ -59,7 +59,7 @@ _pos = click.IntRange(min=1)
 _SAMPLING = {"sampler": ("sampler",), "steps": ("steps",), "guidance": ("guidance",), "clip": ("clip",)}
 _SELECTION = {"select": ("selection", "select"), "n_best": ("selection", "n_best"),
               "per_solution": ("selection", "per_solution"), "pool": ("selection", "pool"),
-              "min_select": ("selection", "min_select")}
+              "min_select": ("selection", "min_select"), "spread": ("selection", "spread")}
 OPTION_FIELDS: dict[str, tuple[type, dict[str, tuple[str, ...]]]] = {
     "sample": (SamplingSettings, {**_SAMPLING, "physics": ("physics",), "ordering": ("ordering",), "n": ("n",),
                                   "shards": ("shards",)}),
@@ -230,6 +230,10 @@ def _selection_options(command: str):
         click.option("--min-select", type=int, default=_d(command, "min_select"), show_default=True,
                      help="With --select cuts: top the training set up to this many rows with the lowest-chi2 "
                           "samples when fewer meet the cuts (beyond the paper; 0 = the paper's cuts only)."),
+        click.option("--spread", type=int, default=_d(command, "spread"), show_default=True,
+                     help="Before each round trains, move every solution of its set by this many constrained "
+                          "random-walk steps over the solution set (uniform under the paper's prior), so the "
+                          "network does not learn only the corner it found first (beyond the paper; 0 = off)."),
     )
 
 
@@ -279,7 +283,7 @@ def sample_cmd(ctx, run, preset, n, sampler, steps, guidance, clip, physics, ord
 @click.option("--seed", type=int, default=_d("finetune", "seed"), show_default=True)
 @click.pass_context
 def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, clip, select, n_best, per_solution,
-                 pool, refit, min_select, train_steps, workers, seed) -> None:
+                 pool, refit, min_select, spread, train_steps, workers, seed) -> None:
     """Transfer learning (Sec. 2.2.3): fine-tune the newest network on its selected samples.
 
     The paper: --preset paper (--rounds 1 --select cuts --pool round --min-select 0 --refit none --clip 0).
@@ -325,7 +329,7 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
 @click.pass_context
 def run_cmd(ctx, run, preset, config, n_data, train_steps, rounds, ft_steps, n_select, n_final, final_guidance,
             final_network, final_physics, sampler, steps, guidance, clip, select, n_best, per_solution, pool, refit,
-            min_select, workers, seed) -> None:
+            min_select, spread, workers, seed) -> None:
     """The whole chain: dataset, pre-network, fine-tuning rounds, final sample; prints the solution count.
 
     The paper's chain: --preset paper. The settings are stored whole in RUN/run.json.

@@ -11,7 +11,8 @@ from rayflavor.cli.diffusion import bench_diffusion_command, diffusion
 from rayflavor.cli.evaluate import evaluate
 from rayflavor.cli.reference import reference_cmd
 from rayflavor.cli.dedupe import dedupe
-from rayflavor.cli.scan import bench_restarts_command, bench_scan_command, scan
+from rayflavor.cli.findings import bench_findings_command
+from rayflavor.cli.scan import bench_restarts_command, bench_scan_command, bench_tabu_command, scan
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -33,6 +34,8 @@ cli.add_command(analyze)
 cli.add_command(bench)
 bench.add_command(bench_scan_command, "scan")
 bench.add_command(bench_restarts_command, "restarts")
+bench.add_command(bench_tabu_command, "tabu")
+bench.add_command(bench_findings_command, "findings")
 bench.add_command(bench_diffusion_command, "diffusion")
 
 if __name__ == "__main__":  # pragma: no cover

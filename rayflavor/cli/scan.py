@@ -79,7 +79,8 @@ SETTING_OF = {
     "regime": "island.regime", "ordering": "island.ordering", "max_exponent": "island.max_exponent",
     "mass_tolerance": "island.mass_tolerance", "log10_lambda": "island.log10_lambda",
     "pop_size": "island.pop_size",
-    "target_valid": "island.target_valid", "patience": "island.patience",
+    "target_valid": "island.target_valid", "patience": "island.patience", "restarts": "island.restarts",
+    "tabu": "island.tabu",
 }
 
 
@@ -106,13 +107,13 @@ def build_settings(ctx: click.Context, preset_name: str, config: str | None):
 
 PRESETS_HELP = (
     "Presets (--preset): 'fast' (default) keeps NSGA-III and adds integer-aware operators, a "
-    "Levenberg-Marquardt refinement, log-shaped objectives, a tabu on found charges and charge "
+    "Levenberg-Marquardt refinement, log-shaped objectives, a tabu on found light textures, charge "
     "neighbourhoods of valid models; 'paper' is the FN paper's plain configuration (pymoo "
     "defaults, 17 objectives, population 156, SBX + PM on all genes).  Settings come from the "
     "dataclass defaults < the preset < --config FILE (TOML/JSON; a stored OUT/scan.json repeats a "
     "scan) < options given on the command line.  Settings without an option (set them in "
-    "--config; [island] table for the island's): island.max_generations, island.restarts (fresh "
-    "populations after a stall before the island stops), chunk_seconds, flush_rows, flush_seconds (an island commits a part when that many "
+    "--config; [island] table for the island's): island.max_generations, island.restart_keep, "
+    "island.refine_top, island.neighbours, island.charge_rate, chunk_seconds, flush_rows, flush_seconds (an island commits a part when that many "
     "models wait or that long passed), max_restarts (restarts of a lost island actor from its "
     "checkpoint), backlog (island actors submitted to Ray at once; default max(2 x cluster CPUs, 64), "
     "the rest queue in the driver)."
@@ -144,7 +145,14 @@ PRESETS_HELP = (
               help="Stop an island at this many unique valid models.")
 @click.option("--patience", type=click.IntRange(min=1), default=_island_default("patience"), show_default=True,
               help="Generations without improvement before an island restarts with a fresh population "
-                   "(island.restarts times), then stops.")
+                   "(--restarts times), then stops.")
+@click.option("--restarts", type=click.IntRange(min=0), default=_island_default("restarts"), show_default=True,
+              help="Fresh populations an island starts after a stall before it stops (0: the paper's plain stop; "
+                   "a large number keeps islands searching until --time-limit).")
+@click.option("--tabu", type=click.Choice(["texture", "charges", "none"]), default=_island_default("tabu"),
+              show_default=True,
+              help="What a found model makes tabu for the search: its light texture (every charge assignment "
+                   "with the same light physics), its charge assignment only, or nothing (the paper).")
 @click.option("--time-limit", type=Duration(), default=_scan_default("time_limit"),
               help="Wall-clock limit of this run, e.g. 90s, 10m, 2h (islands are stopped and commit; "
                    "one that does not answer within the limit plus a grace is killed, its last checkpoint stands).")
@@ -162,7 +170,7 @@ PRESETS_HELP = (
 @click.option("--live/--no-live", default=True, help="Live progress view (a table on a terminal, lines otherwise).")
 @click.pass_context
 def scan(ctx, preset_name, method, config, islands, regime, ordering, max_exponent, mass_tolerance, log10_lambda,
-         pop_size, target_valid, patience, time_limit, seed, data_name, out, address, resume, live):
+         pop_size, target_valid, patience, restarts, tabu, time_limit, seed, data_name, out, address, resume, live):
     """Scan two-flavon FN models with NSGA-III islands on Ray; valid models go to OUT.
 
     OUT gets scan.json (the settings whole, seeds, versions, status, the node of every island
@@ -251,16 +259,31 @@ def scan(ctx, preset_name, method, config, islands, regime, ordering, max_expone
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="First seed.")
 @click.option("--address", default=None, help="Ray address (default: embedded local Ray).")
 def bench_restarts_command(seeds, minutes, patience, restarts, seed, address):
-    """Restart-on-stall against the plain stop, same seeds and budget: valid models per core-hour."""
-    from rayflavor.orchestration.bench import bench_restarts
+    """Restart-on-stall against the plain stop, same seeds and budget: valid models per core-hour
+    of the whole budget (a stopped island idles its core until the end)."""
+    from rayflavor.orchestration.bench import bench_restarts, format_bench
 
-    res = bench_restarts(seeds=seeds, seconds=minutes * 60.0, patience=patience, restarts=restarts, seed=seed,
-                         address=address)
+    rows = bench_restarts(seeds=seeds, seconds=minutes * 60.0, patience=patience, restarts=restarts, seed=seed,
+                          address=address)
     click.echo(f"{seeds} seeds x {minutes:g} core-min, patience {patience}; per core-hour of the whole budget")
-    for name, r in res.items():
-        click.echo(f"  {name:<12} islands with a valid model {r['found']}/{r['runs']}, unique "
-                   f"{r['unique_per_core_hour']:.3g}, light textures {r['light_per_core_hour']:.3g}, "
-                   f"busy {100 * r['busy_fraction']:.0f}% of the budget, restarts {r['restarts']}")
+    click.echo(format_bench(rows, whole_budget=True))
+
+
+@click.command("tabu", cls=OneLineCommand)
+@click.option("--seeds", type=click.IntRange(min=1), default=8, show_default=True, help="Seeds per variant.")
+@click.option("--minutes", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
+              help="Core-minutes per island run.")
+@click.option("--regime", type=click.Choice(["up", "down"]), default="up", show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="First seed.")
+@click.option("--address", default=None, help="Ray address (default: embedded local Ray).")
+def bench_tabu_command(seeds, minutes, regime, seed, address):
+    """The tabu on found light textures (default) against the tabu on found charge assignments,
+    same seeds and budget: distinct light textures and unique models per core-hour."""
+    from rayflavor.orchestration.bench import bench_tabu, format_bench
+
+    rows = bench_tabu(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address)
+    click.echo(f"{seeds} seeds x {minutes:g} core-min, regime {regime}, default fast island otherwise")
+    click.echo(format_bench(rows))
 
 
 @click.command("scan", cls=OneLineCommand)
@@ -272,7 +295,8 @@ def bench_restarts_command(seeds, minutes, patience, restarts, seed, address):
 @click.option("--only", type=click.Choice(["fast", "paper"]), default=None,
               help="Run one configuration only (default: both, and their ratio).")
 def bench_scan_command(seeds, minutes, regime, seed, address, only):
-    """Time to first valid model and unique valid models per core-hour: fast islands vs the paper's."""
+    """Time to first valid model, unique valid models and distinct light textures per core-hour:
+    the fast islands against the paper's, each with its preset's stops but no target."""
     from rayflavor.orchestration.bench import bench_scan, format_bench
 
     rows = bench_scan(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address,

@@ -4,7 +4,7 @@ cluster`` (the scan driver's own cost on a fake multi-node cluster, and the dedu
 ``bench scan``:
 
 Every (configuration, seed) pair runs one island for a fixed budget of core-seconds as a 1-CPU
-Ray task; nothing is written.  Reported per configuration: median time to the first valid model
+Ray task, with the preset's own stops (patience, restarts) but no target; nothing is written.  Reported per configuration: median time to the first valid model
 (island compute seconds; runs without one count as "> budget"), unique valid models per core-hour
 (charge assignments, pooled over seeds) and physically distinct ones (light textures, see
 :mod:`rayflavor.storage.dedupe`), and the ratio fast / paper.
@@ -26,12 +26,12 @@ from rayflavor.physics import fn
 
 def run_island(method: str, regime: str, seed: int, seconds: float, data_name: str = fn.DEFAULT_DATA,
                overrides: dict | None = None) -> dict:
-    """Step one island for ``seconds``; its status plus the charges of every valid model found.
+    """Step one island of preset ``method`` for ``seconds``; its status plus the charges of every
+    valid model found.
 
-    ``overrides``: IslandConfig fields (e.g. ``patience``, ``restarts``); without them the island
-    has no stop but the budget (a target or patience stop would cap the per-core-hour counts)."""
-    cfg = replace(ISLAND_PRESETS[method], **{"regime": regime, "patience": 10**9, "target_valid": 10**9,
-                                             **(overrides or {})})
+    The island keeps the preset's own stops (patience, restarts) but has no ``target_valid`` (a
+    target would cap the per-core-hour counts); ``overrides`` change IslandConfig fields."""
+    cfg = replace(ISLAND_PRESETS[method], **{"regime": regime, "target_valid": 10**9, **(overrides or {})})
     isl = make_island(cfg, fndata.load(data_name), island=0, seed=seed)
     t0 = time.perf_counter()
     charges = []
@@ -54,91 +54,104 @@ _remote = ray.remote(num_cpus=1)(run_island)
 METHODS = ("fast", "paper")
 
 
+def run_variants(variants: dict[str, tuple[str, dict]], *, seeds: int, seconds: float, regime: str = "up",
+                 seed: int = 0, address: str | None = None) -> list[dict]:
+    """Every variant ``name -> (preset, IslandConfig overrides)`` on seeds ``seed .. seed+seeds-1``
+    for ``seconds`` each, one 1-CPU Ray task per (variant, seed), submitted interleaved so that all
+    variants see the same machine load.  Each row gets ``variant`` = its name."""
+    from rayflavor.orchestration.runtime import ensure_ray
+
+    ensure_ray(address)
+    jobs = [(name, _remote.remote(m, regime, seed + k, seconds, fn.DEFAULT_DATA, ov))
+            for k in range(seeds) for name, (m, ov) in variants.items()]
+    rows = []
+    for name, ref in jobs:
+        r = ray.get(ref)
+        r["variant"] = name
+        rows.append(r)
+    return rows
+
+
 def bench_scan(*, seeds: int, seconds: float, regime: str = "up", seed: int = 0, address: str | None = None,
                methods: tuple[str, ...] = METHODS) -> list[dict]:
-    from rayflavor.orchestration.runtime import ensure_ray
-
-    ensure_ray(address)
-    refs = [_remote.remote(m, regime, seed + k, seconds) for k in range(seeds) for m in methods]
-    return ray.get(refs)
+    """The presets ``methods`` at their defaults (no target), interleaved on the same seeds."""
+    return run_variants({m: (m, {}) for m in methods}, seeds=seeds, seconds=seconds, regime=regime, seed=seed,
+                        address=address)
 
 
-def bench_restarts(*, seeds: int, seconds: float, patience: int, restarts: int, regime: str = "up", seed: int = 0,
-                   address: str | None = None) -> dict[str, dict]:
-    """The fast island with ``restarts`` restarts against the same island stopping at its first
-    stall (restarts 0, the paper's plain behaviour), on the same seeds and budget. Rates are per
-    core-hour of the whole budget for both: a stopped island keeps its core (idle) until the scan ends."""
-    from rayflavor.orchestration.runtime import ensure_ray
-
-    ensure_ray(address)
-    variants = {f"restarts {restarts}": {"patience": patience, "restarts": restarts},
-                "plain stop": {"patience": patience, "restarts": 0}}
-    refs: dict[str, list] = {name: [] for name in variants}
-    for k in range(seeds):  # interleaved, so both variants see the same machine load
-        for name, ov in variants.items():
-            refs[name].append(_remote.remote("fast", regime, seed + k, seconds, fn.DEFAULT_DATA, ov))
-    out = {}
-    for name, rr in refs.items():
-        rs = ray.get(rr)
-        hours = seeds * seconds / 3600.0
-        ch = np.concatenate([r["charges"] for r in rs])
-        out[name] = {"runs": len(rs), "found": sum(r["first_valid_seconds"] is not None for r in rs),
-                     "unique_per_core_hour": (len(np.unique(ch, axis=0)) if len(ch) else 0) / hours,
-                     "light_per_core_hour": _light(ch) / hours,
-                     "restarts": sorted(int(r.get("restarts", 0)) for r in rs),
-                     "busy_fraction": sum(r["seconds"] for r in rs) / (seeds * seconds)}
-    return out
+def light_count(charges: np.ndarray) -> int:
+    """Distinct light textures (:func:`rayflavor.physics.fn.light_textures`) among charge rows."""
+    return len(np.unique(fn.light_textures(charges), axis=0)) if len(charges) else 0
 
 
-def _light(charges: np.ndarray) -> int:
-    if len(charges) == 0:
-        return 0
-    e = fn.exponents(charges)
-    nu, nN = e[:, 18:27].reshape(-1, 3, 3), e[:, 36:45].reshape(-1, 3, 3)
-    w = nu[:, :, 0][:, :, None] + nu[:, :, 0][:, None, :] - nN[:, 0, 0][:, None, None]
-    return len(np.unique(np.concatenate([e[:, :18], e[:, 27:36], w.reshape(-1, 9)], axis=1), axis=0))
-
-
-def summarise(rows: list[dict]) -> dict[str, dict]:
-    out = {}
-    for m in METHODS:
-        rs = [r for r in rows if r["method"] == m]
-        if not rs:
-            continue
-        hours = sum(r["seconds"] for r in rs) / 3600.0
+def summarise(rows: list[dict], *, whole_budget: bool = False) -> dict[str, dict]:
+    """Per variant (in order of appearance): runs, islands with a valid model, first-valid times
+    (island compute seconds), unique valid charge assignments and light textures pooled over seeds
+    and per core-hour.  Core-hours are the islands' own running time, or with ``whole_budget`` the
+    full budget of every run (an island that stopped early idles its core until the end)."""
+    out: dict[str, dict] = {}
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        rs = [r for r in rows if r["variant"] == name]
+        used = sum(r["budget_seconds"] if whole_budget else r["seconds"] for r in rs) / 3600.0
         ch = np.concatenate([r["charges"] for r in rs])
         uniq = len(np.unique(ch, axis=0)) if len(ch) else 0
-        firsts = [r["first_valid_seconds"] if r["first_valid_seconds"] is not None else np.inf for r in rs]
-        out[m] = {
+        firsts = np.array([np.inf if r["first_valid_seconds"] is None else r["first_valid_seconds"] for r in rs])
+        budget = max(r["budget_seconds"] for r in rs)
+        out[name] = {
             "runs": len(rs),
-            "found": int(np.sum(np.isfinite(firsts))),
+            "found": int(np.isfinite(firsts).sum()),
             "first_valid_s": sorted(float(f) for f in firsts if np.isfinite(f)),
-            "gen_per_s": float(np.mean([r["generation"] / r["seconds"] for r in rs])),
+            "gen_per_s": float(np.mean([r["generation"] / max(r["seconds"], 1e-9) for r in rs])),
             "median_first_valid_s": float(np.median(firsts)),
             "unique": uniq,
-            "unique_per_core_hour": uniq / hours if hours else 0.0,
-            "light_per_core_hour": _light(ch) / hours if hours else 0.0,
-            "budget_s": max((r["seconds"] for r in rs), default=0.0),
+            "light": light_count(ch),
+            "unique_per_core_hour": uniq / used if used else 0.0,
+            "light_per_core_hour": light_count(ch) / used if used else 0.0,
+            "light_per_island_hour": [light_count(r["charges"]) / (r["seconds"] / 3600.0) for r in rs],
+            "restarts": sorted(int(r.get("restarts", 0)) for r in rs),
+            "busy_fraction": sum(r["seconds"] for r in rs) / sum(r["budget_seconds"] for r in rs),
+            "budget_s": budget,
         }
     return out
 
 
-def format_bench(rows: list[dict]) -> str:
-    s = summarise(rows)
-    lines = [f"{'config':<8} {'runs':>4} {'found':>5} {'gen/s':>7} {'median first valid':>20} {'unique':>7} "
-             f"{'unique/core-h':>14} {'distinct/core-h':>16}"]
+def format_bench(rows: list[dict], *, whole_budget: bool = False) -> str:
+    """The table of :func:`summarise`, the first-valid times, and fast/paper when both ran."""
+    s = summarise(rows, whole_budget=whole_budget)
+    lines = [f"{'variant':<14} {'runs':>4} {'found':>5} {'gen/s':>6} {'median first valid':>19} {'unique':>7} "
+             f"{'unique/core-h':>13} {'light':>6} {'light/core-h':>12} {'busy':>5}"]
     for m, r in s.items():
         fv = f"{r['median_first_valid_s']:.1f} s" if np.isfinite(r["median_first_valid_s"]) else f"> {r['budget_s']:.0f} s"
-        lines.append(f"{m:<8} {r['runs']:>4} {r['found']:>5} {r['gen_per_s']:>7.1f} {fv:>20} {r['unique']:>7} "
-                     f"{r['unique_per_core_hour']:>14.1f} {r['light_per_core_hour']:>16.1f}")
+        lines.append(f"{m:<14} {r['runs']:>4} {r['found']:>5} {r['gen_per_s']:>6.1f} {fv:>19} {r['unique']:>7} "
+                     f"{r['unique_per_core_hour']:>13.4g} {r['light']:>6} {r['light_per_core_hour']:>12.4g} "
+                     f"{100 * r['busy_fraction']:>4.0f}%")
     for m, r in s.items():
-        lines.append(f"{m}: first valid model after {[round(f) for f in r['first_valid_s']]} s (island compute time)")
-    if len(s) < 2:
-        return "\n".join(lines)
-    f, p = s["fast"]["unique_per_core_hour"], s["paper"]["unique_per_core_hour"]
-    ratio = "inf (paper found none)" if p == 0 and f > 0 else ("n/a (neither found any)" if p == 0 else f"{f / p:.1f}")
-    lines.append(f"ratio fast/paper (unique valid per core-hour): {ratio}")
+        per = np.array(r["light_per_island_hour"])
+        lines.append(f"{m}: first valid model after {[round(f) for f in r['first_valid_s']]} s (island compute time); "
+                     f"light textures per island-hour median {np.median(per):.4g}, quartiles "
+                     f"{np.percentile(per, 25):.4g}-{np.percentile(per, 75):.4g}; restarts {r['restarts']}")
+    if "fast" in s and "paper" in s:
+        f, p = s["fast"]["unique_per_core_hour"], s["paper"]["unique_per_core_hour"]
+        ratio = "inf (paper found none)" if p == 0 and f > 0 else ("n/a (neither found any)" if p == 0 else f"{f / p:.1f}")
+        lines.append(f"ratio fast/paper (unique valid per core-hour): {ratio}")
     return "\n".join(lines)
+
+
+def bench_restarts(*, seeds: int, seconds: float, patience: int, restarts: int, regime: str = "up", seed: int = 0,
+                   address: str | None = None) -> list[dict]:
+    """The fast island with ``restarts`` restarts against the same island stopping at its first
+    stall (restarts 0, the paper's plain behaviour), on the same seeds and budget; summarise with
+    ``whole_budget=True`` (a stopped island keeps its core idle until the scan ends)."""
+    variants = {f"restarts {restarts}": ("fast", {"patience": patience, "restarts": restarts}),
+                "plain stop": ("fast", {"patience": patience, "restarts": 0})}
+    return run_variants(variants, seeds=seeds, seconds=seconds, regime=regime, seed=seed, address=address)
+
+
+def bench_tabu(*, seeds: int, seconds: float, regime: str = "up", seed: int = 0, address: str | None = None) -> list[dict]:
+    """The fast island with its tabu on found light textures against the tabu on found charge
+    assignments only, on the same seeds and budget."""
+    variants = {"tabu texture": ("fast", {"tabu": "texture"}), "tabu charges": ("fast", {"tabu": "charges"})}
+    return run_variants(variants, seeds=seeds, seconds=seconds, regime=regime, seed=seed, address=address)
 
 
 # ---------------------------------------------------------------------------------- bench cluster

@@ -156,6 +156,28 @@ def exponents(charges: np.ndarray) -> np.ndarray:
     return np.concatenate([a.reshape(-1, 9) for a in (n_u, n_d, n_nu, n_e, n_n)], axis=1)
 
 
+LIGHT_TEXTURE_WIDTH = 36
+
+
+def light_textures(charges: np.ndarray) -> np.ndarray:
+    """The light texture of each charge assignment, ``(N, 36)`` int16: the exponents ``n_u`` (9),
+    ``n_d`` (9), ``n_e`` (9) and the Weinberg exponents ``n^W_ij = n^nu_i1 + n^nu_j1 - n^N_11``
+    (9, row-major), i.e. everything the light spectrum depends on.  The heavy-neutrino charges
+    cancel from ``M_nu = -m_D M_N^-1 m_D^T`` (``n^W_ij = q_Li + q_Lj + 2 Q(H)``), and a common
+    shift of ``Q u d`` or of ``L e N`` leaves every exponent unchanged, so two assignments with
+    the same light texture are the same light physics.  Rows compare as ``row.tobytes()``; the
+    polars twin for stored models is ``storage.dedupe._texture_exprs``.
+
+    >>> q = np.zeros((2, 18), dtype=np.int64); q[1, 15:] = 4  # differ only in the N charges
+    >>> (light_textures(q)[0] == light_textures(q)[1]).all()
+    True
+    """
+    e = exponents(charges)
+    nu, nn = e[:, 18:27].reshape(-1, 3, 3), e[:, 36:45].reshape(-1, 3, 3)
+    w = nu[:, :, 0][:, :, None] + nu[:, :, 0][:, None, :] - nn[:, 0, 0][:, None, None]
+    return np.concatenate([e[:, :18], e[:, 27:36], w.reshape(-1, 9)], axis=1).astype(np.int16)
+
+
 def _power(abs_eps: np.ndarray, phase: np.ndarray | None, n: np.ndarray) -> np.ndarray:
     """``eps^n`` for integer n (N, 9), eps = abs_eps e^{i phase}."""
     mag = abs_eps[:, None] ** n.astype(np.float64)

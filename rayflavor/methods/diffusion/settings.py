@@ -114,6 +114,9 @@ class SelectionSettings:
     topped up to ``min_select`` rows with the lowest total chi2 (0 = the paper's cuts only).
     ``pool``: select from this round's samples (``round``, the paper) or from them and every
     earlier round's fine-tuning set (``union``, beyond the paper).
+    ``spread``: constrained random-walk steps that move every solution of the set over the
+    solution set before the round trains on it (:mod:`rayflavor.methods.diffusion.spread`,
+    beyond the paper; 0 = the network's own solutions as they are).
     """
 
     select: str = "nearest"
@@ -121,6 +124,7 @@ class SelectionSettings:
     per_solution: float = 30.0
     pool: str = "union"
     min_select: int = 2000
+    spread: int = 0
 
     def __post_init__(self) -> None:
         _choice(self, "select", SELECT)
@@ -128,6 +132,7 @@ class SelectionSettings:
         _float(self, "per_solution", 0.0)
         _choice(self, "pool", POOLS)
         _int(self, "min_select", 0)
+        _int(self, "spread", 0)
 
     @property
     def keep(self) -> str:

@@ -24,6 +24,7 @@ from rayflavor.physics import fn
 
 METHODS = ("fast", "paper")
 ORDERINGS = ("any", "NO", "IO")
+TABUS = ("none", "charges", "texture")
 
 MAX_POP_SIZE = 5_000
 """Largest population of one island.  The cost of a generation grows faster than the population
@@ -79,7 +80,11 @@ class IslandConfig:
     Fast engine only (0 for ``paper``): ``refine_top`` offspring refined per generation,
     ``refine_iters`` Levenberg-Marquardt iterations each, ``refine_budget`` iterations per charge
     assignment in total; ``neighbours`` one-unit charge moves queued per new valid model;
-    ``charge_rate`` probability of an integer charge step in mutation.
+    ``charge_rate`` probability of an integer charge step in mutation; ``tabu``: what a found
+    valid model makes tabu for survival, refinement, the neighbour queue and restarts --
+    ``"charges"`` its charge assignment, ``"texture"`` its light texture
+    (:func:`rayflavor.physics.fn.light_textures`: every assignment with the same light physics),
+    ``"none"`` nothing (the paper).
     """
 
     method: str = "fast"
@@ -106,6 +111,7 @@ class IslandConfig:
     refine_budget: int = 60
     neighbours: int = 12
     charge_rate: float = 0.3
+    tabu: str = "texture"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -135,9 +141,11 @@ class IslandConfig:
         _int("refine_budget", self.refine_budget, 0)
         _int("neighbours", self.neighbours, 0)
         _real("charge_rate", self.charge_rate, 0.0, 1.0, lo_open=False, hi_open=False)
-        if self.method == "paper" and (self.refine_top or self.neighbours or self.charge_rate):
-            raise ValueError("method 'paper' has no refinement, neighbour queue or integer charge steps: "
-                             "refine_top, neighbours and charge_rate must be 0 (or use method 'fast')")
+        if self.tabu not in TABUS:
+            raise ValueError(f"unknown tabu {self.tabu!r} (use {', '.join(TABUS)})")
+        if self.method == "paper" and (self.refine_top or self.neighbours or self.charge_rate or self.tabu != "none"):
+            raise ValueError("method 'paper' has no refinement, neighbour queue, integer charge steps or tabu: "
+                             "refine_top, neighbours and charge_rate must be 0 and tabu 'none' (or use method 'fast')")
 
     @property
     def n_offsprings(self) -> int:
@@ -154,8 +162,8 @@ ISLAND_PRESETS: dict[str, IslandConfig] = {
     "fast": IslandConfig(),
     "paper": IslandConfig(
         method="paper", pop_size=156, n_partitions=2, offspring_ratio=1.0, restarts=0, restart_keep=0.0,
-        refine_top=0, refine_iters=0, refine_budget=0, neighbours=0, charge_rate=0.0,
+        refine_top=0, refine_iters=0, refine_budget=0, neighbours=0, charge_rate=0.0, tabu="none",
     ),
 }
 
-__all__ = ["ISLAND_PRESETS", "IslandConfig", "MAX_OFFSPRINGS", "MAX_POP_SIZE", "METHODS", "ORDERINGS", "n_reference_directions"]
+__all__ = ["ISLAND_PRESETS", "IslandConfig", "MAX_OFFSPRINGS", "MAX_POP_SIZE", "METHODS", "ORDERINGS", "TABUS", "n_reference_directions"]

@@ -20,8 +20,12 @@ Two engines, chosen by :attr:`IslandConfig.method` through :func:`make_island`:
       for their charge assignment) get ``refine_iters`` Levenberg-Marquardt steps on their
       continuous genes with the charges frozen; the improved genes go back into the population
       (:meth:`~PaperIsland._after_evaluation`);
-    * **tabu on found assignments**: individuals whose charge assignment is already valid get
-      :data:`TABU_PENALTY` added to every objective (:meth:`~PaperIsland._before_tell`);
+    * **tabu on found textures** (``tabu="texture"``, the default; ``"charges"``: on found charge
+      assignments only): individuals whose light texture (:func:`rayflavor.physics.fn.light_textures`)
+      is already among the valid models get :data:`TABU_PENALTY` added to every objective
+      (:meth:`~PaperIsland._before_tell`), are not refined, queued as neighbours or kept over a
+      restart -- the search is steered to physically new models rather than to charge shifts and
+      heavy-neutrino charges that leave the light physics unchanged (issue 17);
     * **charge neighbourhood**: each new valid assignment queues ``neighbours`` copies with one
       charge of ``Q u d L e`` moved by one unit (never ``N``, whose charges cancel from the light
       masses, never a common shift), evaluated with the next offspring
@@ -87,6 +91,10 @@ BUDGET_MEMORY = 200_000  # refinement budgets remembered (the oldest half is for
 
 def _keys(charges: np.ndarray) -> list[bytes]:
     return [row.tobytes() for row in np.ascontiguousarray(charges, dtype=np.int8)]
+
+
+def _light_keys(charges: np.ndarray) -> list[bytes]:
+    return [row.tobytes() for row in np.ascontiguousarray(fn.light_textures(np.rint(charges).astype(np.int64)))]
 
 
 def _charges(keys) -> np.ndarray:
@@ -340,18 +348,23 @@ class PaperIsland:
         c.run_best_loss, c.run_best_satisfied = float("inf"), 0
         self.algorithm = self._new_algorithm(new_seed)
 
+    def _is_tabu(self, charges: np.ndarray) -> np.ndarray:
+        """Which rows of (rounded) ``charges`` a restart must not keep: assignments found valid."""
+        return np.array([k in self.found for k in _keys(charges)], dtype=bool)
+
     def _best_unfound(self, n: int) -> np.ndarray:
         """Up to ``n`` gene rows of the population with the smallest objective sums, one per charge
-        assignment, none of them found valid."""
+        assignment, none of them tabu (:meth:`_is_tabu`: found valid)."""
         pop = self.algorithm.pop
         if n <= 0 or pop is None or not len(pop):
             return np.empty((0, self.problem.n_var))
         X, F = pop.get("X"), pop.get("F")
-        keys = _keys(round_charges(X))
+        charges = round_charges(X)
+        keys, tabu = _keys(charges), self._is_tabu(charges)
         score = F.sum(axis=1)
         rows, seen = [], set()
         for i in np.argsort(score, kind="stable"):
-            if keys[i] in self.found or keys[i] in seen or not np.isfinite(score[i]):
+            if tabu[i] or keys[i] in seen or not np.isfinite(score[i]):
                 continue
             seen.add(keys[i])
             rows.append(i)
@@ -488,6 +501,7 @@ class FastIsland(PaperIsland):
     def __init__(self, config: IslandConfig, data, *, island: int = 0, seed: int = 0) -> None:
         super().__init__(config, data, island=island, seed=seed)
         self.charge_only = np.array([n in CHARGE_ONLY for n in self.names])
+        self.found_light: set[bytes] = set()  # light textures of the found models (tabu "texture")
         self.budget: dict[bytes, int] = {}  # LM iterations spent per charge assignment
         self.queue = np.empty((0, self.problem.n_var))  # neighbour genes waiting for evaluation
         free = np.arange(CONT.start, self.problem.n_var)
@@ -539,8 +553,18 @@ class FastIsland(PaperIsland):
         return F
 
     def _on_new_models(self, x: np.ndarray) -> None:
+        if self.config.tabu == "texture":
+            self.found_light.update(_light_keys(x[:, :N_CHARGES]))
         if self.config.neighbours:
             self._queue_neighbours(x)
+
+    def _is_tabu(self, charges: np.ndarray) -> np.ndarray:
+        """The base's found assignments, and with ``tabu="texture"`` also every assignment of a
+        found light texture."""
+        hit = super()._is_tabu(charges)
+        if self.config.tabu == "texture" and self.found_light:
+            hit |= np.array([k in self.found_light for k in _light_keys(charges)], dtype=bool)
+        return hit
 
     # ------------------------------------------------------------------ the levers
     def _queue_neighbours(self, x: np.ndarray) -> None:
@@ -552,8 +576,7 @@ class FastIsland(PaperIsland):
         q[np.arange(len(g)), col] += rng.choice((-1.0, 1.0), len(g))
         g[:, CHARGES] = np.clip(q, -9, 9)
         ok = (fn.exponents(g[:, CHARGES].astype(np.int64)) >= 0).all(axis=1)
-        keys = _keys(g[:, CHARGES])
-        ok &= np.array([k not in self.found for k in keys], dtype=bool)
+        ok &= ~self._is_tabu(g[:, CHARGES])
         self.queue = np.concatenate([self.queue, g[ok]])[-20 * self.config.refine_top :]
 
     def _refine(self, G: np.ndarray, F: np.ndarray, R: np.ndarray, idx: np.ndarray) -> None:
@@ -572,9 +595,11 @@ class FastIsland(PaperIsland):
         """Rows to refine: charge-feasible, not found, budget left, smallest residual norm."""
         cfg = self.config
         ok = (F[:, self.charge_only] == 0).all(axis=1)
-        keys = _keys(round_charges(G))
+        charges = round_charges(G)
+        keys = _keys(charges)
+        ok &= ~self._is_tabu(charges)
         for i, k in enumerate(keys):
-            if ok[i] and (k in self.found or self.budget.get(k, 0) >= cfg.refine_budget):
+            if ok[i] and self.budget.get(k, 0) >= cfg.refine_budget:
                 ok[i] = False
         cand = np.flatnonzero(ok)
         if cand.size == 0:
@@ -595,9 +620,9 @@ class FastIsland(PaperIsland):
         return np.asarray(chosen, dtype=np.int64)
 
     def _tabu(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
-        if not self.found:
+        if not self.found or self.config.tabu == "none":
             return F
-        hit = np.array([k in self.found for k in _keys(round_charges(G))], dtype=bool)
+        hit = self._is_tabu(round_charges(G))
         if hit.any():
             F = F.copy()
             F[hit] += TABU_PENALTY
@@ -616,6 +641,8 @@ class FastIsland(PaperIsland):
         keys = _keys(np.asarray(arrays["budget_charges"]).reshape(-1, N_CHARGES))
         self.budget = dict(zip(keys, (int(v) for v in arrays["budget_iters"])))
         self.queue = np.array(arrays["queue"], np.float64).reshape(-1, self.problem.n_var)
+        if self.config.tabu == "texture" and self.found:  # derived from the found set, not stored
+            self.found_light = set(_light_keys(_charges(sorted(self.found))))
 
 
 ENGINES: dict[str, type[PaperIsland]] = {"paper": PaperIsland, "fast": FastIsland}  # one per METHODS entry

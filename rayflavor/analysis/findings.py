@@ -1,0 +1,180 @@
+"""The FN paper's headline findings as recipes: which scan shows each, and how to measure it.
+
+Each :class:`Finding` names the paper's statement (arXiv:2606.20000, secs. IV-V), the scan that
+reproduces it (:data:`SCANS`: the ``rayflavor scan`` options beyond islands, time limit, seed and
+output) and the models that demonstrate it (a polars predicate on the valid models).
+:func:`measure` reads one finished scan and reports, for a finding: how many valid models it
+holds, how many show the finding (unique charge assignments and distinct light textures), the
+island-time to the first such model, and both counts per core-hour of the scan's busy time.
+``rayflavor bench findings`` (:mod:`rayflavor.cli.findings`) runs the scans and prints the table;
+``docs/findings.md`` records the runs.
+
+Units: masses in eV, times in seconds of island compute (from the island's first start),
+core-hours = the islands' busy wall time summed.
+
+>>> sorted({f.scan for f in FINDINGS}) == sorted(SCANS)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from rayflavor.physics import fn
+
+#: the scans of the recipes: name -> options of ``rayflavor scan`` (besides --islands, --time-limit,
+#: --seed, --out).  ``--restarts 1000`` keeps a stalled island searching until the time limit; the
+#: target stops an island once it has shown the finding often enough.
+SCANS: dict[str, tuple[str, ...]] = {
+    "no-up": ("--ordering", "NO", "--regime", "up"),
+    "io-up": ("--ordering", "IO", "--regime", "up"),
+    "no-down": ("--ordering", "NO", "--regime", "down"),
+    "io-down": ("--ordering", "IO", "--regime", "down"),
+    "max-exponent-3": ("--max-exponent", "3"),
+    "masses-10": ("--mass-tolerance", "0.1"),
+    "masses-6": ("--mass-tolerance", "0.06"),
+}
+COMMON = ("--restarts", "1000", "--target-valid", "200")
+
+#: m_ee [eV] from which an IO model counts as "larger m_ee": the lower edge of the 3 sigma IO band
+#: at m_lightest -> 0 (about 0.015 eV with NuFIT 6.0), the reach of the next 0vbb experiments.
+IO_LARGE_MEE = 0.015
+#: "very small m_ee" of the up-leading NO models (FN paper sec. IV)
+NO_SMALL_MEE = 1e-4
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str
+    claim: str  # the paper's statement
+    scan: str  # a key of SCANS
+    shows: str  # what the selected models are
+    select: Callable[[], pl.Expr]  # the models that show it (columns of models.parquet + fn_columns)
+
+
+FINDINGS: tuple[Finding, ...] = (
+    Finding("no-up", "normal ordering realised, up-leading", "no-up", "NO models",
+            lambda: pl.col("ordering") == "NO"),
+    Finding("io-up", "inverted ordering realised, up-leading", "io-up", "IO models",
+            lambda: pl.col("ordering") == "IO"),
+    Finding("no-down", "normal ordering realised, down-leading", "no-down", "NO models",
+            lambda: pl.col("ordering") == "NO"),
+    Finding("io-down", "inverted ordering realised, down-leading", "io-down", "IO models",
+            lambda: pl.col("ordering") == "IO"),
+    Finding("no-up-small-mee", "up-leading NO models with m_ee < 1e-4 eV (hard in the down-leading regime)", "no-up",
+            f"NO, m_ee < {NO_SMALL_MEE:g} eV", lambda: (pl.col("ordering") == "NO") & (pl.col("m_ee") < NO_SMALL_MEE)),
+    Finding("no-down-small-mee", "(contrast) down-leading NO models with m_ee < 1e-4 eV", "no-down",
+            f"NO, m_ee < {NO_SMALL_MEE:g} eV", lambda: (pl.col("ordering") == "NO") & (pl.col("m_ee") < NO_SMALL_MEE)),
+    Finding("io-down-large-mee", "IO models with larger m_ee in the down-leading regime", "io-down",
+            f"IO, m_ee >= {IO_LARGE_MEE:g} eV", lambda: (pl.col("ordering") == "IO") & (pl.col("m_ee") >= IO_LARGE_MEE)),
+    Finding("io-up-large-mee", "(contrast) such IO models are almost absent up-leading", "io-up",
+            f"IO, m_ee >= {IO_LARGE_MEE:g} eV", lambda: (pl.col("ordering") == "IO") & (pl.col("m_ee") >= IO_LARGE_MEE)),
+    Finding("max-exponent-3", "minimal models with maximal flavon exponent <= 3", "max-exponent-3",
+            "max exponent <= 3", lambda: pl.col("max_exponent") <= 3),
+    Finding("masses-10", "every charged-fermion mass within 10%", "masses-10",
+            "max mass error <= 10%", lambda: pl.col("max_mass_error") <= 0.10),
+    Finding("masses-6", "every charged-fermion mass within 6%", "masses-6",
+            "max mass error <= 6%", lambda: pl.col("max_mass_error") <= 0.06),
+)
+
+
+def scan_command(scan: str, *, islands: int, time_limit: str, seed: int, out: str) -> list[str]:
+    """The ``rayflavor scan`` command line of recipe ``scan`` (argv without the program)."""
+    return ["scan", "--islands", str(islands), "--time-limit", time_limit, "--seed", str(seed), *SCANS[scan],
+            *COMMON, "--no-live", "--out", out]
+
+
+def _selected(frame: pl.DataFrame, finding: Finding, data) -> pl.DataFrame:
+    from rayflavor.analysis.summary import fn_columns
+
+    return fn_columns(frame.lazy(), data).filter(finding.select()).collect()
+
+
+def measure(out, finding: Finding, data) -> dict:
+    """The numbers of ``finding`` in the finished scan at ``out`` (a Location): valid models,
+    selected models (unique charge assignments) and their light textures, per core-hour of the
+    islands' busy time, the island-time to the first selected model (earliest over islands,
+    and per island), and the selected models' m_ee quartiles [eV]."""
+    from rayflavor.analysis.discovery import island_times
+
+    models = pl.read_parquet((out / "models.parquet").read_bytes()) if (out / "models.parquet").exists() else None
+    rec = island_times(out, list(_NEEDED))
+    if models is None or rec is None:
+        raise ValueError(f"{out.uri}: not a finished scan (no models.parquet or island checkpoints)")
+    sel = _selected(models, finding, data)
+    hours = sum(rec.busy.values()) / 3600.0
+    charges = sel.select(fn.CHARGES).to_numpy().astype(np.int64) if sel.height else np.empty((0, 18), np.int64)
+    light = len(np.unique(fn.light_textures(charges), axis=0)) if len(charges) else 0
+    timed = _selected(rec.models, finding, data)
+    first = timed.group_by("island").agg(pl.col("island_seconds").min()).sort("island")
+    mee = [float(sel["m_ee"].quantile(q, "linear")) for q in (0.25, 0.5, 0.75)] if sel.height else [None] * 3
+    return {
+        "finding": finding.key, "claim": finding.claim, "scan": finding.scan, "shows": finding.shows,
+        "valid": models.height, "selected": sel.height, "light": light,
+        "islands": len(rec.busy), "islands_with": first.height, "core_hours": hours,
+        "first_s": float(first["island_seconds"].min()) if first.height else None,
+        "first_per_island_s": [round(float(v), 1) for v in first["island_seconds"]],
+        "per_core_hour": sel.height / hours if hours else 0.0,
+        "light_per_core_hour": light / hours if hours else 0.0,
+        "m_ee_quartiles": mee,
+        "m_ee_range": [float(sel["m_ee"].min()), float(sel["m_ee"].max())] if sel.height else [None, None],
+    }
+
+
+#: the raw columns the selections and fn_columns need
+_NEEDED = ("ordering", "m_ee", "max_exponent", "eps_u_abs", "eps_d_abs", *fn.MASSES)
+
+
+def format_table(rows: list[dict]) -> str:
+    """A Markdown table of :func:`measure` rows."""
+    def g(v, fmt):
+        return "—" if v is None else format(v, fmt)
+
+    head = ("| finding (FN paper) | scan | shown by | valid | such models | light textures | first such model "
+            "(island-s) | per core-hour (models / light textures) | m_ee quartiles [eV] |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        q = r["m_ee_quartiles"]
+        mee = "—" if q[0] is None else f"{q[0]:.2g} / {q[1]:.2g} / {q[2]:.2g}"
+        first = "none" if r["first_s"] is None else f"{r['first_s']:.0f} ({r['islands_with']}/{r['islands']} islands)"
+        lines.append(f"| {r['claim']} | {r['scan']} | {r['shows']} | {r['valid']} | {r['selected']} | {r['light']} | "
+                     f"{first} | {g(r['per_core_hour'], '.3g')} / {g(r['light_per_core_hour'], '.3g')} | {mee} |")
+    return "\n".join(lines)
+
+
+def findings_figure(models: dict[str, pl.DataFrame], data, path) -> "Path":
+    """The FN paper's (m_lightest, m_ee) plane with the models of every recipe scan, one colour per
+    scan, over the 3 sigma allowed bands; written to ``path`` (PNG)."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rayflavor.analysis.figures import A4_WIDTH, _mee_frame, mee_bands
+
+    fig, ax = plt.subplots(figsize=(A4_WIDTH, 0.75 * A4_WIDTH))
+    _mee_frame(ax, data, mee_bands(data))
+    marks = {"no-up": "o", "no-down": "s", "io-up": "^", "io-down": "v"}
+    for k, (name, df) in enumerate(models.items()):
+        if df.height:
+            ax.scatter(df["m_lightest"], df["m_ee"], s=7, marker=marks.get(name, "."), color=f"C{k}",
+                       label=f"{name} ({df.height})", alpha=0.8)
+    ax.axhline(NO_SMALL_MEE, color="grey", lw=0.8, ls=":")
+    ax.axhline(IO_LARGE_MEE, color="grey", lw=0.8, ls=":")
+    ax.set_title("the FN paper's findings: models of each recipe scan")
+    ax.legend(loc="lower right", fontsize=7, ncol=2)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+__all__ = ["COMMON", "FINDINGS", "Finding", "IO_LARGE_MEE", "NO_SMALL_MEE", "SCANS", "findings_figure", "format_table", "measure",
+           "scan_command"]
