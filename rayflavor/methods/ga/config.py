@@ -98,11 +98,13 @@ class IslandConfig:
     offspring_ratio: float = 2.0
     max_generations: int = 1_000_000
     target_valid: int = 100
-    patience: int = 500
-    # 5 restarts: six runs of ~patience generations each per island (2-4 min at the default
-    # settings, issue 17), so a scan without --time-limit still ends in bounded time, while
-    # a stalled island keeps searching with a fresh population instead of idling its core.
-    restarts: int = 5
+    # patience 100 (~2-3 s of one core) and 50 restarts: a stalled run is replaced by a fresh one
+    # quickly, which is what finds a first model on hard seeds (5/6 islands within 2 core-minutes
+    # against 3/6 at patience 200 or 500 on tuning seeds, docs/experiments.md#2026-12-02-patience);
+    # a scan without --time-limit still ends in bounded time (a stalled island gives up after
+    # ~2-5 min).  The paper preset keeps the paper's 500 and no restarts.
+    patience: int = 100
+    restarts: int = 50
     # a tenth of the fresh population carries the stalled run's best near-misses: enough to keep
     # its progress, few enough that the new random 90% set the diversity.
     restart_keep: float = 0.1
@@ -161,7 +163,7 @@ class IslandConfig:
 ISLAND_PRESETS: dict[str, IslandConfig] = {
     "fast": IslandConfig(),
     "paper": IslandConfig(
-        method="paper", pop_size=156, n_partitions=2, offspring_ratio=1.0, restarts=0, restart_keep=0.0,
+        method="paper", pop_size=156, n_partitions=2, offspring_ratio=1.0, patience=500, restarts=0, restart_keep=0.0,
         refine_top=0, refine_iters=0, refine_budget=0, neighbours=0, charge_rate=0.0, tabu="none",
     ),
 }
