@@ -288,3 +288,28 @@ def test_texture_tabu_finds_more_light_textures_per_model_than_the_charge_tabu()
         assert isl.status()["stop_reason"] == "target-valid" and len(np.unique(q, axis=0)) == len(q) == 150
         share[tabu] = len(np.unique(fn.light_textures(q), axis=0)) / len(q)
     assert share["texture"] > share["charges"] + 0.1, share
+
+
+def test_bench_summary_counts_light_textures_and_first_models_per_variant():
+    from rayflavor.orchestration.bench import format_bench, summarise
+
+    q = np.zeros((3, 18), np.int64)
+    q[1, 15:] = 2  # other N charges: the same light texture as row 0
+    q[2, 3] = 1    # u1 moved: a new texture
+    rows = [
+        {"variant": "a", "seconds": 1800.0, "budget_seconds": 1800.0, "generation": 900, "restarts": 2,
+         "first_valid_seconds": 12.0, "charges": q},
+        {"variant": "a", "seconds": 900.0, "budget_seconds": 1800.0, "generation": 450, "restarts": 50,
+         "first_valid_seconds": None, "charges": np.empty((0, 18), np.int64)},
+        {"variant": "b", "seconds": 1800.0, "budget_seconds": 1800.0, "generation": 10, "restarts": 0,
+         "first_valid_seconds": 30.0, "charges": q[:1]},
+    ]
+    s = summarise(rows)
+    assert list(s) == ["a", "b"]
+    a = s["a"]
+    assert a["runs"] == 2 and a["found"] == 1 and a["unique"] == 3 and a["light"] == 2
+    assert a["median_first_valid_s"] == np.inf and a["first_valid_s"] == [12.0]
+    assert a["light_per_core_hour"] == pytest.approx(2 / 0.75) and a["busy_fraction"] == pytest.approx(0.75)
+    assert summarise(rows, whole_budget=True)["a"]["light_per_core_hour"] == pytest.approx(2 / 1.0)
+    text = format_bench(rows)
+    assert "> 1800 s" in text and "restarts [2, 50]" in text
