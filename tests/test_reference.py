@@ -220,7 +220,52 @@ def test_analyze_reference_prints_fidelity_per_guidance_and_draws_the_overlay(tm
     assert blocks["network only"]["delta_cp"][1] == "Kuiper" and blocks["network only"]["m_sum"][1] == "KS"
     far = float(blocks["network only"]["delta_cp"][2])
     near = float(blocks["physics guidance 3 steps"]["delta_cp"][2])
-    assert far > 0.4 and near < 0.2 and blocks["network only"]["delta_cp"][3] == "above"
+    assert far > 0.4 and near < 0.2 and blocks["network only"]["delta_cp"][3:] == ["—", "above"]
+    (ref_dir / "reference.json").write_text(json.dumps({"noise_floor": {"delta_cp": 0.05}}))
+    r2 = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(ref_dir)])
+    row = next(line for line in r2.output.splitlines() if line.startswith("delta_cp"))
+    assert row.split()[3] == "0.050" and "even and odd tasks" in r2.output
+    assert "the diffusion paper side by side" in r2.output and "| Σm median [meV] | 60.3 |" in r2.output
     assert (run / "analysis" / "seesaw_fidelity.png").is_file()
     bad = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(tmp_path / "none")])
     assert bad.exit_code == 2 and "no reference.parquet" in bad.output
+
+
+def test_noise_floor_compares_even_and_odd_tasks():
+    from rayflavor.analysis.fidelity import PREDICTIONS, ks_statistic, kuiper_statistic
+    from rayflavor.orchestration.reference import noise_floor
+
+    rng = np.random.default_rng(4)
+    n = 4000
+    task = np.repeat(np.arange(4), n // 4)
+    pred = {name: rng.uniform(0, 2 * math.pi, n) for name, _ in PREDICTIONS}
+    shifted = next(name for name, kind in PREDICTIONS if kind != "circular")
+    pred[shifted] = np.where(task % 2 == 1, pred[shifted] + 1.0, pred[shifted])  # odd tasks shifted
+    floor = noise_floor(pred, task)
+    even = task % 2 == 0
+    assert floor[shifted] == pytest.approx(ks_statistic(pred[shifted][even], pred[shifted][~even])) and floor[shifted] > 0.1
+    circ = next(name for name, kind in PREDICTIONS if kind == "circular")
+    assert floor[circ] == pytest.approx(kuiper_statistic(pred[circ][even], pred[circ][~even])) and floor[circ] < 0.1
+    assert noise_floor(pred, np.zeros(n, int)) is None
+
+
+def test_mbb_band_membership_and_alpha31_near_zero():
+    import polars as pl
+
+    from rayflavor.analysis.paper_seesaw import in_mbb_band, summary
+    from rayflavor.physics import bands, data, seesaw
+
+    ds = data.load(seesaw.DEFAULT_DATA)
+    ml = np.array([1e-4, 1e-3, 1e-2, 5e-2])
+    lo, hi = bands.mee_band(ds, "NO", ml, n_sigma=3.0)
+    assert np.all(in_mbb_band(ml, 0.5 * (lo + hi), ds))
+    assert not np.any(in_mbb_band(ml, 2.0 * hi, ds))
+    assert not np.any(in_mbb_band(ml[lo > 0], 0.5 * lo[lo > 0], ds))
+    n = 200
+    df = pl.DataFrame({"m_sum": np.full(n, 0.06), "delta_cp": np.linspace(0, np.pi, n), "log10_h2_over_m3_ev": np.zeros(n),
+                       "m1_over_m3": np.full(n, 0.5), "m2_over_m3": np.full(n, 0.7),
+                       "alpha31": np.r_[np.radians(np.full(20, 355.0)), np.full(n - 20, np.pi)],
+                       "m1": np.full(n, 1e-2), "m_bb": np.full(n, 0.5 * (lo[2] + hi[2]))})
+    s = summary(df, ds)
+    assert s["α31 within 10° of 0"] == "10.0 %" and s["m_ββ inside the NO band"] == "100.0 %"
+    assert s["Σm median [meV]"] == "60.0" and s["δCP quartiles 25/50/75 % [deg]"] == "45 / 90 / 135"

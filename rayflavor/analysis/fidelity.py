@@ -24,7 +24,7 @@ a sampler collapsed onto a face shows more there than the reference has.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -99,6 +99,7 @@ class Fidelity:
     n_reference: int
     face_run: float
     face_reference: float
+    floor: dict[str, float] | None = None  # the reference's noise floor per prediction (reference.json)
 
     @property
     def worst(self) -> float:
@@ -107,11 +108,14 @@ class Fidelity:
 
     def table(self, goal: float = 0.1) -> str:
         lines = [f"fidelity against the reference ({self.n_run} solutions vs {self.n_reference} reference points)",
-                 f"{'prediction':<14} {'statistic':<10} {'distance':>8}  goal <= {goal:g}"]
+                 f"{'prediction':<14} {'statistic':<10} {'distance':>8} {'floor':>6}  goal <= {goal:g}"]
         for k, v in self.distances.items():
             stat = "Kuiper" if self.kinds[k] == "circular" else "KS"
             mark = "" if not np.isfinite(v) else ("ok" if v <= goal else "above")
-            lines.append(f"{k:<14} {stat:<10} {v:>8.3f}  {mark}")
+            fl = (self.floor or {}).get(k)
+            lines.append(f"{k:<14} {stat:<10} {v:>8.3f} {'—' if fl is None else f'{fl:.3f}':>6}  {mark}")
+        if self.floor:
+            lines.append("floor: the distance between the reference's even and odd tasks (its own noise)")
         lines.append(f"within 1% of a prior-box face: run {100 * self.face_run:.1f}%, reference "
                      f"{100 * self.face_reference:.1f}%")
         return "\n".join(lines)
@@ -158,7 +162,7 @@ def _columns(df, names) -> dict[str, np.ndarray]:
     return {c: df[c].to_numpy() for c in names if c in df.columns}
 
 
-def compare_frames(run_df, ref_df) -> dict[str, Fidelity]:
+def compare_frames(run_df, ref_df, floor: dict[str, float] | None = None) -> dict[str, Fidelity]:
     """Fidelity of a run's solutions against a reference (polars DataFrames with the columns of
     ``solutions.parquet``), separately for each ``physics_guidance`` setting of the run
     ("network only" = 0 steps; guided sets by their steps) and for all solutions together."""
@@ -187,7 +191,7 @@ def compare_frames(run_df, ref_df) -> dict[str, Fidelity]:
             continue
         cols = _columns(df, need)
         praw = np.column_stack([cols[c] for c in seesaw.PARAMETERS])
-        out[label] = fidelity(cols, ref, praw, pref, box.lower, box.upper, box.periodic)
+        out[label] = replace(fidelity(cols, ref, praw, pref, box.lower, box.upper, box.periodic), floor=floor)
     return out
 
 

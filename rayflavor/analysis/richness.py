@@ -66,10 +66,13 @@ class Richness:
         """One line for ``rayflavor dedupe``."""
         if self.units < 2:
             return f"{what}: {self.observed} found by {self.units} island(s); an estimate of the total needs >= 2 islands"
-        return (f"{what}: {self.observed} found, estimated reachable {self.estimate:.0f} "
+        line = (f"{what}: {self.observed} found, estimated reachable {self.estimate:.0f} "
                 f"(95% interval {self.low:.0f}-{self.high:.0f}, Chao2 over {self.units} islands; "
                 f"{100 * self.completeness:.0f}% seen; {self.singletons} found by one island, "
                 f"{self.doubletons} by two)")
+        if self.doubletons == 0 and self.singletons > 1:
+            line += "; none found twice: the total is far from seen, read the estimate as its order of magnitude"
+        return line
 
 
 def incidence_counts(units: np.ndarray, species: np.ndarray) -> tuple[np.ndarray, int]:

@@ -10,8 +10,18 @@ import click
 from rayflavor.cli.common import UserError, load_data
 
 
+def _reference_floor(loc) -> dict | None:
+    """The noise floor stored beside a reference.parquet (reference.json), if any."""
+    meta = loc.parent / "reference.json"
+    try:
+        return (meta.read_json() or {}).get("noise_floor") if meta.is_file() else None
+    except Exception:  # noqa: BLE001 - the floor is a courtesy; the comparison stands without it
+        return None
+
+
 def _reference_frame(ref: str):
-    """The reference table at ``ref``: a Parquet file or a run directory holding reference.parquet."""
+    """The reference table at ``ref``: a Parquet file or a run directory holding reference.parquet,
+    and the noise floor stored beside it (or None)."""
     import polars as pl
 
     from rayflavor.storage.location import resolve
@@ -22,9 +32,27 @@ def _reference_frame(ref: str):
     if not loc.is_file():
         raise UserError(f"--reference {ref}: no reference.parquet (make one with `rayflavor diffusion reference RUN`)")
     try:
-        return pl.from_arrow(loc.read_parquet())
+        return pl.from_arrow(loc.read_parquet()), _reference_floor(loc)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
         raise UserError(f"--reference {loc.uri}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+
+
+def _paper_table(run_df, ref_df, data) -> str:
+    """The diffusion paper's reported results beside the run's (per physics-guidance setting) and
+    the reference's (:mod:`rayflavor.analysis.paper_seesaw`)."""
+    import polars as pl
+
+    from rayflavor.analysis.paper_seesaw import side_by_side, summary
+
+    cols = {}
+    if "physics_guidance" in run_df.columns:
+        for steps in sorted(run_df["physics_guidance"].unique().to_list()):
+            label = "network only" if steps == 0 else f"physics guidance {steps}"
+            cols[label] = summary(run_df.filter(pl.col("physics_guidance") == steps), data)
+    else:
+        cols["run"] = summary(run_df, data)
+    cols["reference"] = summary(ref_df, data)
+    return side_by_side(cols)
 
 
 def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False, out_dir: str | Path | None = None,
@@ -51,11 +79,11 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
     except (AnalysisInputError, StorageError) as exc:
         raise UserError(str(exc)) from None
     data = load_data(src.data_name)
-    ref_df = None
+    ref_df, ref_floor, paper = None, None, None
     if reference is not None:
         if src.kind != "seesaw":
             raise UserError("--reference compares seesaw solutions; this is an FN scan")
-        ref_df = _reference_frame(reference)
+        ref_df, ref_floor = _reference_frame(reference)
     try:
         figures.require_data(src.kind, data)
         tables = summary.summarize(src.kind, src.frame, data)
@@ -82,10 +110,11 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
 
                 run_df = src.frame.collect()
                 try:
-                    fid = fidelity.compare_frames(run_df, ref_df)
+                    fid = fidelity.compare_frames(run_df, ref_df, floor=ref_floor)
                 except ValueError as exc:
                     raise UserError(f"--reference: {exc}") from None
                 figs = figs + [fidelity.overlay_figure(run_df, ref_df, local, "png" if html_report else fmt)]
+                paper = _paper_table(run_df, ref_df, data)
             if html_report:
                 title = "rayflavor FN scan" if src.kind == "fn" else "rayflavor diffusion run"
                 report.write_html(local / "report.html", title, src.description, tables,
@@ -103,7 +132,7 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
     except StorageError as exc:
         raise UserError(str(exc)) from None
     return {"kind": src.kind, "rows": n, "rows_total": src.rows_total, "flag": src.flag, "tables": tables,
-            "fidelity": fid if reference is not None else None,
+            "fidelity": fid if reference is not None else None, "paper": paper,
             "discovery": disc,
             "figures": written, "report": rep, "source": src.description, "data": f"{data.name} ({data.path})",
             "warnings": list(src.warnings)}
@@ -150,6 +179,8 @@ def analyze(path, fmt, html_report, out_dir, reference):
         click.echo(f"\ndiscovery: {d.richness.line('light textures')}; {d.core_hours:.3g} core-hours busy")
     for label, fid in (res.get("fidelity") or {}).items():
         click.echo(f"\n{label}: " + fid.table())
+    if res.get("paper"):
+        click.echo("\nthe diffusion paper side by side\n" + res["paper"])
     for f in res["figures"]:
         click.echo(f"figure: {f}")
     if res["report"]:

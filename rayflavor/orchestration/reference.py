@@ -21,7 +21,7 @@ import numpy as np
 import ray
 
 from rayflavor import configfile
-from rayflavor.analysis.fidelity import PREDICTIONS, prediction_columns
+from rayflavor.analysis.fidelity import PREDICTIONS, ks_statistic, kuiper_statistic, prediction_columns
 from rayflavor.methods import reference as ref
 from rayflavor.methods.reference import ReferenceSettings
 from rayflavor.storage.location import Location, resolve
@@ -64,6 +64,22 @@ def diagnostics(pred: dict[str, np.ndarray], draws: int, chains: int) -> dict[st
     return out
 
 
+def noise_floor(pred: dict[str, np.ndarray], task: np.ndarray) -> dict[str, float] | None:
+    """Distance per prediction (KS; Kuiper for circular ones, as ``analyze --reference``) between
+    the states of the even and the odd tasks: how far two independent references of half this
+    size lie apart.  A run's distance to the reference is only meaningful above this floor (the
+    full reference's own error is smaller, by about 1/sqrt(2)).  None with fewer than 2 tasks."""
+    ids = np.unique(task)
+    if len(ids) < 2:
+        return None
+    even = np.isin(task, ids[::2])
+    out = {}
+    for name, kind in PREDICTIONS:
+        stat = kuiper_statistic if kind == "circular" else ks_statistic
+        out[name] = float(stat(pred[name][even], pred[name][~even]))
+    return out
+
+
 def build_reference(run: str | Location, settings: ReferenceSettings = ReferenceSettings(), *, log=print) -> dict:
     """Run the tasks, write ``RUN/reference.parquet`` and ``RUN/reference.json``; return the summary."""
     from rayflavor.physics import data as physics_data
@@ -86,19 +102,24 @@ def build_reference(run: str | Location, settings: ReferenceSettings = Reference
     if not np.all(cols["solution"]):
         raise RuntimeError("a reference state is not a solution: the constrained walk is broken")
     (loc / "reference.parquet").write_parquet(to_arrow(cols))
-    diag = diagnostics(prediction_columns(cols), t, c)  # the states evaluated once, above
+    pred = prediction_columns(cols)  # the states evaluated once, above
+    diag = diagnostics(pred, t, c)
+    floor = noise_floor(pred, cols["task"])
     lpf = [r["nested"]["log_prior_fraction"] for r in results]
     summary = {"format": FORMAT, "settings": configfile.to_mapping(settings), "rows": int(len(x)),
                "tasks": [{k: r[k] for k in ("task", "nested", "chains")} for r in results],
                "log_prior_fraction": {"mean": float(np.mean(lpf)), "per_task": [float(v) for v in lpf]},
-               "diagnostics": diag, "seconds": time.perf_counter() - t0}
+               "diagnostics": diag, "noise_floor": floor, "seconds": time.perf_counter() - t0}
     (loc / "reference.json").write_json(summary)
     log(f"reference: {len(x)} states of {c} chains in {settings.tasks} tasks, {summary['seconds']:.0f} s -> "
         f"{(loc / 'reference.parquet').uri}")
     log(f"prior fraction of the solution set: {np.exp(np.mean(lpf)):.3g} (ln {np.mean(lpf):.2f}; "
         f"per task {', '.join(f'{v:.2f}' for v in lpf)})")
     log("mixing: " + ", ".join(f"{k} R-hat {v['rhat']:.2f} ESS {v['ess']:.0f}" for k, v in diag.items()))
+    if floor is not None:
+        log("noise floor (even against odd tasks; a run closer to the reference than this is not "
+            "distinguishable from it): " + ", ".join(f"{k} {v:.3f}" for k, v in floor.items()))
     return summary
 
 
-__all__ = ["FORMAT", "ReferenceSettings", "build_reference", "diagnostics", "run_task"]
+__all__ = ["FORMAT", "ReferenceSettings", "build_reference", "diagnostics", "noise_floor", "run_task"]
