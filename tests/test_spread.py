@@ -17,8 +17,10 @@ def solutions() -> np.ndarray:
     from rayflavor.methods.reference import ReferenceSettings
     from rayflavor.orchestration.reference import run_task
 
-    s = ReferenceSettings(tasks=1, n_live=40, k=4, steps=10, draws=1, thin=2, burn=20)
-    return run_task(s, 0)["samples"][-1]
+    s = ReferenceSettings(tasks=1, n_live=60, k=4, steps=10, draws=1, thin=2, burn=20)
+    x = np.unique(run_task(s, 0)["samples"][-1], axis=0)  # a chain that never moved may repeat a live point
+    assert len(x) >= 40
+    return x[:40]
 
 
 def test_walked_points_stay_solutions_move_and_depend_only_on_the_seed(solutions):
@@ -46,3 +48,24 @@ def test_spread_replaces_only_the_solutions_of_a_set_and_keeps_its_columns(solut
     assert out.column("split").to_pylist()[: len(solutions)] == t.column("split").to_pylist()[: len(solutions)]
     same, _ = spread_solutions(t, 0, seed=5)
     assert same is t
+
+
+def test_only_fresh_solutions_are_walked_so_a_union_pool_does_not_double_them(solutions):
+    t = with_split(evaluated_table(solutions), 3)
+    fresh = np.zeros(t.num_rows, dtype=bool)
+    fresh[:10] = True
+    out, info = spread_solutions(t, 20, seed=1, fresh=fresh)
+    assert info["walked"] == 10 and out.num_rows == t.num_rows
+    after = {p.tobytes() for p in points(out)}
+    assert all(p.tobytes() in after for p in points(t)[10:])  # the 30 earlier solutions are untouched
+    assert np.array_equal(points(out)[10:], points(t)[10:]) and not np.array_equal(points(out)[:10], points(t)[:10])
+
+
+def test_a_round_walks_only_its_own_new_solutions(solutions):
+    from rayflavor.methods.diffusion.rounds import _among
+
+    old = with_split(evaluated_table(solutions[:25]), 1)
+    samples = evaluated_table(solutions[25:])
+    rows = with_split(evaluated_table(solutions), 2)
+    assert _among(rows, samples).tolist() == [False] * 25 + [True] * 15
+    assert not _among(old, samples).any()

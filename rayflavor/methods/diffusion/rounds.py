@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from rayflavor.methods.diffusion import selection, training
-from rayflavor.methods.diffusion.data import unique_points, with_split
+from rayflavor.methods.diffusion.data import points, unique_points, with_split
 from rayflavor.methods.diffusion.settings import SelectionSettings, TuneSettings
 from rayflavor.methods.diffusion.spread import spread_solutions
 from rayflavor.physics import data as physics_data
@@ -100,6 +100,14 @@ def finetune_state(init: str | Path, g: np.ndarray, lab: np.ndarray, tune: TuneS
                               model=net, meta={"init": str(init)})
 
 
+def _among(rows: pa.Table, samples: pa.Table) -> np.ndarray:
+    """Which rows' parameter points are among ``samples``' (this round's own draws)."""
+    if rows.num_rows == 0 or samples.num_rows == 0:
+        return np.zeros(rows.num_rows, dtype=bool)
+    own = {p.tobytes() for p in np.ascontiguousarray(points(samples))}
+    return np.array([p.tobytes() in own for p in np.ascontiguousarray(points(rows))], dtype=bool)
+
+
 def finetune_round(r: int, *, selection_settings: SelectionSettings, seed: int,
                    draw: Callable[[str, int], tuple[dict, pa.Table]],
                    earlier: Callable[[int], Sequence[pa.Table]],
@@ -126,7 +134,7 @@ def finetune_round(r: int, *, selection_settings: SelectionSettings, seed: int,
             f"round {r}: only {rows.num_rows} of {stats.get('n', cand.num_rows)} samples of {src!r} meet the selection "
             f"({selection_settings.select}); sample more (--n-select), train longer or set --min-select")
     t_spread = time.perf_counter()
-    rows, spread_info = spread_solutions(rows, selection_settings.spread, seed + r)
+    rows, spread_info = spread_solutions(rows, selection_settings.spread, seed + r, fresh=_among(rows, samples))
     t_spread = time.perf_counter() - t_spread
     save_set(name, rows)
     t1 = time.perf_counter()

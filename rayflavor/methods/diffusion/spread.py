@@ -56,12 +56,19 @@ def spread_points(x: np.ndarray, steps: int, rng: np.random.Generator, *, data: 
     return out, info
 
 
-def spread_solutions(rows: pa.Table, steps: int, seed: int, *, data: str = seesaw.DEFAULT_DATA,
-                     ordering: str = "NO") -> tuple[pa.Table, dict]:
+def spread_solutions(rows: pa.Table, steps: int, seed: int, *, fresh: np.ndarray | None = None,
+                     data: str = seesaw.DEFAULT_DATA, ordering: str = "NO") -> tuple[pa.Table, dict]:
     """``rows`` (a fine-tuning set: parameters, observables, ``solution`` and any other columns)
     with every solution replaced by its walked point (:func:`spread_points`), re-evaluated; other
-    columns (``split``, ``ordering``, ...) are kept.  Row order: the solutions first."""
+    columns (``split``, ``ordering``, ...) are kept.  Row order: the walked solutions first.
+
+    ``fresh`` (bool per row): walk only these solutions -- the network's new ones of this round.
+    Solutions kept from earlier rounds' sets were walked when they entered; walking them again
+    would add a new point per old one each round while the old one stays in its own set, so
+    with ``pool = union`` the solutions would double every round."""
     sol = np.asarray(rows.column("solution").to_numpy(zero_copy_only=False), dtype=bool)
+    if fresh is not None:
+        sol &= np.asarray(fresh, dtype=bool)
     if steps <= 0 or sol.sum() < 2:
         return rows, {"walked": 0}
     walked, info = spread_points(points(rows)[sol], steps, np.random.default_rng([int(seed), 0x5eed]), data=data,
