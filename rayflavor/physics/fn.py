@@ -169,7 +169,7 @@ def light_textures(charges: np.ndarray) -> np.ndarray:
     polars twin for stored models is ``storage.dedupe._texture_exprs``.
 
     >>> q = np.zeros((2, 18), dtype=np.int64); q[1, 15:] = 4  # differ only in the N charges
-    >>> (light_textures(q)[0] == light_textures(q)[1]).all()
+    >>> bool((light_textures(q)[0] == light_textures(q)[1]).all())
     True
     """
     e = exponents(charges)
