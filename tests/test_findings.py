@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rayflavor.analysis.findings import FINDINGS, SCANS, format_table, measure, scan_command
+from rayflavor.analysis.findings import FINDINGS, SCANS, format_table, measure, read_scan, scan_command
 from rayflavor.cli.main import cli
 from rayflavor.physics import data, fn
 from rayflavor.storage.dedupe import dedupe
@@ -42,12 +42,13 @@ def test_measure_counts_the_models_that_show_a_finding_and_the_time_to_the_first
     c = dedupe(out, fn.DEFAULT_DATA, compact=False)
     ds = data.load(fn.DEFAULT_DATA)
     small = next(f for f in FINDINGS if f.key == "no-up-small-mee")
-    r = measure(out, small, ds)
+    rec = read_scan(out)
+    r = measure(rec, small, ds)
     assert r["valid"] == c.unique == 12 and r["selected"] == 3 and r["islands"] == 2 and r["islands_with"] == 2
     assert r["first_per_island_s"] == [40.0, 20.0] and r["first_s"] == 20.0  # island-time, not wall time
     assert r["core_hours"] == pytest.approx(1.0) and r["per_core_hour"] == pytest.approx(3.0)
     assert r["m_ee_range"] == pytest.approx([2e-5, 5e-5])
-    no = measure(out, next(f for f in FINDINGS if f.key == "no-up"), ds)
+    no = measure(rec, next(f for f in FINDINGS if f.key == "no-up"), ds)
     assert no["selected"] == 10 and no["first_s"] == 10.0
     assert 1 <= no["light"] <= no["selected"]
     table = format_table([r, no])

@@ -144,7 +144,7 @@ def fidelity(run: dict[str, np.ndarray], reference: dict[str, np.ndarray], param
                     face_fraction(params_reference, lower, upper, skip=periodic))
 
 
-__all__ = ["Fidelity", "PREDICTIONS", "face_fraction", "fidelity", "ks_statistic", "kuiper_statistic",
+__all__ = ["Fidelity", "PREDICTIONS", "face_fraction", "fidelity", "guidance_groups", "ks_statistic", "kuiper_statistic",
            "log10_m3_gev", "prediction_columns"]
 
 
@@ -162,12 +162,21 @@ def _columns(df, names) -> dict[str, np.ndarray]:
     return {c: df[c].to_numpy() for c in names if c in df.columns}
 
 
+def guidance_groups(run_df) -> dict:
+    """A run's solutions per ``physics_guidance`` setting: ``"network only"`` (0 steps) and
+    ``"physics guidance K steps"``; the whole frame as ``"run"`` when it has no such column."""
+    import polars as pl
+
+    if "physics_guidance" not in run_df.columns:
+        return {"run": run_df}
+    return {("network only" if k == 0 else f"physics guidance {k} steps"): run_df.filter(pl.col("physics_guidance") == k)
+            for k in sorted(run_df["physics_guidance"].unique().to_list())}
+
+
 def compare_frames(run_df, ref_df, floor: dict[str, float] | None = None) -> dict[str, Fidelity]:
     """Fidelity of a run's solutions against a reference (polars DataFrames with the columns of
     ``solutions.parquet``), separately for each ``physics_guidance`` setting of the run
     ("network only" = 0 steps; guided sets by their steps) and for all solutions together."""
-    import polars as pl
-
     from rayflavor.methods.reference import seesaw_box
     from rayflavor.physics import seesaw
 
@@ -178,13 +187,13 @@ def compare_frames(run_df, ref_df, floor: dict[str, float] | None = None) -> dic
         raise ValueError(f"the reference lacks column(s) {', '.join(missing[:4])}: not a rayflavor reference")
     ref = _columns(ref_df, need)
     pref = np.column_stack([ref[c] for c in seesaw.PARAMETERS])
-    groups = {"all solutions": run_df}
-    if "physics_guidance" in run_df.columns:
-        for steps in sorted(run_df["physics_guidance"].unique().to_list()):
-            label = "network only" if steps == 0 else f"physics guidance {steps} steps"
-            groups[label] = run_df.filter(pl.col("physics_guidance") == steps)
-        if len(groups) == 2:  # one setting only: "all" says the same
-            groups.pop("all solutions")
+    per = guidance_groups(run_df)
+    if "run" in per:  # no physics_guidance column
+        groups = {"all solutions": run_df}
+    elif len(per) == 1:  # one setting only: "all" would say the same
+        groups = per
+    else:
+        groups = {"all solutions": run_df, **per}
     out = {}
     for label, df in groups.items():
         if df.height == 0:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from rayflavor.analysis.discovery import IslandTimes, island_times
 from rayflavor.physics import fn
 
 #: the scans of the recipes: name -> options of ``rayflavor scan`` (besides --islands, --time-limit,
@@ -94,17 +95,33 @@ def _selected(frame: pl.DataFrame, finding: Finding, data) -> pl.DataFrame:
     return fn_columns(frame.lazy(), data).filter(finding.select()).collect()
 
 
-def measure(out, finding: Finding, data) -> dict:
-    """The numbers of ``finding`` in the finished scan at ``out`` (a Location): valid models,
-    selected models (unique charge assignments) and their light textures, per core-hour of the
-    islands' busy time, the island-time to the first selected model (earliest over islands,
-    and per island), and the selected models' m_ee quartiles [eV]."""
-    from rayflavor.analysis.discovery import island_times
+#: the raw columns the selections and fn_columns need
+_NEEDED = ("ordering", "m_ee", "max_exponent", "eps_u_abs", "eps_d_abs", *fn.MASSES)
 
-    models = pl.read_parquet((out / "models.parquet").read_bytes()) if (out / "models.parquet").exists() else None
+
+@dataclass(frozen=True)
+class ScanRecord:
+    """What the findings read from one finished scan, read once: the deduplicated models and the
+    committed rows with their island-times (:func:`rayflavor.analysis.discovery.island_times`)."""
+
+    models: pl.DataFrame
+    times: IslandTimes
+
+
+def read_scan(out) -> ScanRecord:
+    """The :class:`ScanRecord` of the finished scan at ``out`` (a Location); ValueError otherwise."""
     rec = island_times(out, list(_NEEDED))
-    if models is None or rec is None:
+    if not (out / "models.parquet").exists() or rec is None:
         raise ValueError(f"{out.uri}: not a finished scan (no models.parquet or island checkpoints)")
+    return ScanRecord(pl.read_parquet((out / "models.parquet").read_bytes()), rec)
+
+
+def measure(scan: ScanRecord, finding: Finding, data) -> dict:
+    """The numbers of ``finding`` in a finished scan (:func:`read_scan`): valid models, selected
+    models (unique charge assignments) and their light textures, per core-hour of the islands'
+    busy time, the island-time to the first selected model (earliest over islands, and per
+    island), and the selected models' m_ee quartiles [eV]."""
+    models, rec = scan.models, scan.times
     sel = _selected(models, finding, data)
     hours = sum(rec.busy.values()) / 3600.0
     charges = sel.select(fn.CHARGES).to_numpy().astype(np.int64) if sel.height else np.empty((0, 18), np.int64)
@@ -123,10 +140,6 @@ def measure(out, finding: Finding, data) -> dict:
         "m_ee_quartiles": mee,
         "m_ee_range": [float(sel["m_ee"].min()), float(sel["m_ee"].max())] if sel.height else [None, None],
     }
-
-
-#: the raw columns the selections and fn_columns need
-_NEEDED = ("ordering", "m_ee", "max_exponent", "eps_u_abs", "eps_d_abs", *fn.MASSES)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -176,5 +189,5 @@ def findings_figure(models: dict[str, pl.DataFrame], data, path) -> "Path":
     return out
 
 
-__all__ = ["COMMON", "FINDINGS", "Finding", "IO_LARGE_MEE", "NO_SMALL_MEE", "SCANS", "findings_figure", "format_table", "measure",
+__all__ = ["COMMON", "FINDINGS", "Finding", "IO_LARGE_MEE", "NO_SMALL_MEE", "SCANS", "ScanRecord", "findings_figure", "format_table", "measure", "read_scan",
            "scan_command"]

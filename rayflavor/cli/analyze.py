@@ -40,17 +40,10 @@ def _reference_frame(ref: str):
 def _paper_table(run_df, ref_df, data) -> str:
     """The diffusion paper's reported results beside the run's (per physics-guidance setting) and
     the reference's (:mod:`rayflavor.analysis.paper_seesaw`)."""
-    import polars as pl
-
+    from rayflavor.analysis.fidelity import guidance_groups
     from rayflavor.analysis.paper_seesaw import side_by_side, summary
 
-    cols = {}
-    if "physics_guidance" in run_df.columns:
-        for steps in sorted(run_df["physics_guidance"].unique().to_list()):
-            label = "network only" if steps == 0 else f"physics guidance {steps}"
-            cols[label] = summary(run_df.filter(pl.col("physics_guidance") == steps), data)
-    else:
-        cols["run"] = summary(run_df, data)
+    cols = {label: summary(df, data) for label, df in guidance_groups(run_df).items()}
     cols["reference"] = summary(ref_df, data)
     return side_by_side(cols)
 

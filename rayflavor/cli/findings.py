@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import click
 
@@ -31,9 +33,8 @@ def bench_findings_command(out, islands, time_limit, seed, only, address, dry_ru
     maximal exponent 3, masses within 10% and 6%): run one scan per recipe, then print, per
     finding, the models that show it, the island-time to the first one and the counts per
     core-hour.  Writes OUT/findings.md, OUT/findings.json and OUT/findings.png."""
-    import polars as pl
-
-    from rayflavor.analysis.findings import FINDINGS, SCANS, findings_figure, format_table, measure, scan_command
+    from rayflavor.analysis.findings import (FINDINGS, SCANS, findings_figure, format_table, measure, read_scan,
+                                             scan_command)
     from rayflavor.cli.scan import parse_duration
     from rayflavor.physics.fn import DEFAULT_DATA
     from rayflavor.storage.location import StorageError, resolve
@@ -69,16 +70,16 @@ def bench_findings_command(out, islands, time_limit, seed, only, address, dry_ru
         click.echo(f"{name}: {time.perf_counter() - t:.0f} s wall")
     if dry_run:
         return
-    rows = [measure(loc / f.scan, f, data) for f in FINDINGS if f.scan in scans]
+    try:
+        record = {name: read_scan(loc / name) for name in scans}  # each scan read once
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    rows = [measure(record[f.scan], f, data) for f in FINDINGS if f.scan in scans]
     table = format_table(rows)
     click.echo(table)
     (loc / "findings.md").write_bytes((table + "\n").encode())
     (loc / "findings.json").write_json({"rows": rows, "islands": islands, "time_limit": time_limit, "seed": seed})
-    models = {name: pl.read_parquet((loc / name / "models.parquet").read_bytes()) for name in scans}
-    import tempfile
-    from pathlib import Path
-
     with tempfile.TemporaryDirectory() as tmp:
-        png = findings_figure(models, data, Path(tmp) / "findings.png")
+        png = findings_figure({name: r.models for name, r in record.items()}, data, Path(tmp) / "findings.png")
         (loc / "findings.png").write_bytes(png.read_bytes())
     click.echo(f"table: {(loc / 'findings.md').uri}\nfigure: {(loc / 'findings.png').uri}")

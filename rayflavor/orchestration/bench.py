@@ -97,6 +97,7 @@ def summarise(rows: list[dict], *, whole_budget: bool = False) -> dict[str, dict
         uniq = len(np.unique(ch, axis=0)) if len(ch) else 0
         firsts = np.array([np.inf if r["first_valid_seconds"] is None else r["first_valid_seconds"] for r in rs])
         budget = max(r["budget_seconds"] for r in rs)
+        light = light_count(ch)
         out[name] = {
             "runs": len(rs),
             "found": int(np.isfinite(firsts).sum()),
@@ -104,9 +105,9 @@ def summarise(rows: list[dict], *, whole_budget: bool = False) -> dict[str, dict
             "gen_per_s": float(np.mean([r["generation"] / max(r["seconds"], 1e-9) for r in rs])),
             "median_first_valid_s": float(np.median(firsts)),
             "unique": uniq,
-            "light": light_count(ch),
+            "light": light,
             "unique_per_core_hour": uniq / used if used else 0.0,
-            "light_per_core_hour": light_count(ch) / used if used else 0.0,
+            "light_per_core_hour": light / used if used else 0.0,
             "light_per_island_hour": [light_count(r["charges"]) / (r["seconds"] / 3600.0) for r in rs],
             "restarts": sorted(int(r.get("restarts", 0)) for r in rs),
             "busy_fraction": sum(r["seconds"] for r in rs) / sum(r["budget_seconds"] for r in rs),

@@ -134,7 +134,8 @@ def finetune_round(r: int, *, selection_settings: SelectionSettings, seed: int,
             f"round {r}: only {rows.num_rows} of {stats.get('n', cand.num_rows)} samples of {src!r} meet the selection "
             f"({selection_settings.select}); sample more (--n-select), train longer or set --min-select")
     t_spread = time.perf_counter()
-    rows, spread_info = spread_solutions(rows, selection_settings.spread, seed + r, fresh=_among(rows, samples))
+    fresh = _among(rows, samples) if selection_settings.spread else None  # hashing every point only when walking
+    rows, spread_info = spread_solutions(rows, selection_settings.spread, seed + r, fresh=fresh)
     t_spread = time.perf_counter() - t_spread
     save_set(name, rows)
     t1 = time.perf_counter()
