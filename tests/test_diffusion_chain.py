@@ -21,7 +21,7 @@ from rayflavor.storage import runs
 
 pytestmark = pytest.mark.ray
 
-TINY_RUN = ["--n-data", "400", "--train-steps", "30", "--rounds", "2", "--ft-steps", "10", "--n-select", "300",
+TINY_RUN = ["--n-data", "400", "--train-steps", "30", "--teacher", "none", "--rounds", "2", "--ft-steps", "10", "--n-select", "300",
             "--n", "200", "--steps", "3", "--select", "cuts", "--min-select", "50", "--final-physics-guidance", "1",
             "--seed", "4"]
 
@@ -61,6 +61,40 @@ def test_diffusion_run_end_to_end_stores_its_settings_and_resumes(ray_session, t
     assert "already finished" in again.output and "round " not in again.output
     assert "0 shards generated" in again.output
     assert {p: p.stat().st_mtime_ns for p in run.glob("networks/*/model.pt")} == stamps
+
+
+def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_session, tmp_path):
+    """The default chain (issue 18): a teacher reference in RUN/teacher (random stream 1), the
+    pre-network fine-tuned on its solutions into 'taught', both final samples from 'taught'."""
+    import numpy as np
+    import polars as pl
+
+    run = tmp_path / "run"
+    args = ["--n-data", "400", "--train-steps", "20", "--teacher-tasks", "2", "--teacher-live", "30",
+            "--teacher-steps", "15", "--n", "200", "--steps", "3", "--final-physics-guidance", "1", "--seed", "2"]
+    r = CliRunner().invoke(cli, ["diffusion", "run", str(run), *args], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "round " not in r.output and "teacher: 60 solutions" in r.output
+    assert runs.networks(run) == ["pre", "taught"]
+    ref = json.loads((run / "teacher" / "reference.json").read_text())
+    assert ref["settings"]["stream"] == 1 and ref["settings"]["seed"] == 2 and ref["settings"]["n_live"] == 30
+    rows = pl.read_parquet(run / "finetune" / "taught.parquet")
+    assert rows.height == 60 and rows["solution"].all() and set(rows["split"]) == {"train", "val"}
+    _, _, d = training.load_model(runs.network_path(run, "taught"))
+    assert d["step"] == 15
+    # the taught network's normalisation spans the teacher's training solutions (refit to their box)
+    _, norm, _ = training.load_model(runs.network_path(run, "taught"))
+    train = rows.filter(pl.col("split") == "train")
+    g = np.column_stack([train[c].to_numpy() for c in seesaw.PARAMETERS])
+    assert np.allclose(norm.g_lo, g.min(axis=0)) and np.allclose(norm.g_hi, g.max(axis=0))
+    tags = sorted(p.name for p in (run / "samples").iterdir())
+    assert all(t.startswith("taught-") for t in tags) and len(tags) == 2
+    stamps = {p: p.stat().st_mtime_ns for p in [*run.glob("networks/*/model.pt"), run / "teacher" / "reference.parquet"]}
+    again = CliRunner().invoke(cli, ["diffusion", "run", str(run), "--config", str(run / "run.json")],
+                               catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert "teacher: 2 nested" not in again.output and "0 shards generated" in again.output
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
 def test_long_rounds_get_a_trainer_each_with_checkpoints(ray_session, tmp_path):

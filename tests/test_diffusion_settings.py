@@ -41,13 +41,18 @@ def test_every_cli_default_is_the_library_default_object(command):
 def test_library_callers_get_the_cli_chain():
     """The values users get from the CLI today are the library's defaults (issue 15)."""
     c = ChainSettings()
-    assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance, c.final_physics) == (30, 1.0, "best", 1.0, 3)
+    assert (c.teacher, c.teacher_tasks, c.teacher_live, c.teacher_steps) == ("reference", 16, 1000, 15_000)
+    assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance, c.final_physics) == (0, 1.0, "best", 1.0, 20)
+    s = PRESETS[ChainSettings]["self"]  # the self-training chain measured before issue 18, unchanged
+    assert (s.teacher, s.rounds, s.final_physics, s.sampling, s.selection, s.tune) == \
+        ("none", 30, 3, c.sampling, c.selection, c.tune)
     assert (c.sampling.n, c.tune.steps, c.train_steps, c.n_final) == (20_000, 2000, 20_000, 100_000)
     f = FinetuneSettings()
     assert (f.selection.select, f.selection.n_best, f.selection.pool, f.tune.refit, f.selection.per_solution) == \
         ("nearest", 300, "union", "solutions", 30.0)
     assert (f.sampling.n, f.sampling.guidance, f.tune.steps) == (200_000, 8.0, 100_000)
     p = PRESETS[ChainSettings]["paper"]
+    assert p.teacher == "none"
     assert (p.rounds, p.train_steps, p.tune.steps, p.tune.refit, p.sampling.clip, p.sampling.sampler,
             p.sampling.steps, p.sampling.guidance, p.final_guidance, p.final_network, p.final_physics,
             p.selection.select, p.selection.pool, p.selection.min_select, p.n_final) == \
@@ -61,6 +66,9 @@ def test_library_callers_get_the_cli_chain():
     (lambda: SelectionSettings(select="best"), "select must be one of nearest, cuts"),
     (lambda: TuneSettings(refit="all"), "refit must be one of solutions, none"),
     (lambda: ChainSettings(seed=-1), "seed must be >= 0"),
+    (lambda: ChainSettings(rounds=3), "rounds (3) need teacher 'none'"),
+    (lambda: ChainSettings(teacher="self"), "teacher must be one of reference, none"),
+    (lambda: ChainSettings(teacher_live=5), "teacher_live must be >= 20"),
     (lambda: ChainSettings(sampling=SamplingSettings(physics=3)), "physics guidance in the fine-tuning rounds"),
 ])
 def test_settings_refuse_bad_values_in_one_line(bad, message):

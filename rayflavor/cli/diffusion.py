@@ -67,7 +67,9 @@ OPTION_FIELDS: dict[str, tuple[type, dict[str, tuple[str, ...]]]] = {
                                     **{k: ("sampling", *v) for k, v in _SAMPLING.items()}, **_SELECTION,
                                     "refit": ("tune", "refit"), "train_steps": ("tune", "steps"),
                                     "workers": ("workers",), "seed": ("seed",)}),
-    "run": (ChainSettings, {"n_data": ("n_data",), "train_steps": ("train_steps",), "rounds": ("rounds",),
+    "run": (ChainSettings, {"n_data": ("n_data",), "train_steps": ("train_steps",), "teacher": ("teacher",),
+                            "teacher_tasks": ("teacher_tasks",), "teacher_live": ("teacher_live",),
+                            "teacher_steps": ("teacher_steps",), "rounds": ("rounds",),
                             "ft_steps": ("tune", "steps"), "n_select": ("sampling", "n"), "n_final": ("n_final",),
                             "final_guidance": ("final_guidance",), "final_network": ("final_network",),
                             "final_physics": ("final_physics",),
@@ -299,14 +301,28 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
 
 @diffusion.command("run", short_help="Whole chain; prints the solution count.")
 @click.argument("run", type=_run_dir(False))
-@_preset_option
+@click.option("--preset", type=click.Choice(["default", "self", "paper"]), default="default", show_default=True,
+              help="Start from these settings (self: the self-training chain, 30 rounds, measured before the "
+                   "reference teacher; paper: the paper's); options given explicitly override them.")
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Settings from a TOML or JSON file (a run's RUN/run.json repeats that run); options given "
                    "explicitly override it.")
 @click.option("--n-data", type=int, default=_d("run", "n_data"), show_default=True)
 @click.option("--train-steps", type=int, default=_d("run", "train_steps"), show_default=True,
               help="Pre-network. Paper: 100000.")
-@click.option("--rounds", type=int, default=_d("run", "rounds"), show_default=True, help="Paper: 1.")
+@click.option("--teacher", type=click.Choice(ds.TEACHERS), default=_d("run", "teacher"), show_default=True,
+              help="reference: fine-tune the pre-network once on a network-free sample of the solution set "
+                   "(nested sampling; its predictions follow the whole set, issue 18); none: self-training "
+                   "rounds on the network's own best samples (the paper's transfer learning; fast to a first "
+                   "solution, but narrows onto one corner of the set).")
+@click.option("--teacher-tasks", type=int, default=_d("run", "teacher_tasks"), show_default=True,
+              help="Nested-sampling runs (Ray tasks) of the teacher.")
+@click.option("--teacher-live", type=int, default=_d("run", "teacher_live"), show_default=True,
+              help="Live points per teacher run = teacher solutions per run.")
+@click.option("--teacher-steps", type=int, default=_d("run", "teacher_steps"), show_default=True,
+              help="Training steps of the taught network.")
+@click.option("--rounds", type=int, default=_d("run", "rounds"), show_default=True,
+              help="Self-training rounds (only with --teacher none; --preset self: 30). Paper: 1.")
 @click.option("--ft-steps", type=int, default=_d("run", "ft_steps"), show_default=True,
               help="Training steps per fine-tuning round. Paper: 100000.")
 @click.option("--n-select", type=int, default=_d("run", "n_select"), show_default=True, help="Samples drawn per round.")
@@ -327,12 +343,16 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
 @click.option("--workers", type=int, default=_d("run", "workers"), show_default=True)
 @click.option("--seed", type=int, default=_d("run", "seed"), show_default=True)
 @click.pass_context
-def run_cmd(ctx, run, preset, config, n_data, train_steps, rounds, ft_steps, n_select, n_final, final_guidance,
+def run_cmd(ctx, run, preset, config, n_data, train_steps, teacher, teacher_tasks, teacher_live, teacher_steps,
+            rounds, ft_steps, n_select, n_final, final_guidance,
             final_network, final_physics, sampler, steps, guidance, clip, select, n_best, per_solution, pool, refit,
             min_select, spread, workers, seed) -> None:
-    """The whole chain: dataset, pre-network, fine-tuning rounds, final sample; prints the solution count.
+    """The whole chain: dataset, pre-network, teacher (or self-training rounds), final samples.
 
-    The paper's chain: --preset paper. The settings are stored whole in RUN/run.json.
+    Default: the pre-network is fine-tuned on a network-free sample of the solution set (the
+    teacher, RUN/teacher), then samples with and without physics guidance are drawn; their
+    predictions follow the whole solution set. The self-training chain: --preset self. The
+    paper's chain: --preset paper. The settings are stored whole in RUN/run.json.
     """
     settings = build_settings(ctx, "run", preset, config)
     with _lease(run, "run"):

@@ -283,7 +283,7 @@ def circular_components(angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class ReferenceSettings:
     """How the reference is built; the defaults finish in a few minutes on a 2-core laptop."""
 
-    tasks: int = 4  # independent nested-sampling runs (Ray tasks)
+    tasks: int = 16  # independent nested-sampling runs (Ray tasks)
     n_live: int = 1000  # live points per run = chains per run
     k: int = 100  # live points replaced per nested iteration
     steps: int = 60  # walk steps per replacement
@@ -293,13 +293,17 @@ class ReferenceSettings:
     seed: int = 0
     ordering: str = "NO"
     data: str = "nufit-6.0-sk"
+    #: random stream: task ``i`` draws from ``default_rng([seed, i])`` (stream 0, a reference) or
+    #: ``default_rng([seed, i, stream])``; a diffusion chain's teacher uses stream 1, so it never
+    #: shares draws with a reference it is later compared against, whatever the seeds.
+    stream: int = 0
 
     def __post_init__(self) -> None:
         for name in ("tasks", "n_live", "k", "steps", "draws", "thin"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.burn < 0 or self.seed < 0:
-            raise ValueError("burn and seed must be >= 0")
+        if self.burn < 0 or self.seed < 0 or self.stream < 0:
+            raise ValueError("burn, seed and stream must be >= 0")
         if self.k >= self.n_live:
             raise ValueError("k must be smaller than n_live")
         if self.ordering not in ("NO", "IO"):

@@ -1,4 +1,4 @@
-"""The whole diffusion chain: dataset -> pre-network -> fine-tuning rounds -> final sample(s).
+"""The whole diffusion chain: dataset -> pre-network -> teacher or fine-tuning rounds -> final sample(s).
 
 Settings: :class:`rayflavor.methods.diffusion.settings.ChainSettings` (the defaults are the CLI's;
 ``PRESETS[ChainSettings]["paper"]`` the paper's chain). They are stored whole in ``RUN/run.json``
@@ -15,6 +15,7 @@ from rayflavor.methods.diffusion.settings import ChainSettings
 from rayflavor.orchestration.diffusion_dataset import make_dataset
 from rayflavor.orchestration.diffusion_rounds import SESSION_MAX_STEPS, finetune
 from rayflavor.orchestration.diffusion_sample import best_network, sample_run
+from rayflavor.orchestration.diffusion_teacher import teach
 from rayflavor.orchestration.diffusion_train import train_network
 from rayflavor.storage import runs
 
@@ -29,8 +30,8 @@ def write_run_manifest(run: runs.Where, settings: ChainSettings) -> None:
 
 def run_chain(run: runs.Where, settings: ChainSettings = ChainSettings(), *, gpu: str = "auto",
               session_max_steps: int = SESSION_MAX_STEPS, log=print) -> dict:
-    """dataset -> pre-network -> ``settings.rounds`` fine-tuning rounds -> final sample; returns the
-    final summary.
+    """dataset -> pre-network -> the teacher and the taught network (``teacher = "reference"``) or
+    ``settings.rounds`` self-training rounds -> final sample; returns the final summary.
 
     The final sample is drawn from ``settings.final_network`` (``best``: the network whose earlier
     samples -- each round samples the previous network -- had the highest solution fraction; the
@@ -44,11 +45,13 @@ def run_chain(run: runs.Where, settings: ChainSettings = ChainSettings(), *, gpu
     write_run_manifest(run, st)
     make_dataset(run, n=st.n_data, seed=st.seed, log=log)
     train_network(run, "pre", workers=st.workers, steps=st.train_steps, gpu=gpu, seed=st.seed, log=log)
+    network = None
+    if st.teacher == "reference":
+        network = teach(run, st, gpu=gpu, log=log)  # no rounds (ChainSettings refuses them), no choice to make
     done = sum(1 for n in runs.networks(run) if n.startswith("tuned-"))
     if st.rounds > done:
         finetune(run, st.finetune(st.rounds - done), gpu=gpu, session_max_steps=session_max_steps, log=log)
-    network = None
-    if st.final_network == "best":
+    if network is None and st.final_network == "best":
         network, frac, n = best_network(run)
         if network is not None:
             log(f"final sample from {network!r}: the highest solution fraction of the networks' samples so far "

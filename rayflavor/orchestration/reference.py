@@ -2,7 +2,7 @@
 
 Each task runs one independent nested-sampling descent from the paper's prior to the 3 sigma
 solution set and then constrained random walks started from its live points
-(:mod:`rayflavor.methods.reference`); tasks differ only in their seed (``[seed, task]``), so
+(:mod:`rayflavor.methods.reference`); tasks differ only in their seed (``[seed, task]``, or ``[seed, task, stream]``), so
 they run on any node and a retried task gives the same rows. The driver writes, through the
 run's storage location (local or object store):
 
@@ -32,7 +32,7 @@ FORMAT = "rayflavor-reference/1"
 
 def run_task(s: ReferenceSettings, task: int) -> dict:
     """One nested descent plus its chains (pure function of the settings and the task index)."""
-    rng = np.random.default_rng([s.seed, task])
+    rng = np.random.default_rng([s.seed, task] if s.stream == 0 else [s.seed, task, s.stream])
     loss, prior, box = ref.seesaw_target(s.data, s.ordering)
     t0 = time.perf_counter()
     nested = ref.nested_to_set(loss, prior, box, n_live=s.n_live, k=s.k, steps=s.steps, rng=rng)

@@ -11,7 +11,8 @@ library caller gets exactly the chain a CLI user gets. Each class has a ``paper`
 * :class:`SelectionSettings`: which generated rows a fine-tuning round trains on.
 * :class:`TuneSettings`: the fine-tuning of one round (refit of the normalisation, steps, batch, rate).
 * :class:`FinetuneSettings`: ``rayflavor diffusion finetune``: rounds after the newest network.
-* :class:`ChainSettings`: ``rayflavor diffusion run``: dataset -> pre-network -> rounds -> final sample.
+* :class:`ChainSettings`: ``rayflavor diffusion run``: dataset -> pre-network -> teacher or
+  rounds -> final sample.
 
 Every class validates itself in ``__post_init__`` and raises :class:`ValueError` with one line
 naming the field, so bad input is refused before anything is written. Units: steps are
@@ -30,6 +31,9 @@ SELECT = ("nearest", "cuts")
 POOLS = ("union", "round")
 REFIT = ("solutions", "none")
 FINAL_NETWORK = ("best", "last")
+#: Where the chain's network learns the solution set from: a network-free reference (``reference``)
+#: or its own selected samples in self-training rounds (``none``).
+TEACHERS = ("reference", "none")
 #: Reverse steps of the full schedule (T): ``steps = 1000`` is the paper's every-step DDPM.
 T_STEPS = 1000
 
@@ -191,33 +195,50 @@ def _rounds_sampling(s: SamplingSettings) -> None:
 
 @dataclass(frozen=True)
 class ChainSettings:
-    """``rayflavor diffusion run``: the whole chain with laptop defaults (12-20 min on 2 cores).
+    """``rayflavor diffusion run``: the whole chain with laptop defaults (~12 min on 2 cores).
 
-    ``n_data`` prior points; a pre-network of ``train_steps`` steps; ``rounds`` fine-tuning rounds
-    of ``sampling.n`` samples each (``--n-select``), selected by ``selection`` and tuned by
-    ``tune`` (``tune.steps``: ``--ft-steps``); then ``n_final`` samples of the network
-    ``final_network`` (``best``, beyond the paper: the one whose round samples had the highest
-    solution fraction; ``last``: the newest, the paper) with CFG scale ``final_guidance`` and the
-    rounds' sampler; when ``final_physics > 0`` (beyond the paper) a second final sample of the same
-    network and size with that many physics-guidance steps. ``workers``: Ray Train workers.
+    ``n_data`` prior points and a pre-network of ``train_steps`` steps. Then, with
+    ``teacher = "reference"`` (the default, beyond the paper; issue 18): a network-free sample of
+    the solution set (:mod:`rayflavor.methods.reference`, ``teacher_tasks`` nested-sampling runs of
+    ``teacher_live`` live points, random stream 1 so it never shares draws with a reference built
+    by ``rayflavor diffusion reference``) and one fine-tuning of the pre-network on its solutions
+    for ``teacher_steps`` steps: network ``taught``, which has learned the whole solution set
+    rather than the first corner of it that a self-training chain found. With ``teacher =
+    "none"``: ``rounds`` self-training rounds of ``sampling.n`` samples each (``--n-select``),
+    selected by ``selection`` and tuned by ``tune`` (``tune.steps``: ``--ft-steps``); a reference
+    teacher takes no rounds (they would select the taught network's own samples again and
+    narrow it onto one mode). Finally ``n_final`` samples of ``final_network`` (``best``, beyond
+    the paper: the network whose samples had the highest solution fraction; ``last``: the newest,
+    the paper) with CFG scale ``final_guidance`` and the rounds' sampler, and when
+    ``final_physics > 0`` (beyond the paper) a second final sample of the same network and size
+    with that many physics-guidance steps. ``workers``: Ray Train workers.
+    Presets: ``self`` (the self-training chain measured before issue 18), ``paper``.
     """
 
     n_data: int = 100_000
     train_steps: int = 20_000
-    rounds: int = 30
+    teacher: str = "reference"
+    teacher_tasks: int = 16
+    teacher_live: int = 1000
+    teacher_steps: int = 15_000
+    rounds: int = 0
     sampling: SamplingSettings = field(default_factory=lambda: SamplingSettings(guidance=1.0, n=20_000))
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     tune: TuneSettings = field(default_factory=lambda: TuneSettings(steps=2000))
     n_final: int = 100_000
     final_guidance: float = 1.0
     final_network: str = "best"
-    final_physics: int = 3
+    final_physics: int = 20
     workers: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
         _int(self, "n_data", 10)
         _int(self, "train_steps", 1)
+        _choice(self, "teacher", TEACHERS)
+        _int(self, "teacher_tasks", 1)
+        _int(self, "teacher_live", 20)
+        _int(self, "teacher_steps", 1)
         _int(self, "rounds", 0)
         _int(self, "n_final", 1)
         _float(self, "final_guidance", 0.0)
@@ -226,6 +247,17 @@ class ChainSettings:
         _int(self, "workers", 1)
         _int(self, "seed", 0)
         _rounds_sampling(self.sampling)
+        if self.teacher == "reference" and self.rounds:
+            raise ValueError(f"rounds ({self.rounds}) need teacher 'none': self-training rounds after a reference "
+                             "teacher would narrow the taught network onto one mode again (use --preset self "
+                             "for the self-training chain)")
+
+    def teacher_reference(self):
+        """The teacher's :class:`rayflavor.methods.reference.ReferenceSettings` (NO, the default data)."""
+        from rayflavor.methods.reference import ReferenceSettings
+
+        return ReferenceSettings(tasks=self.teacher_tasks, n_live=self.teacher_live,
+                                 k=max(1, self.teacher_live // 10), seed=self.seed, stream=1)
 
     def finetune(self, rounds: int | None = None) -> FinetuneSettings:
         """The chain's rounds as the settings of ``rayflavor diffusion finetune``."""
@@ -249,7 +281,8 @@ PRESETS: dict[type, dict[str, Any]] = {
     TuneSettings: {"paper": _PAPER_TUNE},
     FinetuneSettings: {"paper": FinetuneSettings(rounds=1, sampling=replace(_PAPER_SAMPLING, n=200_000),
                                                  selection=_PAPER_SELECTION, tune=_PAPER_TUNE)},
-    ChainSettings: {"paper": ChainSettings(train_steps=100_000, rounds=1,
+    ChainSettings: {"self": ChainSettings(teacher="none", rounds=30, final_physics=3),
+                    "paper": ChainSettings(train_steps=100_000, teacher="none", rounds=1,
                                            sampling=replace(_PAPER_SAMPLING, n=20_000), selection=_PAPER_SELECTION,
                                            tune=_PAPER_TUNE, n_final=30_000_000, final_guidance=8.0,
                                            final_network="last", final_physics=0)},
