@@ -89,6 +89,19 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     assert np.allclose(norm.g_lo, g.min(axis=0)) and np.allclose(norm.g_hi, g.max(axis=0))
     tags = sorted(p.name for p in (run / "samples").iterdir())
     assert all(t.startswith("taught-") for t in tags) and len(tags) == 2
+    # the held-out table reads exactly the two final sets (not a round's), against a reference
+    table = CliRunner().invoke(cli, ["bench", "diffusion-seeds", str(run), "--reference", str(run / "teacher")],
+                               catch_exceptions=False)
+    assert table.exit_code == 0, table.output
+    from rayflavor.analysis import seeds
+
+    row = seeds.seed_row(run, pl.read_parquet(run / "teacher" / "reference.parquet"))
+    assert (row.seed, row.teacher, sorted(row.sets)) == (2, "reference", ["guided", "network"])
+    assert row.sets["network"].n == row.sets["guided"].n == 200 and row.sets["guided"].physics == 1
+    sols = pl.from_arrow(runs.read_table(runs.solutions_path(run)))
+    assert row.sets["guided"].solutions == sols.filter(pl.col("physics_guidance") == 1).height
+    assert row.sets["guided"].core_seconds > 0 and table.output.splitlines()[2].startswith("| 2 | reference |")
+    assert "effective samples per core-second" in table.output
     stamps = {p: p.stat().st_mtime_ns for p in [*run.glob("networks/*/model.pt"), run / "teacher" / "reference.parquet"]}
     again = CliRunner().invoke(cli, ["diffusion", "run", str(run), "--config", str(run / "run.json")],
                                catch_exceptions=False)

@@ -68,3 +68,40 @@ def bench_cluster_command(islands, nodes, cpus_per_node, steps, step_seconds, ch
             click.echo(f"{n:>10} {r['parts']:>6} {r['write_seconds']:>8.1f} {r['first']['seconds']:>22.1f} "
                        f"{r['first']['peak_mb']:>8.0f} {r['second']['seconds']:>21.1f} {r['second']['peak_mb']:>8.0f} "
                        f"{r['unique']:>10}")
+
+
+@bench.command("diffusion-seeds")
+@click.argument("runs_", metavar="RUN...", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--reference", "reference", required=True, type=click.Path(file_okay=False),
+              help="A directory written by `rayflavor diffusion reference` (built with a seed none of the runs used).")
+@click.option("--goal", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="Largest KS/Kuiper distance a faithful sample may have on any prediction.")
+def bench_diffusion_seeds(runs_, reference, goal):
+    """Finished `diffusion run`s (one per seed) against a reference: final fractions, fidelity,
+    throughput, per seed and as median (range) -- the held-out table of issue 18."""
+    import polars as pl
+
+    from rayflavor.analysis import seeds
+    from rayflavor.storage import runs
+
+    ref = runs.loc(reference)
+    if not (ref / "reference.parquet").is_file():
+        raise click.BadParameter(f"{reference} holds no reference.parquet (build one with `rayflavor diffusion "
+                                 "reference`)", param_hint="--reference")
+    summary = runs.read_json(ref / "reference.json") if (ref / "reference.json").is_file() else None
+    ref_df = pl.from_arrow(runs.read_table(ref / "reference.parquet"))
+    rows = []
+    for r in runs_:
+        if not runs.run_manifest_path(r).is_file():
+            raise click.BadParameter(f"{r} is not a diffusion run (no run.json)", param_hint="RUN")
+        try:
+            rows.append(seeds.seed_row(r, ref_df, (summary or {}).get("noise_floor")))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(seeds.table(rows, goal))
+    if summary:
+        ess, rate = seeds.reference_rate(summary)
+        floor = summary.get("noise_floor") or {}
+        click.echo(f"reference: {summary['rows']} states, smallest ESS over the predictions {ess:.0f}, "
+                   f"{rate:.2f} effective samples per core-second"
+                   + (f"; noise floor {min(floor.values()):.3f}–{max(floor.values()):.3f}" if floor else ""))

@@ -1,0 +1,151 @@
+"""Several diffusion runs (one per seed) against one reference, as one table (issue 18, item 4).
+
+Per run, only its **final** sample sets count: the network-only one (seed ``seed + 1``) and the
+physics-guided one (``seed + 2``) that ``rayflavor diffusion run`` draws last; the rounds' own
+samples measure the rounds, not the result. For each final set: the solution fraction, its
+distinct solutions, the core-seconds its shards spent (generation plus exact re-evaluation), and
+the fidelity of its solutions against the reference (:mod:`.fidelity`: KS, Kuiper for the
+circular predictions, and the share within 1 % of a prior-box face). The table gives each seed,
+the median and the range, not the best seed.
+
+Throughput is distinct solutions per core-second; a set whose worst distance exceeds the goal is
+not a reference-faithful sample, and the table says so next to its rate. The reference's own rate
+is its smallest effective sample size over the predictions per core-second of its tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from rayflavor.analysis.fidelity import PREDICTIONS, Fidelity, compare_frames
+from rayflavor.methods.diffusion.sampleset import flat_manifest, summarize
+from rayflavor.storage import runs
+
+GOAL = 0.1
+
+
+@dataclass
+class FinalSet:
+    """One final sample set of a run."""
+
+    tag: str
+    physics: int
+    n: int
+    solutions: int
+    distinct: int
+    core_seconds: float
+    fidelity: Fidelity | None  # None without solutions
+
+    @property
+    def fraction(self) -> float:
+        return self.solutions / self.n if self.n else float("nan")
+
+    @property
+    def rate(self) -> float:
+        """Distinct solutions per core-second."""
+        return self.distinct / self.core_seconds if self.core_seconds else float("nan")
+
+
+@dataclass
+class SeedRow:
+    run: str
+    seed: int
+    teacher: str
+    sets: dict[str, FinalSet] = field(default_factory=dict)  # "network" and "guided"
+
+
+def final_sets(run: runs.Where) -> tuple[dict, list[tuple[str, dict, dict]]]:
+    """(the run's stored settings, [(tag, flat manifest, summary incl. core-seconds)] of its final sets)."""
+    manifest = runs.read_json(runs.run_manifest_path(run))
+    st = manifest.get("settings", {})
+    seed = int(st.get("seed", 0))
+    out = []
+    for d, stored in runs.sample_sets(run):
+        m = flat_manifest(stored)
+        if m.get("seed") in (seed + 1, seed + 2) and runs.finished_parts(d):
+            stats = runs.part_stats(d)
+            s = summarize(stats)
+            s["core_seconds"] = float(sum(p["seconds_sample"] + p.get("seconds_evaluate", 0.0) for p in stats))
+            out.append((d.name, m, s))
+    return st, out
+
+
+def seed_row(run: runs.Where, reference: pl.DataFrame, floor: dict[str, float] | None = None) -> SeedRow:
+    """One run's final sets, measured against ``reference`` (a reference table)."""
+    st, sets = final_sets(run)
+    if not sets:
+        raise ValueError(f"{runs.loc(run).uri}: no finished final sample set (is the run finished?)")
+    sols = pl.from_arrow(runs.read_table(runs.solutions_path(run))) if runs.solutions_path(run).is_file() else None
+    row = SeedRow(str(runs.loc(run).uri), int(st.get("seed", 0)), str(st.get("teacher", "none")))
+    for tag, m, s in sets:
+        mine = sols.filter(pl.col("sample_set") == tag) if sols is not None and "sample_set" in sols.columns else None
+        fid = None
+        if mine is not None and mine.height:
+            fid = next(iter(compare_frames(mine.drop("physics_guidance", strict=False), reference, floor).values()))
+        key = "guided" if m.get("physics") else "network"
+        row.sets[key] = FinalSet(tag, int(m.get("physics") or 0), s["n"], s["solutions"], s["distinct_solutions"],
+                                 s["core_seconds"], fid)
+    return row
+
+
+def reference_rate(summary: dict) -> tuple[float, float]:
+    """(smallest ESS over the predictions, per core-second of the tasks) of a ``reference.json``."""
+    ess = min(v["ess"] for v in summary["diagnostics"].values())
+    secs = sum(t["nested"]["seconds"] + t["chains"]["seconds"] for t in summary["tasks"])
+    return ess, ess / secs if secs else float("nan")
+
+
+def _fmt_frac(v: float) -> str:
+    return "—" if not math.isfinite(v) else ("0" if v == 0 else f"{v:.2e}" if v < 0.01 else f"{v:.3f}")
+
+
+def _stats(vals: list[float]) -> str:
+    v = [x for x in vals if math.isfinite(x)]
+    if not v:
+        return "—"
+    return f"{np.median(v):.3g} ({min(v):.3g}–{max(v):.3g})"
+
+
+def table(rows: list[SeedRow], goal: float = GOAL) -> str:
+    """Markdown: per seed the final fractions, the guided set's distance per prediction, the face
+    shares and the throughput; then the median (range) over the seeds."""
+    preds = [p for p, _ in PREDICTIONS]
+    short = {"m_sum": "Σm", "delta_cp": "δCP", "alpha21": "α21", "alpha31": "α31", "m_bb": "m_ββ", "m_beta": "m_β",
+             "m1_over_m3": "M1/M3", "m2_over_m3": "M2/M3", "log10_m3_gev": "log M3"}
+    head = ["seed", "teacher", "network-only fraction", "guided fraction", "worst distance, network only (solutions)",
+            *[f"{short[p]} (guided)" for p in preds], "face: guided / reference", "guided distinct solutions / core-s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    cols: dict[str, list[float]] = {h: [] for h in head}
+
+    def add(h: str, v: float, text: str | None = None) -> str:
+        cols[h].append(v)
+        return text if text is not None else (f"{v:.3f}" if math.isfinite(v) else "—")
+
+    for r in rows:
+        net, gui = r.sets.get("network"), r.sets.get("guided")
+        cells = [str(r.seed), r.teacher]
+        cells.append(add(head[2], net.fraction if net else math.nan, _fmt_frac(net.fraction) if net else "—"))
+        cells.append(add(head[3], gui.fraction if gui else math.nan, _fmt_frac(gui.fraction) if gui else "—"))
+        w = net.fidelity.worst if net and net.fidelity else math.nan
+        cells.append(add(head[4], w, f"{w:.2f} ({net.solutions})" if math.isfinite(w) else f"— ({net.solutions if net else 0})"))
+        for p, h in zip(preds, head[5:5 + len(preds)]):
+            cells.append(add(h, gui.fidelity.distances[p] if gui and gui.fidelity else math.nan))
+        f = gui.fidelity if gui and gui.fidelity else None
+        cells.append(add(head[-2], f.face_run if f else math.nan,
+                         f"{100 * f.face_run:.0f} % / {100 * f.face_reference:.0f} %" if f else "—"))
+        rate = gui.rate if gui else math.nan
+        faithful = f is not None and f.worst <= goal
+        cells.append(add(head[-1], rate, "—" if not math.isfinite(rate) else
+                         f"{rate:.1f}" + ("" if faithful else f" (not faithful: worst {f.worst:.2f})" if f else "")))
+        lines.append("| " + " | ".join(cells) + " |")
+    if len(rows) > 1:
+        med = ["median (range)", ""] + [_stats(cols[h]) for h in head[2:]]
+        lines.append("| " + " | ".join(med) + " |")
+    return "\n".join(lines)
+
+
+__all__ = ["FinalSet", "GOAL", "SeedRow", "final_sets", "reference_rate", "seed_row", "table"]
