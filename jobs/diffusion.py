@@ -1,4 +1,4 @@
-"""The diffusion chain on a Ray cluster: dataset -> train -> sample -> fine-tune -> sample,
+"""The diffusion chain on a Ray cluster: dataset -> pre-network -> teacher (or fine-tuning rounds) -> final samples,
 with the same options as ``rayflavor diffusion run``.
 
     ray job submit --address http://<head>:8265 -- \

@@ -8,7 +8,7 @@ It runs the same click commands a user types (on an embedded local Ray unless RA
 
     rayflavor scan --islands 2 --time-limit 5m --seed 20 --patience 3000 --out WORK/scan
     rayflavor analyze WORK/scan
-    rayflavor diffusion run WORK/run --n-data 20000 --train-steps 4000 --rounds 8 --ft-steps 1000 \
+    rayflavor diffusion run WORK/run --n-data 20000 --train-steps 4000 --teacher none --rounds 8 --ft-steps 1000 \
         --n-select 10000 --n 20000 --seed 0
     rayflavor analyze WORK/run
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if not a.skip_diffusion:
         run = f"{work}/run"
         _cli(["diffusion", "run", run, "--n-data", "20000", "--train-steps", str(a.train_steps),
-              "--rounds", str(a.rounds), "--ft-steps", "1000", "--n-select", "10000", "--n", "20000", "--seed", "0"])
+              "--teacher", "none", "--rounds", str(a.rounds), "--ft-steps", "1000", "--n-select", "10000", "--n", "20000", "--seed", "0"])
         out = analysis / "run" / "analysis"
         _cli(["analyze", run, "--out", str(out)])
         copied += _copy(out, SEESAW_FIGURES, a.img)

@@ -622,7 +622,7 @@ CASES: list[Case] = [
     Case("diffusion-run-leased", ("diffusion", "run", "{tmp}/run"), 2, "is in use by", "the other process's lease kept",
          _diffusion_locked()),
     # a URI scheme pyarrow cannot serve: one line, never a local directory named "hdfs:"
-    Case("diffusion-run-unsupported-scheme", ("diffusion", "run", "hdfs://host/run", "--rounds", "1"), 2,
+    Case("diffusion-run-unsupported-scheme", ("diffusion", "run", "hdfs://host/run", "--teacher", "none", "--rounds", "1"), 2,
          "unsupported URI scheme 'hdfs'", "no run directory"),
     Case("diffusion-dataset-unsupported-scheme", ("diffusion", "dataset", "--out", "ftp://host/run"), 2,
          "unsupported URI scheme 'ftp'", "no run directory"),

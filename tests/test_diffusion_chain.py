@@ -102,6 +102,8 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     assert row.sets["guided"].solutions == sols.filter(pl.col("physics_guidance") == 1).height
     assert row.sets["guided"].core_seconds > 0 and table.output.splitlines()[2].startswith("| 2 | reference |")
     assert "effective samples per core-second" in table.output
+    own = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(run / "teacher")])
+    assert own.exit_code == 2 and "this run's own teacher" in own.output  # not an independent reference
     stamps = {p: p.stat().st_mtime_ns for p in [*run.glob("networks/*/model.pt"), run / "teacher" / "reference.parquet"]}
     again = CliRunner().invoke(cli, ["diffusion", "run", str(run), "--config", str(run / "run.json")],
                                catch_exceptions=False)

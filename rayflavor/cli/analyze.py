@@ -76,6 +76,12 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
     if reference is not None:
         if src.kind != "seesaw":
             raise UserError("--reference compares seesaw solutions; this is an FN scan")
+        from rayflavor.storage.location import resolve
+
+        own = src.root / "teacher"
+        if resolve(reference).uri.rstrip("/") in (own.uri, (own / "reference.parquet").uri):
+            raise UserError(f"--reference {reference} is this run's own teacher, which its network learned from: not "
+                            "an independent reference (build one with `rayflavor diffusion reference REF --seed S`)")
         ref_df, ref_floor = _reference_frame(reference)
     try:
         figures.require_data(src.kind, data)
