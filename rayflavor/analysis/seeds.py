@@ -112,13 +112,22 @@ def _stats(vals: list[float]) -> str:
 
 def table(rows: list[SeedRow], goal: float = GOAL) -> str:
     """Markdown: per seed the final fractions, the guided set's distance per prediction, the face
-    shares and the throughput; then the median (range) over the seeds."""
+    shares and the throughput; then the median (range) over the seeds, separately for each kind of
+    chain (``teacher``)."""
     preds = [p for p, _ in PREDICTIONS]
     short = {"m_sum": "Σm", "delta_cp": "δCP", "alpha21": "α21", "alpha31": "α31", "m_bb": "m_ββ", "m_beta": "m_β",
              "m1_over_m3": "M1/M3", "m2_over_m3": "M2/M3", "log10_m3_gev": "log M3"}
     head = ["seed", "teacher", "network-only fraction", "guided fraction", "worst distance, network only (solutions)",
             *[f"{short[p]} (guided)" for p in preds], "face: guided / reference", "guided distinct solutions / core-s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for teacher in dict.fromkeys(r.teacher for r in rows):  # one block (and median) per kind of chain
+        group = [r for r in rows if r.teacher == teacher]
+        lines += _block(group, head, preds, goal)
+    return "\n".join(lines)
+
+
+def _block(rows: list[SeedRow], head: list[str], preds: list[str], goal: float) -> list[str]:
+    lines: list[str] = []
     cols: dict[str, list[float]] = {h: [] for h in head}
 
     def add(h: str, v: float, text: str | None = None) -> str:
@@ -143,9 +152,9 @@ def table(rows: list[SeedRow], goal: float = GOAL) -> str:
                          f"{rate:.1f}" + ("" if faithful else f" (not faithful: worst {f.worst:.2f})" if f else "")))
         lines.append("| " + " | ".join(cells) + " |")
     if len(rows) > 1:
-        med = ["median (range)", ""] + [_stats(cols[h]) for h in head[2:]]
+        med = ["median (range)", rows[0].teacher] + [_stats(cols[h]) for h in head[2:]]
         lines.append("| " + " | ".join(med) + " |")
-    return "\n".join(lines)
+    return lines
 
 
 __all__ = ["FinalSet", "GOAL", "SeedRow", "final_sets", "reference_rate", "seed_row", "table"]
