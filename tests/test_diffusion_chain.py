@@ -104,6 +104,8 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     assert "effective samples per core-second" in table.output
     own = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(run / "teacher")])
     assert own.exit_code == 2 and "this run's own teacher" in own.output  # not an independent reference
+    more = CliRunner().invoke(cli, ["diffusion", "finetune", str(run), "--rounds", "1", "--n-select", "100"])
+    assert more.exit_code == 2 and "newest network is 'taught'" in more.output  # no self-training after a teacher
     stamps = {p: p.stat().st_mtime_ns for p in [*run.glob("networks/*/model.pt"), run / "teacher" / "reference.parquet"]}
     again = CliRunner().invoke(cli, ["diffusion", "run", str(run), "--config", str(run / "run.json")],
                                catch_exceptions=False)

@@ -201,6 +201,10 @@ def finetune(run: runs.Where, settings: FinetuneSettings = FinetuneSettings(), *
     together in one trainer, longer ones one trainer each (module docstring)."""
     run = runs.loc(run)
     src = runs.require_network(run)
+    if not (src == "pre" or src.startswith("tuned-")):
+        raise ValueError(f"{run.uri}: its newest network is {src!r} (taught by the reference teacher); self-training "
+                         "rounds after it would narrow it onto one mode again. Fine-tune a run made with "
+                         "--teacher none (or --preset self)")
     first = 1 if src == "pre" else int(src.split("-")[1]) + 1
     last = first + settings.rounds - 1
     if settings.tune.steps <= session_max_steps:
