@@ -56,7 +56,8 @@ def _run_dir(must_exist: bool = True):
 _pos = click.IntRange(min=1)
 
 #: For each command: its settings class and, per click option, the field (path) it sets.
-_SAMPLING = {"sampler": ("sampler",), "steps": ("steps",), "guidance": ("guidance",), "clip": ("clip",)}
+_SAMPLING = {"sampler": ("sampler",), "steps": ("steps",), "guidance": ("guidance",), "clip": ("clip",),
+             "bound": ("bound",)}
 _SELECTION = {"select": ("selection", "select"), "n_best": ("selection", "n_best"),
               "per_solution": ("selection", "per_solution"), "pool": ("selection", "pool"),
               "min_select": ("selection", "min_select"), "spread": ("selection", "spread")}
@@ -207,6 +208,9 @@ def _sampling_options(command: str):
         click.option("--clip", type=float, default=_d(command, "clip"), show_default=True,
                      help="Clamp the predicted x0 to [-clip, clip] (the training range in network units) at "
                           "every reverse step (beyond the paper); 0 = no clamp (the paper)."),
+        click.option("--bound", type=click.Choice(ds.BOUNDS), default=_d(command, "bound"), show_default=True,
+                     help="How --clip, physics guidance and the final [-1, 1] are enforced: clamp onto the face "
+                          "(piles samples on it) or reflect at it."),
     )
 
 
@@ -256,7 +260,7 @@ def _selection_options(command: str):
               help="Rows written to the parts (counts are always kept).")
 @click.option("--seed", type=int, default=configfile.default(ChainSettings, "seed"), show_default=True)
 @click.pass_context
-def sample_cmd(ctx, run, preset, n, sampler, steps, guidance, clip, physics, ordering, shards, network, keep,
+def sample_cmd(ctx, run, preset, n, sampler, steps, guidance, clip, bound, physics, ordering, shards, network, keep,
                seed) -> None:
     """Generate points conditioned on the NO (or IO) labels; solutions go to RUN/solutions.parquet."""
     from rayflavor.methods.diffusion.sampleset import SampleSet
@@ -284,7 +288,7 @@ def sample_cmd(ctx, run, preset, n, sampler, steps, guidance, clip, physics, ord
 @click.option("--workers", type=int, default=_d("finetune", "workers"), show_default=True)
 @click.option("--seed", type=int, default=_d("finetune", "seed"), show_default=True)
 @click.pass_context
-def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, clip, select, n_best, per_solution,
+def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, clip, bound, select, n_best, per_solution,
                  pool, refit, min_select, spread, train_steps, workers, seed) -> None:
     """Transfer learning (Sec. 2.2.3): fine-tune the newest network on its selected samples.
 
@@ -345,7 +349,7 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
 @click.pass_context
 def run_cmd(ctx, run, preset, config, n_data, train_steps, teacher, teacher_tasks, teacher_live, teacher_steps,
             rounds, ft_steps, n_select, n_final, final_guidance,
-            final_network, final_physics, sampler, steps, guidance, clip, select, n_best, per_solution, pool, refit,
+            final_network, final_physics, sampler, steps, guidance, clip, bound, select, n_best, per_solution, pool, refit,
             min_select, spread, workers, seed) -> None:
     """The whole chain: dataset, pre-network, teacher (or self-training rounds), final samples.
 

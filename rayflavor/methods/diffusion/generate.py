@@ -12,7 +12,7 @@ import torch
 
 from rayflavor.methods.diffusion.network import FoldedNet
 from rayflavor.methods.diffusion.physics_guidance import PhysicsGuidance
-from rayflavor.methods.diffusion.sampling import guided_eps_fn, sample
+from rayflavor.methods.diffusion.sampling import bounded, guided_eps_fn, sample
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
 from rayflavor.methods.diffusion.training import Normalizer, load_model
 
@@ -33,13 +33,15 @@ def generate(
     clip: float | None = None,
     schedule: NoiseSchedule | None = None,
     physics: PhysicsGuidance | None = None,
+    bound: str = "clamp",
 ) -> np.ndarray:
     """``n`` points (n, dim) conditioned on the physical ``label`` (11,), CFG scale ``guidance``.
 
     The final sample is clamped to [-1, 1] in network units, i.e. to the range of the
     training inputs (the prior box): the priors have no support outside it.
     ``physics`` (beyond the paper): steer every step's predicted x0 into the 3 sigma box
-    (:mod:`.physics_guidance`).
+    (:mod:`.physics_guidance`). ``bound``: how the clip and the final [-1, 1] are enforced
+    (:func:`.sampling.bounded`: ``clamp`` or ``reflect``).
     """
     schedule = schedule or NoiseSchedule()
     lab = torch.from_numpy(norm.labels_to_net(np.asarray(label, dtype=np.float64)))
@@ -51,8 +53,9 @@ def generate(
     for i in range(0, n, batch):
         b = min(batch, n - i)
         x = torch.randn(b, dim, generator=g)
-        x = sample(eps_fn, x, schedule=schedule, sampler=sampler, steps=steps, generator=g, clip=clip, refine=refine)
-        out[i:i + b] = norm.g_from_net(x.clamp_(-1.0, 1.0).numpy())
+        x = sample(eps_fn, x, schedule=schedule, sampler=sampler, steps=steps, generator=g, clip=clip, refine=refine,
+                   bound=bound)
+        out[i:i + b] = norm.g_from_net(bounded(x, -1.0, 1.0, bound).numpy())
     return out
 
 

@@ -35,6 +35,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from rayflavor.methods.diffusion.sampling import bounded
+
 #: Mass-state column of each eigenvalue index (ascending m^2): m1, m2, m3 -> eigh index.
 _MASS_INDEX = {"NO": (0, 1, 2), "IO": (1, 2, 0)}
 
@@ -83,6 +85,7 @@ class PhysicsGuidance:
     eta: float = 1.0
     cap: float = 0.05
     inner: float = 0.5
+    bound: str = "clamp"  # how a step beyond the network's [-1, 1] comes back (sampling.bounded)
 
     def refiner(self, g_lo: np.ndarray, g_hi: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
         """``x0 -> x0'`` in network units for a network whose inputs map to ``G = g_lo + (x + 1)(g_hi - g_lo)/2``."""
@@ -111,7 +114,7 @@ class PhysicsGuidance:
                 step = grad * (self.eta * loss / (grad * grad).sum(dim=1).clamp_min(1e-300))[:, None]
                 step = step * (self.cap / step.norm(dim=1, keepdim=True).clamp_min(self.cap))
                 ok = torch.isfinite(step).all(dim=1, keepdim=True)
-                x = torch.where(ok, x - step.to(x.dtype), x).clamp_(-1.0, 1.0)
+                x = bounded(torch.where(ok, x - step.to(x.dtype), x), -1.0, 1.0, self.bound)
             return x
 
         return refine

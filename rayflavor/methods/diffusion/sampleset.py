@@ -67,7 +67,8 @@ class SampleSet:
         s = self.sampling
         clip = "" if s.clip == 0 else f"-clip{s.clip:g}"
         pg = f"-pg{s.physics}" if s.physics else ""
-        return f"{self.network}-{s.sampler}{s.steps}-g{s.guidance:g}-{s.ordering}{clip}{pg}-n{s.n}-s{self.seed}"
+        bound = "" if s.bound == "clamp" else f"-{s.bound}"
+        return f"{self.network}-{s.sampler}{s.steps}-g{s.guidance:g}-{s.ordering}{clip}{bound}{pg}-n{s.n}-s{self.seed}"
 
     def manifest(self) -> dict:
         """Every setting, JSON-able (the file ``manifest.json`` of the set): network, seed, rows kept,
@@ -125,11 +126,11 @@ def shard_table(s: SampleSet, model_path: str, shard: int, threads: int = 1) -> 
     ds = physics_data.load(s.data)
     net, norm, _ = load_folded(model_path)
     label = seesaw.target_labels(ds, ss.ordering)
-    physics = (PhysicsGuidance(seesaw.solution_windows(ds, ss.ordering), ss.ordering, iterations=ss.physics)
-               if ss.physics else None)
+    physics = (PhysicsGuidance(seesaw.solution_windows(ds, ss.ordering), ss.ordering, iterations=ss.physics,
+                               bound=ss.bound) if ss.physics else None)
     t0 = time.perf_counter()
     g = generate(net, norm, label, n, sampler=ss.sampler, steps=ss.steps, guidance=ss.guidance,
-                 seed=int(s.seed) * 100_003 + shard, clip=ss.clip_value, physics=physics)
+                 seed=int(s.seed) * 100_003 + shard, clip=ss.clip_value, physics=physics, bound=ss.bound)
     t1 = time.perf_counter()
     t = evaluated_table(g, ordering=ss.ordering, data=s.data)
     t2 = time.perf_counter()

@@ -27,6 +27,28 @@ from rayflavor.methods.diffusion.network import FoldedNet
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
 
 SAMPLERS = ("ddpm", "ddim")
+#: How a value beyond a bound is brought back: ``clamp`` puts it on the face (mass piles up there),
+#: ``reflect`` mirrors it at the face (the density near the face is kept).
+BOUNDS = ("clamp", "reflect")
+
+
+def bounded(x: torch.Tensor, lo, hi, mode: str = "clamp") -> torch.Tensor:
+    """``x`` brought into ``[lo, hi]`` (scalars or tensors broadcasting with ``x``), in place.
+
+    ``clamp``: values beyond a face move onto it. ``reflect``: they are mirrored at the upper face
+    (``hi - (x - hi)``), then at the lower one, then clamped (a value more than a box width beyond a
+    face); a density that reaches a face smoothly stays smooth instead of gaining a point mass on it.
+
+    >>> x = torch.tensor([-1.5, 0.25, 1.25, 3.5])
+    >>> bounded(x.clone(), -1.0, 1.0, "reflect").tolist(), bounded(x.clone(), -1.0, 1.0).tolist()
+    ([-0.5, 0.25, 0.75, -0.5], [-1.0, 0.25, 1.0, 1.0])
+    """
+    if mode == "reflect":
+        torch.where(x > hi, 2 * hi - x, x, out=x)
+        torch.where(x < lo, 2 * lo - x, x, out=x)
+    elif mode != "clamp":
+        raise ValueError(f"bound must be one of {', '.join(BOUNDS)}, not {mode!r}")
+    return x.clamp_(lo, hi)
 
 
 def timesteps(T: int, steps: int) -> np.ndarray:
@@ -71,12 +93,13 @@ def sample(
     generator: torch.Generator | None = None,
     clip: float | None = None,
     refine: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    bound: str = "clamp",
 ) -> torch.Tensor:
     """Run the reverse process from ``x_T`` (B, D), in place; returns ``x_0``.
 
     ``steps``: number of reverse steps (default: all T). ``clip``: if set, clamp the predicted
     ``x0_hat`` to ``[-clip, clip]`` at every step (the data are normalised into [-1, 1]);
-    the paper does not clip (default None). DDPM noise: ``sigma_k^2 = beta'_k`` (the paper's choice).
+    the paper does not clip (default None); ``bound``: how (:func:`bounded`). DDPM noise: ``sigma_k^2 = beta'_k`` (the paper's choice).
     ``refine`` (beyond the paper): a map applied to ``x0_hat`` at every step, after the clamp
     (:mod:`.physics_guidance`); the step then continues with the noise implied by the moved ``x0_hat``.
     """
@@ -93,7 +116,7 @@ def sample(
         if clip is not None or refine is not None:
             x0 = (x - np.sqrt(1.0 - ab_t) * eps) / np.sqrt(ab_t)
             if clip is not None:
-                x0.clamp_(-clip, clip)
+                bounded(x0, -clip, clip, bound)
             if refine is not None:
                 x0 = refine(x0)
             eps = (x - np.sqrt(ab_t) * x0) / np.sqrt(1.0 - ab_t)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 SAMPLERS = ("ddpm", "ddim")
+BOUNDS = ("clamp", "reflect")
 ORDERINGS = ("NO", "IO")
 SELECT = ("nearest", "cuts")
 POOLS = ("union", "round")
@@ -77,7 +78,9 @@ class SamplingSettings:
     (1000 = every step, the paper's DDPM); ``guidance``: CFG scale gamma (eq. B.5);
     ``clip``: clamp the predicted x0 to [-clip, clip] in network units at every reverse step
     (beyond the paper; 0 = no clamp, the paper); ``physics``: physics-guidance steps per reverse
-    step (beyond the paper; 0 = off); ``ordering``: the labels conditioned on and the ordering the
+    step (beyond the paper; 0 = off); ``bound``: how the clip, physics guidance's steps and the
+    final sample are kept inside [-1, 1] (``clamp`` onto the face, or ``reflect`` at it);
+    ``ordering``: the labels conditioned on and the ordering the
     samples are evaluated in; ``n``: points; ``shards``: Ray tasks (None: automatic).
     """
 
@@ -86,6 +89,7 @@ class SamplingSettings:
     guidance: float = 8.0
     clip: float = 1.0
     physics: int = 0
+    bound: str = "clamp"
     ordering: str = "NO"
     n: int = 100_000
     shards: int | None = None
@@ -96,6 +100,7 @@ class SamplingSettings:
         _float(self, "guidance", 0.0)
         _float(self, "clip", 0.0)
         _int(self, "physics", 0)
+        _choice(self, "bound", BOUNDS)
         _choice(self, "ordering", ORDERINGS)
         _int(self, "n", 1)
         _int(self, "shards", 1, optional=True)
