@@ -79,7 +79,7 @@ class SampleSet:
     @classmethod
     def from_manifest(cls, m: dict) -> "SampleSet":
         """The settings of a stored manifest, also of sets written before every key was stored
-        (``clip`` null = 0, no ``physics`` = 0). A set drawn with the removed ``temperature``
+        (``clip`` null = 0, no ``physics`` = 0, no ``bound`` = clamp, the only bound then). A set drawn with the removed ``temperature``
         option (other than 1) cannot be continued: ValueError in one line."""
         m = flat_manifest(m)
         m.pop("format", None)
@@ -91,6 +91,7 @@ class SampleSet:
             m["clip"] = 0.0
         if m.get("steps") is None:
             m["steps"] = 1000
+        m.setdefault("bound", "clamp")
         fields = set(SamplingSettings.__dataclass_fields__)
         sampling = SamplingSettings(**{k: v for k, v in m.items() if k in fields})
         return cls(network=m["network"], sampling=sampling, seed=int(m.get("seed", 0)), keep=m.get("keep", "all"),
