@@ -26,7 +26,7 @@ def test_reflect_keeps_every_point_inside_without_a_point_mass_on_the_faces():
 
 
 def test_a_reflected_sample_set_has_its_own_tag():
-    a = SampleSet("taught", SamplingSettings(physics=20))
+    a = SampleSet("taught", SamplingSettings(physics=20, bound="clamp"))
     b = SampleSet("taught", SamplingSettings(physics=20, bound="reflect"))
     assert a.tag() == "taught-ddim50-g8-NO-clip1-pg20-n100000-s0"
     assert b.tag() == "taught-ddim50-g8-NO-clip1-reflect-pg20-n100000-s0"

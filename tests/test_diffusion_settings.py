@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from dataclasses import replace
 from click.testing import CliRunner
 
 from rayflavor import configfile
@@ -38,6 +39,10 @@ def test_every_cli_default_is_the_library_default_object(command):
         assert params[option].default is want, (command, option)
 
 
+def p_bound() -> str:
+    return PRESETS[ChainSettings]["paper"].sampling.bound
+
+
 def test_library_callers_get_the_cli_chain():
     """The values users get from the CLI today are the library's defaults (issue 15)."""
     c = ChainSettings()
@@ -45,7 +50,8 @@ def test_library_callers_get_the_cli_chain():
     assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance, c.final_physics) == (0, 1.0, "best", 1.0, 20)
     s = PRESETS[ChainSettings]["self"]  # the self-training chain measured before issue 18, unchanged
     assert (s.teacher, s.rounds, s.final_physics, s.sampling, s.selection, s.tune) == \
-        ("none", 30, 3, c.sampling, c.selection, c.tune)
+        ("none", 30, 3, replace(c.sampling, bound="clamp"), c.selection, c.tune)
+    assert (c.sampling.bound, FinetuneSettings().sampling.bound, p_bound()) == ("reflect", "clamp", "clamp")
     assert (c.sampling.n, c.tune.steps, c.train_steps, c.n_final) == (20_000, 2000, 20_000, 100_000)
     f = FinetuneSettings()
     assert (f.selection.select, f.selection.n_best, f.selection.pool, f.tune.refit, f.selection.per_solution) == \
@@ -140,7 +146,7 @@ def test_bad_config_file_is_refused_in_one_line(tmp_path, recorded_chain):
 
 
 def test_sample_manifest_stores_every_setting_and_old_manifests_stay_readable():
-    s = SampleSet(network="tuned-2", sampling=SamplingSettings(n=10, shards=2), seed=3)
+    s = SampleSet(network="tuned-2", sampling=SamplingSettings(n=10, shards=2, bound="clamp"), seed=3)
     m = s.manifest()
     assert {"network", "seed", "keep", "data", "settings"} <= set(m)
     assert m["settings"] == configfile.to_mapping(s.sampling)  # whole, defaults included
@@ -150,6 +156,7 @@ def test_sample_manifest_stores_every_setting_and_old_manifests_stay_readable():
     old = {"network": "pre", "sampler": "ddim", "steps": 50, "guidance": 8.0, "ordering": "NO", "n": 10, "shards": 2,
            "seed": 0, "keep": "all", "clip": None, "data": "nufit-6.0-sk", "temperature": 1.0}
     assert SampleSet.from_manifest(old).sampling.clip == 0.0  # written before: no physics key, clip null
+    assert SampleSet.from_manifest(old).sampling.bound == "clamp"  # and no bound: the clamp it was drawn with
     with pytest.raises(ValueError, match="temperature 0.7, an option that no longer exists"):
         SampleSet.from_manifest({**old, "temperature": 0.7})
 

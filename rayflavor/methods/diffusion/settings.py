@@ -89,7 +89,7 @@ class SamplingSettings:
     guidance: float = 8.0
     clip: float = 1.0
     physics: int = 0
-    bound: str = "clamp"
+    bound: str = "reflect"
     ordering: str = "NO"
     n: int = 100_000
     shards: int | None = None
@@ -179,7 +179,8 @@ class FinetuneSettings:
     ``workers``: Ray Train workers (1 CPU each, DDP when > 1)."""
 
     rounds: int = 1
-    sampling: SamplingSettings = field(default_factory=lambda: SamplingSettings(n=200_000))
+    # self-training rounds were measured with the clamp (reflect is measured on the taught network)
+    sampling: SamplingSettings = field(default_factory=lambda: SamplingSettings(n=200_000, bound="clamp"))
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     tune: TuneSettings = field(default_factory=TuneSettings)
     workers: int = 1
@@ -274,7 +275,7 @@ class ChainSettings:
         return replace(self.sampling, n=self.n_final, guidance=self.final_guidance, physics=physics, shards=None)
 
 
-_PAPER_SAMPLING = SamplingSettings(sampler="ddpm", steps=1000, guidance=8.0, clip=0.0, n=30_000_000)
+_PAPER_SAMPLING = SamplingSettings(sampler="ddpm", steps=1000, guidance=8.0, clip=0.0, bound="clamp", n=30_000_000)
 _PAPER_SELECTION = SelectionSettings(select="cuts", pool="round", min_select=0)
 _PAPER_TUNE = TuneSettings(refit="none", steps=100_000)
 
@@ -286,7 +287,8 @@ PRESETS: dict[type, dict[str, Any]] = {
     TuneSettings: {"paper": _PAPER_TUNE},
     FinetuneSettings: {"paper": FinetuneSettings(rounds=1, sampling=replace(_PAPER_SAMPLING, n=200_000),
                                                  selection=_PAPER_SELECTION, tune=_PAPER_TUNE)},
-    ChainSettings: {"self": ChainSettings(teacher="none", rounds=30, final_physics=3),
+    ChainSettings: {"self": ChainSettings(teacher="none", rounds=30, final_physics=3,
+                                          sampling=SamplingSettings(guidance=1.0, n=20_000, bound="clamp")),
                     "paper": ChainSettings(train_steps=100_000, teacher="none", rounds=1,
                                            sampling=replace(_PAPER_SAMPLING, n=20_000), selection=_PAPER_SELECTION,
                                            tune=_PAPER_TUNE, n_final=30_000_000, final_guidance=8.0,
