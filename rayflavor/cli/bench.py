@@ -79,29 +79,25 @@ def bench_cluster_command(islands, nodes, cpus_per_node, steps, step_seconds, ch
 def bench_diffusion_seeds(runs_, reference, goal):
     """Finished `diffusion run`s (one per seed) against a reference: final fractions, fidelity,
     throughput, per seed and as median (range) -- the held-out table of issue 18."""
-    import polars as pl
-
     from rayflavor.analysis import seeds
+    from rayflavor.cli.analyze import _reference_frame
     from rayflavor.storage import runs
 
+    ref_df, floor = _reference_frame(reference)  # the reference table and its stored noise floor, as analyze reads them
     ref = runs.loc(reference)
-    if not (ref / "reference.parquet").is_file():
-        raise click.BadParameter(f"{reference} holds no reference.parquet (build one with `rayflavor diffusion "
-                                 "reference`)", param_hint="--reference")
     summary = runs.read_json(ref / "reference.json") if (ref / "reference.json").is_file() else None
-    ref_df = pl.from_arrow(runs.read_table(ref / "reference.parquet"))
     rows = []
     for r in runs_:
         if not runs.run_manifest_path(r).is_file():
             raise click.BadParameter(f"{r} is not a diffusion run (no run.json)", param_hint="RUN")
         try:
-            rows.append(seeds.seed_row(r, ref_df, (summary or {}).get("noise_floor")))
+            rows.append(seeds.seed_row(r, ref_df, floor))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(seeds.table(rows, goal))
     if summary:
         ess, rate = seeds.reference_rate(summary)
-        floor = summary.get("noise_floor") or {}
+        floor = floor or {}
         click.echo(f"reference: {summary['rows']} states, smallest ESS over the predictions {ess:.0f}, "
                    f"{rate:.2f} effective samples per core-second"
                    + (f"; noise floor {min(floor.values()):.3f}–{max(floor.values()):.3f}" if floor else ""))

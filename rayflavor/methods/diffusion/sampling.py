@@ -25,11 +25,9 @@ import torch
 
 from rayflavor.methods.diffusion.network import FoldedNet
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
+from rayflavor.methods.diffusion.settings import BOUNDS  # clamp onto a face (mass piles up there) or reflect at it
 
 SAMPLERS = ("ddpm", "ddim")
-#: How a value beyond a bound is brought back: ``clamp`` puts it on the face (mass piles up there),
-#: ``reflect`` mirrors it at the face (the density near the face is kept).
-BOUNDS = ("clamp", "reflect")
 
 
 def bounded(x: torch.Tensor, lo, hi, mode: str = "clamp") -> torch.Tensor:
