@@ -59,6 +59,14 @@ def test_dataset_sample_skip_and_solution_flags(ray_session, tmp_path):
     res = seesaw.evaluate(x, ordering="NO", data=physics_data.load("nufit-6.0-sk"))
     np.testing.assert_array_equal(res["solution"], rows.column("solution").to_numpy())
     assert runs.read_json(out / "manifest.json")["settings"]["physics"] == 0  # stored whole, defaults included
+    # projection: its own set, the step count in every row, rows still re-evaluated exactly
+    pj = sample_run(run, SamplingSettings(n=200, steps=5, shards=1, project=5), log=lambda *_: None)
+    assert pj["tag"].endswith("-reflect-proj5-n200-s0")
+    rows = runs.read_parts(runs.samples_dir(run, pj["tag"]))
+    assert set(rows.column("projection").to_pylist()) == {5} and set(rows.column("physics_guidance").to_pylist()) == {0}
+    x = np.stack([rows.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
+    res = seesaw.evaluate(x, ordering="NO", data=physics_data.load("nufit-6.0-sk"))
+    np.testing.assert_array_equal(res["solution"], rows.column("solution").to_numpy())
 
 
 def _near_known_solution(n: int, noise: float, seed: int) -> np.ndarray:
@@ -298,8 +306,8 @@ def test_solutions_file_and_summary_tell_guided_from_network_only_sets(tmp_path)
     assert t.group_by("physics_guidance").len().sort("physics_guidance").rows() == [(0, 20), (3, 30)]
     assert set(t["ordering"]) == {"NO"}
     tables = summarize("seesaw", t.lazy(), ds)
-    assert tables["solutions"].rows() == [("NO", 0, 20), ("NO", 3, 30)]
-    q = tables["predictions (quartiles) by physics guidance"]
+    assert tables["solutions"].rows() == [("NO", 0, 0, 20), ("NO", 3, 0, 30)]  # parts without projection: 0
+    q = tables["predictions (quartiles) by physics guidance and projection"]
     for pg, rows in ((0, slice(0, 20)), (3, slice(20, 50))):  # each set's quartiles from its own rows only
         m = q.filter((pl.col("physics_guidance") == pg) & (pl.col("prediction") == "m_sum"))
         np.testing.assert_allclose(m["q50"][0], np.median(res["m_sum"][rows]), rtol=1e-12)

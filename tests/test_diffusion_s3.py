@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--n-data", "300", "--train-steps", "20", "--teacher", "none", "--rounds", "1", "--ft-steps", "10", "--n-select", "200",
-        "--n", "100", "--steps", "2", "--select", "cuts", "--min-select", "40", "--final-physics-guidance", "0",
+        "--n", "100", "--steps", "2", "--select", "cuts", "--min-select", "40", "--final-physics-guidance", "0", "--final-project", "0",
         "--seed", "2"]
 
 

@@ -47,7 +47,8 @@ def test_library_callers_get_the_cli_chain():
     """The values users get from the CLI today are the library's defaults (issue 15)."""
     c = ChainSettings()
     assert (c.teacher, c.teacher_tasks, c.teacher_live, c.teacher_steps) == ("reference", 16, 1000, 15_000)
-    assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance, c.final_physics) == (0, 1.0, "best", 1.0, 20)
+    assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance) == (0, 1.0, "best", 1.0)
+    assert (c.final_physics, c.final_project) == (0, 200)
     s = PRESETS[ChainSettings]["self"]  # the self-training chain measured before issue 18, unchanged
     assert (s.teacher, s.rounds, s.final_physics, s.sampling, s.selection, s.tune) == \
         ("none", 30, 3, replace(c.sampling, bound="clamp"), c.selection, c.tune)
@@ -75,7 +76,9 @@ def test_library_callers_get_the_cli_chain():
     (lambda: ChainSettings(rounds=3), "rounds (3) need teacher 'none'"),
     (lambda: ChainSettings(teacher="self"), "teacher must be one of reference, none"),
     (lambda: ChainSettings(teacher_live=5), "teacher_live must be >= 20"),
-    (lambda: ChainSettings(sampling=SamplingSettings(physics=3)), "physics guidance in the fine-tuning rounds"),
+    (lambda: ChainSettings(sampling=SamplingSettings(physics=3)), "physics guidance and projection in the fine-tuning rounds"),
+    (lambda: ChainSettings(sampling=SamplingSettings(project=50)), "physics guidance and projection in the fine-tuning rounds"),
+    (lambda: SamplingSettings(project=-1), "project must be >= 0"),
 ])
 def test_settings_refuse_bad_values_in_one_line(bad, message):
     with pytest.raises(ValueError) as e:

@@ -65,6 +65,36 @@ def test_guidance_steps_bring_perturbed_solutions_back_into_the_3_sigma_box():
     assert len(np.unique(np.round(moved.numpy(), 4), axis=0)) == len(x)  # no collapse onto one point
 
 
+def test_projection_moves_only_the_points_outside_the_set_and_brings_them_in_nearby():
+    g0 = _example_solution()
+    rng = np.random.default_rng(1)
+    lo, hi = g0 - 0.05 * (np.abs(g0) + 0.1), g0 + 0.05 * (np.abs(g0) + 0.1)
+    x = np.clip(rng.normal(0.0, 0.1, size=(300, 23)), -1, 1)
+    x[:5] = 0.0  # g0 itself: already a solution
+    windows = seesaw.solution_windows(DS, "NO")
+
+    def solution(xn):
+        return np.asarray(seesaw.evaluate(lo + (np.asarray(xn) + 1.0) * 0.5 * (hi - lo), data=DS)["solution"], bool)
+
+    before = solution(x)
+    assert before[:5].all() and before.mean() < 0.1
+    guide = PhysicsGuidance(windows, "NO", iterations=0, bound="reflect")
+    out = guide.projector(lo, hi, 200)(torch.from_numpy(x).float())
+    assert out.dtype == torch.float64 and float(out.abs().max()) <= 1.0
+    moved = out.numpy()
+    # points that were solutions (to float32 input precision) are returned as they came
+    np.testing.assert_array_equal(moved[before], x[before].astype(np.float32).astype(np.float64))
+    after = solution(moved)
+    assert after[~before].mean() > 0.9, after[~before].mean()
+    # each lands near where it started, not on one common point of the set
+    step = np.linalg.norm(moved - x, axis=1)[~before]
+    spread = np.linalg.norm(x[~before] - x[~before][::-1], axis=1)
+    assert np.median(step) < 0.5 * np.median(spread)
+    assert len(np.unique(np.round(moved, 4), axis=0)) == len(np.unique(np.round(x, 4), axis=0))
+    # no steps: nothing moves
+    np.testing.assert_array_equal(guide.projector(lo, hi, 0)(torch.from_numpy(x)).numpy(), x)
+
+
 def test_sampler_with_an_identity_refinement_is_the_plain_sampler():
     sched = NoiseSchedule()
     w = torch.randn(4, 4, generator=torch.Generator().manual_seed(0)) * 0.1

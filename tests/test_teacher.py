@@ -69,15 +69,17 @@ def test_seeds_table_gives_each_kind_of_chain_its_own_median_and_flags_unfaithfu
         return Fidelity({k: d for k in kinds}, kinds, 10, 100, 0.6, 0.58)
 
     def row(seed, teacher, frac_net, frac_gui, dist):
+        physics, project = (0, 200) if teacher == "reference" else (3, 0)
         return SeedRow(f"r{seed}", seed, teacher, {
-            "network": FinalSet("a", 0, 1000, int(frac_net * 1000), int(frac_net * 1000), 10.0, fid(0.9) if frac_net else None),
-            "guided": FinalSet("b", 20, 1000, int(frac_gui * 1000), int(frac_gui * 1000), 20.0, fid(dist))})
+            "network": FinalSet("a", 0, 0, 1000, int(frac_net * 1000), int(frac_net * 1000), 10.0,
+                                fid(0.9) if frac_net else None),
+            "guided": FinalSet("b", physics, project, 1000, int(frac_gui * 1000), int(frac_gui * 1000), 20.0, fid(dist))})
 
     out = table([row(1, "reference", 0, 0.5, 0.05), row(2, "reference", 0, 0.7, 0.08), row(3, "reference", 0, 0.6, 0.2),
                  row(4, "none", 0.002, 0.4, 0.8)]).splitlines()
     assert len(out) == 2 + 3 + 1 + 1  # header, 3 seeds + median, 1 seed (no median of one)
     med = out[5]
-    assert med.startswith("| median (range) | reference | 0 (0–0) | 0.6 (0.5–0.7) |")
+    assert med.startswith("| median (range) | reference, projected 200 steps | 0 (0–0) | 0.6 (0.5–0.7) |")
     assert "| 0.08 (0.05–0.2) |" in med  # distances: median and range over the seeds
     assert out[2].endswith("| 25.0 |") and "(not faithful: worst 0.20)" in out[4]  # 500 distinct / 20 core-s
-    assert out[6].startswith("| 4 | none | 2.00e-03 | 0.400 | 0.90 (2) |")
+    assert out[6].startswith("| 4 | none, physics guidance 3 steps | 2.00e-03 | 0.400 | 0.90 (2) |")

@@ -162,21 +162,37 @@ def _columns(df, names) -> dict[str, np.ndarray]:
     return {c: df[c].to_numpy() for c in names if c in df.columns}
 
 
+def sample_kind(physics: int | None, project: int | None = 0) -> str:
+    """How a sample set's solutions were drawn, in words: ``"network only"``, ``"physics guidance K
+    steps"``, ``"projected P steps"`` or both.
+
+    >>> sample_kind(0), sample_kind(20), sample_kind(0, 200), sample_kind(3, 200)
+    ('network only', 'physics guidance 20 steps', 'projected 200 steps', 'physics guidance 3 steps + projected 200 steps')
+    """
+    parts = ([f"physics guidance {physics} steps"] if physics else []) + ([f"projected {project} steps"] if project else [])
+    return " + ".join(parts) or "network only"
+
+
 def guidance_groups(run_df) -> dict:
-    """A run's solutions per ``physics_guidance`` setting: ``"network only"`` (0 steps) and
-    ``"physics guidance K steps"``; the whole frame as ``"run"`` when it has no such column."""
+    """A run's solutions per sample kind (:func:`sample_kind` of the ``physics_guidance`` and
+    ``projection`` columns; a frame without ``projection`` has none); the whole frame as
+    ``"run"`` when it has no ``physics_guidance`` column."""
     import polars as pl
 
     if "physics_guidance" not in run_df.columns:
         return {"run": run_df}
-    return {("network only" if k == 0 else f"physics guidance {k} steps"): run_df.filter(pl.col("physics_guidance") == k)
-            for k in sorted(run_df["physics_guidance"].unique().to_list())}
+    if "projection" not in run_df.columns:
+        run_df = run_df.with_columns(projection=pl.lit(0, pl.Int32))
+    run_df = run_df.with_columns(pl.col("physics_guidance", "projection").fill_null(0))
+    keys = run_df.select("physics_guidance", "projection").unique().sort(["projection", "physics_guidance"]).rows()
+    return {sample_kind(k, p): run_df.filter((pl.col("physics_guidance") == k) & (pl.col("projection") == p))
+            for k, p in keys}
 
 
 def compare_frames(run_df, ref_df, floor: dict[str, float] | None = None) -> dict[str, Fidelity]:
     """Fidelity of a run's solutions against a reference (polars DataFrames with the columns of
-    ``solutions.parquet``), separately for each ``physics_guidance`` setting of the run
-    ("network only" = 0 steps; guided sets by their steps) and for all solutions together."""
+    ``solutions.parquet``), separately for each kind of sample of the run (:func:`guidance_groups`)
+    and for all solutions together."""
     from rayflavor.methods.reference import seesaw_box
     from rayflavor.physics import seesaw
 

@@ -1,7 +1,7 @@
 """Several diffusion runs (one per seed) against one reference, as one table (issue 18, item 4).
 
 Per run, only its **final** sample sets count: the network-only one (seed ``seed + 1``) and the
-physics-guided one (``seed + 2``) that ``rayflavor diffusion run`` draws last; the rounds' own
+physics-guided or projected one (``seed + 2``) that ``rayflavor diffusion run`` draws last; the rounds' own
 samples measure the rounds, not the result. For each final set: the solution fraction, its
 distinct solutions, the core-seconds its shards spent (generation plus exact re-evaluation), and
 the fidelity of its solutions against the reference (:mod:`.fidelity`: KS, Kuiper for the
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from rayflavor.analysis.fidelity import PREDICTIONS, Fidelity, compare_frames
+from rayflavor.analysis.fidelity import PREDICTIONS, Fidelity, compare_frames, sample_kind
 from rayflavor.methods.diffusion.sampleset import flat_manifest, summarize
 from rayflavor.storage import runs
 
@@ -34,6 +34,7 @@ class FinalSet:
 
     tag: str
     physics: int
+    project: int
     n: int
     solutions: int
     distinct: int
@@ -56,6 +57,12 @@ class SeedRow:
     seed: int
     teacher: str
     sets: dict[str, FinalSet] = field(default_factory=dict)  # "network" and "guided"
+
+    @property
+    def kind(self) -> str:
+        """The kind of chain: its teacher and how its second final set was drawn."""
+        g = self.sets.get("guided")
+        return self.teacher + (f", {sample_kind(g.physics, g.project)}" if g else "")
 
 
 def final_sets(run: runs.Where) -> tuple[dict, list[tuple[str, dict, dict]]]:
@@ -85,9 +92,11 @@ def seed_row(run: runs.Where, reference: pl.DataFrame, floor: dict[str, float] |
         mine = sols.filter(pl.col("sample_set") == tag) if sols is not None and "sample_set" in sols.columns else None
         fid = None
         if mine is not None and mine.height:
-            fid = next(iter(compare_frames(mine.drop("physics_guidance", strict=False), reference, floor).values()))
-        key = "guided" if m.get("physics") else "network"
-        row.sets[key] = FinalSet(tag, int(m.get("physics") or 0), s["n"], s["solutions"], s["distinct_solutions"],
+            fid = next(iter(compare_frames(mine.drop("physics_guidance", "projection", strict=False), reference,
+                                           floor).values()))
+        key = "guided" if m.get("physics") or m.get("project") else "network"
+        row.sets[key] = FinalSet(tag, int(m.get("physics") or 0), int(m.get("project") or 0), s["n"], s["solutions"],
+                                 s["distinct_solutions"],
                                  s["core_seconds"], fid)
     return row
 
@@ -113,15 +122,15 @@ def _stats(vals: list[float]) -> str:
 def table(rows: list[SeedRow], goal: float = GOAL) -> str:
     """Markdown: per seed the final fractions, the guided set's distance per prediction, the face
     shares and the throughput; then the median (range) over the seeds, separately for each kind of
-    chain (``teacher``)."""
+    chain (:attr:`SeedRow.kind`)."""
     preds = [p for p, _ in PREDICTIONS]
     short = {"m_sum": "Σm", "delta_cp": "δCP", "alpha21": "α21", "alpha31": "α31", "m_bb": "m_ββ", "m_beta": "m_β",
              "m1_over_m3": "M1/M3", "m2_over_m3": "M2/M3", "log10_m3_gev": "log M3"}
-    head = ["seed", "teacher", "network-only fraction", "guided fraction", "worst distance, network only (solutions)",
+    head = ["seed", "teacher, second set", "network-only fraction", "guided fraction", "worst distance, network only (solutions)",
             *[f"{short[p]} (guided)" for p in preds], "face: guided / reference", "guided distinct solutions / core-s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for teacher in dict.fromkeys(r.teacher for r in rows):  # one block (and median) per kind of chain
-        group = [r for r in rows if r.teacher == teacher]
+    for kind in dict.fromkeys(r.kind for r in rows):  # one block (and median) per kind of chain
+        group = [r for r in rows if r.kind == kind]
         lines += _block(group, head, preds, goal)
     return "\n".join(lines)
 
@@ -136,7 +145,7 @@ def _block(rows: list[SeedRow], head: list[str], preds: list[str], goal: float) 
 
     for r in rows:
         net, gui = r.sets.get("network"), r.sets.get("guided")
-        cells = [str(r.seed), r.teacher]
+        cells = [str(r.seed), r.kind]
         cells.append(add(head[2], net.fraction if net else math.nan, _fmt_frac(net.fraction) if net else "—"))
         cells.append(add(head[3], gui.fraction if gui else math.nan, _fmt_frac(gui.fraction) if gui else "—"))
         w = net.fidelity.worst if net and net.fidelity else math.nan
@@ -152,7 +161,7 @@ def _block(rows: list[SeedRow], head: list[str], preds: list[str], goal: float) 
                          f"{rate:.1f}" + ("" if faithful else f" (not faithful: worst {f.worst:.2f})" if f else "")))
         lines.append("| " + " | ".join(cells) + " |")
     if len(rows) > 1:
-        med = ["median (range)", rows[0].teacher] + [_stats(cols[h]) for h in head[2:]]
+        med = ["median (range)", rows[0].kind] + [_stats(cols[h]) for h in head[2:]]
         lines.append("| " + " | ".join(med) + " |")
     return lines
 

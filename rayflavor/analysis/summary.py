@@ -22,12 +22,13 @@ def counts(frame: pl.LazyFrame, by: str) -> pl.DataFrame:
     return frame.group_by(by).agg(pl.len().alias("models")).sort(by).collect()
 
 
-def quantiles(frame: pl.LazyFrame, columns: tuple[str, ...], by: str | None = None) -> pl.DataFrame:
-    """25%, 50% and 75% quantiles of each column: one row per column, or per (``by`` value, column)."""
+def quantiles(frame: pl.LazyFrame, columns: tuple[str, ...], by: str | list[str] | None = None) -> pl.DataFrame:
+    """25%, 50% and 75% quantiles of each column: one row per column, or per (``by`` values, column)."""
     qs = (0.25, 0.5, 0.75)
+    keys = [by] if isinstance(by, str) else list(by or [])
     exprs = [pl.col(c).quantile(q, "linear").alias(f"{c}|{q}") for c in columns for q in qs]
-    stats = (frame.group_by(by).agg(exprs).sort(by) if by else frame.select(exprs)).collect()
-    rows = [{**({by: r[by]} if by else {}), "prediction": c, **{f"q{int(q * 100)}": r[f"{c}|{q}"] for q in qs}}
+    stats = (frame.group_by(keys).agg(exprs).sort(keys) if keys else frame.select(exprs)).collect()
+    rows = [{**{k: r[k] for k in keys}, "prediction": c, **{f"q{int(q * 100)}": r[f"{c}|{q}"] for q in qs}}
             for r in stats.iter_rows(named=True) for c in columns]
     return pl.DataFrame(rows)
 
@@ -58,10 +59,14 @@ def summarize(kind: str, frame: pl.LazyFrame, data: DataSet) -> dict[str, pl.Dat
         frame = frame.with_columns(ordering=pl.lit(None, pl.String))
     if "physics_guidance" not in names:  # likewise: unknown, shown as null
         frame = frame.with_columns(physics_guidance=pl.lit(None, pl.Int32))
-    keys = ["ordering", "physics_guidance"]  # physics-guidance steps of the sample set; 0 = the network alone
+    if "projection" not in names:  # sets drawn before projection existed had none
+        frame = frame.with_columns(projection=pl.lit(0, pl.Int32))
+    # physics-guidance and projection steps of the sample set; 0 and 0 = the network alone
+    keys = ["ordering", "physics_guidance", "projection"]
     by_ordering = frame.group_by(keys).agg(pl.len().alias("solutions")).sort(keys).collect()
     return {
         "solutions": by_ordering,
         # the network's own solutions and the physics-guided ones are different samples: never pooled
-        "predictions (quartiles) by physics guidance": quantiles(frame, SEESAW_PREDICTIONS, by="physics_guidance"),
+        "predictions (quartiles) by physics guidance and projection": quantiles(
+            frame, SEESAW_PREDICTIONS, by=["physics_guidance", "projection"]),
     }

@@ -62,7 +62,7 @@ _SELECTION = {"select": ("selection", "select"), "n_best": ("selection", "n_best
               "per_solution": ("selection", "per_solution"), "pool": ("selection", "pool"),
               "min_select": ("selection", "min_select"), "spread": ("selection", "spread")}
 OPTION_FIELDS: dict[str, tuple[type, dict[str, tuple[str, ...]]]] = {
-    "sample": (SamplingSettings, {**_SAMPLING, "physics": ("physics",), "ordering": ("ordering",), "n": ("n",),
+    "sample": (SamplingSettings, {**_SAMPLING, "physics": ("physics",), "project": ("project",), "ordering": ("ordering",), "n": ("n",),
                                   "shards": ("shards",)}),
     "finetune": (FinetuneSettings, {"rounds": ("rounds",), "n_select": ("sampling", "n"),
                                     **{k: ("sampling", *v) for k, v in _SAMPLING.items()}, **_SELECTION,
@@ -73,7 +73,7 @@ OPTION_FIELDS: dict[str, tuple[type, dict[str, tuple[str, ...]]]] = {
                             "teacher_steps": ("teacher_steps",), "rounds": ("rounds",),
                             "ft_steps": ("tune", "steps"), "n_select": ("sampling", "n"), "n_final": ("n_final",),
                             "final_guidance": ("final_guidance",), "final_network": ("final_network",),
-                            "final_physics": ("final_physics",),
+                            "final_physics": ("final_physics",), "final_project": ("final_project",),
                             **{k: ("sampling", *v) for k, v in _SAMPLING.items()}, **_SELECTION,
                             "refit": ("tune", "refit"), "workers": ("workers",), "seed": ("seed",)}),
 }
@@ -252,6 +252,10 @@ def _selection_options(command: str):
               help="Physics guidance (beyond the paper): at every reverse step, this many damped steps move the "
                    "predicted x0 down the exact 3-sigma window loss of the seesaw observables; 0 = off (the paper). "
                    "Needs a fine-tuned network: the pre-network's samples are too far from the solutions for it.")
+@click.option("--project", "project", type=int, default=_d("sample", "project"), show_default=True,
+              help="Projection (beyond the paper): every finished sample outside the 3-sigma box takes up to this "
+                   "many damped steps down the exact window loss, onto the solution set nearest to where the "
+                   "network put it; 0 = off (the paper). Needs a fine-tuned network, like --physics-guidance.")
 @click.option("--ordering", type=click.Choice(ds.ORDERINGS), default=_d("sample", "ordering"), show_default=True)
 @click.option("--shards", type=int, default=_d("sample", "shards"),
               help="Ray tasks (default: n/50000, at least one per free CPU when n allows 5000 per task).")
@@ -260,8 +264,8 @@ def _selection_options(command: str):
               help="Rows written to the parts (counts are always kept).")
 @click.option("--seed", type=int, default=configfile.default(ChainSettings, "seed"), show_default=True)
 @click.pass_context
-def sample_cmd(ctx, run, preset, n, sampler, steps, guidance, clip, bound, physics, ordering, shards, network, keep,
-               seed) -> None:
+def sample_cmd(ctx, run, preset, n, sampler, steps, guidance, clip, bound, physics, project, ordering, shards, network,
+               keep, seed) -> None:
     """Generate points conditioned on the NO (or IO) labels; solutions go to RUN/solutions.parquet."""
     from rayflavor.methods.diffusion.sampleset import SampleSet
 
@@ -342,6 +346,9 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
               show_default=True,
               help="After the final sample, draw a second one of the same network and size with this many "
                    "physics-guidance steps per reverse step; 0 = none (the paper).")
+@click.option("--final-project", "final_project", type=int, default=_d("run", "final_project"), show_default=True,
+              help="... and with this many projection steps onto the 3-sigma set at its end (see `diffusion "
+                   "sample --project`); with both at 0 there is no second final sample (the paper).")
 @_sampling_options("run")
 @_selection_options("run")
 @click.option("--workers", type=int, default=_d("run", "workers"), show_default=True)
@@ -349,13 +356,14 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
 @click.pass_context
 def run_cmd(ctx, run, preset, config, n_data, train_steps, teacher, teacher_tasks, teacher_live, teacher_steps,
             rounds, ft_steps, n_select, n_final, final_guidance,
-            final_network, final_physics, sampler, steps, guidance, clip, bound, select, n_best, per_solution, pool, refit,
+            final_network, final_physics, final_project, sampler, steps, guidance, clip, bound, select, n_best, per_solution, pool, refit,
             min_select, spread, workers, seed) -> None:
     """The whole chain: dataset, pre-network, teacher (or self-training rounds), final samples.
 
     Default: the pre-network is fine-tuned on a network-free sample of the solution set (the
-    teacher, RUN/teacher), then samples with and without physics guidance are drawn; their
-    predictions follow the whole solution set. The self-training chain: --preset self. The
+    teacher, RUN/teacher), then two final samples are drawn: the network's own, and one whose
+    points are projected onto the 3-sigma set; the projected solutions' predictions follow the
+    whole solution set. The self-training chain: --preset self. The
     paper's chain: --preset paper. The settings are stored whole in RUN/run.json.
     """
     settings = build_settings(ctx, "run", preset, config)
@@ -366,9 +374,12 @@ def run_cmd(ctx, run, preset, config, n_data, train_steps, teacher, teacher_task
         s = _guard(run_chain, run, settings)
     if "unguided" in s:
         u = s["unguided"]
-        click.echo(f"solutions without physics guidance: {u['solutions']} of {u['n']} samples "
+        click.echo(f"solutions, network only: {u['solutions']} of {u['n']} samples "
                    f"(fraction {u['fraction']:.3g}), {u['distinct_solutions']} distinct")
-        click.echo(f"solutions with physics guidance ({settings.final_physics} steps): {s['solutions']} of {s['n']} "
+        from rayflavor.analysis.fidelity import sample_kind
+
+        kind = sample_kind(settings.final_physics, settings.final_project)
+        click.echo(f"solutions, {kind}: {s['solutions']} of {s['n']} "
                    f"samples (fraction {s['fraction']:.3g}), {s['distinct_solutions']} distinct; "
                    f"total {s['total_seconds'] / 60:.1f} min")
     else:

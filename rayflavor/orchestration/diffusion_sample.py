@@ -96,7 +96,7 @@ def collect_solutions(run: runs.Where) -> int:
 
     The file is written whenever any sample part exists, also when it holds no solution: then
     it is an empty table with the parts' columns (``rayflavor analyze`` reports "0 solutions").
-    Parts written before they carried ``ordering`` or ``physics_guidance`` get them from their set's manifest.
+    Parts written before they carried ``ordering``, ``physics_guidance`` or ``projection`` get them from their set's manifest.
     """
     root = runs.loc(run) / "samples"
     tables = []
@@ -109,6 +109,8 @@ def collect_solutions(run: runs.Where) -> int:
                 t = t.append_column("ordering", pa.array([manifest["ordering"]] * t.num_rows, pa.string()))
             if manifest and "physics_guidance" not in t.column_names:
                 t = t.append_column("physics_guidance", pa.array([manifest.get("physics", 0)] * t.num_rows, pa.int32()))
+            if manifest and "projection" not in t.column_names:
+                t = t.append_column("projection", pa.array([manifest.get("project", 0)] * t.num_rows, pa.int32()))
             if t.num_rows or not tables:
                 tables.append(t.append_column("sample_set", pa.array([name] * t.num_rows, pa.string())))
     if not tables:
@@ -127,7 +129,7 @@ def best_network(run: runs.Where) -> tuple[str | None, float, int]:
     records = []
     for d, stored in runs.sample_sets(run):
         manifest = flat_manifest(stored)
-        if not manifest.get("physics") and runs.finished_parts(d):
+        if not (manifest.get("physics") or manifest.get("project")) and runs.finished_parts(d):
             st = summarize(runs.part_stats(d))
             records.append((manifest["network"], st["solutions"], st["n"]))
     return best(records, runs.networks(run))

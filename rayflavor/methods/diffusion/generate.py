@@ -34,6 +34,7 @@ def generate(
     schedule: NoiseSchedule | None = None,
     physics: PhysicsGuidance | None = None,
     bound: str = "clamp",
+    project: int = 0,
 ) -> np.ndarray:
     """``n`` points (n, dim) conditioned on the physical ``label`` (11,), CFG scale ``guidance``.
 
@@ -41,12 +42,18 @@ def generate(
     training inputs (the prior box): the priors have no support outside it.
     ``physics`` (beyond the paper): steer every step's predicted x0 into the 3 sigma box
     (:mod:`.physics_guidance`). ``bound``: how the clip and the final [-1, 1] are enforced
-    (:func:`.sampling.bounded`: ``clamp`` or ``reflect``).
+    (:func:`.sampling.bounded`: ``clamp`` or ``reflect``). ``project`` (beyond the paper): that
+    many projection steps onto the 3 sigma set for every finished point outside it
+    (:meth:`.PhysicsGuidance.projector`; needs ``physics`` for the windows, whose ``iterations``
+    may be 0: no guidance inside the reverse process).
     """
+    if project and physics is None:
+        raise ValueError("project needs the physics guidance settings (the 3 sigma windows)")
     schedule = schedule or NoiseSchedule()
     lab = torch.from_numpy(norm.labels_to_net(np.asarray(label, dtype=np.float64)))
     eps_fn = guided_eps_fn(net, lab, schedule=schedule, steps=steps, guidance=guidance)
     refine = physics.refiner(norm.g_lo, norm.g_hi) if physics is not None and physics.iterations > 0 else None
+    projector = physics.projector(norm.g_lo, norm.g_hi, project) if project else None
     dim = net.w_h[0].shape[0]
     out = np.empty((n, dim), dtype=np.float64)
     g = torch.Generator().manual_seed(int(seed))
@@ -55,7 +62,8 @@ def generate(
         x = torch.randn(b, dim, generator=g)
         x = sample(eps_fn, x, schedule=schedule, sampler=sampler, steps=steps, generator=g, clip=clip, refine=refine,
                    bound=bound)
-        out[i:i + b] = norm.g_from_net(bounded(x, -1.0, 1.0, bound).numpy())
+        x = bounded(x, -1.0, 1.0, bound)
+        out[i:i + b] = norm.g_from_net((projector(x) if projector is not None else x).numpy())
     return out
 
 

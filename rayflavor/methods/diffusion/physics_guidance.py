@@ -37,6 +37,12 @@ import torch
 
 from rayflavor.methods.diffusion.sampling import bounded
 
+#: Where the projection steers a point: the central 90 % of every window (0.5 lost the high-sum-of-masses
+#: tail and delta_CP near 180 deg on seed 11; docs/experiments.md#2026-12-02-projection).
+PROJECT_INNER = 0.9
+#: Projection steps between two checks for rows that are done.
+PROJECT_CHUNK = 25
+
 #: Mass-state column of each eigenvalue index (ascending m^2): m1, m2, m3 -> eigh index.
 _MASS_INDEX = {"NO": (0, 1, 2), "IO": (1, 2, 0)}
 
@@ -87,34 +93,72 @@ class PhysicsGuidance:
     inner: float = 0.5
     bound: str = "clamp"  # how a step beyond the network's [-1, 1] comes back (sampling.bounded)
 
-    def refiner(self, g_lo: np.ndarray, g_hi: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
-        """``x0 -> x0'`` in network units for a network whose inputs map to ``G = g_lo + (x + 1)(g_hi - g_lo)/2``."""
+    def _loss_and_grad(self, g_lo: np.ndarray, g_hi: np.ndarray, inner: float):
+        """``x -> (L(x), dL/dx)`` in network units (float64), and ``x -> z`` (the window scores)."""
         w = torch.as_tensor(np.asarray(self.windows, dtype=np.float64))
         centre, half = w.mean(dim=1), 0.5 * (w[:, 1] - w[:, 0])
         lo = torch.as_tensor(np.asarray(g_lo, dtype=np.float64))
         span = torch.as_tensor(np.asarray(g_hi, dtype=np.float64) - np.asarray(g_lo, dtype=np.float64))
 
-        def loss_and_grad(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            x = x0.detach().double().requires_grad_(True)
+        def scores(x: torch.Tensor) -> torch.Tensor:
             dev = x.device
             g = lo.to(dev) + (x + 1.0) * 0.5 * span.to(dev)
-            z = (solution_terms(g, self.ordering) - centre.to(dev)) / half.to(dev)
-            d = (z.abs() - self.inner).clamp_min(0.0)
+            return (solution_terms(g, self.ordering) - centre.to(dev)) / half.to(dev)
+
+        def loss_and_grad(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            x = x0.detach().double().requires_grad_(True)
+            d = (scores(x).abs() - inner).clamp_min(0.0)
             loss = (d * d).sum(dim=1)
             (grad,) = torch.autograd.grad(loss.sum(), x)
             return loss.detach(), grad
 
-        def refine(x0: torch.Tensor) -> torch.Tensor:
-            x = x0
-            for _ in range(self.iterations):
-                with torch.enable_grad():
-                    loss, grad = loss_and_grad(x)
-                # Polyak step -eta * L / |grad L|^2 * grad L (drives the linearised L to 0 for eta = 1),
-                # at most `cap` long; rows with a non-finite loss (outside the model's domain) stay put
-                step = grad * (self.eta * loss / (grad * grad).sum(dim=1).clamp_min(1e-300))[:, None]
-                step = step * (self.cap / step.norm(dim=1, keepdim=True).clamp_min(self.cap))
-                ok = torch.isfinite(step).all(dim=1, keepdim=True)
-                x = bounded(torch.where(ok, x - step.to(x.dtype), x), -1.0, 1.0, self.bound)
+        return loss_and_grad, scores
+
+    def _polyak(self, x: torch.Tensor, loss_and_grad, iterations: int) -> torch.Tensor:
+        for _ in range(iterations):
+            with torch.enable_grad():
+                loss, grad = loss_and_grad(x)
+            # Polyak step -eta * L / |grad L|^2 * grad L (drives the linearised L to 0 for eta = 1),
+            # at most `cap` long; rows with a non-finite loss (outside the model's domain) stay put
+            step = grad * (self.eta * loss / (grad * grad).sum(dim=1).clamp_min(1e-300))[:, None]
+            step = step * (self.cap / step.norm(dim=1, keepdim=True).clamp_min(self.cap))
+            ok = torch.isfinite(step).all(dim=1, keepdim=True)
+            x = bounded(torch.where(ok, x - step.to(x.dtype), x), -1.0, 1.0, self.bound)
+        return x
+
+    def refiner(self, g_lo: np.ndarray, g_hi: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``x0 -> x0'`` in network units for a network whose inputs map to ``G = g_lo + (x + 1)(g_hi - g_lo)/2``:
+        ``iterations`` Polyak steps towards the central ``inner`` of every window."""
+        loss_and_grad, _ = self._loss_and_grad(g_lo, g_hi, self.inner)
+        return lambda x0: self._polyak(x0, loss_and_grad, self.iterations)
+
+    def projector(self, g_lo: np.ndarray, g_hi: np.ndarray, steps: int,
+                  inner: float = PROJECT_INNER) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``x -> x'`` (float64, network units): the projection of a finished sample onto the solution set.
+
+        Rows already inside every window (``|z_j| <= 1``) are returned unchanged; every other row
+        takes ``steps`` Polyak steps of the window loss towards the central ``inner`` of each window
+        (``cap``, ``eta`` and ``bound`` as for the guidance; rows that reach zero loss stop). The
+        network's density decides where on the set a point lands (the nearest part of it), not the
+        guidance inside the reverse process, which fails most where the set is thinnest
+        (docs/experiments.md#2026-12-02-projection).
+        """
+        loss_and_grad, scores = self._loss_and_grad(g_lo, g_hi, inner)
+
+        def project(x: torch.Tensor) -> torch.Tensor:
+            x = x.detach().double().clone()
+            with torch.no_grad():
+                z = scores(x)
+            todo = torch.nonzero(~(z.abs() <= 1.0).all(dim=1)).flatten()
+            left = int(steps)
+            while left > 0 and len(todo):
+                n = min(PROJECT_CHUNK, left)
+                left -= n
+                y = self._polyak(x[todo], loss_and_grad, n)
+                x[todo] = y
+                with torch.no_grad():
+                    done = (scores(y).abs() <= inner).all(dim=1)
+                todo = todo[~done]
             return x
 
-        return refine
+        return project

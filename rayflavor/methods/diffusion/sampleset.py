@@ -63,10 +63,10 @@ class SampleSet:
         return self.sampling.shards or 1
 
     def tag(self) -> str:
-        """Directory name, e.g. ``tuned-3-ddim50-g1-NO-clip1-n20000-s3`` (``-pgK`` with physics guidance)."""
+        """Directory name, e.g. ``tuned-3-ddim50-g1-NO-clip1-n20000-s3`` (``-pgK`` with physics guidance, ``-projK`` with projection)."""
         s = self.sampling
         clip = "" if s.clip == 0 else f"-clip{s.clip:g}"
-        pg = f"-pg{s.physics}" if s.physics else ""
+        pg = (f"-pg{s.physics}" if s.physics else "") + (f"-proj{s.project}" if s.project else "")
         bound = "" if s.bound == "clamp" else f"-{s.bound}"
         return f"{self.network}-{s.sampler}{s.steps}-g{s.guidance:g}-{s.ordering}{clip}{bound}{pg}-n{s.n}-s{self.seed}"
 
@@ -79,7 +79,7 @@ class SampleSet:
     @classmethod
     def from_manifest(cls, m: dict) -> "SampleSet":
         """The settings of a stored manifest, also of sets written before every key was stored
-        (``clip`` null = 0, no ``physics`` = 0, no ``bound`` = clamp, the only bound then). A set drawn with the removed ``temperature``
+        (``clip`` null = 0, no ``physics`` or ``project`` = 0, no ``bound`` = clamp, the only bound then). A set drawn with the removed ``temperature``
         option (other than 1) cannot be continued: ValueError in one line."""
         m = flat_manifest(m)
         m.pop("format", None)
@@ -116,7 +116,7 @@ def shard_table(s: SampleSet, model_path: str, shard: int, threads: int = 1) -> 
     """Generate, evaluate and filter shard ``shard`` of set ``s``: (its rows, its counts).
 
     The rows: parameters, every observable, chi2, ``solution``, ``ordering`` and
-    ``physics_guidance``; only those ``s.keep`` says. The counts (``n``, ``solutions``,
+    ``physics_guidance`` and ``projection`` (steps); only those ``s.keep`` says. The counts (``n``, ``solutions``,
     ``selected``, ``kept``, ``distinct_solutions``, seconds) cover every generated point.
     """
     import torch
@@ -128,15 +128,17 @@ def shard_table(s: SampleSet, model_path: str, shard: int, threads: int = 1) -> 
     net, norm, _ = load_folded(model_path)
     label = seesaw.target_labels(ds, ss.ordering)
     physics = (PhysicsGuidance(seesaw.solution_windows(ds, ss.ordering), ss.ordering, iterations=ss.physics,
-                               bound=ss.bound) if ss.physics else None)
+                               bound=ss.bound) if ss.physics or ss.project else None)
     t0 = time.perf_counter()
     g = generate(net, norm, label, n, sampler=ss.sampler, steps=ss.steps, guidance=ss.guidance,
-                 seed=int(s.seed) * 100_003 + shard, clip=ss.clip_value, physics=physics, bound=ss.bound)
+                 seed=int(s.seed) * 100_003 + shard, clip=ss.clip_value, physics=physics, bound=ss.bound,
+                 project=ss.project)
     t1 = time.perf_counter()
     t = evaluated_table(g, ordering=ss.ordering, data=s.data)
     t2 = time.perf_counter()
     t = t.append_column("ordering", pa.array([ss.ordering] * n, pa.string()))
     t = t.append_column("physics_guidance", pa.array(np.full(n, ss.physics, dtype=np.int32)))
+    t = t.append_column("projection", pa.array(np.full(n, ss.project, dtype=np.int32)))
     sol = t.column("solution").to_numpy(zero_copy_only=False).astype(bool)
     sel = selection.select(t.column("chi2").to_numpy(), t.column("chi2_mass").to_numpy(),
                            t.column("chi2_mixing").to_numpy())

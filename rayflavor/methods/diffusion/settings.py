@@ -78,7 +78,8 @@ class SamplingSettings:
     (1000 = every step, the paper's DDPM); ``guidance``: CFG scale gamma (eq. B.5);
     ``clip``: clamp the predicted x0 to [-clip, clip] in network units at every reverse step
     (beyond the paper; 0 = no clamp, the paper); ``physics``: physics-guidance steps per reverse
-    step (beyond the paper; 0 = off); ``bound``: how the clip, physics guidance's steps and the
+    step (beyond the paper; 0 = off); ``project``: projection steps onto the 3 sigma set for every
+    finished sample outside it (beyond the paper; 0 = off; :meth:`.PhysicsGuidance.projector`); ``bound``: how the clip, physics guidance's steps and the
     final sample are kept inside [-1, 1] (``clamp`` onto the face, or ``reflect`` at it);
     ``ordering``: the labels conditioned on and the ordering the
     samples are evaluated in; ``n``: points; ``shards``: Ray tasks (None: automatic).
@@ -89,6 +90,7 @@ class SamplingSettings:
     guidance: float = 8.0
     clip: float = 1.0
     physics: int = 0
+    project: int = 0
     bound: str = "reflect"
     ordering: str = "NO"
     n: int = 100_000
@@ -100,6 +102,7 @@ class SamplingSettings:
         _float(self, "guidance", 0.0)
         _float(self, "clip", 0.0)
         _int(self, "physics", 0)
+        _int(self, "project", 0)
         _choice(self, "bound", BOUNDS)
         _choice(self, "ordering", ORDERINGS)
         _int(self, "n", 1)
@@ -194,9 +197,9 @@ class FinetuneSettings:
 
 
 def _rounds_sampling(s: SamplingSettings) -> None:
-    if s.physics:
-        raise ValueError("physics guidance in the fine-tuning rounds was removed (it did not teach the network); "
-                         "use it for a final or separate sample")
+    if s.physics or s.project:
+        raise ValueError("physics guidance and projection in the fine-tuning rounds are not offered (physics guidance "
+                         "there did not teach the network); use them for a final or separate sample")
 
 
 @dataclass(frozen=True)
@@ -216,8 +219,9 @@ class ChainSettings:
     narrow it onto one mode). Finally ``n_final`` samples of ``final_network`` (``best``, beyond
     the paper: the network whose samples had the highest solution fraction; ``last``: the newest,
     the paper) with CFG scale ``final_guidance`` and the rounds' sampler, and when
-    ``final_physics > 0`` (beyond the paper) a second final sample of the same network and size
-    with that many physics-guidance steps. ``workers``: Ray Train workers.
+    ``final_physics`` or ``final_project`` is > 0 (beyond the paper) a second final sample of the
+    same network and size with that many physics-guidance steps per reverse step and projection
+    steps at the end (the default: projection only, 200 steps). ``workers``: Ray Train workers.
     Presets: ``self`` (the self-training chain measured before issue 18), ``paper``.
     """
 
@@ -234,7 +238,8 @@ class ChainSettings:
     n_final: int = 100_000
     final_guidance: float = 1.0
     final_network: str = "best"
-    final_physics: int = 20
+    final_physics: int = 0
+    final_project: int = 200
     workers: int = 1
     seed: int = 0
 
@@ -250,6 +255,7 @@ class ChainSettings:
         _float(self, "final_guidance", 0.0)
         _choice(self, "final_network", FINAL_NETWORK)
         _int(self, "final_physics", 0)
+        _int(self, "final_project", 0)
         _int(self, "workers", 1)
         _int(self, "seed", 0)
         _rounds_sampling(self.sampling)
@@ -270,9 +276,10 @@ class ChainSettings:
         return FinetuneSettings(rounds=self.rounds if rounds is None else rounds, sampling=self.sampling,
                                 selection=self.selection, tune=self.tune, workers=self.workers, seed=self.seed)
 
-    def final_sampling(self, physics: int = 0) -> SamplingSettings:
-        """Settings of the final sample: the rounds' sampler with ``n_final`` and ``final_guidance``."""
-        return replace(self.sampling, n=self.n_final, guidance=self.final_guidance, physics=physics, shards=None)
+    def final_sampling(self, physics: int = 0, project: int = 0) -> SamplingSettings:
+        """Settings of a final sample: the rounds' sampler with ``n_final`` and ``final_guidance``."""
+        return replace(self.sampling, n=self.n_final, guidance=self.final_guidance, physics=physics, project=project,
+                       shards=None)
 
 
 _PAPER_SAMPLING = SamplingSettings(sampler="ddpm", steps=1000, guidance=8.0, clip=0.0, bound="clamp", n=30_000_000)
@@ -287,12 +294,12 @@ PRESETS: dict[type, dict[str, Any]] = {
     TuneSettings: {"paper": _PAPER_TUNE},
     FinetuneSettings: {"paper": FinetuneSettings(rounds=1, sampling=replace(_PAPER_SAMPLING, n=200_000),
                                                  selection=_PAPER_SELECTION, tune=_PAPER_TUNE)},
-    ChainSettings: {"self": ChainSettings(teacher="none", rounds=30, final_physics=3,
+    ChainSettings: {"self": ChainSettings(teacher="none", rounds=30, final_physics=3, final_project=0,
                                           sampling=SamplingSettings(guidance=1.0, n=20_000, bound="clamp")),
                     "paper": ChainSettings(train_steps=100_000, teacher="none", rounds=1,
                                            sampling=replace(_PAPER_SAMPLING, n=20_000), selection=_PAPER_SELECTION,
                                            tune=_PAPER_TUNE, n_final=30_000_000, final_guidance=8.0,
-                                           final_network="last", final_physics=0)},
+                                           final_network="last", final_physics=0, final_project=0)},
 }
 
 
