@@ -64,6 +64,8 @@ def test_dataset_sample_skip_and_solution_flags(ray_session, tmp_path):
     assert pj["tag"].endswith("-reflect-proj5-n200-s0")
     rows = runs.read_parts(runs.samples_dir(run, pj["tag"]))
     assert set(rows.column("projection").to_pylist()) == {5} and set(rows.column("physics_guidance").to_pylist()) == {0}
+    # every sampled point in the prior's convention |M1| <= |M2| (canonical_order)
+    assert (rows.column("m1_over_m3").to_numpy() <= rows.column("m2_over_m3").to_numpy()).all()
     x = np.stack([rows.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
     res = seesaw.evaluate(x, ordering="NO", data=physics_data.load("nufit-6.0-sk"))
     np.testing.assert_array_equal(res["solution"], rows.column("solution").to_numpy())

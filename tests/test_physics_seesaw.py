@@ -121,6 +121,22 @@ def test_prior_bounds_and_ordering_of_heavy_masses():
     assert (np.abs(x[:, 21:]) <= np.pi).all()
 
 
+def test_exchanging_n1_and_n2_changes_no_observable_and_restores_the_priors_ordering():
+    rng = np.random.default_rng(7)
+    x = seesaw.sample_prior(500, rng)
+    flip = rng.random(500) < 0.5  # relabel half of them: |M1| > |M2| there
+    y = x.copy()
+    for a, b in [(a, a + 3) for a in (0, 1, 2, 9, 10, 11)] + [(18, 19), (21, 22)]:
+        y[flip, a], y[flip, b] = x[flip, b], x[flip, a]
+    assert (y[flip, 18] >= y[flip, 19]).all() and (y[flip, 18] > y[flip, 19]).any()
+    before, after = seesaw.evaluate(y), seesaw.evaluate(seesaw.canonical_order(y))
+    np.testing.assert_allclose(seesaw.mass_matrix(seesaw.canonical_order(y)), seesaw.mass_matrix(y), rtol=1e-13, atol=0)
+    for c in (*seesaw.SOLUTION_TERMS, "m_sum", "delta_cp", "m_bb"):
+        np.testing.assert_allclose(after[c], before[c], rtol=1e-9, atol=1e-15)
+    np.testing.assert_array_equal(seesaw.canonical_order(y), x)  # the exchange undone exactly
+    np.testing.assert_array_equal(seesaw.canonical_order(x), x)  # ordered rows untouched
+
+
 def test_singular_heavy_mass_gives_nan_not_crash():
     x = seesaw.sample_prior(3, np.random.default_rng(24))
     x[1, :9] = 0.0

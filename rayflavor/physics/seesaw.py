@@ -96,6 +96,27 @@ def sample_prior(n: int, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
+def canonical_order(x: np.ndarray) -> np.ndarray:
+    """The same physical points with ``|M1| <= |M2|``, the prior's convention (a new array).
+
+    Exchanging the labels of the heavy neutrinos N1 and N2 -- rows 1 and 2 of ``Y``, ``|M1|/M3``
+    with ``|M2|/M3`` and ``arg M1`` with ``arg M2`` -- leaves ``m_nu`` (eq. 2.2) and so every
+    observable unchanged. A sampler that is not bound to the prior's ordering (a network, a
+    projection) may return points with ``|M1| > |M2|``: outside the prior's support, yet physical
+    points of it under the exchange. Rows already ordered are returned unchanged.
+
+    >>> x = np.zeros((1, 23)); x[0, [0, 3, 18, 19, 21, 22]] = [1.0, 2.0, 0.8, 0.5, 0.1, 0.2]
+    >>> canonical_order(x)[0, [0, 3, 18, 19, 21, 22]].tolist()
+    [2.0, 1.0, 0.5, 0.8, 0.2, 0.1]
+    """
+    x = np.array(x, dtype=np.float64, copy=True)
+    swap = x[:, 18] > x[:, 19]
+    pairs = [(a, a + 3) for a in (0, 1, 2, 9, 10, 11)] + [(18, 19), (21, 22)]
+    first, second = [a for a, _ in pairs], [b for _, b in pairs]
+    x[np.ix_(swap, first + second)] = x[np.ix_(swap, second + first)]
+    return x
+
+
 def mass_matrix(x: np.ndarray) -> np.ndarray:
     """Light-neutrino mass matrix ``m_nu`` [eV], shape (N, 3, 3), complex symmetric."""
     x = np.asarray(x, dtype=np.float64)

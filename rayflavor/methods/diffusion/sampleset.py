@@ -133,6 +133,7 @@ def shard_table(s: SampleSet, model_path: str, shard: int, threads: int = 1) -> 
     g = generate(net, norm, label, n, sampler=ss.sampler, steps=ss.steps, guidance=ss.guidance,
                  seed=int(s.seed) * 100_003 + shard, clip=ss.clip_value, physics=physics, bound=ss.bound,
                  project=ss.project)
+    g = seesaw.canonical_order(g)  # |M1| <= |M2| as in the prior: the same physics, inside its support
     t1 = time.perf_counter()
     t = evaluated_table(g, ordering=ss.ordering, data=s.data)
     t2 = time.perf_counter()

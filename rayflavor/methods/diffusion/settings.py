@@ -238,7 +238,7 @@ class ChainSettings:
     n_final: int = 100_000
     final_guidance: float = 1.0
     final_network: str = "best"
-    final_physics: int = 0
+    final_physics: int = 10
     final_project: int = 200
     workers: int = 1
     seed: int = 0
