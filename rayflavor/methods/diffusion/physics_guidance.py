@@ -13,7 +13,9 @@ width of their 3 sigma windows, ``G(x0)`` the network's affine map back to physi
 and ``inner`` = 0.5 by default. A point is a solution exactly when every ``|z_j| <= 1``. The
 sampler then continues from the moved ``x0_hat``, so the learned density keeps shaping every step: on a broad network
 (the pre-network) the guidance finds nothing, on a fine-tuned one it turns near-misses into
-solutions. Every generated point is still re-evaluated exactly by :func:`seesaw.evaluate`.
+solutions. :meth:`PhysicsGuidance.projector` takes the same loss (``inner`` 0.9) to the finished
+sample instead: the points still outside the set take up to P steps, the others stay where they
+are. Every generated point is still re-evaluated exactly by :func:`seesaw.evaluate`.
 
 :func:`solution_terms` is a differentiable torch mirror of ``seesaw.mass_matrix`` and of the
 label part of ``seesaw.evaluate`` (tests pin the two together: 1e-14 relative at a solution,
@@ -37,8 +39,8 @@ import torch
 
 from rayflavor.methods.diffusion.sampling import bounded
 
-#: Where the projection steers a point: the central 90 % of every window (0.5 lost the high-sum-of-masses
-#: tail and delta_CP near 180 deg on seed 11; docs/experiments.md#2026-12-02-projection).
+#: Where the projection steers a point: the central 90 % of every window (with 0.5, seed 11's projected
+#: solutions were further from the reference in delta_CP: 0.118 against 0.094; docs/experiments.md).
 PROJECT_INNER = 0.9
 #: Projection steps between two checks for rows that are done.
 PROJECT_CHUNK = 25
@@ -138,10 +140,10 @@ class PhysicsGuidance:
 
         Rows already inside every window (``|z_j| <= 1``) are returned unchanged; every other row
         takes ``steps`` Polyak steps of the window loss towards the central ``inner`` of each window
-        (``cap``, ``eta`` and ``bound`` as for the guidance; rows that reach zero loss stop). The
-        network's density decides where on the set a point lands (the nearest part of it), not the
-        guidance inside the reverse process, which fails most where the set is thinnest
-        (docs/experiments.md#2026-12-02-projection).
+        (``cap``, ``eta`` and ``bound`` as for the guidance; rows that reach zero loss stop), so a
+        point lands on the part of the set nearest to where the sampler left it. Guidance inside the
+        reverse process alone fails most where the set is thinnest, projection alone corrects the
+        light-mass scale mostly through M3; the chain uses both (docs/experiments.md#2026-12-02-projection).
         """
         loss_and_grad, scores = self._loss_and_grad(g_lo, g_hi, inner)
 
