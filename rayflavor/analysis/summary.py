@@ -59,8 +59,8 @@ def summarize(kind: str, frame: pl.LazyFrame, data: DataSet) -> dict[str, pl.Dat
         frame = frame.with_columns(ordering=pl.lit(None, pl.String))
     if "physics_guidance" not in names:  # likewise: unknown, shown as null
         frame = frame.with_columns(physics_guidance=pl.lit(None, pl.Int32))
-    if "projection" not in names:  # sets drawn before projection existed had none
-        frame = frame.with_columns(projection=pl.lit(0, pl.Int32))
+    if "projection" not in names:  # sample sets drawn before projection existed had none; other tables: unknown
+        frame = frame.with_columns(projection=pl.lit(0 if "physics_guidance" in names else None, pl.Int32))
     # physics-guidance and projection steps of the sample set; 0 and 0 = the network alone
     keys = ["ordering", "physics_guidance", "projection"]
     by_ordering = frame.group_by(keys).agg(pl.len().alias("solutions")).sort(keys).collect()
