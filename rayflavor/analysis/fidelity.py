@@ -169,7 +169,8 @@ def sample_kind(physics: int | None, project: int | None = 0) -> str:
     >>> sample_kind(0), sample_kind(20), sample_kind(0, 200), sample_kind(3, 200)
     ('network only', 'physics guidance 20 steps', 'projected 200 steps', 'physics guidance 3 steps + projected 200 steps')
     """
-    parts = ([f"physics guidance {physics} steps"] if physics else []) + ([f"projected {project} steps"] if project else [])
+    parts = [f"physics guidance {physics} steps"] if physics else []
+    parts += [f"projected {project} steps"] if project else []
     return " + ".join(parts) or "network only"
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from rayflavor.analysis.fidelity import PREDICTIONS, Fidelity, compare_frames, sample_kind
-from rayflavor.methods.diffusion.sampleset import flat_manifest, summarize
+from rayflavor.methods.diffusion.sampleset import flat_manifest, network_only, summarize
 from rayflavor.storage import runs
 
 GOAL = 0.1
@@ -94,10 +94,9 @@ def seed_row(run: runs.Where, reference: pl.DataFrame, floor: dict[str, float] |
         if mine is not None and mine.height:
             fid = next(iter(compare_frames(mine.drop("physics_guidance", "projection", strict=False), reference,
                                            floor).values()))
-        key = "guided" if m.get("physics") or m.get("project") else "network"
+        key = "network" if network_only(m) else "guided"
         row.sets[key] = FinalSet(tag, int(m.get("physics") or 0), int(m.get("project") or 0), s["n"], s["solutions"],
-                                 s["distinct_solutions"],
-                                 s["core_seconds"], fid)
+                                 s["distinct_solutions"], s["core_seconds"], fid)
     return row
 
 
@@ -126,7 +125,8 @@ def table(rows: list[SeedRow], goal: float = GOAL) -> str:
     preds = [p for p, _ in PREDICTIONS]
     short = {"m_sum": "Σm", "delta_cp": "δCP", "alpha21": "α21", "alpha31": "α31", "m_bb": "m_ββ", "m_beta": "m_β",
              "m1_over_m3": "M1/M3", "m2_over_m3": "M2/M3", "log10_m3_gev": "log M3"}
-    head = ["seed", "teacher, second set", "network-only fraction", "guided fraction", "worst distance, network only (solutions)",
+    head = ["seed", "teacher, second set", "network-only fraction", "guided fraction",
+            "worst distance, network only (solutions)",
             *[f"{short[p]} (guided)" for p in preds], "face: guided / reference", "guided distinct solutions / core-s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for kind in dict.fromkeys(r.kind for r in rows):  # one block (and median) per kind of chain

@@ -62,8 +62,8 @@ _SELECTION = {"select": ("selection", "select"), "n_best": ("selection", "n_best
               "per_solution": ("selection", "per_solution"), "pool": ("selection", "pool"),
               "min_select": ("selection", "min_select"), "spread": ("selection", "spread")}
 OPTION_FIELDS: dict[str, tuple[type, dict[str, tuple[str, ...]]]] = {
-    "sample": (SamplingSettings, {**_SAMPLING, "physics": ("physics",), "project": ("project",), "ordering": ("ordering",), "n": ("n",),
-                                  "shards": ("shards",)}),
+    "sample": (SamplingSettings, {**_SAMPLING, "physics": ("physics",), "project": ("project",),
+                                  "ordering": ("ordering",), "n": ("n",), "shards": ("shards",)}),
     "finetune": (FinetuneSettings, {"rounds": ("rounds",), "n_select": ("sampling", "n"),
                                     **{k: ("sampling", *v) for k, v in _SAMPLING.items()}, **_SELECTION,
                                     "refit": ("tune", "refit"), "train_steps": ("tune", "steps"),
@@ -356,8 +356,8 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
 @click.pass_context
 def run_cmd(ctx, run, preset, config, n_data, train_steps, teacher, teacher_tasks, teacher_live, teacher_steps,
             rounds, ft_steps, n_select, n_final, final_guidance,
-            final_network, final_physics, final_project, sampler, steps, guidance, clip, bound, select, n_best, per_solution, pool, refit,
-            min_select, spread, workers, seed) -> None:
+            final_network, final_physics, final_project, sampler, steps, guidance, clip, bound, select, n_best,
+            per_solution, pool, refit, min_select, spread, workers, seed) -> None:
     """The whole chain: dataset, pre-network, teacher (or self-training rounds), final samples.
 
     Default: the pre-network is fine-tuned on a network-free sample of the solution set (the

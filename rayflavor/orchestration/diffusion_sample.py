@@ -17,8 +17,8 @@ import pyarrow as pa
 import ray
 
 from rayflavor.methods.diffusion.data import unique_points
-from rayflavor.methods.diffusion.sampleset import (SampleSet, default_shards, flat_manifest, shard_sizes, shard_table,
-                                                   summarize)
+from rayflavor.methods.diffusion.sampleset import (SampleSet, default_shards, flat_manifest, network_only, shard_sizes,
+                                                   shard_table, summarize)
 from rayflavor.methods.diffusion.settings import SamplingSettings
 from rayflavor.orchestration.diffusion_progress import wait_tasks
 from rayflavor.physics import seesaw
@@ -96,7 +96,8 @@ def collect_solutions(run: runs.Where) -> int:
 
     The file is written whenever any sample part exists, also when it holds no solution: then
     it is an empty table with the parts' columns (``rayflavor analyze`` reports "0 solutions").
-    Parts written before they carried ``ordering``, ``physics_guidance`` or ``projection`` get them from their set's manifest.
+    Parts written before they carried ``ordering``, ``physics_guidance`` or ``projection`` get them
+    from their set's manifest.
     """
     root = runs.loc(run) / "samples"
     tables = []
@@ -129,7 +130,7 @@ def best_network(run: runs.Where) -> tuple[str | None, float, int]:
     records = []
     for d, stored in runs.sample_sets(run):
         manifest = flat_manifest(stored)
-        if not (manifest.get("physics") or manifest.get("project")) and runs.finished_parts(d):
+        if network_only(manifest) and runs.finished_parts(d):
             st = summarize(runs.part_stats(d))
             records.append((manifest["network"], st["solutions"], st["n"]))
     return best(records, runs.networks(run))

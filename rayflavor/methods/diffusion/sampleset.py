@@ -38,6 +38,15 @@ def flat_manifest(m: dict) -> dict:
     return {**{k: v for k, v in m.items() if k != "settings"}, **m.get("settings", {})}
 
 
+def network_only(m: dict) -> bool:
+    """Whether a (flat) manifest's set holds the network's own samples: no physics guidance, no projection.
+
+    >>> network_only({"physics": 0}), network_only({"physics": 3}), network_only({"physics": 0, "project": 200})
+    (True, False, False)
+    """
+    return not (m.get("physics") or m.get("project"))
+
+
 @dataclass(frozen=True)
 class SampleSet:
     """The settings of one sample set: network, sampling (``shards`` resolved), seed, rows kept, data."""
@@ -63,7 +72,8 @@ class SampleSet:
         return self.sampling.shards or 1
 
     def tag(self) -> str:
-        """Directory name, e.g. ``tuned-3-ddim50-g1-NO-clip1-n20000-s3`` (``-pgK`` with physics guidance, ``-projK`` with projection)."""
+        """Directory name, e.g. ``tuned-3-ddim50-g1-NO-clip1-n20000-s3`` (``-pgK`` with physics
+        guidance, ``-projK`` with projection)."""
         s = self.sampling
         clip = "" if s.clip == 0 else f"-clip{s.clip:g}"
         pg = (f"-pg{s.physics}" if s.physics else "") + (f"-proj{s.project}" if s.project else "")
@@ -79,8 +89,9 @@ class SampleSet:
     @classmethod
     def from_manifest(cls, m: dict) -> "SampleSet":
         """The settings of a stored manifest, also of sets written before every key was stored
-        (``clip`` null = 0, no ``physics`` or ``project`` = 0, no ``bound`` = clamp, the only bound then). A set drawn with the removed ``temperature``
-        option (other than 1) cannot be continued: ValueError in one line."""
+        (``clip`` null = 0, no ``physics`` or ``project`` = 0, no ``bound`` = clamp, the only bound
+        then). A set drawn with the removed ``temperature`` option (other than 1) cannot be
+        continued: ValueError in one line."""
         m = flat_manifest(m)
         m.pop("format", None)
         tau = m.pop("temperature", 1.0)
@@ -116,8 +127,8 @@ def shard_table(s: SampleSet, model_path: str, shard: int, threads: int = 1) -> 
     """Generate, evaluate and filter shard ``shard`` of set ``s``: (its rows, its counts).
 
     The rows: parameters, every observable, chi2, ``solution``, ``ordering`` and
-    ``physics_guidance`` and ``projection`` (steps); only those ``s.keep`` says. The counts (``n``, ``solutions``,
-    ``selected``, ``kept``, ``distinct_solutions``, seconds) cover every generated point.
+    ``physics_guidance`` and ``projection`` (steps); only those ``s.keep`` says. The counts (``n``,
+    ``solutions``, ``selected``, ``kept``, ``distinct_solutions``, seconds) cover every generated point.
     """
     import torch
 

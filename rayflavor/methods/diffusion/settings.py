@@ -79,8 +79,9 @@ class SamplingSettings:
     ``clip``: clamp the predicted x0 to [-clip, clip] in network units at every reverse step
     (beyond the paper; 0 = no clamp, the paper); ``physics``: physics-guidance steps per reverse
     step (beyond the paper; 0 = off); ``project``: projection steps onto the 3 sigma set for every
-    finished sample outside it (beyond the paper; 0 = off; :meth:`.PhysicsGuidance.projector`); ``bound``: how the clip, physics guidance's steps and the
-    final sample are kept inside [-1, 1] (``clamp`` onto the face, or ``reflect`` at it);
+    finished sample outside it (beyond the paper; 0 = off; :meth:`.PhysicsGuidance.projector`);
+    ``bound``: how the clip, physics guidance's steps and the final sample are kept inside
+    [-1, 1] (``clamp`` onto the face, or ``reflect`` at it);
     ``ordering``: the labels conditioned on and the ordering the
     samples are evaluated in; ``n``: points; ``shards``: Ray tasks (None: automatic).
     """
@@ -221,7 +222,7 @@ class ChainSettings:
     the paper) with CFG scale ``final_guidance`` and the rounds' sampler, and when
     ``final_physics`` or ``final_project`` is > 0 (beyond the paper) a second final sample of the
     same network and size with that many physics-guidance steps per reverse step and projection
-    steps at the end (the default: projection only, 200 steps). ``workers``: Ray Train workers.
+    steps at the end (the default: 10 guidance steps, then 200 projection steps). ``workers``: Ray Train workers.
     Presets: ``self`` (the self-training chain measured before issue 18), ``paper``.
     """
 
