@@ -108,7 +108,7 @@ def test_counts_follow_the_solution_flag_of_an_evaluate_output(tmp_path):
     res = CliRunner().invoke(cli, ["analyze", str(out)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert f": {n_sol} solutions of 8 rows" in res.output and n_sol == 1
-    assert "│ NO       ┆ null             ┆ null       ┆ 1 " in res.output
+    assert "│ NO       ┆ null             ┆ null       ┆ null         ┆ 1 " in res.output
 
 
 def test_stale_models_parquet_is_reported(tmp_path):

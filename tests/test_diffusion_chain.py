@@ -71,12 +71,12 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
 
     run = tmp_path / "run"
     args = ["--n-data", "400", "--train-steps", "20", "--teacher-tasks", "2", "--teacher-live", "30",
-            "--teacher-steps", "15", "--n", "200", "--steps", "3", "--final-physics-guidance", "1", "--final-project", "20",
+            "--teacher-steps", "15", "--n", "200", "--steps", "3", "--final-project", "20", "--final-orbits", "3",
             "--seed", "2"]
     r = CliRunner().invoke(cli, ["diffusion", "run", str(run), *args], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "round " not in r.output and "teacher: 60 solutions" in r.output
-    assert "solutions, network only:" in r.output and "solutions, physics guidance 1 steps + projected 20 steps:" in r.output
+    assert "solutions, network only:" in r.output and "solutions, projected 20 steps + orbits 3 sweeps:" in r.output
     assert runs.networks(run) == ["pre", "taught"]
     ref = json.loads((run / "teacher" / "reference.json").read_text())
     assert ref["settings"]["stream"] == 1 and ref["settings"]["seed"] == 2 and ref["settings"]["n_live"] == 30
@@ -100,11 +100,11 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     row = seeds.seed_row(run, pl.read_parquet(run / "teacher" / "reference.parquet"))
     assert (row.seed, row.teacher, sorted(row.sets)) == (2, "reference", ["guided", "network"])
     assert row.sets["network"].n == row.sets["guided"].n == 200
-    assert (row.sets["guided"].physics, row.sets["guided"].project) == (1, 20)
-    assert any(t.endswith("-reflect-pg1-proj20-n200-s4") for t in tags)  # the projected set: its own tag, seed + 2
+    assert (row.sets["guided"].physics, row.sets["guided"].project, row.sets["guided"].orbits) == (0, 20, 3)
+    assert any(t.endswith("-reflect-proj20-orb3-n200-s4") for t in tags)  # the projected set: its own tag, seed + 2
     sols = pl.from_arrow(runs.read_table(runs.solutions_path(run)))
     assert row.sets["guided"].solutions == sols.filter(pl.col("projection") == 20).height
-    assert row.sets["guided"].core_seconds > 0 and table.output.splitlines()[2].startswith("| 2 | reference, physics guidance 1 steps + projected 20 steps |")
+    assert row.sets["guided"].core_seconds > 0 and table.output.splitlines()[2].startswith("| 2 | reference, projected 20 steps + orbits 3 sweeps |")
     assert "effective samples per core-second" in table.output
     own = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(run / "teacher")])
     assert own.exit_code == 2 and "this run's own teacher" in own.output  # not an independent reference

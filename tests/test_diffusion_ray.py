@@ -69,6 +69,20 @@ def test_dataset_sample_skip_and_solution_flags(ray_session, tmp_path):
     x = np.stack([rows.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
     res = seesaw.evaluate(x, ordering="NO", data=physics_data.load("nufit-6.0-sk"))
     np.testing.assert_array_equal(res["solution"], rows.column("solution").to_numpy())
+    # orbit resampling of the same draws: every light observable and solution flag as without it, row
+    # for row, the heavy masses moved, the points still in the prior's box
+    ob = sample_run(run, SamplingSettings(n=200, steps=5, shards=1, project=5, orbits=2), log=lambda *_: None)
+    assert ob["tag"].endswith("-reflect-proj5-orb2-n200-s0") and ob["solutions"] == pj["solutions"]
+    orb = runs.read_parts(runs.samples_dir(run, ob["tag"]))
+    assert set(orb.column("orbit_sweeps").to_pylist()) == {2} and set(rows.column("orbit_sweeps").to_pylist()) == {0}
+    np.testing.assert_array_equal(orb.column("solution").to_numpy(), rows.column("solution").to_numpy())
+    for c in ("m_sum", "m_bb", "abs_u_e3", "dm21"):
+        np.testing.assert_allclose(orb.column(c).to_numpy(), rows.column(c).to_numpy(), rtol=1e-7)
+    g = orb.column("log10_h2_over_m3_ev").to_numpy()
+    assert np.mean(np.abs(g - rows.column("log10_h2_over_m3_ev").to_numpy()) > 1e-6) > 0.9
+    from rayflavor.methods.reference import seesaw_box
+
+    assert seesaw_box().contains(np.stack([orb.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)).all()
 
 
 def _near_known_solution(n: int, noise: float, seed: int) -> np.ndarray:
@@ -308,8 +322,8 @@ def test_solutions_file_and_summary_tell_guided_from_network_only_sets(tmp_path)
     assert t.group_by("physics_guidance").len().sort("physics_guidance").rows() == [(0, 20), (3, 30)]
     assert set(t["ordering"]) == {"NO"}
     tables = summarize("seesaw", t.lazy(), ds)
-    assert tables["solutions"].rows() == [("NO", 0, 0, 20), ("NO", 3, 0, 30)]  # parts without projection: 0
-    q = tables["predictions (quartiles) by physics guidance and projection"]
+    assert tables["solutions"].rows() == [("NO", 0, 0, 0, 20), ("NO", 3, 0, 0, 30)]  # parts without projection: 0
+    q = tables["predictions (quartiles) by physics guidance, projection and orbits"]
     for pg, rows in ((0, slice(0, 20)), (3, slice(20, 50))):  # each set's quartiles from its own rows only
         m = q.filter((pl.col("physics_guidance") == pg) & (pl.col("prediction") == "m_sum"))
         np.testing.assert_allclose(m["q50"][0], np.median(res["m_sum"][rows]), rtol=1e-12)

@@ -48,10 +48,10 @@ def test_library_callers_get_the_cli_chain():
     c = ChainSettings()
     assert (c.teacher, c.teacher_tasks, c.teacher_live, c.teacher_steps) == ("reference", 16, 1000, 15_000)
     assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance) == (0, 1.0, "best", 1.0)
-    assert (c.final_physics, c.final_project) == (10, 200)
+    assert (c.final_physics, c.final_project, c.final_orbits, c.second_final) == (0, 200, 10, True)
     s = PRESETS[ChainSettings]["self"]  # the self-training chain measured before issue 18, unchanged
-    assert (s.teacher, s.rounds, s.final_physics, s.sampling, s.selection, s.tune) == \
-        ("none", 30, 3, replace(c.sampling, bound="clamp"), c.selection, c.tune)
+    assert (s.teacher, s.rounds, s.final_physics, s.final_project, s.final_orbits, s.sampling, s.selection, s.tune) == \
+        ("none", 30, 3, 0, 0, replace(c.sampling, bound="clamp"), c.selection, c.tune)
     assert (c.sampling.bound, FinetuneSettings().sampling.bound, p_bound()) == ("reflect", "clamp", "clamp")
     assert (c.sampling.n, c.tune.steps, c.train_steps, c.n_final) == (20_000, 2000, 20_000, 100_000)
     f = FinetuneSettings()
@@ -62,8 +62,8 @@ def test_library_callers_get_the_cli_chain():
     assert p.teacher == "none"
     assert (p.rounds, p.train_steps, p.tune.steps, p.tune.refit, p.sampling.clip, p.sampling.sampler,
             p.sampling.steps, p.sampling.guidance, p.final_guidance, p.final_network, p.final_physics,
-            p.selection.select, p.selection.pool, p.selection.min_select, p.n_final) == \
-        (1, 100_000, 100_000, "none", 0.0, "ddpm", 1000, 8.0, 8.0, "last", 0, "cuts", "round", 0, 30_000_000)
+            p.selection.select, p.selection.pool, p.selection.min_select, p.n_final, p.second_final) == \
+        (1, 100_000, 100_000, "none", 0.0, "ddpm", 1000, 8.0, 8.0, "last", 0, "cuts", "round", 0, 30_000_000, False)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -76,9 +76,12 @@ def test_library_callers_get_the_cli_chain():
     (lambda: ChainSettings(rounds=3), "rounds (3) need teacher 'none'"),
     (lambda: ChainSettings(teacher="self"), "teacher must be one of reference, none"),
     (lambda: ChainSettings(teacher_live=5), "teacher_live must be >= 20"),
-    (lambda: ChainSettings(sampling=SamplingSettings(physics=3)), "physics guidance and projection in the fine-tuning rounds"),
-    (lambda: ChainSettings(sampling=SamplingSettings(project=50)), "physics guidance and projection in the fine-tuning rounds"),
+    (lambda: ChainSettings(sampling=SamplingSettings(physics=3)), "orbit resampling in the fine-tuning rounds are not"),
+    (lambda: ChainSettings(sampling=SamplingSettings(project=50)), "orbit resampling in the fine-tuning rounds are not"),
+    (lambda: ChainSettings(sampling=SamplingSettings(orbits=5)), "orbit resampling in the fine-tuning rounds are not"),
     (lambda: SamplingSettings(project=-1), "project must be >= 0"),
+    (lambda: SamplingSettings(orbits=-2), "orbits must be >= 0"),
+    (lambda: ChainSettings(final_orbits=-1), "final_orbits must be >= 0"),
 ])
 def test_settings_refuse_bad_values_in_one_line(bad, message):
     with pytest.raises(ValueError) as e:

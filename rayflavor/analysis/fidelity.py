@@ -162,32 +162,38 @@ def _columns(df, names) -> dict[str, np.ndarray]:
     return {c: df[c].to_numpy() for c in names if c in df.columns}
 
 
-def sample_kind(physics: int | None, project: int | None = 0) -> str:
+def sample_kind(physics: int | None, project: int | None = 0, orbits: int | None = 0) -> str:
     """How a sample set's solutions were drawn, in words: ``"network only"``, ``"physics guidance K
-    steps"``, ``"projected P steps"`` or both.
+    steps"``, ``"projected P steps"``, ``"orbits S sweeps"`` or several of them.
 
     >>> sample_kind(0), sample_kind(20), sample_kind(0, 200), sample_kind(3, 200)
     ('network only', 'physics guidance 20 steps', 'projected 200 steps', 'physics guidance 3 steps + projected 200 steps')
+    >>> sample_kind(0, 200, 10)
+    'projected 200 steps + orbits 10 sweeps'
     """
     parts = [f"physics guidance {physics} steps"] if physics else []
     parts += [f"projected {project} steps"] if project else []
+    parts += [f"orbits {orbits} sweeps"] if orbits else []
     return " + ".join(parts) or "network only"
 
 
+#: The columns that say how a sample set's points were drawn (besides the network): :func:`sample_kind`'s arguments.
+KIND_COLUMNS = ("physics_guidance", "projection", "orbit_sweeps")
+
+
 def guidance_groups(run_df) -> dict:
-    """A run's solutions per sample kind (:func:`sample_kind` of the ``physics_guidance`` and
-    ``projection`` columns; a frame without ``projection`` has none); the whole frame as
-    ``"run"`` when it has no ``physics_guidance`` column."""
+    """A run's solutions per sample kind (:func:`sample_kind` of the :data:`KIND_COLUMNS`; a sample
+    frame without ``projection`` or ``orbit_sweeps`` had none); the whole frame as ``"run"`` when
+    it has no ``physics_guidance`` column."""
     import polars as pl
 
     if "physics_guidance" not in run_df.columns:
         return {"run": run_df}
-    if "projection" not in run_df.columns:
-        run_df = run_df.with_columns(projection=pl.lit(0, pl.Int32))
-    run_df = run_df.with_columns(pl.col("physics_guidance", "projection").fill_null(0))
-    keys = run_df.select("physics_guidance", "projection").unique().sort(["projection", "physics_guidance"]).rows()
-    return {sample_kind(k, p): run_df.filter((pl.col("physics_guidance") == k) & (pl.col("projection") == p))
-            for k, p in keys}
+    run_df = run_df.with_columns(pl.lit(0, pl.Int32).alias(c) for c in KIND_COLUMNS if c not in run_df.columns)
+    run_df = run_df.with_columns(pl.col(*KIND_COLUMNS).fill_null(0))
+    keys = run_df.select(KIND_COLUMNS).unique().sort(list(reversed(KIND_COLUMNS))).rows()
+    return {sample_kind(*k): run_df.filter(pl.all_horizontal(pl.col(c) == v for c, v in zip(KIND_COLUMNS, k)))
+            for k in keys}
 
 
 def compare_frames(run_df, ref_df, floor: dict[str, float] | None = None) -> dict[str, Fidelity]:

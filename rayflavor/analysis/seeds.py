@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from rayflavor.analysis.fidelity import PREDICTIONS, Fidelity, compare_frames, sample_kind
+from rayflavor.analysis.fidelity import KIND_COLUMNS, PREDICTIONS, Fidelity, compare_frames, sample_kind
 from rayflavor.methods.diffusion.sampleset import flat_manifest, network_only, summarize
 from rayflavor.storage import runs
 
@@ -40,6 +40,7 @@ class FinalSet:
     distinct: int
     core_seconds: float
     fidelity: Fidelity | None  # None without solutions
+    orbits: int = 0
 
     @property
     def fraction(self) -> float:
@@ -62,7 +63,7 @@ class SeedRow:
     def kind(self) -> str:
         """The kind of chain: its teacher and how its second final set was drawn."""
         g = self.sets.get("guided")
-        return self.teacher + (f", {sample_kind(g.physics, g.project)}" if g else "")
+        return self.teacher + (f", {sample_kind(g.physics, g.project, g.orbits)}" if g else "")
 
 
 def final_sets(run: runs.Where) -> tuple[dict, list[tuple[str, dict, dict]]]:
@@ -92,11 +93,11 @@ def seed_row(run: runs.Where, reference: pl.DataFrame, floor: dict[str, float] |
         mine = sols.filter(pl.col("sample_set") == tag) if sols is not None and "sample_set" in sols.columns else None
         fid = None
         if mine is not None and mine.height:
-            fid = next(iter(compare_frames(mine.drop("physics_guidance", "projection", strict=False), reference,
+            fid = next(iter(compare_frames(mine.drop(*KIND_COLUMNS, strict=False), reference,
                                            floor).values()))
         key = "network" if network_only(m) else "guided"
         row.sets[key] = FinalSet(tag, int(m.get("physics") or 0), int(m.get("project") or 0), s["n"], s["solutions"],
-                                 s["distinct_solutions"], s["core_seconds"], fid)
+                                 s["distinct_solutions"], s["core_seconds"], fid, int(m.get("orbits") or 0))
     return row
 
 

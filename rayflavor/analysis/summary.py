@@ -59,14 +59,15 @@ def summarize(kind: str, frame: pl.LazyFrame, data: DataSet) -> dict[str, pl.Dat
         frame = frame.with_columns(ordering=pl.lit(None, pl.String))
     if "physics_guidance" not in names:  # likewise: unknown, shown as null
         frame = frame.with_columns(physics_guidance=pl.lit(None, pl.Int32))
-    if "projection" not in names:  # sample sets drawn before projection existed had none; other tables: unknown
-        frame = frame.with_columns(projection=pl.lit(0 if "physics_guidance" in names else None, pl.Int32))
-    # physics-guidance and projection steps of the sample set; 0 and 0 = the network alone
-    keys = ["ordering", "physics_guidance", "projection"]
+    for later in ("projection", "orbit_sweeps"):  # sample sets drawn before these existed had none; others: unknown
+        if later not in names:
+            frame = frame.with_columns(pl.lit(0 if "physics_guidance" in names else None, pl.Int32).alias(later))
+    # physics-guidance and projection steps and orbit sweeps of the sample set; all 0 = the network alone
+    keys = ["ordering", "physics_guidance", "projection", "orbit_sweeps"]
     by_ordering = frame.group_by(keys).agg(pl.len().alias("solutions")).sort(keys).collect()
     return {
         "solutions": by_ordering,
         # the network's own solutions and the physics-guided ones are different samples: never pooled
-        "predictions (quartiles) by physics guidance and projection": quantiles(
-            frame, SEESAW_PREDICTIONS, by=["physics_guidance", "projection"]),
+        "predictions (quartiles) by physics guidance, projection and orbits": quantiles(
+            frame, SEESAW_PREDICTIONS, by=["physics_guidance", "projection", "orbit_sweeps"]),
     }

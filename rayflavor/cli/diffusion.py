@@ -62,7 +62,7 @@ _SELECTION = {"select": ("selection", "select"), "n_best": ("selection", "n_best
               "per_solution": ("selection", "per_solution"), "pool": ("selection", "pool"),
               "min_select": ("selection", "min_select"), "spread": ("selection", "spread")}
 OPTION_FIELDS: dict[str, tuple[type, dict[str, tuple[str, ...]]]] = {
-    "sample": (SamplingSettings, {**_SAMPLING, "physics": ("physics",), "project": ("project",),
+    "sample": (SamplingSettings, {**_SAMPLING, "physics": ("physics",), "project": ("project",), "orbits": ("orbits",),
                                   "ordering": ("ordering",), "n": ("n",), "shards": ("shards",)}),
     "finetune": (FinetuneSettings, {"rounds": ("rounds",), "n_select": ("sampling", "n"),
                                     **{k: ("sampling", *v) for k, v in _SAMPLING.items()}, **_SELECTION,
@@ -74,6 +74,7 @@ OPTION_FIELDS: dict[str, tuple[type, dict[str, tuple[str, ...]]]] = {
                             "ft_steps": ("tune", "steps"), "n_select": ("sampling", "n"), "n_final": ("n_final",),
                             "final_guidance": ("final_guidance",), "final_network": ("final_network",),
                             "final_physics": ("final_physics",), "final_project": ("final_project",),
+                            "final_orbits": ("final_orbits",),
                             **{k: ("sampling", *v) for k, v in _SAMPLING.items()}, **_SELECTION,
                             "refit": ("tune", "refit"), "workers": ("workers",), "seed": ("seed",)}),
 }
@@ -256,6 +257,11 @@ def _selection_options(command: str):
               help="Projection (beyond the paper): every finished sample outside the 3-sigma box takes up to this "
                    "many damped steps down the exact window loss, onto the solution set nearest to where the "
                    "network put it; 0 = off (the paper). Needs a fine-tuned network, like --physics-guidance.")
+@click.option("--orbits", "orbits", type=int, default=_d("sample", "orbits"), show_default=True,
+              help="Orbit resampling (beyond the paper): this many sweeps that redraw every finished point along the "
+                   "exact symmetries of the light-neutrino mass matrix (row scalings and phases of Y with the "
+                   "heavy masses, charged-lepton phases) from the paper's prior. No observable changes, so neither "
+                   "does the solution count; the heavy masses then follow the prior. 0 = off (the paper).")
 @click.option("--ordering", type=click.Choice(ds.ORDERINGS), default=_d("sample", "ordering"), show_default=True)
 @click.option("--shards", type=int, default=_d("sample", "shards"),
               help="Ray tasks (default: n/50000, at least one per free CPU when n allows 5000 per task).")
@@ -264,8 +270,8 @@ def _selection_options(command: str):
               help="Rows written to the parts (counts are always kept).")
 @click.option("--seed", type=int, default=configfile.default(ChainSettings, "seed"), show_default=True)
 @click.pass_context
-def sample_cmd(ctx, run, preset, n, sampler, steps, guidance, clip, bound, physics, project, ordering, shards, network,
-               keep, seed) -> None:
+def sample_cmd(ctx, run, preset, n, sampler, steps, guidance, clip, bound, physics, project, orbits, ordering, shards,
+               network, keep, seed) -> None:
     """Generate points conditioned on the NO (or IO) labels; solutions go to RUN/solutions.parquet."""
     from rayflavor.methods.diffusion.sampleset import SampleSet
 
@@ -349,6 +355,8 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
 @click.option("--final-project", "final_project", type=int, default=_d("run", "final_project"), show_default=True,
               help="... and with this many projection steps onto the 3-sigma set at its end (see `diffusion "
                    "sample --project`); with both at 0 there is no second final sample (the paper).")
+@click.option("--final-orbits", "final_orbits", type=int, default=_d("run", "final_orbits"), show_default=True,
+              help="... and then this many sweeps of orbit resampling (see `diffusion sample --orbits`).")
 @_sampling_options("run")
 @_selection_options("run")
 @click.option("--workers", type=int, default=_d("run", "workers"), show_default=True)
@@ -356,14 +364,14 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
 @click.pass_context
 def run_cmd(ctx, run, preset, config, n_data, train_steps, teacher, teacher_tasks, teacher_live, teacher_steps,
             rounds, ft_steps, n_select, n_final, final_guidance,
-            final_network, final_physics, final_project, sampler, steps, guidance, clip, bound, select, n_best,
+            final_network, final_physics, final_project, final_orbits, sampler, steps, guidance, clip, bound, select, n_best,
             per_solution, pool, refit, min_select, spread, workers, seed) -> None:
     """The whole chain: dataset, pre-network, teacher (or self-training rounds), final samples.
 
     Default: the pre-network is fine-tuned on a network-free sample of the solution set (the
     teacher, RUN/teacher), then two final samples are drawn: the network's own, and one whose
-    points are projected onto the 3-sigma set; the projected solutions' predictions follow the
-    whole solution set. The self-training chain: --preset self. The
+    points are projected onto the 3-sigma set and then spread along the exact symmetries as the
+    prior spreads them; the projected solutions' predictions follow the whole solution set. The self-training chain: --preset self. The
     paper's chain: --preset paper. The settings are stored whole in RUN/run.json.
     """
     settings = build_settings(ctx, "run", preset, config)
@@ -378,7 +386,7 @@ def run_cmd(ctx, run, preset, config, n_data, train_steps, teacher, teacher_task
                    f"(fraction {u['fraction']:.3g}), {u['distinct_solutions']} distinct")
         from rayflavor.analysis.fidelity import sample_kind
 
-        kind = sample_kind(settings.final_physics, settings.final_project)
+        kind = sample_kind(settings.final_physics, settings.final_project, settings.final_orbits)
         click.echo(f"solutions, {kind}: {s['solutions']} of {s['n']} "
                    f"samples (fraction {s['fraction']:.3g}), {s['distinct_solutions']} distinct; "
                    f"total {s['total_seconds'] / 60:.1f} min")

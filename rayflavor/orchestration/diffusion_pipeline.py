@@ -37,8 +37,8 @@ def run_chain(run: runs.Where, settings: ChainSettings = ChainSettings(), *, gpu
     samples -- each round samples the previous network -- had the highest solution fraction; the
     final sample is fresh, with its own seed, so its fraction is an unbiased measure of the chosen
     network; ``last``: the newest). With ``final_physics`` or ``final_project`` > 0 a second final
-    sample of the same network and size with that many physics-guidance and projection steps (its
-    own seed) follows; the returned summary is then that one's, with the network-only final
+    sample of the same network and size with that many physics-guidance and projection steps and
+    ``final_orbits`` orbit-resampling sweeps (its own seed) follows; the returned summary is then that one's, with the network-only final
     sample's under ``"unguided"``.
     """
     st = settings
@@ -58,8 +58,8 @@ def run_chain(run: runs.Where, settings: ChainSettings = ChainSettings(), *, gpu
             log(f"final sample from {network!r}: the highest solution fraction of the networks' samples so far "
                 f"({frac:.3g} in {n})")
     s = sample_run(run, st.final_sampling(), network=network, seed=st.seed + 1, log=log)
-    if st.final_physics or st.final_project:
-        guided = st.final_sampling(st.final_physics, st.final_project)
+    if st.second_final:
+        guided = st.final_sampling(st.final_physics, st.final_project, st.final_orbits)
         s = {**sample_run(run, guided, network=network, seed=st.seed + 2, log=log),
              "unguided": s}
     s["total_seconds"] = time.perf_counter() - t0

@@ -96,8 +96,8 @@ def collect_solutions(run: runs.Where) -> int:
 
     The file is written whenever any sample part exists, also when it holds no solution: then
     it is an empty table with the parts' columns (``rayflavor analyze`` reports "0 solutions").
-    Parts written before they carried ``ordering``, ``physics_guidance`` or ``projection`` get them
-    from their set's manifest.
+    Parts written before they carried ``ordering``, ``physics_guidance``, ``projection`` or
+    ``orbit_sweeps`` get them from their set's manifest.
     """
     root = runs.loc(run) / "samples"
     tables = []
@@ -112,6 +112,8 @@ def collect_solutions(run: runs.Where) -> int:
                 t = t.append_column("physics_guidance", pa.array([manifest.get("physics", 0)] * t.num_rows, pa.int32()))
             if manifest and "projection" not in t.column_names:
                 t = t.append_column("projection", pa.array([manifest.get("project", 0)] * t.num_rows, pa.int32()))
+            if manifest and "orbit_sweeps" not in t.column_names:
+                t = t.append_column("orbit_sweeps", pa.array([manifest.get("orbits", 0)] * t.num_rows, pa.int32()))
             if t.num_rows or not tables:
                 tables.append(t.append_column("sample_set", pa.array([name] * t.num_rows, pa.string())))
     if not tables:

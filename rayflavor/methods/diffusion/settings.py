@@ -80,6 +80,9 @@ class SamplingSettings:
     (beyond the paper; 0 = no clamp, the paper); ``physics``: physics-guidance steps per reverse
     step (beyond the paper; 0 = off); ``project``: projection steps onto the 3 sigma set for every
     finished sample outside it (beyond the paper; 0 = off; :meth:`.PhysicsGuidance.projector`);
+    ``orbits``: sweeps of the prior-exact resampling along the exact symmetries of ``m_nu`` for every
+    finished sample (beyond the paper; 0 = off; :func:`rayflavor.physics.seesaw_symmetry.resample_orbits`:
+    moves the heavy masses and the Yukawas' phases and sizes, never an observable);
     ``bound``: how the clip, physics guidance's steps and the final sample are kept inside
     [-1, 1] (``clamp`` onto the face, or ``reflect`` at it);
     ``ordering``: the labels conditioned on and the ordering the
@@ -92,6 +95,7 @@ class SamplingSettings:
     clip: float = 1.0
     physics: int = 0
     project: int = 0
+    orbits: int = 0
     bound: str = "reflect"
     ordering: str = "NO"
     n: int = 100_000
@@ -104,6 +108,7 @@ class SamplingSettings:
         _float(self, "clip", 0.0)
         _int(self, "physics", 0)
         _int(self, "project", 0)
+        _int(self, "orbits", 0)
         _choice(self, "bound", BOUNDS)
         _choice(self, "ordering", ORDERINGS)
         _int(self, "n", 1)
@@ -198,9 +203,9 @@ class FinetuneSettings:
 
 
 def _rounds_sampling(s: SamplingSettings) -> None:
-    if s.physics or s.project:
-        raise ValueError("physics guidance and projection in the fine-tuning rounds are not offered (physics guidance "
-                         "there did not teach the network); use them for a final or separate sample")
+    if s.physics or s.project or s.orbits:
+        raise ValueError("physics guidance, projection and orbit resampling in the fine-tuning rounds are not offered "
+                         "(physics guidance there did not teach the network); use them for a final or separate sample")
 
 
 @dataclass(frozen=True)
@@ -222,7 +227,8 @@ class ChainSettings:
     the paper) with CFG scale ``final_guidance`` and the rounds' sampler, and when
     ``final_physics`` or ``final_project`` is > 0 (beyond the paper) a second final sample of the
     same network and size with that many physics-guidance steps per reverse step and projection
-    steps at the end (the default: 10 guidance steps, then 200 projection steps). ``workers``: Ray Train workers.
+    steps at the end, then ``final_orbits`` sweeps of the orbit resampling (the default: no
+    guidance, 200 projection steps, 10 sweeps; docs/experiments.md#2026-12-02-orbits). ``workers``: Ray Train workers.
     Presets: ``self`` (the self-training chain measured before issue 18), ``paper``.
     """
 
@@ -239,8 +245,9 @@ class ChainSettings:
     n_final: int = 100_000
     final_guidance: float = 1.0
     final_network: str = "best"
-    final_physics: int = 10
+    final_physics: int = 0
     final_project: int = 200
+    final_orbits: int = 10
     workers: int = 1
     seed: int = 0
 
@@ -257,6 +264,7 @@ class ChainSettings:
         _choice(self, "final_network", FINAL_NETWORK)
         _int(self, "final_physics", 0)
         _int(self, "final_project", 0)
+        _int(self, "final_orbits", 0)
         _int(self, "workers", 1)
         _int(self, "seed", 0)
         _rounds_sampling(self.sampling)
@@ -277,10 +285,15 @@ class ChainSettings:
         return FinetuneSettings(rounds=self.rounds if rounds is None else rounds, sampling=self.sampling,
                                 selection=self.selection, tune=self.tune, workers=self.workers, seed=self.seed)
 
-    def final_sampling(self, physics: int = 0, project: int = 0) -> SamplingSettings:
+    def final_sampling(self, physics: int = 0, project: int = 0, orbits: int = 0) -> SamplingSettings:
         """Settings of a final sample: the rounds' sampler with ``n_final`` and ``final_guidance``."""
         return replace(self.sampling, n=self.n_final, guidance=self.final_guidance, physics=physics, project=project,
-                       shards=None)
+                       orbits=orbits, shards=None)
+
+    @property
+    def second_final(self) -> bool:
+        """Whether the chain draws the second, physics-finished final sample."""
+        return bool(self.final_physics or self.final_project)
 
 
 _PAPER_SAMPLING = SamplingSettings(sampler="ddpm", steps=1000, guidance=8.0, clip=0.0, bound="clamp", n=30_000_000)
@@ -295,12 +308,13 @@ PRESETS: dict[type, dict[str, Any]] = {
     TuneSettings: {"paper": _PAPER_TUNE},
     FinetuneSettings: {"paper": FinetuneSettings(rounds=1, sampling=replace(_PAPER_SAMPLING, n=200_000),
                                                  selection=_PAPER_SELECTION, tune=_PAPER_TUNE)},
-    ChainSettings: {"self": ChainSettings(teacher="none", rounds=30, final_physics=3, final_project=0,
+    ChainSettings: {"self": ChainSettings(teacher="none", rounds=30, final_physics=3, final_project=0, final_orbits=0,
                                           sampling=SamplingSettings(guidance=1.0, n=20_000, bound="clamp")),
                     "paper": ChainSettings(train_steps=100_000, teacher="none", rounds=1,
                                            sampling=replace(_PAPER_SAMPLING, n=20_000), selection=_PAPER_SELECTION,
                                            tune=_PAPER_TUNE, n_final=30_000_000, final_guidance=8.0,
-                                           final_network="last", final_physics=0, final_project=0)},
+                                           final_network="last", final_physics=0, final_project=0,
+                                           final_orbits=0)},
 }
 
 
