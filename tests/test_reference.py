@@ -46,6 +46,38 @@ def test_constrained_chains_are_uniform_in_the_set():
     assert 0.1 < ch.acceptance < 0.5
 
 
+def _ring(x):  # an annulus around the origin: invariant under rotations
+    r = np.linalg.norm(x, axis=1)
+    return np.maximum(np.maximum(0.5 - r, r - 0.7), 0.0)
+
+
+def _rotate(x, rng):  # an exact symmetry of the ring and of the (uniform) target
+    a = rng.uniform(0, 2 * math.pi, len(x))
+    c, s = np.cos(a), np.sin(a)
+    return np.column_stack([c * x[:, 0] - s * x[:, 1], s * x[:, 0] + c * x[:, 1]])
+
+
+def test_a_symmetry_move_mixes_what_the_walk_alone_cannot():
+    """Chains all started in one corner of a ring: in 100 steps the walk alone stays near it, a
+    rotation move before every kept state makes the states uniform in angle (R-hat ~1) and keeps
+    them uniform in radius."""
+    rng = np.random.default_rng(7)
+    ang = rng.uniform(0, 0.3, 200)
+    rad = np.sqrt(rng.uniform(0.25, 0.49, 200))
+    starts = np.column_stack([rad * np.cos(ang), rad * np.sin(ang)])
+    plain = constrained_chains(starts, _ring, BOX, draws=50, thin=2, burn=20, rng=np.random.default_rng(8))
+    moved = constrained_chains(starts, _ring, BOX, draws=50, thin=2, burn=20, rng=np.random.default_rng(8),
+                               move=_rotate)
+    angle = lambda ch: np.arctan2(ch.samples[..., 1], ch.samples[..., 0])  # noqa: E731
+    assert np.all(_ring(moved.flat()) == 0)
+    resultant = lambda a: np.hypot(np.cos(a).mean(), np.sin(a).mean())  # noqa: E731 - 1: one direction, 0: uniform
+    assert resultant(angle(plain)) > 0.5  # the walk alone stays near where it started
+    assert resultant(angle(moved)) < 0.03  # uniform in angle
+    r2 = np.sum(moved.flat() ** 2, axis=1)
+    assert np.mean(r2) == pytest.approx((0.25 + 0.49) / 2, abs=0.01)  # uniform in the annulus: E[r^2] = mid
+    assert split_rhat(np.cos(angle(moved))) < 1.05
+
+
 def test_periodic_coordinates_wrap():
     box = Box(np.array([-math.pi, 0.0]), np.array([math.pi, 1.0]), np.array([True, False]))
 

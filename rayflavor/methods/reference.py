@@ -189,12 +189,19 @@ class Chains:
         return self.samples.reshape(-1, self.samples.shape[-1])
 
 
+Move = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # (N, D) -> (N, D), leaves the target invariant
+
+
 def constrained_chains(starts: np.ndarray, loss: Loss, box: Box, *, draws: int = 200, thin: int = 10,
-                       burn: int = 200, rng: np.random.Generator, target: float = 0.25) -> Chains:
+                       burn: int = 200, rng: np.random.Generator, target: float = 0.25,
+                       move: Move | None = None) -> Chains:
     """Uniform samples of the set {loss = 0} by random walks started in it (module docstring).
 
     During ``burn`` steps the common step scale adapts toward ``target`` acceptance; then it is
-    fixed and ``draws`` states per chain are kept, one every ``thin`` steps.
+    fixed and ``draws`` states per chain are kept, one every ``thin`` steps. ``move`` (optional):
+    a kernel that leaves the uniform target invariant and maps the set onto itself, e.g. a draw
+    along exact symmetries of the loss; it is applied before every kept state, and a row it took
+    out of the set or the box (rounding at a window's edge) keeps its old state.
     """
     f0 = np.asarray(loss(starts), dtype=np.float64)
     if np.any(f0 > 0) or not np.all(box.contains(starts)):
@@ -205,8 +212,22 @@ def constrained_chains(starts: np.ndarray, loss: Loss, box: Box, *, draws: int =
         x, fx, acc, _ = walk(x, fx, 0.0, loss, box, chol, scale, 20, rng, strict=False)
         scale = float(np.clip(scale * math.exp(2 * (acc - target)), 1e-5, 10.0))
     chol = _proposal_chol(x, box)  # shape from the burnt-in states, then fixed
-    x, fx, acc, kept = walk(x, fx, 0.0, loss, box, chol, scale, draws * thin, rng, strict=False, record=thin)
-    return Chains(np.stack(kept), acc, scale)
+    if move is None:
+        x, fx, acc, kept = walk(x, fx, 0.0, loss, box, chol, scale, draws * thin, rng, strict=False, record=thin)
+        return Chains(np.stack(kept), acc, scale)
+    kept, accs = [], []
+    for _ in range(draws):
+        x, fx, acc, _ = walk(x, fx, 0.0, loss, box, chol, scale, thin, rng, strict=False)
+        accs.append(acc)
+        y = move(x, rng)
+        ok = box.contains(y)
+        fy = np.full(len(y), np.inf)
+        if ok.any():
+            fy[ok] = loss(y[ok])
+        ok &= fy <= 0
+        x[ok], fx[ok] = y[ok], fy[ok]
+        kept.append(x.copy())
+    return Chains(np.stack(kept), float(np.mean(accs)), scale)
 
 
 # ---------------------------------------------------------------------------- mixing diagnostics
@@ -293,6 +314,9 @@ class ReferenceSettings:
     seed: int = 0
     ordering: str = "NO"
     data: str = "nufit-6.0-sk"
+    #: sweeps of the seesaw's orbit resampling (:func:`seesaw_orbit_move`) before every kept state;
+    #: 0 = the walk alone (how the chain's teacher is built, as measured)
+    orbits: int = 1
     #: random stream: task ``i`` draws from ``default_rng([seed, i])`` (stream 0, a reference) or
     #: ``default_rng([seed, i, stream])``; a diffusion chain's teacher uses stream 1, so it never
     #: shares draws with a reference it is later compared against, whatever the seeds.
@@ -302,8 +326,8 @@ class ReferenceSettings:
         for name in ("tasks", "n_live", "k", "steps", "draws", "thin"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.burn < 0 or self.seed < 0 or self.stream < 0:
-            raise ValueError("burn, seed and stream must be >= 0")
+        if self.burn < 0 or self.seed < 0 or self.stream < 0 or self.orbits < 0:
+            raise ValueError("burn, seed, stream and orbits must be >= 0")
         if self.k >= self.n_live:
             raise ValueError("k must be smaller than n_live")
         if self.ordering not in ("NO", "IO"):
@@ -337,6 +361,17 @@ def seesaw_target(data_name: str | None = None, ordering: str = "NO") -> tuple[L
     return loss, seesaw.sample_prior, seesaw_box()
 
 
+def seesaw_orbit_move(sweeps: int = 1) -> Move:
+    """The seesaw's orbit resampling as a chain move: ``sweeps`` prior-exact sweeps along the exact
+    symmetries of m_nu (:func:`rayflavor.physics.seesaw_symmetry.resample_orbits`). It changes no
+    observable, so it maps the solution set onto itself, and it leaves the prior invariant, so also
+    the uniform target on the set; the walk alone moves the heavy masses only ~0.5 % of the box per
+    step, this redraws them along the orbits at every kept state."""
+    from rayflavor.physics import seesaw_symmetry
+
+    return lambda x, rng: seesaw_symmetry.resample_orbits(x, rng, sweeps)
+
+
 def seesaw_box() -> Box:
     """The paper's prior box (eqs. 2.17-2.18, :data:`rayflavor.physics.seesaw.PRIOR`) over the 23
     parameters, with ``|M1| <= |M2|`` and the phases ``arg_m1``, ``arg_m2`` periodic."""
@@ -351,4 +386,4 @@ def seesaw_box() -> Box:
 
 
 __all__ = ["Box", "Chains", "NestedResult", "ReferenceSettings", "circular_components", "constrained_chains", "ess",
-           "nested_to_set", "seesaw_box", "seesaw_target", "split_rhat", "walk"]
+           "nested_to_set", "seesaw_box", "seesaw_orbit_move", "seesaw_target", "split_rhat", "walk"]

@@ -39,13 +39,15 @@ def run_task(s: ReferenceSettings, task: int) -> dict:
     t1 = time.perf_counter()
     if not nested.reached:
         raise RuntimeError(f"task {task}: {nested.summary()}")
-    chains = ref.constrained_chains(nested.points, loss, box, draws=s.draws, thin=s.thin, burn=s.burn, rng=rng)
+    move = ref.seesaw_orbit_move(s.orbits) if s.orbits else None
+    chains = ref.constrained_chains(nested.points, loss, box, draws=s.draws, thin=s.thin, burn=s.burn, rng=rng,
+                                    move=move)
     t2 = time.perf_counter()
     return {"task": task, "samples": chains.samples, "nested": {
         "iterations": nested.iterations, "evaluations": nested.evaluations, "log_prior_fraction": nested.log_volume,
         "acceptance": nested.acceptance, "seconds": t1 - t0}, "chains": {
         "acceptance": chains.acceptance, "scale": chains.scale, "seconds": t2 - t1,
-        "evaluations": (s.burn // 20 * 20 + s.draws * s.thin) * s.n_live}}
+        "evaluations": (s.burn // 20 * 20 + s.draws * (s.thin + (1 if s.orbits else 0))) * s.n_live}}
 
 
 @ray.remote(num_cpus=1, max_retries=3)

@@ -277,8 +277,9 @@ class ChainSettings:
         """The teacher's :class:`rayflavor.methods.reference.ReferenceSettings` (NO, the default data)."""
         from rayflavor.methods.reference import ReferenceSettings
 
+        # orbits 0: the teacher the held-out chains were measured with (docs/experiments.md#2026-12-02-orbits)
         return ReferenceSettings(tasks=self.teacher_tasks, n_live=self.teacher_live,
-                                 k=max(1, self.teacher_live // 10), seed=self.seed, stream=1)
+                                 k=max(1, self.teacher_live // 10), seed=self.seed, stream=1, orbits=0)
 
     def finetune(self, rounds: int | None = None) -> FinetuneSettings:
         """The chain's rounds as the settings of ``rayflavor diffusion finetune``."""
