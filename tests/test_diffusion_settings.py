@@ -49,6 +49,11 @@ def test_library_callers_get_the_cli_chain():
     assert (c.teacher, c.teacher_tasks, c.teacher_live, c.teacher_steps) == ("reference", 16, 1000, 15_000)
     assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance) == (0, 1.0, "best", 1.0)
     assert (c.final_physics, c.final_project, c.final_orbits, c.second_final) == (0, 200, 10, True)
+    # the teacher is a reference without orbit moves (as the held-out chains were measured); a reference has them
+    assert (c.teacher_reference().orbits, c.teacher_reference().stream) == (0, 1)
+    from rayflavor.methods.reference import ReferenceSettings
+
+    assert ReferenceSettings().orbits == 1
     s = PRESETS[ChainSettings]["self"]  # the self-training chain measured before issue 18, unchanged
     assert (s.teacher, s.rounds, s.final_physics, s.final_project, s.final_orbits, s.sampling, s.selection, s.tune) == \
         ("none", 30, 3, 0, 0, replace(c.sampling, bound="clamp"), c.selection, c.tune)

@@ -191,6 +191,7 @@ def test_seesaw_reference_on_ray_writes_solutions_columns(ray_session, tmp_path)
 @pytest.mark.parametrize("args, fragment", [
     (["--n-live", "50"], "k must be smaller than n_live"),
     (["--seed", "-1"], "-1 is not in the range"),
+    (["--orbits", "-1"], "-1 is not in the range"),
     (["--config", "missing.toml"], "no such file"),
 ])
 def test_reference_cli_rejects_bad_settings_in_one_line(tmp_path, args, fragment):
