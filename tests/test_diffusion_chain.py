@@ -23,7 +23,7 @@ pytestmark = pytest.mark.ray
 
 TINY_RUN = ["--n-data", "400", "--train-steps", "30", "--teacher", "none", "--rounds", "2", "--ft-steps", "10", "--n-select", "300",
             "--n", "200", "--steps", "3", "--select", "cuts", "--min-select", "50", "--final-physics-guidance", "1",
-            "--final-project", "0", "--seed", "4"]
+            "--final-project", "0", "--final-orbits", "0", "--seed", "4"]
 
 
 def _tiny_network(run):

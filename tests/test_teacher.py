@@ -44,7 +44,7 @@ def test_teacher_stream_never_repeats_a_reference_with_the_same_seed():
     with its own teacher."""
     from rayflavor.orchestration.reference import run_task
 
-    base = dict(tasks=1, n_live=20, k=4, steps=10, draws=2, thin=2, burn=0, seed=3)
+    base = dict(tasks=1, n_live=20, k=4, steps=10, draws=2, thin=2, burn=0, seed=3, orbits=0)
     a = run_task(ReferenceSettings(**base), 0)["samples"]
     b = run_task(ReferenceSettings(**base, stream=1), 0)["samples"]
     assert a.shape == b.shape and not np.allclose(a, b)
@@ -55,7 +55,14 @@ def test_teacher_stream_never_repeats_a_reference_with_the_same_seed():
     nested = ref.nested_to_set(loss, prior, box, n_live=20, k=4, steps=10, rng=rng)
     again = ref.constrained_chains(nested.points, loss, box, draws=2, thin=2, burn=0, rng=rng).samples
     assert np.array_equal(a, again)
-    with pytest.raises(ValueError, match="stream must be >= 0"):
+    # with orbit moves (the reference's default) the same draws, with the move before every kept state
+    o = run_task(ReferenceSettings(**{**base, "orbits": 1}), 0)["samples"]
+    rng = np.random.default_rng([3, 0])
+    nested = ref.nested_to_set(loss, prior, box, n_live=20, k=4, steps=10, rng=rng)
+    moved = ref.constrained_chains(nested.points, loss, box, draws=2, thin=2, burn=0, rng=rng,
+                                   move=ref.seesaw_orbit_move(1)).samples
+    assert np.array_equal(o, moved) and not np.allclose(o, a)
+    with pytest.raises(ValueError, match="stream and orbits must be >= 0"):
         ReferenceSettings(stream=-1)
 
 
