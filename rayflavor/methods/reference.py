@@ -18,7 +18,10 @@ plain rejection sampling from the prior is hopeless. This module reaches it with
    start from the live points; a Gaussian step (shaped by the live points' covariance) is accepted
    exactly when the new point stays in the box and in S. For a uniform target and a symmetric
    proposal this Metropolis rule samples S uniformly; per-prediction split-R-hat and effective
-   sample size (:func:`split_rhat`, :func:`ess`) say whether the chains mixed.
+   sample size (:func:`split_rhat`, :func:`ess`) say whether the chains mixed. An optional
+   ``move`` that leaves the target invariant and maps S onto itself is applied before every kept
+   state; for the seesaw, :func:`seesaw_orbit_move` redraws the heavy masses along the exact
+   symmetries of m_nu, the directions the walk alone barely moves.
 
 Periodic coordinates (phases) wrap around instead of being rejected at the box faces, which keeps
 the walk symmetric. The step is adapted only while the walkers are being replaced (nested part)
