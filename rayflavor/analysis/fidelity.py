@@ -28,6 +28,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from rayflavor.methods.diffusion.settings import KIND_FIELDS
+
 #: The predictions compared (column of solutions.parquet, kind, how to derive it).
 PREDICTIONS: tuple[tuple[str, str], ...] = (
     ("m_sum", "linear"),
@@ -178,7 +180,7 @@ def sample_kind(physics: int | None, project: int | None = 0, orbits: int | None
 
 
 #: The columns that say how a sample set's points were drawn (besides the network): :func:`sample_kind`'s arguments.
-KIND_COLUMNS = ("physics_guidance", "projection", "orbit_sweeps")
+KIND_COLUMNS = tuple(KIND_FIELDS)
 
 
 def guidance_groups(run_df) -> dict:

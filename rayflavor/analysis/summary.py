@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from rayflavor.analysis.fidelity import KIND_COLUMNS
 from rayflavor.physics import fn
 from rayflavor.physics.data import DataSet
 
@@ -59,15 +60,15 @@ def summarize(kind: str, frame: pl.LazyFrame, data: DataSet) -> dict[str, pl.Dat
         frame = frame.with_columns(ordering=pl.lit(None, pl.String))
     if "physics_guidance" not in names:  # likewise: unknown, shown as null
         frame = frame.with_columns(physics_guidance=pl.lit(None, pl.Int32))
-    for later in ("projection", "orbit_sweeps"):  # sample sets drawn before these existed had none; others: unknown
+    for later in KIND_COLUMNS[1:]:  # sample sets drawn before these existed had none; other tables: unknown
         if later not in names:
             frame = frame.with_columns(pl.lit(0 if "physics_guidance" in names else None, pl.Int32).alias(later))
     # physics-guidance and projection steps and orbit sweeps of the sample set; all 0 = the network alone
-    keys = ["ordering", "physics_guidance", "projection", "orbit_sweeps"]
+    keys = ["ordering", *KIND_COLUMNS]
     by_ordering = frame.group_by(keys).agg(pl.len().alias("solutions")).sort(keys).collect()
     return {
         "solutions": by_ordering,
         # the network's own solutions and the physics-guided ones are different samples: never pooled
         "predictions (quartiles) by physics guidance, projection and orbits": quantiles(
-            frame, SEESAW_PREDICTIONS, by=["physics_guidance", "projection", "orbit_sweeps"]),
+            frame, SEESAW_PREDICTIONS, by=list(KIND_COLUMNS)),
     }

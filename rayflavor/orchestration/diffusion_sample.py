@@ -19,7 +19,7 @@ import ray
 from rayflavor.methods.diffusion.data import unique_points
 from rayflavor.methods.diffusion.sampleset import (SampleSet, default_shards, flat_manifest, network_only, shard_sizes,
                                                    shard_table, summarize)
-from rayflavor.methods.diffusion.settings import SamplingSettings
+from rayflavor.methods.diffusion.settings import KIND_FIELDS, SamplingSettings
 from rayflavor.orchestration.diffusion_progress import wait_tasks
 from rayflavor.physics import seesaw
 from rayflavor.storage import runs
@@ -108,12 +108,9 @@ def collect_solutions(run: runs.Where) -> int:
             t = runs.read_table(runs.part_path(d, i), filters=[("solution", "==", True)]).replace_schema_metadata(None)
             if manifest.get("ordering") and "ordering" not in t.column_names:
                 t = t.append_column("ordering", pa.array([manifest["ordering"]] * t.num_rows, pa.string()))
-            if manifest and "physics_guidance" not in t.column_names:
-                t = t.append_column("physics_guidance", pa.array([manifest.get("physics", 0)] * t.num_rows, pa.int32()))
-            if manifest and "projection" not in t.column_names:
-                t = t.append_column("projection", pa.array([manifest.get("project", 0)] * t.num_rows, pa.int32()))
-            if manifest and "orbit_sweeps" not in t.column_names:
-                t = t.append_column("orbit_sweeps", pa.array([manifest.get("orbits", 0)] * t.num_rows, pa.int32()))
+            for column, name in KIND_FIELDS.items() if manifest else ():
+                if column not in t.column_names:
+                    t = t.append_column(column, pa.array([manifest.get(name, 0)] * t.num_rows, pa.int32()))
             if t.num_rows or not tables:
                 tables.append(t.append_column("sample_set", pa.array([name] * t.num_rows, pa.string())))
     if not tables:

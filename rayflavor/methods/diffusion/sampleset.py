@@ -21,7 +21,7 @@ from rayflavor.methods.diffusion import selection
 from rayflavor.methods.diffusion.data import distinct_rows, evaluated_table
 from rayflavor.methods.diffusion.generate import generate, load_folded
 from rayflavor.methods.diffusion.physics_guidance import PhysicsGuidance
-from rayflavor.methods.diffusion.settings import SamplingSettings
+from rayflavor.methods.diffusion.settings import KIND_FIELDS, SamplingSettings
 from rayflavor.physics import data as physics_data
 from rayflavor.physics import seesaw, seesaw_symmetry
 
@@ -50,7 +50,7 @@ def network_only(m: dict) -> bool:
     >>> network_only({"orbits": 10})
     False
     """
-    return not (m.get("physics") or m.get("project") or m.get("orbits"))
+    return not any(m.get(f) for f in KIND_FIELDS.values())
 
 
 @dataclass(frozen=True)
@@ -158,9 +158,8 @@ def shard_table(s: SampleSet, model_path: str, shard: int, threads: int = 1) -> 
     t = evaluated_table(g, ordering=ss.ordering, data=s.data)
     t2 = time.perf_counter()
     t = t.append_column("ordering", pa.array([ss.ordering] * n, pa.string()))
-    t = t.append_column("physics_guidance", pa.array(np.full(n, ss.physics, dtype=np.int32)))
-    t = t.append_column("projection", pa.array(np.full(n, ss.project, dtype=np.int32)))
-    t = t.append_column("orbit_sweeps", pa.array(np.full(n, ss.orbits, dtype=np.int32)))
+    for column, name in KIND_FIELDS.items():
+        t = t.append_column(column, pa.array(np.full(n, getattr(ss, name), dtype=np.int32)))
     sol = t.column("solution").to_numpy(zero_copy_only=False).astype(bool)
     sel = selection.select(t.column("chi2").to_numpy(), t.column("chi2_mass").to_numpy(),
                            t.column("chi2_mixing").to_numpy())

@@ -70,6 +70,12 @@ def _choice(obj, name: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {v!r}")
 
 
+#: How a sample set's points were finished after the network, per sampled row: the column of the
+#: sample parts and ``solutions.parquet`` -> the :class:`SamplingSettings` field (and manifest key) it
+#: records. All 0 = the network's own samples.
+KIND_FIELDS: dict[str, str] = {"physics_guidance": "physics", "projection": "project", "orbit_sweeps": "orbits"}
+
+
 @dataclass(frozen=True)
 class SamplingSettings:
     """How a sample set is drawn.
