@@ -103,30 +103,30 @@ def _proposal_chol(points: np.ndarray, box: Box) -> np.ndarray:
         return np.diag(np.sqrt(np.clip(np.diag(c), 1e-300, None)))
 
 
-def walk(x: np.ndarray, fx: np.ndarray, threshold: float | np.ndarray, loss: Loss, box: Box, chol: np.ndarray,
-         scale: float, steps: int, rng: np.random.Generator, *, strict: bool = True,
-         record: int = 0) -> tuple[np.ndarray, np.ndarray, float, list[np.ndarray]]:
-    """``steps`` Metropolis steps of every walker within ``{loss < threshold}`` (``<=`` when not
-    ``strict``) and the box: (points, their loss, acceptance rate, recorded states).
+def _loss_in_box(points: np.ndarray, loss: Loss, box: Box) -> tuple[np.ndarray, np.ndarray]:
+    """(which points lie in the box, their ``loss``: ``inf`` outside the box, where it is not evaluated)."""
+    ok = box.contains(points)
+    out = np.full(len(points), np.inf)
+    if ok.any():
+        out[ok] = loss(points[ok])
+    return ok, out
 
-    ``record`` > 0 keeps every ``record``-th state (the chains of :func:`constrained_chains`).
-    """
+
+def walk(x: np.ndarray, fx: np.ndarray, threshold: float | np.ndarray, loss: Loss, box: Box, chol: np.ndarray,
+         scale: float, steps: int, rng: np.random.Generator, *,
+         strict: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
+    """``steps`` Metropolis steps of every walker within ``{loss < threshold}`` (``<=`` when not
+    ``strict``) and the box: (points, their loss, acceptance rate)."""
     x, fx = x.copy(), fx.copy()
     thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), fx.shape)
     accepted = 0
-    kept: list[np.ndarray] = []
-    for s in range(steps):
+    for _ in range(steps):
         prop = box.wrap(x + scale * rng.standard_normal(x.shape) @ chol.T)
-        ok = box.contains(prop)
-        fp = np.full(len(x), np.inf)
-        if ok.any():
-            fp[ok] = loss(prop[ok])
+        ok, fp = _loss_in_box(prop, loss, box)
         acc = ok & ((fp < thr) if strict else (fp <= thr))
         x[acc], fx[acc] = prop[acc], fp[acc]
         accepted += int(acc.sum())
-        if record and (s + 1) % record == 0:
-            kept.append(x.copy())
-    return x, fx, accepted / max(1, steps * len(x)), kept
+    return x, fx, accepted / max(1, steps * len(x))
 
 
 def nested_to_set(loss: Loss, sample_prior: Callable[[int, np.random.Generator], np.ndarray], box: Box, *,
@@ -160,7 +160,7 @@ def nested_to_set(loss: Loss, sample_prior: Callable[[int, np.random.Generator],
             bad = np.flatnonzero(fx > 0)
             starts = rng.choice(np.flatnonzero(fx <= 0), len(bad))
             chol = _proposal_chol(x[fx <= 0], box)
-            y, fy, acc, _ = walk(x[starts], fx[starts], 0.0, loss, box, chol, scale, steps, rng, strict=False)
+            y, fy, acc = walk(x[starts], fx[starts], 0.0, loss, box, chol, scale, steps, rng, strict=False)
             evaluations += steps * len(bad)
             x[bad], fx[bad] = y, fy
             break
@@ -168,7 +168,7 @@ def nested_to_set(loss: Loss, sample_prior: Callable[[int, np.random.Generator],
         keep = order[:-k]
         starts = rng.choice(keep, k)
         chol = _proposal_chol(x[keep], box)
-        y, fy, acc, _ = walk(x[starts], fx[starts], threshold, loss, box, chol, scale, steps, rng)
+        y, fy, acc = walk(x[starts], fx[starts], threshold, loss, box, chol, scale, steps, rng)
         evaluations += steps * k
         # a walker that never moved is a copy of its start; it is still a valid (if correlated) draw
         x[worst], fx[worst] = y, fy
@@ -212,23 +212,18 @@ def constrained_chains(starts: np.ndarray, loss: Loss, box: Box, *, draws: int =
     chol = _proposal_chol(starts, box)
     x, fx, scale = starts.copy(), f0, 0.5
     for _ in range(max(1, burn // 20)):
-        x, fx, acc, _ = walk(x, fx, 0.0, loss, box, chol, scale, 20, rng, strict=False)
+        x, fx, acc = walk(x, fx, 0.0, loss, box, chol, scale, 20, rng, strict=False)
         scale = float(np.clip(scale * math.exp(2 * (acc - target)), 1e-5, 10.0))
     chol = _proposal_chol(x, box)  # shape from the burnt-in states, then fixed
-    if move is None:
-        x, fx, acc, kept = walk(x, fx, 0.0, loss, box, chol, scale, draws * thin, rng, strict=False, record=thin)
-        return Chains(np.stack(kept), acc, scale)
     kept, accs = [], []
     for _ in range(draws):
-        x, fx, acc, _ = walk(x, fx, 0.0, loss, box, chol, scale, thin, rng, strict=False)
+        x, fx, acc = walk(x, fx, 0.0, loss, box, chol, scale, thin, rng, strict=False)
         accs.append(acc)
-        y = move(x, rng)
-        ok = box.contains(y)
-        fy = np.full(len(y), np.inf)
-        if ok.any():
-            fy[ok] = loss(y[ok])
-        ok &= fy <= 0
-        x[ok], fx[ok] = y[ok], fy[ok]
+        if move is not None:
+            y = move(x, rng)
+            ok, fy = _loss_in_box(y, loss, box)
+            ok &= fy <= 0
+            x[ok], fx[ok] = y[ok], fy[ok]
         kept.append(x.copy())
     return Chains(np.stack(kept), float(np.mean(accs)), scale)
 
