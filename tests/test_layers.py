@@ -10,7 +10,8 @@ import sys
 import pytest
 
 PHYSICS = ["rayflavor.physics.linalg", "rayflavor.physics.mixing", "rayflavor.physics.seesaw",
-           "rayflavor.physics.fn", "rayflavor.physics.losses", "rayflavor.physics.data"]
+           "rayflavor.physics.fn", "rayflavor.physics.losses", "rayflavor.physics.data",
+           "rayflavor.physics.seesaw_symmetry"]
 
 
 def _imported_after(modules):

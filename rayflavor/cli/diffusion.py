@@ -364,15 +364,16 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
 @click.pass_context
 def run_cmd(ctx, run, preset, config, n_data, train_steps, teacher, teacher_tasks, teacher_live, teacher_steps,
             rounds, ft_steps, n_select, n_final, final_guidance,
-            final_network, final_physics, final_project, final_orbits, sampler, steps, guidance, clip, bound, select, n_best,
-            per_solution, pool, refit, min_select, spread, workers, seed) -> None:
+            final_network, final_physics, final_project, final_orbits, sampler, steps, guidance, clip, bound, select,
+            n_best, per_solution, pool, refit, min_select, spread, workers, seed) -> None:
     """The whole chain: dataset, pre-network, teacher (or self-training rounds), final samples.
 
     Default: the pre-network is fine-tuned on a network-free sample of the solution set (the
     teacher, RUN/teacher), then two final samples are drawn: the network's own, and one whose
     points are projected onto the 3-sigma set and then spread along the exact symmetries as the
-    prior spreads them; the projected solutions' predictions follow the whole solution set. The self-training chain: --preset self. The
-    paper's chain: --preset paper. The settings are stored whole in RUN/run.json.
+    prior spreads them; the projected solutions' predictions follow the whole solution set. The
+    self-training chain: --preset self. The paper's chain: --preset paper. The settings are
+    stored whole in RUN/run.json.
     """
     settings = build_settings(ctx, "run", preset, config)
     with _lease(run, "run"):

@@ -37,10 +37,10 @@ def reference_cmd(ctx, run, tasks, n_live, steps, draws, thin, orbits, ordering,
     Nested sampling descends from the prior (eqs. 2.16-2.18) to the 3-sigma set, keeping
     separated modes in proportion to their prior volume; constrained random walks then sample it
     uniformly, and before every kept state the heavy masses are redrawn along the exact
-    symmetries of m_nu (--orbits). Writes RUN/reference.parquet (the columns of solutions.parquet plus task, chain,
-    draw) and RUN/reference.json (settings, the prior fraction of the solution set, split-R-hat
-    and ESS per prediction). RUN may be a local path or an s3:// / gs:// URI. Compare a run with
-    `rayflavor analyze RUN --reference RUN/reference.parquet`.
+    symmetries of m_nu (--orbits). Writes RUN/reference.parquet (the columns of
+    solutions.parquet plus task, chain, draw) and RUN/reference.json (settings, the prior
+    fraction of the solution set, split-R-hat and ESS per prediction). RUN may be a local path or
+    an s3:// / gs:// URI. Compare a run with `rayflavor analyze RUN --reference RUN/reference.parquet`.
     """
     from rayflavor.storage.location import StorageError, resolve
 

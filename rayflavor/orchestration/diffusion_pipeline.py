@@ -38,8 +38,8 @@ def run_chain(run: runs.Where, settings: ChainSettings = ChainSettings(), *, gpu
     final sample is fresh, with its own seed, so its fraction is an unbiased measure of the chosen
     network; ``last``: the newest). With ``final_physics`` or ``final_project`` > 0 a second final
     sample of the same network and size with that many physics-guidance and projection steps and
-    ``final_orbits`` orbit-resampling sweeps (its own seed) follows; the returned summary is then that one's, with the network-only final
-    sample's under ``"unguided"``.
+    ``final_orbits`` orbit-resampling sweeps (its own seed) follows; the returned summary is then
+    that one's, with the network-only final sample's under ``"unguided"``.
     """
     st = settings
     t0 = time.perf_counter()

@@ -142,8 +142,9 @@ class PhysicsGuidance:
         takes ``steps`` Polyak steps of the window loss towards the central ``inner`` of each window
         (``cap``, ``eta`` and ``bound`` as for the guidance; rows that reach zero loss stop), so a
         point lands on the part of the set nearest to where the sampler left it. Guidance inside the
-        reverse process alone fails most where the set is thinnest, projection alone corrects the
-        light-mass scale mostly through M3; the chain uses both (docs/experiments.md#2026-12-02-projection).
+        reverse process alone fails most where the set is thinnest; projection alone corrects the
+        light-mass scale mostly through M3, which the orbit resampling that follows it in the chain
+        redraws from the prior (docs/experiments.md#2026-12-02-projection, #2026-12-02-orbits).
         """
         loss_and_grad, scores = self._loss_and_grad(g_lo, g_hi, inner)
 
