@@ -11,7 +11,7 @@ import pytest
 
 PHYSICS = ["rayflavor.physics.linalg", "rayflavor.physics.mixing", "rayflavor.physics.seesaw",
            "rayflavor.physics.fn", "rayflavor.physics.losses", "rayflavor.physics.data",
-           "rayflavor.physics.seesaw_symmetry"]
+           "rayflavor.physics.seesaw_symmetry", "rayflavor.physics.casas_ibarra"]
 
 
 def _imported_after(modules):
