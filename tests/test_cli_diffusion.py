@@ -76,3 +76,19 @@ def test_a_dead_holder_does_not_block_a_run_directory(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert calls == [True]  # held while it worked
     assert not (run / "LOCK.json").exists()  # released afterwards
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--labels", "solutions"], "network 'pre' keeps no solution labels"),
+    (["--labels", "solutions", "--ordering", "IO"], "use labels 'central' for IO"),
+])
+def test_sampling_options_the_network_cannot_serve_fail_in_one_line_before_ray_starts(tmp_path, monkeypatch, args,
+                                                                                        message):
+    import rayflavor.orchestration.runtime as runtime
+
+    monkeypatch.setattr(runtime, "ensure_ray", lambda *a, **k: (_ for _ in ()).throw(AssertionError("Ray started")))
+    run = tmp_path / "run"
+    _network_run(run)
+    r = CliRunner().invoke(cli, ["diffusion", "sample", str(run), "--n", "10", *args])
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1

@@ -311,6 +311,42 @@ def test_finetune_state_with_refit_solutions_takes_the_g_range_of_the_exact_solu
     np.testing.assert_allclose(few.norm.g_lo, x[~sol].min(0), rtol=1e-12)
     assert finetune_state(init, x, lab, TuneSettings(refit="none", steps=10)).norm.g_lo.tolist() == \
         training.Normalizer.fit(x, lab).g_lo.tolist()
+    # the network keeps exactly its solutions' labels (the labels of `--labels solutions`), through a save
+    training.save(tmp_path / "tuned.pt", state, with_optimizer=False)
+    kept = training.solution_labels(training.load_model(tmp_path / "tuned.pt")[2])
+    np.testing.assert_array_equal(kept, lab[sol])
+    assert training.solution_labels(training.load_model(init)[2]) is None
+    assert len(training.kept_labels(np.zeros((training.MAX_SOLUTION_LABELS + 7, 11)))) == training.MAX_SOLUTION_LABELS
+
+
+def test_a_label_per_row_is_the_network_conditioned_row_by_row():
+    """guided_eps_fn with one label per row equals the table-2 network called on each row's label, for
+    the conditional pass, the empty label and CFG in between; and generate() with every row on the same
+    label draws exactly the points of that one label."""
+    from rayflavor.methods.diffusion.generate import generate
+
+    torch.manual_seed(3)
+    net = EpsNet()
+    net.eval()
+    fast = FoldedNet(net)
+    s = NoiseSchedule()
+    x, lab = torch.randn(40, 23), torch.randn(40, 11)
+    ts = timesteps(1000, 10)
+    for gamma in (0.0, 1.0, 2.5):
+        f = guided_eps_fn(fast, lab, schedule=s, steps=10, guidance=gamma)
+        for k in (0, 4, 9):
+            t = torch.full((40,), float(ts[k]) / 1000)
+            with torch.no_grad():
+                ref = (1 - gamma) * net(x, t, torch.zeros(40, 11)) + gamma * net(x, t, lab)
+            torch.testing.assert_close(f(x, k).clone(), ref, atol=2e-5, rtol=1e-4)
+    g = np.random.default_rng(4).uniform(-1, 1, (200, 23))
+    norm = training.Normalizer.fit(g, np.random.default_rng(5).normal(size=(200, 11)))
+    one = np.random.default_rng(6).normal(size=11)
+    a = generate(fast, norm, one, 50, steps=5, guidance=1.0, seed=1)
+    b = generate(fast, norm, np.tile(one, (50, 1)), 50, steps=5, guidance=1.0, seed=1)
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-4)  # float32: the label and time parts are added apart
+    with pytest.raises(ValueError, match="needs 50 labels"):
+        generate(fast, norm, np.tile(one, (49, 1)), 50, steps=5)
 
 
 def test_a_split_column_is_typed_string_also_on_an_empty_shard():

@@ -167,6 +167,31 @@ def test_ray_train_two_workers_loss_falls_and_resumes(ray_session, tmp_path):
     assert log[-1]["val_loss"] < log[0]["val_loss"]
     _, _, d = training.load_model(runs.network_path(run, "pre"))
     assert d["step"] == 300
+    # stopped after the last checkpoint but before the final save: finished from the checkpoint, no training
+    runs.network_path(run, "pre").unlink()
+    m = train_network(run, "pre", workers=2, steps=300, every=50, log=lines.append)
+    assert m == {"step": 300, "finished": True} and "its last checkpoint" in lines[-1]
+    assert training.load_model(runs.network_path(run, "pre"))[2]["step"] == 300
+
+
+@pytest.mark.ray
+def test_a_casas_ibarra_network_trains_and_its_samples_stay_in_the_prior_box(ray_session, tmp_path):
+    from rayflavor.orchestration.diffusion_dataset import make_dataset
+    from rayflavor.orchestration.diffusion_sample import sample_run
+    from rayflavor.orchestration.diffusion_train import train_network
+
+    run = tmp_path / "run"
+    make_dataset(run, n=2000, seed=2, shards=1, log=lambda *_: None)
+    train_network(run, "pre", steps=60, every=30, coordinates="casas-ibarra", log=lambda *_: None)
+    _, norm, _ = training.load_model(runs.network_path(run, "pre"))
+    assert norm.coordinates == "casas-ibarra"
+    s = sample_run(run, SamplingSettings(n=400, steps=5, project=2, shards=1), seed=1, log=lambda *_: None)
+    t = pq.read_table(runs.loc(run) / "samples" / s["tag"])
+    x = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
+    lo, hi = seesaw.prior_box()
+    assert np.isfinite(x).all() and (x >= lo - 1e-12).all() and (x <= hi + 1e-12).all()
+    with pytest.raises(ValueError, match="needs a network in the paper's coordinates"):
+        sample_run(run, SamplingSettings(n=10, steps=2, physics=1, shards=1), seed=1, log=lambda *_: None)
 
 
 def test_zero_solutions_still_write_an_empty_solutions_file_that_analyze_reads(tmp_path):

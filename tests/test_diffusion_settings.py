@@ -87,6 +87,11 @@ def test_library_callers_get_the_cli_chain():
     (lambda: SamplingSettings(project=-1), "project must be >= 0"),
     (lambda: SamplingSettings(orbits=-2), "orbits must be >= 0"),
     (lambda: ChainSettings(final_orbits=-1), "final_orbits must be >= 0"),
+    (lambda: ChainSettings(coordinates="polar"), "coordinates must be one of paper, casas-ibarra"),
+    (lambda: ChainSettings(teacher_orbits=-1), "teacher_orbits must be >= 0"),
+    (lambda: ChainSettings(teacher="none", final_labels="solutions"), "final_labels 'solutions' needs a fine-tuned"),
+    (lambda: SamplingSettings(labels="mean"), "labels must be one of central, solutions"),
+    (lambda: SamplingSettings(labels="solutions", ordering="IO"), "use labels 'central' for IO"),
 ])
 def test_settings_refuse_bad_values_in_one_line(bad, message):
     with pytest.raises(ValueError) as e:
@@ -141,6 +146,8 @@ def test_run_settings_precedence_default_preset_config_option(tmp_path, recorded
     (["--refit", "labels"], "'labels' is not one of"),
     (["--guidance", "nan"], "guidance: must be a finite number"),
     (["--seed", "-1"], "seed must be >= 0"),
+    (["--coordinates", "polar"], "'polar' is not one of"),
+    (["--teacher", "none", "--final-labels", "solutions"], "final_labels 'solutions' needs a fine-tuned network"),
 ])
 def test_removed_and_bad_run_options_are_refused_before_anything_is_written(tmp_path, recorded_chain, args, fragment):
     run = tmp_path / "run"

@@ -58,12 +58,17 @@ class SeedRow:
     seed: int
     teacher: str
     sets: dict[str, FinalSet] = field(default_factory=dict)  # "network" and "guided"
+    coordinates: str = "paper"
+    labels: str = "central"
 
     @property
     def kind(self) -> str:
-        """The kind of chain: its teacher and how its second final set was drawn."""
+        """The kind of chain: its teacher, its network's coordinates, the final labels and how its second
+        final set was drawn."""
         g = self.sets.get("guided")
-        return self.teacher + (f", {sample_kind(g.physics, g.project, g.orbits)}" if g else "")
+        head = self.teacher + ("" if self.coordinates == "paper" else f", {self.coordinates}")
+        head += "" if self.labels == "central" else f", labels {self.labels}"
+        return head + (f", {sample_kind(g.physics, g.project, g.orbits)}" if g else "")
 
 
 def final_sets(run: runs.Where) -> tuple[dict, list[tuple[str, dict, dict]]]:
@@ -88,7 +93,8 @@ def seed_row(run: runs.Where, reference: pl.DataFrame, floor: dict[str, float] |
     if not sets:
         raise ValueError(f"{runs.loc(run).uri}: no finished final sample set (is the run finished?)")
     sols = pl.from_arrow(runs.read_table(runs.solutions_path(run))) if runs.solutions_path(run).is_file() else None
-    row = SeedRow(str(runs.loc(run).uri), int(st.get("seed", 0)), str(st.get("teacher", "none")))
+    row = SeedRow(str(runs.loc(run).uri), int(st.get("seed", 0)), str(st.get("teacher", "none")),
+                  coordinates=str(st.get("coordinates", "paper")), labels=str(st.get("final_labels", "central")))
     for tag, m, s in sets:
         mine = sols.filter(pl.col("sample_set") == tag) if sols is not None and "sample_set" in sols.columns else None
         fid = None
@@ -128,7 +134,8 @@ def table(rows: list[SeedRow], goal: float = GOAL) -> str:
              "m1_over_m3": "M1/M3", "m2_over_m3": "M2/M3", "log10_m3_gev": "log M3"}
     head = ["seed", "teacher, second set", "network-only fraction", "guided fraction",
             "worst distance, network only (solutions)",
-            *[f"{short[p]} (guided)" for p in preds], "face: guided / reference", "guided distinct solutions / core-s"]
+            *[f"{short[p]} (guided)" for p in preds], "face: network only / guided / reference",
+            "network-only distinct solutions / core-s", "guided distinct solutions / core-s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for kind in dict.fromkeys(r.kind for r in rows):  # one block (and median) per kind of chain
         group = [r for r in rows if r.kind == kind]
@@ -154,12 +161,17 @@ def _block(rows: list[SeedRow], head: list[str], preds: list[str], goal: float) 
         for p, h in zip(preds, head[5:5 + len(preds)]):
             cells.append(add(h, gui.fidelity.distances[p] if gui and gui.fidelity else math.nan))
         f = gui.fidelity if gui and gui.fidelity else None
-        cells.append(add(head[-2], f.face_run if f else math.nan,
-                         f"{100 * f.face_run:.0f} % / {100 * f.face_reference:.0f} %" if f else "—"))
-        rate = gui.rate if gui else math.nan
-        faithful = f is not None and f.worst <= goal
-        cells.append(add(head[-1], rate, "—" if not math.isfinite(rate) else
-                         f"{rate:.1f}" + ("" if faithful else f" (not faithful: worst {f.worst:.2f})" if f else "")))
+        fn = net.fidelity if net and net.fidelity else None
+        ref_face = (f or fn).face_reference if (f or fn) else math.nan
+        cells.append(add(head[-3], f.face_run if f else math.nan,
+                         " / ".join("—" if x is None else f"{100 * x.face_run:.0f} %" for x in (fn, f))
+                         + (f" / {100 * ref_face:.0f} %" if math.isfinite(ref_face) else " / —")))
+        for h, fs, fi in ((head[-2], net, fn), (head[-1], gui, f)):
+            rate = fs.rate if fs else math.nan
+            faithful = fi is not None and fi.worst <= goal
+            cells.append(add(h, rate, "—" if not math.isfinite(rate) else
+                             f"{rate:.1f}" + ("" if faithful else f" (not faithful: worst {fi.worst:.2f})" if fi
+                                              else "")))
         lines.append("| " + " | ".join(cells) + " |")
     if len(rows) > 1:
         med = ["median (range)", rows[0].kind] + [_stats(cols[h]) for h in head[2:]]

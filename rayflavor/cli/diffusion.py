@@ -54,6 +54,14 @@ def _run_dir(must_exist: bool = True):
 
 
 _pos = click.IntRange(min=1)
+_LABELS_HELP = ("What the samples are conditioned on: central (the measured central values, the paper) or "
+                "solutions (each point on the labels of a random one of the solutions the network was fine-tuned "
+                "on: the measurement's 3-sigma windows as the prior fills them; beyond the paper; needs a "
+                "fine-tuned network and NO).")
+_COORDINATES_HELP = ("The network's data space: paper (the 23 Yukawa and mass parameters, as the paper) or "
+                     "casas-ibarra (the same points in the exact Casas-Ibarra parametrisation, where dm21, dm31 and "
+                     "the mixing angles are coordinates; beyond the paper). Fine-tuned networks keep their "
+                     "pre-network's.")
 
 #: For each command: its settings class and, per click option, the field (path) it sets.
 _SAMPLING = {"sampler": ("sampler",), "steps": ("steps",), "guidance": ("guidance",), "clip": ("clip",),
@@ -63,14 +71,17 @@ _SELECTION = {"select": ("selection", "select"), "n_best": ("selection", "n_best
               "min_select": ("selection", "min_select"), "spread": ("selection", "spread")}
 OPTION_FIELDS: dict[str, tuple[type, dict[str, tuple[str, ...]]]] = {
     "sample": (SamplingSettings, {**_SAMPLING, "physics": ("physics",), "project": ("project",), "orbits": ("orbits",),
-                                  "ordering": ("ordering",), "n": ("n",), "shards": ("shards",)}),
+                                  "ordering": ("ordering",), "labels": ("labels",), "n": ("n",),
+                                  "shards": ("shards",)}),
     "finetune": (FinetuneSettings, {"rounds": ("rounds",), "n_select": ("sampling", "n"),
                                     **{k: ("sampling", *v) for k, v in _SAMPLING.items()}, **_SELECTION,
                                     "refit": ("tune", "refit"), "train_steps": ("tune", "steps"),
                                     "workers": ("workers",), "seed": ("seed",)}),
-    "run": (ChainSettings, {"n_data": ("n_data",), "train_steps": ("train_steps",), "teacher": ("teacher",),
+    "run": (ChainSettings, {"n_data": ("n_data",), "train_steps": ("train_steps",), "coordinates": ("coordinates",),
+                            "teacher": ("teacher",),
                             "teacher_tasks": ("teacher_tasks",), "teacher_live": ("teacher_live",),
-                            "teacher_steps": ("teacher_steps",), "rounds": ("rounds",),
+                            "teacher_steps": ("teacher_steps",), "teacher_orbits": ("teacher_orbits",),
+                            "rounds": ("rounds",), "final_labels": ("final_labels",),
                             "ft_steps": ("tune", "steps"), "n_select": ("sampling", "n"), "n_final": ("n_final",),
                             "final_guidance": ("final_guidance",), "final_network": ("final_network",),
                             "final_physics": ("final_physics",), "final_project": ("final_project",),
@@ -177,8 +188,10 @@ def dataset_cmd(ctx, n, seed, shards, run) -> None:
 @click.option("--every", type=_pos, default=1000, show_default=True, help="Steps between checkpoints / loss logs.")
 @click.option("--seed", type=click.IntRange(min=0), default=configfile.default(ChainSettings, "seed"),
               show_default=True)
+@click.option("--coordinates", type=click.Choice(ds.COORDINATES), default=configfile.default(ChainSettings, "coordinates"),
+              show_default=True, help=_COORDINATES_HELP)
 @click.pass_context
-def train_cmd(ctx, run, workers, steps, batch_size, gpu, every, seed) -> None:
+def train_cmd(ctx, run, workers, steps, batch_size, gpu, every, seed, coordinates) -> None:
     """Train the pre-network (resumes an interrupted training)."""
     _guard(runs.require_dataset, run)  # names a missing or damaged part before Ray starts
     with _lease(run, "train"):
@@ -186,7 +199,7 @@ def train_cmd(ctx, run, workers, steps, batch_size, gpu, every, seed) -> None:
         from rayflavor.orchestration.diffusion_train import train_network
 
         _guard(train_network, run, "pre", workers=workers, steps=steps, batch_size=batch_size, gpu=gpu, every=every,
-               seed=seed)
+               seed=seed, coordinates=coordinates)
 
 
 def _options(*options):
@@ -263,6 +276,8 @@ def _selection_options(command: str):
                    "heavy masses, charged-lepton phases) from the paper's prior. No observable changes, so neither "
                    "does the solution count; the heavy masses then follow the prior. 0 = off (the paper).")
 @click.option("--ordering", type=click.Choice(ds.ORDERINGS), default=_d("sample", "ordering"), show_default=True)
+@click.option("--labels", type=click.Choice(ds.LABELS), default=_d("sample", "labels"), show_default=True,
+              help=_LABELS_HELP)
 @click.option("--shards", type=int, default=_d("sample", "shards"),
               help="Ray tasks (default: n/50000, at least one per free CPU when n allows 5000 per task).")
 @click.option("--network", default=None, help="Network name (default: the newest: pre, tuned-1, ...).")
@@ -270,19 +285,33 @@ def _selection_options(command: str):
               help="Rows written to the parts (counts are always kept).")
 @click.option("--seed", type=int, default=configfile.default(ChainSettings, "seed"), show_default=True)
 @click.pass_context
-def sample_cmd(ctx, run, preset, n, sampler, steps, guidance, clip, bound, physics, project, orbits, ordering, shards,
-               network, keep, seed) -> None:
+def sample_cmd(ctx, run, preset, n, sampler, steps, guidance, clip, bound, physics, project, orbits, ordering, labels,
+               shards, network, keep, seed) -> None:
     """Generate points conditioned on the NO (or IO) labels; solutions go to RUN/solutions.parquet."""
     from rayflavor.methods.diffusion.sampleset import SampleSet
 
     sampling = build_settings(ctx, "sample", preset)
     name = _guard(runs.require_network, run, network)  # before Ray starts: a user mistake fails in a second
     _guard(SampleSet, network=name, sampling=sampling, seed=seed, keep=keep)
+    _guard(_check_network, run, name, sampling)
     with _lease(run, "sample"):
         _ray(ctx)
         from rayflavor.orchestration.diffusion_sample import sample_run
 
         _guard(sample_run, run, sampling, network=network, keep=keep, seed=seed)
+
+
+def _check_network(run: Path, name: str, sampling: SamplingSettings) -> None:
+    """Refuse settings the network cannot serve, before Ray starts (ValueError in one line)."""
+    from rayflavor.methods.diffusion import training
+
+    _, norm, d = training.load_model(runs.network_path(run, name))
+    if sampling.physics and not norm.paper:
+        raise ValueError(f"network {name!r} works in {norm.coordinates} coordinates: physics guidance inside the "
+                         "reverse process needs the paper's (use --project)")
+    if sampling.labels == "solutions" and training.solution_labels(d) is None:
+        raise ValueError(f"network {name!r} keeps no solution labels (only a network fine-tuned on solutions does, "
+                         "e.g. the chain's 'taught'); use --labels central")
 
 
 @diffusion.command("finetune", short_help="Fine-tune the newest network on its selected samples.")
@@ -324,6 +353,8 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
 @click.option("--n-data", type=int, default=_d("run", "n_data"), show_default=True)
 @click.option("--train-steps", type=int, default=_d("run", "train_steps"), show_default=True,
               help="Pre-network. Paper: 100000.")
+@click.option("--coordinates", type=click.Choice(ds.COORDINATES), default=_d("run", "coordinates"), show_default=True,
+              help=_COORDINATES_HELP)
 @click.option("--teacher", type=click.Choice(ds.TEACHERS), default=_d("run", "teacher"), show_default=True,
               help="reference: fine-tune the pre-network once on a network-free sample of the solution set "
                    "(nested sampling; its predictions follow the whole set, issue 18); none: self-training "
@@ -335,6 +366,9 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
               help="Live points per teacher run = teacher solutions per run.")
 @click.option("--teacher-steps", type=int, default=_d("run", "teacher_steps"), show_default=True,
               help="Training steps of the taught network.")
+@click.option("--teacher-orbits", type=int, default=_d("run", "teacher_orbits"), show_default=True,
+              help="Orbit-resampling sweeps before every kept teacher state (see `diffusion reference --orbits`): "
+                   "the taught network then learns the heavy masses as the prior spreads them.")
 @click.option("--rounds", type=int, default=_d("run", "rounds"), show_default=True,
               help="Self-training rounds (only with --teacher none; --preset self: 30). Paper: 1.")
 @click.option("--ft-steps", type=int, default=_d("run", "ft_steps"), show_default=True,
@@ -344,6 +378,8 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
               help="Final samples. Paper: 3e7.")
 @click.option("--final-guidance", type=float, default=_d("run", "final_guidance"), show_default=True,
               help="CFG scale of the final sample (the rounds use --guidance).")
+@click.option("--final-labels", type=click.Choice(ds.LABELS), default=_d("run", "final_labels"), show_default=True,
+              help=_LABELS_HELP)
 @click.option("--final-network", type=click.Choice(ds.FINAL_NETWORK), default=_d("run", "final_network"),
               show_default=True,
               help="Network of the final sample: the one whose round samples had the highest solution fraction "
@@ -362,8 +398,8 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
 @click.option("--workers", type=int, default=_d("run", "workers"), show_default=True)
 @click.option("--seed", type=int, default=_d("run", "seed"), show_default=True)
 @click.pass_context
-def run_cmd(ctx, run, preset, config, n_data, train_steps, teacher, teacher_tasks, teacher_live, teacher_steps,
-            rounds, ft_steps, n_select, n_final, final_guidance,
+def run_cmd(ctx, run, preset, config, n_data, train_steps, coordinates, teacher, teacher_tasks, teacher_live, teacher_steps,
+            teacher_orbits, rounds, ft_steps, n_select, n_final, final_guidance, final_labels,
             final_network, final_physics, final_project, final_orbits, sampler, steps, guidance, clip, bound, select,
             n_best, per_solution, pool, refit, min_select, spread, workers, seed) -> None:
     """The whole chain: dataset, pre-network, teacher (or self-training rounds), final samples.

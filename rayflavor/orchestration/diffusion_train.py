@@ -32,6 +32,7 @@ import ray.train  # RAY
 from ray.train.torch import TorchTrainer, get_device, prepare_model  # RAY
 
 from rayflavor.methods.diffusion import training
+from rayflavor.methods.diffusion import coordinates as coords
 from rayflavor.methods.diffusion.data import training_arrays
 from rayflavor.methods.diffusion.rounds import finetune_state
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
@@ -57,9 +58,13 @@ def storage_config(run: runs.Where) -> dict:
 
 def net_tensors(norm: training.Normalizer, g: np.ndarray, lab: np.ndarray, val: np.ndarray,
                 device) -> tuple[torch.Tensor, ...]:
-    """(x_train, labels_train, x_val, labels_val) in network units on ``device``."""
+    """(x_train, labels_train, x_val, labels_val) in network units on ``device`` (points without
+    coordinates in the network's system, a set of measure zero, left out)."""
+    x = norm.g_to_net(g)
+    ok = np.isfinite(x).all(axis=1)
+    tr, va = ok & ~val, ok & val
     return tuple(torch.from_numpy(a).to(device) for a in (
-        norm.g_to_net(g[~val]), norm.labels_to_net(lab[~val]), norm.g_to_net(g[val]), norm.labels_to_net(lab[val])))
+        x[tr], norm.labels_to_net(lab[tr]), x[va], norm.labels_to_net(lab[va])))
 
 
 def train_fn(config: dict) -> None:
@@ -81,7 +86,7 @@ def train_fn(config: dict) -> None:
                             batch_size=int(config["batch_size"]), lr_max=float(config["lr_max"]))
         state = finetune_state(runs.loc(config["init"]), g[~val], lab[~val], tune)
     else:
-        norm = training.Normalizer.fit(g[~val], lab[~val])
+        norm = training.Normalizer.fit(g[~val], lab[~val], config.get("coordinates") or "paper")
         state = training.new_state(norm, total_steps=config["steps"], lr_max=config["lr_max"])
     device = get_device()  # RAY
     schedule = NoiseSchedule().to(device)
@@ -126,8 +131,11 @@ def latest_checkpoint(run: runs.Where, name: str) -> tuple[runs.Location | None,
 def train_network(run: runs.Where, name: str = "pre", *, data: runs.Where | None = None, init: runs.Where | None = None,
                   workers: int = 1, steps: int = training.STEPS, batch_size: int = training.BATCH_SIZE,
                   gpu: str = "auto", every: int = 1000, seed: int = 0, lr_max: float = training.LR_MAX,
-                  stop_at: int | None = None, refit: str = "none", log=print) -> dict:
+                  stop_at: int | None = None, refit: str = "none", coordinates: str = "paper", log=print) -> dict:
     """Train (or resume, or fine-tune from ``init``) network ``name`` of a run; returns the last metrics.
+
+    ``coordinates`` (a new network only; a fine-tuned one keeps its ``init``'s): the network's
+    coordinate system (:mod:`rayflavor.methods.diffusion.coordinates`).
 
     ``refit`` (with ``init``; beyond the paper unless "none"): normalise G and the labels over this
     training set (``solutions``: :meth:`Normalizer.refit`) instead of inheriting the pre-network's
@@ -143,12 +151,19 @@ def train_network(run: runs.Where, name: str = "pre", *, data: runs.Where | None
         log(f"train: network {name!r} already finished ({d['step']} steps) -> {final}")
         return {"step": d["step"], "finished": True}
     resume, attempts = latest_checkpoint(run, name)
+    if resume is not None:  # stopped between the last checkpoint and the final save: nothing left to train
+        state = training.load_state(resume)
+        if state.step >= state.total_steps:
+            training.save(final, state, with_optimizer=False)
+            log(f"train: {name!r} finished at step {state.step} (its last checkpoint) -> {final}")
+            return {"step": state.step, "finished": True}
     use_gpu = _use_gpu(gpu)
     log_path = runs.network_dir(run, name) / "metrics.jsonl"
     config = {"data": data.uri, "init": runs.loc(init).uri if init else None,
               "resume": resume.uri if resume else None, "steps": int(steps), "batch_size": int(batch_size),
               "every": int(every), "seed": int(seed), "lr_max": float(lr_max), "threads": 1,
-              "log": log_path.uri, "stop_at": stop_at, "refit": refit}
+              "log": log_path.uri, "stop_at": stop_at, "refit": refit,
+              "coordinates": coords.check(coordinates)}
     if resume:
         log(f"train: resuming {name!r} from {resume}")
     trainer = TorchTrainer(  # RAY

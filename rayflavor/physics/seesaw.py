@@ -96,6 +96,15 @@ def sample_prior(n: int, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
+def prior_box() -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi), each (23,): the box of the prior (eqs. 2.17-2.18) in :data:`PARAMETERS` order."""
+    lo = np.array([PRIOR["y"][0]] * 18 + [PRIOR["mass_ratio"][0]] * 2 + [PRIOR["log10_h2_over_m3_ev"][0]]
+                  + [PRIOR["arg"][0]] * 2)
+    hi = np.array([PRIOR["y"][1]] * 18 + [PRIOR["mass_ratio"][1]] * 2 + [PRIOR["log10_h2_over_m3_ev"][1]]
+                  + [PRIOR["arg"][1]] * 2)
+    return lo, hi
+
+
 def canonical_order(x: np.ndarray) -> np.ndarray:
     """The same physical points with ``|M1| <= |M2|``, the prior's convention (a new array).
 

@@ -15,6 +15,7 @@ from rayflavor.methods.diffusion.physics_guidance import PhysicsGuidance
 from rayflavor.methods.diffusion.sampling import bounded, guided_eps_fn, sample
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
 from rayflavor.methods.diffusion.training import Normalizer, load_model
+from rayflavor.physics import seesaw
 
 BATCH = 4096
 
@@ -36,10 +37,13 @@ def generate(
     bound: str = "clamp",
     project: int = 0,
 ) -> np.ndarray:
-    """``n`` points (n, dim) conditioned on the physical ``label`` (11,), CFG scale ``guidance``.
+    """``n`` points (n, dim) conditioned on the physical ``label`` (11,), or point i on row i of
+    ``label`` (n, 11), CFG scale ``guidance``.
 
     The final sample is clamped to [-1, 1] in network units, i.e. to the range of the
-    training inputs (the prior box): the priors have no support outside it.
+    training inputs (the prior box): the priors have no support outside it. A network in other
+    coordinates than the paper's (``norm.coordinates``) has its points decoded and then bounded
+    to the prior box (``seesaw.prior_box``) the same way; its projection works in the prior box.
     ``physics`` (beyond the paper): steer every step's predicted x0 into the 3 sigma box
     (:mod:`.physics_guidance`). ``bound``: how the clip and the final [-1, 1] are enforced
     (:func:`.sampling.bounded`: ``clamp`` or ``reflect``). ``project`` (beyond the paper): that
@@ -49,21 +53,35 @@ def generate(
     """
     if project and physics is None:
         raise ValueError("project needs the physics guidance settings (the 3 sigma windows)")
+    guided = physics is not None and physics.iterations > 0
+    if guided and not norm.paper:
+        raise ValueError(f"physics guidance inside the reverse process needs a network in the paper's coordinates; "
+                         f"this one works in {norm.coordinates} coordinates (use projection instead)")
     schedule = schedule or NoiseSchedule()
     lab = torch.from_numpy(norm.labels_to_net(np.asarray(label, dtype=np.float64)))
-    eps_fn = guided_eps_fn(net, lab, schedule=schedule, steps=steps, guidance=guidance)
-    refine = physics.refiner(norm.g_lo, norm.g_hi) if physics is not None and physics.iterations > 0 else None
-    projector = physics.projector(norm.g_lo, norm.g_hi, project) if project else None
+    if lab.dim() == 2 and lab.shape[0] != n:
+        raise ValueError(f"one label per point needs {n} labels, not {lab.shape[0]}")
+    eps_fn = guided_eps_fn(net, lab, schedule=schedule, steps=steps, guidance=guidance) if lab.dim() == 1 else None
+    refine = physics.refiner(norm.g_lo, norm.g_hi) if guided else None
+    # a network in other coordinates: its points are decoded, then bounded and projected in the prior box
+    box_lo, box_hi = (norm.g_lo, norm.g_hi) if norm.paper else seesaw.prior_box()
+    projector = physics.projector(box_lo, box_hi, project) if project else None
     dim = net.w_h[0].shape[0]
     out = np.empty((n, dim), dtype=np.float64)
     g = torch.Generator().manual_seed(int(seed))
     for i in range(0, n, batch):
         b = min(batch, n - i)
         x = torch.randn(b, dim, generator=g)
-        x = sample(eps_fn, x, schedule=schedule, sampler=sampler, steps=steps, generator=g, clip=clip, refine=refine,
+        x = sample(eps_fn or guided_eps_fn(net, lab[i:i + b], schedule=schedule, steps=steps, guidance=guidance), x, schedule=schedule, sampler=sampler, steps=steps, generator=g, clip=clip, refine=refine,
                    bound=bound)
         x = bounded(x, -1.0, 1.0, bound)
-        out[i:i + b] = norm.g_from_net((projector(x) if projector is not None else x).numpy())
+        if not norm.paper:  # decoded points may leave the prior box (the Yukawas' |Re|, |Im| <= 1): bound them
+            g_box = norm.g_from_net(x.numpy())
+            x = bounded(torch.from_numpy(2.0 * (g_box - box_lo) / (box_hi - box_lo) - 1.0), -1.0, 1.0, bound)
+        if projector is not None:
+            x = projector(x)
+        x = x.numpy().astype(np.float64)
+        out[i:i + b] = (norm.g_from_net(x) if norm.paper else box_lo + (x + 1.0) * 0.5 * (box_hi - box_lo))
     return out
 
 

@@ -105,6 +105,17 @@ class FoldedNet:
         c = c.float()
         return [torch.addmm(b, c, wc) for b, wc in zip(self.b, self.w_c)]
 
+    def row_biases(self, labels: torch.Tensor) -> list[torch.Tensor]:
+        """Per-layer ``W_label l + b`` for each row ``l`` of ``labels`` (B, label_dim): the label part of
+        :meth:`biases` for a batch whose rows are conditioned on different labels."""
+        labels = labels.float()
+        return [torch.addmm(b, labels, wc[:-1]) for b, wc in zip(self.b, self.w_c)]
+
+    def time_biases(self, t_frac: torch.Tensor) -> list[torch.Tensor]:
+        """Per-layer ``W_t t`` for each step's ``t_frac`` (K, 1): the time part of :meth:`biases`."""
+        t_frac = t_frac.float()
+        return [t_frac @ wc[-1:] for wc in self.w_c]
+
     def _buffers(self, batch: int) -> list[torch.Tensor]:
         if batch not in self._bufs:
             self._bufs = {batch: [torch.empty(batch, w.shape[1]) for w in self.w_h]}
@@ -120,7 +131,7 @@ class FoldedNet:
         h = x
         for i in range(self.n):
             out = bufs[i]
-            torch.addmm(biases[i][k], h, self.w_h[i], out=out)
+            torch.addmm(biases[i][k], h, self.w_h[i], out=out)  # a table row (width,) or per-row (B, width)
             if i < self.n - 2:
                 torch.selu_(out)
             elif i == self.n - 2:

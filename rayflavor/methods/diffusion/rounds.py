@@ -92,12 +92,18 @@ def selected_rows(t: pa.Table, settings: SelectionSettings = SelectionSettings()
 
 def finetune_state(init: str | Path, g: np.ndarray, lab: np.ndarray, tune: TuneSettings) -> training.TrainState:
     """Fresh training state (Adam, OneCycleLR over ``tune.steps``) on the weights of network file
-    ``init``, its normalisation refitted on the training rows (``g``, ``lab``) as ``tune.refit`` says."""
+    ``init``, its normalisation refitted on the training rows (``g``, ``lab``) as ``tune.refit`` says.
+
+    The labels of the rows that are solutions (NO windows) are kept with the network
+    (``meta["solution_labels"]``, at most :data:`training.MAX_SOLUTION_LABELS` of them): the labels a
+    sample with ``labels = "solutions"`` is conditioned on."""
     net, norm, _ = training.load_model(init)
     net.train()
-    focus = selection.label_solutions(lab, no_windows()) if tune.refit == "solutions" else None
+    sol = selection.label_solutions(lab, no_windows())
+    focus = sol if tune.refit == "solutions" else None
     return training.new_state(norm.refit(g, lab, tune.refit, focus), total_steps=tune.steps, lr_max=tune.lr_max,
-                              model=net, meta={"init": str(init)})
+                              model=net, meta={"init": str(init),
+                                               "solution_labels": training.kept_labels(lab[sol])})
 
 
 def _among(rows: pa.Table, samples: pa.Table) -> np.ndarray:

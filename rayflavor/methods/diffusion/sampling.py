@@ -138,25 +138,39 @@ def guided_eps_fn(
     steps: int | None = None,
     guidance: float = 8.0,
 ) -> Callable[[torch.Tensor, int], torch.Tensor]:
-    """CFG noise predictor for one normalised label (label_dim,) and the sampler's step list.
+    """CFG noise predictor for one normalised label (label_dim,), or one per row (B, label_dim), and
+    the sampler's step list.
 
-    The label/time contribution of each layer is precomputed for every step (conditional and
-    empty label); with ``guidance == 1`` only the conditional pass runs, with 0 only the empty one.
+    One label: the label/time contribution of each layer is precomputed for every step (conditional
+    and empty label). A label per row: the predictor serves batches of exactly B rows, row i
+    conditioned on label i (its label part precomputed once, the time part added per step). With
+    ``guidance == 1`` only the conditional pass runs, with 0 only the empty one.
     """
     ts = timesteps(schedule.T, steps or schedule.T)
     t_frac = torch.as_tensor(ts / schedule.T, dtype=torch.float32).unsqueeze(-1)
-    lab = label.float().reshape(1, -1).expand(len(ts), -1)
-    cond = net.biases(torch.cat([lab, t_frac], dim=1))
-    uncond = net.biases(torch.cat([torch.zeros_like(lab), t_frac], dim=1))
+    empty = torch.zeros(len(ts), label.shape[-1])
+    uncond = net.biases(torch.cat([empty, t_frac], dim=1))
+    if label.dim() == 1:
+        cond = net.biases(torch.cat([label.float().reshape(1, -1).expand(len(ts), -1), t_frac], dim=1))
+        cond_at = lambda k: (cond, k)  # noqa: E731
+    else:
+        rows, times = net.row_biases(label), net.time_biases(t_frac)
+        per_row = [torch.empty_like(r) for r in rows]
+
+        def cond_at(k: int):
+            for out, r, t in zip(per_row, rows, times):
+                torch.add(r, t[k], out=out)
+            return [p.unsqueeze(0) for p in per_row], 0
+
     g = float(guidance)
 
     def eps_fn(x: torch.Tensor, k: int) -> torch.Tensor:
-        if g == 1.0:
-            return net(x, cond, k)
         if g == 0.0:
             return net(x, uncond, k)
+        if g == 1.0:
+            return net(x, *cond_at(k))
         e_u = net(x, uncond, k).clone()
-        e_c = net(x, cond, k)
+        e_c = net(x, *cond_at(k))
         # (1 - g) e_u + g e_c, in place on the copy
         return e_u.mul_(1.0 - g).add_(e_c, alpha=g)
 

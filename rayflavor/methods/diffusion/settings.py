@@ -28,6 +28,9 @@ from typing import Any
 SAMPLERS = ("ddpm", "ddim")
 BOUNDS = ("clamp", "reflect")
 ORDERINGS = ("NO", "IO")
+#: What a sample is conditioned on: the measured central values (the paper), or per point the labels
+#: of one of the solutions the network was fine-tuned on (the labels' spread inside the 3 sigma windows).
+LABELS = ("central", "solutions")
 SELECT = ("nearest", "cuts")
 POOLS = ("union", "round")
 REFIT = ("solutions", "none")
@@ -37,6 +40,8 @@ FINAL_NETWORK = ("best", "last")
 TEACHERS = ("reference", "none")
 #: Reverse steps of the full schedule (T): ``steps = 1000`` is the paper's every-step DDPM.
 T_STEPS = 1000
+#: The coordinate systems a network can work in (:mod:`rayflavor.methods.diffusion.coordinates`).
+COORDINATES = ("paper", "casas-ibarra")
 
 
 def _int(obj, name: str, lo: int | None = None, hi: int | None = None, optional: bool = False) -> None:
@@ -92,7 +97,12 @@ class SamplingSettings:
     ``bound``: how the clip, physics guidance's steps and the final sample are kept inside
     [-1, 1] (``clamp`` onto the face, or ``reflect`` at it);
     ``ordering``: the labels conditioned on and the ordering the
-    samples are evaluated in; ``n``: points; ``shards``: Ray tasks (None: automatic).
+    samples are evaluated in; ``labels``: condition every point on the measured central values
+    (``central``, the paper) or each point on the labels of a random one of the solutions the network
+    was fine-tuned on (``solutions``, beyond the paper: the measurement is a 3 sigma window, and these
+    labels are spread over it as the prior spreads the solutions; the sample then follows the whole
+    solution set instead of its slice at the central values); ``n``: points; ``shards``: Ray tasks
+    (None: automatic).
     """
 
     sampler: str = "ddim"
@@ -104,6 +114,7 @@ class SamplingSettings:
     orbits: int = 0
     bound: str = "reflect"
     ordering: str = "NO"
+    labels: str = "central"
     n: int = 100_000
     shards: int | None = None
 
@@ -117,6 +128,10 @@ class SamplingSettings:
         _int(self, "orbits", 0)
         _choice(self, "bound", BOUNDS)
         _choice(self, "ordering", ORDERINGS)
+        _choice(self, "labels", LABELS)
+        if self.labels == "solutions" and self.ordering != "NO":
+            raise ValueError("labels 'solutions' draws the labels of the network's NO solutions; use labels 'central' "
+                             "for IO")
         _int(self, "n", 1)
         _int(self, "shards", 1, optional=True)
         if self.shards is not None and self.shards > self.n:
@@ -218,7 +233,9 @@ def _rounds_sampling(s: SamplingSettings) -> None:
 class ChainSettings:
     """``rayflavor diffusion run``: the whole chain with laptop defaults (~12 min on 2 cores).
 
-    ``n_data`` prior points and a pre-network of ``train_steps`` steps. Then, with
+    ``n_data`` prior points and a pre-network of ``train_steps`` steps in ``coordinates`` (``paper``:
+    the 23 parameters, as the paper; ``casas-ibarra``, beyond the paper: the exact reparametrisation
+    in which the labels are coordinates, :mod:`rayflavor.physics.casas_ibarra`). Then, with
     ``teacher = "reference"`` (the default, beyond the paper; issue 18): a network-free sample of
     the solution set (:mod:`rayflavor.methods.reference`, ``teacher_tasks`` nested-sampling runs of
     ``teacher_live`` live points, random stream 1 so it never shares draws with a reference built
@@ -240,16 +257,19 @@ class ChainSettings:
 
     n_data: int = 100_000
     train_steps: int = 20_000
+    coordinates: str = "paper"
     teacher: str = "reference"
     teacher_tasks: int = 16
     teacher_live: int = 1000
     teacher_steps: int = 15_000
+    teacher_orbits: int = 0
     rounds: int = 0
     sampling: SamplingSettings = field(default_factory=lambda: SamplingSettings(guidance=1.0, n=20_000))
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     tune: TuneSettings = field(default_factory=lambda: TuneSettings(steps=2000))
     n_final: int = 100_000
     final_guidance: float = 1.0
+    final_labels: str = "central"
     final_network: str = "best"
     final_physics: int = 0
     final_project: int = 200
@@ -260,13 +280,16 @@ class ChainSettings:
     def __post_init__(self) -> None:
         _int(self, "n_data", 10)
         _int(self, "train_steps", 1)
+        _choice(self, "coordinates", COORDINATES)
         _choice(self, "teacher", TEACHERS)
         _int(self, "teacher_tasks", 1)
         _int(self, "teacher_live", 20)
         _int(self, "teacher_steps", 1)
+        _int(self, "teacher_orbits", 0)
         _int(self, "rounds", 0)
         _int(self, "n_final", 1)
         _float(self, "final_guidance", 0.0)
+        _choice(self, "final_labels", LABELS)
         _choice(self, "final_network", FINAL_NETWORK)
         _int(self, "final_physics", 0)
         _int(self, "final_project", 0)
@@ -274,6 +297,9 @@ class ChainSettings:
         _int(self, "workers", 1)
         _int(self, "seed", 0)
         _rounds_sampling(self.sampling)
+        if self.final_labels == "solutions" and self.teacher != "reference" and not self.rounds:
+            raise ValueError("final_labels 'solutions' needs a fine-tuned network (the reference teacher or rounds): "
+                             "the pre-network keeps no solution labels")
         if self.teacher == "reference" and self.rounds:
             raise ValueError(f"rounds ({self.rounds}) need teacher 'none': self-training rounds after a reference "
                              "teacher would narrow the taught network onto one mode again (use --preset self "
@@ -283,9 +309,9 @@ class ChainSettings:
         """The teacher's :class:`rayflavor.methods.reference.ReferenceSettings` (NO, the default data)."""
         from rayflavor.methods.reference import ReferenceSettings
 
-        # orbits 0: the teacher the held-out chains were measured with (docs/experiments.md#2026-12-02-orbits)
         return ReferenceSettings(tasks=self.teacher_tasks, n_live=self.teacher_live,
-                                 k=max(1, self.teacher_live // 10), seed=self.seed, stream=1, orbits=0)
+                                 k=max(1, self.teacher_live // 10), seed=self.seed, stream=1,
+                                 orbits=self.teacher_orbits)
 
     def finetune(self, rounds: int | None = None) -> FinetuneSettings:
         """The chain's rounds as the settings of ``rayflavor diffusion finetune``."""
@@ -294,8 +320,8 @@ class ChainSettings:
 
     def final_sampling(self, physics: int = 0, project: int = 0, orbits: int = 0) -> SamplingSettings:
         """Settings of a final sample: the rounds' sampler with ``n_final`` and ``final_guidance``."""
-        return replace(self.sampling, n=self.n_final, guidance=self.final_guidance, physics=physics, project=project,
-                       orbits=orbits, shards=None)
+        return replace(self.sampling, n=self.n_final, guidance=self.final_guidance, labels=self.final_labels,
+                       physics=physics, project=project, orbits=orbits, shards=None)
 
     @property
     def second_final(self) -> bool:

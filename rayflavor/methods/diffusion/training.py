@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rayflavor.methods.diffusion import coordinates as coords
 from rayflavor.methods.diffusion.network import EpsNet
 from rayflavor.methods.diffusion.schedule import NoiseSchedule
 
@@ -45,23 +46,34 @@ STEPS = 100_000
 
 @dataclass(frozen=True)
 class Normalizer:
-    """Affine maps G -> [-1, 1] and L -> standard scores (float64 numpy arrays)."""
+    """Maps G -> the network's coordinates -> [-1, 1], and L -> standard scores (float64 numpy arrays).
+
+    ``coordinates``: the network's coordinate system (:mod:`.coordinates`: ``paper``, the identity,
+    or ``casas-ibarra``); ``g_lo``, ``g_hi`` are the range of the training points *in those
+    coordinates*, mapped affinely onto [-1, 1].
+    """
 
     g_lo: np.ndarray
     g_hi: np.ndarray
     l_mean: np.ndarray
     l_std: np.ndarray
+    coordinates: str = "paper"
 
     @classmethod
-    def fit(cls, g: np.ndarray, labels: np.ndarray) -> "Normalizer":
-        """G: each column's range onto [-1, 1] (a column of one value gets a +-1e-9 relative range);
-        labels: standard scores."""
-        lo, hi = g.min(axis=0).astype(np.float64), g.max(axis=0).astype(np.float64)
+    def fit(cls, g: np.ndarray, labels: np.ndarray, coordinates: str = "paper") -> "Normalizer":
+        """G in ``coordinates``: each column's range onto [-1, 1] (a column of one value gets a +-1e-9
+        relative range; points without coordinates, a set of measure zero, are left out); labels:
+        standard scores."""
+        c = coords.encode(np.asarray(g, dtype=np.float64), coordinates)
+        c = c[np.isfinite(c).all(axis=1)]
+        if not len(c):
+            raise ValueError(f"no training point has finite {coordinates} coordinates")
+        lo, hi = c.min(axis=0).astype(np.float64), c.max(axis=0).astype(np.float64)
         pad = np.where(hi - lo > 0, 0.0, 1e-9 * np.maximum(np.abs(lo), 1.0))
         lo, hi = lo - pad, hi + pad
         std = labels.std(axis=0)
         return cls(lo.astype(np.float64), hi.astype(np.float64), labels.mean(axis=0).astype(np.float64),
-                   np.where(std > 0, std, 1.0).astype(np.float64))
+                   np.where(std > 0, std, 1.0).astype(np.float64), coordinates)
 
     def refit(self, g: np.ndarray, labels: np.ndarray, what: str, focus: np.ndarray | None = None) -> "Normalizer":
         """Normaliser for fine-tuning on (``g``, ``labels``).
@@ -80,28 +92,61 @@ class Normalizer:
             raise ValueError(f"refit must be one of {', '.join(REFIT)}, not {what!r}")
         g, labels = np.asarray(g, dtype=np.float64), np.asarray(labels, dtype=np.float64)
         ok = np.isfinite(labels).all(axis=1) & np.isfinite(g).all(axis=1)
-        full = Normalizer.fit(g[ok], labels[ok])
+        full = Normalizer.fit(g[ok], labels[ok], self.coordinates)
         sol = ok & (np.asarray(focus, dtype=bool) if focus is not None else False)
         if sol.sum() < MIN_FOCUS:
             return full
-        box = Normalizer.fit(g[sol], labels[sol])
-        return Normalizer(box.g_lo, box.g_hi, full.l_mean, full.l_std)
+        box = Normalizer.fit(g[sol], labels[sol], self.coordinates)
+        return Normalizer(box.g_lo, box.g_hi, full.l_mean, full.l_std, self.coordinates)
+
+    @property
+    def paper(self) -> bool:
+        """Whether the network works in the paper's coordinates (G itself, affinely)."""
+        return self.coordinates == "paper"
 
     def g_to_net(self, g: np.ndarray) -> np.ndarray:
-        return (2.0 * (g - self.g_lo) / (self.g_hi - self.g_lo) - 1.0).astype(np.float32)
+        """Points G (N, 23) -> network units (float32); NaN rows for points without coordinates."""
+        c = coords.encode(np.asarray(g, dtype=np.float64), self.coordinates)
+        return (2.0 * (c - self.g_lo) / (self.g_hi - self.g_lo) - 1.0).astype(np.float32)
 
     def g_from_net(self, x: np.ndarray) -> np.ndarray:
-        return self.g_lo + (np.asarray(x, dtype=np.float64) + 1.0) * 0.5 * (self.g_hi - self.g_lo)
+        """Network units -> points G (N, 23) float64 (not bounded to the prior box)."""
+        c = self.g_lo + (np.asarray(x, dtype=np.float64) + 1.0) * 0.5 * (self.g_hi - self.g_lo)
+        return coords.decode(c, self.coordinates)
 
     def labels_to_net(self, labels: np.ndarray) -> np.ndarray:
         return ((labels - self.l_mean) / self.l_std).astype(np.float32)
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k).tolist() for k in ("g_lo", "g_hi", "l_mean", "l_std")}
+        d = {k: getattr(self, k).tolist() for k in ("g_lo", "g_hi", "l_mean", "l_std")}
+        d["coordinates"] = self.coordinates
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Normalizer":
-        return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in d.items()})
+        """Also of checkpoints written before the coordinates were stored (the paper's, then the only ones)."""
+        d = dict(d)
+        system = d.pop("coordinates", "paper")
+        return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in d.items()}, coordinates=system)
+
+
+#: At most this many solution labels are kept with a fine-tuned network (``meta["solution_labels"]``).
+MAX_SOLUTION_LABELS = 50_000
+
+
+def kept_labels(labels: np.ndarray) -> np.ndarray:
+    """The solution labels a network keeps: ``labels`` (float64), evenly thinned to at most
+    :data:`MAX_SOLUTION_LABELS` rows."""
+    labels = np.asarray(labels, dtype=np.float64)
+    if len(labels) > MAX_SOLUTION_LABELS:
+        labels = labels[np.linspace(0, len(labels) - 1, MAX_SOLUTION_LABELS).astype(int)]
+    return labels
+
+
+def solution_labels(d: dict) -> np.ndarray | None:
+    """The solution labels a checkpoint dict keeps (None for a network not fine-tuned on solutions)."""
+    lab = (d.get("meta") or {}).get("solution_labels")
+    return None if lab is None or len(lab) == 0 else np.asarray(lab, dtype=np.float64)
 
 
 @dataclass
