@@ -16,14 +16,14 @@ from rayflavor import configfile
 from rayflavor.cli.main import cli
 from rayflavor.methods.diffusion import training
 from rayflavor.methods.diffusion.settings import FinetuneSettings, SamplingSettings, SelectionSettings, TuneSettings
-from rayflavor.physics import seesaw
+from rayflavor.physics import casas_ibarra, seesaw
 from rayflavor.storage import runs
 
 pytestmark = pytest.mark.ray
 
 TINY_RUN = ["--n-data", "400", "--train-steps", "30", "--teacher", "none", "--rounds", "2", "--ft-steps", "10", "--n-select", "300",
             "--n", "200", "--steps", "3", "--select", "cuts", "--min-select", "50", "--final-physics-guidance", "1",
-            "--final-project", "0", "--final-orbits", "0", "--seed", "4"]
+            "--final-project", "0", "--final-orbits", "0", "--coordinates", "paper", "--seed", "4"]
 
 
 def _tiny_network(run):
@@ -84,13 +84,19 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     assert rows.height == 60 and rows["solution"].all() and set(rows["split"]) == {"train", "val"}
     _, _, d = training.load_model(runs.network_path(run, "taught"))
     assert d["step"] == 15
-    # the taught network's normalisation spans the teacher's training solutions (refit to their box)
-    _, norm, _ = training.load_model(runs.network_path(run, "taught"))
+    # the taught network's normalisation spans the teacher's training solutions in Casas-Ibarra coordinates (refit
+    # to their box), and it keeps their labels, on which each final point is conditioned
+    _, norm, d = training.load_model(runs.network_path(run, "taught"))
     train = rows.filter(pl.col("split") == "train")
     g = np.column_stack([train[c].to_numpy() for c in seesaw.PARAMETERS])
-    assert np.allclose(norm.g_lo, g.min(axis=0)) and np.allclose(norm.g_hi, g.max(axis=0))
+    coords = casas_ibarra.to_coordinates(g)
+    assert norm.coordinates == "casas-ibarra" and training.load_model(runs.network_path(run, "pre"))[1].coordinates == \
+        "casas-ibarra"
+    assert np.allclose(norm.g_lo, coords.min(axis=0)) and np.allclose(norm.g_hi, coords.max(axis=0))
+    np.testing.assert_array_equal(training.solution_labels(d),
+                                  np.column_stack([train[c].to_numpy() for c in seesaw.LABELS]))
     tags = sorted(p.name for p in (run / "samples").iterdir())
-    assert all(t.startswith("taught-") for t in tags) and len(tags) == 2
+    assert all(t.startswith("taught-") and "-NO-lsol-" in t for t in tags) and len(tags) == 2
     # the held-out table reads exactly the two final sets (not a round's), against a reference
     table = CliRunner().invoke(cli, ["bench", "diffusion-seeds", str(run), "--reference", str(run / "teacher")],
                                catch_exceptions=False)
@@ -104,7 +110,8 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     assert any(t.endswith("-reflect-proj20-orb3-n200-s4") for t in tags)  # the projected set: its own tag, seed + 2
     sols = pl.from_arrow(runs.read_table(runs.solutions_path(run)))
     assert row.sets["guided"].solutions == sols.filter(pl.col("projection") == 20).height
-    assert row.sets["guided"].core_seconds > 0 and table.output.splitlines()[2].startswith("| 2 | reference, projected 20 steps + orbits 3 sweeps |")
+    assert row.sets["guided"].core_seconds > 0 and table.output.splitlines()[2].startswith(
+        "| 2 | reference, casas-ibarra, labels solutions, projected 20 steps + orbits 3 sweeps |")
     assert "effective samples per core-second" in table.output
     own = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(run / "teacher")])
     assert own.exit_code == 2 and "this run's own teacher" in own.output  # not an independent reference

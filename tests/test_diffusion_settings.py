@@ -46,17 +46,22 @@ def p_bound() -> str:
 def test_library_callers_get_the_cli_chain():
     """The values users get from the CLI today are the library's defaults (issue 15)."""
     c = ChainSettings()
-    assert (c.teacher, c.teacher_tasks, c.teacher_live, c.teacher_steps) == ("reference", 16, 1000, 15_000)
+    assert (c.teacher, c.teacher_tasks, c.teacher_live, c.teacher_steps) == ("reference", 16, 1000, 40_000)
     assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance) == (0, 1.0, "best", 1.0)
     assert (c.final_physics, c.final_project, c.final_orbits, c.second_final) == (0, 200, 10, True)
-    # the teacher is a reference without orbit moves (as the held-out chains were measured); a reference has them
-    assert (c.teacher_reference().orbits, c.teacher_reference().stream) == (0, 1)
+    # the teacher mixes along the orbits like a reference; the network works in Casas-Ibarra coordinates and
+    # conditions each final point on the labels of one of its solutions
+    assert (c.teacher_reference().orbits, c.teacher_reference().stream) == (1, 1)
+    assert (c.coordinates, c.final_labels, c.final_sampling().labels) == ("casas-ibarra", "solutions", "solutions")
     from rayflavor.methods.reference import ReferenceSettings
 
     assert ReferenceSettings().orbits == 1
     s = PRESETS[ChainSettings]["self"]  # the self-training chain measured before issue 18, unchanged
     assert (s.teacher, s.rounds, s.final_physics, s.final_project, s.final_orbits, s.sampling, s.selection, s.tune) == \
         ("none", 30, 3, 0, 0, replace(c.sampling, bound="clamp"), c.selection, c.tune)
+    assert (s.coordinates, s.final_labels) == ("paper", "central")
+    p = PRESETS[ChainSettings]["paper"]
+    assert (p.coordinates, p.final_labels, p.final_sampling().labels) == ("paper", "central", "central")
     assert (c.sampling.bound, FinetuneSettings().sampling.bound, p_bound()) == ("reflect", "clamp", "clamp")
     assert (c.sampling.n, c.tune.steps, c.train_steps, c.n_final) == (20_000, 2000, 20_000, 100_000)
     f = FinetuneSettings()
@@ -89,7 +94,7 @@ def test_library_callers_get_the_cli_chain():
     (lambda: ChainSettings(final_orbits=-1), "final_orbits must be >= 0"),
     (lambda: ChainSettings(coordinates="polar"), "coordinates must be one of paper, casas-ibarra"),
     (lambda: ChainSettings(teacher_orbits=-1), "teacher_orbits must be >= 0"),
-    (lambda: ChainSettings(teacher="none", final_labels="solutions"), "final_labels 'solutions' needs a fine-tuned"),
+    (lambda: ChainSettings(final_physics=3), "final_physics (3) needs coordinates 'paper'"),
     (lambda: SamplingSettings(labels="mean"), "labels must be one of central, solutions"),
     (lambda: SamplingSettings(labels="solutions", ordering="IO"), "use labels 'central' for IO"),
 ])
@@ -147,7 +152,7 @@ def test_run_settings_precedence_default_preset_config_option(tmp_path, recorded
     (["--guidance", "nan"], "guidance: must be a finite number"),
     (["--seed", "-1"], "seed must be >= 0"),
     (["--coordinates", "polar"], "'polar' is not one of"),
-    (["--teacher", "none", "--final-labels", "solutions"], "final_labels 'solutions' needs a fine-tuned network"),
+    (["--final-physics-guidance", "2"], "final_physics (2) needs coordinates 'paper'"),
 ])
 def test_removed_and_bad_run_options_are_refused_before_anything_is_written(tmp_path, recorded_chain, args, fragment):
     run = tmp_path / "run"

@@ -23,7 +23,8 @@ def test_parameters_to_coordinates_and_back_is_the_identity_on_prior_points():
     np.testing.assert_allclose(ci.from_coordinates(c), x, rtol=0, atol=1e-9)
     np.testing.assert_array_equal(c[:, 18:], x[:, 18:])  # the heavy masses are their own coordinates
     assert (c[:, 7:9] >= 0).all() and (c[:, 7:9] < np.pi).all()
-    assert (c[:, 6] >= ci.DELTA_CUT).all() and (c[:, 6] < ci.DELTA_CUT + TWO_PI).all()
+    assert (np.abs(c[:, 6]) <= 1).all() and (c[:, 9] >= -np.pi).all() and (c[:, 9] < 3 * np.pi).all()
+    assert 0.4 < (c[:, 9] >= np.pi).mean() < 0.6  # the upper half: delta > pi
 
 
 def _random_coordinates(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -33,9 +34,10 @@ def _random_coordinates(n: int, rng: np.random.Generator) -> np.ndarray:
     c[:, 1] = rng.uniform(-5, -3.5, n)
     c[:, 2] = rng.uniform(-3, -2, n)
     c[:, 3:6] = rng.uniform(0.05, 0.95, (n, 3))
-    c[:, 6] = rng.uniform(ci.DELTA_CUT, ci.DELTA_CUT + TWO_PI, n)
+    c[:, 6] = rng.uniform(-0.99, 0.99, n)
     c[:, 7:9] = rng.uniform(0, np.pi, (n, 2))
-    c[:, 9:12] = rng.uniform(-np.pi, np.pi, (n, 3))
+    c[:, 9] = rng.uniform(-np.pi, 3 * np.pi, n)
+    c[:, 10:12] = rng.uniform(-np.pi, np.pi, (n, 2))
     c[:, [12, 16]] = rng.uniform(-np.pi, np.pi, (n, 2))
     c[:, 14] = rng.uniform(-1.5, 1.5, n)
     c[:, [13, 15, 17]] = rng.uniform(-1.5, 1.5, (n, 3))
@@ -48,9 +50,9 @@ def _random_coordinates(n: int, rng: np.random.Generator) -> np.ndarray:
 def test_coordinates_to_parameters_and_back_is_the_identity_on_the_canonical_ranges():
     c = _random_coordinates(5000, np.random.default_rng(2))
     back = ci.to_coordinates(ci.from_coordinates(c))
-    linear = [0, 1, 2, 3, 4, 5, 13, 14, 15, 17, 18, 19, 20]
+    linear = [0, 1, 2, 3, 4, 5, 6, 9, 13, 14, 15, 17, 18, 19, 20]
     np.testing.assert_allclose(back[:, linear], c[:, linear], rtol=0, atol=1e-7)
-    periodic = [6, 7, 8, 9, 10, 11, 12, 16, 21, 22]
+    periodic = [7, 8, 10, 11, 12, 16, 21, 22]
     assert _circular(back[:, periodic], c[:, periodic]).max() < 1e-7
 
 
@@ -70,7 +72,10 @@ def test_light_coordinates_are_the_observables_of_the_decoded_point(ordering):
         np.testing.assert_allclose(ev["label_log10_dm3l"], c[:, 2], atol=1e-8)
         for k, name in enumerate(("sin2_theta12", "sin2_theta13", "sin2_theta23")):
             np.testing.assert_allclose(ev[name], c[:, 3 + k], atol=1e-9, err_msg=name)
-        assert _circular(ev["delta_cp"], c[:, 6]).max() < 1e-7
+        delta, _ = ci.delta_and_phi_e(c[:, 6], c[:, 9])
+        assert _circular(ev["delta_cp"], delta).max() < 1e-7
+        np.testing.assert_allclose(np.cos(ev["delta_cp"]), c[:, 6], atol=1e-9)
+        assert ((ev["delta_cp"] > np.pi) == (c[:, 9] >= np.pi)).all()
         assert _circular(ev["alpha21"], 2 * c[:, 7]).max() < 1e-7  # convention "half": alpha = 2 beta mod 2 pi
         assert _circular(ev["alpha31"], 2 * c[:, 8]).max() < 1e-7
 
@@ -81,7 +86,7 @@ def test_the_yukawas_are_the_casas_ibarra_formula_for_a_known_point():
     c = np.zeros((1, 23))
     c[0, :3] = [-2.0, np.log10(7.5e-5), np.log10(2.5e-3)]
     c[0, 3:6] = [0.3, 0.022, 0.5]
-    c[0, 6] = np.pi  # delta = pi: U real
+    c[0, 6] = -1.0  # delta = pi: U real
     c[0, 18:21] = [1.0, 1.0, 0.5]
     x = ci.from_coordinates(c)
     m = np.sqrt(10.0 ** np.array([-4.0, -4.0 + 0.0, -4.0]) + np.array([0.0, 7.5e-5, 2.5e-3]))
@@ -120,3 +125,21 @@ def test_a_casas_ibarra_normaliser_maps_points_to_the_unit_box_and_back():
     assert training.Normalizer.from_dict(old).coordinates == "paper"
     with pytest.raises(ValueError, match="coordinates must be one of"):
         training.Normalizer.fit(x, lab, "polar")
+
+
+def test_the_network_features_put_the_majorana_phases_on_the_unit_circle_and_decode_exactly():
+    from rayflavor.methods.diffusion import coordinates
+
+    x = seesaw.sample_prior(2000, np.random.default_rng(6))
+    f = coordinates.encode(x, "casas-ibarra")
+    names = coordinates.features("casas-ibarra")
+    assert f.shape == (2000, 25) == (len(x), len(names))
+    ev = seesaw.evaluate(x)
+    k = names.index("cos_alpha21")
+    np.testing.assert_allclose(f[:, k], np.cos(ev["alpha21"]), atol=1e-8)
+    np.testing.assert_allclose(f[:, names.index("sin_alpha31")], np.sin(ev["alpha31"]), atol=1e-8)
+    np.testing.assert_allclose(coordinates.decode(f, "casas-ibarra"), x, atol=1e-9)
+    shrunk = f.copy()
+    shrunk[:, k:] *= 0.7  # a sampler's circle of radius 0.7: the same phases, the same points
+    np.testing.assert_allclose(coordinates.decode(shrunk, "casas-ibarra"), x, atol=1e-9)
+    assert coordinates.encode(x, "paper") is not None and coordinates.features("paper") == seesaw.PARAMETERS

@@ -387,7 +387,7 @@ def finetune_cmd(ctx, run, preset, rounds, n_select, sampler, steps, guidance, c
 @click.option("--final-physics-guidance", "final_physics", type=int, default=_d("run", "final_physics"),
               show_default=True,
               help="After the final sample, draw a second one of the same network and size with this many "
-                   "physics-guidance steps per reverse step; 0 = none (the paper).")
+                   "physics-guidance steps per reverse step (needs --coordinates paper); 0 = none (the paper).")
 @click.option("--final-project", "final_project", type=int, default=_d("run", "final_project"), show_default=True,
               help="... and with this many projection steps onto the 3-sigma set at its end (see `diffusion "
                    "sample --project`); with both at 0 there is no second final sample (the paper).")

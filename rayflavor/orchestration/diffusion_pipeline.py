@@ -10,7 +10,10 @@ rounds and sample shards are kept.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+
 from rayflavor import __version__, configfile
+from rayflavor.methods.diffusion import training
 from rayflavor.methods.diffusion.settings import ChainSettings
 from rayflavor.orchestration.diffusion_dataset import make_dataset
 from rayflavor.orchestration.diffusion_rounds import SESSION_MAX_STEPS, finetune
@@ -26,6 +29,12 @@ def write_run_manifest(run: runs.Where, settings: ChainSettings) -> None:
     """``RUN/run.json``: the chain's settings, whole (a valid ``--config`` file)."""
     runs.write_json({"format": RUN_FORMAT, "command": "rayflavor diffusion run", "version": __version__,
                      "settings": configfile.to_mapping(settings)}, runs.run_manifest_path(run))
+
+
+def _keeps_labels(run: runs.Where, network: str | None) -> bool:
+    """Whether network ``network`` (None: the newest) keeps solution labels (``--labels solutions``)."""
+    path = runs.network_path(run, runs.require_network(run, network))
+    return training.solution_labels(training.load_model(path)[2]) is not None
 
 
 def run_chain(run: runs.Where, settings: ChainSettings = ChainSettings(), *, gpu: str = "auto",
@@ -58,9 +67,14 @@ def run_chain(run: runs.Where, settings: ChainSettings = ChainSettings(), *, gpu
         if network is not None:
             log(f"final sample from {network!r}: the highest solution fraction of the networks' samples so far "
                 f"({frac:.3g} in {n})")
-    s = sample_run(run, st.final_sampling(), network=network, seed=st.seed + 1, log=log)
+    labels = st.final_labels
+    if labels == "solutions" and not _keeps_labels(run, network):
+        log(f"final samples: network {runs.require_network(run, network)!r} keeps no solution labels (it was not "
+            "fine-tuned on solutions); they are conditioned on the central values")
+        labels = "central"
+    s = sample_run(run, replace(st.final_sampling(), labels=labels), network=network, seed=st.seed + 1, log=log)
     if st.second_final:
-        guided = st.final_sampling(st.final_physics, st.final_project, st.final_orbits)
+        guided = replace(st.final_sampling(st.final_physics, st.final_project, st.final_orbits), labels=labels)
         s = {**sample_run(run, guided, network=network, seed=st.seed + 2, log=log),
              "unguided": s}
     s["total_seconds"] = time.perf_counter() - t0

@@ -19,8 +19,13 @@ The coordinates (:data:`COORDINATES`, 23 columns, in this order) are
   three charged-lepton phases ``phi_e``, ``phi_mu``, ``phi_tau`` of the ascending Takagi factor
   written as ``U = diag(e^{i phi}) Ubar(t12, t13, t23, delta) diag(1, e^{i beta2}, e^{i beta3})``
   (``Ubar`` is :func:`.mixing.standard`; for NO ``delta`` is delta_CP and ``2 beta_k`` the paper's
-  ``alpha_k1`` of convention "half"). Ranges: ``delta`` in [0, 2 pi) (:data:`DELTA_CUT`), ``beta2``, ``beta3`` in [0, pi) (so ``alpha_k1 = 2 beta_k``
-  exactly), the ``phi`` in [-pi, pi);
+  ``alpha_k1`` of convention "half"). Ranges: ``delta`` in [0, 2 pi), ``beta2``, ``beta3`` in [0, pi)
+  (so ``alpha_k1 = 2 beta_k`` exactly), the ``phi`` in [-pi, pi). ``delta`` is stored as
+  ``cos_delta`` together with ``phi_e_half = phi_e + 2 pi [delta > pi]`` in [-pi, 3 pi): the |U|
+  labels fix ``cos delta`` but not the sign of ``sin delta``, so a network conditioned on them would
+  have to learn two sharp modes ``delta``, ``2 pi - delta`` in a ``delta`` coordinate (and blurs them
+  towards pi), whereas here it learns one value of ``cos_delta`` and a broad ``phi_e_half``, whose half
+  carries the sign (docs/experiments.md#2026-12-02-casas-ibarra);
 * ``R`` in SO(3, C), 6: ``R = R23(z23) R13(z13) R12(z12)``, the real-rotation form with complex
   angles ``z = re + i im``; ``re_z13`` in [-pi/2, pi/2], ``re_z12``, ``re_z23`` in (-pi, pi];
 * the heavy masses, 5: the paper's ``m1_over_m3``, ``m2_over_m3``, ``log10_h2_over_m3_ev``,
@@ -45,13 +50,10 @@ import numpy as np
 from . import linalg, mixing
 
 TWO_PI = 2.0 * np.pi
-#: Lower end of the ``delta`` coordinate's range: [DELTA_CUT, DELTA_CUT + 2 pi). 0, the usual range: the
-#: NO solutions under the prior are sparsest near delta = 0 (a network sees the cut as two box faces).
-DELTA_CUT = 0.0
 
 COORDINATES: tuple[str, ...] = (
     "log10_m_lightest_ev", "log10_dm21_asc", "log10_dm31_asc",
-    "sin2_t12", "sin2_t13", "sin2_t23", "delta", "beta2", "beta3", "phi_e", "phi_mu", "phi_tau",
+    "sin2_t12", "sin2_t13", "sin2_t23", "cos_delta", "beta2", "beta3", "phi_e_half", "phi_mu", "phi_tau",
     "re_z12", "im_z12", "re_z13", "im_z13", "re_z23", "im_z23",
     "m1_over_m3", "m2_over_m3", "log10_h2_over_m3_ev", "arg_m1", "arg_m2",
 )
@@ -97,9 +99,19 @@ def _rotation_angles(r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def _unitary(c: np.ndarray) -> np.ndarray:
     """(N, 3, 3) ``diag(e^{i phi}) Ubar diag(1, e^{i beta2}, e^{i beta3})`` from coordinate rows."""
     t = [np.arcsin(np.sqrt(np.clip(c[:, k], 0.0, 1.0))) for k in (3, 4, 5)]
-    u = mixing.standard(t[0], t[1], t[2], c[:, 6])
+    delta, phi_e = delta_and_phi_e(c[:, 6], c[:, 9])
+    u = mixing.standard(t[0], t[1], t[2], delta)
     right = np.stack([np.ones(len(c)), np.exp(1j * c[:, 7]), np.exp(1j * c[:, 8])], axis=1)
-    return np.exp(1j * c[:, 9:12])[:, :, None] * u * right[:, None, :]
+    phi = np.stack([phi_e, c[:, 10], c[:, 11]], axis=1)
+    return np.exp(1j * phi)[:, :, None] * u * right[:, None, :]
+
+
+def delta_and_phi_e(cos_delta: np.ndarray, phi_e_half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(delta in [0, 2 pi), phi_e in [-pi, pi)) of the coordinates ``cos_delta`` and ``phi_e_half``
+    (module docstring): the upper half [pi, 3 pi) of ``phi_e_half`` says ``delta > pi``."""
+    upper = np.asarray(phi_e_half) >= np.pi
+    d = np.arccos(np.clip(cos_delta, -1.0, 1.0))
+    return np.where(upper, TWO_PI - d, d), np.asarray(phi_e_half) - np.where(upper, TWO_PI, 0.0)
 
 
 def to_coordinates(x: np.ndarray) -> np.ndarray:
@@ -142,9 +154,10 @@ def to_coordinates(x: np.ndarray) -> np.ndarray:
         out[:, 1] = np.log10(s[:, 1] ** 2 - s[:, 0] ** 2)
         out[:, 2] = np.log10(s[:, 2] ** 2 - s[:, 0] ** 2)
         out[:, 3], out[:, 4], out[:, 5] = ang["sin2_theta12"], ang["sin2_theta13"], ang["sin2_theta23"]
-        out[:, 6] = _wrap(ang["delta"], DELTA_CUT)
+        out[:, 6] = np.cos(ang["delta"])
         out[:, 7], out[:, 8] = _wrap(beta2, 0.0), _wrap(beta3, 0.0)
-        out[:, 9], out[:, 10], out[:, 11] = _wrap(phi_e), _wrap(phi_mu), _wrap(phi_tau)
+        out[:, 9] = _wrap(phi_e) + np.where(ang["delta"] > np.pi, TWO_PI, 0.0)
+        out[:, 10], out[:, 11] = _wrap(phi_mu), _wrap(phi_tau)
         out[:, 12], out[:, 13] = z12.real, z12.imag
         out[:, 14], out[:, 15] = z13.real, z13.imag
         out[:, 16], out[:, 17] = z23.real, z23.imag

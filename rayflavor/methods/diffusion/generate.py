@@ -66,8 +66,8 @@ def generate(
     # a network in other coordinates: its points are decoded, then bounded and projected in the prior box
     box_lo, box_hi = (norm.g_lo, norm.g_hi) if norm.paper else seesaw.prior_box()
     projector = physics.projector(box_lo, box_hi, project) if project else None
-    dim = net.w_h[0].shape[0]
-    out = np.empty((n, dim), dtype=np.float64)
+    dim = net.w_h[0].shape[0]  # the network's features (23, or 25 in Casas-Ibarra coordinates)
+    out = np.empty((n, len(seesaw.PARAMETERS)), dtype=np.float64)
     g = torch.Generator().manual_seed(int(seed))
     for i in range(0, n, batch):
         b = min(batch, n - i)

@@ -257,19 +257,19 @@ class ChainSettings:
 
     n_data: int = 100_000
     train_steps: int = 20_000
-    coordinates: str = "paper"
+    coordinates: str = "casas-ibarra"
     teacher: str = "reference"
     teacher_tasks: int = 16
     teacher_live: int = 1000
-    teacher_steps: int = 15_000
-    teacher_orbits: int = 0
+    teacher_steps: int = 40_000
+    teacher_orbits: int = 1
     rounds: int = 0
     sampling: SamplingSettings = field(default_factory=lambda: SamplingSettings(guidance=1.0, n=20_000))
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     tune: TuneSettings = field(default_factory=lambda: TuneSettings(steps=2000))
     n_final: int = 100_000
     final_guidance: float = 1.0
-    final_labels: str = "central"
+    final_labels: str = "solutions"
     final_network: str = "best"
     final_physics: int = 0
     final_project: int = 200
@@ -297,9 +297,10 @@ class ChainSettings:
         _int(self, "workers", 1)
         _int(self, "seed", 0)
         _rounds_sampling(self.sampling)
-        if self.final_labels == "solutions" and self.teacher != "reference" and not self.rounds:
-            raise ValueError("final_labels 'solutions' needs a fine-tuned network (the reference teacher or rounds): "
-                             "the pre-network keeps no solution labels")
+        if self.final_physics and self.coordinates != "paper":
+            raise ValueError(f"final_physics ({self.final_physics}) needs coordinates 'paper': physics guidance inside the "
+                             f"reverse process works on the paper's parameters, not on {self.coordinates} coordinates "
+                             "(use final_project)")
         if self.teacher == "reference" and self.rounds:
             raise ValueError(f"rounds ({self.rounds}) need teacher 'none': self-training rounds after a reference "
                              "teacher would narrow the taught network onto one mode again (use --preset self "
@@ -342,12 +343,14 @@ PRESETS: dict[type, dict[str, Any]] = {
     FinetuneSettings: {"paper": FinetuneSettings(rounds=1, sampling=replace(_PAPER_SAMPLING, n=200_000),
                                                  selection=_PAPER_SELECTION, tune=_PAPER_TUNE)},
     ChainSettings: {"self": ChainSettings(teacher="none", rounds=30, final_physics=3, final_project=0, final_orbits=0,
+                                          coordinates="paper", final_labels="central", teacher_orbits=0,
                                           sampling=SamplingSettings(guidance=1.0, n=20_000, bound="clamp")),
                     "paper": ChainSettings(train_steps=100_000, teacher="none", rounds=1,
                                            sampling=replace(_PAPER_SAMPLING, n=20_000), selection=_PAPER_SELECTION,
                                            tune=_PAPER_TUNE, n_final=30_000_000, final_guidance=8.0,
                                            final_network="last", final_physics=0, final_project=0,
-                                           final_orbits=0)},
+                                           final_orbits=0, coordinates="paper", final_labels="central",
+                                           teacher_orbits=0)},
 }
 
 
