@@ -110,6 +110,11 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     assert any(t.endswith("-reflect-proj20-orb3-n200-s4") for t in tags)  # the projected set: its own tag, seed + 2
     sols = pl.from_arrow(runs.read_table(runs.solutions_path(run)))
     assert row.sets["guided"].solutions == sols.filter(pl.col("projection") == 20).height
+    # every solution names its sample set (a loop variable once overwrote it with "orbits")
+    assert set(sols["sample_set"]) <= set(tags) and (sols.filter(pl.col("projection") == 20)["sample_set"] ==
+                                                     next(t for t in tags if "-proj20-" in t)).all()
+    # the bench finds the set's solutions by that name
+    assert (row.sets["guided"].fidelity is not None) == (row.sets["guided"].solutions > 0)
     assert row.sets["guided"].core_seconds > 0 and table.output.splitlines()[2].startswith(
         "| 2 | reference, casas-ibarra, labels solutions, projected 20 steps + orbits 3 sweeps |")
     assert "effective samples per core-second" in table.output

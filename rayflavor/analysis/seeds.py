@@ -163,9 +163,9 @@ def _block(rows: list[SeedRow], head: list[str], preds: list[str], goal: float) 
         f = gui.fidelity if gui and gui.fidelity else None
         fn = net.fidelity if net and net.fidelity else None
         ref_face = (f or fn).face_reference if (f or fn) else math.nan
-        cells.append(add(head[-3], f.face_run if f else math.nan,
-                         " / ".join("—" if x is None else f"{100 * x.face_run:.0f} %" for x in (fn, f))
-                         + (f" / {100 * ref_face:.0f} %" if math.isfinite(ref_face) else " / —")))
+        cells.append(add(head[-3], 100 * f.face_run if f else math.nan,  # percent; the median is the guided set's
+                         " / ".join("—" if x is None else f"{100 * x.face_run:.1f} %" for x in (fn, f))
+                         + (f" / {100 * ref_face:.1f} %" if math.isfinite(ref_face) else " / —")))
         for h, fs, fi in ((head[-2], net, fn), (head[-1], gui, f)):
             rate = fs.rate if fs else math.nan
             faithful = fi is not None and fi.worst <= goal

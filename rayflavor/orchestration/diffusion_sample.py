@@ -112,9 +112,9 @@ def collect_solutions(run: runs.Where) -> int:
             t = runs.read_table(runs.part_path(d, i), filters=[("solution", "==", True)]).replace_schema_metadata(None)
             if manifest.get("ordering") and "ordering" not in t.column_names:
                 t = t.append_column("ordering", pa.array([manifest["ordering"]] * t.num_rows, pa.string()))
-            for column, name in KIND_FIELDS.items() if manifest else ():
+            for column, setting in KIND_FIELDS.items() if manifest else ():
                 if column not in t.column_names:
-                    t = t.append_column(column, pa.array([manifest.get(name, 0)] * t.num_rows, pa.int32()))
+                    t = t.append_column(column, pa.array([manifest.get(setting, 0)] * t.num_rows, pa.int32()))
             if t.num_rows or not tables:
                 tables.append(t.append_column("sample_set", pa.array([name] * t.num_rows, pa.string())))
     if not tables:
