@@ -9,7 +9,7 @@ It runs the same click commands a user types (on an embedded local Ray unless RA
     rayflavor scan --islands 2 --time-limit 5m --seed 20 --patience 3000 --out WORK/scan
     rayflavor analyze WORK/scan
     rayflavor diffusion run WORK/run --n-data 20000 --train-steps 4000 --teacher none --rounds 8 --ft-steps 1000 \
-        --n-select 10000 --n 20000 --seed 0
+        --n-select 10000 --n 20000 --coordinates paper --final-labels central --seed 0
     rayflavor analyze WORK/run
 
 and copies the chosen figures of ``WORK/*/analysis/`` to ``docs/img/``. The runs are deliberately
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     if not a.skip_diffusion:
         run = f"{work}/run"
         _cli(["diffusion", "run", run, "--n-data", "20000", "--train-steps", str(a.train_steps),
-              "--teacher", "none", "--rounds", str(a.rounds), "--ft-steps", "1000", "--n-select", "10000", "--n", "20000", "--seed", "0"])
+              "--teacher", "none", "--rounds", str(a.rounds), "--ft-steps", "1000", "--n-select", "10000", "--n", "20000",
+              "--coordinates", "paper", "--final-labels", "central", "--seed", "0"])
         out = analysis / "run" / "analysis"
         _cli(["analyze", run, "--out", str(out)])
         copied += _copy(out, SEESAW_FIGURES, a.img)
