@@ -16,7 +16,8 @@ from rayflavor import configfile
 from rayflavor.cli.main import cli
 from rayflavor.methods.diffusion import training
 from rayflavor.methods.diffusion.settings import FinetuneSettings, SamplingSettings, SelectionSettings, TuneSettings
-from rayflavor.physics import casas_ibarra, seesaw
+from rayflavor.methods.diffusion import coordinates
+from rayflavor.physics import seesaw
 from rayflavor.storage import runs
 
 pytestmark = pytest.mark.ray
@@ -89,7 +90,7 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     _, norm, d = training.load_model(runs.network_path(run, "taught"))
     train = rows.filter(pl.col("split") == "train")
     g = np.column_stack([train[c].to_numpy() for c in seesaw.PARAMETERS])
-    coords = casas_ibarra.to_coordinates(g)
+    coords = coordinates.encode(g, "casas-ibarra")  # the network's 25 features
     assert norm.coordinates == "casas-ibarra" and training.load_model(runs.network_path(run, "pre"))[1].coordinates == \
         "casas-ibarra"
     assert np.allclose(norm.g_lo, coords.min(axis=0)) and np.allclose(norm.g_hi, coords.max(axis=0))

@@ -168,7 +168,7 @@ def test_ray_train_two_workers_loss_falls_and_resumes(ray_session, tmp_path):
     _, _, d = training.load_model(runs.network_path(run, "pre"))
     assert d["step"] == 300
     # stopped after the last checkpoint but before the final save: finished from the checkpoint, no training
-    runs.network_path(run, "pre").unlink()
+    runs.network_path(run, "pre").delete()
     m = train_network(run, "pre", workers=2, steps=300, every=50, log=lines.append)
     assert m == {"step": 300, "finished": True} and "its last checkpoint" in lines[-1]
     assert training.load_model(runs.network_path(run, "pre"))[2]["step"] == 300
@@ -185,8 +185,10 @@ def test_a_casas_ibarra_network_trains_and_its_samples_stay_in_the_prior_box(ray
     train_network(run, "pre", steps=60, every=30, coordinates="casas-ibarra", log=lambda *_: None)
     _, norm, _ = training.load_model(runs.network_path(run, "pre"))
     assert norm.coordinates == "casas-ibarra"
+    with pytest.raises(ValueError, match="works in casas-ibarra coordinates, not paper; use another run directory"):
+        train_network(run, "pre", steps=60, coordinates="paper", log=lambda *_: None)  # an old run, new defaults
     s = sample_run(run, SamplingSettings(n=400, steps=5, project=2, shards=1), seed=1, log=lambda *_: None)
-    t = pq.read_table(runs.loc(run) / "samples" / s["tag"])
+    t = runs.read_parts(runs.loc(run) / "samples" / s["tag"])
     x = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
     lo, hi = seesaw.prior_box()
     assert np.isfinite(x).all() and (x >= lo - 1e-12).all() and (x <= hi + 1e-12).all()

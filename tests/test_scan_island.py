@@ -121,11 +121,13 @@ def test_found_models_reevaluate_valid_and_are_unique():
 def test_stalled_island_restarts_and_drains_each_model_once():
     ds = data.load(RELAXED)
     # tabu on charges: with the texture tabu this relaxed search keeps finding new textures and never stalls
-    cfg = replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, pop_size=40, patience=3, restarts=1000, target_valid=10**6,
+    # (patience 3 with seed 2 stopped stalling after its first model under numpy 2.4 / numba 0.68: seed 3, patience 2
+    # restarts at generation 128 after 40 models; a search's trajectory is the library versions' as much as the seed's)
+    cfg = replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, pop_size=40, patience=2, restarts=1000, target_valid=10**6,
                   tabu="charges")
-    isl = make_island(cfg, ds, island=0, seed=2)
+    isl = make_island(cfg, ds, island=0, seed=3)
     drained, before, checked = [], None, False
-    while isl.generation < 150:
+    while isl.generation < 250:
         r = isl.status()["restarts"]
         isl.step()
         if isl.n_pending:
@@ -148,9 +150,9 @@ def test_stalled_island_restarts_and_drains_each_model_once():
     assert st["restarts"] >= 1 and not isl.done
     hist = st["stop_history"]
     assert len(hist) == st["restarts"] and all(h["reason"] == "patience" for h in hist)
-    assert [h["restart_seed"] for h in hist] == [restart_seed(2, k) for k in range(1, len(hist) + 1)]
-    assert hist[0]["seed"] == 2 and [h["seed"] for h in hist[1:]] == [h["restart_seed"] for h in hist[:-1]]
-    assert st["run_seed"] == hist[-1]["restart_seed"] != 2
+    assert [h["restart_seed"] for h in hist] == [restart_seed(3, k) for k in range(1, len(hist) + 1)]
+    assert hist[0]["seed"] == 3 and [h["seed"] for h in hist[1:]] == [h["restart_seed"] for h in hist[:-1]]
+    assert st["run_seed"] == hist[-1]["restart_seed"] != 3
     charges = [c for _, c in drained]
     assert len(set(charges)) == len(charges) == st["n_valid"]  # each model drained exactly once
     json.dumps(st, allow_nan=False)

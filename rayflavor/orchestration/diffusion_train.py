@@ -147,7 +147,10 @@ def train_network(run: runs.Where, name: str = "pre", *, data: runs.Where | None
     data = runs.require_dataset(run, data)
     final = runs.network_path(run, name)
     if final.is_file():
-        _, _, d = training.load_model(final)
+        _, norm, d = training.load_model(final)
+        if init is None and norm.coordinates != coords.check(coordinates):
+            raise ValueError(f"network {name!r} of {run.uri} works in {norm.coordinates} coordinates, not {coordinates}; "
+                             f"use another run directory, or --coordinates {norm.coordinates} to continue this one")
         log(f"train: network {name!r} already finished ({d['step']} steps) -> {final}")
         return {"step": d["step"], "finished": True}
     resume, attempts = latest_checkpoint(run, name)

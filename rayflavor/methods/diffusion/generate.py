@@ -72,7 +72,8 @@ def generate(
     for i in range(0, n, batch):
         b = min(batch, n - i)
         x = torch.randn(b, dim, generator=g)
-        x = sample(eps_fn or guided_eps_fn(net, lab[i:i + b], schedule=schedule, steps=steps, guidance=guidance), x, schedule=schedule, sampler=sampler, steps=steps, generator=g, clip=clip, refine=refine,
+        fn = eps_fn or guided_eps_fn(net, lab[i:i + b], schedule=schedule, steps=steps, guidance=guidance)
+        x = sample(fn, x, schedule=schedule, sampler=sampler, steps=steps, generator=g, clip=clip, refine=refine,
                    bound=bound)
         x = bounded(x, -1.0, 1.0, bound)
         if not norm.paper:  # decoded points may leave the prior box (the Yukawas' |Re|, |Im| <= 1): bound them
