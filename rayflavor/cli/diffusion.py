@@ -304,14 +304,10 @@ def sample_cmd(ctx, run, preset, n, sampler, steps, guidance, clip, bound, physi
 def _check_network(run: Path, name: str, sampling: SamplingSettings) -> None:
     """Refuse settings the network cannot serve, before Ray starts (ValueError in one line)."""
     from rayflavor.methods.diffusion import training
+    from rayflavor.methods.diffusion.sampleset import check_network
 
     _, norm, d = training.load_model(runs.network_path(run, name))
-    if sampling.physics and not norm.paper:
-        raise ValueError(f"network {name!r} works in {norm.coordinates} coordinates: physics guidance inside the "
-                         "reverse process needs the paper's (use --project)")
-    if sampling.labels == "solutions" and training.solution_labels(d) is None:
-        raise ValueError(f"network {name!r} keeps no solution labels (only a network fine-tuned on solutions does, "
-                         "e.g. the chain's 'taught'); use --labels central")
+    check_network(name, norm, d, sampling)
 
 
 @diffusion.command("finetune", short_help="Fine-tune the newest network on its selected samples.")

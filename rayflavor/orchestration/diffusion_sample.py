@@ -18,8 +18,8 @@ import ray
 
 from rayflavor.methods.diffusion import training
 from rayflavor.methods.diffusion.data import unique_points
-from rayflavor.methods.diffusion.sampleset import (SampleSet, default_shards, flat_manifest, network_only, shard_sizes,
-                                                   shard_table, summarize)
+from rayflavor.methods.diffusion.sampleset import (SampleSet, check_network, default_shards, flat_manifest,
+                                                   network_only, shard_sizes, shard_table, summarize)
 from rayflavor.methods.diffusion.settings import KIND_FIELDS, SamplingSettings
 from rayflavor.orchestration.diffusion_progress import wait_tasks
 from rayflavor.physics import seesaw
@@ -51,9 +51,8 @@ def sample_set(run: runs.Where, sampling: SamplingSettings, *, network: str | No
     """
     network = runs.require_network(run, network)
     model_path = runs.network_path(run, network)
-    if sampling.labels == "solutions" and training.solution_labels(training.load_model(model_path)[2]) is None:
-        raise ValueError(f"network {network!r} keeps no solution labels (only a network fine-tuned on solutions "
-                         "does, e.g. the chain's 'taught'); sample it with --labels central")
+    _, norm, checkpoint = training.load_model(model_path)
+    check_network(network, norm, checkpoint, sampling)
     s = SampleSet(network=network, sampling=sampling, seed=seed, keep=keep, data=data)
     out = runs.samples_dir(run, s.tag())
     mpath = out / "manifest.json"

@@ -126,6 +126,17 @@ class SampleSet:
         return replace(self, sampling=replace(self.sampling, shards=int(shards)))
 
 
+def check_network(name: str, norm, checkpoint: dict, sampling: SamplingSettings) -> None:
+    """Refuse sampling settings network ``name`` (its normaliser and checkpoint dict) cannot serve,
+    in one line: physics guidance needs the paper's coordinates, ``labels = "solutions"`` kept labels."""
+    if sampling.physics and not norm.paper:
+        raise ValueError(f"network {name!r} works in {norm.coordinates} coordinates: physics guidance inside the "
+                         "reverse process needs a network in the paper's coordinates (use --project)")
+    if sampling.labels == "solutions" and solution_labels(checkpoint) is None:
+        raise ValueError(f"network {name!r} keeps no solution labels (only a network fine-tuned on solutions does, "
+                         "e.g. the chain's 'taught'); use --labels central")
+
+
 def shard_sizes(n: int, shards: int) -> list[int]:
     """Rows of each shard (they differ by at most one)."""
     return [n // shards + (1 if i < n % shards else 0) for i in range(shards)]
