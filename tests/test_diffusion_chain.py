@@ -85,14 +85,15 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     assert rows.height == 60 and rows["solution"].all() and set(rows["split"]) == {"train", "val"}
     _, _, d = training.load_model(runs.network_path(run, "taught"))
     assert d["step"] == 15
-    # the taught network's normalisation spans the teacher's training solutions in Casas-Ibarra coordinates (refit
-    # to their box), and it keeps their labels, on which each final point is conditioned
+    # the taught network's normalisation spans the teacher's training solutions in its Casas-Ibarra coordinates
+    # (M3 from the heaviest-M3 face; refit to their box), and it keeps their labels, on which each final point is
+    # conditioned
     _, norm, d = training.load_model(runs.network_path(run, "taught"))
     train = rows.filter(pl.col("split") == "train")
     g = np.column_stack([train[c].to_numpy() for c in seesaw.PARAMETERS])
-    coords = coordinates.encode(g, "casas-ibarra")  # the network's 25 features
-    assert norm.coordinates == "casas-ibarra" and training.load_model(runs.network_path(run, "pre"))[1].coordinates == \
-        "casas-ibarra"
+    coords = coordinates.encode(g, "casas-ibarra-m3edge")  # the network's 25 features
+    assert norm.coordinates == "casas-ibarra-m3edge" and \
+        training.load_model(runs.network_path(run, "pre"))[1].coordinates == "casas-ibarra-m3edge"
     assert np.allclose(norm.g_lo, coords.min(axis=0)) and np.allclose(norm.g_hi, coords.max(axis=0))
     np.testing.assert_array_equal(training.solution_labels(d),
                                   np.column_stack([train[c].to_numpy() for c in seesaw.LABELS]))
@@ -117,7 +118,7 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     # the bench finds the set's solutions by that name
     assert (row.sets["guided"].fidelity is not None) == (row.sets["guided"].solutions > 0)
     assert row.sets["guided"].core_seconds > 0 and table.output.splitlines()[2].startswith(
-        "| 2 | reference, casas-ibarra, labels solutions, projected 20 steps + orbits 3 sweeps |")
+        "| 2 | reference, casas-ibarra-m3edge, labels solutions, projected 20 steps + orbits 3 sweeps |")
     assert "effective samples per core-second" in table.output
     own = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(run / "teacher")])
     assert own.exit_code == 2 and "this run's own teacher" in own.output  # not an independent reference

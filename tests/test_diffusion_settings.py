@@ -52,7 +52,8 @@ def test_library_callers_get_the_cli_chain():
     # the teacher mixes along the orbits like a reference; the network works in Casas-Ibarra coordinates and
     # conditions each final point on the labels of one of its solutions
     assert (c.teacher_reference().orbits, c.teacher_reference().stream) == (1, 1)
-    assert (c.coordinates, c.final_labels, c.final_sampling().labels) == ("casas-ibarra", "solutions", "solutions")
+    assert (c.coordinates, c.final_labels, c.final_sampling().labels) == ("casas-ibarra-m3edge", "solutions",
+                                                                          "solutions")
     from rayflavor.methods.reference import ReferenceSettings
 
     assert ReferenceSettings().orbits == 1
@@ -92,7 +93,7 @@ def test_library_callers_get_the_cli_chain():
     (lambda: SamplingSettings(project=-1), "project must be >= 0"),
     (lambda: SamplingSettings(orbits=-2), "orbits must be >= 0"),
     (lambda: ChainSettings(final_orbits=-1), "final_orbits must be >= 0"),
-    (lambda: ChainSettings(coordinates="polar"), "coordinates must be one of paper, casas-ibarra"),
+    (lambda: ChainSettings(coordinates="polar"), "coordinates must be one of paper, casas-ibarra, casas-ibarra-m3edge"),
     (lambda: ChainSettings(teacher_orbits=-1), "teacher_orbits must be >= 0"),
     (lambda: ChainSettings(final_physics=3), "final_physics (3) needs coordinates 'paper'"),
     (lambda: SamplingSettings(labels="mean"), "labels must be one of central, solutions"),

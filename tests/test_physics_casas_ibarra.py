@@ -111,15 +111,16 @@ def test_the_determinant_of_r_is_one_and_degenerate_points_are_nan():
     assert np.isnan(ci.to_coordinates(y)).all()
 
 
-def test_a_casas_ibarra_normaliser_maps_points_to_the_unit_box_and_back():
+@pytest.mark.parametrize("system", ["casas-ibarra", "casas-ibarra-m3edge"])
+def test_a_casas_ibarra_normaliser_maps_points_to_the_unit_box_and_back(system):
     x = seesaw.sample_prior(3000, np.random.default_rng(5))
     lab = seesaw.labels(seesaw.evaluate(x))
-    norm = training.Normalizer.fit(x, lab, "casas-ibarra")
+    norm = training.Normalizer.fit(x, lab, system)
     z = norm.g_to_net(x)
     assert z.min() >= -1 - 1e-6 and z.max() <= 1 + 1e-6
     np.testing.assert_allclose(norm.g_from_net(z), x, atol=2e-4)  # float32 network units
     again = training.Normalizer.from_dict(norm.to_dict())
-    assert again.coordinates == "casas-ibarra"
+    assert again.coordinates == system
     np.testing.assert_array_equal(again.g_lo, norm.g_lo)
     old = {k: v for k, v in norm.to_dict().items() if k != "coordinates"}  # a checkpoint from before
     assert training.Normalizer.from_dict(old).coordinates == "paper"
@@ -143,3 +144,42 @@ def test_the_network_features_put_the_majorana_phases_on_the_unit_circle_and_dec
     shrunk[:, k:] *= 0.7  # a sampler's circle of radius 0.7: the same phases, the same points
     np.testing.assert_allclose(coordinates.decode(shrunk, "casas-ibarra"), x, atol=1e-9)
     assert coordinates.encode(x, "paper") is not None and coordinates.features("paper") == seesaw.PARAMETERS
+
+
+def test_the_m3_edge_features_decode_exactly_and_any_features_decode_beyond_the_heaviest_m3_face():
+    from rayflavor.methods.diffusion import coordinates
+    from rayflavor.physics import seesaw_symmetry as sym
+
+    system, g_lo = "casas-ibarra-m3edge", seesaw.PRIOR["log10_h2_over_m3_ev"][0]
+    x = seesaw.sample_prior(2000, np.random.default_rng(7))
+    names = coordinates.features(system)
+    f = coordinates.encode(x, system)
+    k = names.index("ln_m3_edge")
+    assert f.shape == (2000, 25) and "log10_h2_over_m3_ev" not in names
+    np.testing.assert_allclose(f[:, k], np.log(x[:, 20] - g_lo), rtol=1e-12)
+    plain = coordinates.encode(x, "casas-ibarra")  # every other feature is the casas-ibarra one
+    np.testing.assert_array_equal(np.delete(f, k, axis=1), np.delete(plain, k, axis=1))
+    np.testing.assert_allclose(coordinates.decode(f, system), x, atol=1e-9)
+    # a sampler's features, however far off: g beyond the face, and the point is the casas-ibarra
+    # reading of the same features moved along the overall scaling (Y ~ 10^(-g/2), same m_nu)
+    rng = np.random.default_rng(8)
+    noisy = f + rng.normal(0.0, 0.3, f.shape)
+    noisy[:, k] = rng.uniform(-15.0, 1.5, len(f))
+    y = coordinates.decode(noisy, system)
+    ok = np.isfinite(y).all(axis=1)
+    assert ok.mean() > 0.5
+    assert (y[ok, 20] > g_lo).all()
+    np.testing.assert_allclose(y[ok, 20], g_lo + np.exp(noisy[ok, k]), rtol=1e-12)
+    z = coordinates.decode(np.where(np.arange(f.shape[1]) == k, 0.0, noisy), "casas-ibarra")  # g = 0
+    np.testing.assert_allclose(y[ok, :18], z[ok, :18] * 10.0 ** (-0.5 * y[ok, 20:21]), rtol=1e-9, atol=1e-15)
+    my, mz = seesaw.mass_matrix(y[ok]), seesaw.mass_matrix(z[ok])
+    assert (np.abs(my - mz) / np.abs(mz).max(axis=(1, 2))[:, None, None]).max() < 1e-9
+    # a point on the face reads as the floor: moved by 1e-6 in g along the symmetry, same m_nu
+    s = (x[:5, 20] - g_lo) * np.log(10.0) / 2  # the overall scaling that takes g onto g_lo
+    face = sym.rescale_rows(x[:5], np.repeat(s[:, None], 3, axis=1))
+    np.testing.assert_allclose(face[:, 20], g_lo, atol=1e-13)
+    ff = coordinates.encode(face, system)
+    np.testing.assert_allclose(ff[:, k], np.log(coordinates.EDGE_FLOOR))
+    back = coordinates.decode(ff, system)
+    np.testing.assert_allclose(back[:, 20], g_lo + coordinates.EDGE_FLOOR, atol=1e-12)
+    np.testing.assert_allclose(seesaw.mass_matrix(back), seesaw.mass_matrix(face), rtol=1e-9)

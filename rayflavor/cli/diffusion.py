@@ -58,10 +58,11 @@ _LABELS_HELP = ("What the samples are conditioned on: central (the measured cent
                 "solutions (each point on the labels of a random one of the solutions the network was fine-tuned "
                 "on: the measurement's 3-sigma windows as the prior fills them; beyond the paper; needs a "
                 "fine-tuned network and NO).")
-_COORDINATES_HELP = ("The network's data space: paper (the 23 Yukawa and mass parameters, as the paper) or "
+_COORDINATES_HELP = ("The network's data space: paper (the 23 Yukawa and mass parameters, as the paper); "
                      "casas-ibarra (the same points in the exact Casas-Ibarra parametrisation, where dm21, dm31 and "
-                     "the mixing angles are coordinates; beyond the paper). Fine-tuned networks keep their "
-                     "pre-network's.")
+                     "the mixing angles are coordinates; beyond the paper); casas-ibarra-m3edge (as casas-ibarra, "
+                     "with M3 as the log of its distance from the prior's heaviest-M3 face, where half the "
+                     "solutions lie). Fine-tuned networks keep their pre-network's.")
 
 #: For each command: its settings class and, per click option, the field (path) it sets.
 _SAMPLING = {"sampler": ("sampler",), "steps": ("steps",), "guidance": ("guidance",), "clip": ("clip",),

@@ -41,7 +41,7 @@ TEACHERS = ("reference", "none")
 #: Reverse steps of the full schedule (T): ``steps = 1000`` is the paper's every-step DDPM.
 T_STEPS = 1000
 #: The coordinate systems a network can work in (:mod:`rayflavor.methods.diffusion.coordinates`).
-COORDINATES = ("paper", "casas-ibarra")
+COORDINATES = ("paper", "casas-ibarra", "casas-ibarra-m3edge")
 
 
 def _int(obj, name: str, lo: int | None = None, hi: int | None = None, optional: bool = False) -> None:
@@ -235,7 +235,9 @@ class ChainSettings:
 
     ``n_data`` prior points and a pre-network of ``train_steps`` steps in ``coordinates`` (``paper``:
     the 23 parameters, as the paper; ``casas-ibarra``, beyond the paper: the exact reparametrisation
-    in which the labels are coordinates, :mod:`rayflavor.physics.casas_ibarra`). Then, with
+    in which the labels are coordinates, :mod:`rayflavor.physics.casas_ibarra`; ``casas-ibarra-m3edge``,
+    the default: the same with M3 as the log of its distance from the prior's heaviest-M3 face,
+    :mod:`rayflavor.methods.diffusion.coordinates`). Then, with
     ``teacher = "reference"`` (the default, beyond the paper; issue 18): a network-free sample of
     the solution set (:mod:`rayflavor.methods.reference`, ``teacher_tasks`` nested-sampling runs of
     ``teacher_live`` live points, random stream 1 so it never shares draws with a reference built
@@ -257,7 +259,7 @@ class ChainSettings:
 
     n_data: int = 100_000
     train_steps: int = 20_000
-    coordinates: str = "casas-ibarra"
+    coordinates: str = "casas-ibarra-m3edge"
     teacher: str = "reference"
     teacher_tasks: int = 16
     teacher_live: int = 1000
