@@ -232,3 +232,9 @@ def test_each_diffusion_module_imports_alone(module):
     """In a fresh interpreter, so an import order set up by another module cannot hide a cycle."""
     r = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_the_settings_name_exactly_the_coordinate_systems_the_network_code_knows():
+    from rayflavor.methods.diffusion import coordinates, settings
+
+    assert settings.COORDINATES == coordinates.SYSTEMS

@@ -13,7 +13,7 @@
   from the prior's heaviest-M3 face ``g_lo = -1.22``. Half of the solutions lie within 0.04 of that
   face, the prior's density falling as ``10^{-9 (g - g_lo)}`` away from it (the overall Yukawa
   scale's Jacobian, :mod:`rayflavor.physics.seesaw_symmetry`); in ``g`` that is an edge the
-  network smears, leaving too few heavy-M3 points (KS distance 0.09-0.13 on log10 M3), in
+  network smears, leaving too few heavy-M3 points (KS distance 0.085-0.125 on log10 M3), in
   ``ln(g - g_lo)`` a smooth bump it learns (docs/experiments.md#2026-12-02-m3-edge). Every feature
   vector decodes to ``g > g_lo``. Distances below :data:`EDGE_FLOOR` are read as the floor: with the
   other coordinates fixed, ``g`` moves the point along the overall scaling ``Y -> e^s Y,

@@ -40,7 +40,8 @@ FINAL_NETWORK = ("best", "last")
 TEACHERS = ("reference", "none")
 #: Reverse steps of the full schedule (T): ``steps = 1000`` is the paper's every-step DDPM.
 T_STEPS = 1000
-#: The coordinate systems a network can work in (:mod:`rayflavor.methods.diffusion.coordinates`).
+#: The coordinate systems a network can work in: ``coordinates.SYSTEMS``, named here so that the settings
+#: import without numpy (a test keeps the two equal).
 COORDINATES = ("paper", "casas-ibarra", "casas-ibarra-m3edge")
 
 
