@@ -14,9 +14,8 @@ from click.testing import CliRunner
 
 from rayflavor import configfile
 from rayflavor.cli.main import cli
-from rayflavor.methods.diffusion import training
+from rayflavor.methods.diffusion import coordinates, training
 from rayflavor.methods.diffusion.settings import FinetuneSettings, SamplingSettings, SelectionSettings, TuneSettings
-from rayflavor.methods.diffusion import coordinates
 from rayflavor.physics import seesaw
 from rayflavor.storage import runs
 
