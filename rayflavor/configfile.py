@@ -118,9 +118,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
         return value
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):  # 2.0 and 1e300 are refused, not rounded
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
     if tp is float:

@@ -336,7 +336,7 @@ def _diffusion_network(tmp: Path) -> None:
     lab = seesaw.labels(seesaw.evaluate(g))
     ok = np.isfinite(lab).all(1)
     training.save(runs.network_path(tmp / "run", "pre"),
-                  training.new_state(training.Normalizer.fit(g[ok], lab[ok]), total_steps=1), with_optimizer=False)
+                  training.new_state(training.Normalizer.fit(g[ok], lab[ok], "paper"), total_steps=1), with_optimizer=False)
 
 
 def _diffusion_truncated_part(tmp: Path) -> None:

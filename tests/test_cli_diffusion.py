@@ -39,7 +39,7 @@ def _network_run(run):
     lab = seesaw.labels(seesaw.evaluate(g))
     ok = np.isfinite(lab).all(1)
     training.save(runs.network_path(run, "pre"),
-                  training.new_state(training.Normalizer.fit(g[ok], lab[ok]), total_steps=1), with_optimizer=False)
+                  training.new_state(training.Normalizer.fit(g[ok], lab[ok], "paper"), total_steps=1), with_optimizer=False)
 
 
 def test_a_dead_holder_does_not_block_a_run_directory(tmp_path, monkeypatch):

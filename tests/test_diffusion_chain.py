@@ -34,7 +34,7 @@ def _tiny_network(run):
     make_dataset(run, n=400, seed=5, shards=2, log=lambda *_: None)
     g, lab, val = load_training_data(runs.dataset_dir(run))
     training.save(runs.network_path(run, "pre"),
-                  training.new_state(training.Normalizer.fit(g[~val], lab[~val]), total_steps=1), with_optimizer=False)
+                  training.new_state(training.Normalizer.fit(g[~val], lab[~val], "paper"), total_steps=1), with_optimizer=False)
 
 
 def test_diffusion_run_end_to_end_stores_its_settings_and_resumes(ray_session, tmp_path):

@@ -61,7 +61,7 @@ def _body(run_dir: str) -> dict:
     lab = seesaw.labels(seesaw.evaluate(g))
     ok = np.isfinite(lab).all(1)
     training.save(runs.network_path(run_dir, "pre"),
-                  training.new_state(training.Normalizer.fit(g[ok], lab[ok]), total_steps=1), with_optimizer=False)
+                  training.new_state(training.Normalizer.fit(g[ok], lab[ok], "paper"), total_steps=1), with_optimizer=False)
     sampling = SamplingSettings(n=8000, steps=50, guidance=8.0, shards=4)
 
     common = {"include_dashboard": False, "object_store_memory": 80 * 1024**2}

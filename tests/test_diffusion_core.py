@@ -87,7 +87,7 @@ def test_samplers_reproduce_gaussian_with_exact_noise_predictor(sampler, steps, 
         return np.sqrt(1 - a) * (x - np.sqrt(a) * mu) / (a * var + 1 - a)
 
     g = torch.Generator().manual_seed(3)
-    x = sample(eps_fn, torch.randn(40_000, 3, generator=g), schedule=s, sampler=sampler, steps=steps, generator=g)
+    x = sample(eps_fn, torch.randn(40_000, 3, generator=g), schedule=s, sampler=sampler, steps=steps, generator=g, bound="clamp")
     np.testing.assert_allclose(x.mean(0).numpy(), mu.numpy(), atol=0.02)
     np.testing.assert_allclose(x.var(0).numpy(), var.numpy(), rtol=rtol)
 
@@ -117,7 +117,7 @@ def _toy(n=4000, seed=0):
 def test_training_loss_falls_and_resume_continues_exactly(tmp_path):
     torch.set_num_threads(1)
     g, lab = _toy()
-    norm = training.Normalizer.fit(g, lab)
+    norm = training.Normalizer.fit(g, lab, "paper")
     x, l = torch.from_numpy(norm.g_to_net(g)), torch.from_numpy(norm.labels_to_net(lab))
     s = NoiseSchedule()
     losses = []
@@ -129,16 +129,16 @@ def test_training_loss_falls_and_resume_continues_exactly(tmp_path):
     torch.manual_seed(1)
     b = training.new_state(norm, total_steps=60)
     init = {k: v.clone() for k, v in b.model.state_dict().items()}
-    training.train_loop(b, s, x, l, stop_at=30)
+    training.train_loop(b, s, x, l, stop_at=30, every=1000)
     training.save(tmp_path / "c.pt", b)
     c = training.load_state(tmp_path / "c.pt")
     assert c.step == 30
-    training.train_loop(c, s, x, l)
+    training.train_loop(c, s, x, l, every=1000)
     torch.manual_seed(1)
     d = training.new_state(norm, total_steps=60)
     d.model.load_state_dict(init)
-    training.train_loop(d, s, x, l, stop_at=30)
-    training.train_loop(d, s, x, l)
+    training.train_loop(d, s, x, l, stop_at=30, every=1000)
+    training.train_loop(d, s, x, l, every=1000)
     for k, v in d.model.state_dict().items():
         torch.testing.assert_close(c.model.state_dict()[k], v)
     assert c.step == 60 and c.scheduler.last_epoch == d.scheduler.last_epoch
@@ -156,10 +156,10 @@ def test_clip_keeps_samples_inside_the_data_range(sampler, steps):
         return (x - np.sqrt(ab[k]) * 3.0) / np.sqrt(1 - ab[k])
 
     g = torch.Generator().manual_seed(0)
-    free = sample(eps_fn, torch.randn(500, 4, generator=g), schedule=s, sampler=sampler, steps=steps, generator=g)
+    free = sample(eps_fn, torch.randn(500, 4, generator=g), schedule=s, sampler=sampler, steps=steps, generator=g, bound="clamp")
     assert (free - 3.0).abs().max() < 0.05
     clipped = sample(eps_fn, torch.randn(500, 4, generator=g), schedule=s, sampler=sampler, steps=steps, generator=g,
-                     clip=1.0)
+                     clip=1.0, bound="clamp")
     torch.testing.assert_close(clipped, torch.ones_like(clipped), atol=1e-4, rtol=0)
 
 
@@ -193,7 +193,7 @@ def test_window_miss_is_zero_exactly_for_solutions_and_nearest_takes_them_first(
     # the set grows with the solutions it holds (--per-solution), never below n_best, never drops one
     n_sol = int(sol.sum())
     assert selection.nearest_size(miss, 10, per_solution=2) == 2 * n_sol
-    assert selection.nearest_size(miss, 10) == n_sol
+    assert selection.nearest_size(miss, 10, per_solution=0.0) == n_sol
     assert selection.nearest_size(miss, 2 * n_sol + 1, per_solution=2) == 2 * n_sol + 1
     import pyarrow as pa
 
@@ -208,7 +208,7 @@ def test_window_miss_is_zero_exactly_for_solutions_and_nearest_takes_them_first(
 
 def test_refit_without_solutions_maps_the_finetuning_set_onto_the_unit_box():
     g, lab = _toy()
-    norm = training.Normalizer.fit(g, lab)
+    norm = training.Normalizer.fit(g, lab, "paper")
     sub_g, sub_l = g[:200] * 0.05 + 0.3, lab[:200]
     sub_g[:, 5] = 0.7  # a column the selection pinned to one value (e.g. clamped on a prior face)
     new = norm.refit(sub_g, sub_l, "solutions")  # no solution marked: the whole set's range
@@ -226,7 +226,7 @@ def test_refit_without_solutions_maps_the_finetuning_set_onto_the_unit_box():
 
 def test_refit_solutions_maps_the_solutions_onto_the_unit_box_and_standardises_every_label():
     g, lab = _toy()
-    norm = training.Normalizer.fit(g, lab)
+    norm = training.Normalizer.fit(g, lab, "paper")
     sub_g, sub_l = g[:400], lab[:400]
     focus = np.zeros(400, bool)
     focus[:50] = True
@@ -241,7 +241,7 @@ def test_refit_solutions_maps_the_solutions_onto_the_unit_box_and_standardises_e
     few = focus & (np.arange(400) < training.MIN_FOCUS - 1)  # too few solutions: the whole set, as "all"
     for f in (few, None):
         r = norm.refit(sub_g, sub_l, "solutions", f)
-        np.testing.assert_array_equal(r.g_lo, training.Normalizer.fit(sub_g, sub_l).g_lo)
+        np.testing.assert_array_equal(r.g_lo, training.Normalizer.fit(sub_g, sub_l, "paper").g_lo)
 
 
 def _near_known_solution(n: int, noise: float, rng: np.random.Generator) -> np.ndarray:
@@ -303,14 +303,14 @@ def test_finetune_state_with_refit_solutions_takes_the_g_range_of_the_exact_solu
     lab, sol = seesaw.labels(res), np.asarray(res["solution"], bool)
     assert 20 < sol.sum() < 500
     init = tmp_path / "pre.pt"
-    training.save(init, training.new_state(training.Normalizer.fit(x, lab), total_steps=10), with_optimizer=False)
+    training.save(init, training.new_state(training.Normalizer.fit(x, lab, "paper"), total_steps=10), with_optimizer=False)
     state = finetune_state(init, x, lab, TuneSettings(refit="solutions", steps=10))
     np.testing.assert_allclose(state.norm.g_lo, x[sol].min(0), rtol=1e-12)
     np.testing.assert_allclose(state.norm.g_hi, x[sol].max(0), rtol=1e-12)
     few = finetune_state(init, x[~sol], lab[~sol], TuneSettings(refit="solutions", steps=10))  # no solution
     np.testing.assert_allclose(few.norm.g_lo, x[~sol].min(0), rtol=1e-12)
     assert finetune_state(init, x, lab, TuneSettings(refit="none", steps=10)).norm.g_lo.tolist() == \
-        training.Normalizer.fit(x, lab).g_lo.tolist()
+        training.Normalizer.fit(x, lab, "paper").g_lo.tolist()
     # the network keeps exactly its solutions' labels (the labels of `--labels solutions`), through a save
     training.save(tmp_path / "tuned.pt", state, with_optimizer=False)
     kept = training.solution_labels(training.load_model(tmp_path / "tuned.pt")[2])
@@ -340,13 +340,13 @@ def test_a_label_per_row_is_the_network_conditioned_row_by_row():
                 ref = (1 - gamma) * net(x, t, torch.zeros(40, 11)) + gamma * net(x, t, lab)
             torch.testing.assert_close(f(x, k).clone(), ref, atol=2e-5, rtol=1e-4)
     g = np.random.default_rng(4).uniform(-1, 1, (200, 23))
-    norm = training.Normalizer.fit(g, np.random.default_rng(5).normal(size=(200, 11)))
+    norm = training.Normalizer.fit(g, np.random.default_rng(5).normal(size=(200, 11)), "paper")
     one = np.random.default_rng(6).normal(size=11)
-    a = generate(fast, norm, one, 50, steps=5, guidance=1.0, seed=1)
-    b = generate(fast, norm, np.tile(one, (50, 1)), 50, steps=5, guidance=1.0, seed=1)
+    a = generate(fast, norm, one, 50, steps=5, guidance=1.0, seed=1, sampler="ddim", bound="clamp", project=0)
+    b = generate(fast, norm, np.tile(one, (50, 1)), 50, steps=5, guidance=1.0, seed=1, sampler="ddim", bound="clamp", project=0)
     np.testing.assert_allclose(b, a, rtol=0, atol=1e-4)  # float32: the label and time parts are added apart
     with pytest.raises(ValueError, match="needs 50 labels"):
-        generate(fast, norm, np.tile(one, (49, 1)), 50, steps=5)
+        generate(fast, norm, np.tile(one, (49, 1)), 50, steps=5, sampler="ddim", guidance=8.0, bound="clamp", project=0)
 
 
 def test_a_split_column_is_typed_string_also_on_an_empty_shard():

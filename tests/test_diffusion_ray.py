@@ -19,7 +19,7 @@ from rayflavor.storage import runs
 def _save_untrained(run, g: np.ndarray, lab: np.ndarray, name: str = "pre"):
     """An untrained network normalised on (g, lab), saved as ``name`` in ``run``: enough to exercise sampling."""
     path = runs.network_path(run, name)
-    training.save(path, training.new_state(training.Normalizer.fit(g, lab), total_steps=10), with_optimizer=False)
+    training.save(path, training.new_state(training.Normalizer.fit(g, lab, "paper"), total_steps=10), with_optimizer=False)
     return path
 
 
@@ -300,7 +300,7 @@ def test_best_network_is_the_one_whose_samples_held_the_most_solutions(tmp_path)
     from rayflavor.orchestration.diffusion_sample import best_network
 
     st = training.new_state(training.Normalizer.fit(np.random.default_rng(0).normal(size=(50, 23)),
-                                                    np.random.default_rng(1).normal(size=(50, 11))), total_steps=1)
+                                                    np.random.default_rng(1).normal(size=(50, 11)), "paper"), total_steps=1)
     for name in ("pre", "tuned-1", "tuned-2"):
         training.save(runs.network_path(tmp_path, name), st, with_optimizer=False)
 

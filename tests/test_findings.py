@@ -55,22 +55,29 @@ def test_measure_counts_the_models_that_show_a_finding_and_the_time_to_the_first
     assert table.count("\n") == 3 and "| 3 |" in table and "20 (2/2 islands)" in table
 
 
-def test_every_recipe_is_a_valid_scan_command():
+def _settings(argv):
+    from rayflavor.cli import options
     from rayflavor.cli.scan import build_settings, scan
 
+    ctx = scan.make_context("scan", argv[1:])
+    return build_settings(ctx.params["preset"], ctx.params["config"], options.given(ctx))
+
+
+def test_every_recipe_is_a_valid_scan_command():
     for name in SCANS:
         argv = scan_command(name, islands=2, time_limit="15m", seed=7, out="x")
         assert argv[0] == "scan"
-        ctx = scan.make_context("scan", argv[1:])
-        s = build_settings(ctx, "fast", None)
+        s = _settings(argv)
         assert s.islands == 2 and s.seed == 7 and s.time_limit == 900 and s.island.restarts == 1000
-    s = build_settings(scan.make_context("scan", scan_command("masses-6", islands=2, time_limit="1m", seed=0, out="x")[1:]),
-                       "fast", None)
+        assert s.island.target_valid == 200
+    s = _settings(scan_command("masses-6", islands=2, time_limit="1m", seed=0, out="x"))
     assert s.island.mass_tolerance == 0.06
+    s = _settings(scan_command("io-down", islands=2, time_limit="1m", seed=0, out="x"))
+    assert (s.island.ordering, s.island.regime) == ("IO", "down")
 
 
 def test_findings_command_refuses_unknown_recipes_and_prints_commands(tmp_path):
     r = CliRunner().invoke(cli, ["bench", "findings", "--out", str(tmp_path / "f"), "--only", "nope"])
     assert r.exit_code == 2 and "unknown recipe scan nope" in r.output
     r = CliRunner().invoke(cli, ["bench", "findings", "--out", str(tmp_path / "f"), "--only", "masses-6", "--dry-run"])
-    assert r.exit_code == 0 and r.output.count("$ rayflavor scan") == 1 and "--mass-tolerance 0.06" in r.output
+    assert r.exit_code == 0 and r.output.count("$ rayflavor scan") == 1 and "masses-6.toml" in r.output

@@ -49,22 +49,23 @@ def test_presets_round_trip_through_the_settings_files():
 @pytest.mark.parametrize(
     "change, message",
     [
-        (dict(log10_lambda=float("nan")), "log10_lambda must be a number in [8, 16]"),
-        (dict(log10_lambda=float("inf")), "log10_lambda must be a number in [8, 16]"),
-        (dict(log10_lambda=17.0), "log10_lambda must be a number in [8, 16]"),
+        (dict(log10_lambda=float("nan")), "log10_lambda must be a finite number in [8, 16]"),
+        (dict(log10_lambda=float("inf")), "log10_lambda must be a finite number in [8, 16]"),
+        (dict(log10_lambda=17.0), "log10_lambda must be a finite number in [8, 16]"),
         (dict(pop_size=1_000_000), f"pop_size must be an integer in [4, {MAX_POP_SIZE}]"),
         (dict(pop_size=2), "pop_size must be an integer in [4,"),
-        (dict(mass_tolerance=0.0), "mass_tolerance must be a number in (0, 1)"),
-        (dict(mass_tolerance=float("nan")), "mass_tolerance must be a number in (0, 1)"),
-        (dict(method="quick"), "unknown method 'quick'"),
-        (dict(ordering="XO"), "unknown ordering 'XO'"),
-        (dict(regime="left"), "unknown regime 'left'"),
-        (dict(target_valid=0), "target_valid must be an integer >= 1"),
-        (dict(patience=2.5), "patience must be an integer >= 1"),
-        (dict(restarts=-1), "restarts must be an integer >= 0"),
-        (dict(max_exponent=-1), "max_exponent must be an integer >= 0"),
+        (dict(mass_tolerance=0.0), "mass_tolerance must be a finite number in (0, 1)"),
+        (dict(mass_tolerance=float("nan")), "mass_tolerance must be a finite number in (0, 1)"),
+        (dict(method="quick"), "method must be one of fast, paper, not 'quick'"),
+        (dict(ordering="XO"), "ordering must be one of any, NO, IO, not 'XO'"),
+        (dict(regime="left"), "regime must be one of up, down, not 'left'"),
+        (dict(target_valid=0), "target_valid must be an integer in [1, "),
+        (dict(patience=2.5), "patience must be an integer in [1, "),
+        (dict(restarts=-1), "restarts must be an integer in [0, 1000000]"),
+        (dict(restarts=10**7), "restarts must be an integer in [0, 1000000]"),
+        (dict(max_exponent=-1), "max_exponent must be an integer in [0, 100]"),
         (dict(n_partitions=6), "reference directions"),
-        (dict(offspring_ratio=0.0), "offspring_ratio must be a number in (0, 10]"),
+        (dict(offspring_ratio=0.0), "offspring_ratio must be a finite number in (0, 10]"),
         (dict(offspring_ratio=0.001), "gives 0 offspring at pop_size 100"),
         (dict(pop_size=5000, offspring_ratio=3.0), "gives 15000 offspring"),
         (dict(method="paper"), "method 'paper' has no refinement"),
@@ -113,7 +114,7 @@ def test_shaped_objectives_vanish_exactly_where_the_papers_do_by_name(data_name,
 
 
 def test_shaper_rejects_an_objective_it_cannot_shape():
-    ob = Objectives(data=data.load("nufit-6.0+pdg-2024"))
+    ob = Objectives(data=data.load("nufit-6.0+pdg-2024"), mass_tolerance=0.2)
     with pytest.raises(ValueError, match="'mass_q4' has no shaped residual"):
         Shaper(ob, names=[*ob.names, "mass_q4"])
 

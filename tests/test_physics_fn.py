@@ -199,7 +199,7 @@ def test_the_scans_objective_matrix_survives_overflowing_rows():
     1e30 sentinel of its losses, the other rows keep their losses (no exception for the batch)."""
     from rayflavor.methods.ga.problem import Objectives
 
-    obj = Objectives(data=fn.load(fn.DEFAULT_DATA))
+    obj = Objectives(data=fn.load(fn.DEFAULT_DATA), mass_tolerance=fn.DEFAULT_MASS_TOLERANCE)
     x = _points(4, 33)
     x[2, OFF["q_N1"]] = 300
     F = obj.matrix(obj.evaluate(x))

@@ -54,7 +54,7 @@ def test_guidance_steps_bring_perturbed_solutions_back_into_the_3_sigma_box():
         return np.asarray(r["solution"], bool), np.stack([r[c] for c in seesaw.SOLUTION_TERMS], axis=1)
 
     before, v0 = evaluate(x)
-    refine = PhysicsGuidance(windows, "NO", iterations=20).refiner(lo, hi)
+    refine = PhysicsGuidance(windows, "NO", iterations=20, bound="clamp").refiner(lo, hi)
     moved = refine(torch.from_numpy(x).float())
     after, v1 = evaluate(moved.numpy())
     centre, half = windows.mean(axis=1), 0.5 * (windows[:, 1] - windows[:, 0])
@@ -104,7 +104,7 @@ def test_sampler_with_an_identity_refinement_is_the_plain_sampler():
 
     for sampler in ("ddim", "ddpm"):
         x = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
-        a = sample(eps_fn, x.clone(), schedule=sched, sampler=sampler, steps=20, generator=torch.Generator().manual_seed(2))
+        a = sample(eps_fn, x.clone(), schedule=sched, sampler=sampler, steps=20, generator=torch.Generator().manual_seed(2), bound="clamp")
         b = sample(eps_fn, x.clone(), schedule=sched, sampler=sampler, steps=20, generator=torch.Generator().manual_seed(2),
-                   refine=lambda x0: x0)
+                   refine=lambda x0: x0, bound="clamp")
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -24,7 +24,9 @@ from rayflavor.methods.ga.island import (
 from rayflavor.methods.ga.problem import N_GENES, Space, decode, encode
 from rayflavor.physics import data, fn
 from rayflavor.storage.dedupe import dedupe
-from rayflavor.storage.parquet import list_parts, to_table, write_part
+from rayflavor.storage.island_store import IslandStore, committed_parts
+from rayflavor.storage.location import resolve
+from rayflavor.storage.parquet import to_table
 
 RELAXED = str(Path(__file__).with_name("data_relaxed.toml"))
 
@@ -239,9 +241,10 @@ def test_dedupe_counts_on_a_hand_made_set(tmp_path):
     n_move = x0[[1]].copy()
     n_move[0, 15:18] += np.where(n_move[0, 15:18] > 0, -1, 1)  # N charges of B moved: other texture, same light texture
     assert (np.abs(n_move[0, :18]) <= 9).all()
-    write_part(tmp_path, 0, 0, to_table(_models(np.vstack([x0, dup]), ds), island=0, seed=1))
-    write_part(tmp_path, 1, 0, to_table(_models(np.vstack([shift, n_move]), ds), island=1, seed=2))
-    assert len(list_parts(tmp_path)) == 2
+    IslandStore(resolve(tmp_path), 0).commit(to_table(_models(np.vstack([x0, dup]), ds), island=0, seed=1), {}, {}, {})
+    IslandStore(resolve(tmp_path), 1).commit(to_table(_models(np.vstack([shift, n_move]), ds), island=1, seed=2),
+                                             {}, {}, {})
+    assert len(committed_parts(resolve(tmp_path))) == 2
     c = dedupe(tmp_path, RELAXED)
     shifted = not np.array_equal(shift[0, :18], x0[0, :18])
     assert (c.found, c.duplicates) == (5, 1 if shifted else 2)

@@ -18,7 +18,6 @@ from rayflavor.storage import lease as lease_mod
 from rayflavor.storage.dedupe import DamagedPartWarning, dedupe, synthetic_parts
 from rayflavor.storage.island_store import IslandStore, committed_parts, island_location
 from rayflavor.storage.location import resolve
-from rayflavor.storage.parquet import write_part
 
 DATA = "nufit-6.0+pdg-2024"
 N, UNIQUE = 3000, 2400  # synthetic_parts(N, duplicate_fraction=0.2)
@@ -108,21 +107,6 @@ def test_a_corrupt_page_behind_a_good_footer_is_found_and_skipped(scan):
     warned = []
     c = dedupe(str(scan), DATA, compact=False, warn=warned.append)
     assert c.damaged == 1 and c.found == N - rows and any(part.uri in w for w in warned)
-
-
-def test_legacy_scan_is_read_by_part_name_without_unpickling(tmp_path):
-    out = resolve(tmp_path)
-    synthetic_parts(out / "new", 600, 2, rows_per_part=100, duplicate_fraction=0.0, seed=2)
-    for k, p in enumerate(committed_parts(out / "new")):
-        write_part(tmp_path, k % 2, k // 2, p.read_parquet())  # part-NNNNNN.parquet, today's format
-    for i in (0, 1):
-        (island_location(out, i) / "checkpoint.pkl").write_bytes(
-            b"cos\nsystem\n(S'touch " + str(tmp_path / "PWNED").encode() + b"'\ntR.")  # a pickle that runs code
-    c = dedupe(str(tmp_path), DATA, compact=False)
-    assert (c.found, c.unique, c.damaged) == (600, 600, 0)
-    c = dedupe(str(tmp_path), DATA)  # compaction turns them into the new format
-    assert c.found == 600 and all(IslandStore(out, i).read_checkpoint() is not None for i in (0, 1))
-    assert not (tmp_path / "PWNED").exists()
 
 
 def test_compaction_is_skipped_while_a_scan_holds_the_lease(scan):

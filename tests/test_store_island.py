@@ -144,20 +144,6 @@ def test_a_pickled_state_object_is_refused_not_executed(tmp_path):
         IslandStore(out, 0).load()
 
 
-def test_legacy_island_parts_are_committed_and_adopted_without_unpickling(tmp_path):
-    out = resolve(tmp_path)
-    d = island_location(out, 1)
-    (d / "part-000000.parquet").write_parquet(pa.table({"id": [1]}))
-    (d / "part-000001.parquet").write_parquet(pa.table({"id": [2]}))
-    (d / "checkpoint.pkl").write_bytes(b"\x80\x05 not a pickle that could be loaded")  # never opened
-    s = IslandStore(out, 1)
-    assert [p.name for p in s.committed_parts()] == ["part-000000.parquet", "part-000001.parquet"]
-    assert s.load() is None  # the legacy state is a pickle: not read
-    s.commit(pa.table({"id": [3]}), {"g": 1}, {}, {})
-    names = [p.name for p in IslandStore(out, 1).committed_parts()]
-    assert names[:2] == ["part-000000.parquet", "part-000001.parquet"] and names[2].startswith("part-000002-")
-
-
 def test_compaction_replaces_parts_and_keeps_state(tmp_path):
     out = resolve(tmp_path)
     s = IslandStore(out, 0)

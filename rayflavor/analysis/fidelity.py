@@ -164,11 +164,11 @@ def _columns(df, names) -> dict[str, np.ndarray]:
     return {c: df[c].to_numpy() for c in names if c in df.columns}
 
 
-def sample_kind(physics: int | None, project: int | None = 0, orbits: int | None = 0) -> str:
+def sample_kind(physics: int | None, project: int | None, orbits: int | None) -> str:
     """How a sample set's solutions were drawn, in words: ``"network only"``, ``"physics guidance K
     steps"``, ``"projected P steps"``, ``"orbits S sweeps"`` or several of them.
 
-    >>> sample_kind(0), sample_kind(20), sample_kind(0, 200), sample_kind(3, 200)
+    >>> sample_kind(0, 0, 0), sample_kind(20, 0, 0), sample_kind(0, 200, 0), sample_kind(3, 200, 0)
     ('network only', 'physics guidance 20 steps', 'projected 200 steps', 'physics guidance 3 steps + projected 200 steps')
     >>> sample_kind(0, 200, 10)
     'projected 200 steps + orbits 10 sweeps'

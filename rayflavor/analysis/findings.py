@@ -1,8 +1,8 @@
 """The FN paper's headline findings as recipes: which scan shows each, and how to measure it.
 
 Each :class:`Finding` names the paper's statement (arXiv:2606.20000, secs. IV-V), the scan that
-reproduces it (:data:`SCANS`: the ``rayflavor scan`` options beyond islands, time limit, seed and
-output) and the models that demonstrate it (a polars predicate on the valid models).
+reproduces it (:data:`SCANS`: a ``rayflavor scan`` with the settings file ``recipes/<scan>.toml``)
+and the models that demonstrate it (a polars predicate on the valid models).
 :func:`measure` reads one finished scan and reports, for a finding: how many valid models it
 holds, how many show the finding (unique charge assignments and distinct light textures), the
 island-time to the first such model, and both counts per core-hour of the scan's busy time.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -27,19 +28,13 @@ import polars as pl
 from rayflavor.analysis.discovery import IslandTimes, island_times
 from rayflavor.physics import fn
 
-#: the scans of the recipes: name -> options of ``rayflavor scan`` (besides --islands, --time-limit,
-#: --seed, --out).  ``--restarts 1000`` keeps a stalled island searching until the time limit; the
-#: target stops an island once it has shown the finding often enough.
-SCANS: dict[str, tuple[str, ...]] = {
-    "no-up": ("--ordering", "NO", "--regime", "up"),
-    "io-up": ("--ordering", "IO", "--regime", "up"),
-    "no-down": ("--ordering", "NO", "--regime", "down"),
-    "io-down": ("--ordering", "IO", "--regime", "down"),
-    "max-exponent-3": ("--max-exponent", "3"),
-    "masses-10": ("--mass-tolerance", "0.1"),
-    "masses-6": ("--mass-tolerance", "0.06"),
-}
-COMMON = ("--restarts", "1000", "--target-valid", "200")
+#: the scans of the recipes, each with its settings file ``recipes/<scan>.toml`` (the ``rayflavor scan
+#: --config`` settings besides islands, time limit, seed and output: the ordering, regime, maximal
+#: exponent or mass window of the finding, 1000 restarts so that a stalled island keeps searching until
+#: the time limit, and a target of 200 models that stops an island once it has shown the finding often enough)
+SCANS: tuple[str, ...] = ("no-up", "io-up", "no-down", "io-down", "max-exponent-3", "masses-10", "masses-6")
+RECIPES = Path(__file__).with_name("recipes")
+
 
 #: m_ee [eV] from which an IO model counts as "larger m_ee": the lower edge of the 3 sigma IO band
 #: at m_lightest -> 0 (about 0.015 eV with NuFIT 6.0), the reach of the next 0vbb experiments.
@@ -85,8 +80,8 @@ FINDINGS: tuple[Finding, ...] = (
 
 def scan_command(scan: str, *, islands: int, time_limit: str, seed: int, out: str) -> list[str]:
     """The ``rayflavor scan`` command line of recipe ``scan`` (argv without the program)."""
-    return ["scan", "--islands", str(islands), "--time-limit", time_limit, "--seed", str(seed), *SCANS[scan],
-            *COMMON, "--no-live", "--out", out]
+    return ["scan", "--islands", str(islands), "--time-limit", time_limit, "--seed", str(seed),
+            "--config", str(RECIPES / f"{scan}.toml"), "--no-live", "--out", out]
 
 
 def _selected(frame: pl.DataFrame, finding: Finding, data) -> pl.DataFrame:
@@ -189,5 +184,5 @@ def findings_figure(models: dict[str, pl.DataFrame], data, path) -> "Path":
     return out
 
 
-__all__ = ["COMMON", "FINDINGS", "Finding", "IO_LARGE_MEE", "NO_SMALL_MEE", "SCANS", "ScanRecord", "findings_figure", "format_table", "measure", "read_scan",
+__all__ = ["FINDINGS", "Finding", "IO_LARGE_MEE", "NO_SMALL_MEE", "RECIPES", "SCANS", "ScanRecord", "findings_figure", "format_table", "measure", "read_scan",
            "scan_command"]

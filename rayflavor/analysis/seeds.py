@@ -40,7 +40,7 @@ class FinalSet:
     distinct: int
     core_seconds: float
     fidelity: Fidelity | None  # None without solutions
-    orbits: int = 0
+    orbits: int
 
     @property
     def fraction(self) -> float:
@@ -58,8 +58,8 @@ class SeedRow:
     seed: int
     teacher: str
     sets: dict[str, FinalSet] = field(default_factory=dict)  # "network" and "guided"
-    coordinates: str = "paper"
-    labels: str = "central"
+    coordinates: str = field(kw_only=True)  # a run stored before there was a choice: "paper"
+    labels: str = field(kw_only=True)  # ... and "central"
 
     @property
     def kind(self) -> str:

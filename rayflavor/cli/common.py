@@ -1,4 +1,5 @@
-"""Pieces shared by the click commands: the user-error exception and shared options."""
+"""Pieces shared by the click commands: the user-error exception and the one-line usage errors
+(the shared options are in :mod:`rayflavor.cli.options`)."""
 
 from __future__ import annotations
 
@@ -34,23 +35,3 @@ def load_data(name_or_path: str, required: tuple[str, ...] = ()) -> data_mod.Dat
         return ds
     except data_mod.DataError as exc:
         raise UserError(str(exc)) from None
-
-
-def data_option(default: str | None = None, help_extra: str = ""):
-    return click.option(
-        "--data",
-        "data_name",
-        default=default,
-        metavar="NAME|PATH",
-        help=f"Experimental data set: a shipped name ({', '.join(data_mod.SHIPPED)}) or a TOML file "
-        f"in the same format. {help_extra}",
-    )
-
-
-mass_tolerance_option = click.option(
-    "--mass-tolerance",
-    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-    default=0.2,
-    show_default=True,
-    help="Relative window for the charged-fermion masses: |m/m_0 - 1| <= tolerance (FN model).",
-)

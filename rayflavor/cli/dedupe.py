@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import click
 
-from rayflavor.cli.common import UserError, load_data
-from rayflavor.cli.common import OneLineCommand
+from rayflavor.cli import options
+from rayflavor.cli.common import OneLineCommand, UserError, load_data
 
 
 def stored_data_name(doc: dict, where: str) -> str | None:
@@ -29,8 +29,7 @@ def stored_data_name(doc: dict, where: str) -> str | None:
 
 @click.command(cls=OneLineCommand)
 @click.argument("out")
-@click.option("--data", "data_name", default=None, metavar="NAME|PATH",
-              help="Data set for the distance to central values (default: the scan's, from OUT/scan.json).")
+@options.data_option("For the distance to central values (default: the scan's, from OUT/scan.json).")
 @click.option("--compact/--no-compact", default=True, show_default=True,
               help="Rewrite each island's committed parts as one part (skipped while a scan holds OUT).")
 def dedupe(out, data_name, compact):

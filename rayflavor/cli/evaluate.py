@@ -8,7 +8,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from rayflavor.cli.common import UserError, data_option
+from rayflavor.cli import options
+from rayflavor.cli.common import OneLineCommand, UserError
+from rayflavor.methods.ga.config import IslandConfig
 from rayflavor.physics import data as data_mod
 from rayflavor.physics import fn, seesaw
 from rayflavor.physics.params import ParameterError
@@ -51,14 +53,7 @@ def evaluate_columns(model: str, columns: dict, *, ordering: str, data_name: str
     return out
 
 
-def _finite_tolerance(ctx, param, value):
-    """click callback: ``FloatRange`` lets NaN through (every comparison with NaN is false)."""
-    if value is not None and not (math.isfinite(value) and 0.0 < value < 1.0):
-        raise UserError(f"--mass-tolerance must be a finite number in (0, 1), not {value}")
-    return value
-
-
-@click.command()
+@click.command(cls=OneLineCommand)
 @click.option("--model", type=click.Choice(["seesaw", "fn"]), required=True,
               help="seesaw: type-I seesaw of the diffusion paper (23 columns); fn: two-flavon FN model (64 columns).")
 @click.argument("input_path", metavar="INPUT.parquet", type=click.Path(dir_okay=False, path_type=Path))
@@ -67,9 +62,8 @@ def _finite_tolerance(ctx, param, value):
                    "or a regular file (replaced atomically; devices, FIFOs and directories are refused).")
 @click.option("--ordering", type=click.Choice(["NO", "IO"]), default="NO", show_default=True,
               help="seesaw only: label the mass states for normal (m1<m2<m3) or inverted (m3<m1<m2) ordering.")
-@data_option(help_extra="Default: nufit-6.0-sk (seesaw), nufit-6.0+pdg-2024 (fn).")
-@click.option("--mass-tolerance", type=float, default=fn.DEFAULT_MASS_TOLERANCE, show_default=True, callback=_finite_tolerance,
-              help="Relative window for the charged-fermion masses: |m/m_0 - 1| <= tolerance, in (0, 1) (FN model).")
+@options.data_option(help_extra="Default: nufit-6.0-sk (seesaw), nufit-6.0+pdg-2024 (fn).")
+@options.field_option(IslandConfig, "mass_tolerance")
 def evaluate(model, input_path, output_path, ordering, data_name, mass_tolerance):
     """Evaluate every row of INPUT.parquet exactly and write OUTPUT.parquet.
 

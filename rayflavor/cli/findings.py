@@ -15,18 +15,19 @@ from pathlib import Path
 
 import click
 
+from rayflavor.cli import options
 from rayflavor.cli.common import OneLineCommand, UserError, load_data
 
 
 @click.command("findings", cls=OneLineCommand)
-@click.option("--out", required=True, metavar="PATH|URI", help="Directory (or storage URI) that gets one scan per recipe.")
+@options.out_option("Directory (or storage URI) that gets one scan per recipe.", required=True)
 @click.option("--islands", type=click.IntRange(min=1), default=2, show_default=True, help="Islands per recipe scan.")
 @click.option("--time-limit", default="15m", show_default=True,
               help="Wall-clock limit of each recipe scan (2 islands x 15m = 30 core-minutes).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Base seed of every recipe scan.")
+@options.seed_option(0, help="Base seed of every recipe scan.")
 @click.option("--only", default=None, metavar="SCAN[,SCAN...]",
               help="Run only these recipe scans (no-up, io-up, no-down, io-down, max-exponent-3, masses-10, masses-6).")
-@click.option("--address", default=None, help="Ray address for the scans (default: RAY_ADDRESS or an embedded local Ray).")
+@options.address_option()
 @click.option("--dry-run", is_flag=True, help="Print the scan commands and exit.")
 def bench_findings_command(out, islands, time_limit, seed, only, address, dry_run):
     """Reproduce the FN paper's findings (both orderings in both regimes, small and large m_ee,
@@ -35,8 +36,8 @@ def bench_findings_command(out, islands, time_limit, seed, only, address, dry_ru
     core-hour.  Writes OUT/findings.md, OUT/findings.json and OUT/findings.png."""
     from rayflavor.analysis.findings import (FINDINGS, SCANS, findings_figure, format_table, measure, read_scan,
                                              scan_command)
-    from rayflavor.cli.scan import parse_duration
     from rayflavor.physics.fn import DEFAULT_DATA
+    from rayflavor.settings_model import parse_duration
     from rayflavor.storage.location import StorageError, resolve
 
     try:

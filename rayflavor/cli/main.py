@@ -7,6 +7,7 @@ import click
 from rayflavor import __version__
 from rayflavor.cli.analyze import analyze
 from rayflavor.cli.bench import bench
+from rayflavor.cli.config import config
 from rayflavor.cli.diffusion import bench_diffusion_command, diffusion
 from rayflavor.cli.evaluate import evaluate
 from rayflavor.cli.reference import reference_cmd
@@ -31,6 +32,7 @@ cli.add_command(dedupe)
 cli.add_command(diffusion)
 diffusion.add_command(reference_cmd)
 cli.add_command(analyze)
+cli.add_command(config)
 cli.add_command(bench)
 bench.add_command(bench_scan_command, "scan")
 bench.add_command(bench_restarts_command, "restarts")

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rayflavor.settings_model import MAX_SEED, check, seed_setting, setting
+
 Loss = Callable[[np.ndarray], np.ndarray]  # (N, D) -> (N,), >= 0, 0 exactly on the set, inf if invalid
 
 
@@ -130,9 +132,9 @@ def walk(x: np.ndarray, fx: np.ndarray, threshold: float | np.ndarray, loss: Los
 
 
 def nested_to_set(loss: Loss, sample_prior: Callable[[int, np.random.Generator], np.ndarray], box: Box, *,
-                  n_live: int = 1000, k: int = 100, steps: int = 40, max_iterations: int = 5000,
+                  n_live: int, k: int, steps: int, max_iterations: int = 5000,
                   rng: np.random.Generator, log: Callable[[str], None] | None = None,
-                  every: int = 25) -> NestedResult:
+                  log_every: int = 25) -> NestedResult:
     """Nested sampling from the prior until every live point lies in the set (module docstring).
 
     ``k`` points are replaced per iteration (``k / n_live`` sets the compression per iteration and
@@ -174,7 +176,7 @@ def nested_to_set(loss: Loss, sample_prior: Callable[[int, np.random.Generator],
         x[worst], fx[worst] = y, fy
         scale *= math.exp(np.clip(acc - 0.25, -0.5, 0.5) * 2)
         scale = float(np.clip(scale, 1e-4, 10.0))
-        if log is not None and it % every == 0:
+        if log is not None and it % log_every == 0:
             log(f"nested: iteration {it}, loss* {threshold:.3g}, ln(volume) {log_vol:.2f}, acceptance {acc:.2f}")
     reached = bool(np.all(fx <= 0))
     return NestedResult(x, fx, log_vol, it, evaluations, reached, acc)
@@ -195,8 +197,8 @@ class Chains:
 Move = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # (N, D) -> (N, D), leaves the target invariant
 
 
-def constrained_chains(starts: np.ndarray, loss: Loss, box: Box, *, draws: int = 200, thin: int = 10,
-                       burn: int = 200, rng: np.random.Generator, target: float = 0.25,
+def constrained_chains(starts: np.ndarray, loss: Loss, box: Box, *, draws: int, thin: int,
+                       burn: int, rng: np.random.Generator, target: float = 0.25,
                        move: Move | None = None) -> Chains:
     """Uniform samples of the set {loss = 0} by random walks started in it (module docstring).
 
@@ -302,34 +304,30 @@ def circular_components(angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class ReferenceSettings:
     """How the reference is built; the defaults finish in a few minutes on a 2-core laptop."""
 
-    tasks: int = 16  # independent nested-sampling runs (Ray tasks)
-    n_live: int = 1000  # live points per run = chains per run
-    k: int = 100  # live points replaced per nested iteration
-    steps: int = 60  # walk steps per replacement
-    draws: int = 50  # kept states per chain
-    thin: int = 20  # walk steps between kept states
-    burn: int = 200  # walk steps before keeping (step-size adaptation)
-    seed: int = 0
-    ordering: str = "NO"
-    data: str = "nufit-6.0-sk"
-    #: sweeps of the seesaw's orbit resampling (:func:`seesaw_orbit_move`) before every kept state;
+    tasks: int = setting(16, lo=1, hi=10**5, option=True, help="Independent nested-sampling runs (Ray tasks, one core each).")
+    n_live: int = setting(1000, lo=10, hi=10**7, option=True, help="Live points per run; also the number of chains per run.")
+    k: int = setting(100, lo=1, hi=10**7, help="Live points replaced per nested iteration (below n_live).")
+    steps: int = setting(60, lo=1, hi=10**5, option=True, help="Random-walk steps per replaced live point.")
+    draws: int = setting(50, lo=2, hi=10**6, option=True, help="States kept per chain after the descent.")
+    thin: int = setting(20, lo=1, hi=10**5, option=True, help="Walk steps between kept states.")
+    burn: int = setting(200, lo=0, hi=10**6, help="Walk steps before keeping (step-size adaptation).")
+    seed: int = seed_setting(0)
+    ordering: str = setting("NO", choices=("NO", "IO"), option=True, help="Neutrino mass ordering of the labels.")
+    data: str = setting("nufit-6.0-sk", help="Experimental data set: a shipped name or the path of a data file.")
     #: 0 = the walk alone (how the chain's teacher is built, as measured)
-    orbits: int = 1
-    #: random stream: task ``i`` draws from ``default_rng([seed, i])`` (stream 0, a reference) or
+    orbits: int = setting(1, lo=0, hi=10**4, option=True,
+                          help="Sweeps of orbit resampling (seesaw_orbit_move) before every kept state: the heavy "
+                               "masses redrawn along the exact symmetries of m_nu from the prior (no observable "
+                               "changes); 0 = the walk alone.")
+    #: task ``i`` draws from ``default_rng([seed, i])`` (stream 0, a reference) or
     #: ``default_rng([seed, i, stream])``; a diffusion chain's teacher uses stream 1, so it never
     #: shares draws with a reference it is later compared against, whatever the seeds.
-    stream: int = 0
+    stream: int = setting(0, lo=0, hi=MAX_SEED, help="Random stream (the chain's teacher uses 1).")
 
     def __post_init__(self) -> None:
-        for name in ("tasks", "n_live", "k", "steps", "draws", "thin"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.burn < 0 or self.seed < 0 or self.stream < 0 or self.orbits < 0:
-            raise ValueError("burn, seed, stream and orbits must be >= 0")
+        check(self)
         if self.k >= self.n_live:
             raise ValueError("k must be smaller than n_live")
-        if self.ordering not in ("NO", "IO"):
-            raise ValueError(f"ordering must be NO or IO, not {self.ordering!r}")
 
 
 def seesaw_target(data_name: str | None = None, ordering: str = "NO") -> tuple[Loss, Callable, Box]:

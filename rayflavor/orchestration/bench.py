@@ -54,8 +54,8 @@ _remote = ray.remote(num_cpus=1)(run_island)
 METHODS = ("fast", "paper")
 
 
-def run_variants(variants: dict[str, tuple[str, dict]], *, seeds: int, seconds: float, regime: str = "up",
-                 seed: int = 0, address: str | None = None) -> list[dict]:
+def run_variants(variants: dict[str, tuple[str, dict]], *, seeds: int, seconds: float, regime: str,
+                 seed: int, address: str | None = None) -> list[dict]:
     """Every variant ``name -> (preset, IslandConfig overrides)`` on seeds ``seed .. seed+seeds-1``
     for ``seconds`` each, one 1-CPU Ray task per (variant, seed), submitted interleaved so that all
     variants see the same machine load.  Each row gets ``variant`` = its name."""
@@ -72,7 +72,7 @@ def run_variants(variants: dict[str, tuple[str, dict]], *, seeds: int, seconds: 
     return rows
 
 
-def bench_scan(*, seeds: int, seconds: float, regime: str = "up", seed: int = 0, address: str | None = None,
+def bench_scan(*, seeds: int, seconds: float, regime: str, seed: int, address: str | None = None,
                methods: tuple[str, ...] = METHODS) -> list[dict]:
     """The presets ``methods`` at their defaults (no target), interleaved on the same seeds."""
     return run_variants({m: (m, {}) for m in methods}, seeds=seeds, seconds=seconds, regime=regime, seed=seed,
@@ -138,7 +138,7 @@ def format_bench(rows: list[dict], *, whole_budget: bool = False) -> str:
     return "\n".join(lines)
 
 
-def bench_restarts(*, seeds: int, seconds: float, patience: int, restarts: int, regime: str = "up", seed: int = 0,
+def bench_restarts(*, seeds: int, seconds: float, patience: int, restarts: int, regime: str, seed: int,
                    address: str | None = None) -> list[dict]:
     """The fast island with ``restarts`` restarts against the same island stopping at its first
     stall (restarts 0, the paper's plain behaviour), on the same seeds and budget; summarise with
@@ -148,7 +148,7 @@ def bench_restarts(*, seeds: int, seconds: float, patience: int, restarts: int, 
     return run_variants(variants, seeds=seeds, seconds=seconds, regime=regime, seed=seed, address=address)
 
 
-def bench_tabu(*, seeds: int, seconds: float, regime: str = "up", seed: int = 0, address: str | None = None) -> list[dict]:
+def bench_tabu(*, seeds: int, seconds: float, regime: str, seed: int, address: str | None = None) -> list[dict]:
     """The fast island with its tabu on found light textures against the tabu on found charge
     assignments only, on the same seeds and budget."""
     variants = {"tabu texture": ("fast", {"tabu": "texture"}), "tabu charges": ("fast", {"tabu": "charges"})}
@@ -162,7 +162,7 @@ class TinyIsland:
     It implements the island contract the scan driver uses (step, done, drain, n_pending, status,
     get_state, request_stop, resume) so the driver, actors and commits are the real ones."""
 
-    def __init__(self, config, data, *, island: int, seed: int, steps: int = 20, step_seconds: float = 0.02) -> None:
+    def __init__(self, config, data, *, island: int, seed: int, steps: int, step_seconds: float) -> None:
         self.config, self.island, self.seed = config, island, int(seed)
         self.steps, self.step_seconds = int(steps), float(step_seconds)
         self.generation, self.stop_reason = 0, None
@@ -221,8 +221,8 @@ def _fake_cluster(nodes: int, cpus_per_node: int):
     return cluster
 
 
-def bench_cluster(sizes=(64, 256, 1024), *, nodes: int = 4, cpus_per_node: int = 8, steps: int = 20,
-                  step_seconds: float = 0.02, chunk_seconds: float = 0.1, echo=print) -> list[dict]:
+def bench_cluster(sizes, *, nodes: int, cpus_per_node: int, steps: int, step_seconds: float, chunk_seconds: float,
+                  echo=print) -> list[dict]:
     """Run scans of ``sizes`` tiny islands (:class:`TinyIsland`) on a fake cluster of ``nodes``
     nodes with ``cpus_per_node`` CPUs each (these may exceed the machine's cores: the islands
     sleep).  Per size: wall time, the driver's CPU time (all threads of the driver process, Ray's

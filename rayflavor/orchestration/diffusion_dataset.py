@@ -39,7 +39,7 @@ def check_dataset_settings(n: int, seed: int, shards: int | None) -> int:
     return shards or max(1, min(64, n // 10_000))
 
 
-def make_dataset(run: runs.Where, *, n: int = 100_000, seed: int = 0, shards: int | None = None,
+def make_dataset(run: runs.Where, *, n: int, seed: int, shards: int | None = None,
                  data: str = seesaw.DEFAULT_DATA, log=print) -> dict:
     """Write the dataset of ``n`` points into ``RUN/dataset`` (idempotent for the same settings).
 

@@ -54,8 +54,8 @@ def run_chain(run: runs.Where, settings: ChainSettings = ChainSettings(), *, gpu
     t0 = time.perf_counter()
     write_run_manifest(run, st)
     make_dataset(run, n=st.n_data, seed=st.seed, log=log)
-    train_network(run, "pre", workers=st.workers, steps=st.train_steps, gpu=gpu, seed=st.seed,
-                  coordinates=st.coordinates, log=log)
+    train_network(run, "pre", workers=st.workers, steps=st.train_steps, gpu=gpu, every=st.tune.every, seed=st.seed,
+                  refit="none", coordinates=st.coordinates, log=log)
     network = None
     if st.teacher == "reference":
         network = teach(run, st, gpu=gpu, log=log)  # no rounds (ChainSettings refuses them), no choice to make
@@ -72,10 +72,11 @@ def run_chain(run: runs.Where, settings: ChainSettings = ChainSettings(), *, gpu
         log(f"final samples: network {runs.require_network(run, network)!r} keeps no solution labels (it was not "
             "fine-tuned on solutions); they are conditioned on the central values")
         labels = "central"
-    s = sample_run(run, replace(st.final_sampling(), labels=labels), network=network, seed=st.seed + 1, log=log)
+    s = sample_run(run, replace(st.final_sampling(0, 0, 0), labels=labels), network=network, seed=st.seed + 1,
+                   keep="all", log=log)
     if st.second_final:
         guided = replace(st.final_sampling(st.final_physics, st.final_project, st.final_orbits), labels=labels)
-        s = {**sample_run(run, guided, network=network, seed=st.seed + 2, log=log),
+        s = {**sample_run(run, guided, network=network, seed=st.seed + 2, keep="all", log=log),
              "unguided": s}
     s["total_seconds"] = time.perf_counter() - t0
     return s

@@ -184,7 +184,8 @@ def _driver_round(run: runs.Location, r: int, settings: FinetuneSettings, gpu: s
     def tune(src: str, name: str, rows) -> dict:
         m = train_network(run, name, data=runs.finetune_path(run, name), init=runs.network_path(run, src),
                           workers=st.workers, steps=st.tune.steps, batch_size=st.tune.batch_size, gpu=gpu,
-                          seed=seed, lr_max=st.tune.lr_max, refit=st.tune.refit, log=log)
+                          every=st.tune.every, seed=seed, lr_max=st.tune.lr_max, refit=st.tune.refit,
+                          coordinates=None, log=log)
         return {k: m[k] for k in ("step", "loss", "val_loss", "steps_per_s") if k in m}
 
     rec = finetune_round(r, selection_settings=st.selection, seed=st.seed, draw=draw,

@@ -40,8 +40,8 @@ def done_shards(s: SampleSet, out: runs.Location) -> set[int]:
     return {i for i in runs.finished_parts(out) if i < s.shards and runs.part_ok(runs.part_path(out, i), meta_n=sizes[i])}
 
 
-def sample_set(run: runs.Where, sampling: SamplingSettings, *, network: str | None = None, seed: int = 0,
-               keep: str = "all", data: str = seesaw.DEFAULT_DATA,
+def sample_set(run: runs.Where, sampling: SamplingSettings, *, network: str | None = None, seed: int,
+               keep: str, data: str = seesaw.DEFAULT_DATA,
                fallback_shards: int | None = None) -> tuple[SampleSet, runs.Location, runs.Location]:
     """Fix the settings of a sample set and write its manifest: (set, ``RUN/samples/<tag>``, network path).
 
@@ -68,8 +68,8 @@ def sample_set(run: runs.Where, sampling: SamplingSettings, *, network: str | No
     return s, out, model_path
 
 
-def sample_run(run: runs.Where, sampling: SamplingSettings = SamplingSettings(), *, network: str | None = None,
-               seed: int = 0, keep: str = "all", data: str = seesaw.DEFAULT_DATA, log=print) -> dict:
+def sample_run(run: runs.Where, sampling: SamplingSettings, *, network: str | None = None,
+               seed: int, keep: str, data: str = seesaw.DEFAULT_DATA, log=print) -> dict:
     """Sample ``sampling.n`` points from network ``network`` (default: the newest) into ``RUN/samples/<tag>``."""
     s, out, model_path = sample_set(run, sampling, network=network, seed=seed, keep=keep, data=data)
     sizes = shard_sizes(s.n, s.shards)

@@ -39,8 +39,8 @@ def teach(run: runs.Where, settings: ChainSettings, *, gpu: str = "auto", log=pr
         runs.write_table(rows, rows_path)
         log(f"teacher: {rows.num_rows} solutions (the last state of every chain) -> {rows_path}")
     train_network(run, TAUGHT, data=rows_path, init=runs.network_path(run, "pre"), workers=settings.workers,
-                  steps=settings.teacher_steps, batch_size=settings.tune.batch_size, gpu=gpu, seed=settings.seed,
-                  lr_max=settings.tune.lr_max, refit=settings.tune.refit, log=log)
+                  steps=settings.teacher_steps, batch_size=settings.tune.batch_size, gpu=gpu, every=settings.tune.every,
+                  seed=settings.seed, lr_max=settings.tune.lr_max, refit=settings.tune.refit, coordinates=None, log=log)
     return TAUGHT
 
 

@@ -129,13 +129,13 @@ def latest_checkpoint(run: runs.Where, name: str) -> tuple[runs.Location | None,
 
 
 def train_network(run: runs.Where, name: str = "pre", *, data: runs.Where | None = None, init: runs.Where | None = None,
-                  workers: int = 1, steps: int = training.STEPS, batch_size: int = training.BATCH_SIZE,
-                  gpu: str = "auto", every: int = 1000, seed: int = 0, lr_max: float = training.LR_MAX,
-                  stop_at: int | None = None, refit: str = "none", coordinates: str = "paper", log=print) -> dict:
+                  workers: int, steps: int, batch_size: int = training.BATCH_SIZE, gpu: str = "auto", every: int,
+                  seed: int, lr_max: float = training.LR_MAX, stop_at: int | None = None, refit: str,
+                  coordinates: str | None, log=print) -> dict:
     """Train (or resume, or fine-tune from ``init``) network ``name`` of a run; returns the last metrics.
 
-    ``coordinates`` (a new network only; a fine-tuned one keeps its ``init``'s): the network's
-    coordinate system (:mod:`rayflavor.methods.diffusion.coordinates`).
+    ``coordinates`` (a new network only; a fine-tuned one keeps its ``init``'s, pass None): the
+    network's coordinate system (:mod:`rayflavor.methods.diffusion.coordinates`).
 
     ``refit`` (with ``init``; beyond the paper unless "none"): normalise G and the labels over this
     training set (``solutions``: :meth:`Normalizer.refit`) instead of inheriting the pre-network's
@@ -166,7 +166,7 @@ def train_network(run: runs.Where, name: str = "pre", *, data: runs.Where | None
               "resume": resume.uri if resume else None, "steps": int(steps), "batch_size": int(batch_size),
               "every": int(every), "seed": int(seed), "lr_max": float(lr_max), "threads": 1,
               "log": log_path.uri, "stop_at": stop_at, "refit": refit,
-              "coordinates": coords.check(coordinates)}
+              "coordinates": coords.check(coordinates) if init is None else None}
     if resume:
         log(f"train: resuming {name!r} from {resume}")
     trainer = TorchTrainer(  # RAY

@@ -7,7 +7,7 @@ the actor from its checkpoint) and the stop reasons; a summary line with the num
 each state, valid models, wall time and core-seconds (the islands' busy time).
 
 On a terminal the view is a ``rich`` Live table redrawn twice a second; otherwise (job logs,
-pipes) one plain summary line every ``every`` seconds.  The final table is plain text either way.
+pipes) one plain summary line every ``interval`` seconds.  The final table is plain text either way.
 """
 
 from __future__ import annotations
@@ -98,16 +98,16 @@ def rich_table(statuses: dict[int, dict], elapsed: float, *, max_rows: int = 40)
 
 
 class Progress:
-    """Live view of a scan: a rich Live table on a terminal, plain lines every ``every`` seconds
+    """Live view of a scan: a rich Live table on a terminal, plain lines every ``interval`` seconds
     otherwise; ``live=False`` prints only the final table.  Use as a context manager around the
     driver loop, then call :meth:`final`."""
 
-    def __init__(self, n_islands: int, *, live: bool = True, echo=print, every: float = 10.0,
+    def __init__(self, n_islands: int, *, live: bool = True, echo=print, interval: float = 10.0,
                  tty: bool | None = None) -> None:
         self.live = live
         self.echo = echo
         self.tty = live and (sys.stdout.isatty() if tty is None else tty)
-        self.every = every
+        self.interval = interval
         self.last = -float("inf")
         self._live = None
 
@@ -134,7 +134,7 @@ class Progress:
                 self.last = now
                 self._live.update(rich_table(statuses, elapsed))
             return
-        if now - self.last >= self.every:
+        if now - self.last >= self.interval:
             self.last = now
             self.echo(summary(statuses, elapsed))
 

@@ -10,24 +10,19 @@ Units: every duration in seconds.  Island ``i`` of a scan runs with seed ``seed 
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from rayflavor.methods.ga.island import ISLAND_PRESETS, IslandConfig
+from rayflavor.methods.ga.config import ISLAND_PRESETS, IslandConfig
 from rayflavor.physics.fn import DEFAULT_DATA
+from rayflavor.settings_model import check, parse_duration, seed_setting, setting
 
-#: 6 hours of 64 islands flushing every 10 minutes leave 64 x 36 = 2304 parts (issue 14.3); a
+#: Most islands of one scan (a million 1-CPU actors is beyond any cluster rayflavor was run on).
+MAX_ISLANDS = 10**6
+#: 6 hours of 64 islands flushing every 10 minutes leave 64 x 36 = 2304 parts; a
 #: lost node costs at most this much island time, never a committed model.
 FLUSH_SECONDS = 600.0
 #: an island that finds models faster than this per flush period commits early (rows)
 FLUSH_ROWS = 20_000
-
-
-def _positive(name: str, value: float | None, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -51,36 +46,30 @@ class ScanSettings:
                    :data:`ISLAND_PRESETS`)
     """
 
-    islands: int = 64
-    seed: int | None = None
-    data: str = DEFAULT_DATA
-    time_limit: float | None = None
-    chunk_seconds: float = 1.0
-    flush_rows: int = FLUSH_ROWS
-    flush_seconds: float = FLUSH_SECONDS
-    max_restarts: int = 5
-    backlog: int | None = None
-    island: IslandConfig = field(default_factory=lambda: ISLAND_PRESETS["fast"])
+    islands: int = setting(64, lo=1, hi=MAX_ISLANDS, option=True,
+                           help="Number of NSGA-III islands (one 1-CPU Ray actor each; Ray queues the rest).")
+    seed: int | None = seed_setting(None, help="Base seed; island i uses seed + i (default: random, recorded in "
+                                               "scan.json).")
+    data: str = setting(DEFAULT_DATA, option="--data", metavar="NAME|PATH",
+                        help="Experimental data set: a shipped name or the path of a data file.")
+    time_limit: float | None = setting(None, lo=0.0, lo_open=True, option=True, parse=parse_duration,
+                                       metavar="DURATION",
+                                       help="Wall-clock limit of this run, e.g. 90s, 10m, 2h (islands are stopped "
+                                            "and commit; one that does not answer within the limit plus a grace is "
+                                            "killed, its last checkpoint stands).")
+    chunk_seconds: float = setting(1.0, lo=0.0, lo_open=True, hi=3600.0,
+                                   help="Length of one actor call between driver status updates (s).")
+    flush_rows: int = setting(FLUSH_ROWS, lo=1, hi=10**9, help="An island commits a part when this many models wait.")
+    flush_seconds: float = setting(FLUSH_SECONDS, lo=0.0, lo_open=True,
+                                   help="... or when this long passed since its last commit (s).")
+    max_restarts: int = setting(5, lo=0, hi=10**6, help="Restarts of a lost island actor from its checkpoint.")
+    backlog: int | None = setting(None, lo=1, hi=MAX_ISLANDS,
+                                  help="Island actors submitted to Ray at once (none: max(2 x cluster CPUs, 64)).")
+    island: IslandConfig = setting(factory=lambda: ISLAND_PRESETS["fast"], option=True,
+                                   help="The islands' search settings (the [island] table).")
 
     def __post_init__(self) -> None:
-        def integer(name: str, value, lo: int, *, allow_none: bool = False) -> None:
-            if value is None and allow_none:
-                return
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-
-        integer("islands", self.islands, 1)
-        integer("seed", self.seed, 0, allow_none=True)
-        integer("flush_rows", self.flush_rows, 1)
-        integer("max_restarts", self.max_restarts, 0)
-        integer("backlog", self.backlog, 1, allow_none=True)
-        _positive("time_limit", self.time_limit, allow_none=True)
-        _positive("chunk_seconds", self.chunk_seconds)
-        _positive("flush_seconds", self.flush_seconds)
-        if not isinstance(self.data, str) or not self.data:
-            raise ValueError(f"data must be a data set name or path, got {self.data!r}")
-        if not isinstance(self.island, IslandConfig):
-            raise ValueError(f"island must be an IslandConfig, got {type(self.island).__name__}")
+        check(self)
 
     def island_seed(self, i: int) -> int:
         """Seed of island ``i`` (the base seed must be set)."""

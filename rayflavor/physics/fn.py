@@ -156,9 +156,6 @@ def exponents(charges: np.ndarray) -> np.ndarray:
     return np.concatenate([a.reshape(-1, 9) for a in (n_u, n_d, n_nu, n_e, n_n)], axis=1)
 
 
-LIGHT_TEXTURE_WIDTH = 36
-
-
 def light_textures(charges: np.ndarray) -> np.ndarray:
     """The light texture of each charge assignment, ``(N, 36)`` int16: the exponents ``n_u`` (9),
     ``n_d`` (9), ``n_e`` (9) and the Weinberg exponents ``n^W_ij = n^nu_i1 + n^nu_j1 - n^N_11``

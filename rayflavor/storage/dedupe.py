@@ -13,9 +13,7 @@ Ties break on island, then generation.
 
 What is read: only the parts an island's ``checkpoint.json`` lists
 (:mod:`rayflavor.storage.island_store`), so objects of attempts that died before their commit
-are never read; islands of scans written before that format (``part-NNNNNN.parquet`` +
-``checkpoint.pkl``) count their part files as committed, listed by name (the pickle is never
-opened).  OUT may be a local directory or an object-store URI (:mod:`rayflavor.storage.location`);
+are never read.  OUT may be a local directory or an object-store URI (:mod:`rayflavor.storage.location`);
 polars reads the parts lazily from the same place.
 
 Damaged parts (unreadable: truncated, not Parquet, a corrupt page; or another schema: a column

@@ -39,12 +39,6 @@ listed parts, so the replayed generations neither lose a committed model nor wri
 No pickles anywhere: the state meta is JSON (``allow_nan=False``) and the arrays an ``.npz``
 loaded with ``allow_pickle=False``, so a shared bucket cannot make a reader run code.
 
-Legacy scans (``part-NNNNNN.parquet`` + ``checkpoint.pkl``, written by rayflavor before this
-format): an island directory without ``checkpoint.json`` counts its ``part-NNNNNN.parquet``
-files as committed (listed by name; the pickle is never opened).  :meth:`IslandStore.load`
-returns ``None`` for such an island (its state is in a pickle and is not read), and its first
-commit adopts the legacy parts into the new checkpoint, so nothing is lost.
-
 Only one writer per island at a time: the scan holds the ``OUT`` lease
 (:mod:`rayflavor.storage.lease`) and Ray runs one actor per island; ``rayflavor dedupe``
 compacts (rewrites the checkpoint) only while it holds the lease itself.
@@ -67,10 +61,8 @@ from rayflavor.storage.location import Location, StorageError
 
 FORMAT = "rayflavor-island/1"
 CHECKPOINT = "checkpoint.json"
-LEGACY_CHECKPOINT = "checkpoint.pkl"
 PART_RE = re.compile(r"^part-(\d{6})-([0-9a-z]+)\.parquet$")
 STATE_RE = re.compile(r"^state-(\d{6})-([0-9a-z]+)\.npz$")
-LEGACY_PART_RE = re.compile(r"^part-(\d{6})\.parquet$")
 ISLAND_RE = re.compile(r"^island-(\d{4,})$")
 
 # When the runner flushes (drains its island, writes a part, commits): at FLUSH_ROWS rows held
@@ -191,18 +183,13 @@ class IslandStore:
             raise StorageError(f"{loc.uri}: not a valid island checkpoint (format is not {FORMAT})")
         return ck
 
-    def _legacy_parts(self) -> list[str]:
-        return [n for n in self.dir.list() if LEGACY_PART_RE.match(n)]
-
     def _current(self) -> dict:
-        """The last committed checkpoint, or a fresh one (adopting legacy parts, if any)."""
+        """The last committed checkpoint, or a fresh one."""
         if self._ck is None:
             ck = self.read_checkpoint()
             if ck is None:
-                legacy = self._legacy_parts()
-                ck = {"format": FORMAT, "island": self.island, "attempt": None, "commit": 0,
-                      "next_seq": len(legacy), "parts": [{"name": n, "rows": None} for n in legacy],
-                      "quarantined": [], "state": None, "info": {}}
+                ck = {"format": FORMAT, "island": self.island, "attempt": None, "commit": 0, "next_seq": 0,
+                      "parts": [], "quarantined": [], "state": None, "info": {}}
             self._ck = ck
         return self._ck
 
@@ -221,7 +208,7 @@ class IslandStore:
 
     def load(self) -> tuple[dict, dict[str, np.ndarray], dict] | None:
         """(state meta, state arrays, runner info) of the last commit, or ``None`` when the
-        island has no committed state yet (new, or a legacy island whose state is a pickle).
+        island has no committed state yet.
 
         Deletes what no checkpoint lists (parts and states of attempts that died before their
         commit, leftover temporary files): call it once, at the start of an attempt."""

@@ -42,16 +42,17 @@ def flops_per_forward(net: EpsNet) -> int:
     return 2 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def gemm_gflops(n: int = 1024, min_seconds: float = 2.0) -> float:
-    """GFLOP/s of an ``n x n`` by ``n x n`` fp32 matmul on the current torch threads."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
-    return _rate(lambda: torch.mm(a, b, out=out), 1, min_seconds) * 2 * n ** 3 / 1e9
+def gemm_gflops(size: int = 1024, min_seconds: float = 2.0) -> float:
+    """GFLOP/s of a ``size x size`` by ``size x size`` fp32 matmul on the current torch threads."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    out = torch.empty(size, size)
+    return _rate(lambda: torch.mm(a, b, out=out), 1, min_seconds) * 2 * size ** 3 / 1e9
 
 
-def bench(*, batch: int = 4096, threads: int = 1, steps: int = 50, guidance: float = 8.0,
-          min_seconds: float = 2.0, physics: int = 3, net: EpsNet | None = None) -> dict:
-    """Forward-pass and sampler throughput (samples/s per core) with the bound ratios."""
+def bench(*, batch: int, threads: int, steps: int, guidance: float, min_seconds: float, physics: int,
+          net: EpsNet | None = None) -> dict:
+    """Forward-pass and sampler throughput (samples/s per core) with the bound ratios (the settings
+    are ``rayflavor bench diffusion``'s options)."""
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -71,7 +72,7 @@ def bench(*, batch: int = 4096, threads: int = 1, steps: int = 50, guidance: flo
         passes = 2 if guidance not in (0.0, 1.0) else 1
         for name in ("ddpm", "ddim"):
             rate = _rate(lambda: sample(eps_fn, torch.randn(batch, net.dim), schedule=sched, sampler=name,
-                                        steps=steps), batch, min_seconds) / threads
+                                        steps=steps, bound="clamp"), batch, min_seconds) / threads
             out[name] = rate
             out[f"{name}_ratio"] = rate / (out["matmul_bound"] / (passes * steps))
         if physics:
@@ -82,10 +83,10 @@ def bench(*, batch: int = 4096, threads: int = 1, steps: int = 50, guidance: flo
             lo = np.array([pr["y"][0]] * 18 + [pr["mass_ratio"][0]] * 2 + [pr["log10_h2_over_m3_ev"][0]] + [pr["arg"][0]] * 2)
             hi = np.array([pr["y"][1]] * 18 + [pr["mass_ratio"][1]] * 2 + [pr["log10_h2_over_m3_ev"][1]] + [pr["arg"][1]] * 2)
             windows = seesaw.solution_windows(physics_data.load(seesaw.DEFAULT_DATA), "NO")
-            refine = PhysicsGuidance(windows, iterations=physics).refiner(lo, hi)
+            refine = PhysicsGuidance(windows, iterations=physics, bound="clamp").refiner(lo, hi)
             out["physics"] = physics
             out["ddim_physics"] = _rate(lambda: sample(eps_fn, torch.randn(batch, net.dim), schedule=sched,
-                                                       sampler="ddim", steps=steps, clip=1.0, refine=refine),
+                                                       sampler="ddim", steps=steps, clip=1.0, refine=refine, bound="clamp"),
                                         batch, min_seconds) / threads
         out["forward_ratio"] = out["forward_folded"] / out["matmul_bound"]
         out["flops_per_forward"] = flops_per_forward(net)

@@ -26,16 +26,16 @@ def generate(
     label: np.ndarray,
     n: int,
     *,
-    sampler: str = "ddim",
+    sampler: str,
     steps: int | None = None,
-    guidance: float = 8.0,
+    guidance: float,
     seed: int = 0,
     batch: int = BATCH,
     clip: float | None = None,
     schedule: NoiseSchedule | None = None,
     physics: PhysicsGuidance | None = None,
-    bound: str = "clamp",
-    project: int = 0,
+    bound: str,
+    project: int,
 ) -> np.ndarray:
     """``n`` points (n, dim) conditioned on the physical ``label`` (11,), or point i on row i of
     ``label`` (n, 11), CFG scale ``guidance``.

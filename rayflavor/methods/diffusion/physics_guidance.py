@@ -31,7 +31,7 @@ label part of ``seesaw.evaluate`` (tests pin the two together: 1e-14 relative at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -93,7 +93,7 @@ class PhysicsGuidance:
     eta: float = 1.0
     cap: float = 0.05
     inner: float = 0.5
-    bound: str = "clamp"  # how a step beyond the network's [-1, 1] comes back (sampling.bounded)
+    bound: str = field(kw_only=True)  # how a step beyond the network's [-1, 1] comes back (sampling.bounded)
 
     def _loss_and_grad(self, g_lo: np.ndarray, g_hi: np.ndarray, inner: float):
         """``x -> (L(x), dL/dx)`` in network units (float64), and ``x -> z`` (the window scores)."""

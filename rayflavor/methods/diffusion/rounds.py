@@ -2,8 +2,7 @@
 
 A round r: draw a sample set from the previous network (``pre`` for r = 1, else ``tuned-(r-1)``)
 -> choose the candidate rows (this round's samples, and with ``pool = union`` every earlier
-round's fine-tuning set) -> select the rows to train on (:func:`selected_rows`) -> with
-``spread`` > 0 move its solutions over the solution set (:mod:`.spread`) -> save them ->
+round's fine-tuning set) -> select the rows to train on (:func:`selected_rows`) -> save them ->
 fine-tune all weights of the previous network on them -> network ``tuned-r``.
 
 :func:`finetune_round` does exactly that; how a sample set is drawn, where sets are stored and
@@ -26,7 +25,6 @@ import pyarrow as pa
 from rayflavor.methods.diffusion import selection, training
 from rayflavor.methods.diffusion.data import points, unique_points, with_split
 from rayflavor.methods.diffusion.settings import SelectionSettings, TuneSettings
-from rayflavor.methods.diffusion.spread import spread_solutions
 from rayflavor.physics import data as physics_data
 from rayflavor.physics import seesaw
 
@@ -106,14 +104,6 @@ def finetune_state(init: str | Path, g: np.ndarray, lab: np.ndarray, tune: TuneS
                                                "solution_labels": training.kept_labels(lab[sol])})
 
 
-def _among(rows: pa.Table, samples: pa.Table) -> np.ndarray:
-    """Which rows' parameter points are among ``samples``' (this round's own draws)."""
-    if rows.num_rows == 0 or samples.num_rows == 0:
-        return np.zeros(rows.num_rows, dtype=bool)
-    own = {p.tobytes() for p in np.ascontiguousarray(points(samples))}
-    return np.array([p.tobytes() in own for p in np.ascontiguousarray(points(rows))], dtype=bool)
-
-
 def finetune_round(r: int, *, selection_settings: SelectionSettings, seed: int,
                    draw: Callable[[str, int], tuple[dict, pa.Table]],
                    earlier: Callable[[int], Sequence[pa.Table]],
@@ -139,10 +129,6 @@ def finetune_round(r: int, *, selection_settings: SelectionSettings, seed: int,
         raise SelectionTooSmall(
             f"round {r}: only {rows.num_rows} of {stats.get('n', cand.num_rows)} samples of {src!r} meet the selection "
             f"({selection_settings.select}); sample more (--n-select), train longer or set --min-select")
-    t_spread = time.perf_counter()
-    fresh = _among(rows, samples) if selection_settings.spread else None  # hashing every point only when walking
-    rows, spread_info = spread_solutions(rows, selection_settings.spread, seed + r, fresh=fresh)
-    t_spread = time.perf_counter() - t_spread
     save_set(name, rows)
     t1 = time.perf_counter()
     trained = tune(src, name, rows)
@@ -154,7 +140,6 @@ def finetune_round(r: int, *, selection_settings: SelectionSettings, seed: int,
             "chi2_median_selected": float(np.median(chi2)), "step": int(trained.get("step", 0)),
             "loss": float(trained.get("loss", math.nan)), "val_loss": float(trained.get("val_loss", math.nan)),
             "steps_per_s": float(trained.get("steps_per_s", math.nan)),
-            "spread": spread_info, "seconds_spread": t_spread,
             "seconds_sample": t_sample, "seconds_train": t_train, "seconds": time.perf_counter() - t0}
 
 
@@ -164,15 +149,7 @@ def round_line(m: dict) -> str:
     return (f"round {m['round']}: {st['solutions']} solutions in {st['n']} samples of {m['source']!r} "
             f"({m['seconds_sample']:.0f} s); {m['selected']} of {m['candidates']} candidates selected, "
             f"{m['selected_solutions']} of them solutions; {m['network']!r} trained {m['step']} steps "
-            f"({m['seconds_train']:.0f} s, {m['steps_per_s']:.0f} steps/s), val_loss {m['val_loss']:.4f}"
-            + _spread_note(m.get("spread") or {}))
-
-
-def _spread_note(info: dict) -> str:
-    if not info.get("walked"):
-        return ""
-    return (f"; {info['walked']} solutions spread (walk acceptance {info['acceptance']:.2f}, moved a median "
-            f"{info['moved_median']:.3f} of the box)")
+            f"({m['seconds_train']:.0f} s, {m['steps_per_s']:.0f} steps/s), val_loss {m['val_loss']:.4f}")
 
 
 def best_network(records: Sequence[tuple[str, int, int]], order: Sequence[str]) -> tuple[str | None, float, int]:

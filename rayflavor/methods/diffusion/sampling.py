@@ -86,12 +86,12 @@ def sample(
     x_T: torch.Tensor,
     *,
     schedule: NoiseSchedule,
-    sampler: str = "ddpm",
+    sampler: str,
     steps: int | None = None,
     generator: torch.Generator | None = None,
     clip: float | None = None,
     refine: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    bound: str = "clamp",
+    bound: str,
 ) -> torch.Tensor:
     """Run the reverse process from ``x_T`` (B, D), in place; returns ``x_0``.
 
@@ -136,7 +136,7 @@ def guided_eps_fn(
     *,
     schedule: NoiseSchedule,
     steps: int | None = None,
-    guidance: float = 8.0,
+    guidance: float,
 ) -> Callable[[torch.Tensor, int], torch.Tensor]:
     """CFG noise predictor for one normalised label (label_dim,), or one per row (B, label_dim), and
     the sampler's step list.

@@ -72,14 +72,14 @@ def window_miss(values: np.ndarray, windows: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(m), m, np.inf)
 
 
-def nearest_size(miss: np.ndarray, n_min: int, per_solution: float = 0.0) -> int:
+def nearest_size(miss: np.ndarray, n_min: int, per_solution: float) -> int:
     """Rows of a nearest set: every solution (miss 0), ``per_solution`` rows per solution, ``n_min`` at least.
 
     Beyond the paper. A set that grows with the solutions found keeps the early rounds focused (a
     large set of near-misses before any solution dilutes them) and later gives the network more
     points around the solutions, which is what sharpens its density.
 
-    >>> nearest_size(np.array([0.0, 0.0, 1.0]), 3, per_solution=30), nearest_size(np.array([0.0, 1.0]), 300)
+    >>> nearest_size(np.array([0.0, 0.0, 1.0]), 3, per_solution=30), nearest_size(np.array([0.0, 1.0]), 300, 0.0)
     (60, 300)
     """
     n_sol = int(np.sum(np.asarray(miss) == 0))

@@ -21,9 +21,10 @@ optimiser or reverse steps, ``n*`` are numbers of points, ``lr_max`` is Adam's p
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
+
+from rayflavor.settings_model import check, seed_setting, setting
 
 SAMPLERS = ("ddpm", "ddim")
 BOUNDS = ("clamp", "reflect")
@@ -43,37 +44,6 @@ T_STEPS = 1000
 #: The coordinate systems a network can work in: ``coordinates.SYSTEMS``, named here so that the settings
 #: import without numpy (a test keeps the two equal).
 COORDINATES = ("paper", "casas-ibarra", "casas-ibarra-m3edge")
-
-
-def _int(obj, name: str, lo: int | None = None, hi: int | None = None, optional: bool = False) -> None:
-    v = getattr(obj, name)
-    if v is None and optional:
-        return
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ValueError(f"{name} must be an integer, not {v!r}")
-    if lo is not None and v < lo:
-        raise ValueError(f"{name} must be >= {lo}, not {v}")
-    if hi is not None and v > hi:
-        raise ValueError(f"{name} must be <= {hi}, not {v}")
-
-
-def _float(obj, name: str, lo: float | None = None, *, positive: bool = False) -> None:
-    v = getattr(obj, name)
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(f"{name} must be a number, not {v!r}")
-    if not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, not {v}")
-    if positive and v <= 0:
-        raise ValueError(f"{name} must be > 0, not {v:g}")
-    if lo is not None and v < lo:
-        raise ValueError(f"{name} must be >= {lo:g}, not {v:g}")
-    object.__setattr__(obj, name, float(v))
-
-
-def _choice(obj, name: str, allowed: tuple[str, ...]) -> None:
-    v = getattr(obj, name)
-    if v not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {v!r}")
 
 
 #: How a sample set's points were finished after the network, per sampled row: the column of the
@@ -106,35 +76,42 @@ class SamplingSettings:
     (None: automatic).
     """
 
-    sampler: str = "ddim"
-    steps: int = 50
-    guidance: float = 8.0
-    clip: float = 1.0
-    physics: int = 0
-    project: int = 0
-    orbits: int = 0
-    bound: str = "reflect"
-    ordering: str = "NO"
-    labels: str = "central"
-    n: int = 100_000
-    shards: int | None = None
+    sampler: str = setting("ddim", choices=SAMPLERS, help="Ancestral ddpm (the paper) or deterministic ddim.")
+    steps: int = setting(50, lo=1, hi=T_STEPS, option=True,
+                         help="Reverse steps, 1-1000 (1000 = every step, the paper's DDPM).")
+    guidance: float = setting(8.0, lo=0.0, hi=1000.0, option=True, help="CFG scale gamma (eq. B.5).")
+    clip: float = setting(1.0, lo=0.0, help="Clamp the predicted x0 to [-clip, clip] (the training range in network "
+                                            "units) at every reverse step (beyond the paper); 0 = no clamp (the paper).")
+    physics: int = setting(0, lo=0, hi=1000, option="--physics-guidance",
+                           help="Physics guidance (beyond the paper): at every reverse step, this many damped steps "
+                                "move the predicted x0 down the exact 3-sigma window loss of the seesaw observables; "
+                                "0 = off (the paper). Needs a fine-tuned network in paper coordinates.")
+    project: int = setting(0, lo=0, hi=10**5, option=True,
+                           help="Projection (beyond the paper): every finished sample outside the 3-sigma box takes up "
+                                "to this many damped steps down the exact window loss, onto the solution set nearest "
+                                "to where the network put it; 0 = off (the paper). Needs a fine-tuned network.")
+    orbits: int = setting(0, lo=0, hi=10**4,
+                          help="Orbit resampling (beyond the paper): sweeps that redraw every finished point along the "
+                               "exact symmetries of the light-neutrino mass matrix from the paper's prior (no "
+                               "observable changes); 0 = off (the paper).")
+    bound: str = setting("reflect", choices=BOUNDS,
+                         help="How the clip, physics guidance and the final [-1, 1] are enforced: clamp onto the face "
+                              "(piles samples on it) or reflect at it.")
+    ordering: str = setting("NO", choices=ORDERINGS, option=True,
+                            help="The labels conditioned on and the ordering the samples are evaluated in.")
+    labels: str = setting("central", choices=LABELS, option=True,
+                          help="What the samples are conditioned on: central (the measured central values, the paper) "
+                               "or solutions (each point on the labels of a random one of the solutions the network "
+                               "was fine-tuned on; beyond the paper; needs a fine-tuned network and NO).")
+    n: int = setting(100_000, lo=1, option=True, help="Points to generate.")
+    shards: int | None = setting(None, lo=1, hi=10**6,
+                                 help="Ray tasks (none: n/50000, at least one per free CPU when n allows 5000 per task).")
 
     def __post_init__(self) -> None:
-        _choice(self, "sampler", SAMPLERS)
-        _int(self, "steps", 1, T_STEPS)
-        _float(self, "guidance", 0.0)
-        _float(self, "clip", 0.0)
-        _int(self, "physics", 0)
-        _int(self, "project", 0)
-        _int(self, "orbits", 0)
-        _choice(self, "bound", BOUNDS)
-        _choice(self, "ordering", ORDERINGS)
-        _choice(self, "labels", LABELS)
+        check(self)
         if self.labels == "solutions" and self.ordering != "NO":
             raise ValueError("labels 'solutions' draws the labels of the network's NO solutions; use labels 'central' "
                              "for IO")
-        _int(self, "n", 1)
-        _int(self, "shards", 1, optional=True)
         if self.shards is not None and self.shards > self.n:
             raise ValueError(f"shards ({self.shards}) must not exceed n ({self.n}): a shard would hold no point")
 
@@ -154,25 +131,22 @@ class SelectionSettings:
     topped up to ``min_select`` rows with the lowest total chi2 (0 = the paper's cuts only).
     ``pool``: select from this round's samples (``round``, the paper) or from them and every
     earlier round's fine-tuning set (``union``, beyond the paper).
-    ``spread``: constrained random-walk steps that move every solution of the set over the
-    solution set before the round trains on it (:mod:`rayflavor.methods.diffusion.spread`,
-    beyond the paper; 0 = the network's own solutions as they are).
     """
 
-    select: str = "nearest"
-    n_best: int = 300
-    per_solution: float = 30.0
-    pool: str = "union"
-    min_select: int = 2000
-    spread: int = 0
+    select: str = setting("nearest", choices=SELECT, option=True,
+                          help="nearest: every solution found so far, filled up to n_best with the samples closest to "
+                               "the 3-sigma box (beyond the paper); cuts: the paper's sec. 2.2.3 conditions.")
+    n_best: int = setting(300, lo=1, help="With select nearest: the minimum number of training rows per round.")
+    per_solution: float = setting(30.0, lo=0.0, help="With select nearest: grow the set to this many rows per "
+                                                     "solution it holds, once that exceeds n_best (0 = a fixed n_best).")
+    pool: str = setting("union", choices=POOLS,
+                        help="Select from this round's samples and every earlier round's fine-tuning set (union: "
+                             "beyond the paper) or from this round's samples only (round: the paper).")
+    min_select: int = setting(2000, lo=0, help="With select cuts: top the training set up to this many rows with the "
+                                               "lowest-chi2 samples (beyond the paper; 0 = the paper's cuts only).")
 
     def __post_init__(self) -> None:
-        _choice(self, "select", SELECT)
-        _int(self, "n_best", 1)
-        _float(self, "per_solution", 0.0)
-        _choice(self, "pool", POOLS)
-        _int(self, "min_select", 0)
-        _int(self, "spread", 0)
+        check(self)
 
     @property
     def keep(self) -> str:
@@ -188,19 +162,20 @@ class TuneSettings:
     solutions onto [-1, 1] once the set holds 20 of them (before: the whole set's range) and
     standardises the labels over the set; ``none`` (the paper): inherit the pre-network's
     normalisation. ``steps``: optimiser steps; ``batch_size``: global batch (split over workers);
-    ``lr_max``: OneCycleLR's peak rate.
+    ``lr_max``: OneCycleLR's peak rate; ``every``: steps between checkpoints and loss logs (of the
+    pre-network and the teacher's training too).
     """
 
-    refit: str = "solutions"
-    steps: int = 100_000
-    batch_size: int = 64
-    lr_max: float = 1e-3
+    refit: str = setting("solutions", choices=REFIT,
+                         help="Normalise each fine-tuning set over itself (solutions: beyond the paper) or inherit "
+                              "the pre-network's normalisation (none: the paper).")
+    steps: int = setting(100_000, lo=1, help="Optimiser steps.")
+    batch_size: int = setting(64, lo=1, hi=10**7, help="Global batch (split over workers).")
+    lr_max: float = setting(1e-3, lo=0.0, lo_open=True, hi=10.0, help="OneCycleLR's peak learning rate.")
+    every: int = setting(1000, lo=1, help="Steps between checkpoints and loss logs (every training of a run).")
 
     def __post_init__(self) -> None:
-        _choice(self, "refit", REFIT)
-        _int(self, "steps", 1)
-        _int(self, "batch_size", 1)
-        _float(self, "lr_max", positive=True)
+        check(self)
 
 
 @dataclass(frozen=True)
@@ -209,18 +184,20 @@ class FinetuneSettings:
     newest network. ``sampling.n``: samples drawn per round; round r samples with seed ``seed + r``.
     ``workers``: Ray Train workers (1 CPU each, DDP when > 1)."""
 
-    rounds: int = 1
+    rounds: int = setting(1, lo=1, hi=10**4, option=True, help="sample -> select -> fine-tune rounds.")
     # self-training rounds were measured with the clamp (reflect is measured on the taught network)
-    sampling: SamplingSettings = field(default_factory=lambda: SamplingSettings(n=200_000, bound="clamp"))
-    selection: SelectionSettings = field(default_factory=SelectionSettings)
-    tune: TuneSettings = field(default_factory=TuneSettings)
-    workers: int = 1
-    seed: int = 0
+    sampling: SamplingSettings = setting(factory=lambda: SamplingSettings(n=200_000, bound="clamp"),
+                                         option={"n": "--n-select", "steps": True, "guidance": True},
+                                         help="How each round samples (the [sampling] table).")
+    selection: SelectionSettings = setting(factory=SelectionSettings, option={"select": True},
+                                           help="Which samples a round trains on (the [selection] table).")
+    tune: TuneSettings = setting(factory=TuneSettings, option={"steps": "--train-steps"},
+                                 help="How a round fine-tunes (the [tune] table).")
+    workers: int = setting(1, lo=1, hi=10**4, option=True, help="Ray Train workers (1 CPU each).")
+    seed: int = seed_setting(0, help="Base seed; round r samples with seed + r.")
 
     def __post_init__(self) -> None:
-        _int(self, "rounds", 1)
-        _int(self, "workers", 1)
-        _int(self, "seed", 0)
+        check(self)
         _rounds_sampling(self.sampling)
 
 
@@ -258,47 +235,47 @@ class ChainSettings:
     Presets: ``self`` (the self-training chain measured before issue 18), ``paper``.
     """
 
-    n_data: int = 100_000
-    train_steps: int = 20_000
-    coordinates: str = "casas-ibarra-m3edge"
-    teacher: str = "reference"
-    teacher_tasks: int = 16
-    teacher_live: int = 1000
-    teacher_steps: int = 40_000
-    teacher_orbits: int = 1
-    rounds: int = 0
-    sampling: SamplingSettings = field(default_factory=lambda: SamplingSettings(guidance=1.0, n=20_000))
-    selection: SelectionSettings = field(default_factory=SelectionSettings)
-    tune: TuneSettings = field(default_factory=lambda: TuneSettings(steps=2000))
-    n_final: int = 100_000
-    final_guidance: float = 1.0
-    final_labels: str = "solutions"
-    final_network: str = "best"
-    final_physics: int = 0
-    final_project: int = 200
-    final_orbits: int = 10
-    workers: int = 1
-    seed: int = 0
+    n_data: int = setting(100_000, lo=10, option=True, help="Prior points of the dataset (90/10 split).")
+    train_steps: int = setting(20_000, lo=1, option=True, help="Training steps of the pre-network. Paper: 100000.")
+    coordinates: str = setting("casas-ibarra-m3edge", choices=COORDINATES, option=True,
+                               help="The network's data space: paper (the 23 Yukawa and mass parameters, as the "
+                                    "paper); casas-ibarra (the same points in the exact Casas-Ibarra parametrisation; "
+                                    "beyond the paper); casas-ibarra-m3edge (as casas-ibarra, with M3 as the log of "
+                                    "its distance from the prior's heaviest-M3 face, where half the solutions lie).")
+    teacher: str = setting("reference", choices=TEACHERS, option=True,
+                           help="reference: fine-tune the pre-network once on a network-free sample of the solution "
+                                "set (nested sampling); none: self-training rounds on the network's own best samples "
+                                "(the paper's transfer learning; narrows onto one corner of the set).")
+    teacher_tasks: int = setting(16, lo=1, hi=10**4, help="Nested-sampling runs (Ray tasks) of the teacher.")
+    teacher_live: int = setting(1000, lo=20, hi=10**7, help="Live points per teacher run = teacher solutions per run.")
+    teacher_steps: int = setting(40_000, lo=1, help="Training steps of the taught network.")
+    teacher_orbits: int = setting(1, lo=0, hi=10**4, help="Orbit-resampling sweeps before every kept teacher state.")
+    rounds: int = setting(0, lo=0, hi=10**4, option=True,
+                          help="Self-training rounds (only with teacher none; preset self: 30). Paper: 1.")
+    sampling: SamplingSettings = setting(factory=lambda: SamplingSettings(guidance=1.0, n=20_000),
+                                         option={"n": "--n-select"},
+                                         help="How the rounds sample (the [sampling] table; n: samples per round).")
+    selection: SelectionSettings = setting(factory=SelectionSettings,
+                                           help="Which samples a round trains on (the [selection] table).")
+    tune: TuneSettings = setting(factory=lambda: TuneSettings(steps=2000), option={"steps": "--ft-steps"},
+                                 help="How a round fine-tunes (the [tune] table; steps: per round, paper 100000).")
+    n_final: int = setting(100_000, lo=1, option="--n", help="Final samples. Paper: 3e7.")
+    final_guidance: float = setting(1.0, lo=0.0, hi=1000.0, help="CFG scale of the final sample.")
+    final_labels: str = setting("solutions", choices=LABELS,
+                                help="What the final samples are conditioned on (see sample's labels).")
+    final_network: str = setting("best", choices=FINAL_NETWORK,
+                                 help="Network of the final sample: the one whose round samples had the highest "
+                                      "solution fraction (best: beyond the paper) or the newest (last: the paper).")
+    final_physics: int = setting(0, lo=0, hi=1000, help="Physics-guidance steps of the second final sample (needs "
+                                                        "coordinates paper); 0 = none (the paper).")
+    final_project: int = setting(200, lo=0, hi=10**5, help="Projection steps at the end of the second final sample; "
+                                                          "with final_physics also 0, no second sample (the paper).")
+    final_orbits: int = setting(10, lo=0, hi=10**4, help="Orbit-resampling sweeps of the second final sample.")
+    workers: int = setting(1, lo=1, hi=10**4, option=True, help="Ray Train workers (1 CPU each).")
+    seed: int = seed_setting(0)
 
     def __post_init__(self) -> None:
-        _int(self, "n_data", 10)
-        _int(self, "train_steps", 1)
-        _choice(self, "coordinates", COORDINATES)
-        _choice(self, "teacher", TEACHERS)
-        _int(self, "teacher_tasks", 1)
-        _int(self, "teacher_live", 20)
-        _int(self, "teacher_steps", 1)
-        _int(self, "teacher_orbits", 0)
-        _int(self, "rounds", 0)
-        _int(self, "n_final", 1)
-        _float(self, "final_guidance", 0.0)
-        _choice(self, "final_labels", LABELS)
-        _choice(self, "final_network", FINAL_NETWORK)
-        _int(self, "final_physics", 0)
-        _int(self, "final_project", 0)
-        _int(self, "final_orbits", 0)
-        _int(self, "workers", 1)
-        _int(self, "seed", 0)
+        check(self)
         _rounds_sampling(self.sampling)
         if self.final_physics and self.coordinates != "paper":
             raise ValueError(f"final_physics ({self.final_physics}) needs coordinates 'paper': physics guidance inside the "
@@ -322,7 +299,7 @@ class ChainSettings:
         return FinetuneSettings(rounds=self.rounds if rounds is None else rounds, sampling=self.sampling,
                                 selection=self.selection, tune=self.tune, workers=self.workers, seed=self.seed)
 
-    def final_sampling(self, physics: int = 0, project: int = 0, orbits: int = 0) -> SamplingSettings:
+    def final_sampling(self, physics: int, project: int, orbits: int) -> SamplingSettings:
         """Settings of a final sample: the rounds' sampler with ``n_final`` and ``final_guidance``."""
         return replace(self.sampling, n=self.n_final, guidance=self.final_guidance, labels=self.final_labels,
                        physics=physics, project=project, orbits=orbits, shards=None)

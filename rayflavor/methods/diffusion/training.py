@@ -41,7 +41,6 @@ MIN_FOCUS = 20
 LR_MAX = 1e-3
 P_UNCOND = 0.1
 BATCH_SIZE = 64
-STEPS = 100_000
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class Normalizer:
     coordinates: str = "paper"
 
     @classmethod
-    def fit(cls, g: np.ndarray, labels: np.ndarray, coordinates: str = "paper") -> "Normalizer":
+    def fit(cls, g: np.ndarray, labels: np.ndarray, coordinates: str) -> "Normalizer":
         """G in ``coordinates``: each column's range onto [-1, 1] (a column of one value gets a +-1e-9
         relative range; points without coordinates, a set of measure zero, are left out); labels:
         standard scores."""
@@ -201,7 +200,7 @@ def validation_loss(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor,
 
 def train_loop(state: TrainState, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor, *,
                model: nn.Module | None = None, batch_size: int = BATCH_SIZE, p_uncond: float = P_UNCOND,
-               seed: int = 0, every: int = 1000, on_report=None, stop_at: int | None = None) -> TrainState:
+               seed: int = 0, every: int, on_report=None, stop_at: int | None = None) -> TrainState:
     """Train from ``state.step`` to ``state.total_steps`` (or ``stop_at``) on normalised tensors.
 
     ``model``: the module to call (e.g. a DDP wrapper of ``state.model``); default ``state.model``.

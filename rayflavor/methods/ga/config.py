@@ -11,7 +11,7 @@ restarts).  Every value is explicit: nothing means "depends on the method".
 >>> IslandConfig(mass_tolerance=1.5)
 Traceback (most recent call last):
 ...
-ValueError: mass_tolerance must be a number in (0, 1), got 1.5
+ValueError: mass_tolerance must be a finite number in (0, 1), not 1.5
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from rayflavor.methods.ga.problem import Space
 from rayflavor.physics import fn
+from rayflavor.settings_model import check, setting
 
 METHODS = ("fast", "paper")
 ORDERINGS = ("any", "NO", "IO")
@@ -36,21 +37,6 @@ individuals pairwise).  Measured one generation on the 2-core development machin
 close to its commit interval; more diversity is better bought with more islands."""
 MAX_OFFSPRING_RATIO = 10.0  # offspring per generation at most 10 x pop_size ...
 MAX_OFFSPRINGS = 2 * MAX_POP_SIZE  # ... and at most 10 000 (the fast ratio at the largest population; same reason)
-
-
-def _int(name: str, value, lo: int, hi: int | None = None) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < lo or (hi is not None and value > hi):
-        where = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be an integer {where}, got {value!r}")
-
-
-def _real(name: str, value, lo: float, hi: float, *, lo_open: bool, hi_open: bool) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
-    if not ok:
-        interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
 
 
 def n_reference_directions(n_objectives: int, n_partitions: int) -> int:
@@ -87,64 +73,55 @@ class IslandConfig:
     ``"none"`` nothing (the paper).
     """
 
-    method: str = "fast"
-    regime: str = "up"
-    ordering: str = "any"
-    max_exponent: int | None = None
-    mass_tolerance: float = 0.2
-    log10_lambda: float | None = None
-    pop_size: int = 100
-    n_partitions: int = 1
-    offspring_ratio: float = 2.0
-    max_generations: int = 1_000_000
-    target_valid: int = 100
+    method: str = setting("fast", choices=METHODS, help="Engine: fast (integer-aware operators, refinement, tabu) or "
+                                                        "paper (pymoo's NSGA3 as published).")
+    regime: str = setting("up", choices=("up", "down"), option=True, help="Leading flavon (FN paper sec. III.4).")
+    ordering: str = setting("any", choices=ORDERINGS, option=True,
+                            help="IO adds the paper's loss forcing inverted ordering; NO keeps only NO models.")
+    max_exponent: int | None = setting(None, lo=0, hi=100, help="Add the objective C(max n_ij, 0, M) (none: no such objective).")
+    mass_tolerance: float = setting(fn.DEFAULT_MASS_TOLERANCE, lo=0.0, hi=1.0, lo_open=True, hi_open=True,
+                                    help="Relative window of the charged masses: |m/m_0 - 1| <= tolerance "
+                                         "(0.1: the paper's tight run).")
+    log10_lambda: float | None = setting(None, lo=fn.LOG10_LAMBDA_RANGE[0], hi=fn.LOG10_LAMBDA_RANGE[1],
+                                         help="Fix log10(Lambda/GeV) instead of searching its range.")
+    pop_size: int = setting(100, lo=4, hi=MAX_POP_SIZE, help="Population per island.")
+    n_partitions: int = setting(1, lo=1, hi=100, help="Das-Dennis partitions of the reference directions.")
+    offspring_ratio: float = setting(2.0, lo=0.0, hi=MAX_OFFSPRING_RATIO, lo_open=True,
+                                     help="Offspring per generation = round(offspring_ratio * pop_size).")
+    max_generations: int = setting(1_000_000, lo=1, help="Generations at most per island.")
+    target_valid: int = setting(100, lo=1, help="Stop an island at this many unique valid models.")
     # patience 100 (~2-3 s of one core) and 50 restarts: a stalled run is replaced by a fresh one
     # quickly, which is what finds a first model on hard seeds (5/6 islands within 2 core-minutes
     # against 3/6 at patience 200 or 500 on tuning seeds, docs/experiments.md#2026-12-02-patience);
     # a scan without --time-limit still ends in bounded time (a stalled island gives up after
     # ~2-5 min).  The paper preset keeps the paper's 500 and no restarts.
-    patience: int = 100
-    restarts: int = 50
+    patience: int = setting(100, lo=1, help="Generations without improvement before an island restarts with a fresh "
+                                            "population (restarts times), then stops.")
+    restarts: int = setting(50, lo=0, hi=10**6,
+                            help="Fresh populations an island starts after a stall before it stops (0: the paper's "
+                                 "plain stop; a large number keeps islands searching until the time limit).")
     # a tenth of the fresh population carries the stalled run's best near-misses: enough to keep
     # its progress, few enough that the new random 90% set the diversity.
-    restart_keep: float = 0.1
-    refine_top: int = 8
-    refine_iters: int = 3
-    refine_budget: int = 60
-    neighbours: int = 12
-    charge_rate: float = 0.3
-    tabu: str = "texture"
+    restart_keep: float = setting(0.1, lo=0.0, hi=1.0, hi_open=True,
+                                  help="Share of a restarted population seeded with the stalled run's best points.")
+    refine_top: int = setting(8, lo=0, hi=MAX_OFFSPRINGS, help="Offspring refined per generation (fast engine).")
+    refine_iters: int = setting(3, lo=0, hi=1000, help="Levenberg-Marquardt iterations per refinement.")
+    refine_budget: int = setting(60, lo=0, help="Refinement iterations per charge assignment in total.")
+    neighbours: int = setting(12, lo=0, hi=1000, help="One-unit charge moves queued per new valid model.")
+    charge_rate: float = setting(0.3, lo=0.0, hi=1.0, help="Probability of an integer charge step in mutation.")
+    tabu: str = setting("texture", choices=TABUS,
+                        help="What a found model makes tabu: its light texture (every charge assignment with the same "
+                             "light physics), its charge assignment only, or nothing (the paper).")
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r} (use {' or '.join(METHODS)})")
-        if self.ordering not in ORDERINGS:
-            raise ValueError(f"unknown ordering {self.ordering!r} (use {', '.join(ORDERINGS)})")
-        Space(self.regime, self.log10_lambda)  # regime; log10_lambda finite inside fn.LOG10_LAMBDA_RANGE
-        if self.max_exponent is not None:
-            _int("max_exponent", self.max_exponent, 0)
-        _real("mass_tolerance", self.mass_tolerance, 0.0, 1.0, lo_open=True, hi_open=True)
-        _int("pop_size", self.pop_size, 4, MAX_POP_SIZE)
-        _int("n_partitions", self.n_partitions, 1)
+        check(self)
+        Space(self.regime, self.log10_lambda)  # log10_lambda finite inside fn.LOG10_LAMBDA_RANGE
         n_dirs = n_reference_directions(len(self.objective_names), self.n_partitions)
         if n_dirs > MAX_POP_SIZE:
             raise ValueError(f"n_partitions {self.n_partitions} gives {n_dirs} reference directions (at most {MAX_POP_SIZE})")
-        _real("offspring_ratio", self.offspring_ratio, 0.0, MAX_OFFSPRING_RATIO, lo_open=True, hi_open=False)
         if not 1 <= self.n_offsprings <= MAX_OFFSPRINGS:
             raise ValueError(f"offspring_ratio {self.offspring_ratio} gives {self.n_offsprings} offspring at pop_size "
                              f"{self.pop_size} (1 to {MAX_OFFSPRINGS})")
-        _int("max_generations", self.max_generations, 1)
-        _int("target_valid", self.target_valid, 1)
-        _int("patience", self.patience, 1)
-        _int("restarts", self.restarts, 0)
-        _real("restart_keep", self.restart_keep, 0.0, 1.0, lo_open=False, hi_open=True)
-        _int("refine_top", self.refine_top, 0)
-        _int("refine_iters", self.refine_iters, 0)
-        _int("refine_budget", self.refine_budget, 0)
-        _int("neighbours", self.neighbours, 0)
-        _real("charge_rate", self.charge_rate, 0.0, 1.0, lo_open=False, hi_open=False)
-        if self.tabu not in TABUS:
-            raise ValueError(f"unknown tabu {self.tabu!r} (use {', '.join(TABUS)})")
         if self.method == "paper" and (self.refine_top or self.neighbours or self.charge_rate or self.tabu != "none"):
             raise ValueError("method 'paper' has no refinement, neighbour queue, integer charge steps or tabu: "
                              "refine_top, neighbours and charge_rate must be 0 and tabu 'none' (or use method 'fast')")

@@ -70,7 +70,7 @@ class TripletCrossover(Crossover):
 class IntegerAwareMutation(Mutation):
     """Polynomial mutation of the continuous genes, integer ``+-1`` steps of the charges."""
 
-    def __init__(self, eta: float = 20.0, charge_rate: float = 0.5) -> None:
+    def __init__(self, *, charge_rate: float, eta: float = 20.0) -> None:
         super().__init__(prob=1.0)
         self.pm = PM(eta=eta)
         self.charge_rate = charge_rate

@@ -57,7 +57,7 @@ _LOG_C_SPAN = np.log10(C_MAX / C_MIN)  # = 1
 class Space:
     """Gene bounds for one regime; ``log10_lambda`` fixes the cut-off scale when given."""
 
-    regime: str = "up"
+    regime: str
     log10_lambda: float | None = None
 
     def __post_init__(self) -> None:
@@ -139,7 +139,7 @@ class Objectives:
     """What one scan optimises: the physics options handed to :func:`fn.evaluate`."""
 
     data: object  # rayflavor.physics.data.DataSet
-    mass_tolerance: float = 0.2
+    mass_tolerance: float
     force_io: bool = False
     max_exponent: int | None = None
 
