@@ -118,7 +118,9 @@ def test_rayjob_entrypoint_runs_a_job_script_with_valid_scan_options(name, out):
     assert _out_arg(argv) == out
     scan = cli.commands["scan"]
     ctx = scan.make_context("scan", argv[2:], resilient_parsing=False)  # raises on an unknown option
-    assert ctx.params["islands"] == 256 and str(ctx.params["out"]).endswith(out.split("://")[-1])
+    from rayflavor.cli import options
+
+    assert options.given(ctx)["islands"] == 256 and str(ctx.params["out"]).endswith(out.split("://")[-1])
 
 
 @pytest.mark.parametrize("name", S3_MANIFESTS)

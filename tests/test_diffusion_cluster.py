@@ -71,7 +71,7 @@ def _body(run_dir: str) -> dict:
     ray.init(address=cluster.address, log_to_driver=False)
     try:
         box: dict = {}
-        t = threading.Thread(target=lambda: box.update(res=sample_run(run_dir, sampling, log=lambda *_: None)))
+        t = threading.Thread(target=lambda: box.update(res=sample_run(run_dir, sampling, log=lambda *_: None, seed=0, keep="all")))
         t.start()
         import psutil
 

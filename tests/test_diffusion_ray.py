@@ -38,9 +38,9 @@ def test_dataset_sample_skip_and_solution_flags(ray_session, tmp_path):
     assert t.column("split").to_pylist().count("val") == 200
     g, lab, val = load_training_data(runs.dataset_dir(run))
     _save_untrained(run, g[~val], lab[~val])
-    s = sample_run(run, SamplingSettings(n=600, steps=5, shards=2), log=lambda *_: None)
+    s = sample_run(run, SamplingSettings(n=600, steps=5, shards=2), log=lambda *_: None, seed=0, keep="all")
     assert s["n"] == 600 and s["generated_shards"] == 2
-    again = sample_run(run, SamplingSettings(n=600, steps=5, shards=2), log=lambda *_: None)
+    again = sample_run(run, SamplingSettings(n=600, steps=5, shards=2), log=lambda *_: None, seed=0, keep="all")
     assert again["generated_shards"] == 0 and again["n"] == 600
     out = runs.samples_dir(run, s["tag"])
     rows = runs.read_parts(out)
@@ -51,7 +51,7 @@ def test_dataset_sample_skip_and_solution_flags(ray_session, tmp_path):
     np.testing.assert_allclose(res["chi2"], rows.column("chi2").to_numpy(), rtol=1e-12)
     collect_solutions(run)
     # physics guidance: its own set (tag, manifest), same row count, rows still re-evaluated exactly
-    pg = sample_run(run, SamplingSettings(n=200, steps=5, shards=1, physics=1), log=lambda *_: None)
+    pg = sample_run(run, SamplingSettings(n=200, steps=5, shards=1, physics=1), log=lambda *_: None, seed=0, keep="all")
     assert pg["tag"].endswith("-pg1-n200-s0") and pg["n"] == 200
     assert runs.read_json(runs.samples_dir(run, pg["tag"]) / "manifest.json")["settings"]["physics"] == 1
     rows = runs.read_parts(runs.samples_dir(run, pg["tag"]))
@@ -60,7 +60,7 @@ def test_dataset_sample_skip_and_solution_flags(ray_session, tmp_path):
     np.testing.assert_array_equal(res["solution"], rows.column("solution").to_numpy())
     assert runs.read_json(out / "manifest.json")["settings"]["physics"] == 0  # stored whole, defaults included
     # projection: its own set, the step count in every row, rows still re-evaluated exactly
-    pj = sample_run(run, SamplingSettings(n=200, steps=5, shards=1, project=5), log=lambda *_: None)
+    pj = sample_run(run, SamplingSettings(n=200, steps=5, shards=1, project=5), log=lambda *_: None, seed=0, keep="all")
     assert pj["tag"].endswith("-reflect-proj5-n200-s0")
     rows = runs.read_parts(runs.samples_dir(run, pj["tag"]))
     assert set(rows.column("projection").to_pylist()) == {5} and set(rows.column("physics_guidance").to_pylist()) == {0}
@@ -71,7 +71,7 @@ def test_dataset_sample_skip_and_solution_flags(ray_session, tmp_path):
     np.testing.assert_array_equal(res["solution"], rows.column("solution").to_numpy())
     # orbit resampling of the same draws: every light observable and solution flag as without it, row
     # for row, the heavy masses moved, the points still in the prior's box
-    ob = sample_run(run, SamplingSettings(n=200, steps=5, shards=1, project=5, orbits=2), log=lambda *_: None)
+    ob = sample_run(run, SamplingSettings(n=200, steps=5, shards=1, project=5, orbits=2), log=lambda *_: None, seed=0, keep="all")
     assert ob["tag"].endswith("-reflect-proj5-orb2-n200-s0") and ob["solutions"] == pj["solutions"]
     orb = runs.read_parts(runs.samples_dir(run, ob["tag"]))
     assert set(orb.column("orbit_sweeps").to_pylist()) == {2} and set(rows.column("orbit_sweeps").to_pylist()) == {0}
@@ -156,9 +156,9 @@ def test_ray_train_two_workers_loss_falls_and_resumes(ray_session, tmp_path):
     run = tmp_path / "run"
     make_dataset(run, n=3000, seed=1, shards=1, log=lambda *_: None)
     lines = []
-    m = train_network(run, "pre", workers=2, steps=300, every=50, stop_at=150, log=lines.append)
+    m = train_network(run, "pre", workers=2, steps=300, every=50, stop_at=150, log=lines.append, seed=0, refit="none", coordinates="paper")
     assert not m["finished"] and not runs.network_path(run, "pre").exists()
-    m = train_network(run, "pre", workers=2, steps=300, every=50, log=lines.append)
+    m = train_network(run, "pre", workers=2, steps=300, every=50, log=lines.append, seed=0, refit="none", coordinates="paper")
     assert m["finished"] and runs.network_path(run, "pre").is_file()
     assert any("resuming" in l for l in lines)
     log = [json.loads(l) for l in (runs.network_dir(run, "pre") / "metrics.jsonl").read_text().splitlines()]
@@ -169,7 +169,7 @@ def test_ray_train_two_workers_loss_falls_and_resumes(ray_session, tmp_path):
     assert d["step"] == 300
     # stopped after the last checkpoint but before the final save: finished from the checkpoint, no training
     runs.network_path(run, "pre").delete()
-    m = train_network(run, "pre", workers=2, steps=300, every=50, log=lines.append)
+    m = train_network(run, "pre", workers=2, steps=300, every=50, log=lines.append, seed=0, refit="none", coordinates="paper")
     assert m == {"step": 300, "finished": True} and "its last checkpoint" in lines[-1]
     assert training.load_model(runs.network_path(run, "pre"))[2]["step"] == 300
 
@@ -182,18 +182,18 @@ def test_a_casas_ibarra_network_trains_and_its_samples_stay_in_the_prior_box(ray
 
     run = tmp_path / "run"
     make_dataset(run, n=2000, seed=2, shards=1, log=lambda *_: None)
-    train_network(run, "pre", steps=60, every=30, coordinates="casas-ibarra", log=lambda *_: None)
+    train_network(run, "pre", steps=60, every=30, coordinates="casas-ibarra", log=lambda *_: None, workers=1, seed=0, refit="none")
     _, norm, _ = training.load_model(runs.network_path(run, "pre"))
     assert norm.coordinates == "casas-ibarra"
     with pytest.raises(ValueError, match="works in casas-ibarra coordinates, not paper; use another run directory"):
-        train_network(run, "pre", steps=60, coordinates="paper", log=lambda *_: None)  # an old run, new defaults
-    s = sample_run(run, SamplingSettings(n=400, steps=5, project=2, shards=1), seed=1, log=lambda *_: None)
+        train_network(run, "pre", steps=60, coordinates="paper", log=lambda *_: None, workers=1, seed=0, every=1000, refit="none")  # an old run, new defaults
+    s = sample_run(run, SamplingSettings(n=400, steps=5, project=2, shards=1), seed=1, log=lambda *_: None, keep="all")
     t = runs.read_parts(runs.loc(run) / "samples" / s["tag"])
     x = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
     lo, hi = seesaw.prior_box()
     assert np.isfinite(x).all() and (x >= lo - 1e-12).all() and (x <= hi + 1e-12).all()
     with pytest.raises(ValueError, match="needs a network in the paper's coordinates"):
-        sample_run(run, SamplingSettings(n=10, steps=2, physics=1, shards=1), seed=1, log=lambda *_: None)
+        sample_run(run, SamplingSettings(n=10, steps=2, physics=1, shards=1), seed=1, log=lambda *_: None, keep="all")
 
 
 def test_zero_solutions_still_write_an_empty_solutions_file_that_analyze_reads(tmp_path):
@@ -384,7 +384,7 @@ def test_a_sample_task_whose_worker_is_killed_is_retried_and_its_shard_is_the_sa
 
     def drive():
         try:
-            result.update(sample_run(run, **args))
+            result.update(sample_run(run, **args, seed=0, keep="all"))
         except Exception as exc:  # surfaced by the assertion below
             result["error"] = repr(exc)
 
@@ -404,7 +404,7 @@ def test_a_sample_task_whose_worker_is_killed_is_retried_and_its_shard_is_the_sa
     assert len(parts_at_kill) < 2, "both shards had finished: the kill hit no running task"
     assert "error" not in result, result.get("error")
     assert result["n"] == 8000 and not driver.is_alive()
-    ref = sample_run(calm, **args)
+    ref = sample_run(calm, **args, seed=0, keep="all")
     assert ref["tag"] == result["tag"]
     a = runs.read_parts(runs.samples_dir(run, result["tag"]))
     b = runs.read_parts(runs.samples_dir(calm, ref["tag"]))

@@ -25,26 +25,12 @@ from rayflavor.methods.diffusion.settings import (PRESETS, ChainSettings, Finetu
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("command", sorted(cli_diffusion.OPTION_FIELDS))
-def test_every_cli_default_is_the_library_default_object(command):
-    cls, fields = cli_diffusion.OPTION_FIELDS[command]
-    cmd = cli_diffusion.diffusion.commands[command]
-    params = {p.name: p for p in cmd.params}
-    assert set(fields) <= set(params)
-    lib = cls()
-    for option, path in fields.items():
-        want = lib
-        for name in path:
-            want = getattr(want, name)
-        assert params[option].default is want, (command, option)
-
-
 def p_bound() -> str:
     return PRESETS[ChainSettings]["paper"].sampling.bound
 
 
 def test_library_callers_get_the_cli_chain():
-    """The values users get from the CLI today are the library's defaults (issue 15)."""
+    """The values users get from the CLI today are the library's defaults."""
     c = ChainSettings()
     assert (c.teacher, c.teacher_tasks, c.teacher_live, c.teacher_steps) == ("reference", 16, 1000, 40_000)
     assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance) == (0, 1.0, "best", 1.0)
@@ -52,7 +38,7 @@ def test_library_callers_get_the_cli_chain():
     # the teacher mixes along the orbits like a reference; the network works in Casas-Ibarra coordinates and
     # conditions each final point on the labels of one of its solutions
     assert (c.teacher_reference().orbits, c.teacher_reference().stream) == (1, 1)
-    assert (c.coordinates, c.final_labels, c.final_sampling().labels) == ("casas-ibarra-m3edge", "solutions",
+    assert (c.coordinates, c.final_labels, c.final_sampling(0, 0, 0).labels) == ("casas-ibarra-m3edge", "solutions",
                                                                           "solutions")
     from rayflavor.methods.reference import ReferenceSettings
 
@@ -62,7 +48,7 @@ def test_library_callers_get_the_cli_chain():
         ("none", 30, 3, 0, 0, replace(c.sampling, bound="clamp"), c.selection, c.tune)
     assert (s.coordinates, s.final_labels) == ("paper", "central")
     p = PRESETS[ChainSettings]["paper"]
-    assert (p.coordinates, p.final_labels, p.final_sampling().labels) == ("paper", "central", "central")
+    assert (p.coordinates, p.final_labels, p.final_sampling(0, 0, 0).labels) == ("paper", "central", "central")
     assert (c.sampling.bound, FinetuneSettings().sampling.bound, p_bound()) == ("reflect", "clamp", "clamp")
     assert (c.sampling.n, c.tune.steps, c.train_steps, c.n_final) == (20_000, 2000, 20_000, 100_000)
     f = FinetuneSettings()
@@ -80,21 +66,23 @@ def test_library_callers_get_the_cli_chain():
 @pytest.mark.parametrize("bad, message", [
     (lambda: SamplingSettings(guidance=float("nan")), "guidance must be a finite number"),
     (lambda: SamplingSettings(n=20, shards=30), "shards (30) must not exceed n (20)"),
-    (lambda: SamplingSettings(steps=0), "steps must be >= 1"),
+    (lambda: SamplingSettings(steps=0), "steps must be an integer in [1, 1000], not 0"),
     (lambda: SelectionSettings(select="best"), "select must be one of nearest, cuts"),
     (lambda: TuneSettings(refit="all"), "refit must be one of solutions, none"),
-    (lambda: ChainSettings(seed=-1), "seed must be >= 0"),
+    (lambda: ChainSettings(seed=-1), "seed must be an integer in [0, 9223372036854775807], not -1"),
+    (lambda: ChainSettings(seed=2**63), "seed must be an integer in [0, 9223372036854775807]"),
+    (lambda: ChainSettings(n_data=10.0), "n_data must be an integer in [10, "),
     (lambda: ChainSettings(rounds=3), "rounds (3) need teacher 'none'"),
     (lambda: ChainSettings(teacher="self"), "teacher must be one of reference, none"),
-    (lambda: ChainSettings(teacher_live=5), "teacher_live must be >= 20"),
+    (lambda: ChainSettings(teacher_live=5), "teacher_live must be an integer in [20, "),
     (lambda: ChainSettings(sampling=SamplingSettings(physics=3)), "orbit resampling in the fine-tuning rounds are not"),
     (lambda: ChainSettings(sampling=SamplingSettings(project=50)), "orbit resampling in the fine-tuning rounds are not"),
     (lambda: ChainSettings(sampling=SamplingSettings(orbits=5)), "orbit resampling in the fine-tuning rounds are not"),
-    (lambda: SamplingSettings(project=-1), "project must be >= 0"),
-    (lambda: SamplingSettings(orbits=-2), "orbits must be >= 0"),
-    (lambda: ChainSettings(final_orbits=-1), "final_orbits must be >= 0"),
+    (lambda: SamplingSettings(project=-1), "project must be an integer in [0, "),
+    (lambda: SamplingSettings(orbits=-2), "orbits must be an integer in [0, "),
+    (lambda: ChainSettings(final_orbits=-1), "final_orbits must be an integer in [0, "),
     (lambda: ChainSettings(coordinates="polar"), "coordinates must be one of paper, casas-ibarra, casas-ibarra-m3edge"),
-    (lambda: ChainSettings(teacher_orbits=-1), "teacher_orbits must be >= 0"),
+    (lambda: ChainSettings(teacher_orbits=-1), "teacher_orbits must be an integer in [0, "),
     (lambda: ChainSettings(final_physics=3), "final_physics (3) needs coordinates 'paper'"),
     (lambda: SamplingSettings(labels="mean"), "labels must be one of central, solutions"),
     (lambda: SamplingSettings(labels="solutions", ordering="IO"), "use labels 'central' for IO"),
@@ -146,17 +134,21 @@ def test_run_settings_precedence_default_preset_config_option(tmp_path, recorded
     (["--temperature", "0.8"], "No such option"),
     (["--final-temperature", "0.8"], "No such option"),
     (["--tighten", "0.5"], "No such option"),
-    (["--physics-guidance", "3"], "No such option"),  # in the rounds; --final-physics-guidance stays
-    (["--select", "best"], "'best' is not one of"),
-    (["--refit", "all"], "'all' is not one of"),
-    (["--refit", "labels"], "'labels' is not one of"),
-    (["--guidance", "nan"], "guidance: must be a finite number"),
-    (["--seed", "-1"], "seed must be >= 0"),
+    (["--physics-guidance", "3"], "No such option"),  # in the rounds
+    (["--spread", "100"], "No such option"),  # measured and not adopted: removed
+    (["--select", "cuts"], "No such option"),  # in --config now
+    (["--seed", "-1"], "seed must be an integer in [0, 9223372036854775807], not -1"),
+    (["--seed", "9223372036854775808"], "seed must be an integer in [0, 9223372036854775807]"),
+    (["--n-data", "2.5"], "'2.5' is not a valid integer"),
     (["--coordinates", "polar"], "'polar' is not one of"),
-    (["--final-physics-guidance", "2"], "final_physics (2) needs coordinates 'paper'"),
+    (["--config", "{cfg}", "--workers", "2"], "final_physics (2) needs coordinates 'paper'"),
+    (["--config", "{bad}"], "refit must be one of solutions, none, not 'all'"),
 ])
 def test_removed_and_bad_run_options_are_refused_before_anything_is_written(tmp_path, recorded_chain, args, fragment):
     run = tmp_path / "run"
+    (tmp_path / "c.toml").write_text("final_physics = 2\n")
+    (tmp_path / "bad.toml").write_text("[tune]\nrefit = 'all'\n")
+    args = [a.format(cfg=tmp_path / "c.toml", bad=tmp_path / "bad.toml") for a in args]
     r = CliRunner().invoke(cli, ["diffusion", "run", str(run), *args])
     assert r.exit_code == 2 and fragment in r.output, r.output
     assert not recorded_chain and not run.exists()

@@ -45,6 +45,8 @@ def test_scan_job_on_a_loopback_head(tmp_path):
     )
     address = f"http://127.0.0.1:{dash}"
     out = tmp_path / "scan"
+    config = tmp_path / "relaxed.toml"
+    config.write_text("[island]\nmass_tolerance = 0.9\ntarget_valid = 5\n")
     try:
         deadline = time.monotonic() + 120
         while True:  # wait for the dashboard's job API
@@ -59,8 +61,7 @@ def test_scan_job_on_a_loopback_head(tmp_path):
             _ray_cli() + ["job", "submit", "--address", address, "--working-dir", str(ROOT),
                           "--runtime-env-json", '{"excludes": [".git", "tests/__pycache__"]}', "--",
                           "python", "jobs/scan.py", "--islands", "2", "--time-limit", "90s", "--seed", "3",
-                          "--mass-tolerance", "0.9", "--data", str(RELAXED), "--target-valid", "5",
-                          "--out", str(out)]
+                          "--config", str(config), "--data", str(RELAXED), "--out", str(out)]
         )
         while True:  # the job agent on the head node may come up after the dashboard
             submit = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400, cwd=ROOT)

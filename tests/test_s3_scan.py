@@ -129,9 +129,10 @@ def test_scan_dedupe_analyze_on_s3_with_a_killed_island(s3_bucket, tmp_path):
 
     uri = f"{s3_bucket}/scan"
     config = tmp_path / "run.toml"
-    config.write_text("flush_rows = 5\nflush_seconds = 1.0\nchunk_seconds = 1.0\n")  # commit early and often
-    args = ["--islands", "2", "--target-valid", "150", "--seed", "1", "--out", uri, "--data", RELAXED,
-            "--mass-tolerance", "0.9", "--no-live", "--time-limit", "240s", "--config", str(config)]
+    config.write_text("flush_rows = 5\nflush_seconds = 1.0\nchunk_seconds = 1.0\n"  # commit early and often
+                      "[island]\ntarget_valid = 150\nmass_tolerance = 0.9\n")
+    args = ["--islands", "2", "--seed", "1", "--out", uri, "--data", RELAXED,
+            "--no-live", "--time-limit", "240s", "--config", str(config)]
     import tempfile
 
     # a private Ray temp dir: the embedded Ray must not join a `ray start` cluster of this machine

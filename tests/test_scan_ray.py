@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from rayflavor import configfile
-from rayflavor.cli.scan import SETTING_OF, build_settings, scan
+from rayflavor.cli import options
+from rayflavor.cli.scan import build_settings, scan
 from rayflavor.methods.ga.island import ISLAND_PRESETS, IslandConfig
 from rayflavor.orchestration.scan_settings import ScanSettings
 from rayflavor.physics import data, fn
@@ -26,7 +27,14 @@ from rayflavor.storage.island_store import committed_parts
 from rayflavor.storage.location import resolve
 
 RELAXED = str(Path(__file__).with_name("data_relaxed.toml"))
-FAST = ["--data", RELAXED, "--mass-tolerance", "0.9", "--no-live"]
+
+
+def _fast(tmp_path: Path, top: str = "", **island) -> list[str]:
+    """Options of a quick scan on the relaxed data: a config file with ``mass_tolerance = 0.9`` and
+    ``island`` (the [island] table), ``top`` (top-level TOML lines)."""
+    cfg = tmp_path / "fast.toml"
+    cfg.write_text(top + "\n[island]\n" + "".join(f"{k} = {v!r}\n" for k, v in {"mass_tolerance": 0.9, **island}.items()))
+    return ["--data", RELAXED, "--config", str(cfg), "--no-live"]
 
 
 def _rows(out: Path) -> pl.DataFrame:
@@ -44,23 +52,18 @@ def _assert_valid_and_unique(out: Path) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------------------- settings (no Ray)
-def test_cli_and_library_defaults_are_the_same_objects():
-    params = {p.name: p for p in scan.params}
+def test_the_library_default_is_the_fast_preset():
     library = ScanSettings()
-    for param, setting in SETTING_OF.items():
-        if setting.startswith("island."):
-            expected = getattr(library.island, setting.split(".", 1)[1])
-        else:
-            expected = configfile.default(ScanSettings, setting)
-        assert params[param].default is expected, param
     assert library.island == ISLAND_PRESETS["fast"] and configfile.default(ScanSettings, "island") is ISLAND_PRESETS["fast"]
 
 
 def test_settings_precedence_default_preset_config_option(tmp_path):
     cfg = tmp_path / "s.toml"
     cfg.write_text("islands = 3\nflush_seconds = 5.0\n[island]\npatience = 50\ntarget_valid = 7\n")
-    ctx = scan.make_context("scan", ["--preset", "paper", "--config", str(cfg), "--patience", "9"])
-    s = build_settings(ctx, "paper", str(cfg))
+    ctx = scan.make_context("scan", ["--preset", "paper", "--config", str(cfg), "--regime", "down"])
+    s = build_settings("paper", str(cfg), options.given(ctx))
+    assert s.island.regime == "down"  # explicit option over config and preset
+    s = build_settings("paper", str(cfg), {"island": {"patience": 9}})
     assert s.island.method == "paper" and s.island.pop_size == ISLAND_PRESETS["paper"].pop_size  # preset
     assert (s.islands, s.flush_seconds, s.island.target_valid) == (3, 5.0, 7)  # config over preset
     assert s.island.patience == 9  # explicit option over config
@@ -69,8 +72,7 @@ def test_settings_precedence_default_preset_config_option(tmp_path):
     stored = tmp_path / "scan.json"
     out = resolve(tmp_path)
     (out / "scan.json").write_json({"format": "x", "settings": configfile.to_mapping(replace(s, seed=4))})
-    ctx = scan.make_context("scan", ["--config", str(stored)])
-    assert build_settings(ctx, "fast", str(stored)) == replace(s, seed=4)
+    assert build_settings(None, str(stored), {}) == replace(s, seed=4)
 
 
 def test_settings_validate_in_one_line():
@@ -90,7 +92,7 @@ def test_second_scan_into_a_running_scans_out_is_refused(tmp_path):
     (out / "LOCK.json").write_json({"owner": "rayflavor scan", "host": socket.gethostname(), "pid": 1,
                                     "token": "other", "acquired_at": time.time(), "expires_at": time.time() + 60})
     for extra in ([], ["--resume"]):
-        res = CliRunner().invoke(scan, ["--islands", "1", "--seed", "7", "--out", out.uri, *FAST, *extra])
+        res = CliRunner().invoke(scan, ["--islands", "1", "--seed", "7", "--out", out.uri, *_fast(tmp_path), *extra])
         assert res.exit_code == 2, res.output
         assert ("in use by rayflavor scan" in res.output or "no scan to resume" in res.output), res.output
         assert len(res.output.strip().splitlines()) == 1
@@ -116,7 +118,7 @@ def test_live_view_shows_states_nodes_restarts_and_stop_reasons():
     assert "patience x2" in text and "abcdef01 " in text and "target-valid" in text
     assert "queued 1  pending 1  running 1  done 1" in text and "valid 103" in text
     lines = []
-    p = Progress(4, live=True, echo=lines.append, every=0.0, tty=False)
+    p = Progress(4, live=True, echo=lines.append, interval=0.0, tty=False)
     with p:
         p.update(statuses, 1.0)
     p.final(statuses, 2.0)
@@ -130,8 +132,8 @@ def test_live_view_shows_states_nodes_restarts_and_stop_reasons():
 @pytest.mark.ray
 def test_short_scan_finds_valid_models(ray_session, tmp_path):
     out = tmp_path / "scan"
-    res = CliRunner().invoke(scan, ["--islands", "3", "--target-valid", "10", "--time-limit", "90s", "--seed", "1",
-                                    "--out", str(out), *FAST])
+    res = CliRunner().invoke(scan, ["--islands", "3", "--time-limit", "90s", "--seed", "1",
+                                    "--out", str(out), *_fast(tmp_path, target_valid=10)])
     assert res.exit_code == 0, res.output
     assert "target-valid" in res.output and "unique" in res.output
     df = _assert_valid_and_unique(out)
@@ -205,10 +207,8 @@ def test_islands_beyond_the_backlog_reuse_a_placed_actor(ray_session, tmp_path):
 @pytest.mark.slow
 def test_resume_after_killing_the_driver(ray_session, tmp_path):
     out = tmp_path / "scan"
-    cfg = tmp_path / "flush.toml"
-    cfg.write_text("flush_seconds = 0.5\n")
     code = "import sys; from rayflavor.cli.scan import scan; scan(sys.argv[1:])"
-    args = ["--islands", "2", "--target-valid", "300", "--seed", "1", "--out", str(out), "--config", str(cfg), *FAST]
+    args = ["--islands", "2", "--seed", "1", "--out", str(out), *_fast(tmp_path, "flush_seconds = 0.5", target_valid=300)]
     proc = subprocess.Popen([sys.executable, "-c", code, *args], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
