@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from rayflavor.cli import options
 from rayflavor.cli.common import UserError, load_data
 
 
@@ -142,8 +143,7 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
 @click.option("--format", "fmt", type=click.Choice(["png", "pdf"]), default="png", show_default=True,
               help="Figure file format.")
 @click.option("--html", "html_report", is_flag=True, help="Also write one self-contained report.html.")
-@click.option("--out", "out_dir", default=None, metavar="DIR|URI",
-              help="Where figures go, a directory or storage URI (default: OUT_OR_RUN/analysis).")
+@options.out_option("Where figures go, a directory or storage URI (default: OUT_OR_RUN/analysis).", name="out_dir")
 @click.option("--reference", default=None, metavar="REF",
               help="Seesaw runs: compare the solutions with a network-free reference (a reference.parquet or the "
                    "RUN holding it, from `rayflavor diffusion reference`): KS/Kuiper distance per prediction, "
