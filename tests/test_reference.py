@@ -95,7 +95,7 @@ def test_periodic_coordinates_wrap():
 
 def test_chains_must_start_in_the_set():
     with pytest.raises(ValueError, match="start inside"):
-        constrained_chains(np.array([[0.0, 0.9]]), _two_disks, BOX, rng=np.random.default_rng(0))
+        constrained_chains(np.array([[0.0, 0.9]]), _two_disks, BOX, draws=2, thin=1, burn=0, rng=np.random.default_rng(0))
 
 
 def test_rhat_and_ess_on_known_chains():
@@ -190,8 +190,8 @@ def test_seesaw_reference_on_ray_writes_solutions_columns(ray_session, tmp_path)
 
 @pytest.mark.parametrize("args, fragment", [
     (["--n-live", "50"], "k must be smaller than n_live"),
-    (["--seed", "-1"], "-1 is not in the range"),
-    (["--orbits", "-1"], "-1 is not in the range"),
+    (["--seed", "-1"], "seed must be an integer in [0, 9223372036854775807], not -1"),
+    (["--orbits", "-1"], "orbits must be an integer in [0, 10000], not -1"),
     (["--config", "missing.toml"], "no such file"),
 ])
 def test_reference_cli_rejects_bad_settings_in_one_line(tmp_path, args, fragment):
