@@ -4,12 +4,12 @@ Every run setting in rayflavor is a frozen dataclass with one set of defaults (t
 ``ScanSettings`` and ``IslandConfig``, the diffusion chain's settings). They reach a run from
 four places, each overriding the one before:
 
-1. the dataclass defaults (the only place a default is written down; click options take
-   theirs with :func:`default`, so the CLI and the library cannot disagree);
+1. the dataclass defaults (the only place a default is written down, with its type, bounds and
+   help: :mod:`rayflavor.settings_model`; the click options are generated from it);
 2. a named preset (``paper``: the published configuration);
 3. ``--config FILE`` -- a TOML or JSON file; a run's stored ``scan.json`` / ``manifest.json``
    is such a file (its ``"settings"`` table is used), so ``--config OUT/scan.json`` repeats a run;
-4. options given explicitly on the command line (:func:`cli_overrides`).
+4. options given explicitly on the command line (:func:`rayflavor.cli.options.given`).
 
 >>> from dataclasses import dataclass
 >>> @dataclass(frozen=True)
@@ -193,22 +193,4 @@ def default(cls, name: str):
     raise KeyError(f"{cls.__name__} has no field {name!r}")
 
 
-def cli_overrides(ctx, names: dict[str, str] | None = None) -> dict:
-    """``{setting: value}`` of the click options that were given on the command line.
-
-    ``names`` maps click parameter names to setting names (default: the same names); options
-    taken from their defaults (or the environment) are left out, so a ``--config`` file or a
-    preset is overridden only by what the user typed.
-    """
-    import click
-
-    out = {}
-    for param, value in ctx.params.items():
-        if names is not None and param not in names:
-            continue
-        if ctx.get_parameter_source(param) == click.core.ParameterSource.COMMANDLINE:
-            out[(names or {}).get(param, param)] = value
-    return out
-
-
-__all__ = ["ConfigError", "cli_overrides", "default", "from_mapping", "load_config", "replace_from", "to_mapping"]
+__all__ = ["ConfigError", "default", "from_mapping", "load_config", "replace_from", "to_mapping"]

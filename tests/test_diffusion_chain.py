@@ -22,8 +22,15 @@ from rayflavor.storage import runs
 pytestmark = pytest.mark.ray
 
 TINY_RUN = ["--n-data", "400", "--train-steps", "30", "--teacher", "none", "--rounds", "2", "--ft-steps", "10", "--n-select", "300",
-            "--n", "200", "--steps", "3", "--select", "cuts", "--min-select", "50", "--final-physics-guidance", "1",
-            "--final-project", "0", "--final-orbits", "0", "--coordinates", "paper", "--seed", "4"]
+            "--n", "200", "--coordinates", "paper", "--seed", "4"]
+#: the tiny chain's settings that are not options
+TINY_CONFIG = ("final_physics = 1\nfinal_project = 0\nfinal_orbits = 0\n[sampling]\nsteps = 3\n"
+               "[selection]\nselect = 'cuts'\nmin_select = 50\n")
+
+
+def _config(tmp_path, text: str) -> list[str]:
+    (tmp_path / "tiny.toml").write_text(text)
+    return ["--config", str(tmp_path / "tiny.toml")]
 
 
 def _tiny_network(run):
@@ -39,7 +46,8 @@ def _tiny_network(run):
 
 def test_diffusion_run_end_to_end_stores_its_settings_and_resumes(ray_session, tmp_path):
     run = tmp_path / "run"
-    r = CliRunner().invoke(cli, ["diffusion", "run", str(run), *TINY_RUN], catch_exceptions=False)
+    r = CliRunner().invoke(cli, ["diffusion", "run", str(run), *TINY_RUN, *_config(tmp_path, TINY_CONFIG)],
+                           catch_exceptions=False)
     assert r.exit_code == 0, r.output
     out = r.output
     assert [l.split(":")[0] for l in out.splitlines() if l.startswith("round ")] == ["round 1", "round 2"]
@@ -70,9 +78,9 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     import polars as pl
 
     run = tmp_path / "run"
-    args = ["--n-data", "400", "--train-steps", "20", "--teacher-tasks", "2", "--teacher-live", "30",
-            "--teacher-steps", "15", "--n", "200", "--steps", "3", "--final-project", "20", "--final-orbits", "3",
-            "--seed", "2"]
+    args = ["--n-data", "400", "--train-steps", "20", "--n", "200", "--seed", "2",
+            *_config(tmp_path, "teacher_tasks = 2\nteacher_live = 30\nteacher_steps = 15\nfinal_project = 20\n"
+                               "final_orbits = 3\n[sampling]\nsteps = 3\n")]
     r = CliRunner().invoke(cli, ["diffusion", "run", str(run), *args], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "round " not in r.output and "teacher: 60 solutions" in r.output
@@ -161,7 +169,8 @@ def test_finetune_with_nothing_selected_fails_in_one_line(ray_session, tmp_path)
     run = tmp_path / "run"
     _tiny_network(run)
     r = CliRunner().invoke(cli, ["diffusion", "finetune", str(run), "--n-select", "20", "--select", "cuts",
-                                 "--min-select", "0", "--steps", "2", "--train-steps", "10"])
+                                 "--steps", "2", "--train-steps", "10",
+                                 *_config(tmp_path, "[selection]\nmin_select = 0\n")])
     assert r.exit_code == 2, r.output
     assert r.output.strip().splitlines()[-1].startswith("Error: round 1: only 0 of 20 samples of 'pre' meet the selection")
     assert runs.networks(run) == ["pre"] and not runs.finetune_path(run, "tuned-1").exists()

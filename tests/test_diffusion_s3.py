@@ -23,11 +23,13 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--n-data", "300", "--train-steps", "20", "--teacher", "none", "--rounds", "1", "--ft-steps", "10", "--n-select", "200",
-        "--n", "100", "--steps", "2", "--select", "cuts", "--min-select", "40", "--final-physics-guidance", "0", "--final-project", "0",
-        "--seed", "2"]
+        "--n", "100", "--seed", "2", "--config", "tiny.toml"]
+#: the settings of the tiny chain that are not options (written into the working directory of each call)
+TINY_CONFIG = "final_physics = 0\nfinal_project = 0\n[sampling]\nsteps = 2\n[selection]\nselect = 'cuts'\nmin_select = 40\n"
 
 
 def _cli(args, cwd):
+    (Path(cwd) / "tiny.toml").write_text(TINY_CONFIG)
     env = {**os.environ, "RAY_ADDRESS": "local", "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "rayflavor.cli.main", "diffusion", *args], capture_output=True,
                           text=True, cwd=cwd, env=env, timeout=900)

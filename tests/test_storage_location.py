@@ -225,20 +225,3 @@ def test_bad_config_files(tmp_path):
     (tmp_path / "nan.json").write_text('{"n": NaN}')
     with pytest.raises(configfile.ConfigError, match="not valid JSON"):
         configfile.load_config(tmp_path / "nan.json")
-
-
-def test_cli_overrides_only_what_was_typed():
-    import click
-    from click.testing import CliRunner
-
-    seen = {}
-
-    @click.command()
-    @click.option("--n", type=int, default=configfile.default(_Outer, "n"))
-    @click.option("--limit", type=float, default=None)
-    @click.pass_context
-    def cmd(ctx, n, limit):
-        seen.update(configfile.cli_overrides(ctx))
-
-    assert CliRunner().invoke(cmd, ["--limit", "3"]).exit_code == 0
-    assert seen == {"limit": 3.0}

@@ -1,8 +1,8 @@
 """Settings of the diffusion method: one frozen dataclass per concern, one set of defaults each.
 
-These defaults are what ``rayflavor diffusion ...`` uses (the click options take their defaults
-from here, and a test asserts the CLI's and the library's defaults are the same objects), so a
-library caller gets exactly the chain a CLI user gets. Each class has a ``paper`` preset
+These defaults are what ``rayflavor diffusion ...`` uses (each field is declared once with
+:func:`rayflavor.settings_model.setting`, and the click options are generated from the fields
+marked ``option``), so a library caller gets exactly the chain a CLI user gets. Each class has a ``paper`` preset
 (:data:`PRESETS`): the paper's settings, one option away.
 
 * :class:`SamplingSettings`: how one sample set is drawn (sampler, reverse steps, CFG scale,
@@ -14,9 +14,10 @@ library caller gets exactly the chain a CLI user gets. Each class has a ``paper`
 * :class:`ChainSettings`: ``rayflavor diffusion run``: dataset -> pre-network -> teacher or
   rounds -> final sample.
 
-Every class validates itself in ``__post_init__`` and raises :class:`ValueError` with one line
-naming the field, so bad input is refused before anything is written. Units: steps are
-optimiser or reverse steps, ``n*`` are numbers of points, ``lr_max`` is Adam's peak rate.
+Every class validates itself in ``__post_init__`` (:func:`rayflavor.settings_model.check`, then
+the rules between fields) and raises :class:`ValueError` with one line naming the field, so bad
+input is refused before anything is written. Units: steps are optimiser or reverse steps, ``n*``
+are numbers of points, ``lr_max`` is Adam's peak rate.
 """
 
 from __future__ import annotations
