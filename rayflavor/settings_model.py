@@ -12,7 +12,8 @@ which holds its type (the annotation), default, bounds (``lo``/``hi``, open with
 command that runs that settings class (``option=True``: ``--islands``; a string: that option name;
 ``None``: reachable through ``--config FILE`` only).  A field holding a nested settings class
 takes ``option=True`` to offer the nested class's own options, or a mapping ``{field: option}`` to
-offer just those of its fields under those names.
+offer just those of its fields under those names (``option`` may be ``(name, help)`` to word the
+help for the outer command).
 
 :func:`check` (called by every class's ``__post_init__``) enforces the type and bounds, so a value
 is refused at the door in the same words whether it came from the library, a ``--config`` file or
@@ -74,7 +75,7 @@ class Spec:
     lo_open: bool = False
     hi_open: bool = False
     choices: tuple | None = None
-    option: bool | str | dict[str, str | bool] | None = None
+    option: bool | str | dict[str, str | bool | tuple[str, str]] | None = None
     #: command line text -> value (e.g. a duration "10m" -> 600.0); None: click's own type conversion
     parse: Callable[[str], Any] | None = None
     metavar: str | None = None

@@ -178,6 +178,9 @@ def setting_options(cls: type) -> list[click.Option]:
             value = getattr(obj, name)
             if dataclasses.is_dataclass(inner):
                 walk(inner, value, (*prefix, name), option if isinstance(option, dict) else None)
+            elif isinstance(option, tuple):  # (name, help) given by the parent field: the option in its context
+                out.append(_option((*prefix, name), dataclasses.replace(s, help=option[1]), tp, value,
+                                   _decl(name, option[0])))
             else:
                 out.append(_option((*prefix, name), s, tp, value, _decl(name, option)))
 

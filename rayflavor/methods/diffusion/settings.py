@@ -188,11 +188,13 @@ class FinetuneSettings:
     rounds: int = setting(1, lo=1, hi=10**4, option=True, help="sample -> select -> fine-tune rounds.")
     # self-training rounds were measured with the clamp (reflect is measured on the taught network)
     sampling: SamplingSettings = setting(factory=lambda: SamplingSettings(n=200_000, bound="clamp"),
-                                         option={"n": "--n-select", "steps": True, "guidance": True},
+                                         option={"n": ("--n-select", "Samples drawn per round."), "steps": True,
+                                                 "guidance": True},
                                          help="How each round samples (the [sampling] table).")
     selection: SelectionSettings = setting(factory=SelectionSettings, option={"select": True},
                                            help="Which samples a round trains on (the [selection] table).")
-    tune: TuneSettings = setting(factory=TuneSettings, option={"steps": "--train-steps"},
+    tune: TuneSettings = setting(factory=TuneSettings,
+                                 option={"steps": ("--train-steps", "Training steps per round.")},
                                  help="How a round fine-tunes (the [tune] table).")
     workers: int = setting(1, lo=1, hi=10**4, option=True, help="Ray Train workers (1 CPU each).")
     seed: int = seed_setting(0, help="Base seed; round r samples with seed + r.")
@@ -254,11 +256,12 @@ class ChainSettings:
     rounds: int = setting(0, lo=0, hi=10**4, option=True,
                           help="Self-training rounds (only with teacher none; preset self: 30). Paper: 1.")
     sampling: SamplingSettings = setting(factory=lambda: SamplingSettings(guidance=1.0, n=20_000),
-                                         option={"n": "--n-select"},
+                                         option={"n": ("--n-select", "Samples drawn per self-training round.")},
                                          help="How the rounds sample (the [sampling] table; n: samples per round).")
     selection: SelectionSettings = setting(factory=SelectionSettings,
                                            help="Which samples a round trains on (the [selection] table).")
-    tune: TuneSettings = setting(factory=lambda: TuneSettings(steps=2000), option={"steps": "--ft-steps"},
+    tune: TuneSettings = setting(factory=lambda: TuneSettings(steps=2000),
+                                 option={"steps": ("--ft-steps", "Training steps per fine-tuning round. Paper: 100000.")},
                                  help="How a round fine-tunes (the [tune] table; steps: per round, paper 100000).")
     n_final: int = setting(100_000, lo=1, option="--n", help="Final samples. Paper: 3e7.")
     final_guidance: float = setting(1.0, lo=0.0, hi=1000.0, help="CFG scale of the final sample.")
