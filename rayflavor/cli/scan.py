@@ -36,16 +36,24 @@ def _absolute_data(settings: ScanSettings) -> ScanSettings:
     return settings if settings.data in data.SHIPPED else replace(settings, data=str(Path(settings.data).resolve()))
 
 
+def _config_only() -> str:
+    """The scan's settings that have no option (from their declarations), as the epilog names them."""
+    from rayflavor.methods.ga.config import IslandConfig
+    from rayflavor.settings_model import fields_of
+
+    top = [n for n, (s, _) in fields_of(ScanSettings).items() if not s.option]
+    island = [n for n, (s, _) in fields_of(IslandConfig).items() if not s.option]
+    return f"{', '.join(top)}; in the [island] table: {', '.join(island)}"
+
+
 PRESETS_HELP = (
     "Presets (--preset): 'fast' (default) keeps NSGA-III and adds integer-aware operators, a "
     "Levenberg-Marquardt refinement, log-shaped objectives, a tabu on found light textures, charge "
     "neighbourhoods of valid models; 'paper' is the FN paper's plain configuration (pymoo "
     "defaults, 17 objectives, population 156, SBX + PM on all genes).  Settings come from the "
     "defaults < the preset < --config FILE (TOML/JSON; a stored OUT/scan.json repeats a scan) < "
-    "options given on the command line; every other setting (the [island] table: max_exponent, "
-    "mass_tolerance, target_valid, patience, restarts, tabu, pop_size, ...; chunk_seconds, "
-    "flush_rows, flush_seconds, max_restarts, backlog) is set in --config.  `rayflavor config show "
-    "scan` prints them all with their values."
+    f"options given on the command line.  Set in --config: {_config_only()}.  `rayflavor config show "
+    "scan` prints every setting with its value and source."
 )
 
 
