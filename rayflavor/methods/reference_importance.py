@@ -92,7 +92,7 @@ class LightBox:
         return float(self.upper[13])
 
 
-def solution_box(windows: np.ndarray, im_z_max: float, log10_m1: tuple[float, float] = (-5.0, 0.0)) -> LightBox:
+def solution_box(windows: np.ndarray, im_z_max: float, log10_m1: tuple[float, float] = (-7.0, 0.0)) -> LightBox:
     """The box holding the NO 3 sigma set (``windows``: :func:`seesaw.solution_windows`, (11, 2)).
 
     dm21, dm31 (= dm3l for NO): their windows exactly; ``s13^2 = |U_e3|^2``; ``s12^2 =
