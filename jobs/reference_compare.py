@@ -1,0 +1,94 @@
+"""Benchmark: the exact importance sampler against the random-walk reference, side by side in one run.
+
+    PYTHONPATH=. python jobs/reference_compare.py OUT [--importance-seeds 0,1,2] [--nested-seeds 0,1]
+        [--proposals 2000000] [--tasks 4] [--nested-tasks 16]
+
+Builds one reference per (method, seed) under ``OUT/<method>-<seed>`` with ``build_reference``
+(Ray, local or ``RAY_ADDRESS``) and prints, per method, the throughput in faithful independent
+samples per core-second (importance: Kish ESS over the tasks' CPU seconds; nested: the smallest
+per-prediction ESS of reference.json over its tasks' nested + walk CPU seconds; CPU time, so that a
+busy machine slows both alike), the teacher-to-teacher
+spread (max over the nine predictions of the KS distance between two seeds' sets; Kuiper for the
+circular ones, as ``analyze --reference``), and the distance between the methods. Writes
+``OUT/compare.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    import numpy as np
+    import polars as pl
+
+    from rayflavor.analysis.fidelity import PREDICTIONS, ks_statistic, kuiper_statistic, prediction_columns
+    from rayflavor.methods.reference import ReferenceSettings
+    from rayflavor.orchestration.reference import build_reference
+    from rayflavor.orchestration.runtime import ensure_ray
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("out")
+    p.add_argument("--importance-seeds", default="0,1,2")
+    p.add_argument("--nested-seeds", default="0,1")
+    p.add_argument("--proposals", type=int, default=2_000_000)
+    p.add_argument("--tasks", type=int, default=4)
+    p.add_argument("--nested-tasks", type=int, default=16)
+    a = p.parse_args(argv)
+    ensure_ray(None)
+    out = Path(a.out)
+    runs: dict[str, dict[int, dict]] = {"importance": {}, "nested": {}}
+    seeds = {"importance": [int(s) for s in a.importance_seeds.split(",") if s],
+             "nested": [int(s) for s in a.nested_seeds.split(",") if s]}
+    for method in ("importance", "nested"):
+        for seed in seeds[method]:
+            s = (ReferenceSettings(method="importance", tasks=a.tasks, proposals=a.proposals, seed=seed)
+                 if method == "importance" else ReferenceSettings(tasks=a.nested_tasks, seed=seed))
+            where = out / f"{method}-{seed}"
+            where.mkdir(parents=True, exist_ok=True)
+            summary = build_reference(str(where), s)
+            table = pl.read_parquet(where / "reference.parquet").to_dict(as_series=False)
+            pred = prediction_columns({k: np.asarray(v) for k, v in table.items()})
+            if method == "importance":
+                ess, core = summary["ess"], summary["core_seconds"]
+            else:
+                ess = min(v["ess"] for v in summary["diagnostics"].values())
+                core = sum(t["chains"]["cpu_seconds"] for t in summary["tasks"])
+            runs[method][seed] = {"pred": pred, "ess": ess, "core_seconds": core, "rows": summary["rows"],
+                                  "median_m1_mev": float(np.median(table["m1"])) * 1e3}
+            print(f"{method} seed {seed}: ESS {ess:.0f} in {core:.0f} core-s = {ess / core:.2f} per core-second",
+                  flush=True)
+
+    def distance(x: dict, y: dict) -> dict[str, float]:
+        return {n: (kuiper_statistic if k == "circular" else ks_statistic)(x[n], y[n]) for n, k in PREDICTIONS}
+
+    report: dict = {"throughput": {m: {str(s): {k: r[k] for k in ("ess", "core_seconds", "rows", "median_m1_mev")}
+                                       for s, r in runs[m].items()} for m in runs}, "spread": {}, "between": {}}
+    for method, per in runs.items():
+        for s1, s2 in itertools.combinations(sorted(per), 2):
+            d = distance(per[s1]["pred"], per[s2]["pred"])
+            report["spread"][f"{method} {s1}-{s2}"] = d
+            worst = max(d, key=d.get)
+            print(f"spread {method} seeds {s1}-{s2}: max {d[worst]:.3f} ({worst}); "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in d.items()))
+    for si, sn in itertools.product(sorted(runs["importance"]), sorted(runs["nested"])):
+        d = distance(runs["importance"][si]["pred"], runs["nested"][sn]["pred"])
+        report["between"][f"importance {si} - nested {sn}"] = d
+        worst = max(d, key=d.get)
+        print(f"importance {si} vs nested {sn}: max {d[worst]:.3f} ({worst}); "
+              + ", ".join(f"{k} {v:.3f}" for k, v in d.items()))
+    for method, per in runs.items():
+        print(f"{method}: median lightest mass per seed "
+              + ", ".join(f"{s}: {r['median_m1_mev']:.2f} meV" for s, r in per.items()))
+    (out / "compare.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()
