@@ -1,7 +1,7 @@
 """Benchmark: the exact importance sampler against the random-walk reference, side by side in one run.
 
     PYTHONPATH=. python jobs/reference_compare.py OUT [--importance-seeds 0,1,2] [--nested-seeds 0,1]
-        [--proposals 2000000] [--tasks 4] [--nested-tasks 16]
+        [--proposals 2000000] [--tasks 4] [--nested-tasks 16] [--cpus 2]
 
 Builds one reference per (method, seed) under ``OUT/<method>-<seed>`` with ``build_reference``
 (Ray, local or ``RAY_ADDRESS``) and prints, per method, the throughput in faithful independent
@@ -40,7 +40,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--proposals", type=int, default=2_000_000)
     p.add_argument("--tasks", type=int, default=4)
     p.add_argument("--nested-tasks", type=int, default=16)
+    p.add_argument("--cpus", type=int, default=2, help="cores of the local Ray (without RAY_ADDRESS)")
     a = p.parse_args(argv)
+    import os
+
+    import ray
+
+    if not os.environ.get("RAY_ADDRESS"):  # a local Ray on loopback, with the cores asked for
+        ray.init(address="local", num_cpus=a.cpus, include_dashboard=False, log_to_driver=False,
+                 _node_ip_address="127.0.0.1")
     ensure_ray(None)
     out = Path(a.out)
     runs: dict[str, dict[int, dict]] = {"importance": {}, "nested": {}}

@@ -289,6 +289,30 @@ def ess(chains: np.ndarray) -> float:
     return float(t * m / tau)
 
 
+def task_ess(values: np.ndarray, task: np.ndarray) -> float:
+    """Effective sample size of one quantity from the spread of its mean between independent
+    tasks (batch means): ``T var(x) / var(task means)``, capped at the number of values.
+
+    Unlike :func:`ess`, which reads autocorrelations within chains and cannot see chains that
+    all sit near where their task's descent left them, this counts what independent runs agree
+    on. With few tasks it is itself noisy (``T - 1`` degrees of freedom).
+
+    >>> rng = np.random.default_rng(2)
+    >>> 1000 < task_ess(rng.standard_normal(4000), np.repeat(np.arange(16), 250)) < 8000
+    True
+    """
+    v = np.asarray(values, dtype=np.float64)
+    t = np.asarray(task)
+    ids = np.unique(t)
+    if len(ids) < 2:
+        return float("nan")
+    means = np.array([v[t == i].mean() for i in ids])
+    between = means.var(ddof=1)
+    if between == 0:
+        return float(len(v))
+    return float(min(len(v), len(ids) * v.var() / between))
+
+
 def circular_components(angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(cos, sin) of an angle [rad]: the diagnostics of a circular quantity use both."""
     a = np.asarray(angle, dtype=np.float64)
@@ -399,4 +423,4 @@ def seesaw_box() -> Box:
 
 
 __all__ = ["Box", "Chains", "NestedResult", "ReferenceSettings", "circular_components", "constrained_chains", "ess",
-           "nested_to_set", "seesaw_box", "seesaw_orbit_move", "seesaw_target", "split_rhat", "walk"]
+           "nested_to_set", "seesaw_box", "seesaw_orbit_move", "seesaw_target", "split_rhat", "task_ess", "walk"]
