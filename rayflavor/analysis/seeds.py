@@ -108,7 +108,10 @@ def seed_row(run: runs.Where, reference: pl.DataFrame, floor: dict[str, float] |
 
 
 def reference_rate(summary: dict) -> tuple[float, float]:
-    """(smallest ESS over the predictions, per core-second of the tasks) of a ``reference.json``."""
+    """(smallest ESS over the predictions, per core-second of the tasks) of a ``reference.json``;
+    for an importance reference (``"method": "importance"``) its Kish ESS per CPU-second."""
+    if summary.get("method") == "importance":
+        return summary["ess"], summary["ess_per_core_second"] or float("nan")
     ess = min(v["ess"] for v in summary["diagnostics"].values())
     secs = sum(t["nested"]["seconds"] + t["chains"]["seconds"] for t in summary["tasks"])
     return ess, ess / secs if secs else float("nan")
