@@ -347,7 +347,7 @@ class ReferenceSettings:
     #: importance sampler in Casas-Ibarra coordinates (:mod:`.reference_importance`, NO only), whose
     #: weighted draws are resampled into an unweighted set of Kish-ESS rows
     method: str = "nested"
-    #: importance: proposals per task (about 20 000 per core-second; ESS ~0.35 % of them)
+    #: importance: proposals per task (about 5x10^5 per CPU-second; Kish ESS ~0.28 % of them)
     proposals: int = 2_000_000
     #: importance: cut of the imaginary parts of R's complex angles (the weight beyond it is
     #: measured from the outermost shells and written to reference.json)
