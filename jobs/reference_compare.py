@@ -93,8 +93,9 @@ def main(argv: list[str] | None = None) -> dict:
     def distance(x: dict, y: dict) -> dict[str, float]:
         return {n: (kuiper_statistic if k == "circular" else ks_statistic)(x[n], y[n]) for n, k in PREDICTIONS}
 
-    report: dict = {"throughput": {m: {str(s): {k: r[k] for k in ("ess", "task_ess", "core_seconds", "rows", "median_m1_mev")}
-                                       for s, r in runs[m].items()} for m in runs}, "spread": {}, "between": {}}
+    keys = ("ess", "task_ess", "core_seconds", "rows", "median_m1_mev")
+    report: dict = {"throughput": {m: {str(s): {k: r[k] for k in keys} for s, r in runs[m].items()} for m in runs},
+                    "spread": {}, "between": {}}
     for method, per in runs.items():
         for s1, s2 in itertools.combinations(sorted(per, key=str), 2):
             d = distance(per[s1]["pred"], per[s2]["pred"])

@@ -129,6 +129,16 @@ def test_importance_weights_give_the_prior_probability_of_a_reduced_set(monkeypa
         assert ks_statistic(out["x"][rows, j], c[hit, j]) < ks_critical(ess, hit.sum())
 
 
+def test_shell_weights_extrapolate_a_falling_tail_and_flag_a_flat_one():
+    rng = np.random.default_rng(10)
+    x = BOX.lower + rng.uniform(size=(80_000, 18)) * (BOX.upper - BOX.lower)
+    im = np.max(np.abs(x[:, [13, 15, 17]]), axis=1)
+    falling = imp.shell_weights(x, np.exp(-3.0 * im), BOX)["im_z"]
+    q = falling["last_shell"] / falling["previous_shell"]
+    assert 0 < q < 1 and falling["beyond_cut"] == pytest.approx(falling["last_shell"] * q / (1 - q))
+    assert imp.shell_weights(x, np.exp(0.5 * im), BOX)["im_z"]["beyond_cut"] is None
+
+
 def test_kish_ess_and_systematic_resampling():
     assert imp.kish_ess(np.ones(50)) == pytest.approx(50)
     assert imp.kish_ess(np.array([1.0, 0.0, 0.0])) == pytest.approx(1)

@@ -250,7 +250,8 @@ def systematic_resample(weight: np.ndarray, size: int, rng: np.random.Generator)
 
 def shell_weights(x: np.ndarray, weight: np.ndarray, box: LightBox, shells: int = 8) -> dict[str, dict[str, float]]:
     """Share of the weight in the outermost shells of the cut coordinates and the extrapolated
-    share beyond the cut (geometric tail from the last two shells; 0 when they do not decay).
+    share beyond the cut (geometric tail from the last two shells; 0 when both are empty, None
+    when the weight does not fall toward the cut, i.e. the cut is too tight).
 
     ``im_z``: ``max |Im z|`` over the three angles in ``shells`` equal shells of [0, im_z_max];
     ``log10_m1_low`` / ``log10_m1_high``: the lowest / highest ``1/shells`` of the log10 m1 range.
@@ -260,9 +261,9 @@ def shell_weights(x: np.ndarray, weight: np.ndarray, box: LightBox, shells: int 
     if total <= 0:
         return {}
 
-    def tail(last: float, prev: float) -> float:
+    def tail(last: float, prev: float) -> float | None:
         if prev <= 0 or last >= prev:
-            return float("nan") if last > 0 else 0.0
+            return None if last > 0 else 0.0  # None: the weight does not fall off toward the cut
         q = last / prev
         return last * q / (1 - q)
 

@@ -157,7 +157,8 @@ def build_importance_reference(loc: Location, settings: ReferenceSettings, *, lo
     floor = noise_floor(pred, cols["task"])
     mean_w = float(weight.sum() / proposals)
     se_w = float(np.sqrt(max(np.sum(weight ** 2) / proposals - mean_w ** 2, 0.0) / proposals))
-    box = imp.solution_box(seesaw.solution_windows(physics_data.load(settings.data), settings.ordering), settings.im_z_max)
+    windows = seesaw.solution_windows(physics_data.load(settings.data), settings.ordering)
+    box = imp.solution_box(windows, settings.im_z_max)
     cut = imp.shell_weights(np.concatenate([r["x"] for r in results]), weight, box)
     core_seconds = float(sum(r["cpu_seconds"] for r in results))  # CPU time: comparable on a busy machine
     counts = {k: int(sum(r["counts"][k] for r in results)) for k in results[0]["counts"]}
@@ -180,7 +181,8 @@ def build_importance_reference(loc: Location, settings: ReferenceSettings, *, lo
     log(f"prior fraction of the solution set: {mean_w:.3g} +- {se_w:.2g} (ln {summary['prior_fraction']['ln']:.2f}); "
         f"multiplicity {imp.MULTIPLICITY}")
     log("weight beyond the cuts (extrapolated from the outermost shells): " + ", ".join(
-        f"{k} {v['beyond_cut']:.2g} (last shell {v['last_shell']:.2g})" for k, v in cut.items()))
+        f"{k} {'not falling: widen the range' if v['beyond_cut'] is None else format(v['beyond_cut'], '.2g')} "
+        f"(last shell {v['last_shell']:.2g})" for k, v in cut.items()))
     if floor is not None:
         log("noise floor (even against odd tasks): " + ", ".join(f"{k} {v:.3f}" for k, v in floor.items()))
     return summary
