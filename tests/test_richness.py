@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rayflavor.analysis.richness import chao2, chao2_from_counts, discovery_curve
+from rayflavor.richness import chao2, chao2_from_counts, discovery_curve
 
 
 def _scan(rng, total: int, islands: int, per_island: int, spread: float):

@@ -201,7 +201,7 @@ def test_dedupe_estimates_how_much_of_the_space_the_islands_have_seen(scan):
     (not only the kept ones): recomputed here from the parts with numpy."""
     from click.testing import CliRunner
 
-    from rayflavor.analysis.richness import chao2
+    from rayflavor.richness import chao2
 
     rows = pl.concat([pl.from_arrow(p.read_parquet()) for p in committed_parts(resolve(scan))])
     from rayflavor.physics import fn

@@ -62,9 +62,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from rayflavor.analysis.richness import Richness, chao2_from_counts
 from rayflavor.physics import data as fndata
 from rayflavor.physics import fn
+from rayflavor.richness import Richness, chao2_from_counts
 from rayflavor.storage import lease as lease_mod
 from rayflavor.storage.island_store import IslandStore, list_islands
 from rayflavor.storage.location import Location, StorageError, resolve, temporary_beside
@@ -108,7 +108,7 @@ class Counts:
         return s
 
     def richness_lines(self) -> list[str]:
-        """How much of the reachable model space the scan has seen (:mod:`rayflavor.analysis.richness`)."""
+        """How much of the reachable model space the scan has seen (:mod:`rayflavor.richness`)."""
         out = []
         for r, what in ((self.richness_light, "light textures"), (self.richness_unique, "charge assignments")):
             if r is not None:
@@ -290,7 +290,7 @@ def _incidence(lf: pl.LazyFrame, keys: list[pl.Expr]) -> np.ndarray:
 def _dedupe_to_file(parts: list[Location], columns: list[str], ds, target: Path) -> tuple:
     """Write the winners of ``parts`` to the local file ``target``; (found, unique, textures, light,
     island incidence of the light textures, island incidence of the charge assignments) -- the
-    incidences for :func:`rayflavor.analysis.richness.chao2_from_counts`."""
+    incidences for :func:`rayflavor.richness.chao2_from_counts`."""
     if parts:
         lf = _source_frame([p.polars_source() for p in parts], columns)
     else:  # nothing found: an empty models.parquet, so readers see "0 models", not a missing file
