@@ -102,7 +102,7 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     table = CliRunner().invoke(cli, ["bench", "diffusion-seeds", str(run), "--reference", str(run / "teacher")],
                                catch_exceptions=False)
     assert table.exit_code == 0, table.output
-    from rayflavor.analysis import seeds
+    from rayflavor.bench import seeds
 
     row = seeds.seed_row(run, pl.read_parquet(run / "teacher" / "reference.parquet"))
     assert (row.seed, row.teacher, sorted(row.sets)) == (2, "reference", ["guided", "network"])

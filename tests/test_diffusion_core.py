@@ -278,7 +278,7 @@ def test_bench_flops_count_the_folded_matmul_weights_and_cli_reports_ratios():
     from click.testing import CliRunner
 
     from rayflavor.cli.main import cli
-    from rayflavor.methods.diffusion.bench import flops_per_forward
+    from rayflavor.bench.diffusion import flops_per_forward
 
     net = EpsNet()
     assert flops_per_forward(net) == 2 * sum(w.numel() for w in FoldedNet(net).w_h) == 2 * 347_008

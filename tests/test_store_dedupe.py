@@ -13,9 +13,10 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
+from rayflavor.bench.dedupe import synthetic_parts
 from rayflavor.cli.dedupe import dedupe as dedupe_cmd
 from rayflavor.storage import lease as lease_mod
-from rayflavor.storage.dedupe import DamagedPartWarning, dedupe, synthetic_parts
+from rayflavor.storage.dedupe import DamagedPartWarning, dedupe
 from rayflavor.storage.island_store import IslandStore, committed_parts, island_location
 from rayflavor.storage.location import resolve
 from rayflavor.storage.parquet import write_part

@@ -33,7 +33,7 @@ def bench_findings_command(out, islands, time_limit, seed, only, address, dry_ru
     maximal exponent 3, masses within 10% and 6%): run one scan per recipe, then print, per
     finding, the models that show it, the island-time to the first one and the counts per
     core-hour.  Writes OUT/findings.md, OUT/findings.json and OUT/findings.png."""
-    from rayflavor.analysis.findings import (FINDINGS, SCANS, findings_figure, format_table, measure, read_scan,
+    from rayflavor.bench.findings import (FINDINGS, SCANS, findings_figure, format_table, measure, read_scan,
                                              scan_command)
     from rayflavor.cli.scan import parse_duration
     from rayflavor.physics.fn import DEFAULT_DATA

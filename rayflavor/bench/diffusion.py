@@ -8,8 +8,9 @@ For reference the benchmark also measures a large square fp32 matmul (``gemm_gfl
 machine's practical peak per core) and reports the network's matmuls in GFLOP/s
 (``2 * sum(in * out)`` flops per row and forward pass, :func:`flops_per_forward`).
 ``ddim_physics``: DDIM with ``physics`` steps of physics guidance per reverse step
-(:mod:`.physics_guidance`; its cost is the exact seesaw observables and their gradient, which
-do not depend on the network's weights, so the untrained network over the prior box measures it).
+(:mod:`rayflavor.methods.diffusion.physics_guidance`; its cost is the exact seesaw observables
+and their gradient, which do not depend on the network's weights, so the untrained network over
+the prior box measures it).
 """
 
 from __future__ import annotations
