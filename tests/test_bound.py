@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from rayflavor.methods.diffusion.sampleset import SampleSet
-from rayflavor.methods.diffusion.sampling import bounded
+from rayflavor.methods.diffusion.ddpm import bounded
 from rayflavor.methods.diffusion.settings import SamplingSettings
 
 

@@ -7,9 +7,7 @@ import pytest
 import torch
 
 from rayflavor.methods.diffusion import selection, training
-from rayflavor.methods.diffusion.network import EpsNet, FoldedNet
-from rayflavor.methods.diffusion.sampling import cfg, guided_eps_fn, sample, timesteps
-from rayflavor.methods.diffusion.schedule import NoiseSchedule
+from rayflavor.methods.diffusion.ddpm import EpsNet, FoldedNet, NoiseSchedule, cfg, guided_eps_fn, sample, timesteps
 
 
 def test_schedule_matches_eqs_2_13_2_14():

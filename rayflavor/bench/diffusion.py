@@ -20,10 +20,8 @@ import time
 import numpy as np
 import torch
 
-from rayflavor.methods.diffusion.network import EpsNet, FoldedNet
+from rayflavor.methods.diffusion.ddpm import EpsNet, FoldedNet, NoiseSchedule, guided_eps_fn, sample
 from rayflavor.methods.diffusion.physics_guidance import PhysicsGuidance
-from rayflavor.methods.diffusion.sampling import guided_eps_fn, sample
-from rayflavor.methods.diffusion.schedule import NoiseSchedule
 
 
 def _rate(fn, batch: int, min_seconds: float) -> float:
