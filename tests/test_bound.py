@@ -1,4 +1,4 @@
-"""``--bound``: clamp piles samples on the faces of [-1, 1], reflect does not (issue 18)."""
+"""``--bound``: clamp piles samples on the faces of [-1, 1], reflect does not."""
 
 from __future__ import annotations
 

@@ -348,7 +348,7 @@ def test_a_label_per_row_is_the_network_conditioned_row_by_row():
 
 
 def test_a_split_column_is_typed_string_also_on_an_empty_shard():
-    """Issue 16: an empty dataset shard had a null-typed ``split`` column, so training failed on a
+    """An empty dataset shard once had a null-typed ``split`` column, so training failed on a
     schema mismatch between parts."""
     import pyarrow as pa
 

@@ -1,4 +1,4 @@
-"""The chain's teacher (issue 18): its rows, and its random stream kept apart from any reference."""
+"""The chain's teacher: its rows, and its random stream kept apart from any reference."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Several diffusion runs (one per seed) against one reference, as one table (issue 18, item 4).
+"""Several diffusion runs (one per seed) against one reference, as one table: held-out seeds
+show what a user gets from any seed, not the tuning seeds' best.
 
 Per run, only its **final** sample sets count: the network-only one (seed ``seed + 1``) and the
 physics-guided or projected one (``seed + 2``) that ``rayflavor diffusion run`` draws last; the rounds' own

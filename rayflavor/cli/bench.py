@@ -72,7 +72,7 @@ def bench_cluster_command(islands, nodes, cpus_per_node, steps, step_seconds, ch
               help="Largest KS/Kuiper distance a faithful sample may have on any prediction.")
 def bench_diffusion_seeds(runs_, reference, goal):
     """Finished `diffusion run`s (one per seed) against a reference: final fractions, fidelity,
-    throughput, per seed and as median (range) -- the held-out table of issue 18."""
+    throughput, per seed and as median (range): how the chain does on seeds it was not tuned on."""
     from rayflavor.bench import seeds
     from rayflavor.cli.analyze import _reference_frame
     from rayflavor.storage import runs
