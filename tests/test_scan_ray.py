@@ -174,7 +174,7 @@ def test_killed_island_restarts_without_loss_or_duplicates(ray_session, tmp_path
 def test_time_limit_kills_an_island_that_does_not_answer(ray_session, tmp_path):
     """A step longer than the limit (like --pop-size 10**6 once did): the island is killed after
     the grace, the scan ends on time, and the island's last checkpoint stands."""
-    from rayflavor.orchestration.bench import TinyIsland
+    from rayflavor.bench.scan import TinyIsland
     from rayflavor.orchestration.islands import run_scan
 
     settings = ScanSettings(islands=1, seed=0, time_limit=12.0, chunk_seconds=0.5)  # time to start the actor
@@ -189,7 +189,7 @@ def test_time_limit_kills_an_island_that_does_not_answer(ray_session, tmp_path):
 
 @pytest.mark.ray
 def test_islands_beyond_the_backlog_reuse_a_placed_actor(ray_session, tmp_path):
-    from rayflavor.orchestration.bench import TinyIsland
+    from rayflavor.bench.scan import TinyIsland
     from rayflavor.orchestration.islands import run_scan
 
     settings = ScanSettings(islands=3, seed=5, backlog=1, chunk_seconds=0.2, flush_seconds=0.1)

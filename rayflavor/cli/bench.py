@@ -17,7 +17,7 @@ def bench():
                    "machine short measurements spread by +-20%).")
 def bench_physics(sizes, min_seconds):
     """Models/s per core for both models: fused kernels, Jacobi composition, LAPACK reference."""
-    from rayflavor import bench_physics as bp
+    from rayflavor.bench import physics as bp
 
     try:
         batch = [int(s) for s in sizes.split(",") if s.strip()]
@@ -52,22 +52,16 @@ def _sizes(text: str, option: str) -> tuple[int, ...]:
 def bench_cluster_command(islands, nodes, cpus_per_node, steps, step_seconds, chunk_seconds, dedupe_rows):
     """The scan driver at scale on a fake multi-node Ray cluster (driver CPU per island-second,
     scheduling latency), and the dedupe on synthetic model rows (time, peak memory)."""
-    from rayflavor.orchestration.bench import bench_cluster
+    from rayflavor.bench.scan import bench_cluster
 
     sizes = _sizes(islands, "--islands")
     rows = () if dedupe_rows.strip() == "0" else _sizes(dedupe_rows, "--dedupe-rows")
     bench_cluster(sizes, nodes=nodes, cpus_per_node=cpus_per_node, steps=steps, step_seconds=step_seconds,
                   chunk_seconds=chunk_seconds, echo=click.echo)
     if rows:
-        from rayflavor.storage.dedupe import bench_dedupe
+        from rayflavor.bench.dedupe import bench_dedupe_table
 
-        click.echo(f"{'rows':>10} {'parts':>6} {'write s':>8} {'dedupe s (compacting)':>22} {'peak MB':>8} "
-                   f"{'dedupe s (compacted)':>21} {'peak MB':>8} {'unique':>10}")
-        for n in rows:
-            r = bench_dedupe(n)
-            click.echo(f"{n:>10} {r['parts']:>6} {r['write_seconds']:>8.1f} {r['first']['seconds']:>22.1f} "
-                       f"{r['first']['peak_mb']:>8.0f} {r['second']['seconds']:>21.1f} {r['second']['peak_mb']:>8.0f} "
-                       f"{r['unique']:>10}")
+        bench_dedupe_table(rows, echo=click.echo)
 
 
 @bench.command("diffusion-seeds")
@@ -78,8 +72,8 @@ def bench_cluster_command(islands, nodes, cpus_per_node, steps, step_seconds, ch
               help="Largest KS/Kuiper distance a faithful sample may have on any prediction.")
 def bench_diffusion_seeds(runs_, reference, goal):
     """Finished `diffusion run`s (one per seed) against a reference: final fractions, fidelity,
-    throughput, per seed and as median (range) -- the held-out table of issue 18."""
-    from rayflavor.analysis import seeds
+    throughput, per seed and as median (range): how the chain does on seeds it was not tuned on."""
+    from rayflavor.bench import seeds
     from rayflavor.cli.analyze import _reference_frame
     from rayflavor.storage import runs
 

@@ -440,7 +440,7 @@ def run_cmd(ctx, run, preset, config, n_data, train_steps, coordinates, teacher,
 @click.option("--json", "as_json", is_flag=True, help="Print the raw numbers as JSON.")
 def bench_diffusion_command(batch, threads, steps, guidance, seconds, physics, as_json) -> None:
     """Samples/s per core of the table-2 network and of DDPM/DDIM, against the matmul bound."""
-    from rayflavor.methods.diffusion.bench import bench
+    from rayflavor.bench.diffusion import bench
 
     r = bench(batch=batch, threads=threads, steps=steps, guidance=guidance, min_seconds=seconds, physics=physics)
     if as_json:

@@ -261,7 +261,7 @@ def scan(ctx, preset_name, method, config, islands, regime, ordering, max_expone
 def bench_restarts_command(seeds, minutes, patience, restarts, seed, address):
     """Restart-on-stall against the plain stop, same seeds and budget: valid models per core-hour
     of the whole budget (a stopped island idles its core until the end)."""
-    from rayflavor.orchestration.bench import bench_restarts, format_bench
+    from rayflavor.bench.scan import bench_restarts, format_bench
 
     rows = bench_restarts(seeds=seeds, seconds=minutes * 60.0, patience=patience, restarts=restarts, seed=seed,
                           address=address)
@@ -279,7 +279,7 @@ def bench_restarts_command(seeds, minutes, patience, restarts, seed, address):
 def bench_tabu_command(seeds, minutes, regime, seed, address):
     """The tabu on found light textures (default) against the tabu on found charge assignments,
     same seeds and budget: distinct light textures and unique models per core-hour."""
-    from rayflavor.orchestration.bench import bench_tabu, format_bench
+    from rayflavor.bench.scan import bench_tabu, format_bench
 
     rows = bench_tabu(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address)
     click.echo(f"{seeds} seeds x {minutes:g} core-min, regime {regime}, default fast island otherwise")
@@ -297,7 +297,7 @@ def bench_tabu_command(seeds, minutes, regime, seed, address):
 def bench_scan_command(seeds, minutes, regime, seed, address, only):
     """Time to first valid model, unique valid models and distinct light textures per core-hour:
     the fast islands against the paper's, each with its preset's stops but no target."""
-    from rayflavor.orchestration.bench import bench_scan, format_bench
+    from rayflavor.bench.scan import bench_scan, format_bench
 
     rows = bench_scan(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address,
                       methods=(only,) if only else ("fast", "paper"))

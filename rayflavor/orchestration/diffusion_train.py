@@ -34,8 +34,8 @@ from ray.train.torch import TorchTrainer, get_device, prepare_model  # RAY
 from rayflavor.methods.diffusion import training
 from rayflavor.methods.diffusion import coordinates as coords
 from rayflavor.methods.diffusion.data import training_arrays
+from rayflavor.methods.diffusion.ddpm import NoiseSchedule, validation_loss
 from rayflavor.methods.diffusion.rounds import finetune_state
-from rayflavor.methods.diffusion.schedule import NoiseSchedule
 from rayflavor.methods.diffusion.settings import TuneSettings
 from rayflavor.orchestration.diffusion_progress import bar, polling
 from rayflavor.physics import seesaw
@@ -100,7 +100,7 @@ def train_fn(config: dict) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if rank == 0:
-                metrics["val_loss"] = training.validation_loss(st.model, schedule, x_va, l_va) if len(x_va) else math.nan
+                metrics["val_loss"] = validation_loss(st.model, schedule, x_va, l_va) if len(x_va) else math.nan
                 st.model.train()
                 training.save(os.path.join(tmp, "state.pt"), st)
                 runs.append_line(config["log"], json.dumps(metrics))

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, replace
 from rayflavor.methods.ga.island import ISLAND_PRESETS, IslandConfig
 from rayflavor.physics.fn import DEFAULT_DATA
 
-#: 6 hours of 64 islands flushing every 10 minutes leave 64 x 36 = 2304 parts (issue 14.3); a
-#: lost node costs at most this much island time, never a committed model.
+#: 6 hours of 64 islands flushing every 10 minutes leave 64 x 36 = 2304 parts (the sizing is in
+#: :mod:`rayflavor.storage.island_store`); a lost node costs at most this much island time, never
+#: a committed model.
 FLUSH_SECONDS = 600.0
 #: an island that finds models faster than this per flush period commits early (rows)
 FLUSH_ROWS = 20_000

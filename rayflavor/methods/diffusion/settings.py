@@ -140,7 +140,7 @@ class SamplingSettings:
 
     @property
     def clip_value(self) -> float | None:
-        """The clamp of :func:`rayflavor.methods.diffusion.sampling.sample` (None for ``clip = 0``)."""
+        """The clamp of :func:`rayflavor.methods.diffusion.ddpm.sample` (None for ``clip = 0``)."""
         return None if self.clip == 0 else self.clip
 
 
