@@ -115,8 +115,7 @@ PRESETS_HELP = (
     "--config; [island] table for the island's): island.max_generations, island.restart_keep, "
     "island.refine_top, island.neighbours, island.charge_rate, chunk_seconds, flush_rows, flush_seconds (an island commits a part when that many "
     "models wait or that long passed), max_restarts (restarts of a lost island actor from its "
-    "checkpoint), backlog (island actors submitted to Ray at once; default max(2 x cluster CPUs, 64), "
-    "the rest queue in the driver)."
+    "checkpoint)."
 )
 
 
