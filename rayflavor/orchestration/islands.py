@@ -319,7 +319,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                     island_starts={str(i): s["start_nodes"] for i, s in statuses.items()})
     todo = [i for i, s in statuses.items() if s["state"] == "queued"]
     island_cfg = configfile.to_mapping(settings.island)
-    data = ray.put(fndata.load(settings.data))  # one copy in the object store for every actor
+    data = fndata.load(settings.data)  # small: inlined in every actor's creation task
     # SPREAD: independent islands balance over the nodes (a lost node takes fewer of them along);
     # pending ones are still demand the autoscaler sees
     actor_cls = IslandActor.options(max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts,
