@@ -351,8 +351,8 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
 
     def assign(i: int, actor) -> None:
         slots[i] = _Slot(actor, actor.start.remote(i, settings.island_seed(i)))
-        statuses[i].update(state="pending")
-        statuses[i].setdefault("submitted_at", time.time())
+        statuses[i].update(state="pending", assigned_at=time.time())  # to this actor (new or placed)
+        statuses[i].setdefault("submitted_at", statuses[i]["assigned_at"])
 
     def submit_new(i: int) -> None:
         assign(i, actor_cls.remote(out.uri, island_cfg, data, settings.flush_rows, settings.flush_seconds,
