@@ -251,3 +251,56 @@ def test_missing_bucket_is_one_line_and_writes_nothing(s3_bucket):
     res = CliRunner().invoke(scan, ["--out", s3_bucket + "-missing/scan", "--no-live", "--seed", "1", "--data", RELAXED])
     assert res.exit_code == 2 and "bucket does not exist" in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------- job retries
+def _job(command: list[str], argv: list[str]) -> int:
+    """Run a job entrypoint (jobs/_entry.py) in this process, on the session's Ray; its exit code."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs"))
+    try:
+        from _entry import run
+    finally:
+        sys.path.pop(0)
+    with pytest.raises(SystemExit) as exc:
+        run(command, argv)
+    return exc.value.code
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_retried_scan_job_continues_its_own_scan(ray_session, tmp_path, capsys):
+    out = tmp_path / "scan"
+    # no --seed: the first attempt draws one, the retry keeps the stored one
+    argv = ["--islands", "2", "--target-valid", "10", "--time-limit", "120s", "--out", str(out), *FAST]
+    assert _job(["scan"], argv) == 0, capsys.readouterr()
+    rows = _rows(out)
+    first = set(rows.select(list(fn.CHARGES)).rows()) if rows.height else set()
+    seed = resolve(out / "scan.json").read_json()["settings"]["seed"]
+    capsys.readouterr()
+    assert _job(["scan"], argv) == 0  # the retry: same options, same OUT
+    text = capsys.readouterr().out
+    assert f"resuming {resolve(out).uri}: 2 islands, seed {seed}" in text, text
+    df = _assert_valid_and_unique(out)  # no island committed a model twice
+    assert df.height and first <= set(df.select(list(fn.CHARGES)).rows())
+    doc = resolve(out / "scan.json").read_json()
+    assert doc["settings"]["seed"] == seed
+    models = pl.read_parquet(out / "models.parquet")
+    assert models.select(list(fn.CHARGES)).unique().height == models.height
+    # a job asking for another scan in the same OUT is refused in one line, OUT untouched
+    assert _job(["scan"], [*argv, "--islands", "3"]) == 2
+    err = capsys.readouterr()
+    lines = (err.out + err.err).strip().splitlines()
+    assert len(lines) == 2 and "other settings (islands)" in lines[-1], lines  # the RAY_ADDRESS note, the error
+    assert resolve(out / "scan.json").read_json() == doc
+
+
+def test_a_diffusion_job_refuses_a_run_with_other_settings(tmp_path, capsys):
+    from rayflavor.methods.diffusion.settings import ChainSettings
+    from rayflavor.orchestration.diffusion_pipeline import run_differences, write_run_manifest
+
+    run = tmp_path / "run"
+    write_run_manifest(run, ChainSettings())
+    assert run_differences(run, ChainSettings()) == []  # a rerun of the same chain continues it
+    assert _job(["diffusion", "run"], [str(run), "--seed", "5"]) == 2
+    err = capsys.readouterr()
+    assert "other settings (seed)" in (err.out + err.err).strip().splitlines()[-1]

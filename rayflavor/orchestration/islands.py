@@ -224,8 +224,19 @@ def read_settings(out: Location) -> ScanSettings:
 class HeldLease:
     """A lease on OUT renewed by a background thread every ttl/3 until :meth:`release`."""
 
-    def __init__(self, out: Location, *, owner: str = "rayflavor scan", ttl: float = LEASE_TTL) -> None:
-        self.lease = lease_mod.acquire(out, owner=owner, ttl=ttl)
+    def __init__(self, out: Location, *, owner: str = "rayflavor scan", ttl: float = LEASE_TTL,
+                 wait: float = 0.0) -> None:
+        """``wait``: seconds to keep trying while another holder's lease is live (a retried job
+        waits out the lease of its dead predecessor, which lapses within ``ttl``)."""
+        give_up = time.monotonic() + wait
+        while True:
+            try:
+                self.lease = lease_mod.acquire(out, owner=owner, ttl=ttl)
+                break
+            except lease_mod.LeaseHeld:
+                if time.monotonic() >= give_up:
+                    raise
+                time.sleep(min(5.0, max(0.1, give_up - time.monotonic())))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, args=(ttl / 3.0,), daemon=True, name="scan-lease")
         self._thread.start()

@@ -11,7 +11,7 @@ Units: every duration in seconds.  Island ``i`` of a scan runs with seed ``seed 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from rayflavor.methods.ga.island import ISLAND_PRESETS, IslandConfig
 from rayflavor.physics.fn import DEFAULT_DATA
@@ -111,3 +111,25 @@ def with_run_control(stored: ScanSettings, **changes) -> ScanSettings:
     if bad:
         raise ValueError(f"--resume continues the stored settings; {', '.join(bad)} cannot change")
     return replace(stored, **changes)
+
+
+def differences(stored: ScanSettings, requested: ScanSettings) -> list[str]:
+    """The settings (``island.x`` for the islands') in which ``requested`` asks for another scan
+    than ``stored``: run-control settings may differ, and a requested seed of ``None`` (draw one)
+    accepts the stored seed.  Empty: ``requested`` is the stored scan, to be continued.
+
+    >>> differences(ScanSettings(seed=3), replace(ScanSettings(), time_limit=60.0))
+    []
+    >>> differences(ScanSettings(seed=3), ScanSettings(islands=8, seed=4))
+    ['islands', 'seed']
+    """
+    out = []
+    for f in fields(ScanSettings):
+        a, b = getattr(stored, f.name), getattr(requested, f.name)
+        if f.name in RUN_CONTROL or (f.name == "seed" and b is None) or a == b:
+            continue
+        if f.name == "island":
+            out += [f"island.{g.name}" for g in fields(a) if getattr(a, g.name) != getattr(b, g.name)]
+        else:
+            out.append(f.name)
+    return out
