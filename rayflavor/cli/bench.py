@@ -38,7 +38,7 @@ def _sizes(text: str, option: str) -> tuple[int, ...]:
 
 
 @bench.command("cluster")
-@click.option("--islands", "islands", default="64,256,1024", show_default=True,
+@click.option("--islands", "islands", default="64,256,1024,4096", show_default=True,
               help="Comma-separated scan sizes (tiny synthetic islands: the driver and Ray are real, the island sleeps).")
 @click.option("--nodes", type=click.IntRange(1, 64), default=4, show_default=True, help="Worker nodes of the fake cluster.")
 @click.option("--cpus-per-node", type=click.IntRange(1, 256), default=8, show_default=True,
@@ -51,7 +51,11 @@ def _sizes(text: str, option: str) -> tuple[int, ...]:
               help="Comma-separated sizes of the synthetic dedupe (0: skip).")
 def bench_cluster_command(islands, nodes, cpus_per_node, steps, step_seconds, chunk_seconds, dedupe_rows):
     """The scan driver at scale on a fake multi-node Ray cluster (driver CPU per island-second,
-    scheduling latency), and the dedupe on synthetic model rows (time, peak memory)."""
+    peak memory, scheduling latency), and the dedupe on synthetic model rows (time, peak memory)."""
+    import os
+
+    # the fake cluster lives on this machine: keep every node on 127.0.0.1 (read when Ray is imported)
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     from rayflavor.bench.scan import bench_cluster
 
     sizes = _sizes(islands, "--islands")

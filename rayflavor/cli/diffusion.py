@@ -409,6 +409,13 @@ def run_cmd(ctx, run, preset, config, n_data, train_steps, coordinates, teacher,
     stored whole in RUN/run.json.
     """
     settings = build_settings(ctx, "run", preset, config)
+    if (ctx.find_root().obj or {}).get("job"):  # jobs/diffusion.py: a retry continues only its own chain
+        from rayflavor.orchestration.diffusion_pipeline import run_differences
+
+        diff = _guard(run_differences, run, settings)
+        if diff:
+            raise UserError(f"{run} holds a chain with other settings ({', '.join(diff)}); "
+                            "a job continues only its own chain: use another RUN")
     with _lease(run, "run"):
         _ray(ctx)
         from rayflavor.orchestration.diffusion_pipeline import run_chain

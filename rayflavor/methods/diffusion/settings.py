@@ -103,7 +103,8 @@ class SamplingSettings:
     was fine-tuned on (``solutions``, beyond the paper: the measurement is a 3 sigma window, and these
     labels are spread over it as the prior spreads the solutions; the sample then follows the whole
     solution set instead of its slice at the central values); ``n``: points; ``shards``: Ray tasks
-    (None: automatic).
+    (None: one per 10 000 points, at most 1000, ``sampleset.default_shards``: from the requested size,
+    never from the CPUs present).
     """
 
     sampler: str = "ddim"
