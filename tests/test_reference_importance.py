@@ -186,7 +186,7 @@ def test_importance_reference_on_ray_writes_weights_and_the_resampled_set(ray_se
     assert set(table["task"].unique()) <= {0, 1} and set(stored["cut_off"]) == {"im_z", "log10_m1_low", "log10_m1_high"}
     assert -33 < stored["prior_fraction"]["ln"] < -30  # nested sampling's ln prior fraction is -31.5
     assert summary["rows"] == len(table)
-    from rayflavor.analysis.seeds import reference_rate
+    from rayflavor.bench.seeds import reference_rate
 
     assert reference_rate(stored) == (stored["ess"], stored["ess_per_core_second"])  # bench diffusion-seeds reads it
 

@@ -299,7 +299,7 @@ def test_texture_tabu_finds_more_light_textures_per_model_than_the_charge_tabu()
 
 
 def test_bench_summary_counts_light_textures_and_first_models_per_variant():
-    from rayflavor.orchestration.bench import format_bench, summarise
+    from rayflavor.bench.scan import format_bench, summarise
 
     q = np.zeros((3, 18), np.int64)
     q[1, 15:] = 2  # other N charges: the same light texture as row 0

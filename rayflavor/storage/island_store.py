@@ -75,7 +75,7 @@ ISLAND_RE = re.compile(r"^island-(\d{4,})$")
 
 # When the runner flushes (drains its island, writes a part, commits): at FLUSH_ROWS rows held
 # or FLUSH_SECONDS after the last commit, whichever comes first, and always at a stop.
-# Sizing (issue 14): a 6-hour scan with 64 islands is 384 island-hours; at the measured
+# Sizing: a 6-hour scan with 64 islands is 384 island-hours; at the measured
 # ~2e4 unique valid models per core-hour it holds ~7.7e6 rows.  Time-triggered flushes: at most
 # 3600/600 = 6 per island-hour -> 384 * 6 = 2304 parts; row-triggered ones: at most
 # 7.7e6 / 2e4 = 384.  So at most ~2.7e3 part files (<= 7 per island-hour, ~2.9e3 rows each on

@@ -29,6 +29,10 @@ The **discovery curve** (distinct species against core-hours) uses the same reco
 side by side from a common start, so at island-time ``t`` the scan has spent
 ``sum_i min(t, T_i)`` core-seconds, ``T_i`` being island i's busy time.
 
+Pure numpy statistics that import no other rayflavor module: the storage layer's dedupe prints
+the estimate after every scan, and the analysis layer draws the discovery curve, so it sits below
+both (docs/architecture.md).
+
 >>> est = chao2([0, 0, 1, 1, 2], ["a", "b", "a", "c", "d"])
 >>> est.observed, est.singletons, est.doubletons, est.units
 (4, 3, 1, 3)

@@ -1,10 +1,11 @@
-"""Several diffusion runs (one per seed) against one reference, as one table (issue 18, item 4).
+"""Several diffusion runs (one per seed) against one reference, as one table: held-out seeds
+show what a user gets from any seed, not the tuning seeds' best.
 
 Per run, only its **final** sample sets count: the network-only one (seed ``seed + 1``) and the
 physics-guided or projected one (``seed + 2``) that ``rayflavor diffusion run`` draws last; the rounds' own
 samples measure the rounds, not the result. For each final set: the solution fraction, its
 distinct solutions, the core-seconds its shards spent (generation plus exact re-evaluation), and
-the fidelity of its solutions against the reference (:mod:`.fidelity`: KS, Kuiper for the
+the fidelity of its solutions against the reference (:mod:`rayflavor.analysis.fidelity`: KS, Kuiper for the
 circular predictions, and the share within 1 % of a prior-box face). The table gives each seed,
 the median and the range, not the best seed.
 
