@@ -224,6 +224,10 @@ class Location:
     def parquet_schema(self) -> pa.Schema:
         return pq.read_schema(self.path, filesystem=self.fs)
 
+    def parquet_metadata(self) -> pq.FileMetaData:
+        """The Parquet footer (schema, row count), without reading the data pages."""
+        return pq.read_metadata(self.path, filesystem=self.fs)
+
     # ------------------------------------------------------------------ writing
     def write_bytes(self, payload: bytes) -> None:
         """Write ``payload`` so that it appears whole or not at all (module docstring)."""
