@@ -259,7 +259,10 @@ class Location:
     def mkdir(self) -> None:
         """Create the directory (local only; object stores have no directories)."""
         if self.is_local:
-            Path(self.path).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.path).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"{self.uri}: cannot create the directory ({exc.strerror or exc})") from None
 
     def delete(self) -> None:
         """Remove a file or object (nothing when it is absent)."""
