@@ -20,7 +20,8 @@ exercises the scan's own clean-up of a refused start (lease released, no empty O
 islands is the business of the scan tests.
 
 Examples per property come from the hypothesis profile (tests/conftest.py): ``ci`` (30, the
-default), ``mid`` (300), ``long`` (2000): ``HYPOTHESIS_PROFILE=long python -m pytest tests/test_properties_cli.py``.
+default), ``mid`` (300), ``long`` (2000); ``analyze`` runs a third of them (its figures take
+seconds per example): ``HYPOTHESIS_PROFILE=long python -m pytest tests/test_properties_cli.py``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import pytest
 from click.testing import CliRunner
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import event, given  # noqa: E402
+from hypothesis import event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from rayflavor.cli.main import cli  # noqa: E402
@@ -382,6 +383,7 @@ def test_dedupe_invariants(data, rows, islands, per_part, dup, seed, deduped_bef
 # ------------------------------------------------------------------------------ analyze
 
 
+@settings(max_examples=max(5, settings.default.max_examples // 3))  # figures cost seconds per example
 @given(model=st.sampled_from(["fn", "seesaw"]), data=st.data(),
        fmt=st.one_of(st.none(), st.sampled_from(["png", "pdf"]), TEXT),
        out_dir=st.one_of(st.none(), st.just("figs"), st.just("in.parquet"), st.just("blocker/figs")))
