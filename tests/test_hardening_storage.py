@@ -106,7 +106,7 @@ def test_row_counts_of_the_checkpoint_are_checked_against_the_part(ten):
 
 
 @pytest.mark.parametrize("entry", [{"name": "../../../etc/passwd", "rows": 1}, "part-000000-x.parquet", {"rows": 3},
-                                   {"name": "part-000000-ab.parquet", "rows": -1}])
+                                   {"name": "checkpoint.json", "rows": 1}])
 def test_a_checkpoint_with_bad_part_entries_is_unreadable_not_a_traceback(tmp_path, entry):
     out = tmp_path / "scan"
     synthetic_parts(str(out), 4, 1, rows_per_part=4, duplicate_fraction=0.0, seed=2)
@@ -224,3 +224,16 @@ def test_location_writes_keep_the_mode_and_take_long_names(tmp_path):
     os.chmod(loc.local_path(), 0o600)
     loc.write_bytes(b"2")
     assert stat.S_IMODE(loc.local_path().stat().st_mode) == 0o600 and loc.read_bytes() == b"2"
+
+
+@pytest.mark.parametrize("rows", ["", -1, True, 2.5])
+def test_a_bad_row_count_in_a_checkpoint_leaves_the_part_to_be_read(ten, rows):
+    """Found by the property test: rows '' made the island's checkpoint unreadable, so its
+    committed rows were left out of a first models.parquet."""
+    store = IslandStore(resolve(ten), 0)
+    ck = store.read_checkpoint()
+    ck["parts"][0]["rows"] = rows
+    (store.dir / "checkpoint.json").write_bytes(json.dumps(ck).encode())
+    (ten / "models.parquet").unlink()
+    c = dedupe(str(ten), DATA, compact=False, warn=lambda m: None)
+    assert (c.found, c.damaged) == (10, 0)

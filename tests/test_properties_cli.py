@@ -134,6 +134,8 @@ def _mutate(cols: dict[str, pa.Array], names: list[str], column: str, kind: str,
             v = np.array(base.to_pylist(), dtype=np.float64)
         except (TypeError, ValueError):
             return names
+        if v.ndim != 1:
+            return names
         rows = draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=n)) if n else []
         v[rows] = value
         cols[column] = pa.array(v)
@@ -375,7 +377,8 @@ def test_dedupe_invariants(data, rows, islands, per_part, dup, seed, deduped_bef
                        for line in text.splitlines()), text
         kept = _charges(models)
         for part, charges in committed.items():  # invariant 2: nothing committed and undamaged lost
-            if Path(part).name in text:  # named as damaged (unreadable page, values, row count)
+            island = int(Path(part).parent.name.split("-")[1])
+            if Path(part).name in text or f"island {island} skipped" in text:  # named as damaged
                 continue
             assert charges <= kept, (part, text)
 

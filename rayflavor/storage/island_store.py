@@ -156,15 +156,19 @@ def _load_npz(loc: Location) -> dict[str, np.ndarray]:
 
 def _entry_problem(entry) -> str | None:
     """Why a ``parts``/``quarantined`` entry of a checkpoint is unusable (``None``: it is fine):
-    a part name of this module's forms (never a path), ``rows`` a count or null."""
+    a part name of this module's forms (never a path)."""
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         return "no part name"
     if not (PART_RE.match(entry["name"]) or LEGACY_PART_RE.match(entry["name"])):
         return "not a part file name"
-    rows = entry.get("rows")
-    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
-        return "rows is not a count"
     return None
+
+
+def _listed_rows(entry: dict) -> int | None:
+    """The row count a part entry records; None when it records none or no count (a bad count
+    leaves the part to be read as it is, rather than making its island unreadable)."""
+    rows = entry.get("rows")
+    return rows if isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0 else None
 
 
 #: reads of a checkpoint that does not parse before it counts as damaged (see read_checkpoint)
@@ -234,7 +238,7 @@ class IslandStore:
         self._ck = None
         out: dict[str, int | None] = {}
         for p in self._current()["parts"]:
-            out.setdefault(p["name"], p.get("rows"))
+            out.setdefault(p["name"], _listed_rows(p))
         return out
 
     def repeated_parts(self) -> list[str]:
