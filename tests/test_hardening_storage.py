@@ -6,13 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import stat
 import time
 from pathlib import Path
 
-import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -24,7 +21,6 @@ from rayflavor.storage import lease as lease_mod
 from rayflavor.storage.dedupe import dedupe, synthetic_parts
 from rayflavor.storage.island_store import IslandStore, island_location
 from rayflavor.storage.location import resolve
-from rayflavor.storage.tables import write_atomic
 
 DATA = "nufit-6.0+pdg-2024"
 

@@ -196,12 +196,11 @@ def acquire(loc: Location, *, owner: str, ttl: float = DEFAULT_TTL, settle: floa
     if loc.is_local:
         path = lock.local_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        if doc is not None or unreadable is not None:  # a stale lock: remove it, then race fairly for O_EXCL
-            try:
-                if doc is None or json.loads(path.read_text()).get("token") == doc.get("token"):
-                    path.unlink(missing_ok=True)
-            except (OSError, ValueError, AttributeError):
-                path.unlink(missing_ok=True)
+        # a stale lock: remove it if it is still the one judged stale, then race fairly for O_EXCL
+        now_doc = read(loc)
+        if (doc is None and unreadable is not None and now_doc is None) or \
+                (doc is not None and now_doc is not None and now_doc.get("token") == doc.get("token")):
+            path.unlink(missing_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
