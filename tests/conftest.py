@@ -12,6 +12,18 @@ import os
 import pytest
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+try:  # property tests (tests/test_properties_*.py): examples per test by profile
+    from hypothesis import HealthCheck, settings
+
+    _SLOW_SETUP = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+    # "ci" (default, and in CI): 30 examples per property; "mid": 300; "long": 2000 (README, Tests)
+    for _name, _n in (("ci", 30), ("mid", 300), ("long", 2000)):
+        settings.register_profile(_name, max_examples=_n, deadline=None, suppress_health_check=_SLOW_SETUP,
+                                  print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is a test extra; only the property tests need it
+    pass
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 

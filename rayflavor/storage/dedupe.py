@@ -176,18 +176,22 @@ class _Island:
     schemas: dict[str, pa.Schema] = field(default_factory=dict)
 
 
-def _survey(out: Location, warn: Callable[[str], None]) -> tuple[list[_Island], list[str]]:
-    """Every island's committed parts, checked (footer and schema); damaged ones named."""
+def _survey(out: Location, warn: Callable[[str], None]) -> tuple[list[_Island], dict[int, str]]:
+    """Every island's committed parts, checked (footer, schema, the row count the checkpoint
+    lists); damaged ones named.  Returns the islands and ``{island: why}`` of those whose
+    checkpoint cannot be read (their parts are unknown)."""
     islands: list[_Island] = []
-    broken: list[str] = []
+    broken: dict[int, str] = {}
     for i in list_islands(out):
         store = IslandStore(out, i)
         try:
-            names = store.committed_part_names()
+            listed = store.listed_parts()
         except StorageError as exc:  # a corrupt checkpoint.json: the island cannot be read
-            broken.append(f"{store.dir.uri}: {exc}")
+            broken[i] = str(exc)
             warn(f"{exc}; island {i} skipped")
             continue
+        for name in store.repeated_parts():
+            warn(f"{(store.dir / name).uri}: listed twice in its island's checkpoint; read once")
         isl = _Island(store, quarantined=store.quarantined())
         for q in isl.quarantined:
             warn(f"{(store.dir / q['name']).uri}: damaged ({q.get('reason', '?')}), quarantined by an earlier dedupe; skipped")
@@ -195,14 +199,21 @@ def _survey(out: Location, warn: Callable[[str], None]) -> tuple[list[_Island], 
 
         def check(name: str, store=store):
             try:
-                return name, (store.dir / name).parquet_schema(), None
+                md = (store.dir / name).parquet_metadata()
+                schema = md.schema.to_arrow_schema()
             except FileNotFoundError:
                 return name, None, "missing (listed in the checkpoint, but not found)"
             except (OSError, pa.ArrowException, StorageError, ValueError) as exc:
                 return name, None, f"unreadable ({_one_line(exc)})"
+            rows = listed[name]
+            if schema_problem(schema):
+                return name, schema, None  # named below
+            if rows is not None and md.num_rows != rows:
+                return name, None, f"holds {md.num_rows} rows, its checkpoint lists {rows} (not the committed object)"
+            return name, schema, None
 
         with ThreadPoolExecutor(_IO_THREADS) as pool:
-            for name, schema, problem in pool.map(check, names):
+            for name, schema, problem in pool.map(check, list(listed)):
                 problem = problem or schema_problem(schema)
                 if problem:
                     isl.damaged[name] = problem
@@ -225,8 +236,22 @@ def _columns(islands: list[_Island]) -> list[str]:
     return [*ref.names, *extra]
 
 
-def _compact(islands: list[_Island], columns: list[str], renew: Callable[[], None], warn) -> str:
-    """Rewrite each island's good parts as one part; quarantine its damaged parts."""
+def _value_problem(lf: pl.LazyFrame, ds) -> str | None:
+    """Why the rows of ``lf`` (one part) break the dedupe's own arithmetic -- a charge or an
+    exponent beyond int16, an island number beyond int32, a distance that cannot be computed --
+    or ``None``.  Runs the same expressions as :func:`_dedupe_to_file`."""
+    e, light = _texture_exprs()
+    try:
+        pl.collect_all([lf.select(*[pl.col(c).cast(pl.Int16) for c in fn.CHARGES], pl.col("island").cast(pl.Int32),
+                                  distance_expr(ds)), lf.select(e), lf.select(light)])
+    except (pl.exceptions.PolarsError, OSError, pa.ArrowException, ValueError) as exc:
+        return f"values the dedupe cannot use ({_one_line(exc)})"
+    return None
+
+
+def _compact(islands: list[_Island], columns: list[str], renew: Callable[[], None], warn, ds) -> str:
+    """Rewrite each island's good parts as one part; quarantine its damaged parts (unreadable,
+    or holding values the dedupe cannot use: :func:`_value_problem`)."""
     n_islands = n_before = 0
     for isl in islands:
         if len(isl.good) <= 1 and not isl.damaged:
@@ -237,9 +262,12 @@ def _compact(islands: list[_Island], columns: list[str], renew: Callable[[], Non
             loc = isl.store.dir / name
             try:
                 t = loc.read_parquet(columns=columns)
+                problem = _value_problem(pl.from_arrow(t).lazy(), ds)
             except (OSError, pa.ArrowException, StorageError, ValueError) as exc:
-                isl.damaged[name] = f"unreadable ({_one_line(exc)})"
-                warn(f"{loc.uri}: damaged part, {isl.damaged[name]}; skipped")
+                problem = f"unreadable ({_one_line(exc)})"
+            if problem:
+                isl.damaged[name] = problem
+                warn(f"{loc.uri}: damaged part, {problem}; skipped")
                 continue
             tables.append(t.replace_schema_metadata({"schema": SCHEMA_VERSION}))
             read_ok.append(name)
@@ -265,14 +293,15 @@ def _source_frame(sources: list[str], columns: list[str]) -> pl.LazyFrame:
     return lf.select("__row", *columns)
 
 
-def _find_unreadable(parts: list[Location]) -> dict[str, str]:
-    """uri -> reason for the parts a full read fails on (after a failed streaming pass)."""
+def _find_unreadable(parts: list[Location], columns: list[str], ds) -> dict[str, str]:
+    """uri -> reason for the parts a full read, or the dedupe's arithmetic on their values,
+    fails on (after a failed streaming pass)."""
     def full(loc: Location):
         try:
-            loc.read_parquet()
-            return loc.uri, None
+            t = loc.read_parquet(columns=columns)
         except (OSError, pa.ArrowException, StorageError, ValueError) as exc:
             return loc.uri, f"unreadable ({_one_line(exc)})"
+        return loc.uri, _value_problem(pl.from_arrow(t).lazy(), ds)
 
     with ThreadPoolExecutor(_IO_THREADS) as pool:
         return {u: r for u, r in pool.map(full, parts) if r}
@@ -316,6 +345,44 @@ def _dedupe_to_file(parts: list[Location], columns: list[str], ds, target: Path)
     inc_light = _incidence(lf, light)
     inc_unique = _incidence(lf, [pl.col(c).cast(pl.Int16) for c in charges])
     return found, winners.height, textures, light_n, inc_light, inc_unique
+
+
+def _existing_rows(dest: Location) -> tuple[int, dict[int, int]] | None:
+    """(rows, {island: rows}) of the models.parquet a dedupe would replace; ``None`` when there
+    is none or it cannot be read (then nothing readable is lost by replacing it)."""
+    try:
+        if not dest.is_file():
+            return None
+        islands = pl.from_arrow(dest.read_parquet(columns=["island"]))["island"].value_counts()
+        per = dict(zip(islands["island"].to_list(), islands["count"].to_list()))
+        return sum(per.values()), per
+    except (OSError, pa.ArrowException, StorageError, ValueError, pl.exceptions.PolarsError, KeyError):
+        return None
+
+
+def _check_shrink(dest: Location, new_rows: int, broken: dict[int, str], damaged_now: list[str],
+                  warn: Callable[[str], None]) -> None:
+    """Never replace ``dest`` by a file with fewer rows without a named cause: an island whose
+    checkpoint cannot be read while ``dest`` holds its rows stops the dedupe (those rows exist in
+    no other readable form); damaged parts found by this dedupe are the cause named in a
+    warning; a shrink with no cause found stops it too.  Raises :class:`DedupeError`."""
+    old = _existing_rows(dest)
+    if old is None or new_rows >= old[0]:
+        return
+    total, per = old
+    held = {i: per[i] for i in broken if per.get(i)}
+    if held:
+        why = broken[min(held)]
+        raise DedupeError(f"{dest.uri} holds {sum(held.values())} rows of island(s) {sorted(held)} whose checkpoint "
+                          f"cannot be read ({why}); kept as it is ({total} rows): repair or remove that island's "
+                          f"checkpoint.json, or move {dest.name} away to write it anew")
+    if damaged_now:
+        warn(f"{dest.uri}: {total} to {new_rows} rows: {len(damaged_now)} damaged part(s) found by this dedupe "
+             f"(named above) are left out")
+        return
+    raise DedupeError(f"{dest.uri}: a dedupe would shrink it from {total} to {new_rows} rows and no damaged part "
+                      f"explains it (a committed part or island removed by hand?); kept as it is: move it away to "
+                      f"write it anew")
 
 
 def _publish(target: Path, dest: Location) -> None:
@@ -382,7 +449,7 @@ def dedupe(out: Location | str, data_name: str = fn.DEFAULT_DATA, *, compact: bo
                 note = f"not compacted: {exc}"
         if not note:
             try:
-                note = _compact(islands, columns, getattr(lease, "renew", lambda: None), warn)
+                note = _compact(islands, columns, getattr(lease, "renew", lambda: None), warn, ds)
             finally:
                 if own is not None:
                     own.release()
@@ -395,7 +462,7 @@ def dedupe(out: Location | str, data_name: str = fn.DEFAULT_DATA, *, compact: bo
         try:
             found, unique, tex, light, inc_light, inc_unique = _dedupe_to_file(parts, columns, ds, tmp)
         except (pl.exceptions.PolarsError, OSError, pa.ArrowException) as exc:
-            bad = _find_unreadable(parts)  # a corrupt page behind a readable footer
+            bad = _find_unreadable(parts, columns, ds)  # a corrupt page behind a readable footer, absurd values
             if not bad:
                 raise DedupeError(f"{out.uri}: dedupe failed ({_one_line(exc)})") from None
             for uri, reason in bad.items():
@@ -403,10 +470,11 @@ def dedupe(out: Location | str, data_name: str = fn.DEFAULT_DATA, *, compact: bo
                 damaged_now.append(f"{uri}: {reason}")
             parts = [p for p in parts if p.uri not in bad]
             found, unique, tex, light, inc_light, inc_unique = _dedupe_to_file(parts, columns, ds, tmp)
+        _check_shrink(dest, unique, broken, damaged_now, warn)
         _publish(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    damaged = tuple(damaged_now + damaged_before + broken)
+    damaged = tuple(damaged_now + damaged_before + [f"island {i}: {why}" for i, why in broken.items()])
     m = len(islands)  # every island that ran is a sampling unit, also one that found nothing
     return Counts(found, unique, found - unique, tex, light, damaged=len(damaged), parts=len(parts),
                   compaction=note, damaged_parts=damaged, richness_light=chao2_from_counts(inc_light, m),

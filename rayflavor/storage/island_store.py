@@ -154,6 +154,23 @@ def _load_npz(loc: Location) -> dict[str, np.ndarray]:
         raise StorageError(f"{loc.uri}: unreadable island state ({str(exc).splitlines()[0]})") from None
 
 
+def _entry_problem(entry) -> str | None:
+    """Why a ``parts``/``quarantined`` entry of a checkpoint is unusable (``None``: it is fine):
+    a part name of this module's forms (never a path)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        return "no part name"
+    if not (PART_RE.match(entry["name"]) or LEGACY_PART_RE.match(entry["name"])):
+        return "not a part file name"
+    return None
+
+
+def _listed_rows(entry: dict) -> int | None:
+    """The row count a part entry records; None when it records none or no count (a bad count
+    leaves the part to be read as it is, rather than making its island unreadable)."""
+    rows = entry.get("rows")
+    return rows if isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0 else None
+
+
 #: reads of a checkpoint that does not parse before it counts as damaged (see read_checkpoint)
 READ_ATTEMPTS = 4
 
@@ -189,6 +206,10 @@ class IslandStore:
                 time.sleep(0.2 * (attempt + 1))
         if not isinstance(ck, dict) or ck.get("format") != FORMAT or not isinstance(ck.get("parts"), list):
             raise StorageError(f"{loc.uri}: not a valid island checkpoint (format is not {FORMAT})")
+        for entry in [*ck["parts"], *ck.get("quarantined", [])]:
+            problem = _entry_problem(entry)
+            if problem:
+                raise StorageError(f"{loc.uri}: not a valid island checkpoint (part entry {entry!r:.80}: {problem})")
         return ck
 
     def _legacy_parts(self) -> list[str]:
@@ -207,9 +228,23 @@ class IslandStore:
         return self._ck
 
     def committed_part_names(self) -> list[str]:
-        """Names of the committed parts, in commit order (read from storage, not cached)."""
+        """Names of the committed parts, in commit order (read from storage, not cached); a
+        name listed twice counts once (:meth:`listed_parts` says which)."""
+        return list(self.listed_parts())
+
+    def listed_parts(self) -> dict[str, int | None]:
+        """The committed parts as ``{name: rows the checkpoint lists (None: not recorded)}``, in
+        commit order, read from storage; a name listed more than once is kept once."""
         self._ck = None
-        return [p["name"] for p in self._current()["parts"]]
+        out: dict[str, int | None] = {}
+        for p in self._current()["parts"]:
+            out.setdefault(p["name"], _listed_rows(p))
+        return out
+
+    def repeated_parts(self) -> list[str]:
+        """Names the last read checkpoint lists more than once (a hand-edited or foreign file)."""
+        names = [p["name"] for p in self._current()["parts"]]
+        return sorted({n for n in names if names.count(n) > 1})
 
     def committed_parts(self) -> list[Location]:
         """The committed part objects of this island, in commit order (never a dead attempt's)."""
