@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from rayflavor.analysis.richness import chao2_from_counts
+from rayflavor.richness import chao2_from_counts
 from rayflavor.cli.main import cli
 from rayflavor.physics import fn
 from rayflavor.storage.tables import to_arrow
