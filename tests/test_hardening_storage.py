@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from rayflavor import examples
 from rayflavor.cli.main import cli
 from rayflavor.storage import lease as lease_mod
-from rayflavor.storage.dedupe import dedupe, synthetic_parts
+from rayflavor.bench.dedupe import synthetic_parts
+from rayflavor.storage.dedupe import dedupe
 from rayflavor.storage.island_store import IslandStore, island_location
 from rayflavor.storage.location import resolve
 
