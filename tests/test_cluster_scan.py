@@ -3,8 +3,9 @@ autoscaler adding nodes for pending islands.
 
 Each test starts its own Ray cluster, so its body runs in a subprocess (this file run as a
 script) and never meets the session's Ray (``ray_session``) in one process.  The subprocess
-prints one JSON line with what it observed; the assertions are here.  The clusters run with
-``RAY_AUTH_MODE=disabled`` (no token file shared with the rest of the machine) and are torn
+prints one JSON line with what it observed; the assertions are here.  The clusters run on
+127.0.0.1 only (``helpers.loopback_cluster``, ``helpers.ray_subprocess_env``), with
+``RAY_AUTH_MODE=disabled`` (no token file shared with the rest of the machine), and are torn
 down by process group, never by ``ray stop`` (which would stop every Ray on the host).
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import free_port, stop_process_group
+from helpers import assert_ray_on_loopback, free_port, loopback_cluster, run_result_script, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 RELAXED = str(Path(__file__).with_name("data_relaxed.toml"))
@@ -30,20 +30,7 @@ pytestmark = pytest.mark.slow
 
 
 def _run(case: str, out: Path, timeout: float) -> dict:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen([sys.executable, __file__, case, str(out)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        log, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        log, _ = proc.communicate()
-        pytest.fail(f"{case} did not finish within {timeout} s:\n{log[-4000:]}")
-    lines = [ln for ln in log.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, log[-4000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return run_result_script(__file__, case, out, root=ROOT, timeout=timeout)
 
 
 def test_islands_spread_over_nodes_and_survive_losing_one(tmp_path):
@@ -96,21 +83,13 @@ def _committed(out) -> dict[int, list[tuple]]:
 
 
 def _node_loss(out_dir: str) -> dict:
-    import ray
-    from ray.cluster_utils import Cluster
-
     from rayflavor.orchestration.islands import run_scan
     from rayflavor.storage.dedupe import dedupe
     from rayflavor.storage.location import resolve
 
     out = resolve(out_dir)
-    common = {"include_dashboard": False, "object_store_memory": 80 * 1024**2}
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **common})
     # 4 CPUs a worker, 4 islands spread 2 + 2: the survivor has room for the lost node's islands
-    w = [cluster.add_node(num_cpus=4, **common) for _ in range(2)]
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
-    try:
+    with loopback_cluster(head_cpus=0, worker_cpus=[4, 4]) as (cluster, w):
         # islands run until the time limit (a target they could reach before the loss would leave
         # nothing to restart); short flushes, so there are committed models before the loss
         settings = _settings(4, 100_000, chunk_seconds=0.5, flush_seconds=0.5, flush_rows=200, max_restarts=3,
@@ -149,9 +128,6 @@ def _node_loss(out_dir: str) -> dict:
                 "missing_after": len(set(flat_before) - models),
                 "duplicates_per_island": sum(len(v) - len(set(v)) for v in after.values()),
                 "models": len(models), "unique": counts.unique}
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 def _autoscaling_config(port: int) -> dict:
@@ -213,6 +189,7 @@ def _autoscale(out_dir: str) -> dict:
         settings = _settings(3, 15, chunk_seconds=1.0, flush_seconds=2.0, time_limit=300.0)
         res = run_scan(settings, out, live=False, echo=lambda *_: None)
         done.set()
+        assert_ray_on_loopback()  # the nodes the autoscaler added too
         counts = dedupe(out, RELAXED)
         doc = (out / "scan.json").read_json()
         return {"status": doc["status"], "head": head_id, "nodes_alive_max": max(alive),
