@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from helpers import LOOPBACK_RAY_ENV, loopback_cluster, run_result_script
+from helpers import LOOPBACK_RAY_ENV, assert_ray_on_loopback, loopback_cluster, ray_subprocess_env, run_result_script
 
 ROOT = Path(__file__).resolve().parent.parent
-
-pytestmark = pytest.mark.slow
 
 
 def _is_loopback(ip: str) -> bool:
@@ -28,7 +28,8 @@ def test_is_loopback_reads_ipv4_ipv6_and_mapped_addresses():
     assert not _is_loopback("192.0.2.2") and not _is_loopback("::ffff:192.0.2.2") and not _is_loopback("fd00::2")
 
 
-def test_every_node_the_gcs_and_every_connection_stay_on_loopback(tmp_path):
+@pytest.mark.slow
+def test_every_node_the_gcs_and_every_connection_stay_on_loopback():
     r = run_result_script(__file__, root=ROOT, timeout=300)
     assert len(r["nodes"]) == 3 and all(a.startswith("127.") for a in r["nodes"]), r
     assert r["gcs"].startswith("127.") and r["cluster_address"].startswith("127."), r
@@ -37,14 +38,18 @@ def test_every_node_the_gcs_and_every_connection_stay_on_loopback(tmp_path):
     assert r["off_loopback"] == [], r
 
 
-def test_loopback_cluster_refuses_a_ray_imported_without_the_loopback_switch():
-    import ray._private.ray_constants as ray_constants
+def test_the_session_ray_is_on_loopback(ray_session):
+    assert_ray_on_loopback()  # conftest sets LOOPBACK_RAY_ENV before ray is imported
 
-    if not ray_constants.ENABLE_RAY_CLUSTER:
-        pytest.skip(f"this pytest process runs with {LOOPBACK_RAY_ENV}")
-    with pytest.raises(RuntimeError, match="non-loopback"):
-        with loopback_cluster(worker_cpus=[1]):
-            pass
+
+def test_loopback_cluster_refuses_a_ray_imported_without_the_loopback_switch():
+    env = {k: v for k, v in ray_subprocess_env(ROOT).items() if k not in LOOPBACK_RAY_ENV}
+    code = ("from helpers import loopback_cluster\n"
+            "try:\n    loopback_cluster(worker_cpus=[1]).__enter__()\n"
+            "except RuntimeError as e:\n    print('REFUSED', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).parent, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "REFUSED" in out.stdout and "non-loopback" in out.stdout, out.stdout + out.stderr
 
 
 def _body() -> dict:
