@@ -337,11 +337,18 @@ def test_guide_writes_out_the_iam_policy():
 def test_launcher_logs_into_ecr_before_pulling():
     c = _load("aws.yaml", image=SAMPLE_IMAGE)
     (login,) = [cmd for cmd in c["initialization_commands"] if "docker login" in cmd]
-    # the registry is the image's host part and the region its fourth label
-    out = subprocess.run(["bash", "-c", login.replace("aws ecr get-login-password", "echo aws-ecr").replace(
-        "docker login", "echo docker-login")], capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0 and "docker-login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-2" in out.stdout
-    assert "--region eu-west-2" in login.replace('"$(echo "$REGISTRY" | cut -d. -f4)"', "eu-west-2")
+    # run it with the two tools replaced by shell functions that print their arguments: the
+    # registry is the image's host part and the region its fourth label
+    fakes = 'aws() { echo "aws $*"; echo secret; }; docker() { echo "docker $* <- $(cat | tr "\\n" " ")"; }; '
+    out = subprocess.run(["bash", "-c", fakes + login], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["docker login --username AWS --password-stdin "
+                                       "123456789012.dkr.ecr.eu-west-2.amazonaws.com <- aws ecr get-login-password "
+                                       "--region eu-west-2 secret "], out.stdout
+    # another registry: no ECR login
+    other = login.replace(SAMPLE_IMAGE, "ghcr.io/you/rayflavor:0.1.0")
+    out = subprocess.run(["bash", "-c", fakes + other], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout == "", out.stdout
 
 
 def test_cluster_launcher_defaults_to_s3_through_instance_profiles():
