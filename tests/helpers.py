@@ -33,11 +33,14 @@ def free_port() -> int:
 def stop_process_group(proc: subprocess.Popen, temp: str | os.PathLike | None = None, *, grace: float = 20) -> None:
     """SIGTERM the process group of ``proc`` (a ``ray start --head --block`` started with
     ``start_new_session=True``), SIGKILL it after ``grace`` seconds, then remove its temp dir."""
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=grace)
+    except ProcessLookupError:  # the group is gone already
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     if temp is not None:
         shutil.rmtree(temp, ignore_errors=True)
@@ -107,6 +110,14 @@ def assert_ray_on_loopback() -> None:
     assert addresses and all(a.startswith("127.") for a in addresses.values()), addresses
 
 
+def _require_loopback_switch() -> None:
+    import ray._private.ray_constants as ray_constants
+
+    if ray_constants.ENABLE_RAY_CLUSTER:
+        raise RuntimeError("Ray was imported without LOOPBACK_RAY_ENV: its clients would dial this machine's "
+                           "non-loopback address; start the process with ray_subprocess_env()")
+
+
 @contextlib.contextmanager
 def loopback_cluster(head_cpus: float = 0, worker_cpus: Sequence[float] = (), *, connect: bool = True,
                      **node_args) -> Iterator[tuple[Any, list[Any]]]:
@@ -121,14 +132,10 @@ def loopback_cluster(head_cpus: float = 0, worker_cpus: Sequence[float] = (), *,
     the pytest process: a second Ray next to the session's is refused, and Ray must be imported
     with ``LOOPBACK_RAY_ENV`` set. Raises RuntimeError when it was not.
     """
-    import ray._private.ray_constants as ray_constants
+    import ray
     from ray.cluster_utils import Cluster
 
-    if ray_constants.ENABLE_RAY_CLUSTER:
-        raise RuntimeError("Ray was imported without LOOPBACK_RAY_ENV: its clients would dial this machine's "
-                           "non-loopback address; start the process with ray_subprocess_env()")
-    import ray
-
+    _require_loopback_switch()
     cluster = Cluster(initialize_head=True, head_node_args=loopback_node_args(num_cpus=head_cpus, **node_args))
     try:
         workers = [cluster.add_node(**loopback_node_args(num_cpus=c, **node_args)) for c in worker_cpus]
@@ -141,3 +148,85 @@ def loopback_cluster(head_cpus: float = 0, worker_cpus: Sequence[float] = (), *,
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def fake_autoscaling_config(gcs_port: int, head_resources: dict[str, float],
+                            worker_types: dict[str, dict], *, max_workers: int | None = None,
+                            idle_timeout_minutes: float = 5, upscaling_speed: float = 1.0) -> dict:
+    """A cluster config for Ray's fake multi-node provider (what ``ray.cluster_utils.AutoscalingCluster``
+    generates): a head of ``head_resources`` and worker node types ``{name: {"resources": {...},
+    "min_workers": m, "max_workers": n}}``; the nodes it adds are local Ray nodes."""
+    types = {"ray.head.default": {"node_config": {}, "resources": dict(head_resources), "max_workers": 0}}
+    for name, t in worker_types.items():
+        types[name] = {"node_config": {}, "min_workers": 0, **t}
+    return {
+        "cluster_name": "rayflavor-fake",
+        "max_workers": max_workers if max_workers is not None else sum(t.get("max_workers", 0) for t in types.values()),
+        "upscaling_speed": upscaling_speed, "idle_timeout_minutes": idle_timeout_minutes,
+        "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
+                     "disable_launch_config_check": True, "gcs_address": f"{LOOPBACK}:{gcs_port}"},
+        "available_node_types": types, "head_node_type": "ray.head.default", "auth": {}, "docker": {},
+        "file_mounts": {}, "cluster_synced_files": [], "file_mounts_sync_continuously": False, "rsync_exclude": [],
+        "rsync_filter": [], "initialization_commands": [], "setup_commands": [], "head_setup_commands": [],
+        "worker_setup_commands": [], "head_start_ray_commands": [], "worker_start_ray_commands": [],
+    }
+
+
+@contextlib.contextmanager
+def loopback_autoscaling_cluster(work: str | os.PathLike, head_resources: dict[str, float],
+                                 worker_types: dict[str, dict], *, connect: bool = True,
+                                 update_interval_s: int = 1, **config) -> Iterator[str]:
+    """Ray's fake autoscaler on 127.0.0.1: ``ray start --head`` (its own process group, its own temp
+    dir) with ``fake_autoscaling_config(port, head_resources, worker_types, **config)``; the
+    autoscaler adds and removes local worker nodes for the pending demand. Yields the GCS address
+    (``127.0.0.1:port``) with the driver connected (``connect``); on exit checks every node is on
+    loopback, disconnects and stops the head's process group (never ``ray stop``, which would stop
+    every Ray on the host, as ``AutoscalingCluster.shutdown`` does). The head's log is
+    ``work/head.log``. Run it like ``loopback_cluster``: in a process started with ``ray_subprocess_env``
+    (RuntimeError otherwise).
+    """
+    import json
+    import sys
+    import time
+    from pathlib import Path
+
+    import ray
+
+    _require_loopback_switch()
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cfg = work / "autoscaling.json"
+    cfg.write_text(json.dumps(fake_autoscaling_config(port, head_resources, worker_types, **config)))
+    temp = f"/tmp/rfas{os.getpid()}_{port}"  # short: Ray's socket paths have a length limit
+    others = {k: v for k, v in head_resources.items() if k not in ("CPU", "GPU")}
+    env = {**os.environ, **LOOPBACK_RAY_ENV, "AUTOSCALER_UPDATE_INTERVAL_S": str(int(update_interval_s)),
+           "RAY_FAKE_CLUSTER": "1"}
+    log = open(work / "head.log", "w")
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--node-ip-address={LOOPBACK}",
+         f"--port={port}", f"--num-cpus={int(head_resources.get('CPU', 0))}", f"--num-gpus={int(head_resources.get('GPU', 0))}",
+         f"--resources={json.dumps(others)}", "--include-dashboard=false", f"--temp-dir={temp}",
+         f"--autoscaling-config={cfg}", "--disable-usage-stats"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection((LOOPBACK, port), timeout=1).close()
+                break
+            except OSError:
+                if head.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the fake autoscaling head did not start:\n"
+                                       + (work / "head.log").read_text()[-3000:]) from None
+                time.sleep(0.5)
+        address = f"{LOOPBACK}:{port}"
+        if connect:
+            ray.init(address=address, log_to_driver=False)
+        yield address
+        if connect:
+            assert_ray_on_loopback()
+    finally:
+        ray.shutdown()
+        stop_process_group(head, temp, grace=20)
+        log.close()

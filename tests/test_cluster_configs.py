@@ -11,7 +11,6 @@ installed here: a client of another version must not fail these tests); the job 
 exactly the CLI's options.
 """
 
-import copy
 import json
 import re
 import shlex

@@ -12,16 +12,13 @@ down by process group, never by ``ray stop`` (which would stop every Ray on the 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from helpers import assert_ray_on_loopback, free_port, loopback_cluster, run_result_script, stop_process_group
+from helpers import loopback_autoscaling_cluster, loopback_cluster, run_result_script
 
 ROOT = Path(__file__).resolve().parent.parent
 RELAXED = str(Path(__file__).with_name("data_relaxed.toml"))
@@ -130,24 +127,6 @@ def _node_loss(out_dir: str) -> dict:
                 "models": len(models), "unique": counts.unique}
 
 
-def _autoscaling_config(port: int) -> dict:
-    """Ray's fake multi-node provider (what ``ray.cluster_utils.AutoscalingCluster`` generates; its
-    ``start``/``shutdown`` run ``ray stop --force``, which would stop every Ray on the host, so the
-    head is started here in its own process group instead): a head of 1 CPU, up to two 1-CPU workers."""
-    node = {"node_config": {}, "resources": {"CPU": 1}}
-    return {
-        "cluster_name": "rayflavor-fake", "max_workers": 2, "upscaling_speed": 1.0, "idle_timeout_minutes": 5,
-        "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
-                     "disable_launch_config_check": True, "gcs_address": f"127.0.0.1:{port}"},
-        "available_node_types": {"ray.head.default": {**node, "max_workers": 0},
-                                 "ray.worker.cpu": {**node, "min_workers": 0, "max_workers": 2}},
-        "head_node_type": "ray.head.default", "auth": {}, "docker": {}, "file_mounts": {}, "cluster_synced_files": [],
-        "file_mounts_sync_continuously": False, "rsync_exclude": [], "rsync_filter": [], "initialization_commands": [],
-        "setup_commands": [], "head_setup_commands": [], "worker_setup_commands": [], "head_start_ray_commands": [],
-        "worker_start_ray_commands": [],
-    }
-
-
 def _autoscale(out_dir: str) -> dict:
     import ray
 
@@ -156,27 +135,9 @@ def _autoscale(out_dir: str) -> dict:
     from rayflavor.storage.location import resolve
 
     out = resolve(out_dir)
-    port = free_port()
-    work = Path(out_dir).parent
-    cfg = work / "autoscaling.json"
-    cfg.write_text(json.dumps(_autoscaling_config(port)))
-    temp = f"/tmp/rfas{os.getpid()}"  # short: Ray's socket paths have a length limit
-    env = {**os.environ, "AUTOSCALER_UPDATE_INTERVAL_S": "1", "RAY_FAKE_CLUSTER": "1"}
-    head = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-         f"--port={port}", "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={temp}",
-         f"--autoscaling-config={cfg}", "--disable-usage-stats"],
-        env=env, stdout=open(work / "head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert head.poll() is None and time.monotonic() < deadline, (work / "head.log").read_text()[-3000:]
-                time.sleep(0.5)
-        ray.init(address=f"127.0.0.1:{port}", log_to_driver=False)
+    # a head of 1 CPU, up to two 1-CPU workers added by Ray's fake autoscaler
+    with loopback_autoscaling_cluster(Path(out_dir).parent / "autoscaler", {"CPU": 1},
+                                      {"ray.worker.cpu": {"resources": {"CPU": 1}, "max_workers": 2}}):
         head_id = ray.get_runtime_context().get_node_id()
         alive = [1]
         done = threading.Event()
@@ -189,15 +150,11 @@ def _autoscale(out_dir: str) -> dict:
         settings = _settings(3, 15, chunk_seconds=1.0, flush_seconds=2.0, time_limit=300.0)
         res = run_scan(settings, out, live=False, echo=lambda *_: None)
         done.set()
-        assert_ray_on_loopback()  # the nodes the autoscaler added too
         counts = dedupe(out, RELAXED)
         doc = (out / "scan.json").read_json()
         return {"status": doc["status"], "head": head_id, "nodes_alive_max": max(alive),
                 "island_nodes": [v[-1]["node_id"] for v in doc["island_starts"].values() if v],
                 "stop_reasons": sorted({s.get("stop_reason") for s in res.statuses.values()}), "models": counts.unique}
-    finally:
-        ray.shutdown()
-        stop_process_group(head, temp, grace=20)
 
 
 if __name__ == "__main__":
