@@ -57,6 +57,13 @@ LOOPBACK = "127.0.0.1"
 #: that imports ray (``ray_subprocess_env`` puts it there), and Ray's own processes inherit it.
 LOOPBACK_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
+#: For a Ray head with the dashboard: its usage-stats module asks the cloud metadata servers
+#: (169.254.169.254, metadata.google.internal) which cloud it runs on, through ``requests``, even
+#: with usage stats disabled. A proxy on a closed loopback port (the discard port) refuses those
+#: requests on loopback; loopback addresses bypass it.
+NO_CLOUD_METADATA_ENV = {"http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+                         "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
+
 
 def ray_subprocess_env(root: str | os.PathLike, **extra: str) -> dict[str, str]:
     """Environment for a subprocess that starts a Ray cluster of its own on loopback: the caller's
