@@ -67,9 +67,11 @@ NO_CLOUD_METADATA_ENV = {"http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http
 
 def ray_subprocess_env(root: str | os.PathLike, **extra: str) -> dict[str, str]:
     """Environment for a subprocess that starts a Ray cluster of its own on loopback: the caller's
-    environment, ``LOOPBACK_RAY_ENV``, no token auth (no token file shared with the rest of the
-    machine), no usage stats, ``root`` first on PYTHONPATH, no inherited ``RAY_ADDRESS``."""
-    env = {**os.environ, **LOOPBACK_RAY_ENV, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+    environment, ``LOOPBACK_RAY_ENV``, ``NO_CLOUD_METADATA_ENV``, no token auth (no token file shared
+    with the rest of the machine), no usage stats, ``root`` first on PYTHONPATH, no inherited
+    ``RAY_ADDRESS``."""
+    env = {**os.environ, **LOOPBACK_RAY_ENV, **NO_CLOUD_METADATA_ENV, "RAY_AUTH_MODE": "disabled",
+           "RAY_USAGE_STATS_ENABLED": "0",
            "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p), **extra}
     env.pop("RAY_ADDRESS", None)
     return env
@@ -212,7 +214,8 @@ def loopback_autoscaling_cluster(work: str | os.PathLike, head_resources: dict[s
     log = open(work / "head.log", "w")
     head = subprocess.Popen(
         [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--node-ip-address={LOOPBACK}",
-         f"--port={port}", f"--num-cpus={int(head_resources.get('CPU', 0))}", f"--num-gpus={int(head_resources.get('GPU', 0))}",
+         f"--port={port}", f"--num-cpus={int(head_resources.get('CPU', 0))}",
+         f"--num-gpus={int(head_resources.get('GPU', 0))}",
          f"--resources={json.dumps(others)}", "--include-dashboard=false", f"--temp-dir={temp}",
          f"--autoscaling-config={cfg}", "--disable-usage-stats"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -135,7 +135,8 @@ def _named_paths() -> set[str]:
 
 def test_every_file_the_guide_names_exists():
     paths = _named_paths()
-    assert {"cluster/aws.yaml", "cluster/constraints.txt", "cluster/iam/ec2-trust-policy.json", "cluster/runtime_env.yaml",
+    assert {"cluster/aws.yaml", "cluster/constraints.txt", "cluster/iam/ec2-trust-policy.json",
+            "cluster/runtime_env.yaml",
             "cluster/iam/rayflavor-node-policy.json", "cluster/kuberay/rayjob-scan.yaml", "jobs/scan.py"} <= paths
     missing = sorted(p for p in paths if not (ROOT / p).exists())
     assert missing == []
