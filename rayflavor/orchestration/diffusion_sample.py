@@ -115,7 +115,9 @@ def collect_solutions(run: runs.Where) -> int:
     schemas = [schema for i, (*_, schema, count) in enumerate(sources) if count or i == 0]  # as before streaming
     schema = pa.unify_schemas(schemas, promote_options="default")
     seen, n = SeenPoints(), 0
-    with runs.parquet_writer(runs.solutions_path(run), schema) as writer:
+    # floats are (nearly) all distinct: a dictionary per row group (one per part) would only add its size
+    words = [f.name for f in schema if not pa.types.is_floating(f.type)]
+    with runs.parquet_writer(runs.solutions_path(run), schema, use_dictionary=words) as writer:
         for name, manifest, part, _, count in sources:
             if not count:
                 continue

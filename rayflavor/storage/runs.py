@@ -68,12 +68,14 @@ ONE_PUT_BYTES = 64 << 20
 
 
 @contextmanager
-def parquet_writer(target: Where, schema: pa.Schema, compression: str = "zstd") -> Iterator[pq.ParquetWriter]:
+def parquet_writer(target: Where, schema: pa.Schema, compression: str = "zstd",
+                   use_dictionary: bool | list[str] = True) -> Iterator[pq.ParquetWriter]:
     """A ``ParquetWriter`` for tables of ``schema`` whose file appears at ``target`` whole, once the
     block ends without an error, or not at all: written to a local temporary file (beside ``target``
     when it is local, in the temp dir for an object store), then moved into place (``os.replace``)
     or uploaded: in one PUT up to :data:`ONE_PUT_BYTES`, else as one streamed multipart upload. Only
-    the tables written at a time (and a file up to that size) are in memory."""
+    the tables written at a time (and a file up to that size) are in memory. ``use_dictionary``: as
+    ``pq.ParquetWriter`` (True, or the columns to dictionary-encode)."""
     t = loc(target)
     if t.is_local:
         t.local_path().parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,7 @@ def parquet_writer(target: Where, schema: pa.Schema, compression: str = "zstd") 
         os.close(fd)
         scratch = Path(name)
     try:
-        with pq.ParquetWriter(str(scratch), schema, compression=compression) as writer:
+        with pq.ParquetWriter(str(scratch), schema, compression=compression, use_dictionary=use_dictionary) as writer:
             yield writer
         if t.is_local:
             with open(scratch, "rb+") as fh:
