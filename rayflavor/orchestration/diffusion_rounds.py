@@ -17,8 +17,8 @@ Both use the one round of the methods layer. Rank 0 (or the driver) writes
 as the last line of its ``metrics.jsonl``. A stopped chain resumes at its first unfinished
 round: finished sample shards are reused, a short round's training restarts (it is short), a
 long round's training resumes from its checkpoint. Ray Train restarts workers lost inside a
-trainer (``FinetuneSettings.recovery``) the same way: finished rounds are skipped. A round whose selection holds too few rows
-stops the rounds with one line naming it (:class:`SelectionTooSmall`).
+trainer (``FinetuneSettings.recovery``) the same way: finished rounds are skipped. A round whose
+selection holds too few rows stops the rounds with one line naming it (:class:`SelectionTooSmall`).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@
     RUN/LOCK.json                           the lease of the process writing into RUN
 
 Every file appears whole or not at all (locally: temporary file + ``os.replace``; on an object
-store: one PUT, never a rename). Part names are write-once per shard, and a shard's content is a
+store: one PUT, never a rename; a file streamed by :func:`parquet_writer` above 64 MiB: one
+multipart upload, visible once complete). Part names are write-once per shard, and a shard's content is a
 pure function of the set's settings, so a retried shard rewrites the same object. A file damaged
 on disk is caught by :func:`part_ok` (footer, row count) before a finished part is trusted, and
 :func:`read_parts` names a bad file.
