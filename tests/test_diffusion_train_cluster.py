@@ -18,15 +18,13 @@ down by process group, never by ``ray stop``.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from helpers import loopback_cluster, run_result_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,23 +37,7 @@ DDP_STEPS, DDP_BATCH = 40, 32
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("train-cluster")
-    # RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0: ray.init would otherwise turn the 127.0.0.1 of the GCS address
-    # into this machine's non-loopback address (services.resolve_ip_for_localhost)
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen([sys.executable, __file__, str(tmp)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        log, _ = proc.communicate(timeout=900)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        log, _ = proc.communicate()
-        pytest.fail(f"did not finish within 900 s:\n{log[-4000:]}")
-    lines = [ln for ln in log.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, log[-6000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return run_result_script(__file__, tmp, root=ROOT, timeout=900)
 
 
 def test_two_workers_on_two_nodes_train_one_model_with_the_global_batch_split(observed):
@@ -191,27 +173,15 @@ def _node_loss(run_dir: Path, cluster, workers) -> dict:
 
 
 def _body(tmp: str) -> dict:
-    import ray
-    from ray.cluster_utils import Cluster
-
     from rayflavor.orchestration.diffusion_dataset import make_dataset
 
-    common = {"include_dashboard": False, "object_store_memory": 80 * 1024**2, "node_ip_address": "127.0.0.1"}
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **common})
-    workers = [cluster.add_node(num_cpus=1, **common) for _ in range(2)]
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False, _node_ip_address="127.0.0.1")
-    try:
-        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}, ray.nodes()
+    with loopback_cluster(head_cpus=0, worker_cpus=[1, 1]) as (cluster, workers):
         out = {}
         for name in ("ddp", "loss"):
             run = Path(tmp) / name
             make_dataset(run, n=1500, seed=1, shards=2, log=lambda *_: None)
             out[name] = _ddp(run) if name == "ddp" else _node_loss(run, cluster, workers)
         return out
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
 
 
 if __name__ == "__main__":
