@@ -2,7 +2,11 @@
 
 Ray is started once per test session (2 CPUs, no dashboard) by the ``ray_session`` fixture;
 tests that need Ray take it as an argument. Tests that need a real head (``ray start``) start
-and stop it themselves on 127.0.0.1.
+and stop it themselves on 127.0.0.1; multi-node tests use ``helpers.loopback_cluster``.
+
+Every Ray of the test run stays on loopback: ``helpers.LOOPBACK_RAY_ENV`` is set here, before
+anything imports ray, so the session's Ray, the embedded Ray of a CLI run and every subprocess
+(which inherit the environment) register on 127.0.0.1 instead of this machine's other address.
 """
 
 from __future__ import annotations
@@ -11,7 +15,23 @@ import os
 
 import pytest
 
+from helpers import LOOPBACK_RAY_ENV
+
+for _k, _v in LOOPBACK_RAY_ENV.items():
+    os.environ.setdefault(_k, _v)
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+try:  # property tests (tests/test_properties_*.py): examples per test by profile
+    from hypothesis import HealthCheck, settings
+
+    _SLOW_SETUP = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+    # "ci" (default, and in CI): 30 examples per property; "mid": 300; "long": 2000 (README, Tests)
+    for _name, _n in (("ci", 30), ("mid", 300), ("long", 2000)):
+        settings.register_profile(_name, max_examples=_n, deadline=None, suppress_health_check=_SLOW_SETUP,
+                                  print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is a test extra; only the property tests need it
+    pass
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 
@@ -32,19 +52,22 @@ def moto_server():
     Yields the environment a client needs (the standard AWS variables); the server stops at the
     end of the session. Traffic stays on loopback.
     """
-    import shutil
     import subprocess
     import time
     import urllib.request
 
-    exe = shutil.which("moto_server")
-    if exe is None:
-        pytest.fail("moto_server not found: install the test extra (pip install -e '.[test]')")
+    import importlib.util
+    import sys
+
+    # the moto installed with this interpreter, not whichever moto_server comes first on PATH
+    # (another Python's older moto answers pyarrow 26's CompleteMultipartUpload with an error)
+    if importlib.util.find_spec("moto.server") is None:
+        pytest.fail("moto's server mode not found: install the test extra (pip install -e '.[test]')")
     from helpers import free_port
 
     port = free_port()
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:

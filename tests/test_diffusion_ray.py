@@ -292,6 +292,16 @@ def test_finetune_rounds_share_one_trainer_select_nearest_and_resume(ray_session
     assert again[0]["network"] == "tuned-2" and runs.network_path(run, "tuned-2").is_file()
     assert [runs.part_path(samples2, i).mtime() for i in (0, 1)] == stamps
     assert pq.read_table(run / "finetune" / "tuned-2.parquet").column("chi2").to_pylist() == sets[2].column("chi2").to_pylist()
+    # Ray Train restarting the workers (a lost node) runs the trainer's rounds again: finished ones are skipped
+    from rayflavor.orchestration.diffusion_rounds import _one_trainer
+
+    def state():
+        return [(runs.network_path(run, f"tuned-{r}").mtime(),
+                 (runs.network_dir(run, f"tuned-{r}") / "metrics.jsonl").read_text()) for r in (1, 2)]
+
+    before = state()
+    assert [m["network"] for m in _one_trainer(runs.loc(run), 1, 2, st, "off", lambda *_: None)] == ["tuned-1", "tuned-2"]
+    assert state() == before
 
 
 def test_best_network_is_the_one_whose_samples_held_the_most_solutions(tmp_path):
@@ -411,3 +421,57 @@ def test_a_sample_task_whose_worker_is_killed_is_retried_and_its_shard_is_the_sa
     assert a.num_rows == b.num_rows == 8000
     for c in seesaw.PARAMETERS:
         np.testing.assert_array_equal(a.column(c).to_numpy(), b.column(c).to_numpy())
+
+
+# ---------------------------------------------------------------------------------- requested resources
+def test_sample_shards_follow_the_requested_size_not_the_free_cpus(ray_session, tmp_path, monkeypatch):
+    import ray
+
+    from rayflavor.methods.diffusion.sampleset import default_shards
+    from rayflavor.orchestration.diffusion_dataset import make_dataset
+    from rayflavor.orchestration.diffusion_sample import sample_set
+    from rayflavor.orchestration.diffusion_train import load_training_data
+
+    run = tmp_path / "run"
+    make_dataset(run, n=400, seed=5, shards=2, log=lambda *_: None)
+    g, lab, val = load_training_data(runs.dataset_dir(run))
+    training.save(runs.network_path(run, "pre"),
+                  training.new_state(training.Normalizer.fit(g[~val], lab[~val]), total_steps=1), with_optimizer=False)
+
+    def no_peeking():
+        raise AssertionError("the shard split read the resources present")
+
+    monkeypatch.setattr(ray, "available_resources", no_peeking)
+    monkeypatch.setattr(ray, "cluster_resources", no_peeking)
+    s, _, _ = sample_set(run, SamplingSettings(n=45_000, steps=2))
+    assert s.shards == default_shards(45_000) == 5  # the same split on any cluster
+
+
+@pytest.mark.parametrize("gpu, now, declared, own, expected", [
+    ("off", 1, 4, False, False),
+    ("auto", 0, None, False, False),  # nothing present, nothing declared: CPU
+    ("auto", 0, 4, False, True),  # an autoscaler declares GPU nodes: ask for them
+    ("auto", 2, None, False, True),
+    ("on", 0, None, False, True),  # a cluster that may scale: the GPU request is its demand
+    ("on", 0, 0, False, ValueError),  # declared node types without a GPU: it never comes
+    ("on", 0, None, True, ValueError),  # this process's own local Ray: no autoscaler
+])
+def test_the_gpu_decision_follows_the_request_and_the_declared_resources(ray_session, monkeypatch, gpu, now, declared,
+                                                                         own, expected):
+    from rayflavor.orchestration import diffusion_train as dt
+
+    monkeypatch.setattr(dt, "gpu_capacity", lambda: (float(now), None if declared is None else float(declared)))
+    monkeypatch.setattr(dt, "_own_local_ray", lambda: own)
+    if expected is ValueError:
+        with pytest.raises(ValueError, match="--gpu on"):
+            dt._use_gpu(gpu)
+    else:
+        assert dt._use_gpu(gpu) is expected
+
+
+def test_gpu_capacity_reads_the_cluster_and_its_declared_limits(ray_session):
+    from rayflavor.orchestration import diffusion_train as dt
+
+    now, declared = dt.gpu_capacity()
+    assert now == 0 and declared in (None, 0)  # the session's CPU-only local Ray, no autoscaler config
+    assert dt._own_local_ray()  # ray_session started it in this process

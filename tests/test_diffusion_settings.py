@@ -19,8 +19,8 @@ from rayflavor import configfile
 from rayflavor.cli import diffusion as cli_diffusion
 from rayflavor.cli.main import cli
 from rayflavor.methods.diffusion.sampleset import SampleSet
-from rayflavor.methods.diffusion.settings import (PRESETS, ChainSettings, FinetuneSettings, SamplingSettings,
-                                                  SelectionSettings, TuneSettings)
+from rayflavor.methods.diffusion.settings import (PRESETS, ChainSettings, FinetuneSettings, RecoverySettings,
+                                                  SamplingSettings, SelectionSettings, TuneSettings)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def p_bound() -> str:
 
 
 def test_library_callers_get_the_cli_chain():
-    """The values users get from the CLI today are the library's defaults."""
+    """The library's defaults are the values users get from the CLI."""
     c = ChainSettings()
     assert (c.teacher, c.teacher_tasks, c.teacher_live, c.teacher_steps) == ("reference", 16, 1000, 40_000)
     assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance) == (0, 1.0, "best", 1.0)
@@ -43,7 +43,7 @@ def test_library_callers_get_the_cli_chain():
     from rayflavor.methods.reference import ReferenceSettings
 
     assert ReferenceSettings().orbits == 1
-    s = PRESETS[ChainSettings]["self"]  # the self-training chain measured before issue 18, unchanged
+    s = PRESETS[ChainSettings]["self"]  # the self-training chain measured before the teacher, unchanged
     assert (s.teacher, s.rounds, s.final_physics, s.final_project, s.final_orbits, s.sampling, s.selection, s.tune) == \
         ("none", 30, 3, 0, 0, replace(c.sampling, bound="clamp"), c.selection, c.tune)
     assert (s.coordinates, s.final_labels) == ("paper", "central")
@@ -85,6 +85,7 @@ def test_library_callers_get_the_cli_chain():
     (lambda: ChainSettings(teacher_orbits=-1), "teacher_orbits must be an integer in [0, "),
     (lambda: ChainSettings(final_physics=3), "final_physics (3) needs coordinates 'paper'"),
     (lambda: SamplingSettings(labels="mean"), "labels must be one of central, solutions"),
+    (lambda: RecoverySettings(max_failures=-2), "max_failures must be an integer in [-1, "),
     (lambda: SamplingSettings(labels="solutions", ordering="IO"), "use labels 'central' for IO"),
 ])
 def test_settings_refuse_bad_values_in_one_line(bad, message):
@@ -152,6 +153,18 @@ def test_removed_and_bad_run_options_are_refused_before_anything_is_written(tmp_
     r = CliRunner().invoke(cli, ["diffusion", "run", str(run), *args])
     assert r.exit_code == 2 and fragment in r.output, r.output
     assert not recorded_chain and not run.exists()
+
+
+def test_a_config_file_sets_the_restarts_of_every_training_of_the_chain(tmp_path, recorded_chain):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("teacher = 'none'\nrounds = 2\n[recovery]\nmax_failures = 7\n")
+    assert CliRunner().invoke(cli, ["diffusion", "run", str(tmp_path / "run"), "--config", str(cfg)]).exit_code == 0
+    got = recorded_chain[-1]
+    assert got.recovery == RecoverySettings(7) and got.finetune().recovery == RecoverySettings(7)
+    assert ChainSettings().recovery.max_failures == FinetuneSettings().recovery.max_failures == 3
+    cfg.write_text("[recovery]\nmax_failures = -5\n")
+    r = CliRunner().invoke(cli, ["diffusion", "run", str(tmp_path / "run2"), "--config", str(cfg)])
+    assert r.exit_code == 2 and "max_failures must be an integer in [-1, " in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_bad_config_file_is_refused_in_one_line(tmp_path, recorded_chain):

@@ -193,6 +193,8 @@ def test_seesaw_reference_on_ray_writes_solutions_columns(ray_session, tmp_path)
     (["--seed", "-1"], "seed must be an integer in [0, 9223372036854775807], not -1"),
     (["--orbits", "-1"], "orbits must be an integer in [0, 10000], not -1"),
     (["--config", "missing.toml"], "no such file"),
+    (["--method", "importance", "--ordering", "IO"], "normal ordering only"),
+    (["--method", "exact"], "'exact' is not one of"),
 ])
 def test_reference_cli_rejects_bad_settings_in_one_line(tmp_path, args, fragment):
     from click.testing import CliRunner

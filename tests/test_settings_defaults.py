@@ -43,7 +43,7 @@ def settings_classes() -> list[type]:
     from rayflavor.orchestration.scan_settings import ScanSettings
 
     return [ScanSettings, IslandConfig, ReferenceSettings, ds.SamplingSettings, ds.SelectionSettings,
-            ds.TuneSettings, ds.FinetuneSettings, ds.ChainSettings, SampleSet]
+            ds.TuneSettings, ds.RecoverySettings, ds.FinetuneSettings, ds.ChainSettings, SampleSet]
 
 
 def setting_names() -> dict[str, list[str]]:

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import click
 
-from rayflavor import configfile
 from rayflavor.cli import options
 from rayflavor.cli.common import OneLineCommand, UserError
 from rayflavor.methods.diffusion import settings as ds
-from rayflavor.methods.diffusion.sampleset import SampleSet
 from rayflavor.methods.diffusion.settings import ChainSettings, FinetuneSettings, SamplingSettings, TuneSettings
 from rayflavor.storage import runs
 
@@ -145,14 +143,14 @@ def train_cmd(ctx, run, workers, steps, batch_size, gpu, every, seed, coordinate
         from rayflavor.orchestration.diffusion_train import train_network
 
         _guard(train_network, run, "pre", workers=workers, steps=steps, batch_size=batch_size, gpu=gpu, every=every,
-               seed=seed, coordinates=coordinates, refit="none")
+               seed=seed, coordinates=coordinates, refit="none", recovery=ds.RecoverySettings())
 
 
 @diffusion.command("sample", short_help="Generate points for the NO/IO labels; collect solutions.")
 @click.argument("run", type=_run_dir())
 @options.settings_of(SAMPLE, preset_help="Start from these settings (paper: the paper's).")
 @click.option("--network", default=None, help="Network name (default: the newest: pre, tuned-1, ...).")
-@click.option("--keep", type=click.Choice(["all", "selected", "solutions"]), default=configfile.default(SampleSet, "keep"),
+@click.option("--keep", type=click.Choice(ds.KEEP), default=ds.KEEP[0],
               show_default=True, help="Rows written to the parts (counts are always kept).")
 @options.field_option(ChainSettings, "seed")
 @click.pass_context
@@ -164,6 +162,8 @@ def sample_cmd(ctx, run, preset, config, network, keep, seed) -> None:
     """
     sampling = build_settings(ctx, SAMPLE, preset, config)
     name = _guard(runs.require_network, run, network)  # before Ray starts: a user mistake fails in a second
+    from rayflavor.methods.diffusion.sampleset import SampleSet
+
     _guard(SampleSet, network=name, sampling=sampling, seed=seed, keep=keep)
     _guard(_check_network, run, name, sampling)
     with _lease(run, "sample"):
@@ -218,6 +218,13 @@ def run_cmd(ctx, run, preset, config) -> None:
     config show diffusion run` lists them).
     """
     settings = build_settings(ctx, RUN, preset, config)
+    if (ctx.find_root().obj or {}).get("job"):  # jobs/diffusion.py: a retry continues only its own chain
+        from rayflavor.orchestration.diffusion_pipeline import run_differences
+
+        diff = _guard(run_differences, run, settings)
+        if diff:
+            raise UserError(f"{run} holds a chain with other settings ({', '.join(diff)}); "
+                            "a job continues only its own chain: use another RUN")
     with _lease(run, "run"):
         _ray(ctx)
         from rayflavor.orchestration.diffusion_pipeline import run_chain
@@ -249,7 +256,7 @@ def run_cmd(ctx, run, preset, config) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the raw numbers as JSON.")
 def bench_diffusion_command(batch, threads, steps, guidance, seconds, physics, as_json) -> None:
     """Samples/s per core of the table-2 network and of DDPM/DDIM, against the matmul bound."""
-    from rayflavor.methods.diffusion.bench import bench
+    from rayflavor.bench.diffusion import bench
 
     r = bench(batch=batch, threads=threads, steps=steps, guidance=guidance, min_seconds=seconds, physics=physics)
     if as_json:

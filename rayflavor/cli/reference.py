@@ -25,7 +25,9 @@ def reference_cmd(ctx, run, config) -> None:
     uniformly, and before every kept state the heavy masses are redrawn along the exact
     symmetries of m_nu (--orbits). Writes RUN/reference.parquet (the columns of
     solutions.parquet plus task, chain, draw) and RUN/reference.json (settings, the prior
-    fraction of the solution set, split-R-hat and ESS per prediction). RUN may be a local path or
+    fraction of the solution set, split-R-hat and ESS per prediction). With --method importance the
+    set is drawn exactly instead (docs/reference-sampler.md): RUN/reference_weighted.parquet keeps the
+    weighted draws, reference.parquet their resampled set. RUN may be a local path or
     an s3:// / gs:// URI. Compare a run with `rayflavor analyze RUN --reference RUN/reference.parquet`.
     """
     from rayflavor.storage.location import StorageError, resolve

@@ -8,8 +8,13 @@ paper's 64. The Ray-specific lines are marked ``# RAY``; everything else is
 Checkpoints: every ``every`` steps rank 0 saves ``state.pt`` (model, Adam, OneCycleLR, step,
 normalisation) and reports it; Ray keeps the last two under ``RUN/ray/<name>-<attempt>/`` on the
 run's storage (``RunConfig(storage_path, storage_filesystem)``: a local path or an object store).
-A new ``train`` call on a run whose network is unfinished starts a new attempt from the
-newest checkpoint of any earlier attempt (so it does not depend on Ray's own restore rules).
+Lost workers (a node that died) inside one ``fit()``: Ray Train restarts the worker group up to
+``RecoverySettings.max_failures`` times (``FailureConfig``) and the restarted workers continue from
+the last checkpoint Ray Train had taken (``ray.train.get_checkpoint()``; its controller takes the
+reports from a queue of one every 2 s, so ``report`` may wait); every metrics line records the
+step its worker group started from (``start``). A new ``train`` call on a run whose network is
+unfinished starts a new attempt from the newest checkpoint of any earlier attempt (so it does not
+depend on Ray's own restore rules).
 The finished network goes to ``RUN/networks/<name>/model.pt``; the losses to ``metrics.jsonl``.
 
 Works with the Ray Train V2 API (default in Ray 2.60, ``RAY_TRAIN_V2_ENABLED``) and V1.
@@ -34,9 +39,9 @@ from ray.train.torch import TorchTrainer, get_device, prepare_model  # RAY
 from rayflavor.methods.diffusion import training
 from rayflavor.methods.diffusion import coordinates as coords
 from rayflavor.methods.diffusion.data import training_arrays
+from rayflavor.methods.diffusion.ddpm import NoiseSchedule, validation_loss
 from rayflavor.methods.diffusion.rounds import finetune_state
-from rayflavor.methods.diffusion.schedule import NoiseSchedule
-from rayflavor.methods.diffusion.settings import TuneSettings
+from rayflavor.methods.diffusion.settings import RecoverySettings, TuneSettings
 from rayflavor.orchestration.diffusion_progress import bar, polling
 from rayflavor.physics import seesaw
 from rayflavor.storage import runs
@@ -95,12 +100,12 @@ def train_fn(config: dict) -> None:
     t_start, s_start = time.perf_counter(), state.step
 
     def on_report(st: training.TrainState, loss: float) -> None:
-        metrics = {"step": st.step, "loss": loss, "lr": st.scheduler.get_last_lr()[0],
+        metrics = {"step": st.step, "start": s_start, "loss": loss, "lr": st.scheduler.get_last_lr()[0],
                    "steps_per_s": (st.step - s_start) / (time.perf_counter() - t_start)}
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if rank == 0:
-                metrics["val_loss"] = training.validation_loss(st.model, schedule, x_va, l_va) if len(x_va) else math.nan
+                metrics["val_loss"] = validation_loss(st.model, schedule, x_va, l_va) if len(x_va) else math.nan
                 st.model.train()
                 training.save(os.path.join(tmp, "state.pt"), st)
                 runs.append_line(config["log"], json.dumps(metrics))
@@ -131,7 +136,7 @@ def latest_checkpoint(run: runs.Where, name: str) -> tuple[runs.Location | None,
 def train_network(run: runs.Where, name: str = "pre", *, data: runs.Where | None = None, init: runs.Where | None = None,
                   workers: int, steps: int, batch_size: int = training.BATCH_SIZE, gpu: str = "auto", every: int,
                   seed: int, lr_max: float = training.LR_MAX, stop_at: int | None = None, refit: str,
-                  coordinates: str | None, log=print) -> dict:
+                  coordinates: str | None, recovery: RecoverySettings, log=print) -> dict:
     """Train (or resume, or fine-tune from ``init``) network ``name`` of a run; returns the last metrics.
 
     ``coordinates`` (a new network only; a fine-tuned one keeps its ``init``'s, pass None): the
@@ -142,6 +147,9 @@ def train_network(run: runs.Where, name: str = "pre", *, data: runs.Where | None
     normalisation; it is stored with the network and used when it samples.
 
     ``stop_at``: stop after this step (for tests of resumption); the network is then unfinished.
+
+    ``recovery``: how often Ray Train restarts the workers after a failure (a lost node) inside this
+    call; they continue from the last checkpoint (module docstring).
     """
     run = runs.loc(run)
     data = runs.require_dataset(run, data)
@@ -175,7 +183,8 @@ def train_network(run: runs.Where, name: str = "pre", *, data: runs.Where | None
         scaling_config=ray.train.ScalingConfig(num_workers=int(workers), use_gpu=use_gpu,
                                                resources_per_worker={"CPU": 1}),
         run_config=ray.train.RunConfig(name=f"{name}-{attempts}", **storage_config(run),
-                                       checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
+                                       checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+                                       failure_config=ray.train.FailureConfig(max_failures=recovery.max_failures)),
     )
     t0 = time.perf_counter()
     with bar(f"train {name}", int(steps), "steps", log) as update:
@@ -205,10 +214,44 @@ def _last_step(log_path: runs.Location) -> int:
         return 0
 
 
+def gpu_capacity() -> tuple[float, float | None]:
+    """(GPUs in the connected Ray cluster now, the most its autoscaler declares it can have, or
+    ``None`` when no autoscaler published its node types through the GCS: Ray's
+    ``state.get_max_resources_from_cluster_config``, the numbers Ray Train itself checks)."""
+    now = float(ray.cluster_resources().get("GPU", 0))
+    try:
+        declared = ray._private.state.state.get_max_resources_from_cluster_config()  # RAY
+    except Exception:  # noqa: BLE001 - an older or unreachable GCS: nothing declared
+        declared = None
+    return now, None if declared is None else float(declared.get("GPU", 0))
+
+
+def _own_local_ray() -> bool:
+    """Whether this process started the Ray it uses (an embedded local instance: no autoscaler)."""
+    node = ray._private.worker._global_node  # RAY
+    return node is not None and node.head
+
+
 def _use_gpu(gpu: str) -> bool:
+    """Whether training asks Ray for GPU workers, from what is requested, not only what is present:
+
+    ``off``: never.  ``on``: always; the pending GPU workers are the demand an autoscaler adds a
+    GPU node for.  It fails in one line only when no GPU can come: none in the cluster and either
+    the autoscaler's declared node types have none or there is no autoscaler (an embedded local
+    Ray).  ``auto``: when the cluster has a GPU now or its autoscaler declares GPU nodes it can
+    add; otherwise CPU.  Without Ray: whether torch sees a CUDA device."""
     if gpu == "off":
         return False
-    have = ray.cluster_resources().get("GPU", 0) > 0 if ray.is_initialized() else torch.cuda.is_available()
-    if gpu == "on" and not have:
-        raise ValueError("--gpu on but no GPU in the Ray cluster")
-    return have
+    if not ray.is_initialized():
+        have = torch.cuda.is_available()
+        if gpu == "on" and not have:
+            raise ValueError("--gpu on but no GPU on this machine")
+        return have
+    now, declared = gpu_capacity()
+    possible = now > 0 or bool(declared)
+    if gpu == "on":
+        if not possible and (declared is not None or _own_local_ray()):
+            raise ValueError("--gpu on but the Ray cluster has no GPU and cannot add one"
+                             + (" (its autoscaler declares no GPU node type)" if declared is not None else ""))
+        return True
+    return possible

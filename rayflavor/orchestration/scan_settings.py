@@ -10,7 +10,7 @@ Units: every duration in seconds.  Island ``i`` of a scan runs with seed ``seed 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from rayflavor.methods.ga.config import ISLAND_PRESETS, IslandConfig
 from rayflavor.physics.fn import DEFAULT_DATA
@@ -18,8 +18,9 @@ from rayflavor.settings_model import check, parse_duration, seed_setting, settin
 
 #: Most islands of one scan (a million 1-CPU actors is beyond any cluster rayflavor was run on).
 MAX_ISLANDS = 10**6
-#: 6 hours of 64 islands flushing every 10 minutes leave 64 x 36 = 2304 parts; a
-#: lost node costs at most this much island time, never a committed model.
+#: 6 hours of 64 islands flushing every 10 minutes leave 64 x 36 = 2304 parts (the sizing is in
+#: :mod:`rayflavor.storage.island_store`); a lost node costs at most this much island time, never
+#: a committed model.
 FLUSH_SECONDS = 600.0
 #: an island that finds models faster than this per flush period commits early (rows)
 FLUSH_ROWS = 20_000
@@ -40,8 +41,6 @@ class ScanSettings:
     flush_rows     an island commits a part when this many new models wait
     flush_seconds  ... or when this long has passed since its last commit (s); and at every stop
     max_restarts   restarts of a dead island actor (lost node, killed process) from its checkpoint
-    backlog        how many island actors are submitted to Ray at once, running or pending
-                   (``None``: ``max(2 x cluster CPUs, 64)``, so the autoscaler sees the demand)
     island         the islands' search settings (:class:`IslandConfig`; presets
                    :data:`ISLAND_PRESETS`)
     """
@@ -63,8 +62,6 @@ class ScanSettings:
     flush_seconds: float = setting(FLUSH_SECONDS, lo=0.0, lo_open=True,
                                    help="... or when this long passed since its last commit (s).")
     max_restarts: int = setting(5, lo=0, hi=10**6, help="Restarts of a lost island actor from its checkpoint.")
-    backlog: int | None = setting(None, lo=1, hi=MAX_ISLANDS,
-                                  help="Island actors submitted to Ray at once (none: max(2 x cluster CPUs, 64)).")
     island: IslandConfig = setting(factory=lambda: ISLAND_PRESETS["fast"], option=True,
                                    help="The islands' search settings (the [island] table).")
 
@@ -76,12 +73,6 @@ class ScanSettings:
         if self.seed is None:
             raise ValueError("the scan's seed is not set")
         return self.seed + i
-
-    def backlog_for(self, cluster_cpus: float) -> int:
-        """Island actors kept submitted to Ray at once for a cluster of ``cluster_cpus`` CPUs."""
-        if self.backlog is not None:
-            return self.backlog
-        return max(2 * int(cluster_cpus), 64)
 
 
 #: presets of the whole scan: the island presets with every other setting at its default
@@ -97,7 +88,10 @@ def preset(name: str) -> ScanSettings:
 
 
 #: settings that may change when a scan is resumed (they steer the run, not the search)
-RUN_CONTROL = ("time_limit", "chunk_seconds", "flush_rows", "flush_seconds", "max_restarts", "backlog")
+RUN_CONTROL = ("time_limit", "chunk_seconds", "flush_rows", "flush_seconds", "max_restarts")
+#: settings that earlier releases stored and that no longer exist; ignored when a stored scan is read
+#: (``backlog``: the driver now submits every island at once)
+RETIRED = ("backlog",)
 
 
 def with_run_control(stored: ScanSettings, **changes) -> ScanSettings:
@@ -107,3 +101,25 @@ def with_run_control(stored: ScanSettings, **changes) -> ScanSettings:
     if bad:
         raise ValueError(f"--resume continues the stored settings; {', '.join(bad)} cannot change")
     return replace(stored, **changes)
+
+
+def differences(stored: ScanSettings, requested: ScanSettings) -> list[str]:
+    """The settings (``island.x`` for the islands') in which ``requested`` asks for another scan
+    than ``stored``: run-control settings may differ, and a requested seed of ``None`` (draw one)
+    accepts the stored seed.  Empty: ``requested`` is the stored scan, to be continued.
+
+    >>> differences(ScanSettings(seed=3), replace(ScanSettings(), time_limit=60.0))
+    []
+    >>> differences(ScanSettings(seed=3), ScanSettings(islands=8, seed=4))
+    ['islands', 'seed']
+    """
+    out = []
+    for f in fields(ScanSettings):
+        a, b = getattr(stored, f.name), getattr(requested, f.name)
+        if f.name in RUN_CONTROL or (f.name == "seed" and b is None) or a == b:
+            continue
+        if f.name == "island":
+            out += [f"island.{g.name}" for g in fields(a) if getattr(a, g.name) != getattr(b, g.name)]
+        else:
+            out.append(f.name)
+    return out

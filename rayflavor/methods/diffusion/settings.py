@@ -10,6 +10,7 @@ marked ``option``), so a library caller gets exactly the chain a CLI user gets. 
   how many Ray tasks (``shards``, None = automatic).
 * :class:`SelectionSettings`: which generated rows a fine-tuning round trains on.
 * :class:`TuneSettings`: the fine-tuning of one round (refit of the normalisation, steps, batch, rate).
+* :class:`RecoverySettings`: how often Ray Train restarts a training whose workers died (a lost node).
 * :class:`FinetuneSettings`: ``rayflavor diffusion finetune``: rounds after the newest network.
 * :class:`ChainSettings`: ``rayflavor diffusion run``: dataset -> pre-network -> teacher or
   rounds -> final sample.
@@ -40,6 +41,9 @@ FINAL_NETWORK = ("best", "last")
 #: Where the chain's network learns the solution set from: a network-free reference (``reference``)
 #: or its own selected samples in self-training rounds (``none``).
 TEACHERS = ("reference", "none")
+#: Rows a sample set writes to its parts (``SampleSet.keep``; the first is the default): every
+#: point, the selected and solutions, or the solutions only; the counts are always kept.
+KEEP = ("all", "selected", "solutions")
 #: Reverse steps of the full schedule (T): ``steps = 1000`` is the paper's every-step DDPM.
 T_STEPS = 1000
 #: The coordinate systems a network can work in: ``coordinates.SYSTEMS``, named here so that the settings
@@ -74,7 +78,8 @@ class SamplingSettings:
     was fine-tuned on (``solutions``, beyond the paper: the measurement is a 3 sigma window, and these
     labels are spread over it as the prior spreads the solutions; the sample then follows the whole
     solution set instead of its slice at the central values); ``n``: points; ``shards``: Ray tasks
-    (None: automatic).
+    (None: one per 10 000 points, at most 1000, ``sampleset.default_shards``: from the requested size,
+    never from the CPUs present).
     """
 
     sampler: str = setting("ddim", choices=SAMPLERS, help="Ancestral ddpm (the paper) or deterministic ddim.")
@@ -106,7 +111,7 @@ class SamplingSettings:
                                "was fine-tuned on; beyond the paper; needs a fine-tuned network and NO).")
     n: int = setting(100_000, lo=1, option=True, help="Points to generate.")
     shards: int | None = setting(None, lo=1, hi=10**6,
-                                 help="Ray tasks (none: n/50000, at least one per free CPU when n allows 5000 per task).")
+                                 help="Ray tasks (none: one per 10000 points, at most 1000).")
 
     def __post_init__(self) -> None:
         check(self)
@@ -118,7 +123,7 @@ class SamplingSettings:
 
     @property
     def clip_value(self) -> float | None:
-        """The clamp of :func:`rayflavor.methods.diffusion.sampling.sample` (None for ``clip = 0``)."""
+        """The clamp of :func:`rayflavor.methods.diffusion.ddpm.sample` (None for ``clip = 0``)."""
         return None if self.clip == 0 else self.clip
 
 
@@ -180,10 +185,29 @@ class TuneSettings:
 
 
 @dataclass(frozen=True)
+class RecoverySettings:
+    """How a Ray Train training survives lost workers (a node that died or was taken away).
+
+    ``max_failures``: restarts of the worker group per ``fit()`` after a worker failure (Ray Train's
+    ``FailureConfig(max_failures)``; 0 = fail at the first, -1 = without limit). A restarted group
+    continues from the last checkpoint Ray Train had taken (reported every ``every`` steps; its
+    controller collects reports every 2 s, so the last one or two before the loss may be trained
+    again). Preemptions announced by the cluster (node draining) are counted apart by Ray and not
+    limited by this.
+    """
+
+    max_failures: int = setting(3, lo=-1, hi=10**6,
+                                help="Restarts of a training's worker group after lost workers (-1: without limit).")
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass(frozen=True)
 class FinetuneSettings:
     """``rayflavor diffusion finetune``: ``rounds`` rounds of sample -> select -> fine-tune after the
     newest network. ``sampling.n``: samples drawn per round; round r samples with seed ``seed + r``.
-    ``workers``: Ray Train workers (1 CPU each, DDP when > 1)."""
+    ``workers``: Ray Train workers (1 CPU each, DDP when > 1); ``recovery``: restarts after lost workers."""
 
     rounds: int = setting(1, lo=1, hi=10**4, option=True, help="sample -> select -> fine-tune rounds.")
     # self-training rounds were measured with the clamp (reflect is measured on the taught network)
@@ -197,6 +221,8 @@ class FinetuneSettings:
                                  option={"steps": ("--train-steps", "Training steps per round.")},
                                  help="How a round fine-tunes (the [tune] table).")
     workers: int = setting(1, lo=1, hi=10**4, option=True, help="Ray Train workers (1 CPU each).")
+    recovery: RecoverySettings = setting(factory=RecoverySettings,
+                                         help="How its trainings survive lost workers (the [recovery] table).")
     seed: int = seed_setting(0, help="Base seed; round r samples with seed + r.")
 
     def __post_init__(self) -> None:
@@ -219,7 +245,7 @@ class ChainSettings:
     in which the labels are coordinates, :mod:`rayflavor.physics.casas_ibarra`; ``casas-ibarra-m3edge``,
     the default: the same with M3 as the log of its distance from the prior's heaviest-M3 face,
     :mod:`rayflavor.methods.diffusion.coordinates`). Then, with
-    ``teacher = "reference"`` (the default, beyond the paper; issue 18): a network-free sample of
+    ``teacher = "reference"`` (the default, beyond the paper; docs/experiments.md#2026-12-02-teacher): a network-free sample of
     the solution set (:mod:`rayflavor.methods.reference`, ``teacher_tasks`` nested-sampling runs of
     ``teacher_live`` live points, random stream 1 so it never shares draws with a reference built
     by ``rayflavor diffusion reference``) and one fine-tuning of the pre-network on its solutions
@@ -234,8 +260,9 @@ class ChainSettings:
     ``final_physics`` or ``final_project`` is > 0 (beyond the paper) a second final sample of the
     same network and size with that many physics-guidance steps per reverse step and projection
     steps at the end, then ``final_orbits`` sweeps of the orbit resampling (the default: no
-    guidance, 200 projection steps, 10 sweeps; docs/experiments.md#2026-12-02-orbits). ``workers``: Ray Train workers.
-    Presets: ``self`` (the self-training chain measured before issue 18), ``paper``.
+    guidance, 200 projection steps, 10 sweeps; docs/experiments.md#2026-12-02-orbits). ``workers``: Ray Train workers;
+    ``recovery``: restarts of a training after lost workers.
+    Presets: ``self`` (the self-training chain measured before the reference teacher), ``paper``.
     """
 
     n_data: int = setting(100_000, lo=10, option=True, help="Prior points of the dataset (90/10 split).")
@@ -276,6 +303,8 @@ class ChainSettings:
                                                           "with final_physics also 0, no second sample (the paper).")
     final_orbits: int = setting(10, lo=0, hi=10**4, help="Orbit-resampling sweeps of the second final sample.")
     workers: int = setting(1, lo=1, hi=10**4, option=True, help="Ray Train workers (1 CPU each).")
+    recovery: RecoverySettings = setting(factory=RecoverySettings,
+                                         help="How its trainings survive lost workers (the [recovery] table).")
     seed: int = seed_setting(0)
 
     def __post_init__(self) -> None:
@@ -301,7 +330,8 @@ class ChainSettings:
     def finetune(self, rounds: int | None = None) -> FinetuneSettings:
         """The chain's rounds as the settings of ``rayflavor diffusion finetune``."""
         return FinetuneSettings(rounds=self.rounds if rounds is None else rounds, sampling=self.sampling,
-                                selection=self.selection, tune=self.tune, workers=self.workers, seed=self.seed)
+                                selection=self.selection, tune=self.tune, workers=self.workers,
+                                recovery=self.recovery, seed=self.seed)
 
     def final_sampling(self, physics: int, project: int, orbits: int) -> SamplingSettings:
         """Settings of a final sample: the rounds' sampler with ``n_final`` and ``final_guidance``."""
