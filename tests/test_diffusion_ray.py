@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from rayflavor.methods.diffusion import training
-from rayflavor.methods.diffusion.settings import FinetuneSettings, SamplingSettings, SelectionSettings, TuneSettings
+from rayflavor.methods.diffusion.settings import (FinetuneSettings, RecoverySettings, SamplingSettings, SelectionSettings,
+                                                  TuneSettings)
 from rayflavor.physics import data as physics_data
 from rayflavor.physics import seesaw
 from rayflavor.storage import runs
@@ -156,9 +157,9 @@ def test_ray_train_two_workers_loss_falls_and_resumes(ray_session, tmp_path):
     run = tmp_path / "run"
     make_dataset(run, n=3000, seed=1, shards=1, log=lambda *_: None)
     lines = []
-    m = train_network(run, "pre", workers=2, steps=300, every=50, stop_at=150, log=lines.append, seed=0, refit="none", coordinates="paper")
+    m = train_network(run, "pre", workers=2, steps=300, every=50, stop_at=150, log=lines.append, seed=0, refit="none", coordinates="paper", recovery=RecoverySettings())
     assert not m["finished"] and not runs.network_path(run, "pre").exists()
-    m = train_network(run, "pre", workers=2, steps=300, every=50, log=lines.append, seed=0, refit="none", coordinates="paper")
+    m = train_network(run, "pre", workers=2, steps=300, every=50, log=lines.append, seed=0, refit="none", coordinates="paper", recovery=RecoverySettings())
     assert m["finished"] and runs.network_path(run, "pre").is_file()
     assert any("resuming" in l for l in lines)
     log = [json.loads(l) for l in (runs.network_dir(run, "pre") / "metrics.jsonl").read_text().splitlines()]
@@ -169,7 +170,7 @@ def test_ray_train_two_workers_loss_falls_and_resumes(ray_session, tmp_path):
     assert d["step"] == 300
     # stopped after the last checkpoint but before the final save: finished from the checkpoint, no training
     runs.network_path(run, "pre").delete()
-    m = train_network(run, "pre", workers=2, steps=300, every=50, log=lines.append, seed=0, refit="none", coordinates="paper")
+    m = train_network(run, "pre", workers=2, steps=300, every=50, log=lines.append, seed=0, refit="none", coordinates="paper", recovery=RecoverySettings())
     assert m == {"step": 300, "finished": True} and "its last checkpoint" in lines[-1]
     assert training.load_model(runs.network_path(run, "pre"))[2]["step"] == 300
 
@@ -182,11 +183,11 @@ def test_a_casas_ibarra_network_trains_and_its_samples_stay_in_the_prior_box(ray
 
     run = tmp_path / "run"
     make_dataset(run, n=2000, seed=2, shards=1, log=lambda *_: None)
-    train_network(run, "pre", steps=60, every=30, coordinates="casas-ibarra", log=lambda *_: None, workers=1, seed=0, refit="none")
+    train_network(run, "pre", steps=60, every=30, coordinates="casas-ibarra", log=lambda *_: None, workers=1, seed=0, refit="none", recovery=RecoverySettings())
     _, norm, _ = training.load_model(runs.network_path(run, "pre"))
     assert norm.coordinates == "casas-ibarra"
     with pytest.raises(ValueError, match="works in casas-ibarra coordinates, not paper; use another run directory"):
-        train_network(run, "pre", steps=60, coordinates="paper", log=lambda *_: None, workers=1, seed=0, every=1000, refit="none")  # an old run, new defaults
+        train_network(run, "pre", steps=60, coordinates="paper", log=lambda *_: None, workers=1, seed=0, every=1000, refit="none", recovery=RecoverySettings())  # an old run, new defaults
     s = sample_run(run, SamplingSettings(n=400, steps=5, project=2, shards=1), seed=1, log=lambda *_: None, keep="all")
     t = runs.read_parts(runs.loc(run) / "samples" / s["tag"])
     x = np.stack([t.column(c).to_numpy() for c in seesaw.PARAMETERS], axis=1)
@@ -436,14 +437,14 @@ def test_sample_shards_follow_the_requested_size_not_the_free_cpus(ray_session, 
     make_dataset(run, n=400, seed=5, shards=2, log=lambda *_: None)
     g, lab, val = load_training_data(runs.dataset_dir(run))
     training.save(runs.network_path(run, "pre"),
-                  training.new_state(training.Normalizer.fit(g[~val], lab[~val]), total_steps=1), with_optimizer=False)
+                  training.new_state(training.Normalizer.fit(g[~val], lab[~val], "paper"), total_steps=1), with_optimizer=False)
 
     def no_peeking():
         raise AssertionError("the shard split read the resources present")
 
     monkeypatch.setattr(ray, "available_resources", no_peeking)
     monkeypatch.setattr(ray, "cluster_resources", no_peeking)
-    s, _, _ = sample_set(run, SamplingSettings(n=45_000, steps=2))
+    s, _, _ = sample_set(run, SamplingSettings(n=45_000, steps=2), seed=0, keep="all")
     assert s.shards == default_shards(45_000) == 5  # the same split on any cluster
 
 

@@ -98,6 +98,7 @@ def _ddp(run_dir: Path) -> dict:
     import torch
 
     from rayflavor.methods.diffusion import training
+    from rayflavor.methods.diffusion.settings import RecoverySettings
     from rayflavor.orchestration import diffusion_train
     from rayflavor.storage import runs
 
@@ -107,7 +108,8 @@ def _ddp(run_dir: Path) -> dict:
     diffusion_train.train_fn = lambda config: _spy_train_fn({**config, "spy": str(spy)})
     try:
         m = diffusion_train.train_network(run_dir, "pre", workers=2, steps=DDP_STEPS, batch_size=DDP_BATCH,
-                                          every=DDP_STEPS, gpu="off", log=lambda *_: None)
+                                          every=DDP_STEPS, gpu="off", seed=0, refit="none", coordinates="paper",
+                                          recovery=RecoverySettings(), log=lambda *_: None)
     finally:
         diffusion_train.train_fn = real_fn
     ranks = {str(r): json.loads((spy / f"rank{r}.json").read_text()) for r in (0, 1)}
@@ -124,6 +126,7 @@ def _node_loss(run_dir: Path, cluster, workers) -> dict:
     import psutil
 
     from rayflavor.methods.diffusion import training
+    from rayflavor.methods.diffusion.settings import RecoverySettings
     from rayflavor.orchestration.diffusion_train import train_network
     from rayflavor.storage import runs
 
@@ -131,7 +134,8 @@ def _node_loss(run_dir: Path, cluster, workers) -> dict:
 
     def fit() -> None:
         box["metrics"] = train_network(run_dir, "pre", workers=1, steps=STEPS, batch_size=BATCH, every=EVERY,
-                                       gpu="off", log=lambda *_: None)
+                                       gpu="off", seed=0, refit="none", coordinates="paper",
+                                       recovery=RecoverySettings(), log=lambda *_: None)
 
     t = threading.Thread(target=fit)
     t.start()
