@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pytest

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from rayflavor.physics import fn
 from rayflavor.richness import Richness, chao2_from_counts, discovery_curve, incidence_counts
 from rayflavor.storage.island_store import IslandStore, list_islands
 from rayflavor.storage.location import Location

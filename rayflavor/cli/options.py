@@ -26,7 +26,7 @@ from typing import Any
 import click
 
 from rayflavor import configfile
-from rayflavor.settings_model import MAX_SEED, Spec, base_type, bounds, fields_of
+from rayflavor.settings_model import MAX_SEED, Spec, base_type, fields_of
 
 _GIVEN = "rayflavor.given"
 

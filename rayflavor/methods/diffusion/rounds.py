@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from rayflavor.methods.diffusion import selection, training
-from rayflavor.methods.diffusion.data import points, unique_points, with_split
+from rayflavor.methods.diffusion.data import unique_points, with_split
 from rayflavor.methods.diffusion.settings import SelectionSettings, TuneSettings
 from rayflavor.physics import data as physics_data
 from rayflavor.physics import seesaw
