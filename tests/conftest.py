@@ -32,19 +32,22 @@ def moto_server():
     Yields the environment a client needs (the standard AWS variables); the server stops at the
     end of the session. Traffic stays on loopback.
     """
-    import shutil
     import subprocess
     import time
     import urllib.request
 
-    exe = shutil.which("moto_server")
-    if exe is None:
-        pytest.fail("moto_server not found: install the test extra (pip install -e '.[test]')")
+    import importlib.util
+    import sys
+
+    # this interpreter's moto (a `moto_server` on PATH may belong to another Python and another,
+    # older moto: moto 5.2.1 answers pyarrow's CompleteMultipartUpload with a malformed document)
+    if importlib.util.find_spec("moto.server") is None:
+        pytest.fail("moto's server not found: install the test extra (pip install -e '.[test]')")
     from helpers import free_port
 
     port = free_port()
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
