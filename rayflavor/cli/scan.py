@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from rayflavor.cli.common import OneLineCommand, UserError, load_data
+from rayflavor.cli.common import OneLineCommand, ScanFailed, UserError, load_data
 from rayflavor.physics.fn import REQUIRED_DATA as REQUIRED
 
 DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([smhd]?)\s*$")
@@ -233,17 +233,25 @@ def scan(ctx, preset_name, method, config, islands, regime, ordering, max_expone
         if not resume and (loc / "scan.json").exists():  # another scan took OUT just before us
             raise UserError(f"--out: {loc.uri} already holds a scan; use --resume or another --out")
         click.echo(f"{'resuming' if resume else 'scan'} {loc.uri}: {settings.islands} islands, seed {settings.seed}")
-        result = run_scan(settings, loc, live=live, echo=click.echo, lease=lease)
+        try:
+            result = run_scan(settings, loc, live=live, echo=click.echo, lease=lease)
+        except (StorageError, OSError) as exc:  # the store failed before the islands started
+            raise ScanFailed(f"the scan could not start on {loc.uri}: {str(exc).splitlines()[0]}") from None
         try:
             counts = run_dedupe(loc, settings.data, lease=lease.lease,
                                 warn=lambda m: click.echo(f"warning: {m}", err=True))
         except (ValueError, OSError) as exc:  # DedupeError, StorageError: the scan's commits stand
+            if result.failure:
+                raise ScanFailed(f"{result.failure}; the committed models are in {loc.uri}/islands "
+                                 "(continue with --resume)") from None
             raise UserError(f"dedupe after the scan failed ({str(exc).splitlines()[0]}); the committed "
                             f"models are in {loc.uri}/islands, retry with 'rayflavor dedupe {loc.uri}'") from None
     click.echo(counts.line())
     for line in counts.richness_lines():
         click.echo(line)
     click.echo(f"models: {(loc / 'models.parquet').uri}")
+    if result.failure:
+        raise ScanFailed(f"{result.failure}; the models committed before are kept (continue with --resume)")
     if result.interrupted:
         click.echo("interrupted: OUT is consistent; continue with --resume", err=True)
         sys.exit(130)

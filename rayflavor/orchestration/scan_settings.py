@@ -21,6 +21,8 @@ from rayflavor.physics.fn import DEFAULT_DATA
 FLUSH_SECONDS = 600.0
 #: an island that finds models faster than this per flush period commits early (rows)
 FLUSH_ROWS = 20_000
+#: island ``i`` runs with seed ``seed + i``, stored as int64 in every part: seeds stay below this
+SEED_LIMIT = 2**63
 
 
 def _positive(name: str, value: float | None, *, allow_none: bool = False) -> None:
@@ -36,7 +38,8 @@ class ScanSettings:
 
     islands        number of NSGA-III islands (one Ray actor of 1 CPU each)
     seed           base seed, island ``i`` uses ``seed + i``; ``None``: drawn at random by the CLI
-                   and recorded in scan.json
+                   and recorded in scan.json; ``seed + islands - 1 < 2**63`` (a part stores the
+                   island's seed as int64)
     data           shipped data set name or path of a data file (absolute once resolved)
     time_limit     global wall-clock limit in seconds of this run (``None``: islands run to their
                    own stop); actors that do not answer within the limit plus a grace are killed,
@@ -47,6 +50,11 @@ class ScanSettings:
     max_restarts   restarts of a dead island actor (lost node, killed process) from its checkpoint
     backlog        how many island actors are submitted to Ray at once, running or pending
                    (``None``: ``max(2 x cluster CPUs, 64)``, so the autoscaler sees the demand)
+    store_retry_seconds  how long one store operation (a commit's PUT, a read, a list) keeps
+                   retrying transient errors of an object store (unreachable, 503 SlowDown, 5xx)
+                   with exponential backoff before the island, or the scan, fails (s); islands
+                   keep their models in memory meanwhile.  Local disks are not retried: a full
+                   disk fails at once
     island         the islands' search settings (:class:`IslandConfig`; presets
                    :data:`ISLAND_PRESETS`)
     """
@@ -60,6 +68,7 @@ class ScanSettings:
     flush_seconds: float = FLUSH_SECONDS
     max_restarts: int = 5
     backlog: int | None = None
+    store_retry_seconds: float = 300.0
     island: IslandConfig = field(default_factory=lambda: ISLAND_PRESETS["fast"])
 
     def __post_init__(self) -> None:
@@ -71,12 +80,18 @@ class ScanSettings:
 
         integer("islands", self.islands, 1)
         integer("seed", self.seed, 0, allow_none=True)
+        if self.seed is not None and self.seed + self.islands > SEED_LIMIT:
+            raise ValueError(f"seed must be at most 2**63 - islands = {SEED_LIMIT - self.islands} (island i uses "
+                             f"seed + i, stored as a 64-bit integer), got {self.seed}")
         integer("flush_rows", self.flush_rows, 1)
         integer("max_restarts", self.max_restarts, 0)
         integer("backlog", self.backlog, 1, allow_none=True)
         _positive("time_limit", self.time_limit, allow_none=True)
         _positive("chunk_seconds", self.chunk_seconds)
         _positive("flush_seconds", self.flush_seconds)
+        if isinstance(self.store_retry_seconds, bool) or not isinstance(self.store_retry_seconds, (int, float)) \
+                or not math.isfinite(self.store_retry_seconds) or self.store_retry_seconds < 0:
+            raise ValueError(f"store_retry_seconds must be a finite number >= 0, got {self.store_retry_seconds!r}")
         if not isinstance(self.data, str) or not self.data:
             raise ValueError(f"data must be a data set name or path, got {self.data!r}")
         if not isinstance(self.island, IslandConfig):
@@ -108,7 +123,8 @@ def preset(name: str) -> ScanSettings:
 
 
 #: settings that may change when a scan is resumed (they steer the run, not the search)
-RUN_CONTROL = ("time_limit", "chunk_seconds", "flush_rows", "flush_seconds", "max_restarts", "backlog")
+RUN_CONTROL = ("time_limit", "chunk_seconds", "flush_rows", "flush_seconds", "max_restarts", "backlog",
+               "store_retry_seconds")
 
 
 def with_run_control(stored: ScanSettings, **changes) -> ScanSettings:
