@@ -145,45 +145,45 @@ def test_a_seed_beyond_int64_is_refused_at_the_door(tmp_path):
 
 
 # ---------------------------------------------------------------------------- an island that raises
-def _failing_island(cfg, dataset, *, island, seed):
-    """The real island, except that island 0 raises at its first step after a model was drained."""
-    from rayflavor.methods.ga.island import make_island
-
-    isl = make_island(cfg, dataset, island=island, seed=seed)
-    if island != 0:
-        return isl
-
-    class Failing:
-        drained = 0
-
-        def __getattr__(self, name):
-            return getattr(isl, name)
-
-        @property
-        def done(self):
-            return isl.done
-
-        @property
-        def n_pending(self):
-            return isl.n_pending
-
-        def drain(self):
-            m = isl.drain()
-            if m is not None:
-                self.drained += len(next(iter(m.values())))
-            return m
-
-        def step(self):
-            if self.drained:
-                raise RuntimeError("injected fault after a commit")
-            isl.step()
-
-    return Failing()
-
-
 @pytest.mark.ray
 def test_an_island_that_raises_fails_the_scan_visibly_and_keeps_its_commits(ray_session, tmp_path, monkeypatch):
     from rayflavor.orchestration import islands
+
+    # defined here, so that Ray ships it by value (workers cannot import this test module)
+    def _failing_island(cfg, dataset, *, island, seed):
+        """The real island, except that island 0 raises at its first step after a model was drained."""
+        from rayflavor.methods.ga.island import make_island
+
+        isl = make_island(cfg, dataset, island=island, seed=seed)
+        if island != 0:
+            return isl
+
+        class Failing:
+            drained = 0
+
+            def __getattr__(self, name):
+                return getattr(isl, name)
+
+            @property
+            def done(self):
+                return isl.done
+
+            @property
+            def n_pending(self):
+                return isl.n_pending
+
+            def drain(self):
+                m = isl.drain()
+                if m is not None:
+                    self.drained += len(next(iter(m.values())))
+                return m
+
+            def step(self):
+                if self.drained:
+                    raise RuntimeError("injected fault after a commit")
+                isl.step()
+
+        return Failing()
 
     monkeypatch.setattr(islands, "run_scan", partial(islands.run_scan, make=_failing_island))
     out = tmp_path / "scan"
@@ -263,3 +263,62 @@ def test_a_full_disk_mid_scan_ends_in_one_line_with_exit_3(ray_session, small_di
     df = pl.read_parquet([p.uri for p in parts])
     x = df.select(list(fn.PARAMETERS)).to_numpy().astype(np.float64)
     assert len(df) and fn.evaluate(x, data=data.load(RELAXED), mass_tolerance=0.9)["valid"].all()
+
+
+# ---------------------------------------------------------------------------- a scan through an outage
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_scan_on_s3_survives_a_40_s_store_outage(proxied_bucket, tmp_path):
+    """``rayflavor scan --out s3://…`` (a subprocess with its own embedded Ray, whose endpoint is
+    the proxy); once models are committed the proxy goes off for 40 s, then on again.  The scan
+    finishes, every committed model re-validates, none is duplicated, none is lost (each island's
+    committed rows equal the models it reports found), and commits happened after the outage."""
+    bucket, proxy, direct = proxied_bucket
+    uri = f"{bucket}/scan"
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("flush_rows = 5\nflush_seconds = 1.0\nchunk_seconds = 1.0\n")
+    args = ["--islands", "2", "--target-valid", "150", "--seed", "1", "--out", uri, "--data", RELAXED,
+            "--mass-tolerance", "0.9", "--no-live", "--time-limit", "300s", "--config", str(cfg)]
+    ray_tmp = tempfile.mkdtemp(prefix="rf-outage-")
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    proc = subprocess.Popen([sys.executable, "-m", "rayflavor.cli.main", "scan", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    direct_out = None
+    try:
+        os.environ["AWS_ENDPOINT_URL"] = direct  # the test reads the bucket past the proxy
+        direct_out = resolve(uri)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None and not committed_parts(direct_out):
+            time.sleep(0.2)
+        assert proc.poll() is None and committed_parts(direct_out), "no commit before the outage"
+        proxy.set("off")
+        outage_start = time.time()
+        time.sleep(40)
+        proxy.set("on")
+        outage_end = time.time()
+        output, _ = proc.communicate(timeout=420)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+        import shutil
+
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert proc.returncode == 0, output
+    assert proxy.refused > 0  # the outage was felt
+    doc = (direct_out / "scan.json").read_json()
+    assert doc["status"] == "finished", doc.get("failure")
+    df = pl.concat([pl.read_parquet(p.read_bytes()) for p in committed_parts(direct_out)])
+    x = df.select(list(fn.PARAMETERS)).to_numpy().astype(np.float64)
+    assert fn.evaluate(x, data=data.load(RELAXED), mass_tolerance=0.9)["valid"].all()  # every model re-validates
+    after = []
+    for i in list_islands(direct_out):
+        g = df.filter(pl.col("island") == i)
+        assert g.select(list(fn.CHARGES)).unique().height == g.height  # nothing committed twice
+        ck = IslandStore(direct_out, i).read_checkpoint()
+        assert g.height == ck["info"]["status"]["n_valid"]  # nothing found was lost
+        after.append(ck["written_at"])
+    from datetime import datetime
+
+    assert max(datetime.fromisoformat(t).timestamp() for t in after) > outage_end  # commits went on after it
+    assert outage_end - outage_start >= 40
+    assert "duplicates" in output and "Error" not in output

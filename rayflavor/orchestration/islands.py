@@ -56,6 +56,7 @@ from rayflavor.orchestration.runtime import ensure_ray
 from rayflavor.orchestration.scan_settings import ScanSettings
 from rayflavor.physics import data as fndata
 from rayflavor.storage import lease as lease_mod
+from rayflavor.storage import scan_data
 from rayflavor.storage.island_store import IslandStore
 from rayflavor.storage.location import Location, StorageError, resolve
 from rayflavor.storage.parquet import to_table
@@ -321,8 +322,13 @@ def island_statuses_from_store(out: Location, settings: ScanSettings) -> dict[in
 
 def run_scan(settings: ScanSettings, out: Location | str, *, address: str | None = None, live: bool = True,
              echo=print, lease: HeldLease | None = None, make: Callable | None = None,
-             restore: Callable | None = None, stop_grace: float = STOP_GRACE) -> ScanResult:
+             restore: Callable | None = None, stop_grace: float = STOP_GRACE,
+             data_changed_ok: bool = False) -> ScanResult:
     """Run (or continue) every island of ``settings`` to its stop, writing to ``out``.
+
+    The islands use the scan's own copy of its data set, ``OUT/data.toml``
+    (:mod:`rayflavor.storage.scan_data`, written at the first start); ``data_changed_ok``: go on
+    with that copy even though ``settings.data`` was edited since (refused otherwise).
 
     The caller may pass a lease it holds on ``out`` (the CLI does, to cover the dedupe after the
     scan); otherwise one is acquired here and released at the end.  See the module docstring.
@@ -337,22 +343,24 @@ def run_scan(settings: ScanSettings, out: Location | str, *, address: str | None
         lease = HeldLease(out)
     cpu0 = time.process_time()
     try:
-        return _drive(settings, out, live=live, echo=echo, make=make, restore=restore, cpu0=cpu0, stop_grace=stop_grace)
+        return _drive(settings, out, live=live, echo=echo, make=make, restore=restore, cpu0=cpu0, stop_grace=stop_grace,
+                      data_changed_ok=data_changed_ok)
     finally:
         if own_lease:
             lease.release()
 
 
-def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, cpu0, stop_grace) -> ScanResult:
+def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, cpu0, stop_grace,
+           data_changed_ok) -> ScanResult:
     started = _now()
+    data, data_file = scan_data.keep_copy(out, settings.data, changed_ok=data_changed_ok)
     statuses = island_statuses_from_store(out, settings)
-    write_scan_json(out, settings, status="running", started_at=started,
+    write_scan_json(out, settings, status="running", started_at=started, data_file=data_file,
                     island_starts={str(i): s["start_nodes"] for i, s in statuses.items()})
     todo = deque(i for i, s in statuses.items() if s["state"] == "queued")
     cluster_cpus = ray.cluster_resources().get("CPU", 0.0)
     backlog = settings.backlog_for(cluster_cpus)
     island_cfg = configfile.to_mapping(settings.island)
-    data = fndata.load(settings.data)
     # SPREAD: independent islands balance over the nodes (a lost node takes fewer of them along);
     # pending ones are still demand the autoscaler sees
     actor_cls = IslandActor.options(max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts,
