@@ -463,9 +463,8 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                 signal.signal(signal.SIGTERM, old_handler)
             except ValueError:
                 pass
-    # a stopping island may wait out a store outage before its final commit
-    _stop_all(slots, statuses, reason, grace=stop_grace + settings.chunk_seconds + settings.store_retry_seconds,
-              seed_of=settings.island_seed)
+    _stop_all(slots, statuses, reason, grace=stop_grace + settings.chunk_seconds, seed_of=settings.island_seed,
+              outage_grace=settings.store_retry_seconds, store_down=lambda: not _answers(out))
     for i in todo:
         statuses[i].update(stop_reason=reason, state="not started")
     wall = time.monotonic() - t0
@@ -498,10 +497,22 @@ def _failure(statuses: dict[int, dict], driver_failure: str | None) -> str | Non
     return f"island {first} failed: {statuses[first].get('error') or 'unknown error'}{more}"
 
 
+def _answers(out: Location) -> bool:
+    """Whether the store of ``out`` answers right now (one attempt, no retries)."""
+    try:
+        (out.with_retries(0) / "scan.json").exists()
+        return True
+    except (StorageError, OSError):
+        return False
+
+
 def _stop_all(slots: dict[int, _Slot], statuses: dict[int, dict], reason: str, *, grace: float,
-              seed_of: Callable[[int], int]) -> None:
+              seed_of: Callable[[int], int], outage_grace: float = 0.0,
+              store_down: Callable[[], bool] = lambda: False) -> None:
     """Ask every started actor to stop and commit; kill what has not answered within ``grace``
-    seconds (its last checkpoint stands) and every actor that never started."""
+    seconds (its last checkpoint stands) and every actor that never started.  While the store
+    does not answer (``store_down()``), unanswered actors are likely waiting out the outage to
+    commit: they get ``outage_grace`` seconds more."""
     stops: dict[Any, int] = {}
     for i, slot in slots.items():
         if statuses[i].get("state") == "running":
@@ -511,7 +522,10 @@ def _stop_all(slots: dict[int, _Slot], statuses: dict[int, dict], reason: str, *
             statuses[i].update(stop_reason=reason, state="not started")
     ready: list = []
     if stops:
-        ready, _ = ray.wait(list(stops), num_returns=len(stops), timeout=grace)
+        ready, waiting = ray.wait(list(stops), num_returns=len(stops), timeout=grace)
+        if waiting and outage_grace > 0 and store_down():
+            more, _ = ray.wait(waiting, num_returns=len(waiting), timeout=outage_grace)
+            ready = [*ready, *more]
     for ref in ready:
         i = stops.pop(ref)
         try:
