@@ -54,6 +54,19 @@ def test_every_local_form_names_the_same_directory(parts):
         assert split_uri(form) == ("", want), form
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.builds(lambda a, b: f"{a}://{b}", st.sampled_from(
+    ["file", "FILE", "s3", "gs", "gcs", "ftp", ""]), st.text(max_size=30))))
+def test_any_text_is_a_location_or_one_line_refusal(text):
+    """Every string: a (scheme, path) pair or a one-line StorageError, never another exception."""
+    try:
+        scheme, path = split_uri(text)
+    except StorageError as exc:
+        assert "\n" not in str(exc).strip() or "\n" in text
+        return
+    assert scheme in ("", "s3", "gs") and path and (scheme or path.startswith("/"))
+
+
 def test_run_dir_option_takes_the_same_forms(tmp_path):
     conv = _run_dir(False).convert
     assert conv(f"file://localhost{tmp_path}/run", None, None) == Path(f"{tmp_path}/run")

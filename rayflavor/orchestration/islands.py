@@ -355,7 +355,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
     started = _now()
     data, data_file = scan_data.keep_copy(out, settings.data, changed_ok=data_changed_ok)
     statuses = island_statuses_from_store(out, settings)
-    write_scan_json(out, settings, status="running", started_at=started, data_file=data_file,
+    write_scan_json(out, settings, status="running", failure=None, started_at=started, data_file=data_file,
                     island_starts={str(i): s["start_nodes"] for i, s in statuses.items()})
     todo = deque(i for i, s in statuses.items() if s["state"] == "queued")
     cluster_cpus = ray.cluster_resources().get("CPU", 0.0)
@@ -438,6 +438,10 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                             ray.kill(slot.actor, no_restart=True)
                             del slots[i]
                             submit_new(i)
+                        continue
+                    except ray.exceptions.RayError as exc:  # its result was lost, out of memory, ...
+                        statuses[i].update(stop_reason="failed", error=error_line(exc))
+                        finish(i, "failed")
                         continue
                     statuses[i].update(st)
                     if st.get("stop_reason") is not None:

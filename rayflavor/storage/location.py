@@ -159,6 +159,8 @@ def split_uri(target: str | os.PathLike) -> tuple[str, str]:
     s = os.fspath(target)
     if not s or not s.strip():
         raise StorageError("empty path")
+    if "\0" in s:
+        raise StorageError(f"{s!r}: a path cannot hold a NUL character")
     if "://" not in s:
         return "", str(Path(s).expanduser().resolve())
     scheme, _, rest = s.partition("://")
