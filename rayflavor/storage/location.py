@@ -162,7 +162,10 @@ def split_uri(target: str | os.PathLike) -> tuple[str, str]:
     if "\0" in s:
         raise StorageError(f"{s!r}: a path cannot hold a NUL character")
     if "://" not in s:
-        return "", str(Path(s).expanduser().resolve())
+        try:
+            return "", str(Path(s).expanduser().resolve())
+        except RuntimeError:  # "~user" of no such user, no home directory
+            raise StorageError(f"{s}: cannot expand {s.split('/', 1)[0]!r} (no such user or home directory)") from None
     scheme, _, rest = s.partition("://")
     scheme = scheme.lower()
     if scheme not in SCHEMES:
