@@ -322,3 +322,43 @@ def test_a_scan_on_s3_survives_a_40_s_store_outage(proxied_bucket, tmp_path):
     assert max(datetime.fromisoformat(t).timestamp() for t in after) > outage_end  # commits went on after it
     assert outage_end - outage_start >= 40
     assert "duplicates" in output and "Error" not in output
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_store_that_stays_down_ends_the_scan_in_one_line_with_exit_3(proxied_bucket, tmp_path):
+    """The proxy goes off for good after the first commit (``store_retry_seconds = 5``): the scan
+    ends with one ``Error:`` line naming the store and saying that scan.json could not be
+    updated, exit code 3, no traceback; the models committed before are intact."""
+    bucket, proxy, direct = proxied_bucket
+    uri = f"{bucket}/scan"
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("flush_rows = 5\nflush_seconds = 1.0\nchunk_seconds = 1.0\nstore_retry_seconds = 5.0\n")
+    args = ["--islands", "2", "--target-valid", "150", "--seed", "1", "--out", uri, "--data", RELAXED,
+            "--mass-tolerance", "0.9", "--no-live", "--time-limit", "300s", "--config", str(cfg)]
+    ray_tmp = tempfile.mkdtemp(prefix="rf-down-")
+    proc = subprocess.Popen([sys.executable, "-m", "rayflavor.cli.main", "scan", *args],
+                            env={**os.environ, "RAY_TMPDIR": ray_tmp}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        os.environ["AWS_ENDPOINT_URL"] = direct
+        direct_out = resolve(uri)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None and not committed_parts(direct_out):
+            time.sleep(0.2)
+        assert proc.poll() is None and committed_parts(direct_out), "no commit before the store went down"
+        proxy.set("off")
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+        import shutil
+
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert proc.returncode == 3, stdout + stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr + stdout, stderr
+    assert "cannot reach the object store" in errors[0] and "scan.json could not be updated" in errors[0], errors[0]
+    df = pl.concat([pl.read_parquet(p.read_bytes()) for p in committed_parts(direct_out)])
+    x = df.select(list(fn.PARAMETERS)).to_numpy().astype(np.float64)
+    assert len(df) and fn.evaluate(x, data=data.load(RELAXED), mass_tolerance=0.9)["valid"].all()
