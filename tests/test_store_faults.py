@@ -362,3 +362,64 @@ def test_a_store_that_stays_down_ends_the_scan_in_one_line_with_exit_3(proxied_b
     df = pl.concat([pl.read_parquet(p.read_bytes()) for p in committed_parts(direct_out)])
     x = df.select(list(fn.PARAMETERS)).to_numpy().astype(np.float64)
     assert len(df) and fn.evaluate(x, data=data.load(RELAXED), mass_tolerance=0.9)["valid"].all()
+
+
+# ---------------------------------------------------------------------------- the runner keeps what a failed commit held
+class _OneModelPerStep:
+    """An island that finds one model per step (charge ``q_Q1`` = its generation), ``steps`` steps."""
+
+    def __init__(self, cfg, dataset, *, island, seed, steps=6):
+        self.island, self.seed, self.steps, self.generation, self.pending = island, seed, steps, 0, []
+        self.stop_reason = None
+
+    def step(self):
+        self.generation += 1
+        row = {name: np.zeros(1) for name in fn.PARAMETERS}
+        row["q_Q1"] = np.array([float(self.generation)])
+        row.update(valid=np.array([True]), generation=np.array([self.generation]), found_at=np.array([time.time()]))
+        self.pending.append(row)
+        if self.generation >= self.steps:
+            self.stop_reason = "max-generations"
+
+    @property
+    def done(self):
+        return self.stop_reason is not None
+
+    @property
+    def n_pending(self):
+        return len(self.pending)
+
+    def drain(self):
+        if not self.pending:
+            return None
+        rows, self.pending = self.pending, []
+        return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+
+    def status(self):
+        return {"island": self.island, "seed": self.seed, "generation": self.generation, "n_valid": self.generation,
+                "stop_reason": self.stop_reason}
+
+    def get_state(self):
+        return {"generation": self.generation, "stop_reason": self.stop_reason}, {"x": np.zeros(1)}
+
+
+def test_a_failed_commit_keeps_the_drained_models_for_the_next_one(tmp_path):
+    from rayflavor.orchestration.islands import IslandRunner
+
+    runner = IslandRunner(str(tmp_path), {}, object(), flush_rows=1, flush_seconds=1e9, make=_OneModelPerStep)
+    runner.start(0, 1)
+    real = runner.store.commit
+    calls = []
+
+    def flaky(*args, **kwargs):  # the third commit of the island fails (a store that stayed down)
+        calls.append(1)
+        if len(calls) == 3:
+            raise StorageError("s3://b/x: cannot reach the object store")
+        return real(*args, **kwargs)
+
+    runner.store.commit = flaky
+    with pytest.raises(StorageError):
+        runner.run(0, 1, seconds=60)
+    runner.run(0, 1, seconds=60)  # the next call commits what the failed one held, then goes on
+    rows = pl.concat([pl.read_parquet(p.uri) for p in IslandStore(resolve(tmp_path), 0).committed_parts()])
+    assert sorted(rows["q_Q1"].to_list()) == [1, 2, 3, 4, 5, 6]  # none lost, none twice

@@ -75,15 +75,17 @@ def _now() -> str:
 
 def _where() -> dict:
     """The node this process runs on (inside an actor: the Ray node; elsewhere: the host)."""
-    node_id = None
+    node_id, ip = None, socket.gethostname()
+    if not ray.is_initialized():  # plain-Python use of the runner: asking Ray would connect to a cluster
+        return {"node_id": node_id, "node_ip": ip, "pid": os.getpid(), "at": _now()}
     try:
         node_id = ray.get_runtime_context().get_node_id()
-    except Exception:  # noqa: BLE001 - not inside Ray (plain-Python use of the runner)
+    except Exception:  # noqa: BLE001
         pass
     try:
         ip = ray.util.get_node_ip_address()
     except Exception:  # noqa: BLE001
-        ip = socket.gethostname()
+        pass
     return {"node_id": node_id, "node_ip": ip, "pid": os.getpid(), "at": _now()}
 
 
