@@ -9,6 +9,12 @@ when the dependencies are added, e.g.
 ``--runtime-env-json '{"pip": ["numba", "pymoo", "polars", "torch==2.13.0"]}'``;
 the working directory puts this checkout's ``rayflavor/`` first on ``sys.path`` of the driver
 and of every worker.
+
+Retries: a RayJob retry (``backoffLimit``) or a resubmission runs the entrypoint again with the
+same options.  The commands run here in job mode: ``scan`` that finds a scan in ``--out`` continues
+it when its stored settings are the requested ones (run-control settings such as ``--time-limit``
+may differ; without ``--seed`` the stored seed is kept), waits out the lease of a dead predecessor,
+and refuses other settings in one line; ``diffusion run`` resumes its RUN directory by itself.
 """
 
 from __future__ import annotations
@@ -28,4 +34,4 @@ def run(command: list[str], argv: list[str] | None = None) -> None:
     name = f"jobs/{Path(sys.argv[0]).name}" if sys.argv and sys.argv[0] else "jobs"
     if not os.environ.get("RAY_ADDRESS") and "--help" not in args:
         print(f"{name}: RAY_ADDRESS is not set; running on an embedded local Ray", file=sys.stderr)
-    cli.main(args=args, prog_name=name)
+    cli.main(args=args, prog_name=name, obj={"job": True})

@@ -12,6 +12,18 @@ import os
 import pytest
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+try:  # property tests (tests/test_properties_*.py): examples per test by profile
+    from hypothesis import HealthCheck, settings
+
+    _SLOW_SETUP = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+    # "ci" (default, and in CI): 30 examples per property; "mid": 300; "long": 2000 (README, Tests)
+    for _name, _n in (("ci", 30), ("mid", 300), ("long", 2000)):
+        settings.register_profile(_name, max_examples=_n, deadline=None, suppress_health_check=_SLOW_SETUP,
+                                  print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is a test extra; only the property tests need it
+    pass
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 
@@ -39,10 +51,10 @@ def moto_server():
     import importlib.util
     import sys
 
-    # this interpreter's moto (a `moto_server` on PATH may belong to another Python and another,
-    # older moto: moto 5.2.1 answers pyarrow's CompleteMultipartUpload with a malformed document)
+    # the moto installed with this interpreter, not whichever moto_server comes first on PATH
+    # (another Python's older moto answers pyarrow 26's CompleteMultipartUpload with an error)
     if importlib.util.find_spec("moto.server") is None:
-        pytest.fail("moto's server not found: install the test extra (pip install -e '.[test]')")
+        pytest.fail("moto's server mode not found: install the test extra (pip install -e '.[test]')")
     from helpers import free_port
 
     port = free_port()

@@ -40,6 +40,14 @@ def stop_process_group(proc: subprocess.Popen, temp: str | os.PathLike | None = 
         shutil.rmtree(temp, ignore_errors=True)
 
 
+#: Environment that keeps every Ray node of a test on 127.0.0.1.  Ray turns a requested
+#: ``127.0.0.1`` node address into the host's routable address (``services.resolve_ip_for_localhost``)
+#: unless multi-node clusters are "disabled" by this variable; nodes added in-process
+#: (``ray.cluster_utils.Cluster``, the fake autoscaler's provider) and ``ray start --head`` still work,
+#: only ``ray start --address`` (a worker from the command line) is refused.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
 class SwitchableProxy:
     """A TCP proxy on 127.0.0.1 in front of ``target`` (``host:port``) that a test switches:
 

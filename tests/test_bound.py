@@ -1,4 +1,4 @@
-"""``--bound``: clamp piles samples on the faces of [-1, 1], reflect does not (issue 18)."""
+"""``--bound``: clamp piles samples on the faces of [-1, 1], reflect does not."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from rayflavor.methods.diffusion.sampleset import SampleSet
-from rayflavor.methods.diffusion.sampling import bounded
+from rayflavor.methods.diffusion.ddpm import bounded
 from rayflavor.methods.diffusion.settings import SamplingSettings
 
 

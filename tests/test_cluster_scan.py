@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import free_port, stop_process_group
+from helpers import LOOPBACK_ENV, free_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 RELAXED = str(Path(__file__).with_name("data_relaxed.toml"))
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 
 
 def _run(case: str, out: Path, timeout: float) -> dict:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+    env = {**os.environ, **LOOPBACK_ENV, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen([sys.executable, __file__, case, str(out)], env=env, stdout=subprocess.PIPE,
@@ -69,6 +69,27 @@ def test_pending_islands_make_the_autoscaler_add_nodes(tmp_path):
     assert r["nodes_alive_max"] >= 2  # the autoscaler started worker nodes
     assert len(set(r["island_nodes"])) >= 2 and set(r["island_nodes"]) - {r["head"]}, r  # islands ran on them
     assert r["models"] > 0
+
+
+def test_an_empty_cluster_grows_until_every_island_runs_and_shrinks_after(tmp_path):
+    """A head without CPUs and 0 workers: the scan's pending islands make the fake autoscaler add
+    2-CPU workers until all 4 islands run at once, and the idle workers go once they finish."""
+    r = _run("grow-shrink", tmp_path / "scan", timeout=420)
+    assert r["status"] == "finished" and r["states"] == ["done"], r  # none "not started" under the time limit
+    assert r["workers_alive_max"] == 2, r  # 4 islands of 1 CPU on 2-CPU workers
+    assert r["running_max"] == 4, r  # every island ran at the same time
+    assert len(set(r["island_nodes"])) == 2 and r["head"] not in r["island_nodes"], r
+    assert r["workers_alive_end"] == 0, r  # removed after the idle timeout
+    assert set(r["node_ips"]) == {"127.0.0.1"}, r
+
+
+def test_a_one_cpu_head_shows_the_autoscaler_every_pending_island(tmp_path):
+    """200 islands on a 1-CPU head: the autoscaler's view (what `ray status` prints under
+    "Demands") holds 199 pending 1-CPU requests, not a backlog cut at 64."""
+    r = _run("demand", tmp_path / "scan", timeout=420)
+    assert r["demand_cpus_max"] >= 180, r
+    assert r["gcs_pending_cpus_max"] >= 180, r
+    assert set(r["node_ips"]) == {"127.0.0.1"}, r
 
 
 # ---------------------------------------------------------------------------------- subprocess bodies
@@ -154,22 +175,56 @@ def _node_loss(out_dir: str) -> dict:
         cluster.shutdown()
 
 
-def _autoscaling_config(port: int) -> dict:
+def _autoscaling_config(port: int, *, head_cpus: int = 1, worker_cpus: int = 1, max_workers: int = 2,
+                        idle_timeout_minutes: float = 5) -> dict:
     """Ray's fake multi-node provider (what ``ray.cluster_utils.AutoscalingCluster`` generates; its
     ``start``/``shutdown`` run ``ray stop --force``, which would stop every Ray on the host, so the
-    head is started here in its own process group instead): a head of 1 CPU, up to two 1-CPU workers."""
-    node = {"node_config": {}, "resources": {"CPU": 1}}
+    head is started here in its own process group instead): a head of ``head_cpus`` CPUs, up to
+    ``max_workers`` workers of ``worker_cpus`` CPUs."""
+    def node(cpus):
+        return {"node_config": {}, "resources": {"CPU": cpus}}
+
     return {
-        "cluster_name": "rayflavor-fake", "max_workers": 2, "upscaling_speed": 1.0, "idle_timeout_minutes": 5,
+        "cluster_name": "rayflavor-fake", "max_workers": max_workers, "upscaling_speed": 1.0,
+        "idle_timeout_minutes": idle_timeout_minutes,
         "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
                      "disable_launch_config_check": True, "gcs_address": f"127.0.0.1:{port}"},
-        "available_node_types": {"ray.head.default": {**node, "max_workers": 0},
-                                 "ray.worker.cpu": {**node, "min_workers": 0, "max_workers": 2}},
+        "available_node_types": {"ray.head.default": {**node(head_cpus), "max_workers": 0},
+                                 "ray.worker.cpu": {**node(worker_cpus), "min_workers": 0, "max_workers": max_workers}},
         "head_node_type": "ray.head.default", "auth": {}, "docker": {}, "file_mounts": {}, "cluster_synced_files": [],
         "file_mounts_sync_continuously": False, "rsync_exclude": [], "rsync_filter": [], "initialization_commands": [],
         "setup_commands": [], "head_setup_commands": [], "worker_setup_commands": [], "head_start_ray_commands": [],
         "worker_start_ray_commands": [],
     }
+
+
+def _fake_head(work: Path, **config):
+    """Start a ``ray start --head --block`` with the fake autoscaler on 127.0.0.1 and connect to it;
+    returns (the head process, its temp dir)."""
+    import ray
+
+    port = free_port()
+    cfg = work / "autoscaling.json"
+    cfg.write_text(json.dumps(_autoscaling_config(port, **config)))
+    temp = f"/tmp/rfas{os.getpid()}"  # short: Ray's socket paths have a length limit
+    env = {**os.environ, "AUTOSCALER_UPDATE_INTERVAL_S": "1", "RAY_FAKE_CLUSTER": "1"}
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+         f"--port={port}", f"--num-cpus={config.get('head_cpus', 1)}", "--include-dashboard=false",
+         f"--temp-dir={temp}", f"--autoscaling-config={cfg}", "--disable-usage-stats"],
+        env=env, stdout=open(work / "head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if head.poll() is not None or time.monotonic() > deadline:
+                stop_process_group(head, temp, grace=5)
+                raise AssertionError((work / "head.log").read_text()[-3000:])
+            time.sleep(0.5)
+    ray.init(address=f"127.0.0.1:{port}", log_to_driver=False)
+    return head, temp
 
 
 def _autoscale(out_dir: str) -> dict:
@@ -180,27 +235,8 @@ def _autoscale(out_dir: str) -> dict:
     from rayflavor.storage.location import resolve
 
     out = resolve(out_dir)
-    port = free_port()
-    work = Path(out_dir).parent
-    cfg = work / "autoscaling.json"
-    cfg.write_text(json.dumps(_autoscaling_config(port)))
-    temp = f"/tmp/rfas{os.getpid()}"  # short: Ray's socket paths have a length limit
-    env = {**os.environ, "AUTOSCALER_UPDATE_INTERVAL_S": "1", "RAY_FAKE_CLUSTER": "1"}
-    head = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-         f"--port={port}", "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={temp}",
-         f"--autoscaling-config={cfg}", "--disable-usage-stats"],
-        env=env, stdout=open(work / "head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    head, temp = _fake_head(Path(out_dir).parent)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert head.poll() is None and time.monotonic() < deadline, (work / "head.log").read_text()[-3000:]
-                time.sleep(0.5)
-        ray.init(address=f"127.0.0.1:{port}", log_to_driver=False)
         head_id = ray.get_runtime_context().get_node_id()
         alive = [1]
         done = threading.Event()
@@ -223,7 +259,95 @@ def _autoscale(out_dir: str) -> dict:
         stop_process_group(head, temp, grace=20)
 
 
+def _grow_shrink(out_dir: str) -> dict:
+    from functools import partial
+
+    import ray
+
+    from rayflavor.bench.scan import TinyIsland
+    from rayflavor.orchestration.islands import run_scan
+    from rayflavor.orchestration.scan_settings import ScanSettings
+    from rayflavor.storage.location import resolve
+
+    out = resolve(out_dir)
+    head, temp = _fake_head(Path(out_dir).parent, head_cpus=0, worker_cpus=2, max_workers=2, idle_timeout_minutes=0.1)
+    try:
+        head_id = ray.get_runtime_context().get_node_id()
+        seen = {"workers": [0], "ips": set(), "busy": [0.0]}
+        done = threading.Event()
+
+        def workers_alive() -> int:
+            nodes = [n for n in ray.nodes() if n["Alive"]]
+            seen["ips"].update(n["NodeManagerAddress"] for n in nodes)
+            return sum(n["NodeID"] != head_id for n in nodes)
+
+        def watch():
+            while not done.wait(0.5):
+                seen["workers"].append(workers_alive())
+                # CPUs held by placed island actors (1 each)
+                seen["busy"].append(ray.cluster_resources().get("CPU", 0.0) - ray.available_resources().get("CPU", 0.0))
+
+        threading.Thread(target=watch, daemon=True).start()
+        # each island works 40 x 0.5 s = 20 s, long enough to be seen running with all the others
+        settings = ScanSettings(islands=4, seed=3, chunk_seconds=0.5, flush_seconds=1.0, time_limit=300.0)
+        make = partial(TinyIsland, steps=40, step_seconds=0.5)
+        res = run_scan(settings, out, live=False, echo=lambda *_: None, make=make, restore=TinyIsland.from_state)
+        done.set()
+        deadline = time.monotonic() + 180
+        while workers_alive() and time.monotonic() < deadline:  # the idle workers are removed
+            time.sleep(1.0)
+        doc = (out / "scan.json").read_json()
+        return {"status": doc["status"], "head": head_id, "states": sorted({s["state"] for s in res.statuses.values()}),
+                "workers_alive_max": max(seen["workers"]), "workers_alive_end": workers_alive(),
+                "running_max": max(seen["busy"]), "node_ips": sorted(seen["ips"]),
+                "island_nodes": [v[-1]["node_id"] for v in doc["island_starts"].values() if v]}
+    finally:
+        ray.shutdown()
+        stop_process_group(head, temp, grace=20)
+
+
+def _demand(out_dir: str) -> dict:
+    from functools import partial
+
+    import ray
+    from ray._private import ray_constants
+    from ray.autoscaler.v2.sdk import get_cluster_resource_state
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    from rayflavor.bench.scan import TinyIsland
+    from rayflavor.orchestration.islands import run_scan
+    from rayflavor.orchestration.scan_settings import ScanSettings
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        settings = ScanSettings(islands=200, seed=0, chunk_seconds=0.5, time_limit=50.0)
+        scan = threading.Thread(target=run_scan, args=(settings, out_dir), daemon=True,
+                                kwargs={"live": False, "echo": lambda *_: None, "stop_grace": 1.0,
+                                        "make": partial(TinyIsland, steps=10**6, step_seconds=0.1),
+                                        "restore": TinyIsland.from_state})
+        scan.start()
+        demand, pending = [0.0], [0.0]
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline and min(demand[-1], pending[-1]) < 199:
+            time.sleep(1.0)
+            # the autoscaler's own report (`ray status`: "Demands"), written by the head's monitor
+            raw = _internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS)
+            if raw:
+                report = json.loads(raw)["load_metrics_report"]
+                demand.append(sum(b.get("CPU", 0.0) * n for b, n in report.get("resource_demand", [])))
+            # the pending requests the GCS hands to the autoscaler
+            state = get_cluster_resource_state(ray._private.worker.global_worker.gcs_client)
+            pending.append(sum(r.request.resources_bundle.get("CPU", 0.0) * r.count
+                               for r in state.pending_resource_requests))
+        ips = sorted({n["NodeManagerAddress"] for n in ray.nodes()})
+        scan.join(timeout=120)
+        return {"demand_cpus_max": max(demand), "gcs_pending_cpus_max": max(pending), "node_ips": ips}
+    finally:
+        ray.shutdown()
+
+
 if __name__ == "__main__":
     case, out_dir = sys.argv[1], sys.argv[2]
-    result = {"node-loss": _node_loss, "autoscale": _autoscale}[case](out_dir)
+    result = {"node-loss": _node_loss, "autoscale": _autoscale, "grow-shrink": _grow_shrink,
+              "demand": _demand}[case](out_dir)
     print("RESULT " + json.dumps(result), flush=True)

@@ -1,7 +1,7 @@
 """The diffusion chain end to end on Ray (tiny sizes: seconds of work, Ray Train's start-up aside).
 
 ``diffusion run`` from the CLI (settings stored whole, a rerun resumes without training again),
-the long-round path (one trainer per round, with checkpoints), and the faults of issue 16 that
+the long-round path (one trainer per round, with checkpoints), and two faults once seen that
 need Ray: a round with nothing selected, a leftover dataset manifest.
 """
 
@@ -64,7 +64,7 @@ def test_diffusion_run_end_to_end_stores_its_settings_and_resumes(ray_session, t
 
 
 def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_session, tmp_path):
-    """The default chain (issue 18): a teacher reference in RUN/teacher (random stream 1), the
+    """The default chain: a teacher reference in RUN/teacher (random stream 1), the
     pre-network fine-tuned on its solutions into 'taught', both final samples from 'taught'."""
     import numpy as np
     import polars as pl
@@ -102,7 +102,7 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     table = CliRunner().invoke(cli, ["bench", "diffusion-seeds", str(run), "--reference", str(run / "teacher")],
                                catch_exceptions=False)
     assert table.exit_code == 0, table.output
-    from rayflavor.analysis import seeds
+    from rayflavor.bench import seeds
 
     row = seeds.seed_row(run, pl.read_parquet(run / "teacher" / "reference.parquet"))
     assert (row.seed, row.teacher, sorted(row.sets)) == (2, "reference", ["guided", "network"])
@@ -156,7 +156,7 @@ def test_long_rounds_get_a_trainer_each_with_checkpoints(ray_session, tmp_path):
 
 
 def test_finetune_with_nothing_selected_fails_in_one_line(ray_session, tmp_path):
-    """Issue 16: ``--select cuts --min-select 0`` on a network whose samples meet no cut used to exit 0
+    """``--select cuts --min-select 0`` on a network whose samples meet no cut used to exit 0
     ("rounds 1-1 ... wall 20 s") without a tuned network."""
     run = tmp_path / "run"
     _tiny_network(run)

@@ -7,9 +7,7 @@ import pytest
 import torch
 
 from rayflavor.methods.diffusion import selection, training
-from rayflavor.methods.diffusion.network import EpsNet, FoldedNet
-from rayflavor.methods.diffusion.sampling import cfg, guided_eps_fn, sample, timesteps
-from rayflavor.methods.diffusion.schedule import NoiseSchedule
+from rayflavor.methods.diffusion.ddpm import EpsNet, FoldedNet, NoiseSchedule, cfg, guided_eps_fn, sample, timesteps
 
 
 def test_schedule_matches_eqs_2_13_2_14():
@@ -278,7 +276,7 @@ def test_bench_flops_count_the_folded_matmul_weights_and_cli_reports_ratios():
     from click.testing import CliRunner
 
     from rayflavor.cli.main import cli
-    from rayflavor.methods.diffusion.bench import flops_per_forward
+    from rayflavor.bench.diffusion import flops_per_forward
 
     net = EpsNet()
     assert flops_per_forward(net) == 2 * sum(w.numel() for w in FoldedNet(net).w_h) == 2 * 347_008
@@ -350,7 +348,7 @@ def test_a_label_per_row_is_the_network_conditioned_row_by_row():
 
 
 def test_a_split_column_is_typed_string_also_on_an_empty_shard():
-    """Issue 16: an empty dataset shard had a null-typed ``split`` column, so training failed on a
+    """An empty dataset shard once had a null-typed ``split`` column, so training failed on a
     schema mismatch between parts."""
     import pyarrow as pa
 

@@ -411,3 +411,57 @@ def test_a_sample_task_whose_worker_is_killed_is_retried_and_its_shard_is_the_sa
     assert a.num_rows == b.num_rows == 8000
     for c in seesaw.PARAMETERS:
         np.testing.assert_array_equal(a.column(c).to_numpy(), b.column(c).to_numpy())
+
+
+# ---------------------------------------------------------------------------------- requested resources
+def test_sample_shards_follow_the_requested_size_not_the_free_cpus(ray_session, tmp_path, monkeypatch):
+    import ray
+
+    from rayflavor.methods.diffusion.sampleset import default_shards
+    from rayflavor.orchestration.diffusion_dataset import make_dataset
+    from rayflavor.orchestration.diffusion_sample import sample_set
+    from rayflavor.orchestration.diffusion_train import load_training_data
+
+    run = tmp_path / "run"
+    make_dataset(run, n=400, seed=5, shards=2, log=lambda *_: None)
+    g, lab, val = load_training_data(runs.dataset_dir(run))
+    training.save(runs.network_path(run, "pre"),
+                  training.new_state(training.Normalizer.fit(g[~val], lab[~val]), total_steps=1), with_optimizer=False)
+
+    def no_peeking():
+        raise AssertionError("the shard split read the resources present")
+
+    monkeypatch.setattr(ray, "available_resources", no_peeking)
+    monkeypatch.setattr(ray, "cluster_resources", no_peeking)
+    s, _, _ = sample_set(run, SamplingSettings(n=45_000, steps=2))
+    assert s.shards == default_shards(45_000) == 5  # the same split on any cluster
+
+
+@pytest.mark.parametrize("gpu, now, declared, own, expected", [
+    ("off", 1, 4, False, False),
+    ("auto", 0, None, False, False),  # nothing present, nothing declared: CPU
+    ("auto", 0, 4, False, True),  # an autoscaler declares GPU nodes: ask for them
+    ("auto", 2, None, False, True),
+    ("on", 0, None, False, True),  # a cluster that may scale: the GPU request is its demand
+    ("on", 0, 0, False, ValueError),  # declared node types without a GPU: it never comes
+    ("on", 0, None, True, ValueError),  # this process's own local Ray: no autoscaler
+])
+def test_the_gpu_decision_follows_the_request_and_the_declared_resources(ray_session, monkeypatch, gpu, now, declared,
+                                                                         own, expected):
+    from rayflavor.orchestration import diffusion_train as dt
+
+    monkeypatch.setattr(dt, "gpu_capacity", lambda: (float(now), None if declared is None else float(declared)))
+    monkeypatch.setattr(dt, "_own_local_ray", lambda: own)
+    if expected is ValueError:
+        with pytest.raises(ValueError, match="--gpu on"):
+            dt._use_gpu(gpu)
+    else:
+        assert dt._use_gpu(gpu) is expected
+
+
+def test_gpu_capacity_reads_the_cluster_and_its_declared_limits(ray_session):
+    from rayflavor.orchestration import diffusion_train as dt
+
+    now, declared = dt.gpu_capacity()
+    assert now == 0 and declared in (None, 0)  # the session's CPU-only local Ray, no autoscaler config
+    assert dt._own_local_ray()  # ray_session started it in this process

@@ -44,7 +44,7 @@ def p_bound() -> str:
 
 
 def test_library_callers_get_the_cli_chain():
-    """The values users get from the CLI today are the library's defaults (issue 15)."""
+    """The library's defaults are the values users get from the CLI."""
     c = ChainSettings()
     assert (c.teacher, c.teacher_tasks, c.teacher_live, c.teacher_steps) == ("reference", 16, 1000, 40_000)
     assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance) == (0, 1.0, "best", 1.0)
@@ -57,7 +57,7 @@ def test_library_callers_get_the_cli_chain():
     from rayflavor.methods.reference import ReferenceSettings
 
     assert ReferenceSettings().orbits == 1
-    s = PRESETS[ChainSettings]["self"]  # the self-training chain measured before issue 18, unchanged
+    s = PRESETS[ChainSettings]["self"]  # the self-training chain measured before the teacher, unchanged
     assert (s.teacher, s.rounds, s.final_physics, s.final_project, s.final_orbits, s.sampling, s.selection, s.tune) == \
         ("none", 30, 3, 0, 0, replace(c.sampling, bound="clamp"), c.selection, c.tune)
     assert (s.coordinates, s.final_labels) == ("paper", "central")

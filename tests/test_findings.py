@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from rayflavor.analysis.findings import FINDINGS, SCANS, format_table, measure, read_scan, scan_command
+from rayflavor.bench.findings import FINDINGS, SCANS, format_table, measure, read_scan, scan_command
 from rayflavor.cli.main import cli
 from rayflavor.physics import data, fn
 from rayflavor.storage.dedupe import dedupe

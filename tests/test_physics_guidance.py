@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from rayflavor.methods.diffusion.physics_guidance import PhysicsGuidance, solution_terms
-from rayflavor.methods.diffusion.sampling import sample
-from rayflavor.methods.diffusion.schedule import NoiseSchedule
+from rayflavor.methods.diffusion.ddpm import NoiseSchedule, sample
 from rayflavor.physics import data as physics_data
 from rayflavor.physics import seesaw
 from rayflavor.physics.params import to_matrix

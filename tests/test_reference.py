@@ -193,6 +193,8 @@ def test_seesaw_reference_on_ray_writes_solutions_columns(ray_session, tmp_path)
     (["--seed", "-1"], "-1 is not in the range"),
     (["--orbits", "-1"], "-1 is not in the range"),
     (["--config", "missing.toml"], "no such file"),
+    (["--method", "importance", "--ordering", "IO"], "normal ordering only"),
+    (["--method", "exact"], "'exact' is not one of"),
 ])
 def test_reference_cli_rejects_bad_settings_in_one_line(tmp_path, args, fragment):
     from click.testing import CliRunner

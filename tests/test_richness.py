@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rayflavor.analysis.richness import chao2, chao2_from_counts, discovery_curve
+from rayflavor.richness import chao2, chao2_from_counts, discovery_curve
 
 
 def _scan(rng, total: int, islands: int, per_island: int, spread: float):
@@ -91,7 +91,8 @@ def test_scan_discovery_reads_committed_parts_and_island_starts(tmp_path):
     import pyarrow as pa
 
     from rayflavor.analysis.discovery import discovery_figure, scan_discovery
-    from rayflavor.storage.dedupe import dedupe, synthetic_parts
+    from rayflavor.bench.dedupe import synthetic_parts
+    from rayflavor.storage.dedupe import dedupe
     from rayflavor.storage.island_store import IslandStore, committed_parts
     from rayflavor.storage.location import resolve
 

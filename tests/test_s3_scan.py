@@ -22,8 +22,9 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from rayflavor.bench.dedupe import synthetic_parts
 from rayflavor.cli.dedupe import dedupe as dedupe_cmd
-from rayflavor.storage.dedupe import dedupe, synthetic_parts
+from rayflavor.storage.dedupe import dedupe
 from rayflavor.storage.island_store import IslandStore, committed_parts, island_location
 from rayflavor.storage.location import resolve
 

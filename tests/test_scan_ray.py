@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from rayflavor import configfile
 from rayflavor.cli.scan import SETTING_OF, build_settings, scan
 from rayflavor.methods.ga.island import ISLAND_PRESETS, IslandConfig
+from rayflavor.orchestration.islands import read_settings
 from rayflavor.orchestration.scan_settings import ScanSettings
 from rayflavor.physics import data, fn
 from rayflavor.storage.island_store import committed_parts
@@ -78,8 +79,6 @@ def test_settings_validate_in_one_line():
         ScanSettings(time_limit=float("nan"))
     with pytest.raises(ValueError, match="islands"):
         ScanSettings(islands=0)
-    assert ScanSettings().backlog_for(8) == 64 and ScanSettings().backlog_for(100) == 200
-    assert ScanSettings(backlog=5).backlog_for(100) == 5
 
 
 def test_second_scan_into_a_running_scans_out_is_refused(tmp_path):
@@ -174,7 +173,7 @@ def test_killed_island_restarts_without_loss_or_duplicates(ray_session, tmp_path
 def test_time_limit_kills_an_island_that_does_not_answer(ray_session, tmp_path):
     """A step longer than the limit (like --pop-size 10**6 once did): the island is killed after
     the grace, the scan ends on time, and the island's last checkpoint stands."""
-    from rayflavor.orchestration.bench import TinyIsland
+    from rayflavor.bench.scan import TinyIsland
     from rayflavor.orchestration.islands import run_scan
 
     settings = ScanSettings(islands=1, seed=0, time_limit=12.0, chunk_seconds=0.5)  # time to start the actor
@@ -188,17 +187,26 @@ def test_time_limit_kills_an_island_that_does_not_answer(ray_session, tmp_path):
 
 
 @pytest.mark.ray
-def test_islands_beyond_the_backlog_reuse_a_placed_actor(ray_session, tmp_path):
-    from rayflavor.orchestration.bench import TinyIsland
+def test_islands_beyond_the_free_cpus_are_demand_and_reuse_a_placed_actor(ray_session, tmp_path):
+    """Every island is submitted at once (the pending ones are what the autoscaler sees); an
+    actor whose island is done takes a pending island, so 2 CPUs run 5 islands in <= 2 processes."""
+    from rayflavor.bench.scan import TinyIsland
     from rayflavor.orchestration.islands import run_scan
 
-    settings = ScanSettings(islands=3, seed=5, backlog=1, chunk_seconds=0.2, flush_seconds=0.1)
+    settings = ScanSettings(islands=5, seed=5, chunk_seconds=0.2, flush_seconds=0.1)
     res = run_scan(settings, str(tmp_path), live=False, echo=lambda *_: None,
                    make=partial(TinyIsland, steps=3, step_seconds=0.01), restore=TinyIsland.from_state)
-    assert [res.statuses[i]["state"] for i in range(3)] == ["done"] * 3
-    pids = {res.nodes[i][0]["pid"] for i in range(3)}
-    assert len(pids) == 1  # one worker process ran the three islands one after another
-    assert [res.statuses[i]["seed"] for i in range(3)] == [5, 6, 7]
+    assert [res.statuses[i]["state"] for i in range(5)] == ["done"] * 5
+    pids = {res.nodes[i][-1]["pid"] for i in range(5)}
+    assert len(pids) <= 2, res.nodes  # the session's 2 CPUs: no worker process was started per island
+    assert [res.statuses[i]["seed"] for i in range(5)] == [5, 6, 7, 8, 9]
+
+
+def test_a_stored_scan_with_a_retired_backlog_setting_still_resumes(tmp_path):
+    out = resolve(tmp_path / "o")
+    stored = {**configfile.to_mapping(ScanSettings(seed=1)), "backlog": None}
+    (out / "scan.json").write_json({"settings": stored})
+    assert read_settings(out) == ScanSettings(seed=1)
 
 
 @pytest.mark.ray
@@ -243,3 +251,56 @@ def test_missing_bucket_is_one_line_and_writes_nothing(s3_bucket):
     res = CliRunner().invoke(scan, ["--out", s3_bucket + "-missing/scan", "--no-live", "--seed", "1", "--data", RELAXED])
     assert res.exit_code == 2 and "bucket does not exist" in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------- job retries
+def _job(command: list[str], argv: list[str]) -> int:
+    """Run a job entrypoint (jobs/_entry.py) in this process, on the session's Ray; its exit code."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs"))
+    try:
+        from _entry import run
+    finally:
+        sys.path.pop(0)
+    with pytest.raises(SystemExit) as exc:
+        run(command, argv)
+    return exc.value.code
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_retried_scan_job_continues_its_own_scan(ray_session, tmp_path, capsys):
+    out = tmp_path / "scan"
+    # no --seed: the first attempt draws one, the retry keeps the stored one
+    argv = ["--islands", "2", "--target-valid", "10", "--time-limit", "120s", "--out", str(out), *FAST]
+    assert _job(["scan"], argv) == 0, capsys.readouterr()
+    rows = _rows(out)
+    first = set(rows.select(list(fn.CHARGES)).rows()) if rows.height else set()
+    seed = resolve(out / "scan.json").read_json()["settings"]["seed"]
+    capsys.readouterr()
+    assert _job(["scan"], argv) == 0  # the retry: same options, same OUT
+    text = capsys.readouterr().out
+    assert f"resuming {resolve(out).uri}: 2 islands, seed {seed}" in text, text
+    df = _assert_valid_and_unique(out)  # no island committed a model twice
+    assert df.height and first <= set(df.select(list(fn.CHARGES)).rows())
+    doc = resolve(out / "scan.json").read_json()
+    assert doc["settings"]["seed"] == seed
+    models = pl.read_parquet(out / "models.parquet")
+    assert models.select(list(fn.CHARGES)).unique().height == models.height
+    # a job asking for another scan in the same OUT is refused in one line, OUT untouched
+    assert _job(["scan"], [*argv, "--islands", "3"]) == 2
+    err = capsys.readouterr()
+    lines = (err.out + err.err).strip().splitlines()
+    assert len(lines) == 2 and "other settings (islands)" in lines[-1], lines  # the RAY_ADDRESS note, the error
+    assert resolve(out / "scan.json").read_json() == doc
+
+
+def test_a_diffusion_job_refuses_a_run_with_other_settings(tmp_path, capsys):
+    from rayflavor.methods.diffusion.settings import ChainSettings
+    from rayflavor.orchestration.diffusion_pipeline import run_differences, write_run_manifest
+
+    run = tmp_path / "run"
+    write_run_manifest(run, ChainSettings())
+    assert run_differences(run, ChainSettings()) == []  # a rerun of the same chain continues it
+    assert _job(["diffusion", "run"], [str(run), "--seed", "5"]) == 2
+    err = capsys.readouterr()
+    assert "other settings (seed)" in (err.out + err.err).strip().splitlines()[-1]

@@ -13,9 +13,10 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
+from rayflavor.bench.dedupe import synthetic_parts
 from rayflavor.cli.dedupe import dedupe as dedupe_cmd
 from rayflavor.storage import lease as lease_mod
-from rayflavor.storage.dedupe import DamagedPartWarning, dedupe, synthetic_parts
+from rayflavor.storage.dedupe import DamagedPartWarning, dedupe
 from rayflavor.storage.island_store import IslandStore, committed_parts, island_location
 from rayflavor.storage.location import resolve
 from rayflavor.storage.parquet import write_part
@@ -201,7 +202,7 @@ def test_dedupe_estimates_how_much_of_the_space_the_islands_have_seen(scan):
     (not only the kept ones): recomputed here from the parts with numpy."""
     from click.testing import CliRunner
 
-    from rayflavor.analysis.richness import chao2
+    from rayflavor.richness import chao2
 
     rows = pl.concat([pl.from_arrow(p.read_parquet()) for p in committed_parts(resolve(scan))])
     from rayflavor.physics import fn

@@ -1,4 +1,4 @@
-"""The chain's teacher (issue 18): its rows, and its random stream kept apart from any reference."""
+"""The chain's teacher: its rows, and its random stream kept apart from any reference."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_teacher_stream_never_repeats_a_reference_with_the_same_seed():
 
 def test_seeds_table_gives_each_kind_of_chain_its_own_median_and_flags_unfaithful_rates():
     from rayflavor.analysis.fidelity import PREDICTIONS, Fidelity
-    from rayflavor.analysis.seeds import FinalSet, SeedRow, table
+    from rayflavor.bench.seeds import FinalSet, SeedRow, table
 
     kinds = dict(PREDICTIONS)
 

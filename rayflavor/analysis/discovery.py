@@ -5,7 +5,7 @@ so models of attempts that died before their commit never count), the time each 
 (``found_at``) and, from each island's checkpoint, when the island first started and how long it
 was busy. A model's island-time is ``found_at - first start`` [s]; the curve counts each light
 texture at its earliest island-time and converts island-time to core-hours as
-:func:`rayflavor.analysis.richness.discovery_curve` does (islands side by side from a common start).
+:func:`rayflavor.richness.discovery_curve` does (islands side by side from a common start).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from rayflavor.analysis.richness import Richness, chao2_from_counts, discovery_curve, incidence_counts
 from rayflavor.physics import fn
+from rayflavor.richness import Richness, chao2_from_counts, discovery_curve, incidence_counts
 from rayflavor.storage.island_store import IslandStore, list_islands
 from rayflavor.storage.location import Location
 

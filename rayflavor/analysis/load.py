@@ -8,6 +8,8 @@ from the standard environment, e.g. ``AWS_ENDPOINT_URL``).  What it may hold:
   ``OUT/islands/**/*.parquet`` (not deduplicated).  A ``models.parquet`` older than a part file
   is reported as stale (:attr:`Source.warnings`): ``rayflavor dedupe OUT`` refreshes it.
 * Diffusion run: ``RUN/solutions.parquet``.
+
+Column types and row values are checked before anything is drawn (:mod:`rayflavor.analysis.rows`).
 * One Parquet file, e.g. the output of ``rayflavor evaluate``.
 
 The rows analysed are the valid models (FN, flag ``valid``) or the solutions (seesaw, flag
@@ -29,6 +31,7 @@ import polars as pl
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
+from rayflavor.analysis.rows import check_rows, type_problem
 from rayflavor.storage.location import Location, StorageError, resolve
 
 
@@ -39,6 +42,9 @@ class AnalysisInputError(ValueError):
 #: Observable columns that must be present for a summary (a parameter-only file has none).
 FN_NEEDS = ("m_lightest", "m_ee", "m_sum", "ordering", "max_exponent", "pmns_delta")
 SEESAW_NEEDS = ("m_sum", "m_bb", "m_beta", "delta_cp", "chi2")
+#: Predictions whose non-finite values are left out of quartiles and figures (named in a warning).
+FN_PREDICTIONS = ("m_lightest", "m_ee", "m_sum", "pmns_delta", "pmns_alpha1", "pmns_alpha2", "j_ckm")
+SEESAW_PREDICTIONS = ("m_sum", "m_bb", "m_beta", "delta_cp", "alpha21", "alpha31", "j_cp", "chi2", "sin2_theta23")
 DEFAULT_DATA = {"fn": "nufit-6.0+pdg-2024", "seesaw": "nufit-6.0-sk"}
 _SETTINGS_FILES = ("scan.json", "run.json", "manifest.json", "dataset/manifest.json")
 
@@ -155,11 +161,19 @@ def open_output(target: str | Path) -> Source:
     if missing:
         raise AnalysisInputError(f"{where}: holds {kind} parameters but no observables (no {', '.join(missing)}); "
                                  f"run `rayflavor evaluate --model {kind}` on it first")
+    problem = type_problem(kind, schema, flag)
+    if problem:
+        raise AnalysisInputError(f"{where}: {problem}")
     frame = pl.scan_pyarrow_dataset(dataset)
     if flag in names:
         frame = frame.filter(pl.col(flag).cast(pl.Boolean, strict=False).fill_null(False))
     else:
         flag = None
+    try:
+        frame, row_warnings = check_rows(kind, frame, FN_PREDICTIONS if kind == "fn" else SEESAW_PREDICTIONS)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise AnalysisInputError(f"{where}: cannot be read ({str(exc).strip().splitlines()[0]})") from None
+    warnings += row_warnings
     data_name = _data_name(root, kind, warnings)
     return Source(kind=kind, frame=frame, description=where, data_name=data_name, root=root,
                   rows_total=rows_total, flag=flag, warnings=tuple(warnings))

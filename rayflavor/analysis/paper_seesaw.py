@@ -1,4 +1,4 @@
-"""The seesaw diffusion paper's reported results beside rayflavor's (issue 18, item 5).
+"""The seesaw diffusion paper's reported results beside rayflavor's.
 
 :data:`PAPER` holds what the paper reports for its 104 solutions (sec. 3: figs. 2-5 and the
 text); :func:`summary` computes the same quantities for any table of solutions (a run's, split

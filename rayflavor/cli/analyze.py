@@ -69,6 +69,15 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
         dest = resolve(str(out_dir)) if out_dir is not None else src.root / "analysis"
         if dest.exists() and not dest.is_dir():
             raise UserError(f"{dest.uri}: exists and is not a directory (figures go into a directory)")
+        if dest.is_local:  # before any figure is drawn: a directory that cannot be made is one line, at once
+            import os
+
+            ancestor = Path(dest.path)
+            while not ancestor.exists():
+                ancestor = ancestor.parent
+            if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+                raise UserError(f"{dest.uri}: cannot create the directory ({ancestor} is "
+                                f"{'not a directory' if not ancestor.is_dir() else 'not writable'})")
     except (AnalysisInputError, StorageError) as exc:
         raise UserError(str(exc)) from None
     from rayflavor.storage import scan_data

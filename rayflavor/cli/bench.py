@@ -17,7 +17,7 @@ def bench():
                    "machine short measurements spread by +-20%).")
 def bench_physics(sizes, min_seconds):
     """Models/s per core for both models: fused kernels, Jacobi composition, LAPACK reference."""
-    from rayflavor import bench_physics as bp
+    from rayflavor.bench import physics as bp
 
     try:
         batch = [int(s) for s in sizes.split(",") if s.strip()]
@@ -38,7 +38,7 @@ def _sizes(text: str, option: str) -> tuple[int, ...]:
 
 
 @bench.command("cluster")
-@click.option("--islands", "islands", default="64,256,1024", show_default=True,
+@click.option("--islands", "islands", default="64,256,1024,4096", show_default=True,
               help="Comma-separated scan sizes (tiny synthetic islands: the driver and Ray are real, the island sleeps).")
 @click.option("--nodes", type=click.IntRange(1, 64), default=4, show_default=True, help="Worker nodes of the fake cluster.")
 @click.option("--cpus-per-node", type=click.IntRange(1, 256), default=8, show_default=True,
@@ -51,23 +51,21 @@ def _sizes(text: str, option: str) -> tuple[int, ...]:
               help="Comma-separated sizes of the synthetic dedupe (0: skip).")
 def bench_cluster_command(islands, nodes, cpus_per_node, steps, step_seconds, chunk_seconds, dedupe_rows):
     """The scan driver at scale on a fake multi-node Ray cluster (driver CPU per island-second,
-    scheduling latency), and the dedupe on synthetic model rows (time, peak memory)."""
-    from rayflavor.orchestration.bench import bench_cluster
+    peak memory, scheduling latency), and the dedupe on synthetic model rows (time, peak memory)."""
+    import os
+
+    # the fake cluster lives on this machine: keep every node on 127.0.0.1 (read when Ray is imported)
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    from rayflavor.bench.scan import bench_cluster
 
     sizes = _sizes(islands, "--islands")
     rows = () if dedupe_rows.strip() == "0" else _sizes(dedupe_rows, "--dedupe-rows")
     bench_cluster(sizes, nodes=nodes, cpus_per_node=cpus_per_node, steps=steps, step_seconds=step_seconds,
                   chunk_seconds=chunk_seconds, echo=click.echo)
     if rows:
-        from rayflavor.storage.dedupe import bench_dedupe
+        from rayflavor.bench.dedupe import bench_dedupe_table
 
-        click.echo(f"{'rows':>10} {'parts':>6} {'write s':>8} {'dedupe s (compacting)':>22} {'peak MB':>8} "
-                   f"{'dedupe s (compacted)':>21} {'peak MB':>8} {'unique':>10}")
-        for n in rows:
-            r = bench_dedupe(n)
-            click.echo(f"{n:>10} {r['parts']:>6} {r['write_seconds']:>8.1f} {r['first']['seconds']:>22.1f} "
-                       f"{r['first']['peak_mb']:>8.0f} {r['second']['seconds']:>21.1f} {r['second']['peak_mb']:>8.0f} "
-                       f"{r['unique']:>10}")
+        bench_dedupe_table(rows, echo=click.echo)
 
 
 @bench.command("diffusion-seeds")
@@ -78,8 +76,8 @@ def bench_cluster_command(islands, nodes, cpus_per_node, steps, step_seconds, ch
               help="Largest KS/Kuiper distance a faithful sample may have on any prediction.")
 def bench_diffusion_seeds(runs_, reference, goal):
     """Finished `diffusion run`s (one per seed) against a reference: final fractions, fidelity,
-    throughput, per seed and as median (range) -- the held-out table of issue 18."""
-    from rayflavor.analysis import seeds
+    throughput, per seed and as median (range): how the chain does on seeds it was not tuned on."""
+    from rayflavor.bench import seeds
     from rayflavor.cli.analyze import _reference_frame
     from rayflavor.storage import runs
 

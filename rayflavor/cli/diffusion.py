@@ -410,6 +410,13 @@ def run_cmd(ctx, run, preset, config, n_data, train_steps, coordinates, teacher,
     stored whole in RUN/run.json.
     """
     settings = build_settings(ctx, "run", preset, config)
+    if (ctx.find_root().obj or {}).get("job"):  # jobs/diffusion.py: a retry continues only its own chain
+        from rayflavor.orchestration.diffusion_pipeline import run_differences
+
+        diff = _guard(run_differences, run, settings)
+        if diff:
+            raise UserError(f"{run} holds a chain with other settings ({', '.join(diff)}); "
+                            "a job continues only its own chain: use another RUN")
     with _lease(run, "run"):
         _ray(ctx)
         from rayflavor.orchestration.diffusion_pipeline import run_chain
@@ -441,7 +448,7 @@ def run_cmd(ctx, run, preset, config, n_data, train_steps, coordinates, teacher,
 @click.option("--json", "as_json", is_flag=True, help="Print the raw numbers as JSON.")
 def bench_diffusion_command(batch, threads, steps, guidance, seconds, physics, as_json) -> None:
     """Samples/s per core of the table-2 network and of DDPM/DDIM, against the matmul bound."""
-    from rayflavor.methods.diffusion.bench import bench
+    from rayflavor.bench.diffusion import bench
 
     r = bench(batch=batch, threads=threads, steps=steps, guidance=guidance, min_seconds=seconds, physics=physics)
     if as_json:

@@ -115,8 +115,7 @@ PRESETS_HELP = (
     "--config; [island] table for the island's): island.max_generations, island.restart_keep, "
     "island.refine_top, island.neighbours, island.charge_rate, chunk_seconds, flush_rows, flush_seconds (an island commits a part when that many "
     "models wait or that long passed), max_restarts (restarts of a lost island actor from its "
-    "checkpoint), backlog (island actors submitted to Ray at once; default max(2 x cluster CPUs, 64), "
-    "the rest queue in the driver)."
+    "checkpoint)."
 )
 
 
@@ -182,9 +181,9 @@ def scan(ctx, preset_name, method, config, islands, regime, ordering, max_expone
     per OUT (a lease, LOCK.json, that a dead driver does not hold for long).
     """
     from rayflavor import configfile
-    from rayflavor.orchestration.islands import HeldLease, read_settings, run_scan
+    from rayflavor.orchestration.islands import LEASE_TTL, HeldLease, read_settings, run_scan
     from rayflavor.orchestration.runtime import RayAddressError, ensure_ray
-    from rayflavor.orchestration.scan_settings import with_run_control
+    from rayflavor.orchestration.scan_settings import RUN_CONTROL, differences, with_run_control
     from rayflavor.storage.dedupe import dedupe as run_dedupe
     from rayflavor.storage.lease import LeaseHeld
     from rayflavor.storage.location import StorageError, resolve
@@ -193,6 +192,7 @@ def scan(ctx, preset_name, method, config, islands, regime, ordering, max_expone
         loc = resolve(out)
     except StorageError as exc:
         raise UserError(f"--out: {exc}") from None
+    job = bool((ctx.find_root().obj or {}).get("job"))  # run by jobs/scan.py: retry-safe (jobs/_entry.py)
     if method is not None:
         if ctx.get_parameter_source("preset_name") == click.core.ParameterSource.COMMANDLINE and method != preset_name:
             raise UserError(f"--method {method} contradicts --preset {preset_name} (--method is an alias)")
@@ -210,10 +210,18 @@ def scan(ctx, preset_name, method, config, islands, regime, ordering, max_expone
                 raise UserError(f"--resume continues the stored settings; {', '.join(bad)} cannot change")
             settings = with_run_control(read_settings(loc), **changes)
         else:
-            if scan_json:
-                raise UserError(f"--out: {loc.uri} already holds a scan; use --resume or another --out")
             settings = build_settings(ctx, preset_name, config)
-            if settings.seed is None:
+            if scan_json and not job:
+                raise UserError(f"--out: {loc.uri} already holds a scan; use --resume or another --out")
+            if scan_json:  # a retried job finds its own scan: continue it
+                stored = read_settings(loc)
+                diff = differences(stored, settings)
+                if diff:
+                    raise UserError(f"--out: {loc.uri} holds a scan with other settings ({', '.join(diff)}); "
+                                    "a job continues only its own scan: use another --out")
+                settings = with_run_control(stored, **{k: getattr(settings, k) for k in RUN_CONTROL})
+                resume = True
+            elif settings.seed is None:
                 import secrets
                 from dataclasses import replace
 
@@ -232,7 +240,8 @@ def scan(ctx, preset_name, method, config, islands, regime, ordering, max_expone
     lease = None
     try:
         loc.check_writable()
-        lease = HeldLease(loc)  # a second scan into a running one's OUT stops here
+        # a second scan into a running one's OUT stops here; a retried job waits out its dead predecessor's lease
+        lease = HeldLease(loc, wait=2 * LEASE_TTL if job else 0.0)
         ensure_ray(address)
     except (StorageError, RayAddressError) as exc:  # LeaseHeld is a StorageError
         if lease is not None:
@@ -280,7 +289,7 @@ def scan(ctx, preset_name, method, config, islands, regime, ordering, max_expone
 def bench_restarts_command(seeds, minutes, patience, restarts, seed, address):
     """Restart-on-stall against the plain stop, same seeds and budget: valid models per core-hour
     of the whole budget (a stopped island idles its core until the end)."""
-    from rayflavor.orchestration.bench import bench_restarts, format_bench
+    from rayflavor.bench.scan import bench_restarts, format_bench
 
     rows = bench_restarts(seeds=seeds, seconds=minutes * 60.0, patience=patience, restarts=restarts, seed=seed,
                           address=address)
@@ -298,7 +307,7 @@ def bench_restarts_command(seeds, minutes, patience, restarts, seed, address):
 def bench_tabu_command(seeds, minutes, regime, seed, address):
     """The tabu on found light textures (default) against the tabu on found charge assignments,
     same seeds and budget: distinct light textures and unique models per core-hour."""
-    from rayflavor.orchestration.bench import bench_tabu, format_bench
+    from rayflavor.bench.scan import bench_tabu, format_bench
 
     rows = bench_tabu(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address)
     click.echo(f"{seeds} seeds x {minutes:g} core-min, regime {regime}, default fast island otherwise")
@@ -316,7 +325,7 @@ def bench_tabu_command(seeds, minutes, regime, seed, address):
 def bench_scan_command(seeds, minutes, regime, seed, address, only):
     """Time to first valid model, unique valid models and distinct light textures per core-hour:
     the fast islands against the paper's, each with its preset's stops but no target."""
-    from rayflavor.orchestration.bench import bench_scan, format_bench
+    from rayflavor.bench.scan import bench_scan, format_bench
 
     rows = bench_scan(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address,
                       methods=(only,) if only else ("fast", "paper"))

@@ -31,6 +31,24 @@ def write_run_manifest(run: runs.Where, settings: ChainSettings) -> None:
                      "settings": configfile.to_mapping(settings)}, runs.run_manifest_path(run))
 
 
+def run_differences(run: runs.Where, settings: ChainSettings) -> list[str]:
+    """The settings (dotted paths) in which ``settings`` differ from those stored in ``RUN/run.json``;
+    empty when there is none yet or they are the same (a rerun continues the chain)."""
+    path = runs.run_manifest_path(run)
+    if not path.is_file():
+        return []
+    stored = runs.read_json(path).get("settings", {})
+
+    def flat(d: dict, pre: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{pre}{k}.") if isinstance(v, dict) else {f"{pre}{k}": v})
+        return out
+
+    a, b = flat(stored), flat(configfile.to_mapping(settings))
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
 def _keeps_labels(run: runs.Where, network: str | None) -> bool:
     """Whether network ``network`` (None: the newest) keeps solution labels (``--labels solutions``)."""
     path = runs.network_path(run, runs.require_network(run, network))

@@ -35,10 +35,10 @@ from ray.train.torch import TorchTrainer, get_device, prepare_model  # RAY
 from rayflavor import configfile
 from rayflavor.methods.diffusion import training
 from rayflavor.methods.diffusion.data import training_arrays
+from rayflavor.methods.diffusion.ddpm import NoiseSchedule, validation_loss
 from rayflavor.methods.diffusion.rounds import (SelectionTooSmall, finetune_round, finetune_state, round_line,
                                                 round_networks)
 from rayflavor.methods.diffusion.sampleset import shard_table, summarize
-from rayflavor.methods.diffusion.schedule import NoiseSchedule
 from rayflavor.methods.diffusion.settings import FinetuneSettings
 from rayflavor.orchestration.diffusion_progress import bar, polling
 from rayflavor.orchestration.diffusion_sample import collect_solutions, done_shards, sample_run, sample_set
@@ -108,7 +108,7 @@ def rounds_fn(config: dict) -> None:
             out = {"step": state.step, "loss": losses[-1] if losses else math.nan,
                    "steps_per_s": state.step / (time.perf_counter() - t1)}
             if rank == 0:
-                out["val_loss"] = training.validation_loss(state.model, schedule, x_va, l_va) if len(x_va) else math.nan
+                out["val_loss"] = validation_loss(state.model, schedule, x_va, l_va) if len(x_va) else math.nan
                 training.save(runs.network_path(run, name), state, with_optimizer=False)
             return out
 

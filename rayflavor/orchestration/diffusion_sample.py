@@ -47,7 +47,8 @@ def sample_set(run: runs.Where, sampling: SamplingSettings, *, network: str | No
 
     The shard split is part of the settings (each shard has its own seed): an existing set keeps
     the split it was started with unless ``sampling.shards`` is given; a new one gets
-    ``sampling.shards``, else ``fallback_shards``, else :func:`default_shards` for the free CPUs.
+    ``sampling.shards``, else ``fallback_shards``, else :func:`default_shards` of its size (never of
+    the CPUs present: the split decides the samples, and the shards are the autoscaler's demand).
     """
     network = runs.require_network(run, network)
     model_path = runs.network_path(run, network)
@@ -57,10 +58,7 @@ def sample_set(run: runs.Where, sampling: SamplingSettings, *, network: str | No
     out = runs.samples_dir(run, s.tag())
     mpath = out / "manifest.json"
     old = SampleSet.from_manifest(runs.read_json(mpath)) if mpath.exists() else None
-    shards = sampling.shards or (old.shards if old else None) or fallback_shards
-    if shards is None:
-        cpus = int(ray.available_resources().get("CPU", 1)) if ray.is_initialized() else 1
-        shards = default_shards(s.n, cpus)
+    shards = sampling.shards or (old.shards if old else None) or fallback_shards or default_shards(s.n)
     s = s.with_shards(min(int(shards), s.n))
     if old is not None and old != s:
         raise ValueError(f"{out} holds samples with other settings; remove it or change --seed")

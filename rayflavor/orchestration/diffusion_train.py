@@ -34,8 +34,8 @@ from ray.train.torch import TorchTrainer, get_device, prepare_model  # RAY
 from rayflavor.methods.diffusion import training
 from rayflavor.methods.diffusion import coordinates as coords
 from rayflavor.methods.diffusion.data import training_arrays
+from rayflavor.methods.diffusion.ddpm import NoiseSchedule, validation_loss
 from rayflavor.methods.diffusion.rounds import finetune_state
-from rayflavor.methods.diffusion.schedule import NoiseSchedule
 from rayflavor.methods.diffusion.settings import TuneSettings
 from rayflavor.orchestration.diffusion_progress import bar, polling
 from rayflavor.physics import seesaw
@@ -100,7 +100,7 @@ def train_fn(config: dict) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if rank == 0:
-                metrics["val_loss"] = training.validation_loss(st.model, schedule, x_va, l_va) if len(x_va) else math.nan
+                metrics["val_loss"] = validation_loss(st.model, schedule, x_va, l_va) if len(x_va) else math.nan
                 st.model.train()
                 training.save(os.path.join(tmp, "state.pt"), st)
                 runs.append_line(config["log"], json.dumps(metrics))
@@ -205,10 +205,44 @@ def _last_step(log_path: runs.Location) -> int:
         return 0
 
 
+def gpu_capacity() -> tuple[float, float | None]:
+    """(GPUs in the connected Ray cluster now, the most its autoscaler declares it can have, or
+    ``None`` when no autoscaler published its node types through the GCS: Ray's
+    ``state.get_max_resources_from_cluster_config``, the numbers Ray Train itself checks)."""
+    now = float(ray.cluster_resources().get("GPU", 0))
+    try:
+        declared = ray._private.state.state.get_max_resources_from_cluster_config()  # RAY
+    except Exception:  # noqa: BLE001 - an older or unreachable GCS: nothing declared
+        declared = None
+    return now, None if declared is None else float(declared.get("GPU", 0))
+
+
+def _own_local_ray() -> bool:
+    """Whether this process started the Ray it uses (an embedded local instance: no autoscaler)."""
+    node = ray._private.worker._global_node  # RAY
+    return node is not None and node.head
+
+
 def _use_gpu(gpu: str) -> bool:
+    """Whether training asks Ray for GPU workers, from what is requested, not only what is present:
+
+    ``off``: never.  ``on``: always; the pending GPU workers are the demand an autoscaler adds a
+    GPU node for.  It fails in one line only when no GPU can come: none in the cluster and either
+    the autoscaler's declared node types have none or there is no autoscaler (an embedded local
+    Ray).  ``auto``: when the cluster has a GPU now or its autoscaler declares GPU nodes it can
+    add; otherwise CPU.  Without Ray: whether torch sees a CUDA device."""
     if gpu == "off":
         return False
-    have = ray.cluster_resources().get("GPU", 0) > 0 if ray.is_initialized() else torch.cuda.is_available()
-    if gpu == "on" and not have:
-        raise ValueError("--gpu on but no GPU in the Ray cluster")
-    return have
+    if not ray.is_initialized():
+        have = torch.cuda.is_available()
+        if gpu == "on" and not have:
+            raise ValueError("--gpu on but no GPU on this machine")
+        return have
+    now, declared = gpu_capacity()
+    possible = now > 0 or bool(declared)
+    if gpu == "on":
+        if not possible and (declared is not None or _own_local_ray()):
+            raise ValueError("--gpu on but the Ray cluster has no GPU and cannot add one"
+                             + (" (its autoscaler declares no GPU node type)" if declared is not None else ""))
+        return True
+    return possible

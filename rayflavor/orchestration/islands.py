@@ -16,13 +16,17 @@ checkpoint that lists it).  A restarted actor (killed process, lost node: Ray re
 the island's seen-charges set is part of it, so the replayed generations neither lose a committed
 model nor write one twice.  ``--resume`` starts actors that load their checkpoints the same way.
 
-Scheduling: the driver never sizes the work to the free CPUs it sees.  It submits island actors
-(1 CPU each) up to a backlog larger than the cluster (:meth:`ScanSettings.backlog_for`); Ray
-runs what fits and keeps the rest pending, which is the demand Ray's autoscaler acts on.  Per
-island the driver tracks ``queued`` (not yet submitted) -> ``pending`` (submitted, no node yet)
--> ``running`` (on a node) -> ``done`` / ``stopped`` / ``killed`` / ``failed``.  When an island
-is done, its actor (already placed, its worker process warm) takes the next queued island; a
-lost actor's island gets a new actor.
+Scheduling: the driver never sizes the work to the CPUs it sees.  At the start it submits one
+island actor (1 CPU) for every island still to run; Ray runs what fits and keeps the rest
+pending, and the pending actors are the demand Ray's autoscaler acts on (``ray status``:
+"Demands"), so an empty cluster grows until every island can run and shrinks as they finish.
+Per island the driver tracks ``pending`` (submitted, no node yet) -> ``running`` (on a node) ->
+``done`` / ``stopped`` / ``killed`` / ``failed``.  When an island is done while others are still
+pending, its actor (already placed, its worker process warm) takes the pending island submitted
+last and that island's unplaced actor is killed: the demand shrinks by the CPU that stays busy,
+and no worker process is started for it.  A lost actor's island gets a new actor.  A driver that
+dies takes its actors, and so its demand, along (they belong to its job), unlike a standing
+``request_resources`` (see docs/experiments.md, 2026-12-06, for the measurement behind this choice).
 
 Failures: every store operation of the scan (the driver's and the actors') retries transient
 store errors for ``store_retry_seconds`` (:mod:`rayflavor.storage.location`), so an island keeps
@@ -42,7 +46,6 @@ import signal
 import socket
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -53,7 +56,7 @@ from rayflavor import configfile
 from rayflavor.methods.ga.island import IslandConfig, island_from_state, make_island
 from rayflavor.orchestration.progress import Progress
 from rayflavor.orchestration.runtime import ensure_ray
-from rayflavor.orchestration.scan_settings import ScanSettings
+from rayflavor.orchestration.scan_settings import RETIRED, ScanSettings
 from rayflavor.physics import data as fndata
 from rayflavor.storage import lease as lease_mod
 from rayflavor.storage import scan_data
@@ -235,15 +238,27 @@ def read_settings(out: Location) -> ScanSettings:
     if "settings" not in doc:
         raise ValueError(f"{out.uri}/scan.json has no 'settings' (written by an older rayflavor; "
                          "start a new scan with --config built from it)")
-    return configfile.from_mapping(ScanSettings, doc["settings"], where=f"{out.uri}/scan.json")
+    stored = {k: v for k, v in doc["settings"].items() if k not in RETIRED}
+    return configfile.from_mapping(ScanSettings, stored, where=f"{out.uri}/scan.json")
 
 
 # ---------------------------------------------------------------------------------- lease
 class HeldLease:
     """A lease on OUT renewed by a background thread every ttl/3 until :meth:`release`."""
 
-    def __init__(self, out: Location, *, owner: str = "rayflavor scan", ttl: float = LEASE_TTL) -> None:
-        self.lease = lease_mod.acquire(out, owner=owner, ttl=ttl)
+    def __init__(self, out: Location, *, owner: str = "rayflavor scan", ttl: float = LEASE_TTL,
+                 wait: float = 0.0) -> None:
+        """``wait``: seconds to keep trying while another holder's lease is live (a retried job
+        waits out the lease of its dead predecessor, which lapses within ``ttl``)."""
+        give_up = time.monotonic() + wait
+        while True:
+            try:
+                self.lease = lease_mod.acquire(out, owner=owner, ttl=ttl)
+                break
+            except lease_mod.LeaseHeld:
+                if time.monotonic() >= give_up:
+                    raise
+                time.sleep(min(5.0, max(0.1, give_up - time.monotonic())))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, args=(ttl / 3.0,), daemon=True, name="scan-lease")
         self._thread.start()
@@ -359,15 +374,16 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
     statuses = island_statuses_from_store(out, settings)
     write_scan_json(out, settings, status="running", failure=None, started_at=started, data_file=data_file,
                     island_starts={str(i): s["start_nodes"] for i, s in statuses.items()})
-    todo = deque(i for i, s in statuses.items() if s["state"] == "queued")
-    cluster_cpus = ray.cluster_resources().get("CPU", 0.0)
-    backlog = settings.backlog_for(cluster_cpus)
+    todo = [i for i, s in statuses.items() if s["state"] == "queued"]
     island_cfg = configfile.to_mapping(settings.island)
     # SPREAD: independent islands balance over the nodes (a lost node takes fewer of them along);
     # pending ones are still demand the autoscaler sees
     actor_cls = IslandActor.options(max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts,
                                     scheduling_strategy="SPREAD")
     slots: dict[int, _Slot] = {}
+    #: islands whose (new) actor has not answered yet, in submission order: the ones an idle
+    #: placed actor may take over
+    unplaced: dict[int, None] = {}
     failures: dict[int, int] = {}
     progress = Progress(settings.islands, live=live, echo=echo)
     t0 = time.monotonic()
@@ -392,37 +408,43 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
 
     def assign(i: int, actor) -> None:
         slots[i] = _Slot(actor, actor.start.remote(i, settings.island_seed(i)))
-        statuses[i].update(state="pending")
-        statuses[i].setdefault("submitted_at", time.time())
+        statuses[i].update(state="pending", assigned_at=time.time())  # to this actor (new or placed)
+        statuses[i].setdefault("submitted_at", statuses[i]["assigned_at"])
 
     def submit_new(i: int) -> None:
         assign(i, actor_cls.remote(out, island_cfg, data, settings.flush_rows, settings.flush_seconds,
                                    make, restore))
+        unplaced[i] = None
 
     def finish(i: int, state: str) -> None:
-        """Island ``i`` is over: its actor takes the next queued island (no new worker process),
-        or is killed, which frees its CPU for a pending island."""
+        """Island ``i`` is over: its actor takes the pending island submitted last (whose unplaced
+        actor is killed), or is killed itself, which frees its CPU for a pending island."""
         slot = slots.pop(i)
+        unplaced.pop(i, None)
         statuses[i]["state"] = state
-        if todo and state == "done" and (deadline is None or time.monotonic() < deadline):
-            assign(todo.popleft(), slot.actor)
+        if unplaced and state == "done" and (deadline is None or time.monotonic() < deadline):
+            j, _ = unplaced.popitem()
+            ray.kill(slots[j].actor, no_restart=True)
+            assign(j, slot.actor)
         else:
             ray.kill(slot.actor, no_restart=True)
 
     try:
         with progress:
-            while todo or slots:
+            for i in todo:  # every island at once: the pending ones are the demand the autoscaler sees
+                submit_new(i)
+            while slots:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                while todo and len(slots) < backlog:
-                    submit_new(todo.popleft())
                 refs = {slot.ref: i for i, slot in slots.items()}
                 ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
                 if ready:
                     ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
                 for ref in ready:
                     i = refs[ref]
-                    slot = slots[i]
+                    slot = slots.get(i)
+                    if slot is None or slot.ref is not ref:  # handed to another actor in this batch
+                        continue
                     try:
                         st = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:  # the island raised: it failed, the others go on
@@ -439,12 +461,14 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                         else:  # Ray gave up on this actor: a new one continues from the checkpoint
                             ray.kill(slot.actor, no_restart=True)
                             del slots[i]
+                            unplaced.pop(i, None)
                             submit_new(i)
                         continue
                     except ray.exceptions.RayError as exc:  # its result was lost, out of memory, ...
                         statuses[i].update(stop_reason="failed", error=error_line(exc))
                         finish(i, "failed")
                         continue
+                    unplaced.pop(i, None)
                     statuses[i].update(st)
                     if st.get("stop_reason") is not None:
                         finish(i, "done")
@@ -471,8 +495,6 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                 pass
     _stop_all(slots, statuses, reason, grace=stop_grace + settings.chunk_seconds, seed_of=settings.island_seed,
               outage_grace=settings.store_retry_seconds, store_down=lambda: not _answers(out))
-    for i in todo:
-        statuses[i].update(stop_reason=reason, state="not started")
     wall = time.monotonic() - t0
     progress.final(statuses, wall)
     nodes = {i: s.get("start_nodes", []) for i, s in statuses.items()}

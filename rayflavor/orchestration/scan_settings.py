@@ -11,13 +11,14 @@ Units: every duration in seconds.  Island ``i`` of a scan runs with seed ``seed 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from rayflavor.methods.ga.island import ISLAND_PRESETS, IslandConfig
 from rayflavor.physics.fn import DEFAULT_DATA
 
-#: 6 hours of 64 islands flushing every 10 minutes leave 64 x 36 = 2304 parts (issue 14.3); a
-#: lost node costs at most this much island time, never a committed model.
+#: 6 hours of 64 islands flushing every 10 minutes leave 64 x 36 = 2304 parts (the sizing is in
+#: :mod:`rayflavor.storage.island_store`); a lost node costs at most this much island time, never
+#: a committed model.
 FLUSH_SECONDS = 600.0
 #: an island that finds models faster than this per flush period commits early (rows)
 FLUSH_ROWS = 20_000
@@ -48,8 +49,6 @@ class ScanSettings:
     flush_rows     an island commits a part when this many new models wait
     flush_seconds  ... or when this long has passed since its last commit (s); and at every stop
     max_restarts   restarts of a dead island actor (lost node, killed process) from its checkpoint
-    backlog        how many island actors are submitted to Ray at once, running or pending
-                   (``None``: ``max(2 x cluster CPUs, 64)``, so the autoscaler sees the demand)
     store_retry_seconds  how long one store operation (a commit's PUT, a read, a list) keeps
                    retrying transient errors of an object store (unreachable, 503 SlowDown, 5xx)
                    with exponential backoff before the island, or the scan, fails (s); islands
@@ -67,7 +66,6 @@ class ScanSettings:
     flush_rows: int = FLUSH_ROWS
     flush_seconds: float = FLUSH_SECONDS
     max_restarts: int = 5
-    backlog: int | None = None
     store_retry_seconds: float = 300.0
     island: IslandConfig = field(default_factory=lambda: ISLAND_PRESETS["fast"])
 
@@ -85,7 +83,6 @@ class ScanSettings:
                              f"seed + i, stored as a 64-bit integer), got {self.seed}")
         integer("flush_rows", self.flush_rows, 1)
         integer("max_restarts", self.max_restarts, 0)
-        integer("backlog", self.backlog, 1, allow_none=True)
         _positive("time_limit", self.time_limit, allow_none=True)
         _positive("chunk_seconds", self.chunk_seconds)
         _positive("flush_seconds", self.flush_seconds)
@@ -103,12 +100,6 @@ class ScanSettings:
             raise ValueError("the scan's seed is not set")
         return self.seed + i
 
-    def backlog_for(self, cluster_cpus: float) -> int:
-        """Island actors kept submitted to Ray at once for a cluster of ``cluster_cpus`` CPUs."""
-        if self.backlog is not None:
-            return self.backlog
-        return max(2 * int(cluster_cpus), 64)
-
 
 #: presets of the whole scan: the island presets with every other setting at its default
 SCAN_PRESETS: dict[str, ScanSettings] = {name: ScanSettings(island=cfg) for name, cfg in ISLAND_PRESETS.items()}
@@ -123,8 +114,11 @@ def preset(name: str) -> ScanSettings:
 
 
 #: settings that may change when a scan is resumed (they steer the run, not the search)
-RUN_CONTROL = ("time_limit", "chunk_seconds", "flush_rows", "flush_seconds", "max_restarts", "backlog",
+RUN_CONTROL = ("time_limit", "chunk_seconds", "flush_rows", "flush_seconds", "max_restarts",
                "store_retry_seconds")
+#: settings that earlier releases stored and that no longer exist; ignored when a stored scan is read
+#: (``backlog``: the driver now submits every island at once)
+RETIRED = ("backlog",)
 
 
 def with_run_control(stored: ScanSettings, **changes) -> ScanSettings:
@@ -134,3 +128,25 @@ def with_run_control(stored: ScanSettings, **changes) -> ScanSettings:
     if bad:
         raise ValueError(f"--resume continues the stored settings; {', '.join(bad)} cannot change")
     return replace(stored, **changes)
+
+
+def differences(stored: ScanSettings, requested: ScanSettings) -> list[str]:
+    """The settings (``island.x`` for the islands') in which ``requested`` asks for another scan
+    than ``stored``: run-control settings may differ, and a requested seed of ``None`` (draw one)
+    accepts the stored seed.  Empty: ``requested`` is the stored scan, to be continued.
+
+    >>> differences(ScanSettings(seed=3), replace(ScanSettings(), time_limit=60.0))
+    []
+    >>> differences(ScanSettings(seed=3), ScanSettings(islands=8, seed=4))
+    ['islands', 'seed']
+    """
+    out = []
+    for f in fields(ScanSettings):
+        a, b = getattr(stored, f.name), getattr(requested, f.name)
+        if f.name in RUN_CONTROL or (f.name == "seed" and b is None) or a == b:
+            continue
+        if f.name == "island":
+            out += [f"island.{g.name}" for g in fields(a) if getattr(a, g.name) != getattr(b, g.name)]
+        else:
+            out.append(f.name)
+    return out

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -62,13 +61,13 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from rayflavor.analysis.richness import Richness, chao2_from_counts
 from rayflavor.physics import data as fndata
 from rayflavor.physics import fn
+from rayflavor.richness import Richness, chao2_from_counts
 from rayflavor.storage import lease as lease_mod
 from rayflavor.storage.island_store import IslandStore, list_islands
 from rayflavor.storage.location import Location, StorageError, resolve, temporary_beside
-from rayflavor.storage.parquet import SCHEMA_VERSION, empty_table, to_table
+from rayflavor.storage.parquet import SCHEMA_VERSION, empty_table
 
 WINDOW = ("ckm_s12", "ckm_s23", "ckm_s13", "ckm_delta", "pmns_theta12", "pmns_theta13", "pmns_theta23", "pmns_delta", "dm21")
 TOL_REF = 0.2
@@ -108,7 +107,7 @@ class Counts:
         return s
 
     def richness_lines(self) -> list[str]:
-        """How much of the reachable model space the scan has seen (:mod:`rayflavor.analysis.richness`)."""
+        """How much of the reachable model space the scan has seen (:mod:`rayflavor.richness`)."""
         out = []
         for r, what in ((self.richness_light, "light textures"), (self.richness_unique, "charge assignments")):
             if r is not None:
@@ -177,18 +176,22 @@ class _Island:
     schemas: dict[str, pa.Schema] = field(default_factory=dict)
 
 
-def _survey(out: Location, warn: Callable[[str], None]) -> tuple[list[_Island], list[str]]:
-    """Every island's committed parts, checked (footer and schema); damaged ones named."""
+def _survey(out: Location, warn: Callable[[str], None]) -> tuple[list[_Island], dict[int, str]]:
+    """Every island's committed parts, checked (footer, schema, the row count the checkpoint
+    lists); damaged ones named.  Returns the islands and ``{island: why}`` of those whose
+    checkpoint cannot be read (their parts are unknown)."""
     islands: list[_Island] = []
-    broken: list[str] = []
+    broken: dict[int, str] = {}
     for i in list_islands(out):
         store = IslandStore(out, i)
         try:
-            names = store.committed_part_names()
+            listed = store.listed_parts()
         except StorageError as exc:  # a corrupt checkpoint.json: the island cannot be read
-            broken.append(f"{store.dir.uri}: {exc}")
+            broken[i] = str(exc)
             warn(f"{exc}; island {i} skipped")
             continue
+        for name in store.repeated_parts():
+            warn(f"{(store.dir / name).uri}: listed twice in its island's checkpoint; read once")
         isl = _Island(store, quarantined=store.quarantined())
         for q in isl.quarantined:
             warn(f"{(store.dir / q['name']).uri}: damaged ({q.get('reason', '?')}), quarantined by an earlier dedupe; skipped")
@@ -196,14 +199,21 @@ def _survey(out: Location, warn: Callable[[str], None]) -> tuple[list[_Island], 
 
         def check(name: str, store=store):
             try:
-                return name, (store.dir / name).parquet_schema(), None
+                md = (store.dir / name).parquet_metadata()
+                schema = md.schema.to_arrow_schema()
             except FileNotFoundError:
                 return name, None, "missing (listed in the checkpoint, but not found)"
             except (OSError, pa.ArrowException, StorageError, ValueError) as exc:
                 return name, None, f"unreadable ({_one_line(exc)})"
+            rows = listed[name]
+            if schema_problem(schema):
+                return name, schema, None  # named below
+            if rows is not None and md.num_rows != rows:
+                return name, None, f"holds {md.num_rows} rows, its checkpoint lists {rows} (not the committed object)"
+            return name, schema, None
 
         with ThreadPoolExecutor(_IO_THREADS) as pool:
-            for name, schema, problem in pool.map(check, names):
+            for name, schema, problem in pool.map(check, list(listed)):
                 problem = problem or schema_problem(schema)
                 if problem:
                     isl.damaged[name] = problem
@@ -226,8 +236,22 @@ def _columns(islands: list[_Island]) -> list[str]:
     return [*ref.names, *extra]
 
 
-def _compact(islands: list[_Island], columns: list[str], renew: Callable[[], None], warn) -> str:
-    """Rewrite each island's good parts as one part; quarantine its damaged parts."""
+def _value_problem(lf: pl.LazyFrame, ds) -> str | None:
+    """Why the rows of ``lf`` (one part) break the dedupe's own arithmetic -- a charge or an
+    exponent beyond int16, an island number beyond int32, a distance that cannot be computed --
+    or ``None``.  Runs the same expressions as :func:`_dedupe_to_file`."""
+    e, light = _texture_exprs()
+    try:
+        pl.collect_all([lf.select(*[pl.col(c).cast(pl.Int16) for c in fn.CHARGES], pl.col("island").cast(pl.Int32),
+                                  distance_expr(ds)), lf.select(e), lf.select(light)])
+    except (pl.exceptions.PolarsError, OSError, pa.ArrowException, ValueError) as exc:
+        return f"values the dedupe cannot use ({_one_line(exc)})"
+    return None
+
+
+def _compact(islands: list[_Island], columns: list[str], renew: Callable[[], None], warn, ds) -> str:
+    """Rewrite each island's good parts as one part; quarantine its damaged parts (unreadable,
+    or holding values the dedupe cannot use: :func:`_value_problem`)."""
     n_islands = n_before = 0
     for isl in islands:
         if len(isl.good) <= 1 and not isl.damaged:
@@ -238,9 +262,12 @@ def _compact(islands: list[_Island], columns: list[str], renew: Callable[[], Non
             loc = isl.store.dir / name
             try:
                 t = loc.read_parquet(columns=columns)
+                problem = _value_problem(pl.from_arrow(t).lazy(), ds)
             except (OSError, pa.ArrowException, StorageError, ValueError) as exc:
-                isl.damaged[name] = f"unreadable ({_one_line(exc)})"
-                warn(f"{loc.uri}: damaged part, {isl.damaged[name]}; skipped")
+                problem = f"unreadable ({_one_line(exc)})"
+            if problem:
+                isl.damaged[name] = problem
+                warn(f"{loc.uri}: damaged part, {problem}; skipped")
                 continue
             tables.append(t.replace_schema_metadata({"schema": SCHEMA_VERSION}))
             read_ok.append(name)
@@ -266,14 +293,15 @@ def _source_frame(sources: list[str], columns: list[str]) -> pl.LazyFrame:
     return lf.select("__row", *columns)
 
 
-def _find_unreadable(parts: list[Location]) -> dict[str, str]:
-    """uri -> reason for the parts a full read fails on (after a failed streaming pass)."""
+def _find_unreadable(parts: list[Location], columns: list[str], ds) -> dict[str, str]:
+    """uri -> reason for the parts a full read, or the dedupe's arithmetic on their values,
+    fails on (after a failed streaming pass)."""
     def full(loc: Location):
         try:
-            loc.read_parquet()
-            return loc.uri, None
+            t = loc.read_parquet(columns=columns)
         except (OSError, pa.ArrowException, StorageError, ValueError) as exc:
             return loc.uri, f"unreadable ({_one_line(exc)})"
+        return loc.uri, _value_problem(pl.from_arrow(t).lazy(), ds)
 
     with ThreadPoolExecutor(_IO_THREADS) as pool:
         return {u: r for u, r in pool.map(full, parts) if r}
@@ -290,7 +318,7 @@ def _incidence(lf: pl.LazyFrame, keys: list[pl.Expr]) -> np.ndarray:
 def _dedupe_to_file(parts: list[Location], columns: list[str], ds, target: Path) -> tuple:
     """Write the winners of ``parts`` to the local file ``target``; (found, unique, textures, light,
     island incidence of the light textures, island incidence of the charge assignments) -- the
-    incidences for :func:`rayflavor.analysis.richness.chao2_from_counts`."""
+    incidences for :func:`rayflavor.richness.chao2_from_counts`."""
     if parts:
         lf = _source_frame([p.polars_source() for p in parts], columns)
     else:  # nothing found: an empty models.parquet, so readers see "0 models", not a missing file
@@ -317,6 +345,44 @@ def _dedupe_to_file(parts: list[Location], columns: list[str], ds, target: Path)
     inc_light = _incidence(lf, light)
     inc_unique = _incidence(lf, [pl.col(c).cast(pl.Int16) for c in charges])
     return found, winners.height, textures, light_n, inc_light, inc_unique
+
+
+def _existing_rows(dest: Location) -> tuple[int, dict[int, int]] | None:
+    """(rows, {island: rows}) of the models.parquet a dedupe would replace; ``None`` when there
+    is none or it cannot be read (then nothing readable is lost by replacing it)."""
+    try:
+        if not dest.is_file():
+            return None
+        islands = pl.from_arrow(dest.read_parquet(columns=["island"]))["island"].value_counts()
+        per = dict(zip(islands["island"].to_list(), islands["count"].to_list()))
+        return sum(per.values()), per
+    except (OSError, pa.ArrowException, StorageError, ValueError, pl.exceptions.PolarsError, KeyError):
+        return None
+
+
+def _check_shrink(dest: Location, new_rows: int, broken: dict[int, str], damaged_now: list[str],
+                  warn: Callable[[str], None]) -> None:
+    """Never replace ``dest`` by a file with fewer rows without a named cause: an island whose
+    checkpoint cannot be read while ``dest`` holds its rows stops the dedupe (those rows exist in
+    no other readable form); damaged parts found by this dedupe are the cause named in a
+    warning; a shrink with no cause found stops it too.  Raises :class:`DedupeError`."""
+    old = _existing_rows(dest)
+    if old is None or new_rows >= old[0]:
+        return
+    total, per = old
+    held = {i: per[i] for i in broken if per.get(i)}
+    if held:
+        why = broken[min(held)]
+        raise DedupeError(f"{dest.uri} holds {sum(held.values())} rows of island(s) {sorted(held)} whose checkpoint "
+                          f"cannot be read ({why}); kept as it is ({total} rows): repair or remove that island's "
+                          f"checkpoint.json, or move {dest.name} away to write it anew")
+    if damaged_now:
+        warn(f"{dest.uri}: {total} to {new_rows} rows: {len(damaged_now)} damaged part(s) found by this dedupe "
+             f"(named above) are left out")
+        return
+    raise DedupeError(f"{dest.uri}: a dedupe would shrink it from {total} to {new_rows} rows and no damaged part "
+                      f"explains it (a committed part or island removed by hand?); kept as it is: move it away to "
+                      f"write it anew")
 
 
 def _publish(target: Path, dest: Location) -> None:
@@ -385,7 +451,7 @@ def dedupe(out: Location | str, data_name: str | fndata.DataSet = fn.DEFAULT_DAT
                 note = f"not compacted: {exc}"
         if not note:
             try:
-                note = _compact(islands, columns, getattr(lease, "renew", lambda: None), warn)
+                note = _compact(islands, columns, getattr(lease, "renew", lambda: None), warn, ds)
             finally:
                 if own is not None:
                     own.release()
@@ -398,7 +464,7 @@ def dedupe(out: Location | str, data_name: str | fndata.DataSet = fn.DEFAULT_DAT
         try:
             found, unique, tex, light, inc_light, inc_unique = _dedupe_to_file(parts, columns, ds, tmp)
         except (pl.exceptions.PolarsError, OSError, pa.ArrowException) as exc:
-            bad = _find_unreadable(parts)  # a corrupt page behind a readable footer
+            bad = _find_unreadable(parts, columns, ds)  # a corrupt page behind a readable footer, absurd values
             if not bad:
                 raise DedupeError(f"{out.uri}: dedupe failed ({_one_line(exc)})") from None
             for uri, reason in bad.items():
@@ -406,159 +472,13 @@ def dedupe(out: Location | str, data_name: str | fndata.DataSet = fn.DEFAULT_DAT
                 damaged_now.append(f"{uri}: {reason}")
             parts = [p for p in parts if p.uri not in bad]
             found, unique, tex, light, inc_light, inc_unique = _dedupe_to_file(parts, columns, ds, tmp)
+        _check_shrink(dest, unique, broken, damaged_now, warn)
         _publish(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    damaged = tuple(damaged_now + damaged_before + broken)
+    damaged = tuple(damaged_now + damaged_before + [f"island {i}: {why}" for i, why in broken.items()])
     m = len(islands)  # every island that ran is a sampling unit, also one that found nothing
     return Counts(found, unique, found - unique, tex, light, damaged=len(damaged), parts=len(parts),
                   compaction=note, damaged_parts=damaged, richness_light=chao2_from_counts(inc_light, m),
                   richness_unique=chao2_from_counts(inc_unique, m))
 
-
-# ----------------------------------------------------------------------------- synthetic scans
-def synthetic_models(n: int, rng: np.random.Generator, charges: np.ndarray, generation0: int = 0) -> dict[str, np.ndarray]:
-    """``n`` model rows in the columns :meth:`Island.drain` gives (the input of
-    :func:`~rayflavor.storage.parquet.to_table`) for the charge rows ``charges`` (n, 18):
-    random continuous parameters, observables near their central values, exponents computed
-    from the charges. Not physics -- a load of the right shape and types for benchmarks."""
-    cols: dict[str, np.ndarray] = {}
-    for k, name in enumerate(fn.CHARGES):
-        cols[name] = charges[:, k].astype(np.int64)
-    for name in fn.PARAMETERS[18:]:
-        cols[name] = rng.uniform(0.5, 2.0, n)
-    ref = empty_table()
-    skip = set(fn.PARAMETERS) | {"island", "seed", "generation", "found_at"}
-    exps = fn.exponents(charges)
-    for k, name in enumerate(fn.EXPONENTS):
-        cols[name] = exps[:, k]
-    for f in ref.schema:
-        if f.name in skip or f.name in cols:
-            continue
-        if f.name == "ordering":
-            cols[f.name] = np.where(rng.random(n) < 0.8, "NO", "IO")
-        elif pa.types.is_boolean(f.type):
-            cols[f.name] = np.ones(n, dtype=bool)
-        elif pa.types.is_integer(f.type):
-            cols[f.name] = rng.integers(0, 20, n)
-        else:
-            cols[f.name] = rng.lognormal(0.0, 0.3, n)  # positive: masses, angles, dm2, losses
-    cols["generation"] = generation0 + np.arange(n)
-    cols["found_at"] = np.full(n, 1.7e9) + np.arange(n) * 1e-3
-    return cols
-
-
-def synthetic_parts(out: Location | str, n_rows: int, n_islands: int = 64, *, rows_per_part: int = 2_900,
-                    duplicate_fraction: float = 0.2, seed: int = 0, only: range | None = None) -> dict:
-    """Write ``n_rows`` synthetic, schema-correct model rows as a committed scan at ``out``:
-    ``n_islands`` islands, parts of ``rows_per_part`` rows each (default: the average part of a
-    6-hour 64-island scan, :data:`~rayflavor.storage.island_store.FLUSH_SECONDS`), committed
-    through :class:`IslandStore` like a scan's.  Exactly ``round(n_rows * duplicate_fraction)``
-    rows repeat the charge assignment of an earlier row (in any island), so a dedupe must find
-    ``unique = n_rows - that``.  ``only``: write just these islands (the rows of each island do
-    not depend on which others are written, so processes may split the work).
-    Returns {"rows", "unique", "parts", "seconds"} (``parts``: written by this call)."""
-    if not 0.0 <= duplicate_fraction < 1.0 or n_rows < 0 or n_islands < 1 or rows_per_part < 1:
-        raise ValueError("synthetic_parts: need n_rows >= 0, n_islands >= 1, rows_per_part >= 1, 0 <= duplicate_fraction < 1")
-    if n_rows >= 19**7:
-        raise ValueError(f"synthetic_parts: at most {19**7 - 1} rows")
-    out = resolve(out) if not isinstance(out, Location) else out
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    perms = np.array([rng.permutation(np.arange(-fn.MAX_CHARGE, fn.MAX_CHARGE + 1)) for _ in range(7)])
-    n_dup = int(round(n_rows * duplicate_fraction))
-    n_unique = n_rows - n_dup
-    # row r carries assignment ids[r]: ids 0..n_unique-1 each once, then n_dup repeats of earlier ids
-    ids = np.concatenate([np.arange(n_unique), rng.integers(0, max(n_unique, 1), n_dup)]) if n_rows else np.empty(0, np.int64)
-    rng.shuffle(ids)
-    per_island = np.array_split(ids, n_islands)
-    n_parts = 0
-    for i, island_ids in enumerate(per_island):
-        if only is not None and i not in only:
-            continue
-        irng = np.random.default_rng([seed, i])
-        store = IslandStore(out, i)
-        gen = 0
-        for start in range(0, len(island_ids), rows_per_part):
-            chunk = island_ids[start:start + rows_per_part]
-            q = _charges_for(chunk, perms, seed)
-            table = to_table(synthetic_models(len(chunk), irng, q, gen), island=i, seed=seed + i)
-            store.commit(table, {"generation": gen}, {"x": np.zeros(4)}, {"synthetic": True})
-            gen += len(chunk)
-            n_parts += 1
-    return {"rows": n_rows, "unique": n_unique, "parts": n_parts, "seconds": time.perf_counter() - t0}
-
-
-def _charges_for(ids: np.ndarray, perms: np.ndarray, seed: int) -> np.ndarray:
-    """The charge row of each assignment id (a pure function of the id: duplicates repeat it)."""
-    q = np.empty((len(ids), 18), dtype=np.int64)
-    v = ids.astype(np.int64)
-    # digits 0-6: the id itself (distinct ids -> distinct rows); 7-17: a hash of the id
-    for k in range(7):
-        q[:, k] = perms[k][v % 19]
-        v = v // 19
-    h = ids.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(seed)
-    for k in range(7, 18):
-        h ^= h >> np.uint64(29)
-        h *= np.uint64(0xBF58476D1CE4E5B9)
-        q[:, k] = (h % np.uint64(19)).astype(np.int64) - fn.MAX_CHARGE
-    return q
-
-
-_CHILD = """
-import json, resource, sys, time
-from rayflavor.storage.dedupe import dedupe
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t0 = time.perf_counter()
-c = dedupe(sys.argv[1], sys.argv[2], compact=sys.argv[3] == "1")
-dt = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": dt, "peak_mb": peak / 1024, "baseline_mb": base / 1024, "found": c.found,
-                  "unique": c.unique, "damaged": c.damaged, "parts": c.parts, "compaction": c.compaction}))
-"""
-
-
-def time_dedupe(out: Location | str, data_name: str = fn.DEFAULT_DATA, *, compact: bool = True) -> dict:
-    """Run :func:`dedupe` on ``out`` in a child process; its wall time [s] and peak resident
-    memory [MB] (``ru_maxrss`` of the child: polars allocates outside Python, so tracemalloc
-    would miss it), ``baseline_mb`` (after imports), and the counts."""
-    import json
-    import subprocess
-    import sys
-
-    out = resolve(out) if not isinstance(out, Location) else out
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    res = subprocess.run([sys.executable, "-c", _CHILD, out.uri, data_name, "1" if compact else "0"],
-                         capture_output=True, text=True, env=env)
-    if res.returncode != 0:
-        raise DedupeError(f"timed dedupe of {out.uri} failed: {(res.stderr.strip().splitlines() or ['?'])[-1]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def bench_dedupe(n_rows: int, *, out: Location | str | None = None, n_islands: int = 64, rows_per_part: int = 2_900,
-                 duplicate_fraction: float = 0.2, seed: int = 0) -> dict:
-    """Write ``n_rows`` synthetic rows (:func:`synthetic_parts`) to ``out`` (default: a new
-    temporary directory, removed afterwards), then time two dedupes in child processes: the
-    first compacts the parts (one per island) and dedupes, the second dedupes the compacted
-    scan.  Returns {"rows", "parts", "write_seconds", "first": {...}, "second": {...}} with each
-    dedupe's ``seconds``, ``peak_mb``, counts (:func:`time_dedupe`)."""
-    import shutil
-
-    tmp = None
-    if out is None:
-        tmp = tempfile.mkdtemp(prefix="rayflavor-bench-dedupe-")
-        out = tmp
-    try:
-        w = synthetic_parts(out, n_rows, n_islands, rows_per_part=rows_per_part,
-                            duplicate_fraction=duplicate_fraction, seed=seed)
-        first = time_dedupe(out, compact=True)
-        second = time_dedupe(out, compact=True)
-        for r in (first, second):
-            if r["found"] != n_rows or r["unique"] != w["unique"]:
-                raise DedupeError(f"bench dedupe: found {r['found']} unique {r['unique']}, expected {n_rows} and {w['unique']}")
-        return {"rows": n_rows, "unique": w["unique"], "parts": w["parts"], "islands": n_islands,
-                "write_seconds": w["seconds"], "first": first, "second": second}
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)

@@ -75,7 +75,7 @@ ISLAND_RE = re.compile(r"^island-(\d{4,})$")
 
 # When the runner flushes (drains its island, writes a part, commits): at FLUSH_ROWS rows held
 # or FLUSH_SECONDS after the last commit, whichever comes first, and always at a stop.
-# Sizing (issue 14): a 6-hour scan with 64 islands is 384 island-hours; at the measured
+# Sizing: a 6-hour scan with 64 islands is 384 island-hours; at the measured
 # ~2e4 unique valid models per core-hour it holds ~7.7e6 rows.  Time-triggered flushes: at most
 # 3600/600 = 6 per island-hour -> 384 * 6 = 2304 parts; row-triggered ones: at most
 # 7.7e6 / 2e4 = 384.  So at most ~2.7e3 part files (<= 7 per island-hour, ~2.9e3 rows each on
@@ -154,6 +154,23 @@ def _load_npz(loc: Location) -> dict[str, np.ndarray]:
         raise StorageError(f"{loc.uri}: unreadable island state ({str(exc).splitlines()[0]})") from None
 
 
+def _entry_problem(entry) -> str | None:
+    """Why a ``parts``/``quarantined`` entry of a checkpoint is unusable (``None``: it is fine):
+    a part name of this module's forms (never a path)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        return "no part name"
+    if not (PART_RE.match(entry["name"]) or LEGACY_PART_RE.match(entry["name"])):
+        return "not a part file name"
+    return None
+
+
+def _listed_rows(entry: dict) -> int | None:
+    """The row count a part entry records; None when it records none or no count (a bad count
+    leaves the part to be read as it is, rather than making its island unreadable)."""
+    rows = entry.get("rows")
+    return rows if isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0 else None
+
+
 #: reads of a checkpoint that does not parse before it counts as damaged (see read_checkpoint)
 READ_ATTEMPTS = 4
 
@@ -189,6 +206,10 @@ class IslandStore:
                 time.sleep(0.2 * (attempt + 1))
         if not isinstance(ck, dict) or ck.get("format") != FORMAT or not isinstance(ck.get("parts"), list):
             raise StorageError(f"{loc.uri}: not a valid island checkpoint (format is not {FORMAT})")
+        for entry in [*ck["parts"], *ck.get("quarantined", [])]:
+            problem = _entry_problem(entry)
+            if problem:
+                raise StorageError(f"{loc.uri}: not a valid island checkpoint (part entry {entry!r:.80}: {problem})")
         return ck
 
     def _legacy_parts(self) -> list[str]:
@@ -207,9 +228,23 @@ class IslandStore:
         return self._ck
 
     def committed_part_names(self) -> list[str]:
-        """Names of the committed parts, in commit order (read from storage, not cached)."""
+        """Names of the committed parts, in commit order (read from storage, not cached); a
+        name listed twice counts once (:meth:`listed_parts` says which)."""
+        return list(self.listed_parts())
+
+    def listed_parts(self) -> dict[str, int | None]:
+        """The committed parts as ``{name: rows the checkpoint lists (None: not recorded)}``, in
+        commit order, read from storage; a name listed more than once is kept once."""
         self._ck = None
-        return [p["name"] for p in self._current()["parts"]]
+        out: dict[str, int | None] = {}
+        for p in self._current()["parts"]:
+            out.setdefault(p["name"], _listed_rows(p))
+        return out
+
+    def repeated_parts(self) -> list[str]:
+        """Names the last read checkpoint lists more than once (a hand-edited or foreign file)."""
+        names = [p["name"] for p in self._current()["parts"]]
+        return sorted({n for n in names if names.count(n) > 1})
 
     def committed_parts(self) -> list[Location]:
         """The committed part objects of this island, in commit order (never a dead attempt's)."""

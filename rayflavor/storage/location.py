@@ -29,8 +29,9 @@ document replaced whole, GETs, LISTs, DELETEs).  Permanent errors (no such bucke
 a full local disk, a read-only file system) are never retried; local file systems are not retried
 at all.
 
-Local files honour the umask (mode ``0666 & ~umask``, like any file a shell creates), so others
-on a shared cluster volume can read results when the umask allows it.
+New local files honour the umask (mode ``0666 & ~umask``, like any file a shell creates), so
+others on a shared cluster volume can read results when the umask allows it; a replaced file
+keeps its mode.
 
 >>> import tempfile
 >>> root = resolve(tempfile.mkdtemp())
@@ -41,11 +42,13 @@ on a shared cluster volume can read results when the umask allows it.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import random
 import secrets
+import stat
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -334,6 +337,10 @@ class Location:
     def parquet_schema(self) -> pa.Schema:
         return self._retry(lambda: pq.read_schema(self.path, filesystem=self.fs))
 
+    def parquet_metadata(self) -> pq.FileMetaData:
+        """The Parquet footer (schema, row count), without reading the data pages."""
+        return self._retry(lambda: pq.read_metadata(self.path, filesystem=self.fs))
+
     # ------------------------------------------------------------------ writing
     def write_bytes(self, payload: bytes) -> None:
         """Write ``payload`` so that it appears whole or not at all (module docstring)."""
@@ -364,7 +371,10 @@ class Location:
     def mkdir(self) -> None:
         """Create the directory (local only; object stores have no directories)."""
         if self.is_local:
-            Path(self.path).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.path).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"{self.uri}: cannot create the directory ({exc.strerror or exc})") from None
 
     def delete(self) -> None:
         """Remove a file or object (nothing when it is absent)."""
@@ -398,10 +408,20 @@ class Location:
         probe.delete()
 
 
+def _temporary_prefix(name: str) -> str:
+    """``.<name>.tmp-``, or ``.<16-hex hash of name>.tmp-`` when ``<pid>-<token>`` would not fit
+    in a 255-byte file name."""
+    prefix = f".{name}.tmp-"
+    if len(prefix.encode()) + 40 > 255:
+        prefix = f".{hashlib.sha1(name.encode()).hexdigest()[:16]}.tmp-"
+    return prefix
+
+
 def temporary_beside(path: Path) -> Path:
-    """A fresh temporary name beside ``path`` (``.<name>.tmp-<pid>-<token>``), after removing the
-    temporaries of ``path`` that a killed writer left (their pid is gone)."""
-    prefix = f".{path.name}.tmp-"
+    """A fresh temporary name beside ``path`` (``.<name>.tmp-<pid>-<token>``; a hash of the name
+    when it is long), after removing the temporaries of ``path`` that a killed writer left
+    (their pid is gone)."""
+    prefix = _temporary_prefix(path.name)
     for stale in path.parent.glob(prefix + "*"):
         try:
             pid = int(stale.name[len(prefix):].split("-")[0])
@@ -419,6 +439,10 @@ def _write_local(path: Path, payload: bytes) -> None:
     tmp = temporary_beside(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
+        try:
+            os.chmod(fd, stat.S_IMODE(os.stat(path).st_mode))  # a replaced file keeps its mode
+        except FileNotFoundError:
+            pass
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()

@@ -6,18 +6,25 @@ moved into place with :func:`os.replace`, so a killed process never leaves a tru
 * **Targets.** Only a regular file (replaced) or a new path is written; a device, FIFO, socket
   or directory is refused with :class:`TableError` (one line) before anything is written.  A
   symbolic link is followed: the file it points to is replaced, the link stays.
+* **Symbolic links.** A link is followed to the file it names.  A *dangling* link (its target
+  does not exist) is written through only when the target's directory exists -- as ``>`` in a
+  shell does; otherwise it is refused with :class:`TableError` instead of creating directories
+  somewhere the user never typed.  Missing directories of the path as typed are created.
 * **Temporary files** are named ``.<name>.<pid>-<n>@<host>.tmp`` beside ``<name>``
-  (:func:`temporary_path`), so they are easy to find (``ls -a``) and to attribute.  A process
+  (:func:`temporary_path`), so they are easy to find (``ls -a``) and to attribute; for a name
+  too long for that (NAME_MAX is 255 bytes) ``<name>`` there is a 16-hex hash of it.  A process
   killed mid-write (SIGKILL, out of memory, power loss) leaves one behind; the next write to
   the same target removes it when it is *stale*: written by a process of this host that is no
   longer running, or (other hosts, older formats) untouched for :data:`STALE_SECONDS`.
   :func:`stale_temporaries` lists them.
-* **Permissions.** Files are created with mode ``0666 & ~umask`` like any file a shell creates
-  (so ``umask 022`` gives 0644 and others on a shared volume can read results).
+* **Permissions.** New files are created with mode ``0666 & ~umask`` like any file a shell
+  creates (so ``umask 022`` gives 0644 and others on a shared volume can read results); a
+  replaced file keeps its mode (a private 0600 file stays private).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import re
@@ -92,6 +99,16 @@ def writable_target(path: str | Path) -> Path:
     try:
         st = target.stat()
     except (FileNotFoundError, NotADirectoryError):
+        typed = Path(os.path.abspath(path))
+        if os.path.islink(typed) and not target.parent.is_dir():
+            raise TableError(f"{path}: a symbolic link to {target}, whose directory does not exist; "
+                             f"refusing to create it (create it, or give another path)") from None
+        ancestor = typed.parent
+        while not os.path.lexists(ancestor):  # the first ancestor that is there, as typed
+            ancestor = ancestor.parent
+        if os.path.islink(ancestor) and not ancestor.exists():
+            raise TableError(f"{path}: {ancestor} is a symbolic link to {os.readlink(ancestor)}, which does not "
+                             f"exist; refusing to create it (create it, or give another path)") from None
         parent = target.parent
         while not parent.exists():  # the first existing ancestor must be a directory
             parent = parent.parent
@@ -109,10 +126,22 @@ def writable_target(path: str | Path) -> Path:
     return target
 
 
+#: bytes kept free for ``<pid>-<n>@<host>.tmp`` in a temporary name (hosts are cut to 64)
+_TAG_BYTES = 100
+
+
+def _temporary_prefix(name: str) -> str:
+    """``.<name>.``, or ``.<16-hex hash of name>.`` when a temporary name would exceed 255 bytes."""
+    prefix = f".{name}."
+    if len(prefix.encode()) + _TAG_BYTES > 255:
+        prefix = f".{hashlib.sha1(name.encode()).hexdigest()[:16]}."
+    return prefix
+
+
 def temporary_path(path: str | Path) -> Path:
-    """A fresh temporary name beside ``path``: ``.<name>.<pid>-<n>@<host>.tmp``."""
+    """A fresh temporary name beside ``path``: ``.<name>.<pid>-<n>@<host>.tmp`` (module docstring)."""
     path = Path(path)
-    return path.parent / f".{path.name}.{os.getpid()}-{next(_counter)}@{_host()}.tmp"
+    return path.parent / f"{_temporary_prefix(path.name)}{os.getpid()}-{next(_counter)}@{_host()[:64]}.tmp"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -130,8 +159,8 @@ def stale_temporaries(path: str | Path, *, now: float | None = None) -> list[Pat
     of this host and a process that is gone, or untouched for :data:`STALE_SECONDS`."""
     path = Path(path)
     now = time.time() if now is None else now
-    host = _host()
-    prefix = f".{path.name}."
+    host = _host()[:64]
+    prefix = _temporary_prefix(path.name)
     out = []
     try:
         candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
@@ -168,6 +197,10 @@ def replace_atomically(path: str | Path, write: Callable[[str], object], *, fsyn
     os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # 0666 & ~umask, as a shell would
     try:
         write(str(tmp))
+        try:
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))  # a replaced file keeps its mode
+        except FileNotFoundError:
+            pass
         if fsync:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())

@@ -1,6 +1,6 @@
 """Generate parameter points G from a trained network for one conditioning label.
 
-Glue between :mod:`.network`, :mod:`.sampling` and :mod:`.training` (normalisation), no I/O
+Glue between :mod:`.ddpm` (network and samplers) and :mod:`.training` (normalisation), no I/O
 beyond loading the checkpoint and no Ray. Points come back in physical units (float64),
 in the column order of ``seesaw.PARAMETERS``.
 """
@@ -10,10 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rayflavor.methods.diffusion.network import FoldedNet
+from rayflavor.methods.diffusion.ddpm import FoldedNet, NoiseSchedule, bounded, guided_eps_fn, sample
 from rayflavor.methods.diffusion.physics_guidance import PhysicsGuidance
-from rayflavor.methods.diffusion.sampling import bounded, guided_eps_fn, sample
-from rayflavor.methods.diffusion.schedule import NoiseSchedule
 from rayflavor.methods.diffusion.training import Normalizer, load_model
 from rayflavor.physics import seesaw
 
@@ -46,7 +44,7 @@ def generate(
     to the prior box (``seesaw.prior_box``) the same way; its projection works in the prior box.
     ``physics`` (beyond the paper): steer every step's predicted x0 into the 3 sigma box
     (:mod:`.physics_guidance`). ``bound``: how the clip and the final [-1, 1] are enforced
-    (:func:`.sampling.bounded`: ``clamp`` or ``reflect``). ``project`` (beyond the paper): that
+    (:func:`.ddpm.bounded`: ``clamp`` or ``reflect``). ``project`` (beyond the paper): that
     many projection steps onto the 3 sigma set for every finished point outside it
     (:meth:`.PhysicsGuidance.projector`; needs ``physics`` for the windows, whose ``iterations``
     may be 0: no guidance inside the reverse process).

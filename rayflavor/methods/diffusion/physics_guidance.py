@@ -2,7 +2,7 @@
 
 Diffusion posterior sampling with the exact forward model, in its cheap "x0-only" form (no
 gradient through the network; Chung et al. 2023, He et al. 2023): at every reverse step the
-sampler predicts ``x0_hat`` from ``x_t`` (:func:`.sampling.sample`); this module moves ``x0_hat``
+sampler predicts ``x0_hat`` from ``x_t`` (:func:`.ddpm.sample`); this module moves ``x0_hat``
 a few damped Polyak steps down the window loss
 
     L(x0) = sum_j max(|z_j| - inner, 0)^2,   z_j = (v_j(G(x0)) - c_j) / h_j,
@@ -37,7 +37,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rayflavor.methods.diffusion.sampling import bounded
+from rayflavor.methods.diffusion.ddpm import bounded
 
 #: Where the projection steers a point: the central 90 % of every window (with 0.5, seed 11's projected
 #: solutions were further from the reference in delta_CP: 0.118 against 0.094; docs/experiments.md).
@@ -93,7 +93,7 @@ class PhysicsGuidance:
     eta: float = 1.0
     cap: float = 0.05
     inner: float = 0.5
-    bound: str = "clamp"  # how a step beyond the network's [-1, 1] comes back (sampling.bounded)
+    bound: str = "clamp"  # how a step beyond the network's [-1, 1] comes back (ddpm.bounded)
 
     def _loss_and_grad(self, g_lo: np.ndarray, g_hi: np.ndarray, inner: float):
         """``x -> (L(x), dL/dx)`` in network units (float64), and ``x -> z`` (the window scores)."""

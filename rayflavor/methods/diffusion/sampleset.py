@@ -142,10 +142,22 @@ def shard_sizes(n: int, shards: int) -> list[int]:
     return [n // shards + (1 if i < n % shards else 0) for i in range(shards)]
 
 
-def default_shards(n: int, cpus: int) -> int:
-    """One shard per 50 000 samples (at most 1000), but small sets still use every one of ``cpus``
-    free CPUs, with shards of at least 5000 samples."""
-    return max(1, min(1000, n, max(-(-n // 50_000), min(cpus, n // 5000))))
+#: samples per shard when the split is not given: about 15 s of one core (DDIM at ~700 samples/s)
+SHARD_SAMPLES = 10_000
+#: most shards a sample set is split into by default
+MAX_SHARDS = 1000
+
+
+def default_shards(n: int) -> int:
+    """Shards of a set of ``n`` samples when the settings give none: one per :data:`SHARD_SAMPLES`
+    (at most :data:`MAX_SHARDS`).  A function of the requested size only, never of the CPUs present:
+    the split (each shard has its own seed) is part of the set's settings, so the same request gives
+    the same samples on any cluster, and every shard is a task the autoscaler sees as demand.
+
+    >>> default_shards(100), default_shards(100_000), default_shards(10**8)
+    (1, 10, 1000)
+    """
+    return max(1, min(MAX_SHARDS, -(-n // SHARD_SAMPLES)))
 
 
 def shard_table(s: SampleSet, model_path: str, shard: int, threads: int = 1) -> tuple[pa.Table, dict]:

@@ -103,7 +103,8 @@ class SamplingSettings:
     was fine-tuned on (``solutions``, beyond the paper: the measurement is a 3 sigma window, and these
     labels are spread over it as the prior spreads the solutions; the sample then follows the whole
     solution set instead of its slice at the central values); ``n``: points; ``shards``: Ray tasks
-    (None: automatic).
+    (None: one per 10 000 points, at most 1000, ``sampleset.default_shards``: from the requested size,
+    never from the CPUs present).
     """
 
     sampler: str = "ddim"
@@ -140,7 +141,7 @@ class SamplingSettings:
 
     @property
     def clip_value(self) -> float | None:
-        """The clamp of :func:`rayflavor.methods.diffusion.sampling.sample` (None for ``clip = 0``)."""
+        """The clamp of :func:`rayflavor.methods.diffusion.ddpm.sample` (None for ``clip = 0``)."""
         return None if self.clip == 0 else self.clip
 
 

@@ -1,4 +1,4 @@
-"""The taught network's training set: a network-free sample of the solution set (issue 18).
+"""The taught network's training set: a network-free sample of the solution set.
 
 A self-training chain (``--teacher none``) fine-tunes each network on its own best samples, so
 whatever corner of the solution set the network reached first is what the next network learns,

@@ -1,4 +1,4 @@
-"""Training of the noise predictor: normalisation, one step, validation loss, checkpoints.
+"""Training of the noise predictor: normalisation, the training loop, checkpoints.
 
 Plain torch, no Ray: :mod:`rayflavor.orchestration.diffusion_train` wraps :func:`train_loop`
 in a Ray Train worker.
@@ -14,8 +14,8 @@ refitted on the fine-tuning set with :meth:`Normalizer.refit`, beyond the paper)
   as the empty label"), i.e. the training-set mean; a real label equal to the mean in all 11
   components has probability zero.
 
-Loss: ``|| eps - eps_theta(x_t, t, L) ||^2`` averaged over rows and components (eq. A.21, MSE),
-``t`` uniform in 1..T, ``x_t`` from eq. 2.12, the label dropped with probability ``p_uncond``.
+Loss: :func:`rayflavor.methods.diffusion.ddpm.loss_on_batch` (eq. A.21, the label dropped with
+probability ``p_uncond``); the validation loss is :func:`~rayflavor.methods.diffusion.ddpm.validation_loss`.
 Optimiser: Adam with OneCycleLR (max rate 1e-3) over the run's total steps.
 """
 
@@ -29,17 +29,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from rayflavor.methods.diffusion import coordinates as coords
-from rayflavor.methods.diffusion.network import EpsNet
-from rayflavor.methods.diffusion.schedule import NoiseSchedule
+from rayflavor.methods.diffusion.ddpm import P_UNCOND, EpsNet, NoiseSchedule, loss_on_batch
 
 REFIT = ("none", "solutions")
 #: ``refit="solutions"`` maps the solutions' range onto [-1, 1] once the set holds this many.
 MIN_FOCUS = 20
 LR_MAX = 1e-3
-P_UNCOND = 0.1
 BATCH_SIZE = 64
 STEPS = 100_000
 
@@ -170,33 +167,6 @@ def new_state(norm: Normalizer, *, total_steps: int, lr_max: float = LR_MAX, mod
     opt = torch.optim.Adam(model.parameters(), lr=lr_max, fused=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr_max, total_steps=max(int(total_steps), 2))
     return TrainState(model, opt, sched, norm, int(total_steps), 0, dict(meta or {}))
-
-
-def loss_on_batch(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor, *,
-                  p_uncond: float = P_UNCOND, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Simplified loss (eq. A.21) on one normalised batch; labels dropped with probability ``p_uncond``."""
-    b, dev = x0.shape[0], x0.device
-    t = schedule.sample_t(b, generator=generator).to(dev)
-    eps = torch.randn(x0.shape, generator=generator).to(dev)
-    x_t = schedule.q_sample(x0, t, eps)
-    keep = (torch.rand(b, generator=generator) >= p_uncond).to(dev, labels.dtype).unsqueeze(-1)
-    pred = model(x_t, t.float() / schedule.T, labels * keep)
-    return F.mse_loss(pred, eps)
-
-
-@torch.no_grad()
-def validation_loss(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor, *,
-                    seed: int = 0, batch: int = 8192) -> float:
-    """Conditional MSE on a validation set with a fixed (seeded) draw of t and noise, so values are comparable."""
-    g = torch.Generator().manual_seed(seed)
-    total, n = 0.0, x0.shape[0]
-    for i in range(0, n, batch):
-        xb, lb = x0[i:i + batch], labels[i:i + batch]
-        t = schedule.sample_t(xb.shape[0], generator=g).to(xb.device)
-        eps = torch.randn(xb.shape, generator=g).to(xb.device)
-        pred = model(schedule.q_sample(xb, t, eps), t.float() / schedule.T, lb)
-        total += F.mse_loss(pred, eps, reduction="sum").item()
-    return total / (n * x0.shape[1])
 
 
 def train_loop(state: TrainState, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor, *,

@@ -25,7 +25,7 @@ Two engines, chosen by :attr:`IslandConfig.method` through :func:`make_island`:
       is already among the valid models get :data:`TABU_PENALTY` added to every objective
       (:meth:`~PaperIsland._before_tell`), are not refined, queued as neighbours or kept over a
       restart -- the search is steered to physically new models rather than to charge shifts and
-      heavy-neutrino charges that leave the light physics unchanged (issue 17);
+      heavy-neutrino charges that leave the light physics unchanged;
     * **charge neighbourhood**: each new valid assignment queues ``neighbours`` copies with one
       charge of ``Q u d L e`` moved by one unit (never ``N``, whose charges cancel from the light
       masses, never a common shift), evaluated with the next offspring

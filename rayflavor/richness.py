@@ -29,6 +29,10 @@ The **discovery curve** (distinct species against core-hours) uses the same reco
 side by side from a common start, so at island-time ``t`` the scan has spent
 ``sum_i min(t, T_i)`` core-seconds, ``T_i`` being island i's busy time.
 
+Pure numpy statistics that import no other rayflavor module: the storage layer's dedupe prints
+the estimate after every scan, and the analysis layer draws the discovery curve, so it sits below
+both (docs/architecture.md).
+
 >>> est = chao2([0, 0, 1, 1, 2], ["a", "b", "a", "c", "d"])
 >>> est.observed, est.singletons, est.doubletons, est.units
 (4, 3, 1, 3)
@@ -60,12 +64,14 @@ class Richness:
     @property
     def completeness(self) -> float:
         """Observed over estimated: the fraction of the reachable species already found."""
-        return self.observed / self.estimate if self.estimate > 0 else float("nan")
+        return self.observed / self.estimate if self.estimate > 0 else 1.0  # nothing found, nothing estimated unseen
 
     def line(self, what: str = "light textures") -> str:
         """One line for ``rayflavor dedupe``."""
         if self.units < 2:
             return f"{what}: {self.observed} found by {self.units} island(s); an estimate of the total needs >= 2 islands"
+        if self.observed == 0:
+            return f"{what}: none found by {self.units} islands; nothing to estimate"
         line = (f"{what}: {self.observed} found, estimated reachable {self.estimate:.0f} "
                 f"(95% interval {self.low:.0f}-{self.high:.0f}, Chao2 over {self.units} islands; "
                 f"{100 * self.completeness:.0f}% seen; {self.singletons} found by one island, "
@@ -114,8 +120,13 @@ def chao2_from_counts(counts: np.ndarray, m: int) -> Richness:
     t = s_hat - s_obs
     if t <= 0 or var == 0:
         return Richness(s_obs, float(s_hat), math.sqrt(var), float(s_obs), float(s_hat), q1, q2, m)
-    k = math.exp(1.96 * math.sqrt(math.log(1 + var / t**2)))
-    return Richness(s_obs, float(s_hat), math.sqrt(var), s_obs + t / k, s_obs + t * k, q1, q2, m)
+    # log K = 1.96 sqrt(ln(1 + var / T^2)), in logs: var / T^2 over- or underflows for extreme counts
+    log_ratio = math.log(var) - 2.0 * math.log(t)
+    log1p = math.log1p(math.exp(log_ratio)) if log_ratio < 700 else log_ratio
+    log_k = 1.96 * math.sqrt(log1p)
+    low = s_obs + math.exp(math.log(t) - log_k)
+    high = s_obs + math.exp(min(math.log(t) + log_k, 700.0))
+    return Richness(s_obs, float(s_hat), math.sqrt(var), low, high, q1, q2, m)
 
 
 def chao2(units, species) -> Richness:

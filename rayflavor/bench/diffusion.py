@@ -8,8 +8,9 @@ For reference the benchmark also measures a large square fp32 matmul (``gemm_gfl
 machine's practical peak per core) and reports the network's matmuls in GFLOP/s
 (``2 * sum(in * out)`` flops per row and forward pass, :func:`flops_per_forward`).
 ``ddim_physics``: DDIM with ``physics`` steps of physics guidance per reverse step
-(:mod:`.physics_guidance`; its cost is the exact seesaw observables and their gradient, which
-do not depend on the network's weights, so the untrained network over the prior box measures it).
+(:mod:`rayflavor.methods.diffusion.physics_guidance`; its cost is the exact seesaw observables
+and their gradient, which do not depend on the network's weights, so the untrained network over
+the prior box measures it).
 """
 
 from __future__ import annotations
@@ -19,10 +20,8 @@ import time
 import numpy as np
 import torch
 
-from rayflavor.methods.diffusion.network import EpsNet, FoldedNet
+from rayflavor.methods.diffusion.ddpm import EpsNet, FoldedNet, NoiseSchedule, guided_eps_fn, sample
 from rayflavor.methods.diffusion.physics_guidance import PhysicsGuidance
-from rayflavor.methods.diffusion.sampling import guided_eps_fn, sample
-from rayflavor.methods.diffusion.schedule import NoiseSchedule
 
 
 def _rate(fn, batch: int, min_seconds: float) -> float:

@@ -209,27 +209,68 @@ class TinyIsland:
 
 def _fake_cluster(nodes: int, cpus_per_node: int):
     """A :class:`ray.cluster_utils.Cluster` on 127.0.0.1: a head with no CPU for actors (the
-    driver's node) and ``nodes`` worker nodes of ``cpus_per_node`` CPUs each; connected."""
+    driver's node) and ``nodes`` worker nodes of ``cpus_per_node`` CPUs each; connected.  Ray keeps
+    a node on 127.0.0.1 only with ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` set before it is imported
+    (``rayflavor bench cluster`` sets it); otherwise it moves the nodes to the host's address."""
     from ray.cluster_utils import Cluster
 
-    common = {"include_dashboard": False, "object_store_memory": 80 * 1024**2}
+    common = {"include_dashboard": False, "object_store_memory": 80 * 1024**2, "node_ip_address": "127.0.0.1"}
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **common})
     for _ in range(nodes):
         cluster.add_node(num_cpus=cpus_per_node, **common)
     cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
+    ray.init(address=cluster.address, log_to_driver=False, _node_ip_address="127.0.0.1")
     return cluster
 
 
-def bench_cluster(sizes=(64, 256, 1024), *, nodes: int = 4, cpus_per_node: int = 8, steps: int = 20,
+def _rss_mb() -> float:
+    """Resident memory of this process (MB; Linux /proc, NaN elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+class _PeakRss:
+    """The driver's peak resident memory while the block runs (sampled every ``every`` s)."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        import threading
+
+        self.every, self.peak = every, _rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="bench-rss")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __enter__(self) -> "_PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+
+
+def bench_cluster(sizes=(64, 256, 1024, 4096), *, nodes: int = 4, cpus_per_node: int = 8, steps: int = 20,
                   step_seconds: float = 0.02, chunk_seconds: float = 0.1, echo=print) -> list[dict]:
     """Run scans of ``sizes`` tiny islands (:class:`TinyIsland`) on a fake cluster of ``nodes``
-    nodes with ``cpus_per_node`` CPUs each (these may exceed the machine's cores: the islands
-    sleep).  Per size: wall time, the driver's CPU time (all threads of the driver process, Ray's
-    own among them) per island-second (an island-second: one second an island spent in its actor's
-    ``run``), and the scheduling latency (driver submits the island -> its first step) as median,
-    90th percentile and maximum, also split into islands that needed a new actor (a worker process
-    started) and islands handed to an actor whose island was done."""
+    nodes with ``cpus_per_node`` CPUs each, all on 127.0.0.1 (the CPUs may exceed the machine's
+    cores: the islands sleep).  The driver submits every island at once (the pending ones are the
+    autoscaler's demand).  Per size: wall time, the driver's CPU time (all threads of the driver
+    process, Ray's own among them) per island-second (an island-second: one second an island spent
+    in its actor's ``run``), the driver's peak resident memory (MB), and the scheduling latency
+    (the driver hands the island to the actor that runs it -> its first step; for a new actor from
+    its submission, so including the worker process's start) as median, 95th percentile and maximum,
+    also split into islands that needed a new actor and islands handed to an actor whose island was
+    done.  The time an island waits for a free CPU is not latency but pending demand."""
     import tempfile
     from functools import partial
 
@@ -245,28 +286,34 @@ def bench_cluster(sizes=(64, 256, 1024), *, nodes: int = 4, cpus_per_node: int =
             with tempfile.TemporaryDirectory(prefix="rayflavor-bench-cluster-") as out:
                 settings = ScanSettings(islands=n, seed=0, chunk_seconds=chunk_seconds, flush_seconds=1.0)
                 make = partial(TinyIsland, steps=steps, step_seconds=step_seconds)
-                res = run_scan(settings, out, live=False, echo=lambda *_: None, make=make, restore=TinyIsland.from_state)
+                with _PeakRss() as rss:
+                    res = run_scan(settings, out, live=False, echo=lambda *_: None, make=make,
+                                   restore=TinyIsland.from_state)
             st = list(res.statuses.values())
             island_s = sum(s.get("wall_seconds", 0.0) or 0.0 for s in st)
             lat, fresh, seen = [], [], set()
-            for i in sorted(res.statuses, key=lambda i: res.statuses[i].get("submitted_at") or 0.0):
+            for i in sorted(res.statuses, key=lambda i: res.statuses[i].get("first_step_at") or 0.0):
                 s = res.statuses[i]
-                if s.get("first_step_at") is None or s.get("submitted_at") is None:
+                if s.get("first_step_at") is None or s.get("assigned_at") is None:
                     continue
-                pid = (s.get("start_nodes") or [{}])[0].get("pid")
-                lat.append(s["first_step_at"] - s["submitted_at"])
+                pid = (s.get("start_nodes") or [{}])[-1].get("pid")
+                lat.append(s["first_step_at"] - s["assigned_at"])
                 fresh.append(pid not in seen)  # a new worker process, or an actor handed the next island
                 seen.add(pid)
             lat, fresh = np.array(lat), np.array(fresh, dtype=bool)
+
+            def q(a, p):
+                return float(np.quantile(a, p)) if len(a) else float("nan")
+
             row = {"islands": n, "cluster_cpus": nodes * cpus_per_node, "done": sum(s.get("state") == "done" for s in st),
                    "wall_s": res.wall_seconds, "driver_cpu_s": res.driver_cpu_seconds, "island_s": island_s,
                    "driver_cpu_per_island_s": res.driver_cpu_seconds / island_s if island_s else float("nan"),
-                   "latency_median_s": float(np.median(lat)) if len(lat) else float("nan"),
-                   "latency_p90_s": float(np.quantile(lat, 0.9)) if len(lat) else float("nan"),
+                   "driver_peak_rss_mb": rss.peak,
+                   "latency_median_s": q(lat, 0.5), "latency_p95_s": q(lat, 0.95),
                    "latency_max_s": float(lat.max()) if len(lat) else float("nan"),
                    "new_actors": int(fresh.sum()),
-                   "latency_new_actor_median_s": float(np.median(lat[fresh])) if fresh.any() else float("nan"),
-                   "latency_reused_median_s": float(np.median(lat[~fresh])) if (~fresh).any() else float("nan")}
+                   "latency_new_actor_median_s": q(lat[fresh], 0.5),
+                   "latency_reused_median_s": q(lat[~fresh], 0.5)}
             rows.append(row)
             echo(format_cluster([row], header=not rows[:-1]))
     finally:
@@ -277,10 +324,12 @@ def bench_cluster(sizes=(64, 256, 1024), *, nodes: int = 4, cpus_per_node: int =
 
 def format_cluster(rows: list[dict], header: bool = True) -> str:
     lines = [f"{'islands':>7} {'CPUs':>5} {'done':>5} {'wall s':>8} {'driver CPU s':>12} {'island-s':>9} "
-             f"{'CPU/island-s':>12} {'latency median/p90/max s':>25} {'actors':>6} {'new/reused median s':>20}"] if header else []
+             f"{'CPU/island-s':>12} {'peak RSS MB':>11} {'latency median/p95/max s':>25} {'actors':>6} "
+             f"{'new/reused median s':>20}"] if header else []
     for r in rows:
-        lat = f"{r['latency_median_s']:.2f}/{r['latency_p90_s']:.2f}/{r['latency_max_s']:.2f}"
+        lat = f"{r['latency_median_s']:.2f}/{r['latency_p95_s']:.2f}/{r['latency_max_s']:.2f}"
         split = f"{r['latency_new_actor_median_s']:.2f}/{r['latency_reused_median_s']:.2f}"
         lines.append(f"{r['islands']:>7} {r['cluster_cpus']:>5} {r['done']:>5} {r['wall_s']:>8.1f} {r['driver_cpu_s']:>12.1f} "
-                     f"{r['island_s']:>9.1f} {r['driver_cpu_per_island_s']:>12.4f} {lat:>25} {r['new_actors']:>6} {split:>20}")
+                     f"{r['island_s']:>9.1f} {r['driver_cpu_per_island_s']:>12.4f} {r['driver_peak_rss_mb']:>11.0f} "
+                     f"{lat:>25} {r['new_actors']:>6} {split:>20}")
     return "\n".join(lines)

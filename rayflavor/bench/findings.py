@@ -6,7 +6,7 @@ output) and the models that demonstrate it (a polars predicate on the valid mode
 :func:`measure` reads one finished scan and reports, for a finding: how many valid models it
 holds, how many show the finding (unique charge assignments and distinct light textures), the
 island-time to the first such model, and both counts per core-hour of the scan's busy time.
-``rayflavor bench findings`` (:mod:`rayflavor.cli.findings`) runs the scans and prints the table;
+:func:`run_findings` (``rayflavor bench findings``) runs the scans and prints the table;
 ``docs/findings.md`` records the runs.
 
 Units: masses in eV, times in seconds of island compute (from the island's first start),
@@ -18,8 +18,13 @@ True
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -159,11 +164,9 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def findings_figure(models: dict[str, pl.DataFrame], data, path) -> "Path":
+def findings_figure(models: dict[str, pl.DataFrame], data, path) -> Path:
     """The FN paper's (m_lightest, m_ee) plane with the models of every recipe scan, one colour per
     scan, over the 3 sigma allowed bands; written to ``path`` (PNG)."""
-    from pathlib import Path
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,5 +192,56 @@ def findings_figure(models: dict[str, pl.DataFrame], data, path) -> "Path":
     return out
 
 
-__all__ = ["COMMON", "FINDINGS", "Finding", "IO_LARGE_MEE", "NO_SMALL_MEE", "SCANS", "ScanRecord", "findings_figure", "format_table", "measure", "read_scan",
-           "scan_command"]
+
+
+class RecipeError(RuntimeError):
+    """A recipe scan failed or a finished scan cannot be read (one line for the user)."""
+
+
+def run_findings(loc, scans: list[str], data, *, islands: int, time_limit: str, seed: int, address: str | None,
+                 dry_run: bool, echo: Callable[[str], object] = print) -> None:
+    """Run each recipe scan of ``scans`` into ``loc / <scan>`` (a storage Location), then measure
+    every finding they hold and write ``findings.md``, ``findings.json`` and ``findings.png`` into ``loc``.
+
+    Each recipe is one ``rayflavor scan`` command (:func:`scan_command`), run as a child process
+    exactly as printed; a scan that finished before is kept and one that was interrupted is
+    resumed, so a stopped run can be repeated.  ``dry_run``: print the commands only.
+    """
+    for name in scans:
+        sub = loc / name
+        cmd = scan_command(name, islands=islands, time_limit=time_limit, seed=seed, out=sub.uri)
+        if address:
+            cmd += ["--address", address]
+        state = (sub / "scan.json").read_json().get("status") if (sub / "scan.json").exists() else None
+        if state == "finished" and (sub / "models.parquet").exists():
+            echo(f"{name}: finished before, kept ({sub.uri})")
+            continue
+        if state is not None:
+            cmd = ["scan", "--resume", "--out", sub.uri, *(["--address", address] if address else [])]
+        echo("$ rayflavor " + " ".join(cmd))
+        if dry_run:
+            continue
+        t = time.perf_counter()
+        rc = subprocess.call([sys.executable, "-m", "rayflavor.cli.main", *cmd])
+        if rc != 0:
+            raise RecipeError(f"recipe scan {name} failed (exit {rc}); rerun the same command to resume it")
+        echo(f"{name}: {time.perf_counter() - t:.0f} s wall")
+    if dry_run:
+        return
+    try:
+        record = {name: read_scan(loc / name) for name in scans}  # each scan read once
+    except ValueError as exc:
+        raise RecipeError(str(exc)) from None
+    rows = [measure(record[f.scan], f, data) for f in FINDINGS if f.scan in scans]
+    table = format_table(rows)
+    echo(table)
+    (loc / "findings.md").write_bytes((table + "\n").encode())
+    (loc / "findings.json").write_json({"rows": rows, "islands": islands, "time_limit": time_limit, "seed": seed})
+    with tempfile.TemporaryDirectory() as tmp:
+        png = findings_figure({name: r.models for name, r in record.items()}, data, Path(tmp) / "findings.png")
+        (loc / "findings.png").write_bytes(png.read_bytes())
+    echo(f"table: {(loc / 'findings.md').uri}\nfigure: {(loc / 'findings.png').uri}")
+
+
+__all__ = ["COMMON", "FINDINGS", "Finding", "IO_LARGE_MEE", "NO_SMALL_MEE", "RecipeError", "SCANS", "ScanRecord",
+           "findings_figure", "format_table", "measure", "read_scan", "run_findings", "scan_command"]

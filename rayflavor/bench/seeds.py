@@ -1,10 +1,11 @@
-"""Several diffusion runs (one per seed) against one reference, as one table (issue 18, item 4).
+"""Several diffusion runs (one per seed) against one reference, as one table: held-out seeds
+show what a user gets from any seed, not the tuning seeds' best.
 
 Per run, only its **final** sample sets count: the network-only one (seed ``seed + 1``) and the
 physics-guided or projected one (``seed + 2``) that ``rayflavor diffusion run`` draws last; the rounds' own
 samples measure the rounds, not the result. For each final set: the solution fraction, its
 distinct solutions, the core-seconds its shards spent (generation plus exact re-evaluation), and
-the fidelity of its solutions against the reference (:mod:`.fidelity`: KS, Kuiper for the
+the fidelity of its solutions against the reference (:mod:`rayflavor.analysis.fidelity`: KS, Kuiper for the
 circular predictions, and the share within 1 % of a prior-box face). The table gives each seed,
 the median and the range, not the best seed.
 
@@ -108,7 +109,10 @@ def seed_row(run: runs.Where, reference: pl.DataFrame, floor: dict[str, float] |
 
 
 def reference_rate(summary: dict) -> tuple[float, float]:
-    """(smallest ESS over the predictions, per core-second of the tasks) of a ``reference.json``."""
+    """(smallest ESS over the predictions, per core-second of the tasks) of a ``reference.json``;
+    for an importance reference (``"method": "importance"``) its Kish ESS per CPU-second."""
+    if summary.get("method") == "importance":
+        return summary["ess"], summary["ess_per_core_second"] or float("nan")
     ess = min(v["ess"] for v in summary["diagnostics"].values())
     secs = sum(t["nested"]["seconds"] + t["chains"]["seconds"] for t in summary["tasks"])
     return ess, ess / secs if secs else float("nan")
