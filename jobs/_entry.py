@@ -4,11 +4,10 @@
 command joins the cluster instead of starting an embedded Ray; options are exactly the CLI's.
 
 runtime_env: the cluster image (cluster/Dockerfile) has rayflavor installed. Submitting with
-``--working-dir .`` from a checkout also works on a plain ``rayproject/ray:2.60.0-py311`` image
-when the dependencies are added, e.g.
-``--runtime-env-json '{"pip": ["numba", "pymoo", "polars", "torch==2.13.0"]}'``;
-the working directory puts this checkout's ``rayflavor/`` first on ``sys.path`` of the driver
-and of every worker.
+``--working-dir . --runtime-env cluster/runtime_env.yaml`` from a checkout also works on a plain
+``rayproject/ray:2.60.0-py311`` image: every node installs the checkout with the versions of
+cluster/constraints.txt and the CPU wheel of torch; the working directory puts this checkout's
+``rayflavor/`` first on ``sys.path`` of the driver and of every worker.
 
 Retries: a RayJob retry (``backoffLimit``) or a resubmission runs the entrypoint again with the
 same options.  The commands run here in job mode: ``scan`` that finds a scan in ``--out`` continues

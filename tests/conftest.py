@@ -2,7 +2,11 @@
 
 Ray is started once per test session (2 CPUs, no dashboard) by the ``ray_session`` fixture;
 tests that need Ray take it as an argument. Tests that need a real head (``ray start``) start
-and stop it themselves on 127.0.0.1.
+and stop it themselves on 127.0.0.1; multi-node tests use ``helpers.loopback_cluster``.
+
+Every Ray of the test run stays on loopback: ``helpers.LOOPBACK_RAY_ENV`` is set here, before
+anything imports ray, so the session's Ray, the embedded Ray of a CLI run and every subprocess
+(which inherit the environment) register on 127.0.0.1 instead of this machine's other address.
 """
 
 from __future__ import annotations
@@ -11,6 +15,10 @@ import os
 
 import pytest
 
+from helpers import LOOPBACK_RAY_ENV
+
+for _k, _v in LOOPBACK_RAY_ENV.items():
+    os.environ.setdefault(_k, _v)
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 try:  # property tests (tests/test_properties_*.py): examples per test by profile

@@ -3,11 +3,14 @@ pytest and from the test modules run as scripts in a subprocess: both have tests
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 
 def free_ports(k: int) -> list[int]:
@@ -30,22 +33,213 @@ def free_port() -> int:
 def stop_process_group(proc: subprocess.Popen, temp: str | os.PathLike | None = None, *, grace: float = 20) -> None:
     """SIGTERM the process group of ``proc`` (a ``ray start --head --block`` started with
     ``start_new_session=True``), SIGKILL it after ``grace`` seconds, then remove its temp dir."""
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=grace)
+    except ProcessLookupError:  # the group is gone already
+        proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     if temp is not None:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-#: Environment that keeps every Ray node of a test on 127.0.0.1.  Ray turns a requested
-#: ``127.0.0.1`` node address into the host's routable address (``services.resolve_ip_for_localhost``)
-#: unless multi-node clusters are "disabled" by this variable; nodes added in-process
-#: (``ray.cluster_utils.Cluster``, the fake autoscaler's provider) and ``ray start --head`` still work,
-#: only ``ray start --address`` (a worker from the command line) is refused.
-LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+# ------------------------------------------------------------------ multi-node Ray on loopback only
+LOOPBACK = "127.0.0.1"
+
+#: Ray's single-host switch. With it off, ``ray._private.services.get_node_ip_address()`` answers
+#: 127.0.0.1 instead of the address of the default route. Without it, every loopback address a
+#: client is given is rewritten to this machine's non-loopback IP (``ray.init("127.0.0.1:port")``
+#: dials ``<host IP>:port``), and the nodes Ray's fake autoscaler starts (which name no IP) register
+#: under that IP. Read once, when ``ray`` is imported: it must be in the environment of the process
+#: that imports ray (``ray_subprocess_env`` puts it there), and Ray's own processes inherit it.
+LOOPBACK_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+#: For a Ray head with the dashboard: its usage-stats module asks the cloud metadata servers
+#: (169.254.169.254, metadata.google.internal) which cloud it runs on, through ``requests``, even
+#: with usage stats disabled. A proxy on a closed loopback port (the discard port) refuses those
+#: requests on loopback; loopback addresses bypass it.
+NO_CLOUD_METADATA_ENV = {"http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+                         "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
+
+
+def ray_subprocess_env(root: str | os.PathLike, **extra: str) -> dict[str, str]:
+    """Environment for a subprocess that starts a Ray cluster of its own on loopback: the caller's
+    environment, ``LOOPBACK_RAY_ENV``, ``NO_CLOUD_METADATA_ENV``, no token auth (no token file shared
+    with the rest of the machine), no usage stats, ``root`` first on PYTHONPATH, no inherited
+    ``RAY_ADDRESS``."""
+    env = {**os.environ, **LOOPBACK_RAY_ENV, **NO_CLOUD_METADATA_ENV, "RAY_AUTH_MODE": "disabled",
+           "RAY_USAGE_STATS_ENABLED": "0",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p), **extra}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def run_result_script(script: str | os.PathLike, *args: str, root: str | os.PathLike, timeout: float,
+                      env: dict[str, str] | None = None) -> dict:
+    """Run ``python script *args`` in its own process group with ``ray_subprocess_env(root)`` (or
+    ``env``) and return the JSON of its last ``RESULT {...}`` output line. Fails the calling test,
+    with the tail of the output, on a timeout (the whole group is killed), a non-zero exit or no
+    result line."""
+    import json
+    import sys
+
+    import pytest
+
+    proc = subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env or ray_subprocess_env(root),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        log, _ = proc.communicate()
+        pytest.fail(f"{script} {' '.join(map(str, args))} did not finish within {timeout} s:\n{log[-4000:]}")
+    lines = [ln for ln in log.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, log[-4000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def loopback_node_args(**node_args) -> dict:
+    """Arguments for ``ray.cluster_utils.Cluster`` (``head_node_args``) and ``Cluster.add_node``: the
+    node on 127.0.0.1, no dashboard, an 80 MiB object store; ``node_args`` (e.g. ``num_cpus=4``,
+    ``resources={...}``) are added or override."""
+    return {"node_ip_address": LOOPBACK, "include_dashboard": False, "object_store_memory": 80 * 1024**2,
+            **node_args}
+
+
+def assert_ray_on_loopback() -> None:
+    """Every node the connected driver sees, and the GCS, are on a 127.x address."""
+    import ray
+
+    gcs = ray.get_runtime_context().gcs_address
+    assert gcs.startswith("127."), gcs
+    addresses = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
+    assert addresses and all(a.startswith("127.") for a in addresses.values()), addresses
+
+
+def _require_loopback_switch() -> None:
+    import ray._private.ray_constants as ray_constants
+
+    if ray_constants.ENABLE_RAY_CLUSTER:
+        raise RuntimeError("Ray was imported without LOOPBACK_RAY_ENV: its clients would dial this machine's "
+                           "non-loopback address; start the process with ray_subprocess_env()")
+
+
+@contextlib.contextmanager
+def loopback_cluster(head_cpus: float = 0, worker_cpus: Sequence[float] = (), *, connect: bool = True,
+                     **node_args) -> Iterator[tuple[Any, list[Any]]]:
+    """A multi-node ``ray.cluster_utils.Cluster`` on this machine whose nodes, GCS and clients stay on
+    127.0.0.1: a head with ``head_cpus`` CPUs and one worker node per entry of ``worker_cpus`` (CPUs
+    each), all with ``loopback_node_args(**node_args)``. Yields ``(cluster, workers)`` (workers in
+    the order of ``worker_cpus``) with the driver connected (``connect``). Add nodes later with
+    ``cluster.add_node(**loopback_node_args(num_cpus=...))``. On exit checks that every node is
+    still on loopback (``assert_ray_on_loopback``), then disconnects and shuts the cluster down.
+
+    Run it in a process started with ``ray_subprocess_env`` (``run_result_script`` does), never in
+    the pytest process: a second Ray next to the session's is refused, and Ray must be imported
+    with ``LOOPBACK_RAY_ENV`` set. Raises RuntimeError when it was not.
+    """
+    import ray
+    from ray.cluster_utils import Cluster
+
+    _require_loopback_switch()
+    cluster = Cluster(initialize_head=True, head_node_args=loopback_node_args(num_cpus=head_cpus, **node_args))
+    try:
+        workers = [cluster.add_node(**loopback_node_args(num_cpus=c, **node_args)) for c in worker_cpus]
+        cluster.wait_for_nodes()
+        if connect:
+            ray.init(address=cluster.address, log_to_driver=False)
+        yield cluster, workers
+        if connect:
+            assert_ray_on_loopback()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def fake_autoscaling_config(gcs_port: int, head_resources: dict[str, float],
+                            worker_types: dict[str, dict], *, max_workers: int | None = None,
+                            idle_timeout_minutes: float = 5, upscaling_speed: float = 1.0) -> dict:
+    """A cluster config for Ray's fake multi-node provider (what ``ray.cluster_utils.AutoscalingCluster``
+    generates): a head of ``head_resources`` and worker node types ``{name: {"resources": {...},
+    "min_workers": m, "max_workers": n}}``; the nodes it adds are local Ray nodes."""
+    types = {"ray.head.default": {"node_config": {}, "resources": dict(head_resources), "max_workers": 0}}
+    for name, t in worker_types.items():
+        types[name] = {"node_config": {}, "min_workers": 0, **t}
+    return {
+        "cluster_name": "rayflavor-fake",
+        "max_workers": max_workers if max_workers is not None else sum(t.get("max_workers", 0) for t in types.values()),
+        "upscaling_speed": upscaling_speed, "idle_timeout_minutes": idle_timeout_minutes,
+        "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
+                     "disable_launch_config_check": True, "gcs_address": f"{LOOPBACK}:{gcs_port}"},
+        "available_node_types": types, "head_node_type": "ray.head.default", "auth": {}, "docker": {},
+        "file_mounts": {}, "cluster_synced_files": [], "file_mounts_sync_continuously": False, "rsync_exclude": [],
+        "rsync_filter": [], "initialization_commands": [], "setup_commands": [], "head_setup_commands": [],
+        "worker_setup_commands": [], "head_start_ray_commands": [], "worker_start_ray_commands": [],
+    }
+
+
+@contextlib.contextmanager
+def loopback_autoscaling_cluster(work: str | os.PathLike, head_resources: dict[str, float],
+                                 worker_types: dict[str, dict], *, connect: bool = True,
+                                 update_interval_s: int = 1, **config) -> Iterator[str]:
+    """Ray's fake autoscaler on 127.0.0.1: ``ray start --head`` (its own process group, its own temp
+    dir) with ``fake_autoscaling_config(port, head_resources, worker_types, **config)``; the
+    autoscaler adds and removes local worker nodes for the pending demand. Yields the GCS address
+    (``127.0.0.1:port``) with the driver connected (``connect``); on exit checks every node is on
+    loopback, disconnects and stops the head's process group (never ``ray stop``, which would stop
+    every Ray on the host, as ``AutoscalingCluster.shutdown`` does). The head's log is
+    ``work/head.log``. Run it like ``loopback_cluster``: in a process started with ``ray_subprocess_env``
+    (RuntimeError otherwise).
+    """
+    import json
+    import sys
+    import time
+    from pathlib import Path
+
+    import ray
+
+    _require_loopback_switch()
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cfg = work / "autoscaling.json"
+    cfg.write_text(json.dumps(fake_autoscaling_config(port, head_resources, worker_types, **config)))
+    temp = f"/tmp/rfas{os.getpid()}_{port}"  # short: Ray's socket paths have a length limit
+    others = {k: v for k, v in head_resources.items() if k not in ("CPU", "GPU")}
+    env = {**os.environ, **LOOPBACK_RAY_ENV, "AUTOSCALER_UPDATE_INTERVAL_S": str(int(update_interval_s)),
+           "RAY_FAKE_CLUSTER": "1"}
+    log = open(work / "head.log", "w")
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--node-ip-address={LOOPBACK}",
+         f"--port={port}", f"--num-cpus={int(head_resources.get('CPU', 0))}",
+         f"--num-gpus={int(head_resources.get('GPU', 0))}",
+         f"--resources={json.dumps(others)}", "--include-dashboard=false", f"--temp-dir={temp}",
+         f"--autoscaling-config={cfg}", "--disable-usage-stats"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection((LOOPBACK, port), timeout=1).close()
+                break
+            except OSError:
+                if head.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the fake autoscaling head did not start:\n"
+                                       + (work / "head.log").read_text()[-3000:]) from None
+                time.sleep(0.5)
+        address = f"{LOOPBACK}:{port}"
+        if connect:
+            ray.init(address=address, log_to_driver=False)
+        yield address
+        if connect:
+            assert_ray_on_loopback()
+    finally:
+        ray.shutdown()
+        stop_process_group(head, temp, grace=20)
+        log.close()
 
 
 class SwitchableProxy:

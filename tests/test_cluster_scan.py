@@ -3,25 +3,22 @@ autoscaler adding nodes for pending islands.
 
 Each test starts its own Ray cluster, so its body runs in a subprocess (this file run as a
 script) and never meets the session's Ray (``ray_session``) in one process.  The subprocess
-prints one JSON line with what it observed; the assertions are here.  The clusters run with
-``RAY_AUTH_MODE=disabled`` (no token file shared with the rest of the machine) and are torn
+prints one JSON line with what it observed; the assertions are here.  The clusters run on
+127.0.0.1 only (``helpers.loopback_cluster``, ``helpers.ray_subprocess_env``), with
+``RAY_AUTH_MODE=disabled`` (no token file shared with the rest of the machine), and are torn
 down by process group, never by ``ray stop`` (which would stop every Ray on the host).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from helpers import LOOPBACK_ENV, free_port, stop_process_group
+from helpers import loopback_autoscaling_cluster, loopback_cluster, run_result_script
 
 ROOT = Path(__file__).resolve().parent.parent
 RELAXED = str(Path(__file__).with_name("data_relaxed.toml"))
@@ -30,20 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 def _run(case: str, out: Path, timeout: float) -> dict:
-    env = {**os.environ, **LOOPBACK_ENV, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen([sys.executable, __file__, case, str(out)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        log, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        log, _ = proc.communicate()
-        pytest.fail(f"{case} did not finish within {timeout} s:\n{log[-4000:]}")
-    lines = [ln for ln in log.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, log[-4000:]
-    return json.loads(lines[-1][len("RESULT "):])
+    return run_result_script(__file__, case, out, root=ROOT, timeout=timeout)
 
 
 def test_islands_spread_over_nodes_and_survive_losing_one(tmp_path):
@@ -117,21 +101,13 @@ def _committed(out) -> dict[int, list[tuple]]:
 
 
 def _node_loss(out_dir: str) -> dict:
-    import ray
-    from ray.cluster_utils import Cluster
-
     from rayflavor.orchestration.islands import run_scan
     from rayflavor.storage.dedupe import dedupe
     from rayflavor.storage.location import resolve
 
     out = resolve(out_dir)
-    common = {"include_dashboard": False, "object_store_memory": 80 * 1024**2}
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **common})
     # 4 CPUs a worker, 4 islands spread 2 + 2: the survivor has room for the lost node's islands
-    w = [cluster.add_node(num_cpus=4, **common) for _ in range(2)]
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
-    try:
+    with loopback_cluster(head_cpus=0, worker_cpus=[4, 4]) as (cluster, w):
         # islands run until the time limit (a target they could reach before the loss would leave
         # nothing to restart); short flushes, so there are committed models before the loss
         settings = _settings(4, 100_000, chunk_seconds=0.5, flush_seconds=0.5, flush_rows=200, max_restarts=3,
@@ -170,61 +146,6 @@ def _node_loss(out_dir: str) -> dict:
                 "missing_after": len(set(flat_before) - models),
                 "duplicates_per_island": sum(len(v) - len(set(v)) for v in after.values()),
                 "models": len(models), "unique": counts.unique}
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-
-
-def _autoscaling_config(port: int, *, head_cpus: int = 1, worker_cpus: int = 1, max_workers: int = 2,
-                        idle_timeout_minutes: float = 5) -> dict:
-    """Ray's fake multi-node provider (what ``ray.cluster_utils.AutoscalingCluster`` generates; its
-    ``start``/``shutdown`` run ``ray stop --force``, which would stop every Ray on the host, so the
-    head is started here in its own process group instead): a head of ``head_cpus`` CPUs, up to
-    ``max_workers`` workers of ``worker_cpus`` CPUs."""
-    def node(cpus):
-        return {"node_config": {}, "resources": {"CPU": cpus}}
-
-    return {
-        "cluster_name": "rayflavor-fake", "max_workers": max_workers, "upscaling_speed": 1.0,
-        "idle_timeout_minutes": idle_timeout_minutes,
-        "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
-                     "disable_launch_config_check": True, "gcs_address": f"127.0.0.1:{port}"},
-        "available_node_types": {"ray.head.default": {**node(head_cpus), "max_workers": 0},
-                                 "ray.worker.cpu": {**node(worker_cpus), "min_workers": 0, "max_workers": max_workers}},
-        "head_node_type": "ray.head.default", "auth": {}, "docker": {}, "file_mounts": {}, "cluster_synced_files": [],
-        "file_mounts_sync_continuously": False, "rsync_exclude": [], "rsync_filter": [], "initialization_commands": [],
-        "setup_commands": [], "head_setup_commands": [], "worker_setup_commands": [], "head_start_ray_commands": [],
-        "worker_start_ray_commands": [],
-    }
-
-
-def _fake_head(work: Path, **config):
-    """Start a ``ray start --head --block`` with the fake autoscaler on 127.0.0.1 and connect to it;
-    returns (the head process, its temp dir)."""
-    import ray
-
-    port = free_port()
-    cfg = work / "autoscaling.json"
-    cfg.write_text(json.dumps(_autoscaling_config(port, **config)))
-    temp = f"/tmp/rfas{os.getpid()}"  # short: Ray's socket paths have a length limit
-    env = {**os.environ, "AUTOSCALER_UPDATE_INTERVAL_S": "1", "RAY_FAKE_CLUSTER": "1"}
-    head = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-         f"--port={port}", f"--num-cpus={config.get('head_cpus', 1)}", "--include-dashboard=false",
-         f"--temp-dir={temp}", f"--autoscaling-config={cfg}", "--disable-usage-stats"],
-        env=env, stdout=open(work / "head.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if head.poll() is not None or time.monotonic() > deadline:
-                stop_process_group(head, temp, grace=5)
-                raise AssertionError((work / "head.log").read_text()[-3000:])
-            time.sleep(0.5)
-    ray.init(address=f"127.0.0.1:{port}", log_to_driver=False)
-    return head, temp
 
 
 def _autoscale(out_dir: str) -> dict:
@@ -235,8 +156,9 @@ def _autoscale(out_dir: str) -> dict:
     from rayflavor.storage.location import resolve
 
     out = resolve(out_dir)
-    head, temp = _fake_head(Path(out_dir).parent)
-    try:
+    # a head of 1 CPU, up to two 1-CPU workers added by Ray's fake autoscaler
+    with loopback_autoscaling_cluster(Path(out_dir).parent / "autoscaler", {"CPU": 1},
+                                      {"ray.worker.cpu": {"resources": {"CPU": 1}, "max_workers": 2}}):
         head_id = ray.get_runtime_context().get_node_id()
         alive = [1]
         done = threading.Event()
@@ -254,9 +176,6 @@ def _autoscale(out_dir: str) -> dict:
         return {"status": doc["status"], "head": head_id, "nodes_alive_max": max(alive),
                 "island_nodes": [v[-1]["node_id"] for v in doc["island_starts"].values() if v],
                 "stop_reasons": sorted({s.get("stop_reason") for s in res.statuses.values()}), "models": counts.unique}
-    finally:
-        ray.shutdown()
-        stop_process_group(head, temp, grace=20)
 
 
 def _grow_shrink(out_dir: str) -> dict:
@@ -270,8 +189,10 @@ def _grow_shrink(out_dir: str) -> dict:
     from rayflavor.storage.location import resolve
 
     out = resolve(out_dir)
-    head, temp = _fake_head(Path(out_dir).parent, head_cpus=0, worker_cpus=2, max_workers=2, idle_timeout_minutes=0.1)
-    try:
+    # a head without CPUs, up to two 2-CPU workers that go after 6 s idle
+    with loopback_autoscaling_cluster(Path(out_dir).parent / "autoscaler", {"CPU": 0},
+                                      {"ray.worker.cpu": {"resources": {"CPU": 2}, "max_workers": 2}},
+                                      idle_timeout_minutes=0.1):
         head_id = ray.get_runtime_context().get_node_id()
         seen = {"workers": [0], "ips": set(), "busy": [0.0]}
         done = threading.Event()
@@ -301,9 +222,6 @@ def _grow_shrink(out_dir: str) -> dict:
                 "workers_alive_max": max(seen["workers"]), "workers_alive_end": workers_alive(),
                 "running_max": max(seen["busy"]), "node_ips": sorted(seen["ips"]),
                 "island_nodes": [v[-1]["node_id"] for v in doc["island_starts"].values() if v]}
-    finally:
-        ray.shutdown()
-        stop_process_group(head, temp, grace=20)
 
 
 def _demand(out_dir: str) -> dict:

@@ -1,23 +1,22 @@
 """Diffusion sampling on real multi-node Ray, on this machine: a worker node lost mid-sample.
 
 The body runs in a subprocess (this file run as a script) with its own ``ray.cluster_utils.Cluster``
-(a head without CPUs and two 1-CPU workers), so it never meets the session's Ray. It prints one
-JSON line with what it observed; the assertions are here. The cluster runs with
-``RAY_AUTH_MODE=disabled`` and is torn down by process group, never by ``ray stop``.
+on 127.0.0.1 (``helpers.loopback_cluster``: a head without CPUs and two 1-CPU workers), so it never
+meets the session's Ray. It prints one JSON line with what it observed; the assertions are here.
+The cluster runs with ``RAY_AUTH_MODE=disabled`` and is torn down by process group, never by
+``ray stop``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from helpers import loopback_cluster, run_result_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,20 +24,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_sample_shards_of_a_lost_node_are_retried_elsewhere_with_the_same_rows(tmp_path):
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen([sys.executable, __file__, str(tmp_path / "run")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        log, _ = proc.communicate(timeout=600)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        log, _ = proc.communicate()
-        pytest.fail(f"did not finish within 600 s:\n{log[-4000:]}")
-    lines = [ln for ln in log.splitlines() if ln.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, log[-4000:]
-    r = json.loads(lines[-1][len("RESULT "):])
+    r = run_result_script(__file__, tmp_path / "run", root=ROOT, timeout=600)
     assert r["parts_at_loss"] < r["shards"] and r["victim_ran_a_shard"], r  # lost while running a shard
     assert r["parts"] == list(range(r["shards"])) and r["n"] == r["expected_n"], r
     assert r["equal_to_undisturbed"], r  # every shard, retried or not, holds the rows of an undisturbed run
@@ -47,8 +33,6 @@ def test_sample_shards_of_a_lost_node_are_retried_elsewhere_with_the_same_rows(t
 
 def _body(run_dir: str) -> dict:
     import numpy as np
-    import ray
-    from ray.cluster_utils import Cluster
 
     from rayflavor.methods.diffusion import training
     from rayflavor.methods.diffusion.sampleset import SampleSet, shard_table
@@ -64,12 +48,7 @@ def _body(run_dir: str) -> dict:
                   training.new_state(training.Normalizer.fit(g[ok], lab[ok]), total_steps=1), with_optimizer=False)
     sampling = SamplingSettings(n=8000, steps=50, guidance=8.0, shards=4)
 
-    common = {"include_dashboard": False, "object_store_memory": 80 * 1024**2}
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **common})
-    workers = [cluster.add_node(num_cpus=1, **common) for _ in range(2)]
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address, log_to_driver=False)
-    try:
+    with loopback_cluster(head_cpus=0, worker_cpus=[1, 1]) as (cluster, workers):
         box: dict = {}
         t = threading.Thread(target=lambda: box.update(res=sample_run(run_dir, sampling, log=lambda *_: None)))
         t.start()
@@ -99,9 +78,6 @@ def _body(run_dir: str) -> dict:
         cluster.remove_node(workers[0], allow_graceful=False)
         t.join(timeout=500)
         assert not t.is_alive(), "sampling did not finish after the node loss"
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
     s = SampleSet.from_manifest(runs.read_json(out / "manifest.json"))
     equal = True
     expected_solutions = 0

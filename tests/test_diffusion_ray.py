@@ -292,6 +292,16 @@ def test_finetune_rounds_share_one_trainer_select_nearest_and_resume(ray_session
     assert again[0]["network"] == "tuned-2" and runs.network_path(run, "tuned-2").is_file()
     assert [runs.part_path(samples2, i).mtime() for i in (0, 1)] == stamps
     assert pq.read_table(run / "finetune" / "tuned-2.parquet").column("chi2").to_pylist() == sets[2].column("chi2").to_pylist()
+    # Ray Train restarting the workers (a lost node) runs the trainer's rounds again: finished ones are skipped
+    from rayflavor.orchestration.diffusion_rounds import _one_trainer
+
+    def state():
+        return [(runs.network_path(run, f"tuned-{r}").mtime(),
+                 (runs.network_dir(run, f"tuned-{r}") / "metrics.jsonl").read_text()) for r in (1, 2)]
+
+    before = state()
+    assert [m["network"] for m in _one_trainer(runs.loc(run), 1, 2, st, "off", lambda *_: None)] == ["tuned-1", "tuned-2"]
+    assert state() == before
 
 
 def test_best_network_is_the_one_whose_samples_held_the_most_solutions(tmp_path):

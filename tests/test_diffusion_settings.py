@@ -19,8 +19,8 @@ from rayflavor import configfile
 from rayflavor.cli import diffusion as cli_diffusion
 from rayflavor.cli.main import cli
 from rayflavor.methods.diffusion.sampleset import SampleSet
-from rayflavor.methods.diffusion.settings import (PRESETS, ChainSettings, FinetuneSettings, SamplingSettings,
-                                                  SelectionSettings, TuneSettings)
+from rayflavor.methods.diffusion.settings import (PRESETS, ChainSettings, FinetuneSettings, RecoverySettings,
+                                                  SamplingSettings, SelectionSettings, TuneSettings)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,6 +97,7 @@ def test_library_callers_get_the_cli_chain():
     (lambda: ChainSettings(teacher_orbits=-1), "teacher_orbits must be >= 0"),
     (lambda: ChainSettings(final_physics=3), "final_physics (3) needs coordinates 'paper'"),
     (lambda: SamplingSettings(labels="mean"), "labels must be one of central, solutions"),
+    (lambda: RecoverySettings(max_failures=-2), "max_failures must be >= -1"),
     (lambda: SamplingSettings(labels="solutions", ordering="IO"), "use labels 'central' for IO"),
 ])
 def test_settings_refuse_bad_values_in_one_line(bad, message):
@@ -160,6 +161,18 @@ def test_removed_and_bad_run_options_are_refused_before_anything_is_written(tmp_
     r = CliRunner().invoke(cli, ["diffusion", "run", str(run), *args])
     assert r.exit_code == 2 and fragment in r.output, r.output
     assert not recorded_chain and not run.exists()
+
+
+def test_a_config_file_sets_the_restarts_of_every_training_of_the_chain(tmp_path, recorded_chain):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("teacher = 'none'\nrounds = 2\n[recovery]\nmax_failures = 7\n")
+    assert CliRunner().invoke(cli, ["diffusion", "run", str(tmp_path / "run"), "--config", str(cfg)]).exit_code == 0
+    got = recorded_chain[-1]
+    assert got.recovery == RecoverySettings(7) and got.finetune().recovery == RecoverySettings(7)
+    assert ChainSettings().recovery.max_failures == FinetuneSettings().recovery.max_failures == 3
+    cfg.write_text("[recovery]\nmax_failures = -5\n")
+    r = CliRunner().invoke(cli, ["diffusion", "run", str(tmp_path / "run2"), "--config", str(cfg)])
+    assert r.exit_code == 2 and "max_failures must be >= -1" in r.output and len(r.output.strip().splitlines()) == 1
 
 
 def test_bad_config_file_is_refused_in_one_line(tmp_path, recorded_chain):

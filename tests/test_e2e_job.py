@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from helpers import free_ports, stop_process_group
+from helpers import NO_CLOUD_METADATA_ENV, free_ports, stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 RELAXED = ROOT / "tests" / "data_relaxed.toml"
@@ -29,7 +29,7 @@ def _ray_cli() -> list[str]:
 
 @pytest.mark.slow
 def test_scan_job_on_a_loopback_head(tmp_path):
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0", **NO_CLOUD_METADATA_ENV}
     env.pop("RAY_ADDRESS", None)
     # every port explicit: the session's own Ray (ray_session fixture) may hold the defaults,
     # e.g. the dashboard agent's 52365, and a second agent on it never comes up

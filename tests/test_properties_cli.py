@@ -354,7 +354,8 @@ def _committed_readable_parts(out: Path) -> dict[str, set[tuple]]:
        damage=st.lists(st.sampled_from(DEDUPE_DAMAGE), max_size=3), compact=st.booleans(),
        data_option=st.one_of(st.none(), st.sampled_from(["nufit-6.0+pdg-2024", "nope"]), TEXT))
 def test_dedupe_invariants(data, rows, islands, per_part, dup, seed, deduped_before, damage, compact, data_option):
-    from rayflavor.storage.dedupe import dedupe, synthetic_parts
+    from rayflavor.bench.dedupe import synthetic_parts
+    from rayflavor.storage.dedupe import dedupe
 
     with _sandbox() as tmp:
         out = tmp / "scan"

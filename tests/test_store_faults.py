@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from helpers import LOOPBACK_ENV, SwitchableProxy
+from helpers import SwitchableProxy, ray_subprocess_env
 
 from rayflavor.cli.scan import scan
 from rayflavor.orchestration.scan_settings import ScanSettings
@@ -29,6 +29,7 @@ from rayflavor.storage.island_store import IslandStore, committed_parts, list_is
 from rayflavor.storage.location import StorageError, is_transient, resolve, retry_transient
 
 RELAXED = str(Path(__file__).with_name("data_relaxed.toml"))
+ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--data", RELAXED, "--mass-tolerance", "0.9", "--no-live"]
 
 
@@ -280,7 +281,7 @@ def test_a_scan_on_s3_survives_a_40_s_store_outage(proxied_bucket, tmp_path):
     args = ["--islands", "2", "--target-valid", "150", "--seed", "1", "--out", uri, "--data", RELAXED,
             "--mass-tolerance", "0.9", "--no-live", "--time-limit", "300s", "--config", str(cfg)]
     ray_tmp = tempfile.mkdtemp(prefix="rf-outage-")
-    env = {**os.environ, **LOOPBACK_ENV, "RAY_TMPDIR": ray_tmp}  # every Ray node on 127.0.0.1
+    env = ray_subprocess_env(ROOT, RAY_TMPDIR=ray_tmp)  # its own Ray, every node on 127.0.0.1
     proc = subprocess.Popen([sys.executable, "-m", "rayflavor.cli.main", "scan", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     direct_out = None
@@ -338,7 +339,7 @@ def test_a_store_that_stays_down_ends_the_scan_in_one_line_with_exit_3(proxied_b
             "--mass-tolerance", "0.9", "--no-live", "--time-limit", "300s", "--config", str(cfg)]
     ray_tmp = tempfile.mkdtemp(prefix="rf-down-")
     proc = subprocess.Popen([sys.executable, "-m", "rayflavor.cli.main", "scan", *args],
-                            env={**os.environ, **LOOPBACK_ENV, "RAY_TMPDIR": ray_tmp}, stdout=subprocess.PIPE,
+                            env=ray_subprocess_env(ROOT, RAY_TMPDIR=ray_tmp), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         os.environ["AWS_ENDPOINT_URL"] = direct

@@ -73,7 +73,7 @@ def run_chain(run: runs.Where, settings: ChainSettings = ChainSettings(), *, gpu
     write_run_manifest(run, st)
     make_dataset(run, n=st.n_data, seed=st.seed, log=log)
     train_network(run, "pre", workers=st.workers, steps=st.train_steps, gpu=gpu, seed=st.seed,
-                  coordinates=st.coordinates, log=log)
+                  coordinates=st.coordinates, recovery=st.recovery, log=log)
     network = None
     if st.teacher == "reference":
         network = teach(run, st, gpu=gpu, log=log)  # no rounds (ChainSettings refuses them), no choice to make

@@ -16,8 +16,9 @@ Both use the one round of the methods layer. Rank 0 (or the driver) writes
 ``RUN/finetune/tuned-<r>.parquet``, ``RUN/networks/tuned-<r>/model.pt`` and the round's record
 as the last line of its ``metrics.jsonl``. A stopped chain resumes at its first unfinished
 round: finished sample shards are reused, a short round's training restarts (it is short), a
-long round's training resumes from its checkpoint. A round whose selection holds too few rows
-stops the rounds with one line naming it (:class:`SelectionTooSmall`).
+long round's training resumes from its checkpoint. Ray Train restarts workers lost inside a
+trainer (``FinetuneSettings.recovery``) the same way: finished rounds are skipped. A round whose
+selection holds too few rows stops the rounds with one line naming it (:class:`SelectionTooSmall`).
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ def rounds_fn(config: dict) -> None:
             runs.write_table(rows, runs.finetune_path(run, name))
 
     for r in range(config["first"], config["last"] + 1):
+        if round_record(run, r) is not None:  # finished before Ray Train restarted the workers (a lost node)
+            continue
         seed = st.seed + r
 
         def tune(src: str, name: str, rows) -> dict:
@@ -147,7 +150,8 @@ def _one_trainer(run: runs.Location, first: int, last: int, settings: FinetuneSe
         train_loop_config=config,
         scaling_config=ray.train.ScalingConfig(num_workers=settings.workers, use_gpu=_use_gpu(gpu),
                                                resources_per_worker={"CPU": 1}),
-        run_config=ray.train.RunConfig(name=f"rounds-{first}-{attempts}", **storage_config(run)),
+        run_config=ray.train.RunConfig(name=f"rounds-{first}-{attempts}", **storage_config(run),
+                                       failure_config=ray.train.FailureConfig(max_failures=settings.recovery.max_failures)),
     )
     t0 = time.perf_counter()
     reported = [first]
@@ -184,7 +188,8 @@ def _driver_round(run: runs.Location, r: int, settings: FinetuneSettings, gpu: s
     def tune(src: str, name: str, rows) -> dict:
         m = train_network(run, name, data=runs.finetune_path(run, name), init=runs.network_path(run, src),
                           workers=st.workers, steps=st.tune.steps, batch_size=st.tune.batch_size, gpu=gpu,
-                          seed=seed, lr_max=st.tune.lr_max, refit=st.tune.refit, log=log)
+                          seed=seed, lr_max=st.tune.lr_max, refit=st.tune.refit, recovery=st.recovery,
+                          log=log)
         return {k: m[k] for k in ("step", "loss", "val_loss", "steps_per_s") if k in m}
 
     rec = finetune_round(r, selection_settings=st.selection, seed=st.seed, draw=draw,

@@ -14,10 +14,11 @@ from __future__ import annotations
 import time
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 
 from rayflavor.methods.diffusion import training
-from rayflavor.methods.diffusion.data import unique_points
+from rayflavor.methods.diffusion.data import SeenPoints
 from rayflavor.methods.diffusion.sampleset import (SampleSet, check_network, default_shards, flat_manifest,
                                                    network_only, shard_sizes, shard_table, summarize)
 from rayflavor.methods.diffusion.settings import KIND_FIELDS, SamplingSettings
@@ -99,27 +100,61 @@ def collect_solutions(run: runs.Where) -> int:
     it is an empty table with the parts' columns (``rayflavor analyze`` reports "0 solutions").
     Parts written before they carried ``ordering``, ``physics_guidance``, ``projection`` or
     ``orbit_sweeps`` get them from their set's manifest.
+
+    Streamed, one part at a time: the rows are those of :func:`~rayflavor.methods.diffusion.data.unique_points` over all the parts'
+    solutions (sets in listing order, parts in index order, the first row of every point), written
+    part by part; the driver holds one part's solutions and 16 bytes per distinct point
+    (:class:`~rayflavor.methods.diffusion.data.SeenPoints`). A first pass reads each part's footer
+    and ``solution`` column only, for the columns of the file.
     """
-    root = runs.loc(run) / "samples"
-    tables = []
+    sources = list(_solution_sources(runs.loc(run) / "samples"))
+    if not sources:
+        return 0
+    schemas = [schema for i, (*_, schema, count) in enumerate(sources) if count or i == 0]  # as before streaming
+    schema = pa.unify_schemas(schemas, promote_options="default")
+    seen, n = SeenPoints(), 0
+    # floats are (nearly) all distinct: a dictionary per row group (one per part) would only add its size
+    words = [f.name for f in schema if not pa.types.is_floating(f.type)]
+    with runs.parquet_writer(runs.solutions_path(run), schema, use_dictionary=words) as writer:
+        for name, manifest, part, _, count in sources:
+            if not count:
+                continue
+            t = _solution_rows(name, manifest, part)
+            t = t.take(pa.array(seen.first_rows(t)))
+            # the file's columns, in its order (missing ones null), as concat_tables(promote_options="default")
+            writer.write_table(pa.concat_tables([schema.empty_table(), t], promote_options="default"))
+            n += t.num_rows
+    return n
+
+
+def _solution_rows(name: str, manifest: dict, part: runs.Location) -> pa.Table:
+    """The solution rows of one sample part, with the set's columns (:func:`_with_set_columns`)."""
+    return _with_set_columns(runs.read_table(part, filters=[("solution", "==", True)]), name, manifest)
+
+
+def _with_set_columns(t: pa.Table, name: str, manifest: dict) -> pa.Table:
+    """Rows of a part of sample set ``name`` with the columns of its manifest they lack and
+    ``sample_set`` (schema metadata dropped)."""
+    t = t.replace_schema_metadata(None)
+    if manifest.get("ordering") and "ordering" not in t.column_names:
+        t = t.append_column("ordering", pa.array([manifest["ordering"]] * t.num_rows, pa.string()))
+    for column, setting in KIND_FIELDS.items() if manifest else ():
+        if column not in t.column_names:
+            t = t.append_column(column, pa.array([manifest.get(setting, 0)] * t.num_rows, pa.int32()))
+    return t.append_column("sample_set", pa.array([name] * t.num_rows, pa.string()))
+
+
+def _solution_sources(root: runs.Location):
+    """(set name, flat manifest, part, schema of its solution rows, solution count) of every part
+    under ``RUN/samples``, in collection order; reads footers and ``solution`` columns only."""
     for name in root.list():
         d = root / name
         manifest = flat_manifest(runs.read_json(d / "manifest.json")) if (d / "manifest.json").is_file() else {}
         for i in runs.finished_parts(d):
-            t = runs.read_table(runs.part_path(d, i), filters=[("solution", "==", True)]).replace_schema_metadata(None)
-            if manifest.get("ordering") and "ordering" not in t.column_names:
-                t = t.append_column("ordering", pa.array([manifest["ordering"]] * t.num_rows, pa.string()))
-            for column, setting in KIND_FIELDS.items() if manifest else ():
-                if column not in t.column_names:
-                    t = t.append_column(column, pa.array([manifest.get(setting, 0)] * t.num_rows, pa.int32()))
-            if t.num_rows or not tables:
-                tables.append(t.append_column("sample_set", pa.array([name] * t.num_rows, pa.string())))
-    if not tables:
-        return 0
-    table = pa.concat_tables(tables, promote_options="default")
-    table = unique_points(table)
-    runs.write_table(table, runs.solutions_path(run))
-    return table.num_rows
+            part = runs.part_path(d, i)
+            flags = runs.read_table(part, columns=["solution"]).column("solution")
+            schema = _with_set_columns(runs.read_schema(part).empty_table(), name, manifest).schema
+            yield name, manifest, part, schema, int(pc.sum(flags).as_py() or 0)
 
 
 def best_network(run: runs.Where) -> tuple[str | None, float, int]:

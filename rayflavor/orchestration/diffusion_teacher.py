@@ -40,7 +40,7 @@ def teach(run: runs.Where, settings: ChainSettings, *, gpu: str = "auto", log=pr
         log(f"teacher: {rows.num_rows} solutions (the last state of every chain) -> {rows_path}")
     train_network(run, TAUGHT, data=rows_path, init=runs.network_path(run, "pre"), workers=settings.workers,
                   steps=settings.teacher_steps, batch_size=settings.tune.batch_size, gpu=gpu, seed=settings.seed,
-                  lr_max=settings.tune.lr_max, refit=settings.tune.refit, log=log)
+                  lr_max=settings.tune.lr_max, refit=settings.tune.refit, recovery=settings.recovery, log=log)
     return TAUGHT
 
 

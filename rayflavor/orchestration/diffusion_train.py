@@ -8,8 +8,13 @@ paper's 64. The Ray-specific lines are marked ``# RAY``; everything else is
 Checkpoints: every ``every`` steps rank 0 saves ``state.pt`` (model, Adam, OneCycleLR, step,
 normalisation) and reports it; Ray keeps the last two under ``RUN/ray/<name>-<attempt>/`` on the
 run's storage (``RunConfig(storage_path, storage_filesystem)``: a local path or an object store).
-A new ``train`` call on a run whose network is unfinished starts a new attempt from the
-newest checkpoint of any earlier attempt (so it does not depend on Ray's own restore rules).
+Lost workers (a node that died) inside one ``fit()``: Ray Train restarts the worker group up to
+``RecoverySettings.max_failures`` times (``FailureConfig``) and the restarted workers continue from
+the last checkpoint Ray Train had taken (``ray.train.get_checkpoint()``; its controller takes the
+reports from a queue of one every 2 s, so ``report`` may wait); every metrics line records the
+step its worker group started from (``start``). A new ``train`` call on a run whose network is
+unfinished starts a new attempt from the newest checkpoint of any earlier attempt (so it does not
+depend on Ray's own restore rules).
 The finished network goes to ``RUN/networks/<name>/model.pt``; the losses to ``metrics.jsonl``.
 
 Works with the Ray Train V2 API (default in Ray 2.60, ``RAY_TRAIN_V2_ENABLED``) and V1.
@@ -36,7 +41,7 @@ from rayflavor.methods.diffusion import coordinates as coords
 from rayflavor.methods.diffusion.data import training_arrays
 from rayflavor.methods.diffusion.ddpm import NoiseSchedule, validation_loss
 from rayflavor.methods.diffusion.rounds import finetune_state
-from rayflavor.methods.diffusion.settings import TuneSettings
+from rayflavor.methods.diffusion.settings import RecoverySettings, TuneSettings
 from rayflavor.orchestration.diffusion_progress import bar, polling
 from rayflavor.physics import seesaw
 from rayflavor.storage import runs
@@ -95,7 +100,7 @@ def train_fn(config: dict) -> None:
     t_start, s_start = time.perf_counter(), state.step
 
     def on_report(st: training.TrainState, loss: float) -> None:
-        metrics = {"step": st.step, "loss": loss, "lr": st.scheduler.get_last_lr()[0],
+        metrics = {"step": st.step, "start": s_start, "loss": loss, "lr": st.scheduler.get_last_lr()[0],
                    "steps_per_s": (st.step - s_start) / (time.perf_counter() - t_start)}
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
@@ -131,7 +136,8 @@ def latest_checkpoint(run: runs.Where, name: str) -> tuple[runs.Location | None,
 def train_network(run: runs.Where, name: str = "pre", *, data: runs.Where | None = None, init: runs.Where | None = None,
                   workers: int = 1, steps: int = training.STEPS, batch_size: int = training.BATCH_SIZE,
                   gpu: str = "auto", every: int = 1000, seed: int = 0, lr_max: float = training.LR_MAX,
-                  stop_at: int | None = None, refit: str = "none", coordinates: str = "paper", log=print) -> dict:
+                  stop_at: int | None = None, refit: str = "none", coordinates: str = "paper",
+                  recovery: RecoverySettings = RecoverySettings(), log=print) -> dict:
     """Train (or resume, or fine-tune from ``init``) network ``name`` of a run; returns the last metrics.
 
     ``coordinates`` (a new network only; a fine-tuned one keeps its ``init``'s): the network's
@@ -142,6 +148,9 @@ def train_network(run: runs.Where, name: str = "pre", *, data: runs.Where | None
     normalisation; it is stored with the network and used when it samples.
 
     ``stop_at``: stop after this step (for tests of resumption); the network is then unfinished.
+
+    ``recovery``: how often Ray Train restarts the workers after a failure (a lost node) inside this
+    call; they continue from the last checkpoint (module docstring).
     """
     run = runs.loc(run)
     data = runs.require_dataset(run, data)
@@ -175,7 +184,8 @@ def train_network(run: runs.Where, name: str = "pre", *, data: runs.Where | None
         scaling_config=ray.train.ScalingConfig(num_workers=int(workers), use_gpu=use_gpu,
                                                resources_per_worker={"CPU": 1}),
         run_config=ray.train.RunConfig(name=f"{name}-{attempts}", **storage_config(run),
-                                       checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
+                                       checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+                                       failure_config=ray.train.FailureConfig(max_failures=recovery.max_failures)),
     )
     t0 = time.perf_counter()
     with bar(f"train {name}", int(steps), "steps", log) as update:

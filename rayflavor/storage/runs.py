@@ -17,7 +17,8 @@
     RUN/LOCK.json                           the lease of the process writing into RUN
 
 Every file appears whole or not at all (locally: temporary file + ``os.replace``; on an object
-store: one PUT, never a rename). Part names are write-once per shard, and a shard's content is a
+store: one PUT, never a rename; a file streamed by :func:`parquet_writer` above 64 MiB: one
+multipart upload, visible once complete). Part names are write-once per shard, and a shard's content is a
 pure function of the set's settings, so a retried shard rewrites the same object. A file damaged
 on disk is caught by :func:`part_ok` (footer, row count) before a finished part is trusted, and
 :func:`read_parts` names a bad file.
@@ -28,12 +29,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rayflavor.storage.location import Location, resolve
+from rayflavor.storage.location import Location, StorageError, resolve, temporary_beside
 from rayflavor.storage.tables import to_arrow
 
 PART = "part-{:05d}.parquet"
@@ -57,6 +62,50 @@ def write_table(columns: dict[str, np.ndarray] | pa.Table, target: Where) -> Loc
     t = loc(target)
     t.write_parquet(columns if isinstance(columns, pa.Table) else to_arrow(columns))
     return t
+
+
+#: Files up to this size go to an object store in one PUT (:func:`parquet_writer`), larger ones in parts.
+ONE_PUT_BYTES = 64 << 20
+
+
+@contextmanager
+def parquet_writer(target: Where, schema: pa.Schema, compression: str = "zstd",
+                   use_dictionary: bool | list[str] = True) -> Iterator[pq.ParquetWriter]:
+    """A ``ParquetWriter`` for tables of ``schema`` whose file appears at ``target`` whole, once the
+    block ends without an error, or not at all: written to a local temporary file (beside ``target``
+    when it is local, in the temp dir for an object store), then moved into place (``os.replace``)
+    or uploaded: in one PUT up to :data:`ONE_PUT_BYTES`, else as one streamed multipart upload. Only
+    the tables written at a time (and a file up to that size) are in memory. ``use_dictionary``: as
+    ``pq.ParquetWriter`` (True, or the columns to dictionary-encode)."""
+    t = loc(target)
+    if t.is_local:
+        t.local_path().parent.mkdir(parents=True, exist_ok=True)
+        scratch = temporary_beside(t.local_path())
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{t.name}.", suffix=".tmp")
+        os.close(fd)
+        scratch = Path(name)
+    try:
+        with pq.ParquetWriter(str(scratch), schema, compression=compression, use_dictionary=use_dictionary) as writer:
+            yield writer
+        if t.is_local:
+            with open(scratch, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(scratch, t.local_path())
+            return
+        if scratch.stat().st_size <= ONE_PUT_BYTES:
+            t.write_bytes(scratch.read_bytes())
+            return
+        try:  # one multipart upload: the object appears when the stream closes, after the last chunk
+            out = t.fs.open_output_stream(t.path)
+            with open(scratch, "rb") as src:
+                while chunk := src.read(16 << 20):
+                    out.write(chunk)
+            out.close()
+        except OSError as exc:
+            raise StorageError(f"{t.uri}: {_first_line(exc)}") from None
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def write_json(obj, target: Where) -> Location:
@@ -136,6 +185,17 @@ def read_table(path: Where, columns: list[str] | None = None, filters=None) -> p
     p = loc(path)
     try:
         return p.read_parquet(columns=columns, filters=filters)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{p.uri}: no such file") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise ValueError(f"{p.uri}: not a readable Parquet file ({_first_line(exc)}); delete it and rerun") from None
+
+
+def read_schema(path: Where) -> pa.Schema:
+    """The Arrow schema of one Parquet file, from its footer; ValueError naming the file when it cannot be read."""
+    p = loc(path)
+    try:
+        return pq.read_schema(p.path, filesystem=p.fs)
     except FileNotFoundError:
         raise FileNotFoundError(f"{p.uri}: no such file") from None
     except (OSError, pa.ArrowException) as exc:

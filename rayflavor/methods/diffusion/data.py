@@ -69,6 +69,72 @@ def unique_points(t: pa.Table) -> pa.Table:
     return t.take(pa.array(np.sort(first)))
 
 
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, elementwise on uint64 (wrapping arithmetic)."""
+    h = (h ^ (h >> np.uint64(30))) * _MIX1
+    h = (h ^ (h >> np.uint64(27))) * _MIX2
+    return h ^ (h >> np.uint64(31))
+
+
+def point_keys(g: np.ndarray) -> np.ndarray:
+    """128-bit keys of the rows of ``g`` (N, D) float64, as (N, 2) uint64: equal rows (``-0.0 == 0.0``)
+    get equal keys, different finite rows different keys except with probability ~N^2 / 2^128.
+
+    Each value is mixed on its own (splitmix64 of its bits and its column), the two halves are sums
+    of the mixed values with two sets of random odd multipliers, mixed again.
+
+    >>> k = point_keys(np.array([[1.0, -0.0], [1.0, 0.0], [1.0, 2.0]]))
+    >>> bool((k[0] == k[1]).all()), bool((k[0] == k[2]).all())
+    (True, False)
+    """
+    cols = np.ascontiguousarray((np.asarray(g, dtype=np.float64) + 0.0).T).view(np.uint64)  # + 0.0: -0.0 -> 0.0
+    d, n = cols.shape
+    mult = np.random.default_rng(0x5EED).integers(0, 2**63, size=(2, d), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    hi, lo = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(d):
+            m = _mix(cols[j] + np.uint64(0x9E3779B97F4A7C15) * np.uint64(j + 1))
+            hi += m * mult[0, j]
+            lo += m * mult[1, j]
+        return np.stack([_mix(hi), _mix(lo)], axis=1)
+
+
+class SeenPoints:
+    """The parameter points met so far, as sorted 128-bit keys (:func:`point_keys`: 16 bytes per
+    distinct point, never the rows), to keep the first occurrence of every point over a stream of
+    tables: the same rows, in the same order, as :func:`unique_points` of their concatenation."""
+
+    def __init__(self) -> None:
+        self._hi = np.empty(0, np.uint64)
+        self._lo = np.empty(0, np.uint64)
+
+    def __len__(self) -> int:
+        return len(self._hi)
+
+    def first_rows(self, t: pa.Table) -> np.ndarray:
+        """Indices (ascending) of the rows of ``t`` whose point was not met before, nor earlier in
+        ``t``; they count as met from now on."""
+        if t.num_rows == 0:
+            return np.empty(0, np.int64)
+        _, first = np.unique(points(t), axis=0, return_index=True)
+        first = np.sort(first)
+        keys = point_keys(points(t.take(pa.array(first))))
+        left = np.searchsorted(self._hi, keys[:, 0], "left")
+        right = np.searchsorted(self._hi, keys[:, 0], "right")
+        new = right == left
+        one = right - left == 1  # the high half met once: a duplicate unless the low half differs
+        new[one] = self._lo[left[one]] != keys[one, 1]
+        for i in np.flatnonzero(right - left > 1):  # the high half met more than once (almost never)
+            new[i] = not (self._lo[left[i]:right[i]] == keys[i, 1]).any()
+        hi = np.concatenate([self._hi, keys[new, 0]])
+        order = np.argsort(hi, kind="stable")
+        self._hi, self._lo = hi[order], np.concatenate([self._lo, keys[new, 1]])[order]
+        return first[new]
+
+
 def distinct_rows(g: np.ndarray, decimals: int = 6) -> int:
     """Number of distinct parameter rows after rounding to ``decimals`` decimal places.
 

@@ -10,6 +10,7 @@ library caller gets exactly the chain a CLI user gets. Each class has a ``paper`
   how many Ray tasks (``shards``, None = automatic).
 * :class:`SelectionSettings`: which generated rows a fine-tuning round trains on.
 * :class:`TuneSettings`: the fine-tuning of one round (refit of the normalisation, steps, batch, rate).
+* :class:`RecoverySettings`: how often Ray Train restarts a training whose workers died (a lost node).
 * :class:`FinetuneSettings`: ``rayflavor diffusion finetune``: rounds after the newest network.
 * :class:`ChainSettings`: ``rayflavor diffusion run``: dataset -> pre-network -> teacher or
   rounds -> final sample.
@@ -205,10 +206,28 @@ class TuneSettings:
 
 
 @dataclass(frozen=True)
+class RecoverySettings:
+    """How a Ray Train training survives lost workers (a node that died or was taken away).
+
+    ``max_failures``: restarts of the worker group per ``fit()`` after a worker failure (Ray Train's
+    ``FailureConfig(max_failures)``; 0 = fail at the first, -1 = without limit). A restarted group
+    continues from the last checkpoint Ray Train had taken (reported every ``every`` steps; its
+    controller collects reports every 2 s, so the last one or two before the loss may be trained
+    again). Preemptions announced by the cluster (node draining) are counted apart by Ray and not
+    limited by this.
+    """
+
+    max_failures: int = 3
+
+    def __post_init__(self) -> None:
+        _int(self, "max_failures", -1)
+
+
+@dataclass(frozen=True)
 class FinetuneSettings:
     """``rayflavor diffusion finetune``: ``rounds`` rounds of sample -> select -> fine-tune after the
     newest network. ``sampling.n``: samples drawn per round; round r samples with seed ``seed + r``.
-    ``workers``: Ray Train workers (1 CPU each, DDP when > 1)."""
+    ``workers``: Ray Train workers (1 CPU each, DDP when > 1); ``recovery``: restarts after lost workers."""
 
     rounds: int = 1
     # self-training rounds were measured with the clamp (reflect is measured on the taught network)
@@ -216,6 +235,7 @@ class FinetuneSettings:
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     tune: TuneSettings = field(default_factory=TuneSettings)
     workers: int = 1
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -255,7 +275,8 @@ class ChainSettings:
     ``final_physics`` or ``final_project`` is > 0 (beyond the paper) a second final sample of the
     same network and size with that many physics-guidance steps per reverse step and projection
     steps at the end, then ``final_orbits`` sweeps of the orbit resampling (the default: no
-    guidance, 200 projection steps, 10 sweeps; docs/experiments.md#2026-12-02-orbits). ``workers``: Ray Train workers.
+    guidance, 200 projection steps, 10 sweeps; docs/experiments.md#2026-12-02-orbits). ``workers``: Ray Train workers;
+    ``recovery``: restarts of a training after lost workers.
     Presets: ``self`` (the self-training chain measured before issue 18), ``paper``.
     """
 
@@ -279,6 +300,7 @@ class ChainSettings:
     final_project: int = 200
     final_orbits: int = 10
     workers: int = 1
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -321,7 +343,8 @@ class ChainSettings:
     def finetune(self, rounds: int | None = None) -> FinetuneSettings:
         """The chain's rounds as the settings of ``rayflavor diffusion finetune``."""
         return FinetuneSettings(rounds=self.rounds if rounds is None else rounds, sampling=self.sampling,
-                                selection=self.selection, tune=self.tune, workers=self.workers, seed=self.seed)
+                                selection=self.selection, tune=self.tune, workers=self.workers,
+                                recovery=self.recovery, seed=self.seed)
 
     def final_sampling(self, physics: int = 0, project: int = 0, orbits: int = 0) -> SamplingSettings:
         """Settings of a final sample: the rounds' sampler with ``n_final`` and ``final_guidance``."""
