@@ -387,7 +387,7 @@ def test_dockerfile_ci_and_runtime_env_install_with_the_constraints():
     assert f"WORKDIR {WORKDIR}" in docker and "RAY_AUTH_MODE=token" in docker
     ci = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines() if "pip install" in ln]
     assert len(ci) == 2 and all(f"-c {CONSTRAINTS}" in ln for ln in ci), ci
-    assert "torch==2.13.0+cpu --extra-index-url https://download.pytorch.org/whl/cpu" in ci[0]
+    assert ci[0].endswith("torch==2.13.0")  # CI's disk holds the CPU wheel; no index beyond PyPI is reachable
     assert ci[1].endswith('-e ".[test]"')
     env = yaml.safe_load((ROOT / RUNTIME_ENV).read_text())
     from ray.runtime_env import RuntimeEnv

@@ -183,7 +183,7 @@ def _grow_shrink(out_dir: str) -> dict:
 
     import ray
 
-    from rayflavor.orchestration.bench import TinyIsland
+    from rayflavor.bench.scan import TinyIsland
     from rayflavor.orchestration.islands import run_scan
     from rayflavor.orchestration.scan_settings import ScanSettings
     from rayflavor.storage.location import resolve
@@ -232,7 +232,7 @@ def _demand(out_dir: str) -> dict:
     from ray.autoscaler.v2.sdk import get_cluster_resource_state
     from ray.experimental.internal_kv import _internal_kv_get
 
-    from rayflavor.orchestration.bench import TinyIsland
+    from rayflavor.bench.scan import TinyIsland
     from rayflavor.orchestration.islands import run_scan
     from rayflavor.orchestration.scan_settings import ScanSettings
 

@@ -108,3 +108,15 @@ def test_out_below_a_regular_file_is_one_error_line(tmp_path):
     pq.write_table(_fn_table(), tmp_path / "x.parquet")
     (tmp_path / "file").write_text("x")
     _one_error(_run(tmp_path / "x.parquet", "--out", tmp_path / "file" / "figs"), "cannot create the directory")
+
+
+@pytest.mark.parametrize("flag, values, expected", [("valid", [1.0, 0.5, 0.0, 2.0], 1), ("valid", [1, 1, 0, -1], 2)])
+def test_a_numeric_flag_counts_only_the_rows_it_marks_with_one(tmp_path, flag, values, expected):
+    """A float or integer ``valid`` column marks a row by 1 (as ``true``) and nothing else: 0.5 or 2.0 is
+    not a model (a cast to boolean would count every non-zero value; the hypothesis property found it)."""
+    t = _fn_table(4)
+    t = _replace(t, flag, pa.array(values))
+    pq.write_table(t, tmp_path / "in.parquet")
+    res = _run(tmp_path / "in.parquet", "--out", tmp_path / "figs")
+    assert res.exit_code == 0, res.output
+    assert f": {expected} valid models of 4 rows" in res.output, res.output

@@ -145,10 +145,16 @@ def test_scan_dedupe_analyze_on_s3_with_a_killed_island(s3_bucket, tmp_path):
         deadline = time.monotonic() + 240
         while killed is None and time.monotonic() < deadline and proc.poll() is None:
             if committed_parts(resolve(uri)):
-                for p in psutil.process_iter(["pid", "cmdline"]):
-                    if any("IslandActor" in part or "IslandRunner" in part for part in (p.info["cmdline"] or [])):
-                        os.kill(p.info["pid"], signal.SIGKILL)
-                        killed = p.info["pid"]
+                # only this scan's actors (descendants of its driver): other Ray sessions on the machine
+                # run IslandActors too
+                for p in psutil.Process(proc.pid).children(recursive=True):
+                    try:
+                        cmdline = p.cmdline()
+                    except psutil.Error:
+                        continue
+                    if any("IslandActor" in part or "IslandRunner" in part for part in cmdline):
+                        os.kill(p.pid, signal.SIGKILL)
+                        killed = p.pid
                         break
             time.sleep(0.3)
         output, _ = proc.communicate(timeout=300)

@@ -166,7 +166,8 @@ def open_output(target: str | Path) -> Source:
         raise AnalysisInputError(f"{where}: {problem}")
     frame = pl.scan_pyarrow_dataset(dataset)
     if flag in names:
-        frame = frame.filter(pl.col(flag).cast(pl.Boolean, strict=False).fill_null(False))
+        # true or 1 marks a row, nothing else: a cast to boolean would count 0.5 or -1 as well
+        frame = frame.filter((pl.col(flag).cast(pl.Float64, strict=False) == 1.0).fill_null(False))
     else:
         flag = None
     try:

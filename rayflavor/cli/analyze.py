@@ -81,7 +81,13 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
                                 f"{'not a directory' if not ancestor.is_dir() else 'not writable'})")
     except (AnalysisInputError, StorageError) as exc:
         raise UserError(str(exc)) from None
-    data = load_data(src.data_name)
+    from rayflavor.storage import scan_data
+
+    try:  # a scan's own copy of its data set, when it has one (self-contained OUT)
+        copy = scan_data.stored(src.root) if src.kind == "fn" else None
+    except (StorageError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    data = copy or load_data(src.data_name)
     ref_df, ref_floor, paper = None, None, None
     if reference is not None:
         if src.kind != "seesaw":

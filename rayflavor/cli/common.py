@@ -14,6 +14,13 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+class ScanFailed(click.ClickException):
+    """A run that started and failed (an island raised, the store stayed down, a full disk):
+    printed as one line, exit code 3 (2 is a user mistake, 130 an interruption)."""
+
+    exit_code = 3
+
+
 class OneLineCommand(click.Command):
     """Usage errors (bad option values) print as one ``Error: ...`` line, exit code 2."""
 

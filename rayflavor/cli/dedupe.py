@@ -38,8 +38,10 @@ def dedupe(out, data_name, compact):
     from rayflavor.physics import fn
     from rayflavor.storage.dedupe import DedupeError
     from rayflavor.storage.dedupe import dedupe as run_dedupe
+    from rayflavor.storage import scan_data
     from rayflavor.storage.location import StorageError, resolve
 
+    copy = None
     try:
         loc = resolve(out)
         has_islands = bool((loc / "islands").list())
@@ -47,13 +49,20 @@ def dedupe(out, data_name, compact):
         has_json = scan_json.is_file()
         if not has_islands and not has_json:
             raise UserError(f"{loc.uri} is not a scan (no islands/ and no scan.json)")
-        if data_name is None:
+        copy = scan_data.stored(loc) if data_name is None else None  # the scan's own copy of its data set
+        if data_name is None and copy is None:
             data_name = (stored_data_name(scan_json.read_json(), scan_json.uri) if has_json else None) or fn.DEFAULT_DATA
-    except StorageError as exc:
+    except (StorageError, ValueError) as exc:  # ValueError: a DataError of the copy
         raise UserError(str(exc)) from None
-    load_data(data_name, tuple(fn.REQUIRED_DATA))
+    if copy is None:
+        copy = load_data(data_name, tuple(fn.REQUIRED_DATA))
+    else:
+        try:
+            copy.require(tuple(fn.REQUIRED_DATA))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     try:
-        counts = run_dedupe(loc, data_name, compact=compact, warn=lambda m: click.echo(f"warning: {m}", err=True))
+        counts = run_dedupe(loc, copy, compact=compact, warn=lambda m: click.echo(f"warning: {m}", err=True))
     except (DedupeError, StorageError) as exc:
         raise UserError(str(exc)) from None
     click.echo(f"{counts.parts} part files: {counts.line()}")

@@ -36,13 +36,14 @@ class _RunDir(click.Path):
     as a string; a local path as a :class:`~pathlib.Path`."""
 
     def convert(self, value, param, ctx):
-        text = str(value)
-        if "://" not in text or text.lower().startswith("file://"):
-            if "://" in text:
-                text = "/" + text.split("://", 1)[1].lstrip("/")
-            return super().convert(text, param, ctx)
-        from rayflavor.storage.location import resolve
+        from rayflavor.storage.location import resolve, split_uri
 
+        text = str(value)
+        if "://" not in text:
+            return super().convert(text, param, ctx)
+        scheme, path = _guard(split_uri, text)  # the one URI parser of every command
+        if not scheme:  # file:///PATH, file://localhost/PATH
+            return super().convert(path, param, ctx)
         where = _guard(resolve, text)
         if self.exists and not _guard(where.is_dir):
             raise UserError(f"{where.uri}: no such run (nothing under this prefix)")

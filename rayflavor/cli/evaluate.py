@@ -57,9 +57,10 @@ def evaluate_columns(model: str, columns: dict, *, ordering: str, data_name: str
 @click.option("--model", type=click.Choice(["seesaw", "fn"]), required=True,
               help="seesaw: type-I seesaw of the diffusion paper (23 columns); fn: two-flavon FN model (64 columns).")
 @click.argument("input_path", metavar="INPUT.parquet", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--output", "output_path", required=True, metavar="PATH|URI",
               help="Where to write the input rows with every observable, loss and a `valid` flag: a new path "
-                   "or a regular file (replaced atomically; devices, FIFOs and directories are refused).")
+                   "or a regular file (replaced atomically; devices, FIFOs and directories are refused), "
+                   "file://..., or an object s3://bucket/key or gs://bucket/key (one PUT).")
 @click.option("--ordering", type=click.Choice(["NO", "IO"]), default="NO", show_default=True,
               help="seesaw only: label the mass states for normal (m1<m2<m3) or inverted (m3<m1<m2) ordering.")
 @options.data_option(help_extra="Default: nufit-6.0-sk (seesaw), nufit-6.0+pdg-2024 (fn).")
@@ -73,8 +74,22 @@ def evaluate(model, input_path, output_path, ordering, data_name, mass_tolerance
     beside it and renamed into place; one left by a killed run is removed by the next write to OUTPUT.
     Example inputs ship with the package: `python -c "import rayflavor.examples as e; print(e.path('fn'))"`.
     """
+    from rayflavor.storage.location import StorageError, resolve, split_uri
+
+    remote = None
     try:
-        writable_target(output_path)
+        scheme, local = split_uri(output_path)  # the URI forms every -o/--out takes
+        if scheme:
+            remote = resolve(output_path)
+            if remote.is_dir():
+                raise UserError(f"{remote.uri}: is a prefix holding objects; give an object name")
+        elif "://" in output_path:
+            output_path = local  # file:///PATH, file://localhost/PATH
+    except StorageError as exc:
+        raise UserError(f"-o {output_path}: {exc}") from None
+    try:
+        if remote is None:
+            writable_target(output_path)
         columns = read_columns(input_path)
         out = evaluate_columns(model, columns, ordering=ordering, data_name=data_name, mass_tolerance=mass_tolerance)
     except (TableError, ParameterError) as exc:
@@ -83,8 +98,12 @@ def evaluate(model, input_path, output_path, ordering, data_name, mass_tolerance
     except data_mod.DataError as exc:  # names the data file and entry itself
         raise UserError(str(exc)) from None
     try:
-        write_atomic(to_arrow(out), output_path)
-    except TableError as exc:
+        if remote is None:
+            write_atomic(to_arrow(out), output_path)
+        else:
+            remote.write_parquet(to_arrow(out))
+            output_path = remote.uri
+    except (TableError, StorageError) as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"{output_path}: cannot be written ({exc.strerror or exc})") from None

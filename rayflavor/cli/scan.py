@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from rayflavor.cli import options
-from rayflavor.cli.common import OneLineCommand, UserError, load_data
+from rayflavor.cli.common import OneLineCommand, ScanFailed, UserError
 from rayflavor.orchestration.scan_settings import SCAN_PRESETS, ScanSettings
 from rayflavor.physics.fn import REQUIRED_DATA as REQUIRED
 
@@ -64,9 +64,12 @@ PRESETS_HELP = (
 @options.address_option()
 @click.option("--resume", is_flag=True, help="Continue the scan stored in --out with its stored settings "
                                              "(only --time-limit may change).")
+@click.option("--data-changed-ok", is_flag=True,
+              help="With --resume: go on with the scan's own copy of its data set (OUT/data.toml) even though the "
+                   "original data file was edited since the scan started (refused otherwise).")
 @click.option("--live/--no-live", default=True, help="Live progress view (a table on a terminal, lines otherwise).")
 @click.pass_context
-def scan(ctx, preset, config, out, address, resume, live):
+def scan(ctx, preset, config, out, address, resume, data_changed_ok, live):
     """Scan two-flavon FN models with NSGA-III islands on Ray; valid models go to OUT.
 
     OUT gets scan.json (the settings whole, seeds, versions, status, the node of every island
@@ -112,7 +115,14 @@ def scan(ctx, preset, config, out, address, resume, live):
                 settings = replace(settings, seed=secrets.randbelow(2**31))
     except (ValueError, OSError) as exc:  # ConfigError, StorageError, an IslandConfig check
         raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-    load_data(settings.data, tuple(REQUIRED))
+    from rayflavor.storage import scan_data
+
+    if data_changed_ok and not resume:
+        raise UserError("--data-changed-ok goes with --resume (a new scan copies its data set into --out)")
+    try:  # the data set the scan runs with: its copy in OUT once it has one (resume from any machine)
+        scan_data.plan(loc, settings.data, changed_ok=data_changed_ok)[0].require(tuple(REQUIRED))
+    except (ValueError, OSError) as exc:  # DataError, StorageError, an edited data file
+        raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     existed = loc.exists()
     lease = None
     try:
@@ -130,17 +140,25 @@ def scan(ctx, preset, config, out, address, resume, live):
         if not resume and (loc / "scan.json").exists():  # another scan took OUT just before us
             raise UserError(f"--out: {loc.uri} already holds a scan; use --resume or another --out")
         click.echo(f"{'resuming' if resume else 'scan'} {loc.uri}: {settings.islands} islands, seed {settings.seed}")
-        result = run_scan(settings, loc, live=live, echo=click.echo, lease=lease)
         try:
-            counts = run_dedupe(loc, settings.data, lease=lease.lease,
+            result = run_scan(settings, loc, live=live, echo=click.echo, lease=lease, data_changed_ok=data_changed_ok)
+        except (StorageError, OSError) as exc:  # the store failed before the islands started
+            raise ScanFailed(f"the scan could not start on {loc.uri}: {str(exc).splitlines()[0]}") from None
+        try:
+            counts = run_dedupe(loc, scan_data.stored(loc) or settings.data, lease=lease.lease,
                                 warn=lambda m: click.echo(f"warning: {m}", err=True))
         except (ValueError, OSError) as exc:  # DedupeError, StorageError: the scan's commits stand
+            if result.failure:
+                raise ScanFailed(f"{result.failure}; the committed models are in {loc.uri}/islands "
+                                 "(continue with --resume)") from None
             raise UserError(f"dedupe after the scan failed ({str(exc).splitlines()[0]}); the committed "
                             f"models are in {loc.uri}/islands, retry with 'rayflavor dedupe {loc.uri}'") from None
     click.echo(counts.line())
     for line in counts.richness_lines():
         click.echo(line)
     click.echo(f"models: {(loc / 'models.parquet').uri}")
+    if result.failure:
+        raise ScanFailed(f"{result.failure}; the models committed before are kept (continue with --resume)")
     if result.interrupted:
         click.echo("interrupted: OUT is consistent; continue with --resume", err=True)
         sys.exit(130)

@@ -27,6 +27,15 @@ last and that island's unplaced actor is killed: the demand shrinks by the CPU t
 and no worker process is started for it.  A lost actor's island gets a new actor.  A driver that
 dies takes its actors, and so its demand, along (they belong to its job), unlike a standing
 ``request_resources`` (see docs/experiments.md, 2026-12-06, for the measurement behind this choice).
+
+Failures: every store operation of the scan (the driver's and the actors') retries transient
+store errors for ``store_retry_seconds`` (:mod:`rayflavor.storage.location`), so an island keeps
+its drained models in memory through an outage and commits them when the store answers again.
+An island whose call raises (a store that stays down, a full disk, a bug) is ``failed`` with the
+error's first line; the other islands go on, its committed parts stand, and ``--resume``
+continues it from its last checkpoint.  When the driver itself cannot write to the store, every
+island is stopped.  Either way ``scan.json`` ends with ``status: "failed"`` and ``failure`` (the
+reason), and :class:`ScanResult` carries the same ``failure``.
 """
 
 from __future__ import annotations
@@ -50,8 +59,9 @@ from rayflavor.orchestration.runtime import ensure_ray
 from rayflavor.orchestration.scan_settings import RETIRED, ScanSettings
 from rayflavor.physics import data as fndata
 from rayflavor.storage import lease as lease_mod
+from rayflavor.storage import scan_data
 from rayflavor.storage.island_store import IslandStore
-from rayflavor.storage.location import Location, resolve
+from rayflavor.storage.location import Location, StorageError, resolve
 from rayflavor.storage.parquet import to_table
 
 SCAN_FORMAT = "rayflavor-scan/2"
@@ -68,15 +78,17 @@ def _now() -> str:
 
 def _where() -> dict:
     """The node this process runs on (inside an actor: the Ray node; elsewhere: the host)."""
-    node_id = None
+    node_id, ip = None, socket.gethostname()
+    if not ray.is_initialized():  # plain-Python use of the runner: asking Ray would connect to a cluster
+        return {"node_id": node_id, "node_ip": ip, "pid": os.getpid(), "at": _now()}
     try:
         node_id = ray.get_runtime_context().get_node_id()
-    except Exception:  # noqa: BLE001 - not inside Ray (plain-Python use of the runner)
+    except Exception:  # noqa: BLE001
         pass
     try:
         ip = ray.util.get_node_ip_address()
     except Exception:  # noqa: BLE001
-        ip = socket.gethostname()
+        pass
     return {"node_id": node_id, "node_ip": ip, "pid": os.getpid(), "at": _now()}
 
 
@@ -88,16 +100,16 @@ class IslandRunner:
     call names its island: a runner that Ray restarted (lost node, killed process) starts empty,
     and the retried call reopens that island from its last checkpoint in OUT.
 
-    ``out``: the OUT URI or path; ``config``: the island settings as a mapping
+    ``out``: the OUT :class:`Location` (or its URI or path); ``config``: the island settings as a mapping
     (:func:`configfile.to_mapping` of an :class:`IslandConfig`); ``data``: a loaded data set (sent
     whole, so a data file on the driver's machine reaches every node) or a shipped name.
     ``make`` / ``restore`` build an island (default: the GA engine's :func:`make_island` /
     :func:`island_from_state`; the cluster benchmark passes a tiny synthetic island).
     """
 
-    def __init__(self, out: str, config: dict, data: Any, flush_rows: int, flush_seconds: float,
+    def __init__(self, out: Location | str, config: dict, data: Any, flush_rows: int, flush_seconds: float,
                  make: Callable | None = None, restore: Callable | None = None):
-        self.out = resolve(out)
+        self.out = out if isinstance(out, Location) else resolve(out)
         self.config, self.flush_rows, self.flush_seconds = config, flush_rows, flush_seconds
         self.data = fndata.load(data) if isinstance(data, str) else data
         self.make, self.restore = make or make_island, restore or island_from_state
@@ -108,7 +120,8 @@ class IslandRunner:
         """Continue ``island`` from its last checkpoint (or start it) and record this start."""
         if self.island == island:
             return
-        self.island = island
+        self.island = None  # set once the island is open (a failed load leaves none open)
+        self.unsaved: list = []  # drained model tables not yet committed (a commit that failed)
         self.store = IslandStore(self.out, island)
         loaded = self.store.load()
         if loaded is None:
@@ -127,14 +140,23 @@ class IslandRunner:
             self.isl.resume()  # continue an island stopped by a time limit or Ctrl-C
         self.info["starts"] = [*self.info["starts"], _where()]
         self.first_step_at: float | None = None
+        self.island = island
         self._commit()
 
     def _commit(self) -> None:
+        """Drain the island and commit its new models with its state.  Drained models stay in
+        ``self.unsaved`` until a commit succeeds, so a commit that raises loses none of them
+        (the island state committed later is the state after every drain)."""
+        import pyarrow as pa
+
         models = self.isl.drain()
-        table = None if models is None else to_table(models, island=self.island, seed=self.isl.seed)
+        if models is not None:
+            self.unsaved.append(to_table(models, island=self.island, seed=self.isl.seed))
+        table = pa.concat_tables(self.unsaved) if self.unsaved else None
         meta, arrays = self.isl.get_state()
         self.info["status"] = self.isl.status()
         self.store.commit(table, meta, arrays, self.info)
+        self.unsaved = []
         self.last_commit = time.perf_counter()
 
     def start(self, island: int, seed: int) -> dict:
@@ -263,11 +285,25 @@ class HeldLease:
 # ---------------------------------------------------------------------------------- driver
 @dataclass
 class ScanResult:
+    """What a scan did.  ``failure``: why it failed (an island that raised, a store that stayed
+    down; one line), ``None`` when it did not."""
+
     statuses: dict[int, dict]
     wall_seconds: float
     interrupted: bool
     driver_cpu_seconds: float = 0.0
     nodes: dict[int, list[dict]] = field(default_factory=dict)
+    failure: str | None = None
+
+
+def error_line(exc: BaseException) -> str:
+    """One line naming an error: ``Type: first line`` (a Ray task error names its cause)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, BaseException):
+        exc = cause
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 @dataclass
@@ -277,7 +313,8 @@ class _Slot:
 
 
 def _summary(s: dict) -> dict:
-    keys = ("generation", "n_valid", "stop_reason", "restarts", "stop_history", "wall_seconds", "starts", "state", "node")
+    keys = ("generation", "n_valid", "stop_reason", "restarts", "stop_history", "wall_seconds", "starts", "state", "node",
+            "error")
     return {k: s.get(k) for k in keys}
 
 
@@ -302,8 +339,13 @@ def island_statuses_from_store(out: Location, settings: ScanSettings) -> dict[in
 
 def run_scan(settings: ScanSettings, out: Location | str, *, address: str | None = None, live: bool = True,
              echo=print, lease: HeldLease | None = None, make: Callable | None = None,
-             restore: Callable | None = None, stop_grace: float = STOP_GRACE) -> ScanResult:
+             restore: Callable | None = None, stop_grace: float = STOP_GRACE,
+             data_changed_ok: bool = False) -> ScanResult:
     """Run (or continue) every island of ``settings`` to its stop, writing to ``out``.
+
+    The islands use the scan's own copy of its data set, ``OUT/data.toml``
+    (:mod:`rayflavor.storage.scan_data`, written at the first start); ``data_changed_ok``: go on
+    with that copy even though ``settings.data`` was edited since (refused otherwise).
 
     The caller may pass a lease it holds on ``out`` (the CLI does, to cover the dedupe after the
     scan); otherwise one is acquired here and released at the end.  See the module docstring.
@@ -311,26 +353,29 @@ def run_scan(settings: ScanSettings, out: Location | str, *, address: str | None
     if settings.seed is None:
         raise ValueError("run_scan needs a seed (the CLI draws one when none is given)")
     out = resolve(out) if isinstance(out, str) else out
+    out = out.with_retries(settings.store_retry_seconds)  # the actors get it with the same patience
     ensure_ray(address)
     own_lease = lease is None
     if own_lease:
         lease = HeldLease(out)
     cpu0 = time.process_time()
     try:
-        return _drive(settings, out, live=live, echo=echo, make=make, restore=restore, cpu0=cpu0, stop_grace=stop_grace)
+        return _drive(settings, out, live=live, echo=echo, make=make, restore=restore, cpu0=cpu0, stop_grace=stop_grace,
+                      data_changed_ok=data_changed_ok)
     finally:
         if own_lease:
             lease.release()
 
 
-def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, cpu0, stop_grace) -> ScanResult:
+def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, cpu0, stop_grace,
+           data_changed_ok) -> ScanResult:
     started = _now()
+    data, data_file = scan_data.keep_copy(out, settings.data, changed_ok=data_changed_ok)
     statuses = island_statuses_from_store(out, settings)
-    write_scan_json(out, settings, status="running", started_at=started,
+    write_scan_json(out, settings, status="running", failure=None, started_at=started, data_file=data_file,
                     island_starts={str(i): s["start_nodes"] for i, s in statuses.items()})
     todo = [i for i, s in statuses.items() if s["state"] == "queued"]
     island_cfg = configfile.to_mapping(settings.island)
-    data = fndata.load(settings.data)  # small: inlined in every actor's creation task
     # SPREAD: independent islands balance over the nodes (a lost node takes fewer of them along);
     # pending ones are still demand the autoscaler sees
     actor_cls = IslandActor.options(max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts,
@@ -344,6 +389,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
     t0 = time.monotonic()
     deadline = None if settings.time_limit is None else t0 + settings.time_limit
     interrupted = False
+    driver_failure: str | None = None
     old_handler = None
     last_json = time.monotonic()
 
@@ -366,7 +412,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
         statuses[i].setdefault("submitted_at", statuses[i]["assigned_at"])
 
     def submit_new(i: int) -> None:
-        assign(i, actor_cls.remote(out.uri, island_cfg, data, settings.flush_rows, settings.flush_seconds,
+        assign(i, actor_cls.remote(out, island_cfg, data, settings.flush_rows, settings.flush_seconds,
                                    make, restore))
         unplaced[i] = None
 
@@ -401,17 +447,26 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                         continue
                     try:
                         st = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:  # the island raised: it failed, the others go on
+                        statuses[i].update(stop_reason="failed", error=error_line(exc))
+                        finish(i, "failed")
+                        continue
                     except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
                         failures[i] = failures.get(i, 0) + 1
                         statuses[i]["failures"] = failures[i]
                         if failures[i] > settings.max_restarts:
-                            statuses[i]["stop_reason"] = "failed"
+                            statuses[i].update(stop_reason="failed",
+                                               error=f"the island's actor died {failures[i]} times (lost nodes or processes)")
                             finish(i, "failed")
                         else:  # Ray gave up on this actor: a new one continues from the checkpoint
                             ray.kill(slot.actor, no_restart=True)
                             del slots[i]
                             unplaced.pop(i, None)
                             submit_new(i)
+                        continue
+                    except ray.exceptions.RayError as exc:  # its result was lost, out of memory, ...
+                        statuses[i].update(stop_reason="failed", error=error_line(exc))
+                        finish(i, "failed")
                         continue
                     unplaced.pop(i, None)
                     statuses[i].update(st)
@@ -429,27 +484,63 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
     except KeyboardInterrupt:
         interrupted = True
         reason = "interrupted"
+    except (StorageError, OSError) as exc:  # the driver's own writes failed for good: stop every island
+        driver_failure = f"the driver could not write to {out.uri}: {error_line(exc)}"
+        reason = "interrupted"
     finally:
         if old_handler is not None:
             try:
                 signal.signal(signal.SIGTERM, old_handler)
             except ValueError:
                 pass
-    _stop_all(slots, statuses, reason, grace=stop_grace + settings.chunk_seconds, seed_of=settings.island_seed)
+    _stop_all(slots, statuses, reason, grace=stop_grace + settings.chunk_seconds, seed_of=settings.island_seed,
+              outage_grace=settings.store_retry_seconds, store_down=lambda: not _answers(out))
     wall = time.monotonic() - t0
     progress.final(statuses, wall)
     nodes = {i: s.get("start_nodes", []) for i, s in statuses.items()}
-    write_scan_json(out, settings, status="interrupted" if interrupted else "finished", started_at=started,
-                    finished_at=_now(), wall_seconds=wall,
-                    islands_status={str(i): _summary(s) for i, s in statuses.items()},
-                    island_starts={str(i): v for i, v in nodes.items()})
-    return ScanResult(statuses, wall, interrupted, time.process_time() - cpu0, nodes)
+    failure = _failure(statuses, driver_failure)
+    status = "failed" if failure else "interrupted" if interrupted else "finished"
+    try:
+        write_scan_json(out, settings, status=status, failure=failure, started_at=started,
+                        finished_at=_now(), wall_seconds=wall,
+                        islands_status={str(i): _summary(s) for i, s in statuses.items()},
+                        island_starts={str(i): v for i, v in nodes.items()})
+    except (StorageError, OSError) as exc:
+        failure = (f"{failure or 'the scan ended ' + status}; and {out.uri}/scan.json could not be updated "
+                   f"(it may still say 'running'): {error_line(exc)}")
+    return ScanResult(statuses, wall, interrupted, time.process_time() - cpu0, nodes, failure)
+
+
+def _failure(statuses: dict[int, dict], driver_failure: str | None) -> str | None:
+    """One line saying why the scan failed (``None``: it did not): the driver's error, else the
+    failed islands (how many, the first one's number and error)."""
+    failed = sorted(i for i, s in statuses.items() if s.get("state") == "failed")
+    if driver_failure:
+        return driver_failure
+    if not failed:
+        return None
+    first = failed[0]
+    more = f" (and {len(failed) - 1} more island(s): {', '.join(map(str, failed[1:6]))}{', ...' if len(failed) > 6 else ''})" \
+        if len(failed) > 1 else ""
+    return f"island {first} failed: {statuses[first].get('error') or 'unknown error'}{more}"
+
+
+def _answers(out: Location) -> bool:
+    """Whether the store of ``out`` answers right now (one attempt, no retries)."""
+    try:
+        (out.with_retries(0) / "scan.json").exists()
+        return True
+    except (StorageError, OSError):
+        return False
 
 
 def _stop_all(slots: dict[int, _Slot], statuses: dict[int, dict], reason: str, *, grace: float,
-              seed_of: Callable[[int], int]) -> None:
+              seed_of: Callable[[int], int], outage_grace: float = 0.0,
+              store_down: Callable[[], bool] = lambda: False) -> None:
     """Ask every started actor to stop and commit; kill what has not answered within ``grace``
-    seconds (its last checkpoint stands) and every actor that never started."""
+    seconds (its last checkpoint stands) and every actor that never started.  While the store
+    does not answer (``store_down()``), unanswered actors are likely waiting out the outage to
+    commit: they get ``outage_grace`` seconds more."""
     stops: dict[Any, int] = {}
     for i, slot in slots.items():
         if statuses[i].get("state") == "running":
@@ -459,11 +550,16 @@ def _stop_all(slots: dict[int, _Slot], statuses: dict[int, dict], reason: str, *
             statuses[i].update(stop_reason=reason, state="not started")
     ready: list = []
     if stops:
-        ready, _ = ray.wait(list(stops), num_returns=len(stops), timeout=grace)
+        ready, waiting = ray.wait(list(stops), num_returns=len(stops), timeout=grace)
+        if waiting and outage_grace > 0 and store_down():
+            more, _ = ray.wait(waiting, num_returns=len(waiting), timeout=outage_grace)
+            ready = [*ready, *more]
     for ref in ready:
         i = stops.pop(ref)
         try:
             statuses[i].update(ray.get(ref), state="stopped")
+        except ray.exceptions.RayTaskError as exc:  # raised while stopping: its last checkpoint stands
+            statuses[i].update(stop_reason="failed", state="failed", error=error_line(exc))
         except Exception:  # noqa: BLE001 - died while stopping: its last checkpoint stands
             statuses[i].update(stop_reason=reason, state="killed")
     for ref, i in stops.items():  # no answer within the grace: a step longer than the limit

@@ -24,6 +24,8 @@ MAX_ISLANDS = 10**6
 FLUSH_SECONDS = 600.0
 #: an island that finds models faster than this per flush period commits early (rows)
 FLUSH_ROWS = 20_000
+#: island ``i`` runs with seed ``seed + i``, stored as int64 in every part: seeds stay below this
+SEED_LIMIT = 2**63
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,8 @@ class ScanSettings:
 
     islands        number of NSGA-III islands (one Ray actor of 1 CPU each)
     seed           base seed, island ``i`` uses ``seed + i``; ``None``: drawn at random by the CLI
-                   and recorded in scan.json
+                   and recorded in scan.json; ``seed + islands - 1 < 2**63`` (a part stores the
+                   island's seed as int64)
     data           shipped data set name or path of a data file (absolute once resolved)
     time_limit     global wall-clock limit in seconds of this run (``None``: islands run to their
                    own stop); actors that do not answer within the limit plus a grace are killed,
@@ -41,6 +44,11 @@ class ScanSettings:
     flush_rows     an island commits a part when this many new models wait
     flush_seconds  ... or when this long has passed since its last commit (s); and at every stop
     max_restarts   restarts of a dead island actor (lost node, killed process) from its checkpoint
+    store_retry_seconds  how long one store operation (a commit's PUT, a read, a list) keeps
+                   retrying transient errors of an object store (unreachable, 503 SlowDown, 5xx)
+                   with exponential backoff before the island, or the scan, fails (s); islands
+                   keep their models in memory meanwhile.  Local disks are not retried: a full
+                   disk fails at once
     island         the islands' search settings (:class:`IslandConfig`; presets
                    :data:`ISLAND_PRESETS`)
     """
@@ -62,11 +70,16 @@ class ScanSettings:
     flush_seconds: float = setting(FLUSH_SECONDS, lo=0.0, lo_open=True,
                                    help="... or when this long passed since its last commit (s).")
     max_restarts: int = setting(5, lo=0, hi=10**6, help="Restarts of a lost island actor from its checkpoint.")
+    store_retry_seconds: float = setting(300.0, lo=0.0, hi=86400.0,
+                                         help="How long one store operation keeps retrying transient errors (s).")
     island: IslandConfig = setting(factory=lambda: ISLAND_PRESETS["fast"], option=True,
                                    help="The islands' search settings (the [island] table).")
 
     def __post_init__(self) -> None:
         check(self)
+        if self.seed is not None and self.seed + self.islands > SEED_LIMIT:
+            raise ValueError(f"seed must be at most 2**63 - islands = {SEED_LIMIT - self.islands} (island i uses "
+                             f"seed + i, stored as a 64-bit integer), got {self.seed}")
 
     def island_seed(self, i: int) -> int:
         """Seed of island ``i`` (the base seed must be set)."""
@@ -88,7 +101,8 @@ def preset(name: str) -> ScanSettings:
 
 
 #: settings that may change when a scan is resumed (they steer the run, not the search)
-RUN_CONTROL = ("time_limit", "chunk_seconds", "flush_rows", "flush_seconds", "max_restarts")
+RUN_CONTROL = ("time_limit", "chunk_seconds", "flush_rows", "flush_seconds", "max_restarts",
+               "store_retry_seconds")
 #: settings that earlier releases stored and that no longer exist; ignored when a stored scan is read
 #: (``backlog``: the driver now submits every island at once)
 RETIRED = ("backlog",)

@@ -202,11 +202,25 @@ def _parse(raw: dict, path: str) -> DataSet:
     )
 
 
+def shipped_text(key: str) -> str:
+    """The TOML text of shipped data set ``key``."""
+    return resources.files("rayflavor.physics").joinpath("data", f"{key}.toml").read_text(encoding="utf-8")
+
+
 @functools.lru_cache(maxsize=None)
 def _load_shipped(key: str) -> DataSet:
     """Shipped files are immutable: parse each once per process."""
-    ref = resources.files("rayflavor.physics").joinpath("data", f"{key}.toml")
-    return _parse(tomllib.loads(ref.read_text(encoding="utf-8")), f"<shipped {key}>")
+    return _parse(tomllib.loads(shipped_text(key)), f"<shipped {key}>")
+
+
+def loads(text: str, where: str) -> DataSet:
+    """Parse the text of a ``rayflavor-data/1`` file; ``where`` names it in errors and becomes
+    :attr:`DataSet.path` (e.g. the URI of a scan's own copy)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DataError(f"{where}: cannot be read as TOML ({exc})") from None
+    return _parse(raw, where)
 
 
 def load(name_or_path: str | Path) -> DataSet:

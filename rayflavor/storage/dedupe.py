@@ -421,11 +421,13 @@ def _default_warn(message: str) -> None:
     warnings.warn(message, DamagedPartWarning, stacklevel=3)
 
 
-def dedupe(out: Location | str, data_name: str = fn.DEFAULT_DATA, *, compact: bool = True, lease=None,
+def dedupe(out: Location | str, data_name: str | fndata.DataSet = fn.DEFAULT_DATA, *, compact: bool = True, lease=None,
            warn: Callable[[str], None] | None = None) -> Counts:
     """Dedupe the committed parts of the scan at ``out`` into ``OUT/models.parquet`` (written
     whole or not at all) and return the counts; compact first when ``compact`` (module docstring).
 
+    ``data_name``: a data set name or path, or a loaded data set (a scan's own copy,
+    :func:`rayflavor.storage.scan_data.stored`).
     ``lease``: a lease on ``out`` the caller holds (the scan driver); otherwise the dedupe takes
     the lease itself for the compaction, and skips compaction while another process holds it.
     ``warn``: called with one line per damaged part (default: :class:`DamagedPartWarning`).
@@ -434,7 +436,7 @@ def dedupe(out: Location | str, data_name: str = fn.DEFAULT_DATA, *, compact: bo
     """
     out = resolve(out) if not isinstance(out, Location) else out
     warn = warn or _default_warn
-    ds = fndata.load(data_name)
+    ds = data_name if isinstance(data_name, fndata.DataSet) else fndata.load(data_name)
     islands, broken = _survey(out, warn)
     columns = _columns(islands)
     note = ""

@@ -19,6 +19,16 @@ stores, so rayflavor never renames there: its commit protocols use write-once ob
 a small JSON object, written last, that says which objects are committed
 (:mod:`rayflavor.storage.island_store`).
 
+**Transient store errors** (an endpoint that does not answer, ``503 SlowDown``, other 5xx
+answers, timeouts) are retried: pyarrow's own S3 retry strategy retries each request a few times,
+and a location with ``retry_seconds > 0`` (:meth:`Location.with_retries`; a scan uses its
+``store_retry_seconds`` setting) repeats the whole operation with exponential backoff (0.5 s
+doubling to 15 s, with full jitter) until that many seconds have passed since the first failure.
+Every operation rayflavor does is safe to repeat (whole-object PUTs of write-once names or of a
+document replaced whole, GETs, LISTs, DELETEs).  Permanent errors (no such bucket, access denied,
+a full local disk, a read-only file system) are never retried; local file systems are not retried
+at all.
+
 New local files honour the umask (mode ``0666 & ~umask``, like any file a shell creates), so
 others on a shared cluster volume can read results when the umask allows it; a replaced file
 keeps its mode.
@@ -36,10 +46,14 @@ import hashlib
 import io
 import json
 import os
+import random
 import secrets
 import stat
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable, TypeVar
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -51,6 +65,52 @@ SCHEMES = ("file", "s3", "gs", "gcs")
 
 class StorageError(ValueError):
     """A location that cannot be used: unsupported scheme, missing bucket, no access, unreachable."""
+
+
+T = TypeVar("T")
+
+#: substrings of pyarrow's S3/GCS error messages that mark an error worth retrying: the store did
+#: not answer, throttled, or failed on its side (5xx); an answer such as NO_SUCH_BUCKET or
+#: ACCESS_DENIED is permanent
+TRANSIENT_MARKERS = ("NETWORK_CONNECTION", "SLOW_DOWN", "SERVICE_UNAVAILABLE", "INTERNAL_FAILURE", "THROTTLING",
+                     "REQUEST_TIMEOUT", "REQUEST_TIME_TOO_SKEWED", "Timeout was reached", "curlCode: 7,",
+                     "curlCode: 28,", "curlCode: 52,", "curlCode: 55,", "curlCode: 56,",
+                     "HTTP response code: 500", "HTTP response code: 502", "HTTP response code: 503",
+                     "HTTP response code: 504", "HTTP status 500)", "HTTP status 502)", "HTTP status 503)",
+                     "HTTP status 504)", "Couldn't connect", "Could not connect", "Connection reset", "Broken pipe")
+#: first pause and longest pause between attempts [s] (full jitter: a uniform draw below the cap)
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 15.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a store error is worth retrying (module docstring): a connection that failed, a
+    throttling or server-side (5xx) answer, a timeout.  Local OSErrors (ENOSPC, EROFS, ...) never are."""
+    text = str(exc)
+    return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and any(m in text for m in TRANSIENT_MARKERS)
+
+
+def retry_transient(op: Callable[[], T], *, seconds: float, sleep: Callable[[float], None] = time.sleep,
+                    clock: Callable[[], float] = time.monotonic) -> T:
+    """``op()``, repeated after a transient store error (:func:`is_transient`) with exponential
+    backoff (``BACKOFF_FIRST`` doubling up to ``BACKOFF_MAX`` seconds, full jitter) until
+    ``seconds`` have passed since the first failure; then (or at once for a permanent error) the
+    last error is raised.  ``seconds = 0``: one attempt."""
+    start = None
+    attempt = 0
+    while True:
+        try:
+            return op()
+        except OSError as exc:
+            if seconds <= 0 or not is_transient(exc):
+                raise
+            now = clock()
+            start = now if start is None else start
+            left = start + seconds - now
+            if left <= 0:
+                raise
+            pause = min(left, random.uniform(0.0, min(BACKOFF_MAX, BACKOFF_FIRST * 2.0 ** attempt)))
+            attempt += 1
+            sleep(max(pause, 0.05))
 
 
 def _s3_filesystem() -> pafs.S3FileSystem:
@@ -84,33 +144,67 @@ def _one_line(exc: BaseException) -> str:
     return text
 
 
-def resolve(target: str | os.PathLike) -> "Location":
-    """The :class:`Location` of a local path or a URI (``file://``, ``s3://``, ``gs://``).
+def split_uri(target: str | os.PathLike) -> tuple[str, str]:
+    """``(scheme, path)`` of a local path or a URI: the one parser of every ``--out``, ``-o``,
+    ``RUN`` and ``OUT`` rayflavor takes.
 
-    Raises :class:`StorageError` (one line) for an unsupported scheme or a malformed URI. Whether
-    the bucket exists and is writable is checked by :meth:`Location.check_writable`.
+    * a plain path -> ``("", absolute path)`` (``~`` expanded, symbolic links resolved);
+    * ``file:///PATH`` and ``file://localhost/PATH`` -> ``("", "/PATH")`` (RFC 8089; the path is
+      percent-decoded); a ``file://`` URI naming another host is refused;
+    * ``s3://bucket/prefix`` -> ``("s3", "bucket/prefix")``; ``gs://`` and ``gcs://`` -> ``("gs", ...)``.
+
+    Raises :class:`StorageError` (one line) for an empty path, an unsupported scheme or a URI
+    without a bucket.
+
+    >>> split_uri("file://localhost/tmp/x"), split_uri("s3://bucket/run/")
+    (('', '/tmp/x'), ('s3', 'bucket/run'))
     """
     s = os.fspath(target)
     if not s or not s.strip():
         raise StorageError("empty path")
+    if "\0" in s:
+        raise StorageError(f"{s!r}: a path cannot hold a NUL character")
     if "://" not in s:
-        return Location(pafs.LocalFileSystem(), str(Path(s).expanduser().resolve()), "")
+        try:
+            return "", str(Path(s).expanduser().resolve())
+        except RuntimeError:  # "~user" of no such user, no home directory
+            raise StorageError(f"{s}: cannot expand {s.split('/', 1)[0]!r} (no such user or home directory)") from None
     scheme, _, rest = s.partition("://")
     scheme = scheme.lower()
     if scheme not in SCHEMES:
         raise StorageError(f"{s}: unsupported URI scheme {scheme!r} (use a local path, file://, s3:// or gs://)")
     if scheme == "file":
-        return Location(pafs.LocalFileSystem(), str(Path("/" + rest.lstrip("/")).resolve()), "")
+        host, slash, path = rest.partition("/")
+        if host.lower() not in ("", "localhost"):
+            raise StorageError(f"{s}: a file:// URI names host {host!r}; use file:///PATH or file://localhost/PATH "
+                               "(another machine's files are reached through a shared mount or an object store)")
+        return "", str(Path("/" + unquote(path).lstrip("/")).resolve())
     path = rest.strip("/")
-    if not path or path.startswith("/"):
+    if not path or rest.startswith("/"):
         raise StorageError(f"{s}: no bucket in the URI (use {scheme}://bucket/prefix)")
+    return ("s3" if scheme == "s3" else "gs"), path
+
+
+def resolve(target: str | os.PathLike) -> "Location":
+    """The :class:`Location` of a local path or a URI (:func:`split_uri`).
+
+    Raises :class:`StorageError` (one line) for an unsupported scheme or a malformed URI. Whether
+    the bucket exists and is writable is checked by :meth:`Location.check_writable`.
+    """
+    scheme, path = split_uri(target)
+    if not scheme:
+        return Location(pafs.LocalFileSystem(), path, "")
     if scheme == "s3":
         return Location(_s3_filesystem(), path, "s3")
     try:
         fs = pafs.GcsFileSystem()
     except Exception as exc:  # noqa: BLE001 - pyarrow built without GCS, bad credentials file, ...
-        raise StorageError(f"{s}: {_one_line(exc)}") from None
+        raise StorageError(f"{os.fspath(target)}: {_one_line(exc)}") from None
     return Location(fs, path, "gs")
+
+
+def _rebuild(uri: str, retry_seconds: float) -> "Location":
+    return resolve(uri).with_retries(retry_seconds)
 
 
 @dataclass(frozen=True)
@@ -119,14 +213,27 @@ class Location:
 
     Pickles as its URI (the receiving process resolves it with its own environment), so Ray
     tasks and actors on other nodes get it cheaply and never carry credentials.
+
+    ``retry_seconds``: how long an operation on an object store keeps retrying transient errors
+    (module docstring; 0: pyarrow's per-request retries only, so a wrong endpoint fails in seconds).
     """
 
     fs: pafs.FileSystem
     path: str
     scheme: str  # "" for local
+    retry_seconds: float = 0.0
 
     def __reduce__(self):
-        return resolve, (self.uri,)
+        return _rebuild, (self.uri, self.retry_seconds)
+
+    def with_retries(self, seconds: float) -> "Location":
+        """This location, retrying transient store errors for up to ``seconds`` per operation."""
+        return replace(self, retry_seconds=float(seconds))
+
+    def _retry(self, op: Callable[[], T]) -> T:
+        if self.is_local or self.retry_seconds <= 0:
+            return op()
+        return retry_transient(op, seconds=self.retry_seconds)
 
     # ------------------------------------------------------------------ naming
     @property
@@ -144,13 +251,13 @@ class Location:
 
     @property
     def parent(self) -> "Location":
-        return Location(self.fs, self.path.rstrip("/").rsplit("/", 1)[0], self.scheme)
+        return replace(self, path=self.path.rstrip("/").rsplit("/", 1)[0])
 
     def __truediv__(self, name: str) -> "Location":
         name = str(name).strip("/")
         if not name or ".." in name.split("/"):
             raise StorageError(f"bad name {name!r} under {self.uri}")
-        return Location(self.fs, f"{self.path.rstrip('/')}/{name}", self.scheme)
+        return replace(self, path=f"{self.path.rstrip('/')}/{name}")
 
     def __str__(self) -> str:
         return self.uri
@@ -168,7 +275,7 @@ class Location:
     # ------------------------------------------------------------------ queries
     def _info(self) -> pafs.FileInfo:
         try:
-            return self.fs.get_file_info(self.path)
+            return self._retry(lambda: self.fs.get_file_info(self.path))
         except OSError as exc:
             raise StorageError(f"{self.uri}: {_one_line(exc)}") from None
 
@@ -192,16 +299,19 @@ class Location:
     def list(self) -> list[str]:
         """Names of the direct children (files and directories), sorted; [] when absent."""
         try:
-            infos = self.fs.get_file_info(pafs.FileSelector(self.path, recursive=False, allow_not_found=True))
+            infos = self._retry(lambda: self.fs.get_file_info(
+                pafs.FileSelector(self.path, recursive=False, allow_not_found=True)))
         except OSError as exc:
             raise StorageError(f"{self.uri}: {_one_line(exc)}") from None
         return sorted(i.base_name for i in infos)
 
     # ------------------------------------------------------------------ reading
     def read_bytes(self) -> bytes:
-        try:
+        def read() -> bytes:
             with self.fs.open_input_stream(self.path) as f:
                 return f.read()
+        try:
+            return self._retry(read)
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -222,14 +332,14 @@ class Location:
             raise StorageError(f"{self.uri}: not valid JSON ({str(exc).splitlines()[0]})") from None
 
     def read_parquet(self, columns: list[str] | None = None, filters=None) -> pa.Table:
-        return pq.read_table(self.path, filesystem=self.fs, columns=columns, filters=filters)
+        return self._retry(lambda: pq.read_table(self.path, filesystem=self.fs, columns=columns, filters=filters))
 
     def parquet_schema(self) -> pa.Schema:
-        return pq.read_schema(self.path, filesystem=self.fs)
+        return self._retry(lambda: pq.read_schema(self.path, filesystem=self.fs))
 
     def parquet_metadata(self) -> pq.FileMetaData:
         """The Parquet footer (schema, row count), without reading the data pages."""
-        return pq.read_metadata(self.path, filesystem=self.fs)
+        return self._retry(lambda: pq.read_metadata(self.path, filesystem=self.fs))
 
     # ------------------------------------------------------------------ writing
     def write_bytes(self, payload: bytes) -> None:
@@ -239,8 +349,10 @@ class Location:
             if self.is_local:
                 _write_local(Path(self.path), payload)
             else:
-                with self.fs.open_output_stream(self.path) as f:
-                    f.write(payload)
+                def put() -> None:
+                    with self.fs.open_output_stream(self.path) as f:
+                        f.write(payload)
+                self._retry(put)
         except OSError as exc:
             raise StorageError(f"{self.uri}: {_one_line(exc)}") from None
 
@@ -267,7 +379,7 @@ class Location:
     def delete(self) -> None:
         """Remove a file or object (nothing when it is absent)."""
         try:
-            self.fs.delete_file(self.path)
+            self._retry(lambda: self.fs.delete_file(self.path))
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -278,7 +390,7 @@ class Location:
         """Remove a directory or prefix and everything under it (nothing when absent)."""
         try:
             if self.exists():
-                self.fs.delete_dir(self.path)
+                self._retry(lambda: self.fs.delete_dir(self.path))
         except FileNotFoundError:
             pass
         except OSError as exc:
@@ -353,4 +465,4 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["Location", "SCHEMES", "StorageError", "resolve"]
+__all__ = ["Location", "SCHEMES", "StorageError", "is_transient", "resolve", "retry_transient", "split_uri"]

@@ -76,7 +76,7 @@ class IslandConfig:
     method: str = setting("fast", choices=METHODS, help="Engine: fast (integer-aware operators, refinement, tabu) or "
                                                         "paper (pymoo's NSGA3 as published).")
     regime: str = setting("up", choices=("up", "down"), option=True, help="Leading flavon (FN paper sec. III.4).")
-    ordering: str = setting("any", choices=ORDERINGS, option=True,
+    ordering: str = setting("any", choices=ORDERINGS, option=None,
                             help="IO adds the paper's loss forcing inverted ordering; NO keeps only NO models.")
     max_exponent: int | None = setting(None, lo=0, hi=100, help="Add the objective C(max n_ij, 0, M) (none: no such objective).")
     mass_tolerance: float = setting(fn.DEFAULT_MASS_TOLERANCE, lo=0.0, hi=1.0, lo_open=True, hi_open=True,
