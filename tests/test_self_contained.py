@@ -4,7 +4,6 @@ copy of its data set (content and SHA-256) in OUT and uses it on resume from any
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
