@@ -68,31 +68,13 @@ def make_run(run: Path, n: int, shards: int, fraction: float, seed: int = 0, blo
 
 
 def collect_in_memory(run) -> int:
-    """The collection before it streamed (the baseline)."""
-    import pyarrow as pa
-
-    from rayflavor.methods.diffusion.data import unique_points
-    from rayflavor.methods.diffusion.sampleset import flat_manifest
-    from rayflavor.methods.diffusion.settings import KIND_FIELDS
+    """The collection before it streamed (the baseline): rows written."""
+    from rayflavor.bench.collect import collect_in_memory as collect
     from rayflavor.storage import runs
 
-    root = runs.loc(run) / "samples"
-    tables = []
-    for name in root.list():
-        d = root / name
-        manifest = flat_manifest(runs.read_json(d / "manifest.json")) if (d / "manifest.json").is_file() else {}
-        for i in runs.finished_parts(d):
-            t = runs.read_table(runs.part_path(d, i), filters=[("solution", "==", True)]).replace_schema_metadata(None)
-            if manifest.get("ordering") and "ordering" not in t.column_names:
-                t = t.append_column("ordering", pa.array([manifest["ordering"]] * t.num_rows, pa.string()))
-            for column, setting in KIND_FIELDS.items() if manifest else ():
-                if column not in t.column_names:
-                    t = t.append_column(column, pa.array([manifest.get(setting, 0)] * t.num_rows, pa.int32()))
-            if t.num_rows or not tables:
-                tables.append(t.append_column("sample_set", pa.array([name] * t.num_rows, pa.string())))
-    if not tables:
+    table = collect(run)
+    if table is None:
         return 0
-    table = unique_points(pa.concat_tables(tables, promote_options="default"))
     runs.write_table(table, runs.solutions_path(run))
     return table.num_rows
 

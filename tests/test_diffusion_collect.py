@@ -1,7 +1,7 @@
 """``collect_solutions`` streams: the same ``RUN/solutions.parquet`` as gathering every solution in memory.
 
 No Ray. The reference is the in-memory collection (every part's solution rows concatenated, then
-``unique_points``), kept here as written before the collection streamed.
+``unique_points``): :func:`rayflavor.bench.collect.collect_in_memory`, the collection as it was before it streamed.
 """
 
 from __future__ import annotations
@@ -12,31 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rayflavor.bench.collect import collect_in_memory
 from rayflavor.methods.diffusion.data import SeenPoints, point_keys, unique_points
-from rayflavor.methods.diffusion.sampleset import flat_manifest
-from rayflavor.methods.diffusion.settings import KIND_FIELDS
 from rayflavor.physics import data as physics_data
 from rayflavor.physics import seesaw
 from rayflavor.storage import runs
-
-
-def _collect_in_memory(run) -> pa.Table | None:
-    """The collection before it streamed: all solution rows in memory, concatenated, deduplicated."""
-    root = runs.loc(run) / "samples"
-    tables = []
-    for name in root.list():
-        d = root / name
-        manifest = flat_manifest(runs.read_json(d / "manifest.json")) if (d / "manifest.json").is_file() else {}
-        for i in runs.finished_parts(d):
-            t = runs.read_table(runs.part_path(d, i), filters=[("solution", "==", True)]).replace_schema_metadata(None)
-            if manifest.get("ordering") and "ordering" not in t.column_names:
-                t = t.append_column("ordering", pa.array([manifest["ordering"]] * t.num_rows, pa.string()))
-            for column, setting in KIND_FIELDS.items() if manifest else ():
-                if column not in t.column_names:
-                    t = t.append_column(column, pa.array([manifest.get(setting, 0)] * t.num_rows, pa.int32()))
-            if t.num_rows or not tables:
-                tables.append(t.append_column("sample_set", pa.array([name] * t.num_rows, pa.string())))
-    return unique_points(pa.concat_tables(tables, promote_options="default")) if tables else None
 
 
 def _part(x: np.ndarray, flags: np.ndarray, **extra) -> dict:
@@ -77,7 +57,7 @@ def test_streamed_solutions_file_equals_the_in_memory_collection(tmp_path):
             cols = _part(x[idx], flags, **{k: np.full(n, v, dtype=object if isinstance(v, str) else np.int32)
                                             for k, v in extra.items()})
             runs.write_table(cols, runs.part_path(d, i))
-    want = _collect_in_memory(tmp_path)
+    want = collect_in_memory(tmp_path)
     n = collect_solutions(tmp_path)
     got = runs.read_table(runs.solutions_path(tmp_path))
     assert n == got.num_rows == want.num_rows and 0 < n < sol.sum() * 3
@@ -96,7 +76,7 @@ def test_no_parts_write_no_file_and_parts_without_solutions_an_empty_one(tmp_pat
     runs.write_table(_part(x, np.zeros(30, bool)), runs.part_path(d, 0))
     runs.write_table(_part(x, np.zeros(30, bool), extra=np.ones(30)), runs.part_path(d, 1))
     assert collect_solutions(tmp_path) == 0
-    got, want = runs.read_table(runs.solutions_path(tmp_path)), _collect_in_memory(tmp_path)
+    got, want = runs.read_table(runs.solutions_path(tmp_path)), collect_in_memory(tmp_path)
     assert got.num_rows == 0 and got.schema == want.schema and "extra" not in got.column_names
 
 

@@ -393,16 +393,8 @@ def _publish(target: Path, dest: Location) -> None:
             os.fsync(fh.fileno())
         os.replace(target, dest.local_path())
         return
-    # an object store: one multipart upload, streamed (models.parquet may be GBs); the object
-    # appears when the stream closes, a killed process leaves no object (an unfinished upload)
-    try:
-        stream = dest.fs.open_output_stream(dest.path)
-        with open(target, "rb") as src:
-            while chunk := src.read(64 << 20):
-                stream.write(chunk)
-        stream.close()
-    except OSError as exc:
-        raise StorageError(f"{dest.uri}: {_one_line(exc)}") from None
+    # an object store: one multipart upload, streamed (models.parquet may be GBs)
+    dest.upload_file(target, chunk_bytes=64 << 20)
 
 
 def _scratch(dest: Location) -> Path:

@@ -356,6 +356,19 @@ class Location:
         except OSError as exc:
             raise StorageError(f"{self.uri}: {_one_line(exc)}") from None
 
+    def upload_file(self, source: str | Path, *, chunk_bytes: int = 16 << 20) -> None:
+        """Stream the local file ``source`` to this object-store location in one multipart upload:
+        the object appears when the stream closes, after the last chunk, so a killed process
+        leaves no object (an unfinished upload).  Not retried: a failed stream cannot resume."""
+        try:
+            out = self.fs.open_output_stream(self.path)
+            with open(source, "rb") as src:
+                while chunk := src.read(chunk_bytes):
+                    out.write(chunk)
+            out.close()
+        except OSError as exc:
+            raise StorageError(f"{self.uri}: {_one_line(exc)}") from None
+
     def write_text(self, text: str) -> None:
         self.write_bytes(text.encode())
 

@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rayflavor.storage.location import Location, StorageError, resolve, temporary_beside
+from rayflavor.storage.location import Location, resolve, temporary_beside
 from rayflavor.storage.tables import to_arrow
 
 PART = "part-{:05d}.parquet"
@@ -96,14 +96,7 @@ def parquet_writer(target: Where, schema: pa.Schema, compression: str = "zstd",
         if scratch.stat().st_size <= ONE_PUT_BYTES:
             t.write_bytes(scratch.read_bytes())
             return
-        try:  # one multipart upload: the object appears when the stream closes, after the last chunk
-            out = t.fs.open_output_stream(t.path)
-            with open(scratch, "rb") as src:
-                while chunk := src.read(16 << 20):
-                    out.write(chunk)
-            out.close()
-        except OSError as exc:
-            raise StorageError(f"{t.uri}: {_first_line(exc)}") from None
+        t.upload_file(scratch)
     finally:
         scratch.unlink(missing_ok=True)
 
