@@ -1,8 +1,14 @@
-"""``rayflavor bench``: speed measurements (kept out of the unit tests)."""
+"""``rayflavor bench``: every measurement command (speed, scale, the findings recipes), kept out of the
+unit tests; the work is in :mod:`rayflavor.bench`."""
 
 from __future__ import annotations
 
+import json
+
 import click
+
+from rayflavor.cli import options
+from rayflavor.cli.common import OneLineCommand, UserError, load_data
 
 
 @click.group()
@@ -99,3 +105,130 @@ def bench_diffusion_seeds(runs_, reference, goal):
         click.echo(f"reference: {summary['rows']} states, smallest ESS over the predictions {ess:.0f}, "
                    f"{rate:.2f} effective samples per core-second"
                    + (f"; noise floor {min(floor.values()):.3f}–{max(floor.values()):.3f}" if floor else ""))
+
+
+@click.command("restarts", cls=OneLineCommand)
+@click.option("--seeds", type=click.IntRange(min=1), default=8, show_default=True, help="Seeds per variant.")
+@click.option("--minutes", type=click.FloatRange(min=0.05), default=3.0, show_default=True,
+              help="Core-minutes per island run.")
+@click.option("--patience", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Generations without improvement before a stall (low, so stalls happen within the budget).")
+@click.option("--restarts", type=click.IntRange(min=1), default=5, show_default=True)
+@options.seed_option(0, help="First seed.")
+@options.address_option()
+def bench_restarts_command(seeds, minutes, patience, restarts, seed, address):
+    """Restart-on-stall against the plain stop, same seeds and budget: valid models per core-hour
+    of the whole budget (a stopped island idles its core until the end)."""
+    from rayflavor.bench.scan import bench_restarts, format_bench
+
+    rows = bench_restarts(seeds=seeds, seconds=minutes * 60.0, patience=patience, restarts=restarts, regime="up", seed=seed,
+                          address=address)
+    click.echo(f"{seeds} seeds x {minutes:g} core-min, patience {patience}; per core-hour of the whole budget")
+    click.echo(format_bench(rows, whole_budget=True))
+
+
+@click.command("tabu", cls=OneLineCommand)
+@click.option("--seeds", type=click.IntRange(min=1), default=8, show_default=True, help="Seeds per variant.")
+@click.option("--minutes", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
+              help="Core-minutes per island run.")
+@click.option("--regime", type=click.Choice(["up", "down"]), default="up", show_default=True)
+@options.seed_option(0, help="First seed.")
+@options.address_option()
+def bench_tabu_command(seeds, minutes, regime, seed, address):
+    """The tabu on found light textures (default) against the tabu on found charge assignments,
+    same seeds and budget: distinct light textures and unique models per core-hour."""
+    from rayflavor.bench.scan import bench_tabu, format_bench
+
+    rows = bench_tabu(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address)
+    click.echo(f"{seeds} seeds x {minutes:g} core-min, regime {regime}, default fast island otherwise")
+    click.echo(format_bench(rows))
+
+
+@click.command("scan", cls=OneLineCommand)
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds per configuration.")
+@click.option("--minutes", type=click.FloatRange(min=0.05), default=10.0, show_default=True, help="Core-minutes per island run.")
+@click.option("--regime", type=click.Choice(["up", "down"]), default="up", show_default=True)
+@options.seed_option(0, help="First seed.")
+@options.address_option()
+@click.option("--only", type=click.Choice(["fast", "paper"]), default=None,
+              help="Run one configuration only (default: both, and their ratio).")
+def bench_scan_command(seeds, minutes, regime, seed, address, only):
+    """Time to first valid model, unique valid models and distinct light textures per core-hour:
+    the fast islands against the paper's, each with its preset's stops but no target."""
+    from rayflavor.bench.scan import bench_scan, format_bench
+
+    rows = bench_scan(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address,
+                      methods=(only,) if only else ("fast", "paper"))
+    click.echo(format_bench(rows))
+
+
+@click.command("diffusion")
+@click.option("--batch", type=click.IntRange(min=1), default=4096, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Torch threads (rates are per core).")
+@click.option("--steps", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--guidance", type=click.FloatRange(min=0), default=8.0, show_default=True)
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
+@click.option("--physics-guidance", "physics", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Also time DDIM with this many physics-guidance steps per reverse step (0 = skip).")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw numbers as JSON.")
+def bench_diffusion_command(batch, threads, steps, guidance, seconds, physics, as_json) -> None:
+    """Samples/s per core of the table-2 network and of DDPM/DDIM, against the matmul bound."""
+    from rayflavor.bench.diffusion import bench
+
+    r = bench(batch=batch, threads=threads, steps=steps, guidance=guidance, min_seconds=seconds, physics=physics)
+    if as_json:
+        click.echo(json.dumps(r))
+        return
+    click.echo(f"batch {batch}, {threads} thread(s), {steps} steps, CFG {guidance:g}; samples/s per core")
+    click.echo(f"  matmul bound (1 forward)  {r['matmul_bound']:10.0f}  ({r['matmul_gflops']:.0f} GFLOP/s; a 1024^2 fp32 "
+               f"matmul runs at {r['gemm_gflops']:.0f} GFLOP/s per core)")
+    click.echo(f"  forward, folded bias      {r['forward_folded']:10.0f}  ({100 * r['forward_ratio']:.0f}% of bound)")
+    click.echo(f"  forward, eager table-2    {r['forward_eager']:10.0f}")
+    for s in ("ddpm", "ddim"):
+        click.echo(f"  {s} sampler              {r[s]:10.1f}  ({100 * r[s + '_ratio']:.0f}% of bound "
+                   f"{r['matmul_bound'] / ((2 if guidance not in (0, 1) else 1) * steps):.1f})")
+    if r.get("physics"):
+        click.echo(f"  ddim + physics guidance   {r['ddim_physics']:10.1f}  ({r['physics']} steps per reverse step; "
+                   f"{r['ddim'] / r['ddim_physics']:.1f}x the time of plain DDIM)")
+
+
+@click.command("findings", cls=OneLineCommand)
+@options.out_option("Directory (or storage URI) that gets one scan per recipe.", required=True)
+@click.option("--islands", type=click.IntRange(min=1), default=2, show_default=True, help="Islands per recipe scan.")
+@click.option("--time-limit", default="15m", show_default=True,
+              help="Wall-clock limit of each recipe scan (2 islands x 15m = 30 core-minutes).")
+@options.seed_option(0, help="Base seed of every recipe scan.")
+@click.option("--only", default=None, metavar="SCAN[,SCAN...]",
+              help="Run only these recipe scans (no-up, io-up, no-down, io-down, max-exponent-3, masses-10, masses-6).")
+@options.address_option()
+@click.option("--dry-run", is_flag=True, help="Print the scan commands and exit.")
+def bench_findings_command(out, islands, time_limit, seed, only, address, dry_run):
+    """Reproduce the FN paper's findings (both orderings in both regimes, small and large m_ee,
+    maximal exponent 3, masses within 10% and 6%): run one scan per recipe, then print, per
+    finding, the models that show it, the island-time to the first one and the counts per
+    core-hour.  Writes OUT/findings.md, OUT/findings.json and OUT/findings.png."""
+    from rayflavor.bench.findings import SCANS, RecipeError, run_findings
+    from rayflavor.physics.fn import DEFAULT_DATA
+    from rayflavor.settings_model import parse_duration
+    from rayflavor.storage.location import StorageError, resolve
+
+    try:
+        parse_duration(time_limit)
+        loc = resolve(out)
+    except (ValueError, StorageError) as exc:
+        raise UserError(f"{exc}") from None
+    scans = list(SCANS) if only is None else [s.strip() for s in only.split(",") if s.strip()]
+    bad = [s for s in scans if s not in SCANS]
+    if bad or not scans:
+        raise UserError(f"--only: unknown recipe scan {', '.join(bad) or repr(only)} (use {', '.join(SCANS)})")
+    try:
+        run_findings(loc, scans, load_data(DEFAULT_DATA), islands=islands, time_limit=time_limit, seed=seed,
+                     address=address, dry_run=dry_run, echo=click.echo)
+    except RecipeError as exc:
+        raise UserError(str(exc)) from None
+
+bench.add_command(bench_restarts_command, "restarts")
+bench.add_command(bench_tabu_command, "tabu")
+bench.add_command(bench_scan_command, "scan")
+bench.add_command(bench_diffusion_command, "diffusion")
+bench.add_command(bench_findings_command, "findings")

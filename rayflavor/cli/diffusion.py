@@ -9,7 +9,6 @@ and every command that writes into RUN holds RUN's lease (``RUN/LOCK.json``) whi
 
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,8 +52,6 @@ class _RunDir(click.Path):
 def _run_dir(must_exist: bool = True):
     return _RunDir(file_okay=False, exists=must_exist, path_type=Path)
 
-
-_pos = click.IntRange(min=1)
 
 #: the settings of each command that has them: class, presets (``default`` = the class defaults)
 SAMPLE = options.Settable(SamplingSettings, {"default": SamplingSettings(), **ds.PRESETS[SamplingSettings]}, "default")
@@ -244,33 +241,3 @@ def run_cmd(ctx, run, preset, config) -> None:
     else:
         click.echo(f"solutions: {s['solutions']} of {s['n']} samples (fraction {s['fraction']:.3g}), "
                    f"{s['distinct_solutions']} distinct; total {s['total_seconds'] / 60:.1f} min")
-
-
-@click.command("diffusion")
-@click.option("--batch", type=_pos, default=4096, show_default=True)
-@click.option("--threads", type=_pos, default=1, show_default=True, help="Torch threads (rates are per core).")
-@click.option("--steps", type=click.IntRange(1, 1000), default=50, show_default=True)
-@click.option("--guidance", type=click.FloatRange(min=0), default=8.0, show_default=True)
-@click.option("--seconds", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
-@click.option("--physics-guidance", "physics", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Also time DDIM with this many physics-guidance steps per reverse step (0 = skip).")
-@click.option("--json", "as_json", is_flag=True, help="Print the raw numbers as JSON.")
-def bench_diffusion_command(batch, threads, steps, guidance, seconds, physics, as_json) -> None:
-    """Samples/s per core of the table-2 network and of DDPM/DDIM, against the matmul bound."""
-    from rayflavor.bench.diffusion import bench
-
-    r = bench(batch=batch, threads=threads, steps=steps, guidance=guidance, min_seconds=seconds, physics=physics)
-    if as_json:
-        click.echo(json.dumps(r))
-        return
-    click.echo(f"batch {batch}, {threads} thread(s), {steps} steps, CFG {guidance:g}; samples/s per core")
-    click.echo(f"  matmul bound (1 forward)  {r['matmul_bound']:10.0f}  ({r['matmul_gflops']:.0f} GFLOP/s; a 1024^2 fp32 "
-               f"matmul runs at {r['gemm_gflops']:.0f} GFLOP/s per core)")
-    click.echo(f"  forward, folded bias      {r['forward_folded']:10.0f}  ({100 * r['forward_ratio']:.0f}% of bound)")
-    click.echo(f"  forward, eager table-2    {r['forward_eager']:10.0f}")
-    for s in ("ddpm", "ddim"):
-        click.echo(f"  {s} sampler              {r[s]:10.1f}  ({100 * r[s + '_ratio']:.0f}% of bound "
-                   f"{r['matmul_bound'] / ((2 if guidance not in (0, 1) else 1) * steps):.1f})")
-    if r.get("physics"):
-        click.echo(f"  ddim + physics guidance   {r['ddim_physics']:10.1f}  ({r['physics']} steps per reverse step; "
-                   f"{r['ddim'] / r['ddim_physics']:.1f}x the time of plain DDIM)")

@@ -8,12 +8,11 @@ from rayflavor import __version__
 from rayflavor.cli.analyze import analyze
 from rayflavor.cli.bench import bench
 from rayflavor.cli.config import config
-from rayflavor.cli.diffusion import bench_diffusion_command, diffusion
+from rayflavor.cli.diffusion import diffusion
 from rayflavor.cli.evaluate import evaluate
 from rayflavor.cli.reference import reference_cmd
 from rayflavor.cli.dedupe import dedupe
-from rayflavor.cli.findings import bench_findings_command
-from rayflavor.cli.scan import bench_restarts_command, bench_scan_command, bench_tabu_command, scan
+from rayflavor.cli.scan import scan
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,11 +33,6 @@ diffusion.add_command(reference_cmd)
 cli.add_command(analyze)
 cli.add_command(config)
 cli.add_command(bench)
-bench.add_command(bench_scan_command, "scan")
-bench.add_command(bench_restarts_command, "restarts")
-bench.add_command(bench_tabu_command, "tabu")
-bench.add_command(bench_findings_command, "findings")
-bench.add_command(bench_diffusion_command, "diffusion")
 
 if __name__ == "__main__":  # pragma: no cover
     cli()

@@ -1,4 +1,4 @@
-"""``rayflavor scan`` and ``rayflavor bench scan`` (thin click layer; the settings are
+"""``rayflavor scan`` (thin click layer; the settings are
 :class:`~rayflavor.orchestration.scan_settings.ScanSettings`; ``rayflavor dedupe`` is in
 :mod:`rayflavor.cli.dedupe`).
 
@@ -162,58 +162,3 @@ def scan(ctx, preset, config, out, address, resume, data_changed_ok, live):
     if result.interrupted:
         click.echo("interrupted: OUT is consistent; continue with --resume", err=True)
         sys.exit(130)
-
-
-@click.command("restarts", cls=OneLineCommand)
-@click.option("--seeds", type=click.IntRange(min=1), default=8, show_default=True, help="Seeds per variant.")
-@click.option("--minutes", type=click.FloatRange(min=0.05), default=3.0, show_default=True,
-              help="Core-minutes per island run.")
-@click.option("--patience", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Generations without improvement before a stall (low, so stalls happen within the budget).")
-@click.option("--restarts", type=click.IntRange(min=1), default=5, show_default=True)
-@options.seed_option(0, help="First seed.")
-@options.address_option()
-def bench_restarts_command(seeds, minutes, patience, restarts, seed, address):
-    """Restart-on-stall against the plain stop, same seeds and budget: valid models per core-hour
-    of the whole budget (a stopped island idles its core until the end)."""
-    from rayflavor.bench.scan import bench_restarts, format_bench
-
-    rows = bench_restarts(seeds=seeds, seconds=minutes * 60.0, patience=patience, restarts=restarts, regime="up", seed=seed,
-                          address=address)
-    click.echo(f"{seeds} seeds x {minutes:g} core-min, patience {patience}; per core-hour of the whole budget")
-    click.echo(format_bench(rows, whole_budget=True))
-
-
-@click.command("tabu", cls=OneLineCommand)
-@click.option("--seeds", type=click.IntRange(min=1), default=8, show_default=True, help="Seeds per variant.")
-@click.option("--minutes", type=click.FloatRange(min=0.05), default=2.0, show_default=True,
-              help="Core-minutes per island run.")
-@click.option("--regime", type=click.Choice(["up", "down"]), default="up", show_default=True)
-@options.seed_option(0, help="First seed.")
-@options.address_option()
-def bench_tabu_command(seeds, minutes, regime, seed, address):
-    """The tabu on found light textures (default) against the tabu on found charge assignments,
-    same seeds and budget: distinct light textures and unique models per core-hour."""
-    from rayflavor.bench.scan import bench_tabu, format_bench
-
-    rows = bench_tabu(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address)
-    click.echo(f"{seeds} seeds x {minutes:g} core-min, regime {regime}, default fast island otherwise")
-    click.echo(format_bench(rows))
-
-
-@click.command("scan", cls=OneLineCommand)
-@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds per configuration.")
-@click.option("--minutes", type=click.FloatRange(min=0.05), default=10.0, show_default=True, help="Core-minutes per island run.")
-@click.option("--regime", type=click.Choice(["up", "down"]), default="up", show_default=True)
-@options.seed_option(0, help="First seed.")
-@options.address_option()
-@click.option("--only", type=click.Choice(["fast", "paper"]), default=None,
-              help="Run one configuration only (default: both, and their ratio).")
-def bench_scan_command(seeds, minutes, regime, seed, address, only):
-    """Time to first valid model, unique valid models and distinct light textures per core-hour:
-    the fast islands against the paper's, each with its preset's stops but no target."""
-    from rayflavor.bench.scan import bench_scan, format_bench
-
-    rows = bench_scan(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address,
-                      methods=(only,) if only else ("fast", "paper"))
-    click.echo(format_bench(rows))
