@@ -23,21 +23,26 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--n-data", "300", "--train-steps", "20", "--teacher", "none", "--rounds", "1", "--ft-steps", "10", "--n-select", "200",
-        "--n", "100", "--seed", "2", "--config", "tiny.toml"]
-#: the settings of the tiny chain that are not options (written into the working directory of each call)
+        "--n", "100", "--seed", "2"]
+#: the settings of the tiny chain that are not options (a --config file beside the working directory)
 TINY_CONFIG = "final_physics = 0\nfinal_project = 0\n[sampling]\nsteps = 2\n[selection]\nselect = 'cuts'\nmin_select = 40\n"
 
 
 def _cli(args, cwd):
-    (Path(cwd) / "tiny.toml").write_text(TINY_CONFIG)
+    """``rayflavor diffusion *args --config <tiny>`` run in ``cwd``; the config file lies outside it,
+    so that ``cwd`` shows whatever the run itself writes to the local disk."""
+    config = Path(cwd).parent / "tiny.toml"
+    config.write_text(TINY_CONFIG)
     env = {**os.environ, "RAY_ADDRESS": "local", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "rayflavor.cli.main", "diffusion", *args], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=900)
+    return subprocess.run([sys.executable, "-m", "rayflavor.cli.main", "diffusion", *args, "--config", str(config)],
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=900)
 
 
 def test_diffusion_run_on_s3_writes_everything_to_the_bucket_and_resumes_from_it(s3_bucket, tmp_path):
     uri = f"{s3_bucket}/run"
-    r = _cli(["run", uri, *TINY], cwd=tmp_path)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    r = _cli(["run", uri, *TINY], cwd=work)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "solutions:" in r.stdout
     run = resolve(uri)
@@ -48,7 +53,7 @@ def test_diffusion_run_on_s3_writes_everything_to_the_bucket_and_resumes_from_it
     assert any(name.startswith("pre-") for name in ckpts.list())  # Ray Train checkpointed into the bucket
     assert runs.solutions_path(run).is_file() and runs.finetune_path(run, "tuned-1").is_file()
     assert not (run / "LOCK.json").exists()  # the lease was released
-    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing landed on the local disk
-    again = _cli(["run", uri, *TINY], cwd=tmp_path)
+    assert sorted(p.name for p in work.iterdir()) == []  # nothing landed on the local disk
+    again = _cli(["run", uri, *TINY], cwd=work)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "already finished" in again.stdout and "round 1:" not in again.stdout
