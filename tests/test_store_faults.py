@@ -5,8 +5,10 @@ permanent failure."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -264,57 +266,68 @@ def test_a_full_disk_mid_scan_ends_in_one_line_with_exit_3(ray_session, small_di
     (small_disk / "ballast").unlink()
     doc = resolve(out / "scan.json").read_json()
     assert doc["status"] == "running"  # as the line said: scan.json could not record the failure
-    parts = committed_parts(resolve(out))
-    df = pl.read_parquet([p.uri for p in parts])
-    x = df.select(list(fn.PARAMETERS)).to_numpy().astype(np.float64)
-    assert len(df) and fn.evaluate(x, data=data.load(RELAXED), mass_tolerance=0.9)["valid"].all()
+    _committed_models(resolve(out))  # the models committed before are intact and re-validate
 
 
 # ---------------------------------------------------------------------------- a scan through an outage
-@pytest.mark.slow
-@pytest.mark.ray
-def test_a_scan_on_s3_survives_a_40_s_store_outage(proxied_bucket, tmp_path):
-    """``rayflavor scan --out s3://…`` (a subprocess with its own embedded Ray, whose endpoint is
-    the proxy); once models are committed the proxy goes off for 40 s, then on again.  The scan
-    finishes, every committed model re-validates, none is duplicated, none is lost (each island's
-    committed rows equal the models it reports found), and commits happened after the outage."""
+@contextlib.contextmanager
+def _scan_until_the_store_goes_off(proxied_bucket, tmp_path, settings: str):
+    """``rayflavor scan --out s3://…`` with ``settings`` (TOML) in a subprocess with its own embedded
+    Ray, whose endpoint is the proxy; once a model is committed the proxy goes off.  Yields
+    ``(process, the scan's location read past the proxy, the proxy)``; the process's stdout and
+    stderr are pipes.  On exit a process still running is killed and its Ray temp dir removed."""
     bucket, proxy, direct = proxied_bucket
     uri = f"{bucket}/scan"
     cfg = tmp_path / "run.toml"
-    cfg.write_text("flush_rows = 5\nflush_seconds = 1.0\nchunk_seconds = 1.0\n" + ISLAND + "target_valid = 150\n")
+    cfg.write_text("flush_rows = 5\nflush_seconds = 1.0\nchunk_seconds = 1.0\n" + settings + ISLAND
+                   + "target_valid = 150\n")
     args = ["--islands", "2", "--seed", "1", "--out", uri, "--data", RELAXED,
             "--no-live", "--time-limit", "300s", "--config", str(cfg)]
-    ray_tmp = tempfile.mkdtemp(prefix="rf-outage-")
-    env = ray_subprocess_env(ROOT, RAY_TMPDIR=ray_tmp)  # its own Ray, every node on 127.0.0.1
-    proc = subprocess.Popen([sys.executable, "-m", "rayflavor.cli.main", "scan", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    direct_out = None
+    ray_tmp = tempfile.mkdtemp(prefix="rf-store-")
+    proc = subprocess.Popen([sys.executable, "-m", "rayflavor.cli.main", "scan", *args],
+                            env=ray_subprocess_env(ROOT, RAY_TMPDIR=ray_tmp),  # its own Ray, on 127.0.0.1
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         os.environ["AWS_ENDPOINT_URL"] = direct  # the test reads the bucket past the proxy
         direct_out = resolve(uri)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None and not committed_parts(direct_out):
             time.sleep(0.2)
-        assert proc.poll() is None and committed_parts(direct_out), "no commit before the outage"
+        assert proc.poll() is None and committed_parts(direct_out), "no commit before the store went off"
         proxy.set("off")
+        yield proc, direct_out, proxy
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _committed_models(out) -> pl.DataFrame:
+    """The committed models of ``out``; asserts there are some and that every one re-validates."""
+    df = pl.concat([pl.read_parquet(p.read_bytes()) for p in committed_parts(out)])
+    x = df.select(list(fn.PARAMETERS)).to_numpy().astype(np.float64)
+    assert len(df) and fn.evaluate(x, data=data.load(RELAXED), mass_tolerance=0.9)["valid"].all()
+    return df
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_scan_on_s3_survives_a_40_s_store_outage(proxied_bucket, tmp_path):
+    """Once models are committed the proxy goes off for 40 s, then on again.  The scan finishes,
+    every committed model re-validates, none is duplicated, none is lost (each island's committed
+    rows equal the models it reports found), and commits happened after the outage."""
+    with _scan_until_the_store_goes_off(proxied_bucket, tmp_path, "") as (proc, direct_out, proxy):
         outage_start = time.time()
         time.sleep(40)
         proxy.set("on")
         outage_end = time.time()
-        output, _ = proc.communicate(timeout=420)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 9)
-        import shutil
-
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+        stdout, stderr = proc.communicate(timeout=420)
+    output = stdout + stderr
     assert proc.returncode == 0, output
     assert proxy.refused > 0  # the outage was felt
     doc = (direct_out / "scan.json").read_json()
     assert doc["status"] == "finished", doc.get("failure")
-    df = pl.concat([pl.read_parquet(p.read_bytes()) for p in committed_parts(direct_out)])
-    x = df.select(list(fn.PARAMETERS)).to_numpy().astype(np.float64)
-    assert fn.evaluate(x, data=data.load(RELAXED), mass_tolerance=0.9)["valid"].all()  # every model re-validates
+    df = _committed_models(direct_out)  # every model re-validates
     after = []
     for i in list_islands(direct_out):
         g = df.filter(pl.col("island") == i)
@@ -335,39 +348,13 @@ def test_a_store_that_stays_down_ends_the_scan_in_one_line_with_exit_3(proxied_b
     """The proxy goes off for good after the first commit (``store_retry_seconds = 5``): the scan
     ends with one ``Error:`` line naming the store and saying that scan.json could not be
     updated, exit code 3, no traceback; the models committed before are intact."""
-    bucket, proxy, direct = proxied_bucket
-    uri = f"{bucket}/scan"
-    cfg = tmp_path / "run.toml"
-    cfg.write_text("flush_rows = 5\nflush_seconds = 1.0\nchunk_seconds = 1.0\nstore_retry_seconds = 5.0\n" + ISLAND +
-                   "target_valid = 150\n")
-    args = ["--islands", "2", "--seed", "1", "--out", uri, "--data", RELAXED,
-            "--no-live", "--time-limit", "300s", "--config", str(cfg)]
-    ray_tmp = tempfile.mkdtemp(prefix="rf-down-")
-    proc = subprocess.Popen([sys.executable, "-m", "rayflavor.cli.main", "scan", *args],
-                            env=ray_subprocess_env(ROOT, RAY_TMPDIR=ray_tmp), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        os.environ["AWS_ENDPOINT_URL"] = direct
-        direct_out = resolve(uri)
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None and not committed_parts(direct_out):
-            time.sleep(0.2)
-        assert proc.poll() is None and committed_parts(direct_out), "no commit before the store went down"
-        proxy.set("off")
+    with _scan_until_the_store_goes_off(proxied_bucket, tmp_path, "store_retry_seconds = 5.0\n") as (proc, direct_out, _):
         stdout, stderr = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 9)
-        import shutil
-
-        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert proc.returncode == 3, stdout + stderr
     errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "Traceback" not in stderr + stdout, stderr
     assert "cannot reach the object store" in errors[0] and "scan.json could not be updated" in errors[0], errors[0]
-    df = pl.concat([pl.read_parquet(p.read_bytes()) for p in committed_parts(direct_out)])
-    x = df.select(list(fn.PARAMETERS)).to_numpy().astype(np.float64)
-    assert len(df) and fn.evaluate(x, data=data.load(RELAXED), mass_tolerance=0.9)["valid"].all()
+    _committed_models(direct_out)
 
 
 # ---------------------------------------------------------------------------- the runner keeps what a failed commit held
