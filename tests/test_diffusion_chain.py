@@ -72,13 +72,13 @@ def test_diffusion_run_end_to_end_stores_its_settings_and_resumes(ray_session, t
 
 
 def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_session, tmp_path):
-    """The default chain: a teacher reference in RUN/teacher (random stream 1), the
+    """The nested teacher's chain: a teacher reference in RUN/teacher (random stream 1), the
     pre-network fine-tuned on its solutions into 'taught', both final samples from 'taught'."""
     import numpy as np
     import polars as pl
 
     run = tmp_path / "run"
-    args = ["--n-data", "400", "--train-steps", "20", "--n", "200", "--seed", "2",
+    args = ["--n-data", "400", "--train-steps", "20", "--n", "200", "--seed", "2", "--teacher", "nested",
             *_config(tmp_path, "teacher_tasks = 2\nteacher_live = 30\nteacher_steps = 15\nfinal_project = 20\n"
                                "final_orbits = 3\n[sampling]\nsteps = 3\n")]
     r = CliRunner().invoke(cli, ["diffusion", "run", str(run), *args], catch_exceptions=False)
@@ -113,7 +113,7 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     from rayflavor.bench import seeds
 
     row = seeds.seed_row(run, pl.read_parquet(run / "teacher" / "reference.parquet"))
-    assert (row.seed, row.teacher, sorted(row.sets)) == (2, "reference", ["guided", "network"])
+    assert (row.seed, row.teacher, sorted(row.sets)) == (2, "nested", ["guided", "network"])
     assert row.sets["network"].n == row.sets["guided"].n == 200
     assert (row.sets["guided"].physics, row.sets["guided"].project, row.sets["guided"].orbits) == (0, 20, 3)
     assert any(t.endswith("-reflect-proj20-orb3-n200-s4") for t in tags)  # the projected set: its own tag, seed + 2
@@ -125,8 +125,11 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     # the bench finds the set's solutions by that name
     assert (row.sets["guided"].fidelity is not None) == (row.sets["guided"].solutions > 0)
     assert row.sets["guided"].core_seconds > 0 and table.output.splitlines()[2].startswith(
-        "| 2 | reference, casas-ibarra-m3edge, labels solutions, projected 20 steps + orbits 3 sweeps |")
+        "| 2 | nested, casas-ibarra-m3edge, labels solutions, projected 20 steps + orbits 3 sweeps |")
     assert "effective samples per core-second" in table.output
+    # beside the network-only set, its floor: the run's own teacher against the reference (here itself: 0)
+    floor_row = table.output.split("The network-only set against its floor:")[1].strip().splitlines()[2]
+    assert floor_row.startswith("| 2 | ") and floor_row.split(" | ")[3].startswith("0.000 (")
     own = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(run / "teacher")])
     assert own.exit_code == 2 and "this run's own teacher" in own.output  # not an independent reference
     more = CliRunner().invoke(cli, ["diffusion", "finetune", str(run), "--rounds", "1", "--n-select", "100"])
@@ -137,6 +140,41 @@ def test_teacher_chain_end_to_end_learns_from_a_reference_and_resumes(ray_sessio
     assert again.exit_code == 0, again.output
     assert "teacher: 2 nested" not in again.output and "0 shards generated" in again.output
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    # a run of an earlier release names this teacher 'reference': it resumes as the same chain
+    manifest = json.loads((run / "run.json").read_text())
+    manifest["settings"]["teacher"] = "reference"
+    (run / "run.json").write_text(json.dumps(manifest))
+    old = CliRunner().invoke(cli, ["diffusion", "run", str(run), *args[:-2]], catch_exceptions=False)
+    assert old.exit_code == 0, old.output
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_importance_teacher_chain_learns_every_resampled_draw(ray_session, tmp_path):
+    """``--teacher importance``: the teacher is the exact sampler's reference (random stream 1, the
+    chain's seed), the taught network learns every one of its resampled rows, and a rerun keeps it."""
+    import polars as pl
+
+    run = tmp_path / "run"
+    args = ["--n-data", "400", "--train-steps", "20", "--n", "200", "--seed", "5", "--teacher", "importance",
+            *_config(tmp_path, "teacher_tasks = 2\nteacher_proposals = 40000\nteacher_steps = 15\n"
+                               "final_project = 0\n[sampling]\nsteps = 3\n")]
+    r = CliRunner().invoke(cli, ["diffusion", "run", str(run), *args], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "teacher: 2 tasks of 40000 exact importance draws" in r.output
+    ref = json.loads((run / "teacher" / "reference.json").read_text())
+    assert (ref["method"], ref["proposals"], ref["settings"]["stream"], ref["settings"]["seed"]) == \
+        ("importance", 80_000, 1, 5)
+    resampled = pl.read_parquet(run / "teacher" / "reference.parquet")
+    rows = pl.read_parquet(run / "finetune" / "taught.parquet")
+    assert rows.height == resampled.height == ref["rows"] > 10 and rows["solution"].all()
+    assert f"teacher: {rows.height} solutions (resampled draws)" in r.output
+    assert sorted(rows["log10_h2_over_m3_ev"].to_list()) == sorted(resampled["log10_h2_over_m3_ev"].to_list())
+    assert runs.networks(run) == ["pre", "taught"]
+    assert training.load_model(runs.network_path(run, "taught"))[2]["step"] == 15
+    stamp = (run / "teacher" / "reference.parquet").stat().st_mtime_ns
+    again = CliRunner().invoke(cli, ["diffusion", "run", str(run), *args], catch_exceptions=False)
+    assert again.exit_code == 0 and "exact importance draws" not in again.output
+    assert (run / "teacher" / "reference.parquet").stat().st_mtime_ns == stamp
 
 
 def test_long_rounds_get_a_trainer_each_with_checkpoints(ray_session, tmp_path):

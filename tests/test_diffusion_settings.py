@@ -32,12 +32,16 @@ def p_bound() -> str:
 def test_library_callers_get_the_cli_chain():
     """The library's defaults are the values users get from the CLI."""
     c = ChainSettings()
-    assert (c.teacher, c.teacher_tasks, c.teacher_live, c.teacher_steps) == ("reference", 16, 1000, 40_000)
+    assert (c.teacher, c.teacher_tasks, c.teacher_live, c.teacher_steps) == ("nested", 16, 1000, 40_000)
     assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance) == (0, 1.0, "best", 1.0)
     assert (c.final_physics, c.final_project, c.final_orbits, c.second_final) == (0, 200, 10, True)
     # the teacher mixes along the orbits like a reference; the network works in Casas-Ibarra coordinates and
     # conditions each final point on the labels of one of its solutions
     assert (c.teacher_reference().orbits, c.teacher_reference().stream) == (1, 1)
+    exact = replace(c, teacher="importance", teacher_tasks=3, teacher_proposals=1000, seed=7).teacher_reference()
+    assert (exact.method, exact.tasks, exact.proposals, exact.seed, exact.stream) == ("importance", 3, 1000, 7, 1)
+    # a run.json or --config file of an earlier release names the nested teacher 'reference'
+    assert ChainSettings(teacher="reference") == ChainSettings(teacher="nested")
     assert (c.coordinates, c.final_labels, c.final_sampling(0, 0, 0).labels) == ("casas-ibarra-m3edge", "solutions",
                                                                           "solutions")
     from rayflavor.methods.reference import ReferenceSettings
@@ -73,7 +77,7 @@ def test_library_callers_get_the_cli_chain():
     (lambda: ChainSettings(seed=2**63), "seed must be an integer in [0, 9223372036854775807]"),
     (lambda: ChainSettings(n_data=10.0), "n_data must be an integer in [10, "),
     (lambda: ChainSettings(rounds=3), "rounds (3) need teacher 'none'"),
-    (lambda: ChainSettings(teacher="self"), "teacher must be one of reference, none"),
+    (lambda: ChainSettings(teacher="self"), "teacher must be one of importance, nested, none"),
     (lambda: ChainSettings(teacher_live=5), "teacher_live must be an integer in [20, "),
     (lambda: ChainSettings(sampling=SamplingSettings(physics=3)), "orbit resampling in the fine-tuning rounds are not"),
     (lambda: ChainSettings(sampling=SamplingSettings(project=50)), "orbit resampling in the fine-tuning rounds are not"),

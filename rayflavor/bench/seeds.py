@@ -24,9 +24,13 @@ import polars as pl
 
 from rayflavor.analysis.fidelity import KIND_COLUMNS, PREDICTIONS, Fidelity, compare_frames, sample_kind
 from rayflavor.methods.diffusion.sampleset import flat_manifest, network_only, summarize
+from rayflavor.methods.diffusion.settings import LEGACY_TEACHERS
 from rayflavor.storage import runs
 
 GOAL = 0.1
+#: Short names of the predictions in tables.
+SHORT = {"m_sum": "Σm", "delta_cp": "δCP", "alpha21": "α21", "alpha31": "α31", "m_bb": "m_ββ", "m_beta": "m_β",
+         "m1_over_m3": "M1/M3", "m2_over_m3": "M2/M3", "log10_m3_gev": "log M3"}
 
 
 @dataclass
@@ -61,6 +65,9 @@ class SeedRow:
     sets: dict[str, FinalSet] = field(default_factory=dict)  # "network" and "guided"
     coordinates: str = field(kw_only=True)  # a run stored before there was a choice: "paper"
     labels: str = field(kw_only=True)  # ... and "central"
+    #: the run's own teacher (RUN/teacher/reference.parquet) against the same reference: how far an
+    #: independent network-free sample lies from it, the floor the network's distances are read against
+    teacher_fidelity: Fidelity | None = field(default=None, kw_only=True)
 
     @property
     def kind(self) -> str:
@@ -94,7 +101,8 @@ def seed_row(run: runs.Where, reference: pl.DataFrame, floor: dict[str, float] |
     if not sets:
         raise ValueError(f"{runs.loc(run).uri}: no finished final sample set (is the run finished?)")
     sols = pl.from_arrow(runs.read_table(runs.solutions_path(run))) if runs.solutions_path(run).is_file() else None
-    row = SeedRow(str(runs.loc(run).uri), int(st.get("seed", 0)), str(st.get("teacher", "none")),
+    teacher = str(st.get("teacher", "none"))
+    row = SeedRow(str(runs.loc(run).uri), int(st.get("seed", 0)), LEGACY_TEACHERS.get(teacher, teacher),
                   coordinates=str(st.get("coordinates", "paper")), labels=str(st.get("final_labels", "central")))
     for tag, m, s in sets:
         mine = sols.filter(pl.col("sample_set") == tag) if sols is not None and "sample_set" in sols.columns else None
@@ -105,6 +113,11 @@ def seed_row(run: runs.Where, reference: pl.DataFrame, floor: dict[str, float] |
         key = "network" if network_only(m) else "guided"
         row.sets[key] = FinalSet(tag, int(m.get("physics") or 0), int(m.get("project") or 0), s["n"], s["solutions"],
                                  s["distinct_solutions"], s["core_seconds"], fid, int(m.get("orbits") or 0))
+    own = runs.loc(run) / "teacher" / "reference.parquet"
+    if own.is_file():
+        taught = pl.from_arrow(runs.read_table(own))
+        row.teacher_fidelity = next(iter(compare_frames(taught.drop(*KIND_COLUMNS, strict=False), reference,
+                                                        floor).values()))
     return row
 
 
@@ -134,8 +147,7 @@ def table(rows: list[SeedRow], goal: float = GOAL) -> str:
     shares and the throughput; then the median (range) over the seeds, separately for each kind of
     chain (:attr:`SeedRow.kind`)."""
     preds = [p for p, _ in PREDICTIONS]
-    short = {"m_sum": "Σm", "delta_cp": "δCP", "alpha21": "α21", "alpha31": "α31", "m_bb": "m_ββ", "m_beta": "m_β",
-             "m1_over_m3": "M1/M3", "m2_over_m3": "M2/M3", "log10_m3_gev": "log M3"}
+    short = SHORT
     head = ["seed", "teacher, second set", "network-only fraction", "guided fraction",
             "worst distance, network only (solutions)",
             *[f"{short[p]} (guided)" for p in preds], "face: network only / guided / reference",
@@ -183,4 +195,38 @@ def _block(rows: list[SeedRow], head: list[str], preds: list[str], goal: float) 
     return lines
 
 
-__all__ = ["FinalSet", "GOAL", "SeedRow", "final_sets", "reference_rate", "seed_row", "table"]
+def _worst(f: Fidelity | None) -> tuple[float, str]:
+    """(the largest distance, ``"0.031 (m_ββ)"``) of a fidelity; (nan, "—") without one."""
+    if f is None:
+        return math.nan, "—"
+    name = max(f.distances, key=f.distances.get)
+    return f.worst, f"{f.worst:.3f} ({SHORT[name]})"
+
+
+def floor_table(rows: list[SeedRow], goal: float) -> str:
+    """Markdown: per seed the network-only set's fraction and worst distance beside the floor it is
+    read against (the run's own network-free teacher, an independent sample of the solution set,
+    against the same reference), the guided set's fraction and worst distance (does the network
+    still need that step?), and whether the network-only set meets ``goal``; then median (range)."""
+    head = ["seed", "network-only fraction", "network-only worst (what)", "floor: the teacher's own worst (what)",
+            "guided fraction", "guided worst (what)", f"network only ≤ {goal:g}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    cols: dict[int, list[float]] = {i: [] for i in range(1, 6)}
+    met = 0
+    for r in rows:
+        net, gui = r.sets.get("network"), r.sets.get("guided")
+        vals = [(net.fraction, _fmt_frac(net.fraction)) if net else (math.nan, "—"),
+                _worst(net.fidelity if net else None), _worst(r.teacher_fidelity),
+                (gui.fraction, _fmt_frac(gui.fraction)) if gui else (math.nan, "—"), _worst(gui.fidelity if gui else None)]
+        for i, (v, _) in enumerate(vals, 1):
+            cols[i].append(v)
+        ok = net is not None and net.fidelity is not None and net.fidelity.worst <= goal
+        met += ok
+        lines.append("| " + " | ".join([str(r.seed), *(t for _, t in vals), "yes" if ok else "no"]) + " |")
+    if len(rows) > 1:
+        lines.append("| median (range) | " + " | ".join(_stats(cols[i]) for i in range(1, 6))
+                     + f" | {met} of {len(rows)} |")
+    return "\n".join(lines)
+
+
+__all__ = ["FinalSet", "GOAL", "SeedRow", "final_sets", "floor_table", "reference_rate", "seed_row", "table"]

@@ -99,6 +99,8 @@ def bench_diffusion_seeds(runs_, reference, goal):
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(seeds.table(rows, goal))
+    click.echo("\nThe network-only set against its floor:\n")
+    click.echo(seeds.floor_table(rows, goal))
     if summary:
         ess, rate = seeds.reference_rate(summary)
         floor = floor or {}

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from rayflavor import __version__, configfile
 from rayflavor.methods.diffusion import training
-from rayflavor.methods.diffusion.settings import ChainSettings
+from rayflavor.methods.diffusion.settings import LEGACY_TEACHERS, ChainSettings
 from rayflavor.orchestration.diffusion_dataset import make_dataset
 from rayflavor.orchestration.diffusion_rounds import SESSION_MAX_STEPS, finetune
 from rayflavor.orchestration.diffusion_sample import best_network, sample_run
@@ -38,6 +38,8 @@ def run_differences(run: runs.Where, settings: ChainSettings) -> list[str]:
     if not path.is_file():
         return []
     stored = runs.read_json(path).get("settings", {})
+    if stored.get("teacher") in LEGACY_TEACHERS:  # a run of an earlier release: the same teacher, renamed
+        stored = {**stored, "teacher": LEGACY_TEACHERS[stored["teacher"]]}
 
     def flat(d: dict, pre: str = "") -> dict:
         out = {}
@@ -57,7 +59,7 @@ def _keeps_labels(run: runs.Where, network: str | None) -> bool:
 
 def run_chain(run: runs.Where, settings: ChainSettings = ChainSettings(), *, gpu: str = "auto",
               session_max_steps: int = SESSION_MAX_STEPS, log=print) -> dict:
-    """dataset -> pre-network -> the teacher and the taught network (``teacher = "reference"``) or
+    """dataset -> pre-network -> the teacher and the taught network (``teacher`` importance or nested) or
     ``settings.rounds`` self-training rounds -> final sample; returns the final summary.
 
     The final sample is drawn from ``settings.final_network`` (``best``: the network whose earlier
@@ -75,7 +77,7 @@ def run_chain(run: runs.Where, settings: ChainSettings = ChainSettings(), *, gpu
     train_network(run, "pre", workers=st.workers, steps=st.train_steps, gpu=gpu, every=st.tune.every, seed=st.seed,
                   refit="none", coordinates=st.coordinates, recovery=st.recovery, log=log)
     network = None
-    if st.teacher == "reference":
+    if st.teacher != "none":
         network = teach(run, st, gpu=gpu, log=log)  # no rounds (ChainSettings refuses them), no choice to make
     done = sum(1 for n in runs.networks(run) if n.startswith("tuned-"))
     if st.rounds > done:

@@ -38,9 +38,13 @@ SELECT = ("nearest", "cuts")
 POOLS = ("union", "round")
 REFIT = ("solutions", "none")
 FINAL_NETWORK = ("best", "last")
-#: Where the chain's network learns the solution set from: a network-free reference (``reference``)
-#: or its own selected samples in self-training rounds (``none``).
-TEACHERS = ("reference", "none")
+#: Where the chain's network learns the solution set from: a network-free reference of it, drawn by
+#: the exact importance sampler (``importance``) or by nested sampling and constrained random walks
+#: (``nested``), or its own selected samples in self-training rounds (``none``). Named as
+#: ``rayflavor diffusion reference --method``.
+TEACHERS = ("importance", "nested", "none")
+#: Teacher names of earlier releases, read from stored settings (``run.json``, ``--config``) as these.
+LEGACY_TEACHERS = {"reference": "nested"}
 #: Rows a sample set writes to its parts (``SampleSet.keep``; the first is the default): every
 #: point, the selected and solutions, or the solutions only; the counts are always kept.
 KEEP = ("all", "selected", "solutions")
@@ -272,14 +276,19 @@ class ChainSettings:
                                     "paper); casas-ibarra (the same points in the exact Casas-Ibarra parametrisation; "
                                     "beyond the paper); casas-ibarra-m3edge (as casas-ibarra, with M3 as the log of "
                                     "its distance from the prior's heaviest-M3 face, where half the solutions lie).")
-    teacher: str = setting("reference", choices=TEACHERS, option=True,
-                           help="reference: fine-tune the pre-network once on a network-free sample of the solution "
-                                "set (nested sampling); none: self-training rounds on the network's own best samples "
-                                "(the paper's transfer learning; narrows onto one corner of the set).")
-    teacher_tasks: int = setting(16, lo=1, hi=10**4, help="Nested-sampling runs (Ray tasks) of the teacher.")
-    teacher_live: int = setting(1000, lo=20, hi=10**7, help="Live points per teacher run = teacher solutions per run.")
+    teacher: str = setting("nested", choices=TEACHERS, option=True,
+                           help="Fine-tune the pre-network once on a network-free sample of the solution set, drawn "
+                                "by the exact importance sampler (importance) or by nested sampling and random walks "
+                                "(nested; 'reference' in earlier releases); or none: self-training rounds on the "
+                                "network's own best samples (the paper's transfer learning; narrows onto one corner).")
+    teacher_tasks: int = setting(16, lo=1, hi=10**4, help="Ray tasks of the teacher (nested: one descent each; "
+                                                          "importance: teacher_proposals draws each).")
+    teacher_proposals: int = setting(1_000_000, lo=1, hi=10**10,
+                                     help="importance teacher: proposals per task (Kish ESS ~0.27 % of them).")
+    teacher_live: int = setting(1000, lo=20, hi=10**7, help="nested teacher: live points per run = solutions per run.")
     teacher_steps: int = setting(40_000, lo=1, help="Training steps of the taught network.")
-    teacher_orbits: int = setting(1, lo=0, hi=10**4, help="Orbit-resampling sweeps before every kept teacher state.")
+    teacher_orbits: int = setting(1, lo=0, hi=10**4,
+                                  help="nested teacher: orbit-resampling sweeps before every kept state.")
     rounds: int = setting(0, lo=0, hi=10**4, option=True,
                           help="Self-training rounds (only with teacher none; preset self: 30). Paper: 1.")
     sampling: SamplingSettings = setting(factory=lambda: SamplingSettings(guidance=1.0, n=20_000),
@@ -308,21 +317,27 @@ class ChainSettings:
     seed: int = seed_setting(0)
 
     def __post_init__(self) -> None:
+        if self.teacher in LEGACY_TEACHERS:  # a run.json or --config file of an earlier release
+            object.__setattr__(self, "teacher", LEGACY_TEACHERS[self.teacher])
         check(self)
         _rounds_sampling(self.sampling)
         if self.final_physics and self.coordinates != "paper":
             raise ValueError(f"final_physics ({self.final_physics}) needs coordinates 'paper': physics guidance inside the "
                              f"reverse process works on the paper's parameters, not on {self.coordinates} coordinates "
                              "(use final_project)")
-        if self.teacher == "reference" and self.rounds:
+        if self.teacher != "none" and self.rounds:
             raise ValueError(f"rounds ({self.rounds}) need teacher 'none': self-training rounds after a reference "
                              "teacher would narrow the taught network onto one mode again (use --preset self "
                              "for the self-training chain)")
 
     def teacher_reference(self):
-        """The teacher's :class:`rayflavor.methods.reference.ReferenceSettings` (NO, the default data)."""
+        """The teacher's :class:`rayflavor.methods.reference.ReferenceSettings` (NO, the default data; random
+        stream 1, so it never shares draws with a reference built by ``rayflavor diffusion reference``)."""
         from rayflavor.methods.reference import ReferenceSettings
 
+        if self.teacher == "importance":
+            return ReferenceSettings(method="importance", tasks=self.teacher_tasks, proposals=self.teacher_proposals,
+                                     seed=self.seed, stream=1)
         return ReferenceSettings(tasks=self.teacher_tasks, n_live=self.teacher_live,
                                  k=max(1, self.teacher_live // 10), seed=self.seed, stream=1,
                                  orbits=self.teacher_orbits)

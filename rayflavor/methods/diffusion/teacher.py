@@ -24,7 +24,7 @@ from rayflavor.physics import seesaw
 
 def teacher_rows(reference: pa.Table, seed: int) -> pa.Table:
     """One row per chain of a reference table (its last kept state: the farthest from where the
-    chain started), with the parameter, label, ``chi2`` and ``solution`` columns and a fresh
+    chain started; an importance reference has one state per row, ``draw`` 0, so every row), with the parameter, label, ``chi2`` and ``solution`` columns and a fresh
     90/10 ``split``.  Raises ValueError when the table is not a reference of solutions."""
     need = [*seesaw.PARAMETERS, *seesaw.LABELS, "chi2", "solution", "task", "chain", "draw"]
     missing = [c for c in need if c not in reference.column_names]
