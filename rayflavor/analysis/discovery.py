@@ -115,7 +115,9 @@ def discovery_title(d: Discovery) -> str:
     (:func:`rayflavor.richness.estimate_phrase`), wrapped to the figure's width."""
     import textwrap
 
-    return "discovery curve\n" + "\n".join(textwrap.wrap(estimate_phrase(d.richness, "light textures"), 80))
+    lines = textwrap.wrap(estimate_phrase(d.richness, "light textures"), 100, break_on_hyphens=False,
+                          break_long_words=False)  # a line breaks between words only, never inside "110-167"
+    return "\n".join(["discovery curve", *lines])
 
 
 def discovery_table(d: Discovery) -> pl.DataFrame:
@@ -163,5 +165,5 @@ def discovery_figure(d: Discovery, path: Path, fmt: str = "png") -> Path:
     return out
 
 
-__all__ = ["Discovery", "IslandTimes", "discovery_figure", "discovery_plot", "discovery_table", "discovery_title", "island_times",
-           "scan_discovery"]
+__all__ = ["Discovery", "IslandTimes", "discovery_figure", "discovery_plot", "discovery_table", "discovery_title",
+           "island_times", "scan_discovery"]
