@@ -23,7 +23,10 @@ and the 95% interval is the log-normal one of Chao (1987), which never goes belo
 Chao2 assumes the islands are independent draws, which seeded islands are; it is a *lower
 bound* when some species are much harder to find than others (heterogeneous detection), so the
 honest reading is "at least this many, probably more". With very few islands (m < 5) or no
-species found twice, the interval is wide; the estimate says so rather than hiding it.
+species found twice, the interval is wide; the estimate says so rather than hiding it. With one
+island, or nothing found, there is no estimate. :func:`estimate_words` puts this into words, and
+every figure, table and text output that shows the estimate uses them, so that none claims more
+than the estimator gives (a share "seen" only beside its interval, never without an estimate).
 
 The **discovery curve** (distinct species against core-hours) uses the same records: islands run
 side by side from a common start, so at island-time ``t`` the scan has spent
@@ -38,6 +41,8 @@ both (docs/architecture.md).
 (4, 3, 1, 3)
 >>> round(est.estimate, 2)
 7.0
+>>> estimate_phrase(chao2([0, 0, 0], ["a", "b", "c"]))
+'3 light textures found by 1 island; no estimate (needs >= 2 islands)'
 """
 
 from __future__ import annotations
@@ -63,22 +68,68 @@ class Richness:
 
     @property
     def completeness(self) -> float:
-        """Observed over estimated: the fraction of the reachable species already found."""
+        """Observed over estimated: the fraction of the reachable species already found. Shown
+        only beside its interval and only when :attr:`has_estimate` (:func:`estimate_words`)."""
         return self.observed / self.estimate if self.estimate > 0 else 1.0  # nothing found, nothing estimated unseen
 
+    @property
+    def has_estimate(self) -> bool:
+        """Whether the records support an estimate of the total: at least 2 islands and something found."""
+        return self.units >= 2 and self.observed > 0
+
     def line(self, what: str = "light textures") -> str:
-        """One line for ``rayflavor dedupe``."""
-        if self.units < 2:
-            return f"{what}: {self.observed} found by {self.units} island(s); an estimate of the total needs >= 2 islands"
-        if self.observed == 0:
-            return f"{what}: none found by {self.units} islands; nothing to estimate"
-        line = (f"{what}: {self.observed} found, estimated reachable {self.estimate:.0f} "
-                f"(95% interval {self.low:.0f}-{self.high:.0f}, Chao2 over {self.units} islands; "
-                f"{100 * self.completeness:.0f}% seen; {self.singletons} found by one island, "
-                f"{self.doubletons} by two)")
-        if self.doubletons == 0 and self.singletons > 1:
-            line += "; none found twice: the total is far from seen, read the estimate as its order of magnitude"
+        """One line for ``rayflavor dedupe`` (and ``analyze``): :func:`estimate_phrase` with the
+        counts behind it."""
+        line = estimate_phrase(self, what)
+        if self.has_estimate:
+            line += (f"; Chao2 over {self.units} islands, {self.singletons} found by one island, "
+                     f"{self.doubletons} by two")
         return line
+
+
+def _count(x: float) -> str:
+    """A number of species as text: whole numbers, 3 significant figures from 10^7 up."""
+    return f"{x:.0f}" if x < 1e7 else f"{x:.3g}"
+
+
+def _percent(x: float) -> int | str:
+    """A fraction in whole percent, rounded down (never 100 before everything is seen, "<1" for a
+    fraction below 1 % that is not 0)."""
+    return "<1" if 0 < x < 0.01 else math.floor(100 * x + 1e-9)
+
+
+def estimate_words(r: Richness) -> dict[str, str]:
+    """The estimate of the total in words: the one place that decides what every figure, table and
+    text output says about it.
+
+    ``"found"``: the species found (``"96"``); ``"total"``: the estimate with its 95% interval
+    (``"140 (95% interval 110-210)"``) or why there is none (``"no estimate (needs >= 2 islands)"``,
+    ``"no estimate (nothing found)"``); ``"seen"``: the found fraction of the estimate with its
+    interval (``"68% (45-87%)"``; ``""`` without an estimate: no share of a total that is not
+    estimated); ``"caveat"``: what to read into an estimate from species none of which was found
+    twice (``""`` otherwise). Percentages are rounded down.
+    """
+    if not r.has_estimate:
+        why = "needs >= 2 islands" if r.units < 2 else "nothing found"
+        return {"found": str(r.observed), "total": f"no estimate ({why})", "seen": "", "caveat": ""}
+    total = f"{_count(r.estimate)} (95% interval {_count(r.low)}-{_count(r.high)})"
+    # found / total: the interval of the total, upside down
+    seen = f"{_percent(r.completeness)}% ({_percent(r.observed / r.high)}-{_percent(r.observed / r.low)}%)"
+    caveat = ("none found twice: read the estimate as its order of magnitude"
+              if r.doubletons == 0 and r.singletons > 1 else "")
+    return {"found": str(r.observed), "total": total, "seen": seen, "caveat": caveat}
+
+
+def estimate_phrase(r: Richness, what: str = "light textures") -> str:
+    """The estimate as one phrase (:func:`estimate_words`), e.g. ``"96 light textures found;
+    estimated total 140 (95% interval 110-210), 68% (45-87%) of it seen"`` or ``"96 light textures
+    found by 1 island; no estimate (needs >= 2 islands)"``."""
+    w = estimate_words(r)
+    if not r.has_estimate:
+        by = f"by {r.units} island{'s' if r.units != 1 else ''}"
+        return f"{w['found']} {what} found {by}; {w['total']}"
+    s = f"{w['found']} {what} found; estimated total {w['total']}, {w['seen']} of it seen"
+    return f"{s}; {w['caveat']}" if w["caveat"] else s
 
 
 def incidence_counts(units: np.ndarray, species: np.ndarray) -> tuple[np.ndarray, int]:
@@ -162,4 +213,5 @@ def discovery_curve(units: np.ndarray, times: np.ndarray, species: np.ndarray,
     return core_s / 3600.0, np.arange(1, len(first) + 1)
 
 
-__all__ = ["Richness", "chao2", "chao2_from_counts", "discovery_curve", "incidence_counts"]
+__all__ = ["Richness", "chao2", "chao2_from_counts", "discovery_curve", "estimate_phrase", "estimate_words",
+           "incidence_counts"]

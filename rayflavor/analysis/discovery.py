@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from rayflavor.richness import Richness, chao2_from_counts, discovery_curve, incidence_counts
+from rayflavor.richness import (
+    Richness,
+    chao2_from_counts,
+    discovery_curve,
+    estimate_phrase,
+    estimate_words,
+    incidence_counts,
+)
 from rayflavor.storage.island_store import IslandStore, list_islands
 from rayflavor.storage.location import Location
 
@@ -103,8 +110,31 @@ def scan_discovery(out: Location) -> Discovery | None:
     return Discovery(hours, found, chao2_from_counts(counts, len(busy)), sum(busy.values()) / 3600.0)
 
 
-def discovery_figure(d: Discovery, path: Path, fmt: str = "png") -> Path:
-    """Distinct light textures against core-hours, with the Chao2 estimate and its 95% band."""
+def discovery_title(d: Discovery) -> str:
+    """The discovery figure's title: what the text output says about the estimate
+    (:func:`rayflavor.richness.estimate_phrase`), wrapped to the figure's width."""
+    import textwrap
+
+    lines = textwrap.wrap(estimate_phrase(d.richness, "light textures"), 100, break_on_hyphens=False,
+                          break_long_words=False)  # a line breaks between words only, never inside "110-167"
+    return "\n".join(["discovery curve", *lines])
+
+
+def discovery_table(d: Discovery) -> pl.DataFrame:
+    """One row: the estimate of the total of light textures in the words of the text output
+    (:func:`rayflavor.richness.estimate_words`), with the counts behind it and the busy core-hours."""
+    r, w = d.richness, estimate_words(d.richness)
+    return pl.DataFrame({
+        "islands": [r.units], "light textures found": [r.observed], "found by one island": [r.singletons],
+        "found by two": [r.doubletons], "estimated total (Chao2)": [w["total"]], "seen": [w["seen"] or "—"],
+        "note": [w["caveat"] or "—"], "core-hours": [d.core_hours],
+    })
+
+
+def discovery_plot(d: Discovery):
+    """The discovery figure (a matplotlib Figure, Agg backend): distinct light textures against
+    core-hours, with the Chao2 estimate and its 95% band when there is one; its title says what
+    the text output says (:func:`discovery_title`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,18 +143,27 @@ def discovery_figure(d: Discovery, path: Path, fmt: str = "png") -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.step(np.r_[0.0, d.hours], np.r_[0, d.found], where="post", label="distinct light textures found")
     r = d.richness
-    if r.units >= 2 and r.estimate > r.observed:
+    if r.has_estimate and r.estimate > r.observed:
         ax.axhspan(r.low, r.high, color="C1", alpha=0.15, label="Chao2 95% interval")
-        ax.axhline(r.estimate, color="C1", lw=1, label=f"Chao2 estimate {r.estimate:.0f} ({r.units} islands)")
+        ax.axhline(r.estimate, color="C1", lw=1, label=f"Chao2 estimate ({r.units} islands)")
     ax.set_xlabel("core-hours")
     ax.set_ylabel("distinct light textures")
-    ax.set_title(f"discovery curve: {r.observed} found, {100 * r.completeness:.0f}% of the estimated total")
+    ax.set_title(discovery_title(d), fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def discovery_figure(d: Discovery, path: Path, fmt: str = "png") -> Path:
+    """:func:`discovery_plot` written to ``path/fn_discovery.<fmt>``."""
+    import matplotlib.pyplot as plt
+
+    fig = discovery_plot(d)
     out = Path(path) / f"fn_discovery.{fmt}"
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
 
 
-__all__ = ["Discovery", "IslandTimes", "discovery_figure", "island_times", "scan_discovery"]
+__all__ = ["Discovery", "IslandTimes", "discovery_figure", "discovery_plot", "discovery_table", "discovery_title",
+           "island_times", "scan_discovery"]

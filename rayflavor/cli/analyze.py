@@ -114,7 +114,7 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
                     figs = figs + draw(src.frame, data, local, "pdf")
             disc = None
             if src.kind == "fn" and (src.root / "islands").is_dir():
-                from rayflavor.analysis.discovery import discovery_figure, scan_discovery
+                from rayflavor.analysis.discovery import discovery_figure, discovery_table, scan_discovery
 
                 disc = scan_discovery(src.root)
                 if disc is not None:
@@ -132,7 +132,8 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
                 paper = _paper_table(run_df, ref_df, data)
             if html_report:
                 title = "rayflavor FN scan" if src.kind == "fn" else "rayflavor diffusion run"
-                report.write_html(local / "report.html", title, src.description, tables,
+                shown = tables if disc is None else {**tables, "discovery (Chao2 over islands)": discovery_table(disc)}
+                report.write_html(local / "report.html", title, src.description, shown,
                                   [f for f in figs if f.suffix == ".png" or fmt == "png"])
             if figs or html_report:
                 dest.mkdir()
