@@ -1,7 +1,7 @@
 """Benchmark: the exact importance sampler against the random-walk reference, side by side in one run.
 
     PYTHONPATH=. python jobs/reference_compare.py OUT [--importance-seeds 0,1,2] [--nested-seeds 0,1]
-        [--proposals 2000000] [--tasks 4] [--nested-tasks 16] [--cpus 2]
+        [--proposals 2000000] [--tasks 4] [--nested-tasks 16] [--cpus 2] [--network RUN ...] [--network-n 50000]
 
 Builds one reference per (method, seed) under ``OUT/<method>-<seed>`` with ``build_reference``
 (Ray, local or ``RAY_ADDRESS``) and prints, per method, the throughput in faithful independent
@@ -10,8 +10,12 @@ per-prediction ESS of reference.json over its tasks' nested + walk CPU seconds; 
 busy machine slows both alike; beside it the between-task batch-means ESS, the smallest over the
 predictions, which the random walk's within-chain ESS overstates), the teacher-to-teacher
 spread (max over the nine predictions of the KS distance between two seeds' sets; Kuiper for the
-circular ones, as ``analyze --reference``), and the distance between the methods. Writes
-``OUT/compare.json``.
+circular ones, as ``analyze --reference``), and the distance between the methods. With
+``--network RUN`` (a finished ``diffusion run``) it also samples ``--network-n`` points from the run's
+final network alone (no projection; the chain's final sampling settings, seed 900) in the same
+run, and counts its distinct solutions per core-second of generation plus exact re-evaluation,
+beside their worst distance to the first importance reference: the three ways to faithful
+samples of the solution set, side by side. Writes ``OUT/compare.json``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--also", nargs="*", default=[], help="existing reference run directories to include "
                    "(their method and seed from reference.json; nested ones without CPU times count wall seconds)")
     p.add_argument("--cpus", type=int, default=2, help="cores of the local Ray (without RAY_ADDRESS)")
+    p.add_argument("--network", nargs="*", default=[], help="finished diffusion runs whose final network samples too")
+    p.add_argument("--network-n", type=int, default=50_000, help="network-only samples per --network run")
     a = p.parse_args(argv)
     if not os.environ.get("RAY_ADDRESS"):  # a local Ray on loopback, with the cores asked for
         ray.init(address="local", num_cpus=a.cpus, include_dashboard=False, log_to_driver=False,
@@ -109,11 +115,59 @@ def main(argv: list[str] | None = None) -> dict:
         worst = max(d, key=d.get)
         print(f"importance {si} vs nested {sn}: max {d[worst]:.3f} ({worst}); "
               + ", ".join(f"{k} {v:.3f}" for k, v in d.items()))
+    first = runs["importance"][min(runs["importance"], key=str)] if runs["importance"] else None
+    report["network"] = {}
+    for where in a.network:
+        report["network"][where] = net = network_rate(where, a.network_n, first["pred"] if first else None)
+        print(f"network {where}: {net['distinct']} distinct solutions of {net['n']} samples in "
+              f"{net['core_seconds']:.0f} core-s = {net['rate']:.1f} per core-second; worst distance to the "
+              f"importance reference {net['worst']:.3f} ({net['worst_name']})", flush=True)
+    print("\n| sampler | faithful independent samples per core-second | how counted |\n|---|---|---|")
+    for method, per in runs.items():
+        for s_, r in per.items():
+            how = "Kish ESS" if method == "importance" else f"between-task ESS (within-chain ESS: {r['ess']:.0f})"
+            rate = (r["ess"] if method == "importance" else r["task_ess"]) / r["core_seconds"]
+            print(f"| {method} seed {s_} | {rate:.2f} | {how} over CPU seconds |")
+    for where, net in report["network"].items():
+        print(f"| network of {where} | {net['rate']:.1f} | distinct network-only solutions over CPU seconds; "
+              f"worst distance {net['worst']:.3f} ({net['worst_name']}) |")
     for method, per in runs.items():
         print(f"{method}: median lightest mass per seed "
               + ", ".join(f"{s}: {r['median_m1_mev']:.2f} meV" for s, r in per.items()))
     (out / "compare.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def network_rate(run: str, n: int, reference: dict | None) -> dict:
+    """Sample ``n`` points from the final network of the finished chain ``run`` with its final sampling
+    settings and no projection (seed 900, its own sample set), and measure them: distinct solutions,
+    CPU seconds of generation plus exact re-evaluation (the shards' process time, as the samplers' CPU
+    seconds: a busy machine slows all three alike), and the distance per prediction to ``reference``."""
+    from dataclasses import replace
+
+    import numpy as np
+    import polars as pl
+
+    from rayflavor import configfile
+    from rayflavor.analysis.fidelity import PREDICTIONS, ks_statistic, kuiper_statistic, prediction_columns
+    from rayflavor.methods.diffusion.settings import ChainSettings
+    from rayflavor.orchestration.diffusion_sample import best_network, sample_run
+    from rayflavor.storage import runs
+
+    st = configfile.from_mapping(ChainSettings, runs.read_json(runs.run_manifest_path(run))["settings"])
+    network = "taught" if "taught" in runs.networks(run) else best_network(run)[0]
+    summary = sample_run(run, replace(st.final_sampling(0, 0, 0), n=n), network=network, seed=900, keep="solutions",
+                         log=lambda m: None)
+    parts = runs.part_stats(runs.loc(run) / "samples" / summary["tag"])
+    core = float(sum(p.get("cpu_seconds", p["seconds_sample"] + p.get("seconds_evaluate", 0.0)) for p in parts))
+    sols = pl.from_arrow(runs.read_table(runs.solutions_path(run))).filter(pl.col("sample_set") == summary["tag"])
+    out = {"n": summary["n"], "solutions": summary["solutions"], "distinct": summary["distinct_solutions"],
+           "core_seconds": core, "rate": summary["distinct_solutions"] / core, "worst": float("nan"), "worst_name": "—"}
+    if reference is not None and sols.height:
+        pred = prediction_columns({c: sols[c].to_numpy() for c in sols.columns})
+        d = {k: (kuiper_statistic if kind == "circular" else ks_statistic)(pred[k], reference[k]) for k, kind in PREDICTIONS}
+        out.update(distances=d, worst=max(d.values()), worst_name=max(d, key=d.get))
+    return out
 
 
 if __name__ == "__main__":

@@ -32,12 +32,15 @@ def p_bound() -> str:
 def test_library_callers_get_the_cli_chain():
     """The library's defaults are the values users get from the CLI."""
     c = ChainSettings()
-    assert (c.teacher, c.teacher_tasks, c.teacher_live, c.teacher_steps) == ("nested", 16, 1000, 40_000)
+    assert (c.teacher, c.teacher_tasks, c.teacher_live, c.teacher_steps) == ("importance", 16, 1000, 40_000)
     assert (c.rounds, c.sampling.guidance, c.final_network, c.final_guidance) == (0, 1.0, "best", 1.0)
     assert (c.final_physics, c.final_project, c.final_orbits, c.second_final) == (0, 200, 10, True)
     # the teacher mixes along the orbits like a reference; the network works in Casas-Ibarra coordinates and
     # conditions each final point on the labels of one of its solutions
-    assert (c.teacher_reference().orbits, c.teacher_reference().stream) == (1, 1)
+    t = c.teacher_reference()  # the exact sampler, from the chain's seed on its own random stream
+    assert (t.method, t.tasks, t.proposals, t.seed, t.stream) == ("importance", 16, 1_000_000, 0, 1)
+    nested = replace(c, teacher="nested").teacher_reference()  # mixes along the orbits like a reference
+    assert (nested.method, nested.orbits, nested.stream, nested.n_live) == ("nested", 1, 1, 1000)
     exact = replace(c, teacher="importance", teacher_tasks=3, teacher_proposals=1000, seed=7).teacher_reference()
     assert (exact.method, exact.tasks, exact.proposals, exact.seed, exact.stream) == ("importance", 3, 1000, 7, 1)
     # a run.json or --config file of an earlier release names the nested teacher 'reference'

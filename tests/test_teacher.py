@@ -91,3 +91,47 @@ def test_seeds_table_gives_each_kind_of_chain_its_own_median_and_flags_unfaithfu
     assert "| 0.08 (0.05–0.2) |" in med  # distances: median and range over the seeds
     assert out[2].endswith("| 25.0 |") and "(not faithful: worst 0.20)" in out[4]  # 500 distinct / 20 core-s
     assert out[6].startswith("| 4 | none, physics guidance 3 steps | 2.00e-03 | 0.400 | 0.90 (2) |")
+
+
+def test_floor_table_sets_each_network_only_set_beside_its_teachers_distance_and_counts_the_seeds_at_goal():
+    from rayflavor.analysis.fidelity import PREDICTIONS, Fidelity
+    from rayflavor.bench.seeds import FinalSet, SeedRow, floor_table
+
+    kinds = dict(PREDICTIONS)
+
+    def fid(worst_on, worst, rest=0.01):
+        return Fidelity({k: (worst if k == worst_on else rest) for k in kinds}, kinds, 10, 100, 0.6, 0.58)
+
+    def row(seed, net_worst, teacher_worst):
+        return SeedRow(f"r{seed}", seed, "importance", {
+            "network": FinalSet("a", 0, 0, 1000, 800, 800, 10.0, fid("m_bb", net_worst), 0),
+            "guided": FinalSet("b", 0, 200, 1000, 950, 950, 20.0, fid("m_sum", 0.02), 10)},
+            coordinates="casas-ibarra-m3edge", labels="solutions", teacher_fidelity=fid("delta_cp", teacher_worst))
+
+    out = floor_table([row(1, 0.025, 0.012), row(2, 0.05, 0.014)], goal=0.03).splitlines()
+    assert out[2] == "| 1 | 0.800 | 0.025 (m_ββ) | 0.012 (δCP) | 0.950 | 0.020 (Σm) | yes |"
+    assert out[3].endswith("| 0.050 (m_ββ) | 0.014 (δCP) | 0.950 | 0.020 (Σm) | no |")
+    assert out[4] == ("| median (range) | 0.8 (0.8–0.8) | 0.0375 (0.025–0.05) | 0.013 (0.012–0.014) | 0.95 (0.95–0.95) "
+                      "| 0.02 (0.02–0.02) | 1 of 2 |")
+
+
+def test_teacher_spread_compares_every_pair_of_one_kind_of_teacher_only():
+    import numpy as np
+
+    from rayflavor.analysis.fidelity import PREDICTIONS
+    from rayflavor.bench.seeds import SeedRow, spread_lines, teacher_spread
+
+    rng = np.random.default_rng(0)
+
+    def row(seed, teacher, shift):
+        pred = {k: rng.uniform(0, 1, 400) + (shift if k == "m_sum" else 0.0) for k, _ in PREDICTIONS}
+        return SeedRow(f"r{seed}", seed, teacher, {}, coordinates="paper", labels="central", teacher_predictions=pred)
+
+    rows = [row(1, "importance", 0.0), row(2, "importance", 0.0), row(3, "importance", 0.5), row(4, "nested", 0.0)]
+    spread = teacher_spread(rows)
+    assert set(spread) == {"importance"} and len(spread["importance"]) == 3  # one nested teacher: no pair
+    # seed 3's shifted m_sum is the largest distance of both of its pairs: KS of U(0,1) against U(0.5,1.5) ~ 0.5
+    on_m_sum = [v for v, name in spread["importance"] if name == "m_sum"]
+    assert len(on_m_sum) == 2 and all(0.4 < v < 0.6 for v in on_m_sum)
+    assert spread_lines(rows)[0].startswith("teacher-to-teacher spread (importance, 3 pairs of seeds)")
+    assert spread_lines(rows)[0].endswith("at most on Σm")

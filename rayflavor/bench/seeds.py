@@ -16,13 +16,15 @@ is its smallest effective sample size over the predictions per core-second of it
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
-from rayflavor.analysis.fidelity import KIND_COLUMNS, PREDICTIONS, Fidelity, compare_frames, sample_kind
+from rayflavor.analysis.fidelity import (KIND_COLUMNS, PREDICTIONS, Fidelity, compare_frames, ks_statistic,
+                                        kuiper_statistic, prediction_columns, sample_kind)
 from rayflavor.methods.diffusion.sampleset import flat_manifest, network_only, summarize
 from rayflavor.methods.diffusion.settings import LEGACY_TEACHERS
 from rayflavor.storage import runs
@@ -68,6 +70,7 @@ class SeedRow:
     #: the run's own teacher (RUN/teacher/reference.parquet) against the same reference: how far an
     #: independent network-free sample lies from it, the floor the network's distances are read against
     teacher_fidelity: Fidelity | None = field(default=None, kw_only=True)
+    teacher_predictions: dict[str, np.ndarray] | None = field(default=None, kw_only=True, repr=False)
 
     @property
     def kind(self) -> str:
@@ -114,11 +117,38 @@ def seed_row(run: runs.Where, reference: pl.DataFrame, floor: dict[str, float] |
         row.sets[key] = FinalSet(tag, int(m.get("physics") or 0), int(m.get("project") or 0), s["n"], s["solutions"],
                                  s["distinct_solutions"], s["core_seconds"], fid, int(m.get("orbits") or 0))
     own = runs.loc(run) / "teacher" / "reference.parquet"
-    if own.is_file():
+    if own.is_file():  # the rows the network learned: every row of an importance teacher, each chain's last state
         taught = pl.from_arrow(runs.read_table(own))
-        row.teacher_fidelity = next(iter(compare_frames(taught.drop(*KIND_COLUMNS, strict=False), reference,
-                                                        floor).values()))
+        if "draw" in taught.columns:
+            taught = taught.filter(pl.col("draw") == pl.col("draw").max())
+        taught = taught.drop(*KIND_COLUMNS, strict=False)
+        row.teacher_fidelity = next(iter(compare_frames(taught, reference, floor).values()))
+        row.teacher_predictions = prediction_columns({c: taught[c].to_numpy() for c in taught.columns})
     return row
+
+
+def teacher_spread(rows: list[SeedRow]) -> dict[str, list[tuple[float, str]]]:
+    """Per kind of teacher, the largest distance over the predictions (KS; Kuiper for circular ones)
+    between every two runs' own teachers, with the prediction it is on: how far two teachers of
+    different seeds lie apart."""
+    out: dict[str, list[tuple[float, str]]] = {}
+    for kind in dict.fromkeys(r.teacher for r in rows):
+        mine = [r.teacher_predictions for r in rows if r.teacher == kind and r.teacher_predictions is not None]
+        for a, b in itertools.combinations(mine, 2):
+            d = {n: (kuiper_statistic if k == "circular" else ks_statistic)(a[n], b[n]) for n, k in PREDICTIONS}
+            name = max(d, key=d.get)
+            out.setdefault(kind, []).append((d[name], name))
+    return out
+
+
+def spread_lines(rows: list[SeedRow]) -> list[str]:
+    """One line per kind of teacher: its teacher-to-teacher spread, median (range) over the pairs."""
+    lines = []
+    for kind, pairs in teacher_spread(rows).items():
+        worst = max(pairs)
+        lines.append(f"teacher-to-teacher spread ({kind}, {len(pairs)} pairs of seeds): largest distance over the "
+                     f"predictions {_stats([v for v, _ in pairs])}, at most on {SHORT[worst[1]]}")
+    return lines
 
 
 def reference_rate(summary: dict) -> tuple[float, float]:
@@ -229,4 +259,5 @@ def floor_table(rows: list[SeedRow], goal: float) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["FinalSet", "GOAL", "SeedRow", "final_sets", "floor_table", "reference_rate", "seed_row", "table"]
+__all__ = ["FinalSet", "GOAL", "SeedRow", "final_sets", "floor_table", "reference_rate", "seed_row", "spread_lines",
+           "table", "teacher_spread"]

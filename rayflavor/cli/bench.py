@@ -101,6 +101,8 @@ def bench_diffusion_seeds(runs_, reference, goal):
     click.echo(seeds.table(rows, goal))
     click.echo("\nThe network-only set against its floor:\n")
     click.echo(seeds.floor_table(rows, goal))
+    for line in seeds.spread_lines(rows):
+        click.echo(line)
     if summary:
         ess, rate = seeds.reference_rate(summary)
         floor = floor or {}

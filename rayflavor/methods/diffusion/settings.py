@@ -248,15 +248,18 @@ class ChainSettings:
     the 23 parameters, as the paper; ``casas-ibarra``, beyond the paper: the exact reparametrisation
     in which the labels are coordinates, :mod:`rayflavor.physics.casas_ibarra`; ``casas-ibarra-m3edge``,
     the default: the same with M3 as the log of its distance from the prior's heaviest-M3 face,
-    :mod:`rayflavor.methods.diffusion.coordinates`). Then, with
-    ``teacher = "reference"`` (the default, beyond the paper; docs/experiments.md#2026-12-02-teacher): a network-free sample of
-    the solution set (:mod:`rayflavor.methods.reference`, ``teacher_tasks`` nested-sampling runs of
-    ``teacher_live`` live points, random stream 1 so it never shares draws with a reference built
-    by ``rayflavor diffusion reference``) and one fine-tuning of the pre-network on its solutions
+    :mod:`rayflavor.methods.diffusion.coordinates`). Then, with ``teacher = "importance"`` (the default,
+    beyond the paper; docs/experiments.md#2026-12-06-exact-teacher): an exact sample of the solution set
+    under the paper's prior (:mod:`rayflavor.methods.reference_importance`, ``teacher_tasks`` Ray tasks of
+    ``teacher_proposals`` importance draws each, resampled to their Kish ESS), or with ``"nested"``
+    (the default before; docs/experiments.md#2026-12-02-teacher) a nested-sampling and random-walk one
+    (:mod:`rayflavor.methods.reference`, ``teacher_tasks`` runs of ``teacher_live`` live points, the last
+    state of every chain); either from random stream 1, so it never shares draws with a reference built
+    by ``rayflavor diffusion reference``; then one fine-tuning of the pre-network on its solutions
     for ``teacher_steps`` steps: network ``taught``, which has learned the whole solution set
     rather than the first corner of it that a self-training chain found. With ``teacher =
     "none"``: ``rounds`` self-training rounds of ``sampling.n`` samples each (``--n-select``),
-    selected by ``selection`` and tuned by ``tune`` (``tune.steps``: ``--ft-steps``); a reference
+    selected by ``selection`` and tuned by ``tune`` (``tune.steps``: ``--ft-steps``); a
     teacher takes no rounds (they would select the taught network's own samples again and
     narrow it onto one mode). Finally ``n_final`` samples of ``final_network`` (``best``, beyond
     the paper: the network whose samples had the highest solution fraction; ``last``: the newest,
@@ -276,10 +279,10 @@ class ChainSettings:
                                     "paper); casas-ibarra (the same points in the exact Casas-Ibarra parametrisation; "
                                     "beyond the paper); casas-ibarra-m3edge (as casas-ibarra, with M3 as the log of "
                                     "its distance from the prior's heaviest-M3 face, where half the solutions lie).")
-    teacher: str = setting("nested", choices=TEACHERS, option=True,
+    teacher: str = setting("importance", choices=TEACHERS, option=True,
                            help="Fine-tune the pre-network once on a network-free sample of the solution set, drawn "
                                 "by the exact importance sampler (importance) or by nested sampling and random walks "
-                                "(nested; 'reference' in earlier releases); or none: self-training rounds on the "
+                                "(nested: the default before; 'reference' in earlier releases); or none: self-training rounds on the "
                                 "network's own best samples (the paper's transfer learning; narrows onto one corner).")
     teacher_tasks: int = setting(16, lo=1, hi=10**4, help="Ray tasks of the teacher (nested: one descent each; "
                                                           "importance: teacher_proposals draws each).")
