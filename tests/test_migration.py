@@ -183,21 +183,37 @@ def test_without_migration_an_island_stores_exactly_what_it_stored_before():
 
 
 # ---------------------------------------------------------------------------------- on Ray
+LOST = 3
+
+
+def _make_losing_one(config, data_, *, island, seed):
+    """The GA island, except that island :data:`LOST` is lost at its start."""
+    if island == LOST:
+        raise RuntimeError(f"island {island} is lost")
+    return make_island(config, data_, island=island, seed=seed)
+
+
 @pytest.mark.ray
-def test_a_ring_scan_exchanges_migrants_and_records_them(ray_session, tmp_path):
+def test_a_ring_scan_exchanges_migrants_records_them_and_survives_a_lost_island(ray_session, tmp_path):
     """Four islands on two CPUs: two run, two wait (and start when the first ones are done); every
-    chunk an island sends its best points to its ring neighbours."""
+    chunk an island sends its best points to its ring neighbours.  Island 3 (a neighbour of 0 and
+    2) is lost at its start: the others exchange all the same."""
+    import sys
+
+    ray_session.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actors get _make_losing_one
     island = replace(SMALL, pop_size=20, max_generations=40, restart_archive=0.1)
     settings_ = ScanSettings(islands=4, seed=11, data=RELAXED, time_limit=240.0, chunk_seconds=0.2,
                              migration="ring", migration_every=1, migrants=3, island=island)
     out = tmp_path / "scan"
-    res = run_scan(settings_, str(out), live=False, echo=lambda *_: None)
+    res = run_scan(settings_, str(out), live=False, echo=lambda *_: None, make=_make_losing_one)
     doc = read_scan_json(resolve(str(out)))
     assert doc["settings"]["migration"] == "ring" and doc["migration"]["topology"] == "ring"
+    assert res.statuses[LOST]["state"] == "failed" and "island 3 is lost" in res.failure
+    assert [res.statuses[i]["stop_reason"] for i in range(3)] == ["max-generations"] * 3
     assert doc["migration"]["batches_posted"] >= 2 and doc["migration"]["points_delivered"] >= 1
-    took = {i: s.get("immigrants") or 0 for i, s in res.statuses.items()}
-    assert sum(took.values()) >= 1, took
-    stored = {i: IslandStore(resolve(str(out)), i).load()[2]["status"]["immigrants"] for i in range(4)}
+    took = {i: res.statuses[i]["immigrants"] for i in range(3)}
+    assert sum(took.values()) >= 1 and took[2] >= 1, took  # 2's other neighbour, 1, still sent to it
+    stored = {i: IslandStore(resolve(str(out)), i).load()[2]["status"]["immigrants"] for i in range(3)}
     assert stored == took  # the checkpoints hold the same counters
-    assert {int(k): v["immigrants"] for k, v in doc["islands_status"].items()} == took
+    assert {i: doc["islands_status"][str(i)]["immigrants"] for i in range(3)} == took
     assert read_settings(resolve(str(out))).migration == "ring"
