@@ -217,3 +217,26 @@ def test_a_ring_scan_exchanges_migrants_records_them_and_survives_a_lost_island(
     assert stored == took  # the checkpoints hold the same counters
     assert {i: doc["islands_status"][str(i)]["immigrants"] for i in range(3)} == took
     assert read_settings(resolve(str(out))).migration == "ring"
+
+
+def test_bench_scan_refuses_an_unknown_migration_variant_in_one_line():
+    from click.testing import CliRunner
+
+    from rayflavor.cli.bench import bench_scan_command
+
+    for argv, words in ((["--migration", "ring,star"], "unknown migration variant 'star'"),
+                        (["--migration", "ring", "--only", "fast"], "--only compares the presets")):
+        res = CliRunner().invoke(bench_scan_command, argv)
+        assert res.exit_code == 2 and words in res.output, res.output
+        assert res.output.strip().startswith("Error:") and len(res.output.strip().splitlines()) == 1
+
+
+def test_the_bench_archipelago_migrates_only_when_asked():
+    from rayflavor.bench.scan import run_archipelago
+
+    ring = run_archipelago("ring", "up", [1, 2], 1.0, every=1, migrants=2, restart_archive=0.0, data_name=RELAXED)
+    none = run_archipelago("none", "up", [1, 2], 0.3, every=1, migrants=2, restart_archive=0.0, data_name=RELAXED)
+    assert [r["seed"] for r in ring] == [1, 2] and all(r["topology"] == "ring" for r in ring)
+    assert sum(r["immigrants"] for r in ring) >= 1 and all(r["emigrant_batches"] >= 1 for r in ring)
+    assert all(r["immigrants"] == 0 and r["emigrant_batches"] == 0 for r in none)
+    assert all(0.9 <= r["seconds"] < 1.0 + 5.0 for r in ring)  # each island its own budget (one step past it)

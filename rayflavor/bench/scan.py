@@ -194,7 +194,7 @@ def run_archipelago(topology: str, regime: str, seeds: list[int], seconds: float
         if restart_archive > 0:
             isl.set_archive(exchange.archive())
         isl.step()
-        if isl.generation - sent_at[k] >= every and not isl.done:
+        if (topology != "none" or restart_archive > 0) and isl.generation - sent_at[k] >= every and not isl.done:
             exchange.post(k, *isl.emigrants(migrants))
             sent_at[k] = isl.generation
         used[k] += time.perf_counter() - t0
