@@ -135,8 +135,11 @@ def test_exchange_delivers_each_batch_once_to_neighbours_only_and_forgets_stoppe
     assert ex.take(3) is None
     ex.post(0, g(5), np.array([0.5, 0.5]))
     assert ex.take(3).tolist() == g(5).tolist()
-    # the archive keeps the best distinct charge assignments, whoever sent them
-    assert len(ex.archive()) == 3
+    # the archive keeps the best distinct charge assignments, whoever sent them; a new version
+    # (the driver puts it into the object store once per version) only when it changed
+    assert len(ex.archive()) == 3 and ex.archive_version == 3
+    ex.post(2, g(9), np.array([99.0, 99.0]))
+    assert ex.archive_version == 3 and 9.0 not in ex.archive()
     none = Exchange("none", islands=4)
     none.post(0, g(1), np.zeros(2))
     assert all(none.take(i) is None for i in range(4)) and len(none.archive()) == 1

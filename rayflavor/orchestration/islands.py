@@ -412,6 +412,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
     exchange = Exchange(settings.migration, settings.islands, archive_size=ARCHIVE_SIZE if archive else 0) \
         if settings.migration != "none" or archive else None
     migration = (settings.migration_every, settings.migrants) if exchange is not None else None
+    archive_ref: list = [None, -1]  # the archive in the object store, and its version (put once per change)
     # SPREAD: independent islands balance over the nodes (a lost node takes fewer of them along);
     # pending ones are still demand the autoscaler sees
     actor_cls = IslandActor.options(max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts,
@@ -457,8 +458,9 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
         if exchange is None:
             return _Slot(actor, actor.run.remote(i, settings.island_seed(i), chunk()))
         imm = exchange.take(i) if settings.migration != "none" else None
-        arch = exchange.archive() if archive else None
-        return _Slot(actor, actor.run.remote(i, settings.island_seed(i), chunk(), imm, arch))
+        if archive and archive_ref[1] != exchange.archive_version:
+            archive_ref[:] = [ray.put(exchange.archive()), exchange.archive_version]
+        return _Slot(actor, actor.run.remote(i, settings.island_seed(i), chunk(), imm, archive_ref[0]))
 
     def finish(i: int, state: str) -> None:
         """Island ``i`` is over: its actor takes the pending island submitted last (whose unplaced

@@ -56,6 +56,7 @@ class Exchange:
         self.archive_X = np.empty((0, 0))
         self.archive_loss = np.empty(0)
         self.archive_keys: list[bytes] = []
+        self.archive_version = 0  # changes whenever the archive does
         self.posted = 0  # batches posted
         self.delivered = 0  # points handed to islands
 
@@ -73,8 +74,11 @@ class Exchange:
         if self.archive_size:
             loss = np.full(len(genes), np.inf) if loss is None else np.asarray(loss, dtype=np.float64)
             X = self.archive_X if len(self.archive_keys) else np.empty((0, genes.shape[1]))
+            before = self.archive_keys
             self.archive_X, self.archive_loss, self.archive_keys = merge_archive(
                 X, self.archive_loss, self.archive_keys, genes, loss, _keys(genes), self.archive_size)
+            if self.archive_keys != before:
+                self.archive_version += 1
 
     def take(self, island: int) -> np.ndarray | None:
         """The batches of ``island``'s neighbours it has not been handed yet, stacked in island
