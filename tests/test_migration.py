@@ -125,7 +125,10 @@ def test_a_restart_draws_seeds_from_the_scan_archive():
 # ---------------------------------------------------------------------------------- the exchange
 def test_exchange_delivers_each_batch_once_to_neighbours_only_and_forgets_stopped_islands():
     ex = Exchange("ring", islands=4, archive_size=3)
-    g = lambda v, n=2: np.full((n, 40), float(v))  # noqa: E731
+
+    def g(v, n=2):
+        return np.full((n, 40), float(v))
+
     ex.post(0, g(1), np.array([3.0, 4.0]))
     assert ex.take(2) is None  # not a neighbour of 0
     assert ex.take(1).shape == (2, 40) and ex.take(1) is None

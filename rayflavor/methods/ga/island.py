@@ -458,7 +458,7 @@ class PaperIsland:
             pop.set("F", Fp)
         c.immigrants += len(members)
         self._check_stop()
-        return int(len(members))
+        return len(members)
 
     # ------------------------------------------------------------------ API for the orchestration
     @property
