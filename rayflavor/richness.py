@@ -20,7 +20,8 @@ and the 95% interval is the log-normal one of Chao (1987), which never goes belo
 ``T = S_chao2 - S_obs``, ``K = exp(1.96 sqrt(ln(1 + var / T^2)))``, interval
 ``[S_obs + T / K, S_obs + T K]``.
 
-Chao2 assumes the islands are independent draws, which seeded islands are; it is a *lower
+Chao2 assumes the islands are independent draws, which seeded islands are (islands that exchange
+migrants are not: docs/methods-fn.md#migration); it is a *lower
 bound* when some species are much harder to find than others (heterogeneous detection), so the
 honest reading is "at least this many, probably more". With very few islands (m < 5) or no
 species found twice, the interval is wide; the estimate says so rather than hiding it. With one

@@ -144,6 +144,9 @@ def test_short_scan_finds_valid_models(ray_session, tmp_path):
     node = ray_session.get_runtime_context().get_node_id()
     assert all(len(v) == 1 and v[0]["node_id"] == node for v in doc["island_starts"].values())
     assert {v["stop_reason"] for v in doc["islands_status"].values()} == {"target-valid"}
+    # independent islands (the default): no exchange, no island asked for emigrants or given immigrants
+    assert s.migration == "none" and doc["migration"] is None
+    assert all(v["immigrants"] == 0 and v["emigrant_batches"] == 0 for v in doc["islands_status"].values())
 
 
 @pytest.mark.ray

@@ -8,6 +8,16 @@ Ray task, with the preset's own stops (patience, restarts) but no target; nothin
 (island compute seconds; runs without one count as "> budget"), unique valid models per core-hour
 (charge assignments, pooled over seeds) and physically distinct ones (light textures, see
 :mod:`rayflavor.storage.dedupe`), and the ratio fast / paper.
+
+``bench scan --migration none,ring,full`` compares migration topologies instead
+(:func:`bench_migration`): every (topology, seed group) runs an *archipelago* of ``islands``
+islands as one 1-CPU Ray task, the islands stepped one generation at a time, always the one with
+the least compute so far, each to the same budget of its own compute seconds -- as if each had a
+core of its own -- with the scan's migration policy (:class:`rayflavor.orchestration.migration.Exchange`,
+the islands' ``emigrants``/``immigrate``) between generations.  The variants run interleaved on
+the same seed groups; a row per island, summarised like the single islands (islands with a first
+valid model within the budget, median time to it, light textures per core-hour pooled over the
+variant's islands, so a model two islands share counts once).
 """
 
 from __future__ import annotations
@@ -153,6 +163,83 @@ def bench_tabu(*, seeds: int, seconds: float, regime: str, seed: int, address: s
     assignments only, on the same seeds and budget."""
     variants = {"tabu texture": ("fast", {"tabu": "texture"}), "tabu charges": ("fast", {"tabu": "charges"})}
     return run_variants(variants, seeds=seeds, seconds=seconds, regime=regime, seed=seed, address=address)
+
+
+# ---------------------------------------------------------------------------------- migration
+def run_archipelago(topology: str, regime: str, seeds: list[int], seconds: float, *, every: int, migrants: int,
+                    restart_archive: float, data_name: str = fn.DEFAULT_DATA) -> list[dict]:
+    """An archipelago of fast islands with seeds ``seeds`` (island ``k`` has index ``k``) in this
+    process, each stepped to ``seconds`` of its own compute (steps and immigrations), migration over
+    ``topology`` every ``every`` generations of an island, ``migrants`` per batch; the restart
+    archive with ``restart_archive > 0``.  One row per island, as :func:`run_island` returns."""
+    from rayflavor.orchestration.migration import ARCHIVE_SIZE, Exchange
+
+    cfg = replace(ISLAND_PRESETS["fast"], regime=regime, target_valid=10**9, restart_archive=restart_archive)
+    ds = fndata.load(data_name)
+    isls = [make_island(cfg, ds, island=k, seed=s) for k, s in enumerate(seeds)]
+    n = len(isls)
+    exchange = Exchange(topology, n, archive_size=ARCHIVE_SIZE if restart_archive > 0 else 0)
+    used, sent_at = np.zeros(n), np.zeros(n, dtype=np.int64)
+    charges: list[list[np.ndarray]] = [[] for _ in range(n)]
+    while True:
+        live = [k for k in range(n) if not isls[k].done and used[k] < seconds]
+        if not live:
+            break
+        k = min(live, key=lambda j: used[j])
+        isl = isls[k]
+        t0 = time.perf_counter()
+        imm = exchange.take(k) if topology != "none" else None
+        if imm is not None:
+            isl.immigrate(imm, migrants)
+        if restart_archive > 0:
+            isl.set_archive(exchange.archive())
+        isl.step()
+        if (topology != "none" or restart_archive > 0) and isl.generation - sent_at[k] >= every and not isl.done:
+            exchange.post(k, *isl.emigrants(migrants))
+            sent_at[k] = isl.generation
+        used[k] += time.perf_counter() - t0
+        m = isl.drain()
+        if m is not None:
+            charges[k].append(np.column_stack([m[c] for c in fn.CHARGES]).astype(np.int64))
+        if isl.done and topology != "none":
+            exchange.forget(k)
+    rows = []
+    for k, isl in enumerate(isls):
+        st = isl.status()
+        st.update(seconds=float(used[k]), method="fast", budget_seconds=seconds, topology=topology,
+                  charges=np.concatenate(charges[k]) if charges[k] else np.empty((0, 18), np.int64))
+        rows.append(st)
+    return rows
+
+
+_remote_archipelago = ray.remote(num_cpus=1)(run_archipelago)
+
+
+def bench_migration(variants: list[str], *, islands: int, seeds: int, seconds: float, regime: str, seed: int,
+                    every: int, migrants: int, restart_archive: float, address: str | None = None) -> list[dict]:
+    """Every variant (``none``, ``ring``, ``full``; ``+archive``: with the restart archive at
+    ``restart_archive``) as an archipelago of ``islands`` islands (:func:`run_archipelago`) on the
+    seed groups ``seed + g * islands ...`` (``g < seeds``), submitted interleaved.  One row per
+    island with ``variant`` = its name."""
+    from rayflavor.methods.ga.migration import TOPOLOGIES
+    from rayflavor.orchestration.runtime import ensure_ray
+
+    parsed = {}
+    for v in variants:
+        topology, _, extra = v.partition("+")
+        if topology not in TOPOLOGIES or extra not in ("", "archive"):
+            raise ValueError(f"unknown migration variant {v!r} (use {', '.join(TOPOLOGIES)}, optionally +archive)")
+        parsed[v] = (topology, restart_archive if extra else 0.0)
+    ensure_ray(address)
+    jobs = [(name, _remote_archipelago.remote(t, regime, [seed + g * islands + k for k in range(islands)], seconds,
+                                              every=every, migrants=migrants, restart_archive=a))
+            for g in range(seeds) for name, (t, a) in parsed.items()]
+    rows = []
+    for name, ref in jobs:
+        for r in ray.get(ref):
+            r["variant"] = name
+            rows.append(r)
+    return rows
 
 
 # ---------------------------------------------------------------------------------- bench cluster

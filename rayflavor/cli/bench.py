@@ -156,13 +156,44 @@ def bench_tabu_command(seeds, minutes, regime, seed, address):
 @options.address_option()
 @click.option("--only", type=click.Choice(["fast", "paper"]), default=None,
               help="Run one configuration only (default: both, and their ratio).")
-def bench_scan_command(seeds, minutes, regime, seed, address, only):
+@click.option("--migration", default=None, metavar="LIST",
+              help="Compare migration topologies instead: comma-separated none, ring, full, each optionally "
+                   "+archive (restarts seeded from the scan-wide archive), e.g. none,ring,none+archive.")
+@click.option("--islands", type=click.IntRange(2, 64), default=4, show_default=True,
+              help="With --migration: islands per archipelago (one core runs each archipelago).")
+@click.option("--migration-every", "every", type=click.IntRange(min=1), default=None,
+              help="With --migration: generations between an island's emigrant batches (default: the scan's).")
+@click.option("--restart-archive", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.1, show_default=True,
+              help="With --migration: share of a restarted population from the archive in +archive variants.")
+def bench_scan_command(seeds, minutes, regime, seed, address, only, migration, islands, every, restart_archive):
     """Time to first valid model, unique valid models and distinct light textures per core-hour:
-    the fast islands against the paper's, each with its preset's stops but no target."""
-    from rayflavor.bench.scan import bench_scan, format_bench
+    the fast islands against the paper's, each with its preset's stops but no target.  With
+    --migration: fast-island archipelagos with each migration topology, interleaved on the same
+    seed groups (use seeds no default was tuned on, e.g. --seed 1000), each island with
+    --minutes of its own compute; the rows are per variant, over all its islands."""
+    from rayflavor.bench.scan import bench_migration, bench_scan, format_bench
 
-    rows = bench_scan(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address,
-                      methods=(only,) if only else ("fast", "paper"))
+    if migration is None:
+        rows = bench_scan(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address,
+                          methods=(only,) if only else ("fast", "paper"))
+        click.echo(format_bench(rows))
+        return
+    from rayflavor import configfile
+    from rayflavor.orchestration.scan_settings import ScanSettings
+
+    if only:
+        raise UserError("--only compares the presets; --migration compares topologies of the fast preset")
+    variants = [v.strip() for v in migration.split(",") if v.strip()]
+    every = configfile.default(ScanSettings, "migration_every") if every is None else every
+    migrants = configfile.default(ScanSettings, "migrants")
+    try:
+        rows = bench_migration(variants, islands=islands, seeds=seeds, seconds=minutes * 60.0, regime=regime,
+                               seed=seed, every=every, migrants=migrants, restart_archive=restart_archive,
+                               address=address)
+    except ValueError as exc:
+        raise UserError(f"--migration: {exc}") from None
+    click.echo(f"{seeds} archipelagos x {islands} islands x {minutes:g} core-min per variant, regime {regime}, "
+               f"migration every {every} generations, {migrants} migrants; seeds {seed}..{seed + seeds * islands - 1}")
     click.echo(format_bench(rows))
 
 

@@ -28,6 +28,16 @@ and no worker process is started for it.  A lost actor's island gets a new actor
 dies takes its actors, and so its demand, along (they belong to its job), unlike a standing
 ``request_resources`` (see docs/experiments.md, 2026-12-06, for the measurement behind this choice).
 
+Migration (``migration`` = ``ring`` / ``full``, and the archive of ``island.restart_archive``):
+islands exchange only through the driver.  An actor's ``run`` returns, with the island's status,
+its latest emigrant batch (picked every ``migration_every`` generations); the driver keeps it in an
+:class:`~rayflavor.orchestration.migration.Exchange` and hands the island's neighbours their new
+immigrants with their next ``run`` call.  An island that is not running neither sends nor
+receives (a finished island's last batch still reaches the neighbours that have not had it), so
+a lost or finished island never stops the exchange among the others.  The accepted
+immigrants are part of the island's population and so of its checkpoint; the exchange itself is
+not stored (a resumed scan starts it empty).  ``scan.json`` records its counts under ``migration``.
+
 Failures: every store operation of the scan (the driver's and the actors') retries transient
 store errors for ``store_retry_seconds`` (:mod:`rayflavor.storage.location`), so an island keeps
 its drained models in memory through an outage and commits them when the store answers again.
@@ -54,6 +64,7 @@ import ray
 
 from rayflavor import configfile
 from rayflavor.methods.ga.island import IslandConfig, island_from_state, make_island
+from rayflavor.orchestration.migration import ARCHIVE_SIZE, Exchange
 from rayflavor.orchestration.progress import Progress
 from rayflavor.orchestration.runtime import ensure_ray
 from rayflavor.orchestration.scan_settings import RETIRED, ScanSettings
@@ -105,12 +116,17 @@ class IslandRunner:
     whole, so a data file on the driver's machine reaches every node) or a shipped name.
     ``make`` / ``restore`` build an island (default: the GA engine's :func:`make_island` /
     :func:`island_from_state`; the cluster benchmark passes a tiny synthetic island).
+    ``migration``: ``(every, migrants)`` when the scan exchanges migrants (``None``: it does not,
+    and the island is never asked for emigrants): every ``every`` generations the island picks
+    ``migrants`` emigrants, and the latest batch goes back with the result of :meth:`run`.
     """
 
     def __init__(self, out: Location | str, config: dict, data: Any, flush_rows: int, flush_seconds: float,
-                 make: Callable | None = None, restore: Callable | None = None):
+                 make: Callable | None = None, restore: Callable | None = None,
+                 migration: tuple[int, int] | None = None):
         self.out = out if isinstance(out, Location) else resolve(out)
         self.config, self.flush_rows, self.flush_seconds = config, flush_rows, flush_seconds
+        self.migration = migration
         self.data = fndata.load(data) if isinstance(data, str) else data
         self.make, self.restore = make or make_island, restore or island_from_state
         self.island: int | None = None
@@ -140,6 +156,7 @@ class IslandRunner:
             self.isl.resume()  # continue an island stopped by a time limit or Ctrl-C
         self.info["starts"] = [*self.info["starts"], _where()]
         self.first_step_at: float | None = None
+        self.emigrated_at = self.isl.generation  # generation of the last emigrant batch (this start)
         self.island = island
         self._commit()
 
@@ -164,14 +181,22 @@ class IslandRunner:
         self._open(island, seed)
         return self.status()
 
-    def run(self, island: int, seed: int, seconds: float) -> dict:
+    def run(self, island: int, seed: int, seconds: float, immigrants: Any = None, archive: Any = None) -> dict:
         """Step ``island`` for about ``seconds`` (or until it stops); commit when ``flush_rows``
-        models wait, ``flush_seconds`` passed since the last commit, or the island stopped."""
+        models wait, ``flush_seconds`` passed since the last commit, or the island stopped.
+
+        With migration: ``immigrants`` (gene rows from its neighbours) are taken in first,
+        ``archive`` (the scan-wide archive, gene rows) replaces the island's copy, and the status
+        returned carries ``emigrants`` (``{"genes", "loss"}``) when a batch is due."""
         self._open(island, seed)
         t0 = time.perf_counter()
         last = t0
         if self.first_step_at is None:
             self.first_step_at = time.time()
+        if archive is not None:
+            self.isl.set_archive(archive)
+        if immigrants is not None and self.migration is not None:
+            self.isl.immigrate(immigrants, self.migration[1])
         while not self.isl.done and time.perf_counter() - t0 < seconds:
             self.isl.step()
             now = time.perf_counter()
@@ -180,7 +205,13 @@ class IslandRunner:
                 last = now
                 self._commit()
         self.info["wall_seconds"] += time.perf_counter() - last
-        return self.status()
+        st = self.status()
+        if self.migration is not None and not self.isl.done and \
+                self.isl.generation - self.emigrated_at >= self.migration[0]:
+            genes, loss = self.isl.emigrants(self.migration[1])
+            self.emigrated_at = self.isl.generation
+            st["emigrants"] = {"genes": genes, "loss": loss}
+        return st
 
     def stop(self, island: int, seed: int, reason: str) -> dict:
         """Stop ``island`` for ``reason`` (unless it stopped on its own) and commit."""
@@ -314,7 +345,7 @@ class _Slot:
 
 def _summary(s: dict) -> dict:
     keys = ("generation", "n_valid", "stop_reason", "restarts", "stop_history", "wall_seconds", "starts", "state", "node",
-            "error")
+            "error", "immigrants", "emigrant_batches", "archive_seeded")
     return {k: s.get(k) for k in keys}
 
 
@@ -376,6 +407,12 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                     island_starts={str(i): s["start_nodes"] for i, s in statuses.items()})
     todo = [i for i, s in statuses.items() if s["state"] == "queued"]
     island_cfg = configfile.to_mapping(settings.island)
+    # the exchange of migrants (and the restart archive); None: independent islands, as in the paper
+    archive = settings.island.restart_archive > 0
+    exchange = Exchange(settings.migration, settings.islands, archive_size=ARCHIVE_SIZE if archive else 0) \
+        if settings.migration != "none" or archive else None
+    migration = (settings.migration_every, settings.migrants) if exchange is not None else None
+    archive_ref: list = [None, -1]  # the archive in the object store, and its version (put once per change)
     # SPREAD: independent islands balance over the nodes (a lost node takes fewer of them along);
     # pending ones are still demand the autoscaler sees
     actor_cls = IslandActor.options(max_restarts=settings.max_restarts, max_task_retries=settings.max_restarts,
@@ -413,8 +450,17 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
 
     def submit_new(i: int) -> None:
         assign(i, actor_cls.remote(out, island_cfg, data, settings.flush_rows, settings.flush_seconds,
-                                   make, restore))
+                                   make, restore, migration))
         unplaced[i] = None
+
+    def run_next(i: int, actor) -> _Slot:
+        """Island ``i``'s next running chunk, with its immigrants and the archive."""
+        if exchange is None:
+            return _Slot(actor, actor.run.remote(i, settings.island_seed(i), chunk()))
+        imm = exchange.take(i) if settings.migration != "none" else None
+        if archive and archive_ref[1] != exchange.archive_version:
+            archive_ref[:] = [ray.put(exchange.archive()), exchange.archive_version]
+        return _Slot(actor, actor.run.remote(i, settings.island_seed(i), chunk(), imm, archive_ref[0]))
 
     def finish(i: int, state: str) -> None:
         """Island ``i`` is over: its actor takes the pending island submitted last (whose unplaced
@@ -422,6 +468,8 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
         slot = slots.pop(i)
         unplaced.pop(i, None)
         statuses[i]["state"] = state
+        if exchange is not None and state != "done":  # a done island's last batch stays for its neighbours
+            exchange.forget(i)
         if unplaced and state == "done" and (deadline is None or time.monotonic() < deadline):
             j, _ = unplaced.popitem()
             ray.kill(slots[j].actor, no_restart=True)
@@ -459,6 +507,8 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                                                error=f"the island's actor died {failures[i]} times (lost nodes or processes)")
                             finish(i, "failed")
                         else:  # Ray gave up on this actor: a new one continues from the checkpoint
+                            if exchange is not None:
+                                exchange.forget(i)  # it sends again once it runs again
                             ray.kill(slot.actor, no_restart=True)
                             del slots[i]
                             unplaced.pop(i, None)
@@ -469,12 +519,15 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                         finish(i, "failed")
                         continue
                     unplaced.pop(i, None)
+                    emigrants = st.pop("emigrants", None)
+                    if exchange is not None and emigrants is not None:
+                        exchange.post(i, emigrants["genes"], emigrants["loss"])
                     statuses[i].update(st)
                     if st.get("stop_reason") is not None:
                         finish(i, "done")
                         continue
                     statuses[i]["state"] = "running"
-                    slots[i] = _Slot(slot.actor, slot.actor.run.remote(i, settings.island_seed(i), chunk()))
+                    slots[i] = run_next(i, slot.actor)
                 progress.update(statuses, time.monotonic() - t0)
                 if time.monotonic() - last_json > 10.0:
                     last_json = time.monotonic()
@@ -504,7 +557,8 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
         write_scan_json(out, settings, status=status, failure=failure, started_at=started,
                         finished_at=_now(), wall_seconds=wall,
                         islands_status={str(i): _summary(s) for i, s in statuses.items()},
-                        island_starts={str(i): v for i, v in nodes.items()})
+                        island_starts={str(i): v for i, v in nodes.items()},
+                        migration=None if exchange is None else exchange.summary())
     except (StorageError, OSError) as exc:
         failure = (f"{failure or 'the scan ended ' + status}; and {out.uri}/scan.json could not be updated "
                    f"(it may still say 'running'): {error_line(exc)}")

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from rayflavor.methods.ga.config import ISLAND_PRESETS, IslandConfig
+from rayflavor.methods.ga.config import ISLAND_PRESETS, MAX_POP_SIZE, IslandConfig
+from rayflavor.methods.ga.migration import TOPOLOGIES
 from rayflavor.physics.fn import DEFAULT_DATA
 from rayflavor.settings_model import check, parse_duration, seed_setting, setting
 
@@ -49,6 +50,11 @@ class ScanSettings:
                    with exponential backoff before the island, or the scan, fails (s); islands
                    keep their models in memory meanwhile.  Local disks are not retried: a full
                    disk fails at once
+    migration      topology of the migration between islands (:mod:`rayflavor.methods.ga.migration`):
+                   ``none`` (independent islands, the FN paper's setting), ``ring``, ``full``
+    migration_every  generations of an island between its emigrant batches (they travel at the
+                   end of its running chunk, so at most one batch per ``chunk_seconds``)
+    migrants       points an island sends per batch, and takes in per exchange
     island         the islands' search settings (:class:`IslandConfig`; presets
                    :data:`ISLAND_PRESETS`)
     """
@@ -72,6 +78,16 @@ class ScanSettings:
     max_restarts: int = setting(5, lo=0, hi=10**6, help="Restarts of a lost island actor from its checkpoint.")
     store_retry_seconds: float = setting(300.0, lo=0.0, hi=86400.0,
                                          help="How long one store operation keeps retrying transient errors (s).")
+    # none until a measurement says otherwise: independent islands are the paper's setting, and
+    # Chao2's richness estimate assumes them (docs/methods-fn.md#migration)
+    migration: str = setting("none", choices=TOPOLOGIES,
+                             help="Migration between islands: none (independent islands), ring (each with its two "
+                                  "neighbours), full (each with every other).")
+    migration_every: int = setting(20, lo=1, hi=10**6,
+                                   help="Generations of an island between the emigrant batches it sends (they leave "
+                                        "at the end of its running chunk).")
+    migrants: int = setting(4, lo=1, hi=MAX_POP_SIZE,
+                            help="Points an island sends per batch and takes in per exchange.")
     island: IslandConfig = setting(factory=lambda: ISLAND_PRESETS["fast"], option=True,
                                    help="The islands' search settings (the [island] table).")
 

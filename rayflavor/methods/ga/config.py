@@ -60,8 +60,9 @@ class IslandConfig:
     Stopping (paper sec. III.4): ``max_generations``, ``target_valid`` unique valid charge
     assignments, ``patience`` generations without a better best loss, a larger number of
     satisfied objectives or a new valid model.  A stalled island restarts (fresh population,
-    seeded with ``restart_keep * pop_size`` of its best non-valid points, found set kept) up to
-    ``restarts`` times before it stops on ``patience``.
+    seeded with ``restart_keep * pop_size`` of its best non-valid points and, in a scan,
+    ``restart_archive * pop_size`` points of the scan-wide archive of near-valid points, found set
+    kept) up to ``restarts`` times before it stops on ``patience``.
 
     Fast engine only (0 for ``paper``): ``refine_top`` offspring refined per generation,
     ``refine_iters`` Levenberg-Marquardt iterations each, ``refine_budget`` iterations per charge
@@ -104,6 +105,11 @@ class IslandConfig:
     # its progress, few enough that the new random 90% set the diversity.
     restart_keep: float = setting(0.1, lo=0.0, hi=1.0, hi_open=True,
                                   help="Share of a restarted population seeded with the stalled run's best points.")
+    # 0: a restart knows only its own island (the paper's independent islands); the lead's
+    # measurement decides whether sharing near-misses across the scan helps
+    restart_archive: float = setting(0.0, lo=0.0, hi=1.0, hi_open=True,
+                                     help="Share of a restarted population seeded from the scan-wide archive of "
+                                          "near-valid points (kept by the scan driver; 0: none).")
     refine_top: int = setting(8, lo=0, hi=MAX_OFFSPRINGS, help="Offspring refined per generation (fast engine).")
     refine_iters: int = setting(3, lo=0, hi=1000, help="Levenberg-Marquardt iterations per refinement.")
     refine_budget: int = setting(60, lo=0, help="Refinement iterations per charge assignment in total.")
@@ -122,6 +128,9 @@ class IslandConfig:
         if not 1 <= self.n_offsprings <= MAX_OFFSPRINGS:
             raise ValueError(f"offspring_ratio {self.offspring_ratio} gives {self.n_offsprings} offspring at pop_size "
                              f"{self.pop_size} (1 to {MAX_OFFSPRINGS})")
+        if self.restart_keep + self.restart_archive > 1.0:
+            raise ValueError(f"restart_keep {self.restart_keep} + restart_archive {self.restart_archive} exceed the "
+                             "whole restarted population (at most 1 together)")
         if self.method == "paper" and (self.refine_top or self.neighbours or self.charge_rate or self.tabu != "none"):
             raise ValueError("method 'paper' has no refinement, neighbour queue, integer charge steps or tabu: "
                              "refine_top, neighbours and charge_rate must be 0 and tabu 'none' (or use method 'fast')")

@@ -38,7 +38,16 @@ new valid model.  On ``patience`` an island with restarts left (``IslandConfig.r
 restarts instead: a fresh NSGA-III population from the seed
 ``SeedSequence(seed, spawn_key=(k,))`` of restart ``k``, its first ``restart_keep * pop_size``
 members replaced by the stalled run's best non-valid points; the found set survives, so no
-model is reported twice.  The wall-clock limit is the caller's (:meth:`~PaperIsland.request_stop`).
+model is reported twice.  With ``restart_archive > 0`` a further ``restart_archive * pop_size``
+members come from the scan-wide archive of near-valid points the scan driver hands the island
+(:meth:`~PaperIsland.set_archive`; a seeded choice, found models excluded).  The wall-clock limit is
+the caller's (:meth:`~PaperIsland.request_stop`).
+
+Migration (:mod:`.migration`, driven by the scan): :meth:`~PaperIsland.emigrants` picks the
+island's best points not found valid yet, :meth:`~PaperIsland.immigrate` evaluates points from
+other islands with this island's own problem (a valid one is harvested like any other) and lets
+them replace the worst members they beat.  An island nobody calls these on searches exactly as
+without them.
 
 State (:meth:`~PaperIsland.get_state`, :func:`island_from_state`) is plain data: a JSON-able
 dict and a dict of numeric arrays, never a pickle.
@@ -64,6 +73,7 @@ from pymoo.util.ref_dirs import get_reference_directions
 
 from rayflavor.configfile import from_mapping
 from rayflavor.methods.ga.config import ISLAND_PRESETS, METHODS, ORDERINGS, IslandConfig
+from rayflavor.methods.ga.migration import ARCHIVE, IMMIGRATION, best_distinct, choose, fair_replace, stream
 from rayflavor.methods.ga.operators import IntegerAwareMutation, IntegerAwareSampling, TripletCrossover
 from rayflavor.methods.ga.problem import (
     CHARGES,
@@ -134,6 +144,10 @@ class Counters:
     first_valid_evals: int | None = None
     first_valid_seconds: float | None = None
     stop_history: list[dict] = field(default_factory=list)
+    immigrants: int = 0  # immigrants that took a place in the population (or seeded a fresh one)
+    immigrant_batches: int = 0  # exchanges received (numbers the seeded choice of immigrants)
+    emigrant_batches: int = 0  # emigrant batches handed out
+    archive_seeded: int = 0  # restart seeds taken from the scan-wide archive
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -183,6 +197,7 @@ class PaperIsland:
         self.c = Counters(run_seed=self.seed)
         self.found: set[bytes] = set()
         self.restart_rows = np.empty((0, self.problem.n_var))  # genes that seed the next initial population
+        self.archive_rows = np.empty((0, self.problem.n_var))  # the scan's archive (set_archive; not state)
         self._pending: list[dict[str, np.ndarray]] = []
         self.algorithm = self._new_algorithm(self.seed)
 
@@ -214,6 +229,15 @@ class PaperIsland:
 
     def _on_new_models(self, x: np.ndarray) -> None:
         """Called with the parameter rows of newly found valid models (paper: nothing)."""
+
+    def _conform(self, G: np.ndarray) -> np.ndarray:
+        """Gene rows from elsewhere (immigrants, the archive) made into rows this engine breeds
+        (paper: as they are; the charges are rounded at evaluation)."""
+        return G
+
+    def _penalised(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
+        """The survival objectives of evaluated rows ``G`` with objectives ``F`` (paper: ``F``)."""
+        return F
 
     def _extra_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         return {}, {}
@@ -343,6 +367,9 @@ class PaperIsland:
         new_seed = restart_seed(self.seed, k)
         c.stop_history.append({"reason": reason, "generation": c.generation, "seed": c.run_seed, "restart_seed": new_seed})
         self.restart_rows = self._best_unfound(int(round(self.config.restart_keep * self.config.pop_size)))
+        n_archive = int(round(self.config.restart_archive * self.config.pop_size))
+        if n_archive and len(self.archive_rows):
+            self.restart_rows = np.concatenate([self.restart_rows, self._from_archive(n_archive, k)])
         c.restarts, c.run_seed = k, new_seed
         c.last_improvement = c.generation
         c.run_best_loss, c.run_best_satisfied = float("inf"), 0
@@ -355,22 +382,83 @@ class PaperIsland:
     def _best_unfound(self, n: int) -> np.ndarray:
         """Up to ``n`` gene rows of the population with the smallest objective sums, one per charge
         assignment, none of them tabu (:meth:`_is_tabu`: found valid)."""
+        return self._best_unfound_scored(n)[0]
+
+    def _best_unfound_scored(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_best_unfound` and the objective sums of its rows."""
         pop = self.algorithm.pop
         if n <= 0 or pop is None or not len(pop):
-            return np.empty((0, self.problem.n_var))
+            return np.empty((0, self.problem.n_var)), np.empty(0)
         X, F = pop.get("X"), pop.get("F")
         charges = round_charges(X)
-        keys, tabu = _keys(charges), self._is_tabu(charges)
         score = F.sum(axis=1)
-        rows, seen = [], set()
-        for i in np.argsort(score, kind="stable"):
-            if tabu[i] or keys[i] in seen or not np.isfinite(score[i]):
-                continue
-            seen.add(keys[i])
-            rows.append(i)
-            if len(rows) == n:
-                break
-        return np.array(X[rows], dtype=np.float64).reshape(-1, self.problem.n_var)
+        rows = best_distinct(score, _keys(charges), n, exclude=self._is_tabu(charges))
+        return np.array(X[rows], dtype=np.float64).reshape(-1, self.problem.n_var), np.array(score[rows], np.float64)
+
+    def _foreign(self, G: np.ndarray) -> np.ndarray:
+        """Gene rows from another island or the archive inside this island's bounds, conformed."""
+        G = np.asarray(G, dtype=np.float64).reshape(-1, self.problem.n_var)
+        G = np.clip(np.nan_to_num(G, nan=0.0), self.problem.xl, self.problem.xu)
+        return self._conform(G)
+
+    def _from_archive(self, n: int, restart: int) -> np.ndarray:
+        """Up to ``n`` rows of the scan's archive for restart ``restart``: a seeded choice among
+        those whose charges are not tabu here and not already seeding this restart."""
+        G = self._foreign(self.archive_rows)
+        taken = set(_keys(round_charges(self.restart_rows))) if len(self.restart_rows) else set()
+        charges = round_charges(G)
+        ok = ~self._is_tabu(charges) & np.array([k not in taken for k in _keys(charges)], dtype=bool)
+        G = G[ok]
+        G = G[choose(len(G), n, stream(self.seed, ARCHIVE, restart))]
+        self.c.archive_seeded += len(G)
+        return G
+
+    # ------------------------------------------------------------------ migration
+    def set_archive(self, genes: np.ndarray) -> None:
+        """The scan-wide archive of near-valid gene rows a restart draws from (``restart_archive``);
+        replaced at every call, not part of the state (the driver hands it again)."""
+        self.archive_rows = np.asarray(genes, dtype=np.float64).reshape(-1, self.problem.n_var)
+
+    def emigrants(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``n`` emigrants: the population's best points not found valid here, one per
+        charge assignment (:meth:`_best_unfound`), as ``(genes, objective sums)``; a found model is
+        never sent (it is stored already: a copy would only be a duplicate in another island)."""
+        G, loss = self._best_unfound_scored(n)
+        if len(G):
+            self.c.emigrant_batches += 1
+        return G, loss
+
+    def immigrate(self, genes: np.ndarray, n: int) -> int:
+        """Take in up to ``n`` immigrants from ``genes`` (gene rows from other islands; more than
+        ``n``: a seeded choice).  They are evaluated with this island's own problem (valid ones are
+        harvested like any model found here) and replace the worst members they beat
+        (:func:`.migration.fair_replace`); a fresh run not evaluated yet takes them as seeds of its
+        first population.  Returns how many were taken in."""
+        G = self._foreign(genes)
+        if self.done or not len(G) or n <= 0:
+            return 0
+        c = self.c
+        G = G[choose(len(G), n, stream(self.seed, IMMIGRATION, c.immigrant_batches))]
+        c.immigrant_batches += 1
+        algo = self.algorithm
+        pop = algo.pop
+        if not algo.is_initialized or pop is None or not len(pop):
+            room = self.config.pop_size - len(self.restart_rows)
+            G = G[: max(room, 0)]
+            self.restart_rows = np.concatenate([self.restart_rows, G])
+            c.immigrants += len(G)
+            return len(G)
+        F, _ = self._evaluate(G)
+        F = self._penalised(G, F)
+        X, Fp = np.array(pop.get("X"), np.float64), np.array(pop.get("F"), np.float64)
+        members, new = fair_replace(Fp.sum(axis=1), F.sum(axis=1))
+        if len(members):
+            X[members], Fp[members] = G[new], F[new]
+            pop.set("X", X)
+            pop.set("F", Fp)
+        c.immigrants += len(members)
+        self._check_stop()
+        return len(members)
 
     # ------------------------------------------------------------------ API for the orchestration
     @property
@@ -427,6 +515,9 @@ class PaperIsland:
             "restarts": c.restarts,
             "run_seed": c.run_seed,
             "stop_history": [dict(h) for h in c.stop_history],
+            "immigrants": c.immigrants,
+            "emigrant_batches": c.emigrant_batches,
+            "archive_seeded": c.archive_seeded,
         }
 
     # ------------------------------------------------------------------ state
@@ -551,6 +642,14 @@ class FastIsland(PaperIsland):
                 Fp = np.where(Fp >= TABU_PENALTY * 2, pop.get("F"), Fp)  # penalise once
                 pop.set("F", Fp)
         return F
+
+    def _conform(self, G: np.ndarray) -> np.ndarray:
+        G = G.copy()
+        G[:, CHARGES] = np.rint(G[:, CHARGES])
+        return G
+
+    def _penalised(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
+        return self._tabu(G, F)
 
     def _on_new_models(self, x: np.ndarray) -> None:
         if self.config.tabu == "texture":
