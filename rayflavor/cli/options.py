@@ -18,6 +18,7 @@ The shared options (``--address``, ``--seed`` of a command without settings, ``-
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +153,9 @@ def _option(path: tuple[str, ...], s: Spec, tp: Any, default: Any, decl: str) ->
         kind = {int: click.INT, float: click.FLOAT, str: click.STRING}.get(inner, click.STRING)
     extra = _range_text(s, inner) if s.choices is None and inner in (int, float) and s.parse is None else ""
     name = "__".join(path)
+    if typing.get_origin(inner) is tuple:  # a list setting: the option may be repeated
+        return click.Option([decl, name], type=kind, multiple=True, default=default, expose_value=False,
+                            callback=record, metavar=s.metavar, help=s.help, show_default=bool(default))
     if inner is bool:
         return click.Option([f"{decl}/--no-{decl[2:]}", name], default=default, expose_value=False,
                             callback=record, help=s.help, show_default=True)

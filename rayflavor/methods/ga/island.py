@@ -31,8 +31,15 @@ Two engines, chosen by :attr:`IslandConfig.method` through :func:`make_island`:
       masses, never a common shift), evaluated with the next offspring
       (:meth:`~PaperIsland._on_new_models`, :meth:`~PaperIsland._prepare_offspring`).
 
+Targets (``IslandConfig.targets``, :mod:`rayflavor.physics.targets`) add one objective each, the
+target's shaped residual (also a residual of the refinement and of the best loss).  Validity is
+unchanged: every valid model is kept, with a ``targets_met`` column (it meets every target).  Only
+models meeting every target count towards ``target_valid`` and become tabu (a valid model short
+of a target stays searchable: its texture and charges may still reach the target; its charge
+assignment is kept once more when they do, and the dedupe prefers that row).
+
 Stopping (paper sec. III.4): ``max_generations``; ``target_valid`` unique valid models (unique by
-charge assignment inside the island); ``patience`` generations of the current run without a
+charge assignment inside the island; with targets: meeting every target); ``patience`` generations of the current run without a
 better best loss (smallest sum of shaped residuals), a larger number of satisfied objectives or a
 new valid model.  On ``patience`` an island with restarts left (``IslandConfig.restarts``)
 restarts instead: a fresh NSGA-III population from the seed
@@ -80,6 +87,7 @@ from rayflavor.methods.ga.problem import (
 from rayflavor.methods.ga.refine import levenberg_marquardt
 from rayflavor.methods.ga.shaping import Shaper
 from rayflavor.physics import fn
+from rayflavor.physics import targets as fn_targets
 
 STOP_REASONS = ("max-generations", "target-valid", "patience", "time-limit", "interrupted", "no-offspring")
 RESUMABLE = ("time-limit", "interrupted")  # stops that resume() continues
@@ -120,6 +128,7 @@ class Counters:
     generation: int = 0
     n_evals: int = 0
     n_found: int = 0
+    n_met: int = 0  # of n_found: meeting every target (with targets)
     best_loss: float = float("inf")
     best_satisfied: int = 0
     run_best_loss: float = float("inf")
@@ -175,13 +184,15 @@ class PaperIsland:
             mass_tolerance=config.mass_tolerance,
             force_io=config.ordering == "IO",
             max_exponent=config.max_exponent,
+            targets=fn_targets.parse_all(config.targets),
         )
         self.names = self.objectives.names
         self.shaper = Shaper(self.objectives)
         self.problem = FNProblem(self.space, self.objectives)
         self.ref_dirs = get_reference_directions("das-dennis", len(self.names), n_partitions=config.n_partitions)
         self.c = Counters(run_seed=self.seed)
-        self.found: set[bytes] = set()
+        self.found: set[bytes] = set()  # charge assignments found valid (and meeting every target): tabu
+        self.found_short: set[bytes] = set()  # ... found valid, short of a target (with targets)
         self.restart_rows = np.empty((0, self.problem.n_var))  # genes that seed the next initial population
         self._pending: list[dict[str, np.ndarray]] = []
         self.algorithm = self._new_algorithm(self.seed)
@@ -212,8 +223,9 @@ class PaperIsland:
         """The objective matrix handed to survival (paper: ``F``)."""
         return F
 
-    def _on_new_models(self, x: np.ndarray) -> None:
-        """Called with the parameter rows of newly found valid models (paper: nothing)."""
+    def _on_new_models(self, x: np.ndarray, met: np.ndarray) -> None:
+        """Called with the parameter rows of newly found valid models and whether each meets every
+        target (paper: nothing)."""
 
     def _extra_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         return {}, {}
@@ -238,9 +250,10 @@ class PaperIsland:
         res = self.objectives.evaluate(x)
         R = self.shaper.residuals(res)
         F = self._objective_matrix(res, R)
+        met = self.objectives.targets_met(res).all(axis=1)
         self.c.n_evals += len(G)
         self.c.eval_seconds += time.perf_counter() - t
-        self._harvest(x, res)
+        self._harvest(x, res, met)
         self._track(R, res)
         return F, R
 
@@ -250,26 +263,38 @@ class PaperIsland:
             ok = ok & (res["ordering"] == self.config.ordering)
         return ok
 
-    def _harvest(self, x: np.ndarray, res: dict[str, np.ndarray]) -> None:
+    @property
+    def n_counted(self) -> int:
+        """Models that count towards ``target_valid``: valid ones, with targets those meeting all."""
+        return self.c.n_met if self.config.targets else self.c.n_found
+
+    def _harvest(self, x: np.ndarray, res: dict[str, np.ndarray], met: np.ndarray) -> None:
         ok = np.flatnonzero(self._valid(res))
         if ok.size == 0:
             return
         keys = _keys(x[ok, :N_CHARGES])
-        room = self.config.target_valid - self.c.n_found  # never overshoot the target
-        new = []
+        room = self.config.target_valid - self.n_counted  # never overshoot the target
+        new, new_met, n_met = [], [], 0
         for i, k in zip(ok, keys):
-            if len(new) >= room:
-                break
-            if k not in self.found:
+            if met[i]:
+                if n_met >= room or k in self.found:
+                    continue
                 self.found.add(k)
-                new.append(i)
+                n_met += 1
+            elif k in self.found or k in self.found_short:
+                continue
+            else:
+                self.found_short.add(k)
+            new.append(i)
+            new_met.append(bool(met[i]))
         if not new:
             return
-        new = np.asarray(new)
+        new, new_met = np.asarray(new), np.asarray(new_met, dtype=bool)
         if self.c.first_valid_evals is None:
             self.c.first_valid_evals = self.c.n_evals
             self.c.first_valid_seconds = self.c.step_seconds
         self.c.n_found += len(new)
+        self.c.n_met += int(new_met.sum()) if self.config.targets else 0
         self.c.last_improvement = self.c.generation
         row = {name: x[new, k] for k, name in enumerate(fn.PARAMETERS)}
         for k in fn.CHARGES:
@@ -277,14 +302,18 @@ class PaperIsland:
         row.update({k: np.asarray(v)[new] for k, v in res.items()})
         row["generation"] = np.full(len(new), self.c.generation, dtype=np.int64)
         row["found_at"] = np.full(len(new), time.time())
+        if self.config.targets:
+            row["targets_met"] = new_met
         self._pending.append(row)
-        self._on_new_models(x[new])
+        self._on_new_models(x[new], new_met)
 
     def _track(self, R: np.ndarray, res: dict[str, np.ndarray]) -> None:
         if not len(R):
             return
         c = self.c
-        sat = int(np.max(res["n_satisfied"]))
+        n_targets = len(self.objectives.targets)
+        sat = int(np.max(res["n_satisfied"] + (R[:, R.shape[1] - n_targets:] == 0).sum(axis=1))) if n_targets \
+            else int(np.max(res["n_satisfied"]))
         loss = float(np.min(R.sum(axis=1)))
         c.best_satisfied = max(c.best_satisfied, sat)
         c.best_loss = min(c.best_loss, loss)
@@ -321,7 +350,7 @@ class PaperIsland:
         cfg, c = self.config, self.c
         if c.stop_reason is not None:
             return
-        if c.n_found >= cfg.target_valid:
+        if self.n_counted >= cfg.target_valid:
             self._stop("target-valid")
         elif c.generation >= cfg.max_generations:
             self._stop("max-generations")
@@ -415,6 +444,7 @@ class PaperIsland:
             "generation": c.generation,
             "n_evals": c.n_evals,
             "n_valid": c.n_found,
+            **({"n_targets_met": c.n_met} if self.config.targets else {}),
             "best_satisfied": c.best_satisfied,
             "n_objectives": len(self.names),
             "best_loss": c.best_loss if np.isfinite(c.best_loss) else None,
@@ -449,6 +479,7 @@ class PaperIsland:
             "norm_nadir": np.empty(0) if norm.nadir_point is None else np.asarray(norm.nadir_point, np.float64),
             "norm_extreme": np.empty((0, n_obj)) if norm.extreme_points is None else np.asarray(norm.extreme_points, np.float64),
             "found": _charges(sorted(self.found)),
+            "found_short": _charges(sorted(self.found_short)),
             "restart_rows": np.asarray(self.restart_rows, np.float64),
         }
         meta = {
@@ -488,6 +519,7 @@ class PaperIsland:
         norm.extreme_points = np.array(arrays["norm_extreme"], np.float64) if a["norm_extreme"] else None
         algo.random_state.bit_generator.state = a["rng"]
         self.found = set(_keys(np.asarray(arrays["found"]).reshape(-1, N_CHARGES)))
+        self.found_short = set(_keys(np.asarray(arrays.get("found_short", np.empty((0, N_CHARGES)))).reshape(-1, N_CHARGES)))
         self.restart_rows = np.array(arrays["restart_rows"], np.float64).reshape(-1, self.problem.n_var)
         self._load_extra_state(meta.get("extra", {}), arrays)
 
@@ -552,9 +584,9 @@ class FastIsland(PaperIsland):
                 pop.set("F", Fp)
         return F
 
-    def _on_new_models(self, x: np.ndarray) -> None:
-        if self.config.tabu == "texture":
-            self.found_light.update(_light_keys(x[:, :N_CHARGES]))
+    def _on_new_models(self, x: np.ndarray, met: np.ndarray) -> None:
+        if self.config.tabu == "texture" and met.any():
+            self.found_light.update(_light_keys(x[met, :N_CHARGES]))
         if self.config.neighbours:
             self._queue_neighbours(x)
 

@@ -34,6 +34,7 @@ import numpy as np
 from pymoo.core.problem import Problem
 
 from rayflavor.physics import fn
+from rayflavor.physics import targets as fn_targets
 
 N_CHARGES = 18
 N_WILSON = 42
@@ -136,16 +137,41 @@ def encode(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Objectives:
-    """What one scan optimises: the physics options handed to :func:`fn.evaluate`."""
+    """What one scan optimises: the physics options handed to :func:`fn.evaluate`, and the
+    scan's targets (:mod:`rayflavor.physics.targets`), one extra objective each, named by its
+    text (``m_ee<0.0001``) after the paper's objectives."""
 
     data: object  # rayflavor.physics.data.DataSet
     mass_tolerance: float
     force_io: bool = False
     max_exponent: int | None = None
+    targets: tuple[fn_targets.Target, ...] = ()
 
     @property
     def names(self) -> list[str]:
-        return fn.objective_names(force_io=self.force_io, max_exponent=self.max_exponent)
+        return fn.objective_names(force_io=self.force_io, max_exponent=self.max_exponent) + self.target_names
+
+    @property
+    def target_names(self) -> list[str]:
+        return [t.text for t in self.targets]
+
+    def target_values(self, result: dict[str, np.ndarray]) -> np.ndarray:
+        """``(N, n_targets)`` values of the targets' observables in ``result``."""
+        m0 = {m: self.data.get(m).central for m in fn.MASSES}
+        n = len(result["valid"])
+        return np.column_stack([fn_targets.values(result, t.name, m0) for t in self.targets]) if self.targets \
+            else np.empty((n, 0))
+
+    def target_residuals(self, result: dict[str, np.ndarray]) -> np.ndarray:
+        """``(N, n_targets)`` shaped target residuals (:meth:`Target.residual`), 0 where met."""
+        v = self.target_values(result)
+        return np.column_stack([t.residual(v[:, k]) for k, t in enumerate(self.targets)]) if self.targets else v
+
+    def targets_met(self, result: dict[str, np.ndarray]) -> np.ndarray:
+        """``(N, n_targets)`` booleans: row meets target k."""
+        v = self.target_values(result)
+        return np.column_stack([t.met(v[:, k]) for k, t in enumerate(self.targets)]) if self.targets \
+            else np.zeros(v.shape, dtype=bool)
 
     def evaluate(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """:func:`fn.evaluate` on parameter rows with this scan's options (singular or
@@ -157,8 +183,11 @@ class Objectives:
             )
 
     def matrix(self, result: dict[str, np.ndarray]) -> np.ndarray:
-        """The ``(N, n_obj)`` loss matrix of a result; ``+inf`` (singular rows) becomes 1e30."""
-        F = np.column_stack([np.asarray(result[f"loss_{n}"], dtype=np.float64) for n in self.names])
+        """The ``(N, n_obj)`` loss matrix of a result (the targets' shaped residuals last);
+        ``+inf`` (singular rows) becomes 1e30."""
+        paper = fn.objective_names(force_io=self.force_io, max_exponent=self.max_exponent)
+        F = np.column_stack([np.asarray(result[f"loss_{n}"], dtype=np.float64) for n in paper])
+        F = np.concatenate([F, self.target_residuals(result)], axis=1)
         return np.where(np.isfinite(F), F, 1e30)
 
 

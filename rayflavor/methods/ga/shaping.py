@@ -14,7 +14,10 @@ there has no slope to follow.  One residual per observable, each a named column
   spectrum (``ordering == "none"``, never valid) adds 1 to ``dm3l``;
 * each of the nine charged masses ``fn.MASSES``:
   ``max(0, ln((1-tol) m_0/m), ln(m/((1+tol) m_0))) / tol`` (50 for ``m <= 0``);
-* ``n_negative``, ``max_exponent``: the paper's loss; ``io``: ``max(0, ln(m3/m1))``.
+* ``n_negative``, ``max_exponent``: the paper's loss; ``io``: ``max(0, ln(m3/m1))``;
+* each target of the scan (named by its text, e.g. ``m_ee<0.0001``): its shaped residual
+  (:meth:`rayflavor.physics.targets.Target.residual`: 0 where met, a log or scaled distance
+  elsewhere), last.
 
 Rows with any non-finite residual get 1e3 everywhere.  :meth:`Shaper.objectives` groups the
 residuals into the objective list BY NAME: an objective named in ``fn.MASS_OBJECTIVES`` is the
@@ -51,7 +54,9 @@ class Shaper:
         self.dm3l = {o: tuple(sorted(abs(v) for v in d.window("dm3l", o))) for o in ("NO", "IO")}
         self.m0 = {m: d.get(m).central for m in fn.MASSES}
         extra = [n for n in ("io", "max_exponent") if n in self.names]
-        self.columns: list[str] = windows + ["dm21", "dm3l", *fn.MASSES, "n_negative", *extra]
+        self._objectives = objectives  # the targets' residuals
+        self.columns: list[str] = windows + ["dm21", "dm3l", *fn.MASSES, "n_negative", *extra,
+                                             *objectives.target_names]
         self.index = {n: k for k, n in enumerate(self.columns)}
         groups = []
         for n in self.names:
@@ -87,6 +92,8 @@ class Shaper:
                 col["io"] = np.maximum(np.log(res["nu_m3"] / res["nu_m1"]), 0.0)
             if "max_exponent" in self.index:
                 col["max_exponent"] = res["loss_max_exponent"]
+        for name, r in zip(self._objectives.target_names, self._objectives.target_residuals(res).T):
+            col[name] = r
         R = np.column_stack([col[n] for n in self.columns]).astype(np.float64)
         R[~np.isfinite(R).all(axis=1)] = NON_FINITE
         R[res["ordering"] == "none", self.index["dm3l"]] += NO_ORDERING
