@@ -170,6 +170,11 @@ def values(columns: Mapping[str, np.ndarray], name: str, m0: Mapping[str, float]
     return np.asarray(columns[name], dtype=np.float64)
 
 
+def met_line(text: str, n: int) -> str:
+    """How a report says that ``n`` distinct models meet target ``text`` (or that none does)."""
+    return f"{n} distinct models meet {text}" if n else f"no model meets {text}"
+
+
 def needed_columns(targets: Sequence[Target]) -> list[str]:
     """The model columns :func:`values` reads for ``targets``."""
     cols: list[str] = []
@@ -180,5 +185,5 @@ def needed_columns(targets: Sequence[Target]) -> list[str]:
     return cols
 
 
-__all__ = ["EDGE", "HELP", "MISSING", "OBSERVABLES", "OPERATORS", "Observable", "Target", "canonical", "needed_columns",
-           "parse", "parse_all", "values"]
+__all__ = ["EDGE", "HELP", "MISSING", "OBSERVABLES", "OPERATORS", "Observable", "Target", "canonical", "met_line",
+           "needed_columns", "parse", "parse_all", "values"]

@@ -111,7 +111,7 @@ class Counts:
 
     def target_lines(self) -> list[str]:
         """One line per target: how many distinct models meet it, or that none does."""
-        return [f"{n} distinct models meet {text}" if n else f"no model meets {text}" for text, n in self.targets]
+        return [fn_targets.met_line(text, n) for text, n in self.targets]
 
     def richness_lines(self) -> list[str]:
         """How much of the reachable model space the scan has seen (:mod:`rayflavor.richness`)."""
@@ -423,13 +423,14 @@ def _default_warn(message: str) -> None:
     warnings.warn(message, DamagedPartWarning, stacklevel=3)
 
 
-def target_counts(models: Path | str, targets: tuple[str, ...] | list[str], ds) -> tuple[tuple[str, int], ...]:
-    """``(text, rows of the local Parquet file models meeting it)`` per target text (only the
-    observables the targets need are read)."""
+def target_counts(models: Path | str | pl.LazyFrame, targets: tuple[str, ...] | list[str], ds) -> tuple[tuple[str, int], ...]:
+    """``(text, rows meeting it)`` per target text, of a local Parquet file or a lazy frame of
+    models (only the observables the targets need are read)."""
     parsed = fn_targets.parse_all(targets)
     if not parsed:
         return ()
-    cols = pl.scan_parquet(models).select(fn_targets.needed_columns(parsed)).collect(engine="streaming")
+    lf = models if isinstance(models, pl.LazyFrame) else pl.scan_parquet(models)
+    cols = lf.select(fn_targets.needed_columns(parsed)).collect(engine="streaming")
     columns = {c: cols[c].to_numpy() for c in cols.columns}
     m0 = {m: ds.get(m).central for m in fn.MASSES}
     return tuple((t.text, int(t.met(fn_targets.values(columns, t.name, m0)).sum())) for t in parsed)
