@@ -31,18 +31,18 @@ Two engines, chosen by :attr:`IslandConfig.method` through :func:`make_island`:
       masses, never a common shift), evaluated with the next offspring
       (:meth:`~PaperIsland._on_new_models`, :meth:`~PaperIsland._prepare_offspring`).
 
-Targets (``IslandConfig.targets``, :mod:`rayflavor.physics.targets`) add one objective each, the
-target's shaped residual (also a residual of the refinement and of the best loss, scaled by
-:data:`.shaping.TARGET_WEIGHT`); the fast engine refines each new valid model short of a target
-towards it (:meth:`~FastIsland._refine_towards_targets`).  Validity is
-unchanged: every valid model is kept, with a ``targets_met`` column (it meets every target).  Only
-models meeting every target count towards ``target_valid`` and become tabu (a valid model short
-of a target stays searchable: its texture and charges may still reach the target; its charge
-assignment is kept once more when they do, and the dedupe prefers that row).
+Targets (``IslandConfig.targets``, :mod:`rayflavor.physics.targets`) add one objective each for
+NSGA-III, the target's shaped residual.  They are not residuals of the refinement, its choice of
+rows or the best loss (patience): those keep steering towards validity alone (with the target's
+residual among them, a 3-minute up-leading NO smoke scan found no valid model, against 99 without
+the target).  Validity is unchanged: every valid model is kept, with a ``targets_met`` column (it
+meets every target).  Only models meeting every target count towards ``target_valid`` and become
+tabu (a valid model short of a target stays searchable: its texture and charges may still reach
+the target; its charge assignment is kept once more when they do, and the dedupe prefers that row).
 
 Stopping (paper sec. III.4): ``max_generations``; ``target_valid`` unique valid models (unique by
-charge assignment inside the island; with targets: meeting every target); ``patience`` generations of the current run without a
-better best loss (smallest sum of shaped residuals), a larger number of satisfied objectives or a
+charge assignment inside the island; with targets: meeting every target); ``patience``
+generations of the current run without a better best loss (smallest sum of shaped residuals), a larger number of satisfied objectives or a
 new valid model.  On ``patience`` an island with restarts left (``IslandConfig.restarts``)
 restarts instead: a fresh NSGA-III population from the seed
 ``SeedSequence(seed, spawn_key=(k,))`` of restart ``k``, its first ``restart_keep * pop_size``
@@ -97,7 +97,6 @@ STATE_FORMAT = "rayflavor-island/2"
 TABU_PENALTY = 1e6
 CHARGE_ONLY = ("n_negative", "max_exponent")  # objectives that depend on the charges alone
 BUDGET_MEMORY = 200_000  # refinement budgets remembered (the oldest half is forgotten beyond)
-TARGET_REFINE_ITERS = 10  # Levenberg-Marquardt iterations towards the targets from a new valid model short of them
 
 
 def _keys(charges: np.ndarray) -> list[bytes]:
@@ -253,11 +252,11 @@ class PaperIsland:
         res = self.objectives.evaluate(x)
         R = self.shaper.residuals(res)
         F = self._objective_matrix(res, R)
-        met = self.objectives.targets_met(res).all(axis=1)
+        met = self.objectives.targets_met(res)  # (N, n_targets)
         self.c.n_evals += len(G)
         self.c.eval_seconds += time.perf_counter() - t
-        self._harvest(x, res, met)
-        self._track(R, res)
+        self._harvest(x, res, met.all(axis=1))
+        self._track(R, res, met.sum(axis=1))
         return F, R
 
     def _valid(self, res: dict[str, np.ndarray]) -> np.ndarray:
@@ -310,13 +309,13 @@ class PaperIsland:
         self._pending.append(row)
         self._on_new_models(x[new], new_met)
 
-    def _track(self, R: np.ndarray, res: dict[str, np.ndarray]) -> None:
+    def _track(self, R: np.ndarray, res: dict[str, np.ndarray], n_met: np.ndarray) -> None:
+        """Best loss (the shaped residuals' sum, targets aside) and best number of satisfied
+        objectives (targets met included) of the rows evaluated; patience restarts on either."""
         if not len(R):
             return
         c = self.c
-        n_targets = len(self.objectives.targets)
-        sat = int(np.max(res["n_satisfied"] + (R[:, R.shape[1] - n_targets:] == 0).sum(axis=1))) if n_targets \
-            else int(np.max(res["n_satisfied"]))
+        sat = int(np.max(res["n_satisfied"] + n_met))
         loss = float(np.min(R.sum(axis=1)))
         c.best_satisfied = max(c.best_satisfied, sat)
         c.best_loss = min(c.best_loss, loss)
@@ -539,7 +538,6 @@ class FastIsland(PaperIsland):
         self.found_light: set[bytes] = set()  # light textures of the found models (tabu "texture")
         self.budget: dict[bytes, int] = {}  # LM iterations spent per charge assignment
         self.queue = np.empty((0, self.problem.n_var))  # neighbour genes waiting for evaluation
-        self.target_queue = np.empty((0, self.problem.n_var))  # valid models short of a target, to refine towards it
         free = np.arange(CONT.start, self.problem.n_var)
         if config.log10_lambda is not None:
             free = free[free != I_LAMBDA]
@@ -561,7 +559,7 @@ class FastIsland(PaperIsland):
         )
 
     def _objective_matrix(self, res: dict[str, np.ndarray], R: np.ndarray) -> np.ndarray:
-        return self.shaper.objectives(R)
+        return np.concatenate([self.shaper.objectives(R), self.objectives.target_residuals(res)], axis=1)
 
     def _prepare_offspring(self, G: np.ndarray, initial: bool) -> np.ndarray:
         G = super()._prepare_offspring(G, initial)
@@ -577,8 +575,6 @@ class FastIsland(PaperIsland):
             idx = self._pick(G, F, R)
             if idx.size:
                 self._refine(G, F, R, idx)
-            if len(self.target_queue):
-                self._refine_towards_targets()
 
     def _before_tell(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
         F = self._tabu(G, F)
@@ -593,9 +589,6 @@ class FastIsland(PaperIsland):
     def _on_new_models(self, x: np.ndarray, met: np.ndarray) -> None:
         if self.config.tabu == "texture" and met.any():
             self.found_light.update(_light_keys(x[met, :N_CHARGES]))
-        if self.config.targets and not met.all():
-            keep = 4 * self.config.refine_top
-            self.target_queue = np.concatenate([self.target_queue, encode(x[~met])])[-keep:] if keep else self.target_queue
         if self.config.neighbours:
             self._queue_neighbours(x)
 
@@ -620,27 +613,17 @@ class FastIsland(PaperIsland):
         ok &= ~self._is_tabu(g[:, CHARGES])
         self.queue = np.concatenate([self.queue, g[ok]])[-20 * self.config.refine_top :]
 
-    def _refine(self, G: np.ndarray, F: np.ndarray, R: np.ndarray, idx: np.ndarray, iters: int | None = None) -> None:
+    def _refine(self, G: np.ndarray, F: np.ndarray, R: np.ndarray, idx: np.ndarray) -> None:
         """Levenberg-Marquardt (:func:`.refine.levenberg_marquardt`) on the continuous genes of
-        rows ``idx``, charges frozen, ``iters`` iterations (default ``refine_iters``); ``G``, ``F``,
-        ``R`` are updated in place."""
+        rows ``idx``, charges frozen; ``G``, ``F``, ``R`` are updated in place."""
         t = time.perf_counter()
         out = levenberg_marquardt(
             lambda X: self._evaluate(X)[::-1],  # (residuals, payload = objective matrix)
             G[idx], R[idx], payload=F[idx], free=self.free, step=self.h,
-            lower=self.problem.xl, upper=self.problem.xu, iters=self.config.refine_iters if iters is None else iters,
+            lower=self.problem.xl, upper=self.problem.xu, iters=self.config.refine_iters,
         )
         G[idx], R[idx], F[idx] = out.x, out.r, out.payload
         self.c.refine_seconds += time.perf_counter() - t
-
-    def _refine_towards_targets(self) -> None:
-        """Refine up to ``refine_top`` queued valid models short of a target for
-        :data:`TARGET_REFINE_ITERS` iterations: inside the valid region the target's residual is the
-        only slope, so the steps walk towards the target, and every valid point on the way that
-        meets it is harvested (the charges are frozen: the walk stores nothing else)."""
-        G, self.target_queue = self.target_queue[: self.config.refine_top], self.target_queue[self.config.refine_top :]
-        F, R = self._evaluate(G)
-        self._refine(G, F, R, np.arange(len(G)), iters=TARGET_REFINE_ITERS)
 
     def _pick(self, G: np.ndarray, F: np.ndarray, R: np.ndarray) -> np.ndarray:
         """Rows to refine: charge-feasible, not found, budget left, smallest residual norm."""
@@ -686,15 +669,12 @@ class FastIsland(PaperIsland):
             "budget_charges": _charges(keys),
             "budget_iters": np.array([self.budget[k] for k in keys], dtype=np.int64),
             "queue": np.asarray(self.queue, np.float64),
-            "target_queue": np.asarray(self.target_queue, np.float64),
         }
 
     def _load_extra_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         keys = _keys(np.asarray(arrays["budget_charges"]).reshape(-1, N_CHARGES))
         self.budget = dict(zip(keys, (int(v) for v in arrays["budget_iters"])))
         self.queue = np.array(arrays["queue"], np.float64).reshape(-1, self.problem.n_var)
-        self.target_queue = np.array(arrays.get("target_queue", np.empty((0, self.problem.n_var))),
-                                     np.float64).reshape(-1, self.problem.n_var)
         if self.config.tabu == "texture" and self.found:  # derived from the found set, not stored
             self.found_light = set(_light_keys(_charges(sorted(self.found))))
 

@@ -149,7 +149,13 @@ class Objectives:
 
     @property
     def names(self) -> list[str]:
-        return fn.objective_names(force_io=self.force_io, max_exponent=self.max_exponent) + self.target_names
+        """Every objective: :attr:`loss_names`, then :attr:`target_names`."""
+        return self.loss_names + self.target_names
+
+    @property
+    def loss_names(self) -> list[str]:
+        """The paper's objectives (``fn.objective_names``)."""
+        return fn.objective_names(force_io=self.force_io, max_exponent=self.max_exponent)
 
     @property
     def target_names(self) -> list[str]:
@@ -185,8 +191,7 @@ class Objectives:
     def matrix(self, result: dict[str, np.ndarray]) -> np.ndarray:
         """The ``(N, n_obj)`` loss matrix of a result (the targets' shaped residuals last);
         ``+inf`` (singular rows) becomes 1e30."""
-        paper = fn.objective_names(force_io=self.force_io, max_exponent=self.max_exponent)
-        F = np.column_stack([np.asarray(result[f"loss_{n}"], dtype=np.float64) for n in paper])
+        F = np.column_stack([np.asarray(result[f"loss_{n}"], dtype=np.float64) for n in self.loss_names])
         F = np.concatenate([F, self.target_residuals(result)], axis=1)
         return np.where(np.isfinite(F), F, 1e30)
 

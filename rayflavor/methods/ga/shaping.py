@@ -14,10 +14,7 @@ there has no slope to follow.  One residual per observable, each a named column
   spectrum (``ordering == "none"``, never valid) adds 1 to ``dm3l``;
 * each of the nine charged masses ``fn.MASSES``:
   ``max(0, ln((1-tol) m_0/m), ln(m/((1+tol) m_0))) / tol`` (50 for ``m <= 0``);
-* ``n_negative``, ``max_exponent``: the paper's loss; ``io``: ``max(0, ln(m3/m1))``;
-* each target of the scan (named by its text, e.g. ``m_ee<0.0001``): its shaped residual
-  (:meth:`rayflavor.physics.targets.Target.residual`: 0 where met, a log or scaled distance
-  elsewhere) times :data:`TARGET_WEIGHT`, last.
+* ``n_negative``, ``max_exponent``: the paper's loss; ``io``: ``max(0, ln(m3/m1))``.
 
 Rows with any non-finite residual get 1e3 everywhere.  :meth:`Shaper.objectives` groups the
 residuals into the objective list BY NAME: an objective named in ``fn.MASS_OBJECTIVES`` is the
@@ -38,20 +35,16 @@ from rayflavor.physics import fn
 NON_FINITE = 1e3  # every residual of a row with a non-finite one
 MISSING = 50.0  # residual of a non-positive mass or splitting
 NO_ORDERING = 1.0  # added to dm3l for m1 < m3 < m2
-#: a target's residual enters the shaped residuals (refinement, its choice of rows, the best loss)
-#: scaled by this weight: inside the valid region it is the only slope, so the refinement follows it
-#: all the same, while outside a near-valid row is not pulled away from validity for it (at weight 1
-#: a 3-minute up-leading NO smoke scan found no valid model, against 99 without the target)
-TARGET_WEIGHT = 0.1
 
 
 class Shaper:
     """Shaped residuals of one scan's objectives (see the module docstring)."""
 
     def __init__(self, objectives: Objectives, names: Sequence[str] | None = None) -> None:
-        """``names``: the objective list to group into (default ``objectives.names``)."""
+        """``names``: the objective list to group into (default ``objectives.loss_names``: the
+        scan's targets are not shaped residuals, :class:`~.problem.Objectives` adds them)."""
         d = objectives.data
-        self.names = list(objectives.names if names is None else names)
+        self.names = list(objectives.loss_names if names is None else names)
         self.tol = objectives.mass_tolerance
         windows = [n for n in fn.WINDOW_OBJECTIVES if n != "dm21"]
         self.window = {n: d.window(n, "NO") for n in windows}
@@ -59,9 +52,7 @@ class Shaper:
         self.dm3l = {o: tuple(sorted(abs(v) for v in d.window("dm3l", o))) for o in ("NO", "IO")}
         self.m0 = {m: d.get(m).central for m in fn.MASSES}
         extra = [n for n in ("io", "max_exponent") if n in self.names]
-        self._objectives = objectives  # the targets' residuals
-        self.columns: list[str] = windows + ["dm21", "dm3l", *fn.MASSES, "n_negative", *extra,
-                                             *objectives.target_names]
+        self.columns: list[str] = windows + ["dm21", "dm3l", *fn.MASSES, "n_negative", *extra]
         self.index = {n: k for k, n in enumerate(self.columns)}
         groups = []
         for n in self.names:
@@ -97,8 +88,6 @@ class Shaper:
                 col["io"] = np.maximum(np.log(res["nu_m3"] / res["nu_m1"]), 0.0)
             if "max_exponent" in self.index:
                 col["max_exponent"] = res["loss_max_exponent"]
-        for name, r in zip(self._objectives.target_names, self._objectives.target_residuals(res).T):
-            col[name] = TARGET_WEIGHT * r
         R = np.column_stack([col[n] for n in self.columns]).astype(np.float64)
         R[~np.isfinite(R).all(axis=1)] = NON_FINITE
         R[res["ordering"] == "none", self.index["dm3l"]] += NO_ORDERING
