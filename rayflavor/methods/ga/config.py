@@ -63,8 +63,7 @@ class IslandConfig:
 
     Stopping (paper sec. III.4): ``max_generations``, ``target_valid`` unique valid charge
     assignments (meeting every target, when there are targets), ``patience`` generations
-    without a better best loss, a larger number of
-    satisfied objectives or a new valid model.  A stalled island restarts (fresh population,
+    without a better best loss, a larger number of satisfied objectives or a new valid model.  A stalled island restarts (fresh population,
     seeded with ``restart_keep * pop_size`` of its best non-valid points, found set kept) up to
     ``restarts`` times before it stops on ``patience``.
 

@@ -32,19 +32,20 @@ Two engines, chosen by :attr:`IslandConfig.method` through :func:`make_island`:
       (:meth:`~PaperIsland._on_new_models`, :meth:`~PaperIsland._prepare_offspring`).
 
 Targets (``IslandConfig.targets``, :mod:`rayflavor.physics.targets`) add one objective each for
-NSGA-III, the target's shaped residual.  They are not residuals of the refinement, its choice of
-rows or the best loss (patience): those keep steering towards validity alone (with the target's
-residual among them, a 3-minute up-leading NO smoke scan found no valid model, against 99 without
-the target).  Validity is unchanged: every valid model is kept, with a ``targets_met`` column (it
-meets every target).  Only models meeting every target count towards ``target_valid`` and become
-tabu (a valid model short of a target stays searchable: its texture and charges may still reach
-the target; its charge assignment is kept once more when they do, and the dedupe prefers that row).
+NSGA-III: the target's shaped residual plus the sum of the other objectives
+(:meth:`~rayflavor.methods.ga.problem.Objectives.with_targets`), 0 exactly on the valid models
+that meet the target.  They are not residuals of the refinement, its choice of rows or the best
+loss (patience): those keep steering towards validity alone (with the target's residual among
+them, a 3-minute up-leading NO smoke scan found no valid model, against 99 without the target).
+Validity is unchanged: every valid model is kept, with a ``targets_met`` column (it meets every
+target), and becomes tabu as without targets (the search moves on to new textures, the target
+objective choosing which); only the models meeting every target count towards ``target_valid``.
 
 Stopping (paper sec. III.4): ``max_generations``; ``target_valid`` unique valid models (unique by
 charge assignment inside the island; with targets: meeting every target); ``patience``
-generations of the current run without a better best loss (smallest sum of shaped residuals), a larger number of satisfied objectives or a
-new valid model.  On ``patience`` an island with restarts left (``IslandConfig.restarts``)
-restarts instead: a fresh NSGA-III population from the seed
+generations of the current run without a better best loss (smallest sum of shaped residuals), a
+larger number of satisfied objectives (targets met included) or a new valid model.  On
+``patience`` an island with restarts left (``IslandConfig.restarts``) restarts instead: a fresh NSGA-III population from the seed
 ``SeedSequence(seed, spawn_key=(k,))`` of restart ``k``, its first ``restart_keep * pop_size``
 members replaced by the stalled run's best non-valid points; the found set survives, so no
 model is reported twice.  The wall-clock limit is the caller's (:meth:`~PaperIsland.request_stop`).
@@ -193,8 +194,7 @@ class PaperIsland:
         self.problem = FNProblem(self.space, self.objectives)
         self.ref_dirs = get_reference_directions("das-dennis", len(self.names), n_partitions=config.n_partitions)
         self.c = Counters(run_seed=self.seed)
-        self.found: set[bytes] = set()  # charge assignments found valid (and meeting every target): tabu
-        self.found_short: set[bytes] = set()  # ... found valid, short of a target (with targets)
+        self.found: set[bytes] = set()  # charge assignments found valid: tabu
         self.restart_rows = np.empty((0, self.problem.n_var))  # genes that seed the next initial population
         self._pending: list[dict[str, np.ndarray]] = []
         self.algorithm = self._new_algorithm(self.seed)
@@ -278,15 +278,10 @@ class PaperIsland:
         room = self.config.target_valid - self.n_counted  # never overshoot the target
         new, new_met, n_met = [], [], 0
         for i, k in zip(ok, keys):
-            if met[i]:
-                if n_met >= room or k in self.found:
-                    continue
-                self.found.add(k)
-                n_met += 1
-            elif k in self.found or k in self.found_short:
+            if k in self.found or (met[i] and n_met >= room):
                 continue
-            else:
-                self.found_short.add(k)
+            self.found.add(k)
+            n_met += bool(met[i])
             new.append(i)
             new_met.append(bool(met[i]))
         if not new:
@@ -481,7 +476,6 @@ class PaperIsland:
             "norm_nadir": np.empty(0) if norm.nadir_point is None else np.asarray(norm.nadir_point, np.float64),
             "norm_extreme": np.empty((0, n_obj)) if norm.extreme_points is None else np.asarray(norm.extreme_points, np.float64),
             "found": _charges(sorted(self.found)),
-            "found_short": _charges(sorted(self.found_short)),
             "restart_rows": np.asarray(self.restart_rows, np.float64),
         }
         meta = {
@@ -521,7 +515,6 @@ class PaperIsland:
         norm.extreme_points = np.array(arrays["norm_extreme"], np.float64) if a["norm_extreme"] else None
         algo.random_state.bit_generator.state = a["rng"]
         self.found = set(_keys(np.asarray(arrays["found"]).reshape(-1, N_CHARGES)))
-        self.found_short = set(_keys(np.asarray(arrays.get("found_short", np.empty((0, N_CHARGES)))).reshape(-1, N_CHARGES)))
         self.restart_rows = np.array(arrays["restart_rows"], np.float64).reshape(-1, self.problem.n_var)
         self._load_extra_state(meta.get("extra", {}), arrays)
 
@@ -559,7 +552,7 @@ class FastIsland(PaperIsland):
         )
 
     def _objective_matrix(self, res: dict[str, np.ndarray], R: np.ndarray) -> np.ndarray:
-        return np.concatenate([self.shaper.objectives(R), self.objectives.target_residuals(res)], axis=1)
+        return self.objectives.with_targets(self.shaper.objectives(R), res)
 
     def _prepare_offspring(self, G: np.ndarray, initial: bool) -> np.ndarray:
         G = super()._prepare_offspring(G, initial)
@@ -587,8 +580,8 @@ class FastIsland(PaperIsland):
         return F
 
     def _on_new_models(self, x: np.ndarray, met: np.ndarray) -> None:
-        if self.config.tabu == "texture" and met.any():
-            self.found_light.update(_light_keys(x[met, :N_CHARGES]))
+        if self.config.tabu == "texture":
+            self.found_light.update(_light_keys(x[:, :N_CHARGES]))
         if self.config.neighbours:
             self._queue_neighbours(x)
 
