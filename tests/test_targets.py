@@ -18,6 +18,7 @@ from rayflavor import configfile
 from rayflavor.cli.main import cli
 from rayflavor.methods.ga.config import ISLAND_PRESETS, IslandConfig
 from rayflavor.methods.ga.island import make_island
+from rayflavor.methods.ga.problem import NEAR_SUM
 from rayflavor.orchestration.scan_settings import ScanSettings, differences
 from rayflavor.physics import data, fn
 from rayflavor.physics import targets as T
@@ -92,8 +93,8 @@ def test_targets_are_stored_canonically_once_and_a_config_file_takes_them(tmp_pa
 
 # ------------------------------------------------------------------------------------ the residual
 
-values = st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(1e-8, 10.0)), min_size=1,
-                  max_size=20)
+values = st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(1e-8, 10.0),
+                            st.sampled_from([math.inf, -math.inf, math.nan, 0.0, -1.0])), min_size=1, max_size=20)
 targets = st.builds(lambda n, o, v: T.parse(f"{n}{o}{v!r}"), st.sampled_from(NAMES), st.sampled_from(T.OPERATORS),
                     st.floats(1e-9, 1e3))
 
@@ -134,14 +135,32 @@ def test_the_objective_matrix_ends_with_the_distance_to_each_targets_corner():
     err = np.max([np.abs(res[m] / ds.get(m).central - 1) for m in fn.MASSES], axis=0)
     want = np.column_stack([T.parse("m_ee<1e-4").residual(res["m_ee"]), T.parse("max_mass_error<0.05").residual(err)])
     assert (want == 0).any() and (want > 0).any()
-    # the distance to the corner: the target's residual plus the other objectives, 0 only on valid models meeting it
-    assert np.allclose(F[:, -2:], want + F[:, :-2].sum(axis=1, keepdims=True), rtol=1e-12, atol=0)
+    def corner(F):  # the distance to the corner, 0 only on valid models meeting the target
+        s = F[:, :-2].sum(axis=1, keepdims=True)
+        return s + np.exp(-s / NEAR_SUM) * want
+
+    assert np.allclose(F[:, -2:], corner(F), rtol=1e-12, atol=0)
     assert R.shape[1] == len(isl.shaper.columns)  # not a residual of the refinement
     paper = make_island(replace(ISLAND_PRESETS["paper"], targets=cfg.targets), ds, island=0, seed=0)
     Fp = paper._objective_matrix(res, R)
-    assert np.allclose(Fp[:, -2:], want + Fp[:, :-2].sum(axis=1, keepdims=True), rtol=1e-12, atol=0)
+    assert np.allclose(Fp[:, -2:], corner(Fp), rtol=1e-12, atol=0)
     zero = (F[:, -2:] == 0)
     assert np.array_equal(zero, (want == 0) & (F[:, :-2] == 0).all(axis=1, keepdims=True))
+
+
+@given(st.lists(st.tuples(st.lists(st.sampled_from([0.0, 1e-12, 0.3, 2.0, 1e3, 1e30]), min_size=3, max_size=3),
+                          st.sampled_from([1e-6, 5e-5, 1e-4, 2e-3, float("nan")])), min_size=1, max_size=12))
+@settings(max_examples=200, deadline=None)
+def test_the_target_objective_is_zero_exactly_on_valid_models_meeting_the_target(rows):
+    from rayflavor.methods.ga.problem import Objectives
+
+    ob = Objectives(data=data.load(RELAXED), mass_tolerance=0.2, targets=(T.parse("m_ee<1e-4"),))
+    F = np.array([f for f, _ in rows])
+    mee = np.array([m for _, m in rows])
+    col = ob.with_targets(F, {"valid": np.ones(len(rows), bool), "m_ee": mee})[:, -1]
+    physics_ok = (F == 0).all(axis=1)
+    assert np.isfinite(col).all() and (col >= F.sum(axis=1)).all()
+    assert np.array_equal(col == 0, physics_ok & (mee < 1e-4))
 
 
 def test_only_target_meeting_models_count_towards_target_valid():

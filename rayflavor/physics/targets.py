@@ -100,10 +100,11 @@ class Target:
         return OBSERVABLES[self.name].unit
 
     def met(self, values: np.ndarray) -> np.ndarray:
-        """Boolean per value: the comparison holds (NaN: never)."""
+        """Boolean per value: the comparison holds (a non-finite value, NaN or inf: never)."""
         o = np.asarray(values, dtype=np.float64)
         with np.errstate(invalid="ignore"):
-            return {"<": o < self.value, "<=": o <= self.value, ">": o > self.value, ">=": o >= self.value}[self.op]
+            held = {"<": o < self.value, "<=": o <= self.value, ">": o > self.value, ">=": o >= self.value}[self.op]
+        return held & np.isfinite(o)
 
     def residual(self, values: np.ndarray) -> np.ndarray:
         """Shaped residual per value: 0 exactly where :meth:`met`, positive elsewhere (module docstring)."""

@@ -32,9 +32,10 @@ Two engines, chosen by :attr:`IslandConfig.method` through :func:`make_island`:
       (:meth:`~PaperIsland._on_new_models`, :meth:`~PaperIsland._prepare_offspring`).
 
 Targets (``IslandConfig.targets``, :mod:`rayflavor.physics.targets`) add one objective each for
-NSGA-III: the target's shaped residual plus the sum of the other objectives
-(:meth:`~rayflavor.methods.ga.problem.Objectives.with_targets`), 0 exactly on the valid models
-that meet the target.  They are not residuals of the refinement, its choice of rows or the best
+NSGA-III, the distance to the target's corner
+(:meth:`~rayflavor.methods.ga.problem.Objectives.with_targets`: the sum of the other objectives
+far from validity, the target's shaped residual near it), 0 exactly on the valid models that
+meet the target.  They are not residuals of the refinement, its choice of rows or the best
 loss (patience): those keep steering towards validity alone (with the target's residual among
 them, a 3-minute up-leading NO smoke scan found no valid model, against 99 without the target).
 Validity is unchanged: every valid model is kept, with a ``targets_met`` column (it meets every

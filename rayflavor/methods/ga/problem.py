@@ -135,6 +135,11 @@ def encode(x: np.ndarray) -> np.ndarray:
     return g
 
 
+#: scale of the objectives' sum below which a target's residual counts in its objective
+#: (:meth:`Objectives.with_targets`): about one shaped residual at the edge of its window
+NEAR_SUM = 1.0
+
+
 @dataclass(frozen=True)
 class Objectives:
     """What one scan optimises: the physics options handed to :func:`fn.evaluate`, and the
@@ -196,13 +201,19 @@ class Objectives:
 
     def with_targets(self, F: np.ndarray, result: dict[str, np.ndarray]) -> np.ndarray:
         """``F`` (the ``(N, len(loss_names))`` objectives without targets) followed by one column
-        per target: its shaped residual plus the row's sum of ``F``, the *distance to the corner*,
-        0 exactly on the valid models that meet the target.  A row with a small residual and
-        poor physics is not kept for the target alone (with the bare residual as an objective,
-        3-minute smoke scans found no valid model where one without the target found 16-99)."""
+        per target, the *distance to its corner*: ``S + exp(-S / NEAR_SUM) r`` with ``S`` the
+        row's sum of ``F`` and ``r`` the target's shaped residual.  It is 0 exactly on the valid
+        models that meet the target (``S = 0``, ``r = 0``); far from validity it is ``S``, which
+        leaves NSGA-III's dominance as without the target, so the search for valid models is not
+        traded for the target; near validity it is ``r``.  (With the bare residual as an
+        objective, smoke scans found no valid model where the same seeds without a target found
+        16-99: docs/experiments.md#2026-12-06-targets.)"""
         if not self.targets:
             return F
-        return np.concatenate([F, self.target_residuals(result) + F.sum(axis=1, keepdims=True)], axis=1)
+        total = F.sum(axis=1, keepdims=True)
+        with np.errstate(over="ignore", under="ignore"):
+            near = np.exp(-total / NEAR_SUM)
+        return np.concatenate([F, total + near * self.target_residuals(result)], axis=1)
 
 
 class FNProblem(Problem):
