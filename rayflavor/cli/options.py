@@ -8,7 +8,8 @@ A generated option has no click default: what the user typed is collected, per f
     defaults < ``--preset`` < ``--config FILE`` < options typed on the command line
 
 holds for every command.  A typed value is checked against the field's bounds when the command
-line is parsed (one ``Error:`` line naming the option).
+line is parsed (one ``Error:`` line naming the option).  A tuple setting (``targets``) is an
+option that may be repeated, each value read by the setting's ``parse``.
 
 The shared options (``--address``, ``--seed`` of a command without settings, ``--out``,
 ``--data``, ``--config``, ``--preset``) are declared once, below, in the manner of pip-tools'

@@ -72,8 +72,6 @@ OPERATORS = ("<", "<=", ">", ">=")
 MISSING = 50.0  # residual of a non-finite value (as the shaped residuals' missing mass)
 EDGE = 1e-9  # smallest residual off the target
 _GRAMMAR = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*(\S+)\s*", re.ASCII)
-HELP = ("NAME<VALUE (also <=, >, >=) on " + ", ".join(OBSERVABLES) + "; m_ee, m_lightest, m_sum in eV, "
-        "phases in degrees")
 
 
 def _number(v: float) -> str:
@@ -186,5 +184,5 @@ def needed_columns(targets: Sequence[Target]) -> list[str]:
     return cols
 
 
-__all__ = ["EDGE", "HELP", "MISSING", "OBSERVABLES", "OPERATORS", "Observable", "Target", "canonical", "met_line",
+__all__ = ["EDGE", "MISSING", "OBSERVABLES", "OPERATORS", "Observable", "Target", "canonical", "met_line",
            "needed_columns", "parse", "parse_all", "values"]
