@@ -144,7 +144,7 @@ def test_scan_resumes_from_its_copy_and_refuses_an_edited_data_file(ray_session,
     res = CliRunner().invoke(cli, ["scan", "--resume", "--out", str(out), "--no-live"])
     assert res.exit_code == 2 and "changed since the scan started" in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1
-    res = CliRunner().invoke(cli, ["scan", "--resume", "--data-changed-ok", "--out", str(out), "--no-live"])
+    res = CliRunner().invoke(cli, ["scan", "--resume=data-changed-ok", "--out", str(out), "--no-live"])
     assert res.exit_code == 0, res.output
     df = pl.read_parquet([p.uri for p in committed_parts(resolve(out))])
     x = df.select(list(fn.PARAMETERS)).to_numpy().astype(np.float64)

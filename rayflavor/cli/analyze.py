@@ -99,6 +99,16 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
             raise UserError(f"--reference {reference} is this run's own teacher, which its network learned from: not "
                             "an independent reference (build one with `rayflavor diffusion reference REF --seed S`)")
         ref_df, ref_floor = _reference_frame(reference)
+    met = ()
+    if src.kind == "fn" and (src.root / "scan.json").is_file():  # a scan's targets: how many models meet each
+        from rayflavor.cli.dedupe import stored_targets
+        from rayflavor.storage.dedupe import target_counts
+
+        try:
+            doc = (src.root / "scan.json").read_json()
+        except (StorageError, ValueError):
+            doc = {}
+        met = target_counts(src.frame, stored_targets(doc, (src.root / "scan.json").uri), data)
     try:
         figures.require_data(src.kind, data)
         tables = summary.summarize(src.kind, src.frame, data)
@@ -149,7 +159,7 @@ def analyze_output(path: str | Path, fmt: str = "png", html_report: bool = False
         raise UserError(str(exc)) from None
     return {"kind": src.kind, "rows": n, "rows_total": src.rows_total, "flag": src.flag, "tables": tables,
             "fidelity": fid if reference is not None else None, "paper": paper,
-            "discovery": disc,
+            "discovery": disc, "targets": met,
             "figures": written, "report": rep, "source": src.description, "data": f"{data.name} ({data.path})",
             "warnings": list(src.warnings)}
 
@@ -189,6 +199,10 @@ def analyze(path, fmt, html_report, out_dir, reference):
         with pl.Config(tbl_rows=40, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
             for name, table in res["tables"].items():
                 click.echo(f"\n{name}\n{significant(table)}")
+    if res.get("targets"):
+        from rayflavor.physics.targets import met_line
+
+        click.echo("\ntargets: " + "; ".join(met_line(t, n) for t, n in res["targets"]))
     if res.get("discovery") is not None:
         d = res["discovery"]
         click.echo(f"\ndiscovery: {d.richness.line('light textures')}; {d.core_hours:.3g} core-hours busy")

@@ -27,6 +27,21 @@ def stored_data_name(doc: dict, where: str) -> str | None:
     return None
 
 
+def stored_targets(doc: dict, where: str) -> tuple[str, ...]:
+    """The targets a scan.json document records (``settings.island.targets``; none for older
+    scans), in their canonical spelling; UserError when they do not parse."""
+    from rayflavor.physics import targets as fn_targets
+
+    island = (doc.get("settings") or {}).get("island") if isinstance(doc, dict) else None
+    texts = island.get("targets", []) if isinstance(island, dict) else []
+    try:
+        if not isinstance(texts, list):
+            raise ValueError(f"not a list of targets: {texts!r}")
+        return tuple(t.text for t in fn_targets.parse_all(texts))
+    except ValueError as exc:
+        raise UserError(f"{where}: 'settings.island.targets': {exc}") from None
+
+
 @click.command(cls=OneLineCommand)
 @click.argument("out")
 @options.data_option("For the distance to central values (default: the scan's, from OUT/scan.json).")
@@ -41,7 +56,7 @@ def dedupe(out, data_name, compact):
     from rayflavor.storage import scan_data
     from rayflavor.storage.location import StorageError, resolve
 
-    copy = None
+    copy, targets = None, ()
     try:
         loc = resolve(out)
         has_islands = bool((loc / "islands").list())
@@ -52,6 +67,11 @@ def dedupe(out, data_name, compact):
         copy = scan_data.stored(loc) if data_name is None else None  # the scan's own copy of its data set
         if data_name is None and copy is None:
             data_name = (stored_data_name(scan_json.read_json(), scan_json.uri) if has_json else None) or fn.DEFAULT_DATA
+        try:  # the targets to report on (a scan.json the dedupe does not need otherwise may be unreadable)
+            doc = scan_json.read_json() if has_json else {}
+        except (StorageError, ValueError):
+            doc = {}
+        targets = stored_targets(doc, scan_json.uri)
     except (StorageError, ValueError) as exc:  # ValueError: a DataError of the copy
         raise UserError(str(exc)) from None
     if copy is None:
@@ -62,11 +82,12 @@ def dedupe(out, data_name, compact):
         except ValueError as exc:
             raise UserError(str(exc)) from None
     try:
-        counts = run_dedupe(loc, copy, compact=compact, warn=lambda m: click.echo(f"warning: {m}", err=True))
+        counts = run_dedupe(loc, copy, compact=compact, warn=lambda m: click.echo(f"warning: {m}", err=True),
+                            targets=targets)
     except (DedupeError, StorageError) as exc:
         raise UserError(str(exc)) from None
     click.echo(f"{counts.parts} part files: {counts.line()}")
-    for line in counts.richness_lines():
+    for line in [*counts.target_lines(), *counts.richness_lines()]:
         click.echo(line)
     if counts.compaction:
         click.echo(counts.compaction)

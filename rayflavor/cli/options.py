@@ -8,7 +8,8 @@ A generated option has no click default: what the user typed is collected, per f
     defaults < ``--preset`` < ``--config FILE`` < options typed on the command line
 
 holds for every command.  A typed value is checked against the field's bounds when the command
-line is parsed (one ``Error:`` line naming the option).
+line is parsed (one ``Error:`` line naming the option).  A tuple setting (``targets``) is an
+option that may be repeated, each value read by the setting's ``parse``.
 
 The shared options (``--address``, ``--seed`` of a command without settings, ``--out``,
 ``--data``, ``--config``, ``--preset``) are declared once, below, in the manner of pip-tools'
@@ -18,6 +19,7 @@ The shared options (``--address``, ``--seed`` of a command without settings, ``-
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +154,9 @@ def _option(path: tuple[str, ...], s: Spec, tp: Any, default: Any, decl: str) ->
         kind = {int: click.INT, float: click.FLOAT, str: click.STRING}.get(inner, click.STRING)
     extra = _range_text(s, inner) if s.choices is None and inner in (int, float) and s.parse is None else ""
     name = "__".join(path)
+    if typing.get_origin(inner) is tuple:  # a list setting: the option may be repeated
+        return click.Option([decl, name], type=kind, multiple=True, default=default, expose_value=False,
+                            callback=record, metavar=s.metavar, help=s.help, show_default=bool(default))
     if inner is bool:
         return click.Option([f"{decl}/--no-{decl[2:]}", name], default=default, expose_value=False,
                             callback=record, help=s.help, show_default=True)

@@ -18,6 +18,9 @@ from rayflavor.cli.common import OneLineCommand, ScanFailed, UserError
 from rayflavor.orchestration.scan_settings import SCAN_PRESETS, ScanSettings
 from rayflavor.physics.fn import REQUIRED_DATA as REQUIRED
 
+#: ``--resume`` alone continues with the stored settings; ``--resume=data-changed-ok`` also accepts
+#: an original data file edited since the scan started (the scan goes on with its own copy)
+RESUME_MODES = ("stored", "data-changed-ok")
 #: what ``rayflavor scan`` runs: :class:`ScanSettings`, presets ``fast`` (the default) and ``paper``
 SCAN = options.Settable(ScanSettings, SCAN_PRESETS, "fast")
 
@@ -62,14 +65,14 @@ PRESETS_HELP = (
 @options.out_option("Where the scan writes: a directory, file://..., s3://bucket/prefix or gs://bucket/prefix "
                     "(credentials from the standard AWS_*/GOOGLE_* variables).", default="scan-out")
 @options.address_option()
-@click.option("--resume", is_flag=True, help="Continue the scan stored in --out with its stored settings "
-                                             "(only --time-limit may change).")
-@click.option("--data-changed-ok", is_flag=True,
-              help="With --resume: go on with the scan's own copy of its data set (OUT/data.toml) even though the "
-                   "original data file was edited since the scan started (refused otherwise).")
+@click.option("--resume", "resume_mode", is_flag=False, flag_value="stored", default=None,
+              type=click.Choice(RESUME_MODES), metavar="[data-changed-ok]",
+              help="Continue the scan stored in --out with its stored settings (only --time-limit may change). "
+                   "--resume=data-changed-ok goes on with the scan's own copy of its data set (OUT/data.toml) even "
+                   "though the original data file was edited since the scan started (refused otherwise).")
 @click.option("--live/--no-live", default=True, help="Live progress view (a table on a terminal, lines otherwise).")
 @click.pass_context
-def scan(ctx, preset, config, out, address, resume, data_changed_ok, live):
+def scan(ctx, preset, config, out, address, resume_mode, live):
     """Scan two-flavon FN models with NSGA-III islands on Ray; valid models go to OUT.
 
     OUT gets scan.json (the settings whole, seeds, versions, status, the node of every island
@@ -83,6 +86,7 @@ def scan(ctx, preset, config, out, address, resume, data_changed_ok, live):
     from rayflavor.storage.location import StorageError, resolve
 
     typed = options.given(ctx)
+    resume, data_changed_ok = resume_mode is not None, resume_mode == "data-changed-ok"
     try:
         loc = resolve(out)
     except StorageError as exc:
@@ -93,7 +97,8 @@ def scan(ctx, preset, config, out, address, resume, data_changed_ok, live):
         if resume:
             if not scan_json:
                 raise UserError(f"--resume: {loc.uri} holds no scan to resume (no scan.json)")
-            bad = sorted({*typed, *(["preset"] if preset else []), *(["config"] if config else [])} - {"time_limit"})
+            typed_names = [n for k, v in typed.items() for n in ([f"{k}.{f}" for f in v] if isinstance(v, dict) else [k])]
+            bad = sorted({*typed_names, *(["preset"] if preset else []), *(["config"] if config else [])} - {"time_limit"})
             if bad:
                 raise UserError(f"--resume continues the stored settings; {', '.join(bad)} cannot change")
             settings = with_run_control(read_settings(loc), **typed)
@@ -117,8 +122,6 @@ def scan(ctx, preset, config, out, address, resume, data_changed_ok, live):
         raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     from rayflavor.storage import scan_data
 
-    if data_changed_ok and not resume:
-        raise UserError("--data-changed-ok goes with --resume (a new scan copies its data set into --out)")
     try:  # the data set the scan runs with: its copy in OUT once it has one (resume from any machine)
         scan_data.plan(loc, settings.data, changed_ok=data_changed_ok)[0].require(tuple(REQUIRED))
     except (ValueError, OSError) as exc:  # DataError, StorageError, an edited data file
@@ -146,7 +149,7 @@ def scan(ctx, preset, config, out, address, resume, data_changed_ok, live):
             raise ScanFailed(f"the scan could not start on {loc.uri}: {str(exc).splitlines()[0]}") from None
         try:
             counts = run_dedupe(loc, scan_data.stored(loc) or settings.data, lease=lease.lease,
-                                warn=lambda m: click.echo(f"warning: {m}", err=True))
+                                warn=lambda m: click.echo(f"warning: {m}", err=True), targets=settings.island.targets)
         except (ValueError, OSError) as exc:  # DedupeError, StorageError: the scan's commits stand
             if result.failure:
                 raise ScanFailed(f"{result.failure}; the committed models are in {loc.uri}/islands "
@@ -154,7 +157,7 @@ def scan(ctx, preset, config, out, address, resume, data_changed_ok, live):
             raise UserError(f"dedupe after the scan failed ({str(exc).splitlines()[0]}); the committed "
                             f"models are in {loc.uri}/islands, retry with 'rayflavor dedupe {loc.uri}'") from None
     click.echo(counts.line())
-    for line in counts.richness_lines():
+    for line in [*counts.target_lines(), *counts.richness_lines()]:
         click.echo(line)
     click.echo(f"models: {(loc / 'models.parquet').uri}")
     if result.failure:

@@ -1,8 +1,8 @@
 """Live view and final table of a scan (no Ray import needed here).
 
 Per island: state (queued -> pending -> running -> done / stopped / killed / failed), the node it
-runs on, generation, generations/s, best number of satisfied objectives, valid models so far,
-restarts (fresh populations after a stall), actor starts (a lost node or killed process restarts
+runs on, generation, generations/s, best number of satisfied objectives, valid models so far
+(in a scan with targets: and how many of them meet every target), restarts (fresh populations after a stall), actor starts (a lost node or killed process restarts
 the actor from its checkpoint) and the stop reasons; a summary line with the number of islands in
 each state, valid models, wall time and core-seconds (the islands' busy time).
 
@@ -44,8 +44,11 @@ def row(i: int, s: dict) -> list[str]:
     rate = gen / wall if wall > 0 else 0.0
     sat = f"{s.get('best_satisfied', 0)}/{s.get('n_objectives', '?')}" if "best_satisfied" in s else "-"
     node = s.get("node") or ""
+    valid = str(s.get("n_valid", 0) or 0)
+    if "n_targets_met" in s:  # a scan with targets: how many of them meet every target
+        valid += f" ({s['n_targets_met']} met)"
     return [str(i), str(s.get("seed", "")), s.get("state", ""), node[:8], str(gen), f"{rate:.1f}", sat,
-            str(s.get("n_valid", 0) or 0), str(s.get("restarts", 0) or 0), str(s.get("starts", 0) or 0), _stops(s)]
+            valid, str(s.get("restarts", 0) or 0), str(s.get("starts", 0) or 0), _stops(s)]
 
 
 def counts(statuses: dict[int, dict]) -> dict[str, int]:
@@ -59,10 +62,12 @@ def summary(statuses: dict[int, dict], elapsed: float) -> str:
     """One line: islands per state, valid models, distinct nodes, wall and core time."""
     c = counts(statuses)
     valid = sum(s.get("n_valid", 0) or 0 for s in statuses.values())
+    met = [s["n_targets_met"] for s in statuses.values() if "n_targets_met" in s]
     core = sum(s.get("wall_seconds", 0.0) or 0.0 for s in statuses.values())
     nodes = {s.get("node") for s in statuses.values() if s.get("state") == "running" and s.get("node")}
     states = "  ".join(f"{k} {v}" for k, v in c.items() if v or k in ("queued", "pending", "running", "done"))
-    return (f"[{elapsed:7.1f} s] {states}  valid {valid}  nodes {len(nodes)}  "
+    return (f"[{elapsed:7.1f} s] {states}  valid {valid}{f' ({sum(met)} meet the targets)' if met else ''}  "
+            f"nodes {len(nodes)}  "
             f"{core:.1f} core-s ({core / 3600:.3f} core-h)")
 
 

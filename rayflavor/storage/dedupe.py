@@ -9,7 +9,8 @@ is the one **closest to the central values**, with the distance
 
 (sigma: the data set's 1 sigma error on the side of the deviation, ``dm3l`` against the value of
 the model's ordering; m_0: the central mass, so a mass 20 % off counts like a 1 sigma pull).
-Ties break on island, then generation.
+Ties break on island, then generation.  In a scan with targets (``[island] targets``) a row
+meeting every target (``targets_met``) wins over one that does not, whatever their distances.
 
 What is read: only the parts an island's ``checkpoint.json`` lists
 (:mod:`rayflavor.storage.island_store`), so objects of attempts that died before their commit
@@ -42,6 +43,8 @@ Counts reported (:class:`Counts`):
 * ``light_textures``: distinct textures of what the light spectrum depends on -- ``n_u n_d n_e``
   and the Weinberg exponents ``n^W_ij = n^nu_i1 + n^nu_j1 - n^N_11`` (the ``N`` charges cancel from
   ``M_nu = -m_D M_N^-1 m_D^T``).  This is the number of physically distinct models.
+* ``targets``: for each target (:mod:`rayflavor.physics.targets`) asked for, the number of
+  distinct models (rows of ``models.parquet``) that meet it; 0 is reported as "no model meets".
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ import pyarrow as pa
 
 from rayflavor.physics import data as fndata
 from rayflavor.physics import fn
+from rayflavor.physics import targets as fn_targets
 from rayflavor.richness import Richness, chao2_from_counts
 from rayflavor.storage import lease as lease_mod
 from rayflavor.storage.island_store import IslandStore, list_islands
@@ -94,6 +98,7 @@ class Counts:
     damaged_parts: tuple[str, ...] = field(default=())  # "uri: reason" each
     richness_light: Richness | None = None  # Chao2 over islands: light textures the settings can reach
     richness_unique: Richness | None = None  # the same for charge assignments
+    targets: tuple[tuple[str, int], ...] = field(default=())  # (target text, distinct models meeting it)
 
     def line(self) -> str:
         s = (
@@ -103,6 +108,10 @@ class Counts:
         if self.damaged:
             s += f"  damaged parts skipped {self.damaged} (named in the warnings)"
         return s
+
+    def target_lines(self) -> list[str]:
+        """One line per target: how many distinct models meet it, or that none does."""
+        return [fn_targets.met_line(text, n) for text, n in self.targets]
 
     def richness_lines(self) -> list[str]:
         """How much of the reachable model space the scan has seen (:mod:`rayflavor.richness`)."""
@@ -323,12 +332,13 @@ def _dedupe_to_file(parts: list[Location], columns: list[str], ds, target: Path)
         lf = pl.from_arrow(empty_table()).lazy().with_row_index("__row")
     lf = lf.with_columns(distance_expr(ds))
     charges = list(fn.CHARGES)
+    short = (~pl.col("targets_met")) if "targets_met" in columns else pl.lit(False)  # a target-meeting row first
     narrow = lf.select("__row", *[pl.col(c).cast(pl.Int16) for c in charges], "distance",
-                       pl.col("island").cast(pl.Int32), "generation")
+                       pl.col("island").cast(pl.Int32), "generation", short.alias("__short"))
     found = narrow.select(pl.len()).collect(engine="streaming").item()
     winners = (
         narrow.group_by(charges)
-        .agg(pl.col("__row").sort_by(["distance", "island", "generation", "__row"]).first())
+        .agg(pl.col("__row").sort_by(["__short", "distance", "island", "generation", "__row"]).first())
         .select("__row")
         .collect(engine="streaming")
     )
@@ -413,8 +423,21 @@ def _default_warn(message: str) -> None:
     warnings.warn(message, DamagedPartWarning, stacklevel=3)
 
 
+def target_counts(models: Path | str | pl.LazyFrame, targets: tuple[str, ...] | list[str], ds) -> tuple[tuple[str, int], ...]:
+    """``(text, rows meeting it)`` per target text, of a local Parquet file or a lazy frame of
+    models (only the observables the targets need are read)."""
+    parsed = fn_targets.parse_all(targets)
+    if not parsed:
+        return ()
+    lf = models if isinstance(models, pl.LazyFrame) else pl.scan_parquet(models)
+    cols = lf.select(fn_targets.needed_columns(parsed)).collect(engine="streaming")
+    columns = {c: cols[c].to_numpy() for c in cols.columns}
+    m0 = {m: ds.get(m).central for m in fn.MASSES}
+    return tuple((t.text, int(t.met(fn_targets.values(columns, t.name, m0)).sum())) for t in parsed)
+
+
 def dedupe(out: Location | str, data_name: str | fndata.DataSet = fn.DEFAULT_DATA, *, compact: bool = True, lease=None,
-           warn: Callable[[str], None] | None = None) -> Counts:
+           warn: Callable[[str], None] | None = None, targets: tuple[str, ...] | list[str] = ()) -> Counts:
     """Dedupe the committed parts of the scan at ``out`` into ``OUT/models.parquet`` (written
     whole or not at all) and return the counts; compact first when ``compact`` (module docstring).
 
@@ -423,6 +446,7 @@ def dedupe(out: Location | str, data_name: str | fndata.DataSet = fn.DEFAULT_DAT
     ``lease``: a lease on ``out`` the caller holds (the scan driver); otherwise the dedupe takes
     the lease itself for the compaction, and skips compaction while another process holds it.
     ``warn``: called with one line per damaged part (default: :class:`DamagedPartWarning`).
+    ``targets``: target texts (a scan's ``[island] targets``) to count the models meeting (:attr:`Counts.targets`).
     Raises :class:`DedupeError` / :class:`~rayflavor.storage.location.StorageError` /
     :class:`~rayflavor.physics.data.DataError` (one line) when it cannot run at all.
     """
@@ -463,6 +487,7 @@ def dedupe(out: Location | str, data_name: str | fndata.DataSet = fn.DEFAULT_DAT
             parts = [p for p in parts if p.uri not in bad]
             found, unique, tex, light, inc_light, inc_unique = _dedupe_to_file(parts, columns, ds, tmp)
         _check_shrink(dest, unique, broken, damaged_now, warn)
+        met = target_counts(tmp, targets, ds)
         _publish(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -470,5 +495,5 @@ def dedupe(out: Location | str, data_name: str | fndata.DataSet = fn.DEFAULT_DAT
     m = len(islands)  # every island that ran is a sampling unit, also one that found nothing
     return Counts(found, unique, found - unique, tex, light, damaged=len(damaged), parts=len(parts),
                   compaction=note, damaged_parts=damaged, richness_light=chao2_from_counts(inc_light, m),
-                  richness_unique=chao2_from_counts(inc_unique, m))
+                  richness_unique=chao2_from_counts(inc_unique, m), targets=met)
 

@@ -13,7 +13,7 @@ resumes on a cluster head and its verdicts all come from one data set.
 On resume the copy is checked against the recorded SHA-256 (a copy edited in OUT is refused),
 and against the source when the source is readable here: a data file edited since the scan
 started is refused (old and new verdicts would mix in one ``models.parquet``) unless the caller
-asks to go on with the copy (``rayflavor scan --resume --data-changed-ok``).  A source that is
+asks to go on with the copy (``rayflavor scan --resume=data-changed-ok``).  A source that is
 absent on this machine is not an error: the copy is what the scan uses.  A scan written before
 copies existed gets one on its next start, from the source as it is then.
 """
@@ -103,7 +103,7 @@ def plan(out: Location, name_or_path: str, *, changed_ok: bool = False) -> tuple
     digest = sha256(copy.read_bytes())
     if source is not None and sha256(source) != digest and not changed_ok:
         raise ValueError(f"the data set {name_or_path} changed since the scan started (sha256 {sha256(source)[:12]}… "
-                         f"now, {digest[:12]}… in its copy {copy.uri}); --resume --data-changed-ok goes on with the "
+                         f"now, {digest[:12]}… in its copy {copy.uri}); --resume=data-changed-ok goes on with the "
                          "copy, or start a new scan for the new data")
     return ds, {"name": COPY, "sha256": digest, "source": name_or_path}, None
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from rayflavor.methods.ga.problem import Space
 from rayflavor.physics import fn
+from rayflavor.physics import targets as fn_targets
 from rayflavor.settings_model import check, setting
 
 METHODS = ("fast", "paper")
@@ -52,17 +53,20 @@ class IslandConfig:
     the paper's loss ``C(m1/m3, 1, inf)``; ``NO`` keeps only NO models), ``max_exponent`` (``None``:
     no such objective; ``M`` adds ``C(max n_ij, 0, M)``), ``mass_tolerance`` (relative window of
     the charged masses), ``log10_lambda`` (``None``: search :data:`fn.LOG10_LAMBDA_RANGE`; a
-    number fixes log10(Lambda/GeV)).
+    number fixes log10(Lambda/GeV)), ``targets`` (texts like ``m_ee<1e-4``,
+    :mod:`rayflavor.physics.targets`, stored in their canonical spelling: one extra objective
+    each, the target's shaped residual; validity is unchanged, and with targets ``target_valid``
+    counts the valid models that meet every target).
 
     Engine: ``method`` (``paper`` or ``fast``), ``pop_size``, ``n_partitions`` (Das-Dennis),
     ``offspring_ratio`` (offspring per generation = ``round(offspring_ratio * pop_size)``).
 
     Stopping (paper sec. III.4): ``max_generations``, ``target_valid`` unique valid charge
-    assignments, ``patience`` generations without a better best loss, a larger number of
-    satisfied objectives or a new valid model.  A stalled island restarts (fresh population,
-    seeded with ``restart_keep * pop_size`` of its best non-valid points and, in a scan,
-    ``restart_archive * pop_size`` points of the scan-wide archive of near-valid points, found set
-    kept) up to ``restarts`` times before it stops on ``patience``.
+    assignments (meeting every target, when there are targets), ``patience`` generations without
+    a better best loss, a larger number of satisfied objectives or a new valid model.  A stalled
+    island restarts (fresh population, seeded with ``restart_keep * pop_size`` of its best
+    non-valid points and, in a scan, ``restart_archive * pop_size`` points of the scan-wide archive
+    of near-valid points, found set kept) up to ``restarts`` times before it stops on ``patience``.
 
     Fast engine only (0 for ``paper``): ``refine_top`` offspring refined per generation,
     ``refine_iters`` Levenberg-Marquardt iterations each, ``refine_budget`` iterations per charge
@@ -85,12 +89,18 @@ class IslandConfig:
                                          "(0.1: the paper's tight run).")
     log10_lambda: float | None = setting(None, lo=fn.LOG10_LAMBDA_RANGE[0], hi=fn.LOG10_LAMBDA_RANGE[1],
                                          help="Fix log10(Lambda/GeV) instead of searching its range.")
+    targets: tuple[str, ...] = setting((), option="--target", parse=fn_targets.canonical, metavar="NAME<VALUE",
+                                       help="Look for models with NAME<VALUE (also <=, >, >=; repeat for several): "
+                                            "an extra objective each; islands stop at target_valid models meeting "
+                                            "them all. NAME: " + ", ".join(fn_targets.OBSERVABLES) + " (m_ee, "
+                                            "m_lightest, m_sum in eV; phases in degrees), e.g. 'm_ee<1e-4'.")
     pop_size: int = setting(100, lo=4, hi=MAX_POP_SIZE, help="Population per island.")
     n_partitions: int = setting(1, lo=1, hi=100, help="Das-Dennis partitions of the reference directions.")
     offspring_ratio: float = setting(2.0, lo=0.0, hi=MAX_OFFSPRING_RATIO, lo_open=True,
                                      help="Offspring per generation = round(offspring_ratio * pop_size).")
     max_generations: int = setting(1_000_000, lo=1, help="Generations at most per island.")
-    target_valid: int = setting(100, lo=1, help="Stop an island at this many unique valid models.")
+    target_valid: int = setting(100, lo=1, help="Stop an island at this many unique valid models (with targets: "
+                                                "valid models meeting every target).")
     # patience 100 (~2-3 s of one core) and 50 restarts: a stalled run is replaced by a fresh one
     # quickly, which is what finds a first model on hard seeds (5/6 islands within 2 core-minutes
     # against 3/6 at patience 200 or 500 on tuning seeds, docs/experiments.md#2026-12-02-patience);
@@ -121,6 +131,9 @@ class IslandConfig:
 
     def __post_init__(self) -> None:
         check(self)
+        if isinstance(self.targets, str) or not isinstance(self.targets, (tuple, list)):
+            raise ValueError(f"targets must be a list of texts like 'm_ee<1e-4', not {self.targets!r}")
+        object.__setattr__(self, "targets", tuple(t.text for t in fn_targets.parse_all(self.targets)))
         Space(self.regime, self.log10_lambda)  # log10_lambda finite inside fn.LOG10_LAMBDA_RANGE
         n_dirs = n_reference_directions(len(self.objective_names), self.n_partitions)
         if n_dirs > MAX_POP_SIZE:
@@ -142,8 +155,8 @@ class IslandConfig:
 
     @property
     def objective_names(self) -> list[str]:
-        """The objectives this configuration optimises (``fn.objective_names``)."""
-        return fn.objective_names(force_io=self.ordering == "IO", max_exponent=self.max_exponent)
+        """The objectives this configuration optimises (``fn.objective_names``, then the targets)."""
+        return fn.objective_names(force_io=self.ordering == "IO", max_exponent=self.max_exponent) + list(self.targets)
 
 
 ISLAND_PRESETS: dict[str, IslandConfig] = {

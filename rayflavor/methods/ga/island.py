@@ -31,11 +31,22 @@ Two engines, chosen by :attr:`IslandConfig.method` through :func:`make_island`:
       masses, never a common shift), evaluated with the next offspring
       (:meth:`~PaperIsland._on_new_models`, :meth:`~PaperIsland._prepare_offspring`).
 
+Targets (``IslandConfig.targets``, :mod:`rayflavor.physics.targets`) add one objective each for
+NSGA-III, the distance to the target's corner
+(:meth:`~rayflavor.methods.ga.problem.Objectives.with_targets`: the sum of the other objectives
+far from validity, the target's shaped residual near it), 0 exactly on the valid models that
+meet the target.  They are not residuals of the refinement, its choice of rows or the best
+loss (patience): those keep steering towards validity alone (with the target's residual among
+them, a 3-minute up-leading NO smoke scan found no valid model, against 99 without the target).
+Validity is unchanged: every valid model is kept, with a ``targets_met`` column (it meets every
+target), and becomes tabu as without targets (the search moves on to new textures, the target
+objective choosing which); only the models meeting every target count towards ``target_valid``.
+
 Stopping (paper sec. III.4): ``max_generations``; ``target_valid`` unique valid models (unique by
-charge assignment inside the island); ``patience`` generations of the current run without a
-better best loss (smallest sum of shaped residuals), a larger number of satisfied objectives or a
-new valid model.  On ``patience`` an island with restarts left (``IslandConfig.restarts``)
-restarts instead: a fresh NSGA-III population from the seed
+charge assignment inside the island; with targets: meeting every target); ``patience``
+generations of the current run without a better best loss (smallest sum of shaped residuals), a
+larger number of satisfied objectives (targets met included) or a new valid model.  On
+``patience`` an island with restarts left (``IslandConfig.restarts``) restarts instead: a fresh NSGA-III population from the seed
 ``SeedSequence(seed, spawn_key=(k,))`` of restart ``k``, its first ``restart_keep * pop_size``
 members replaced by the stalled run's best non-valid points; the found set survives, so no
 model is reported twice.  With ``restart_archive > 0`` a further ``restart_archive * pop_size``
@@ -90,6 +101,7 @@ from rayflavor.methods.ga.problem import (
 from rayflavor.methods.ga.refine import levenberg_marquardt
 from rayflavor.methods.ga.shaping import Shaper
 from rayflavor.physics import fn
+from rayflavor.physics import targets as fn_targets
 
 STOP_REASONS = ("max-generations", "target-valid", "patience", "time-limit", "interrupted", "no-offspring")
 RESUMABLE = ("time-limit", "interrupted")  # stops that resume() continues
@@ -130,6 +142,7 @@ class Counters:
     generation: int = 0
     n_evals: int = 0
     n_found: int = 0
+    n_met: int = 0  # of n_found: meeting every target (with targets)
     best_loss: float = float("inf")
     best_satisfied: int = 0
     run_best_loss: float = float("inf")
@@ -189,13 +202,14 @@ class PaperIsland:
             mass_tolerance=config.mass_tolerance,
             force_io=config.ordering == "IO",
             max_exponent=config.max_exponent,
+            targets=fn_targets.parse_all(config.targets),
         )
         self.names = self.objectives.names
         self.shaper = Shaper(self.objectives)
         self.problem = FNProblem(self.space, self.objectives)
         self.ref_dirs = get_reference_directions("das-dennis", len(self.names), n_partitions=config.n_partitions)
         self.c = Counters(run_seed=self.seed)
-        self.found: set[bytes] = set()
+        self.found: set[bytes] = set()  # charge assignments found valid: tabu
         self.restart_rows = np.empty((0, self.problem.n_var))  # genes that seed the next initial population
         self.archive_rows = np.empty((0, self.problem.n_var))  # the scan's archive (set_archive; not state)
         self._pending: list[dict[str, np.ndarray]] = []
@@ -227,8 +241,9 @@ class PaperIsland:
         """The objective matrix handed to survival (paper: ``F``)."""
         return F
 
-    def _on_new_models(self, x: np.ndarray) -> None:
-        """Called with the parameter rows of newly found valid models (paper: nothing)."""
+    def _on_new_models(self, x: np.ndarray, met: np.ndarray) -> None:
+        """Called with the parameter rows of newly found valid models and whether each meets every
+        target (paper: nothing)."""
 
     def _conform(self, G: np.ndarray) -> np.ndarray:
         """Gene rows from elsewhere (immigrants, the archive) made into rows this engine breeds
@@ -262,10 +277,11 @@ class PaperIsland:
         res = self.objectives.evaluate(x)
         R = self.shaper.residuals(res)
         F = self._objective_matrix(res, R)
+        met = self.objectives.targets_met(res)  # (N, n_targets)
         self.c.n_evals += len(G)
         self.c.eval_seconds += time.perf_counter() - t
-        self._harvest(x, res)
-        self._track(R, res)
+        self._harvest(x, res, met.all(axis=1))
+        self._track(R, res, met.sum(axis=1))
         return F, R
 
     def _valid(self, res: dict[str, np.ndarray]) -> np.ndarray:
@@ -274,26 +290,33 @@ class PaperIsland:
             ok = ok & (res["ordering"] == self.config.ordering)
         return ok
 
-    def _harvest(self, x: np.ndarray, res: dict[str, np.ndarray]) -> None:
+    @property
+    def n_counted(self) -> int:
+        """Models that count towards ``target_valid``: valid ones, with targets those meeting all."""
+        return self.c.n_met if self.config.targets else self.c.n_found
+
+    def _harvest(self, x: np.ndarray, res: dict[str, np.ndarray], met: np.ndarray) -> None:
         ok = np.flatnonzero(self._valid(res))
         if ok.size == 0:
             return
         keys = _keys(x[ok, :N_CHARGES])
-        room = self.config.target_valid - self.c.n_found  # never overshoot the target
-        new = []
+        room = self.config.target_valid - self.n_counted  # never overshoot the target
+        new, new_met, n_met = [], [], 0
         for i, k in zip(ok, keys):
-            if len(new) >= room:
-                break
-            if k not in self.found:
-                self.found.add(k)
-                new.append(i)
+            if k in self.found or (met[i] and n_met >= room):
+                continue
+            self.found.add(k)
+            n_met += bool(met[i])
+            new.append(i)
+            new_met.append(bool(met[i]))
         if not new:
             return
-        new = np.asarray(new)
+        new, new_met = np.asarray(new), np.asarray(new_met, dtype=bool)
         if self.c.first_valid_evals is None:
             self.c.first_valid_evals = self.c.n_evals
             self.c.first_valid_seconds = self.c.step_seconds
         self.c.n_found += len(new)
+        self.c.n_met += int(new_met.sum()) if self.config.targets else 0
         self.c.last_improvement = self.c.generation
         row = {name: x[new, k] for k, name in enumerate(fn.PARAMETERS)}
         for k in fn.CHARGES:
@@ -301,14 +324,18 @@ class PaperIsland:
         row.update({k: np.asarray(v)[new] for k, v in res.items()})
         row["generation"] = np.full(len(new), self.c.generation, dtype=np.int64)
         row["found_at"] = np.full(len(new), time.time())
+        if self.config.targets:
+            row["targets_met"] = new_met
         self._pending.append(row)
-        self._on_new_models(x[new])
+        self._on_new_models(x[new], new_met)
 
-    def _track(self, R: np.ndarray, res: dict[str, np.ndarray]) -> None:
+    def _track(self, R: np.ndarray, res: dict[str, np.ndarray], n_met: np.ndarray) -> None:
+        """Best loss (the shaped residuals' sum, targets aside) and best number of satisfied
+        objectives (targets met included) of the rows evaluated; patience restarts on either."""
         if not len(R):
             return
         c = self.c
-        sat = int(np.max(res["n_satisfied"]))
+        sat = int(np.max(res["n_satisfied"] + n_met))
         loss = float(np.min(R.sum(axis=1)))
         c.best_satisfied = max(c.best_satisfied, sat)
         c.best_loss = min(c.best_loss, loss)
@@ -345,7 +372,7 @@ class PaperIsland:
         cfg, c = self.config, self.c
         if c.stop_reason is not None:
             return
-        if c.n_found >= cfg.target_valid:
+        if self.n_counted >= cfg.target_valid:
             self._stop("target-valid")
         elif c.generation >= cfg.max_generations:
             self._stop("max-generations")
@@ -503,6 +530,7 @@ class PaperIsland:
             "generation": c.generation,
             "n_evals": c.n_evals,
             "n_valid": c.n_found,
+            **({"n_targets_met": c.n_met} if self.config.targets else {}),
             "best_satisfied": c.best_satisfied,
             "n_objectives": len(self.names),
             "best_loss": c.best_loss if np.isfinite(c.best_loss) else None,
@@ -616,7 +644,7 @@ class FastIsland(PaperIsland):
         )
 
     def _objective_matrix(self, res: dict[str, np.ndarray], R: np.ndarray) -> np.ndarray:
-        return self.shaper.objectives(R)
+        return self.objectives.with_targets(self.shaper.objectives(R), res)
 
     def _prepare_offspring(self, G: np.ndarray, initial: bool) -> np.ndarray:
         G = super()._prepare_offspring(G, initial)
@@ -651,7 +679,7 @@ class FastIsland(PaperIsland):
     def _penalised(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
         return self._tabu(G, F)
 
-    def _on_new_models(self, x: np.ndarray) -> None:
+    def _on_new_models(self, x: np.ndarray, met: np.ndarray) -> None:
         if self.config.tabu == "texture":
             self.found_light.update(_light_keys(x[:, :N_CHARGES]))
         if self.config.neighbours:

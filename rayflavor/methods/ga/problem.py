@@ -34,6 +34,7 @@ import numpy as np
 from pymoo.core.problem import Problem
 
 from rayflavor.physics import fn
+from rayflavor.physics import targets as fn_targets
 
 N_CHARGES = 18
 N_WILSON = 42
@@ -134,18 +135,54 @@ def encode(x: np.ndarray) -> np.ndarray:
     return g
 
 
+#: scale of the objectives' sum below which a target's residual counts in its objective
+#: (:meth:`Objectives.with_targets`): about one shaped residual at the edge of its window
+NEAR_SUM = 1.0
+
+
 @dataclass(frozen=True)
 class Objectives:
-    """What one scan optimises: the physics options handed to :func:`fn.evaluate`."""
+    """What one scan optimises: the physics options handed to :func:`fn.evaluate`, and the
+    scan's targets (:mod:`rayflavor.physics.targets`), one extra objective each, named by its
+    text (``m_ee<0.0001``) after the paper's objectives."""
 
     data: object  # rayflavor.physics.data.DataSet
     mass_tolerance: float
     force_io: bool = False
     max_exponent: int | None = None
+    targets: tuple[fn_targets.Target, ...] = ()
 
     @property
     def names(self) -> list[str]:
+        """Every objective: :attr:`loss_names`, then :attr:`target_names`."""
+        return self.loss_names + self.target_names
+
+    @property
+    def loss_names(self) -> list[str]:
+        """The paper's objectives (``fn.objective_names``)."""
         return fn.objective_names(force_io=self.force_io, max_exponent=self.max_exponent)
+
+    @property
+    def target_names(self) -> list[str]:
+        return [t.text for t in self.targets]
+
+    def target_values(self, result: dict[str, np.ndarray]) -> np.ndarray:
+        """``(N, n_targets)`` values of the targets' observables in ``result``."""
+        m0 = {m: self.data.get(m).central for m in fn.MASSES}
+        n = len(result["valid"])
+        return np.column_stack([fn_targets.values(result, t.name, m0) for t in self.targets]) if self.targets \
+            else np.empty((n, 0))
+
+    def target_residuals(self, result: dict[str, np.ndarray]) -> np.ndarray:
+        """``(N, n_targets)`` shaped target residuals (:meth:`Target.residual`), 0 where met."""
+        v = self.target_values(result)
+        return np.column_stack([t.residual(v[:, k]) for k, t in enumerate(self.targets)]) if self.targets else v
+
+    def targets_met(self, result: dict[str, np.ndarray]) -> np.ndarray:
+        """``(N, n_targets)`` booleans: row meets target k."""
+        v = self.target_values(result)
+        return np.column_stack([t.met(v[:, k]) for k, t in enumerate(self.targets)]) if self.targets \
+            else np.zeros(v.shape, dtype=bool)
 
     def evaluate(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """:func:`fn.evaluate` on parameter rows with this scan's options (singular or
@@ -157,9 +194,26 @@ class Objectives:
             )
 
     def matrix(self, result: dict[str, np.ndarray]) -> np.ndarray:
-        """The ``(N, n_obj)`` loss matrix of a result; ``+inf`` (singular rows) becomes 1e30."""
-        F = np.column_stack([np.asarray(result[f"loss_{n}"], dtype=np.float64) for n in self.names])
-        return np.where(np.isfinite(F), F, 1e30)
+        """The ``(N, n_obj)`` loss matrix of a result (:meth:`with_targets` of the paper's losses);
+        ``+inf`` (singular rows) becomes 1e30."""
+        F = np.column_stack([np.asarray(result[f"loss_{n}"], dtype=np.float64) for n in self.loss_names])
+        return self.with_targets(np.where(np.isfinite(F), F, 1e30), result)
+
+    def with_targets(self, F: np.ndarray, result: dict[str, np.ndarray]) -> np.ndarray:
+        """``F`` (the ``(N, len(loss_names))`` objectives without targets) followed by one column
+        per target, the *distance to its corner*: ``S + exp(-S / NEAR_SUM) r`` with ``S`` the
+        row's sum of ``F`` and ``r`` the target's shaped residual.  It is 0 exactly on the valid
+        models that meet the target (``S = 0``, ``r = 0``); far from validity it is ``S``, which
+        leaves NSGA-III's dominance as without the target, so the search for valid models is not
+        traded for the target; near validity it is ``r``.  (With the bare residual as an
+        objective, smoke scans found no valid model where the same seeds without a target found
+        16-99: docs/experiments.md#2026-12-06-targets.)"""
+        if not self.targets:
+            return F
+        total = F.sum(axis=1, keepdims=True)
+        with np.errstate(over="ignore", under="ignore"):
+            near = np.exp(-total / NEAR_SUM)
+        return np.concatenate([F, total + near * self.target_residuals(result)], axis=1)
 
 
 class FNProblem(Problem):

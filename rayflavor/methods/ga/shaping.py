@@ -41,9 +41,10 @@ class Shaper:
     """Shaped residuals of one scan's objectives (see the module docstring)."""
 
     def __init__(self, objectives: Objectives, names: Sequence[str] | None = None) -> None:
-        """``names``: the objective list to group into (default ``objectives.names``)."""
+        """``names``: the objective list to group into (default ``objectives.loss_names``: the
+        scan's targets are not shaped residuals, :class:`~.problem.Objectives` adds them)."""
         d = objectives.data
-        self.names = list(objectives.names if names is None else names)
+        self.names = list(objectives.loss_names if names is None else names)
         self.tol = objectives.mass_tolerance
         windows = [n for n in fn.WINDOW_OBJECTIVES if n != "dm21"]
         self.window = {n: d.window(n, "NO") for n in windows}
