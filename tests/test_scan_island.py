@@ -277,7 +277,7 @@ def test_texture_tabu_penalises_every_assignment_of_a_found_light_texture():
     x = fn.random_parameters(1, rng=rng, regime="up")
     x[0, :18] = rng.integers(-3, 4, 18)  # room for the moves below inside |q| <= 9
     isl.found.update(k.tobytes() for k in x[:1, :18].astype(np.int8))
-    isl._on_new_models(x[:1])
+    isl._on_new_models(x[:1], np.ones(1, dtype=bool))
     g = encode(np.repeat(x[:1], 4, axis=0))
     g[1, 15:18] += 2          # other heavy-neutrino charges: same light texture
     g[2, 0:9] -= 1            # common shift of Q, u, d: same exponents
