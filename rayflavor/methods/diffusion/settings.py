@@ -242,7 +242,7 @@ def _rounds_sampling(s: SamplingSettings) -> None:
 
 @dataclass(frozen=True)
 class ChainSettings:
-    """``rayflavor diffusion run``: the whole chain with laptop defaults (~12 min on 2 cores).
+    """``rayflavor diffusion run``: the whole chain with laptop defaults (~5 min on 2 cores).
 
     ``n_data`` prior points and a pre-network of ``train_steps`` steps in ``coordinates`` (``paper``:
     the 23 parameters, as the paper; ``casas-ibarra``, beyond the paper: the exact reparametrisation
