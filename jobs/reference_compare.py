@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     import ray
 
     from rayflavor import configfile
-    from rayflavor.analysis.fidelity import PREDICTIONS, ks_statistic, kuiper_statistic, prediction_columns
+    from rayflavor.analysis.fidelity import PREDICTIONS, prediction_columns, prediction_distances
     from rayflavor.methods.reference import ReferenceSettings, task_ess
     from rayflavor.orchestration.reference import build_reference
     from rayflavor.orchestration.runtime import ensure_ray
@@ -96,21 +96,18 @@ def main(argv: list[str] | None = None) -> dict:
         method = summary.get("method", "nested")
         load(method, f"{summary['settings']['seed']}/{summary['settings']['stream']}@{where}", Path(where), summary)
 
-    def distance(x: dict, y: dict) -> dict[str, float]:
-        return {n: (kuiper_statistic if k == "circular" else ks_statistic)(x[n], y[n]) for n, k in PREDICTIONS}
-
     keys = ("ess", "task_ess", "core_seconds", "rows", "median_m1_mev")
     report: dict = {"throughput": {m: {str(s): {k: r[k] for k in keys} for s, r in runs[m].items()} for m in runs},
                     "spread": {}, "between": {}}
     for method, per in runs.items():
         for s1, s2 in itertools.combinations(sorted(per, key=str), 2):
-            d = distance(per[s1]["pred"], per[s2]["pred"])
+            d = prediction_distances(per[s1]["pred"], per[s2]["pred"])
             report["spread"][f"{method} {s1}-{s2}"] = d
             worst = max(d, key=d.get)
             print(f"spread {method} seeds {s1}-{s2}: max {d[worst]:.3f} ({worst}); "
                   + ", ".join(f"{k} {v:.3f}" for k, v in d.items()))
     for si, sn in itertools.product(sorted(runs["importance"], key=str), sorted(runs["nested"], key=str)):
-        d = distance(runs["importance"][si]["pred"], runs["nested"][sn]["pred"])
+        d = prediction_distances(runs["importance"][si]["pred"], runs["nested"][sn]["pred"])
         report["between"][f"importance {si} - nested {sn}"] = d
         worst = max(d, key=d.get)
         print(f"importance {si} vs nested {sn}: max {d[worst]:.3f} ({worst}); "
@@ -145,11 +142,10 @@ def network_rate(run: str, n: int, reference: dict | None) -> dict:
     seconds: a busy machine slows all three alike), and the distance per prediction to ``reference``."""
     from dataclasses import replace
 
-    import numpy as np
     import polars as pl
 
     from rayflavor import configfile
-    from rayflavor.analysis.fidelity import PREDICTIONS, ks_statistic, kuiper_statistic, prediction_columns
+    from rayflavor.analysis.fidelity import prediction_columns, prediction_distances
     from rayflavor.methods.diffusion.settings import ChainSettings
     from rayflavor.orchestration.diffusion_sample import best_network, sample_run
     from rayflavor.storage import runs
@@ -165,7 +161,7 @@ def network_rate(run: str, n: int, reference: dict | None) -> dict:
            "core_seconds": core, "rate": summary["distinct_solutions"] / core, "worst": float("nan"), "worst_name": "—"}
     if reference is not None and sols.height:
         pred = prediction_columns({c: sols[c].to_numpy() for c in sols.columns})
-        d = {k: (kuiper_statistic if kind == "circular" else ks_statistic)(pred[k], reference[k]) for k, kind in PREDICTIONS}
+        d = prediction_distances(pred, reference)
         out.update(distances=d, worst=max(d.values()), worst_name=max(d, key=d.get))
     return out
 

@@ -134,20 +134,24 @@ def prediction_columns(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def prediction_distances(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, float]:
+    """Distance per prediction between two sets of :data:`PREDICTIONS` values (as
+    :func:`prediction_columns` gives them): KS, Kuiper for the circular ones."""
+    return {k: (kuiper_statistic if kind == "circular" else ks_statistic)(a[k], b[k]) for k, kind in PREDICTIONS}
+
+
 def fidelity(run: dict[str, np.ndarray], reference: dict[str, np.ndarray], params_run: np.ndarray,
              params_reference: np.ndarray, lower: np.ndarray, upper: np.ndarray,
              periodic: np.ndarray | None = None) -> Fidelity:
     """Distances per prediction between two solution tables (columns as in ``solutions.parquet``)."""
     pr, pf = prediction_columns(run), prediction_columns(reference)
-    kinds = dict(PREDICTIONS)
-    dist = {k: (kuiper_statistic if kinds[k] == "circular" else ks_statistic)(pr[k], pf[k]) for k in pr}
-    return Fidelity(dist, kinds, len(params_run), len(params_reference),
+    return Fidelity(prediction_distances(pr, pf), dict(PREDICTIONS), len(params_run), len(params_reference),
                     face_fraction(params_run, lower, upper, skip=periodic),
                     face_fraction(params_reference, lower, upper, skip=periodic))
 
 
 __all__ = ["Fidelity", "PREDICTIONS", "face_fraction", "fidelity", "guidance_groups", "ks_statistic", "kuiper_statistic",
-           "log10_m3_gev", "prediction_columns"]
+           "log10_m3_gev", "prediction_columns", "prediction_distances"]
 
 
 # ---------------------------------------------------------------------------- a run against a reference

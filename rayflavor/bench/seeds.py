@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from rayflavor.analysis.fidelity import (KIND_COLUMNS, PREDICTIONS, Fidelity, compare_frames, ks_statistic,
-                                        kuiper_statistic, prediction_columns, sample_kind)
+from rayflavor.analysis.fidelity import (KIND_COLUMNS, PREDICTIONS, Fidelity, compare_frames, prediction_columns,
+                                        prediction_distances, sample_kind)
 from rayflavor.methods.diffusion.sampleset import flat_manifest, network_only, summarize
 from rayflavor.methods.diffusion.settings import LEGACY_TEACHERS
 from rayflavor.storage import runs
@@ -135,7 +135,7 @@ def teacher_spread(rows: list[SeedRow]) -> dict[str, list[tuple[float, str]]]:
     for kind in dict.fromkeys(r.teacher for r in rows):
         mine = [r.teacher_predictions for r in rows if r.teacher == kind and r.teacher_predictions is not None]
         for a, b in itertools.combinations(mine, 2):
-            d = {n: (kuiper_statistic if k == "circular" else ks_statistic)(a[n], b[n]) for n, k in PREDICTIONS}
+            d = prediction_distances(a, b)
             name = max(d, key=d.get)
             out.setdefault(kind, []).append((d[name], name))
     return out

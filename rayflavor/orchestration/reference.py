@@ -31,7 +31,7 @@ import numpy as np
 import ray
 
 from rayflavor import configfile
-from rayflavor.analysis.fidelity import PREDICTIONS, ks_statistic, kuiper_statistic, prediction_columns
+from rayflavor.analysis.fidelity import PREDICTIONS, prediction_columns, prediction_distances
 from rayflavor.methods import reference as ref
 from rayflavor.methods.reference import ReferenceSettings
 from rayflavor.storage.location import Location, resolve
@@ -86,11 +86,8 @@ def noise_floor(pred: dict[str, np.ndarray], task: np.ndarray) -> dict[str, floa
     if len(ids) < 2:
         return None
     even = np.isin(task, ids[::2])
-    out = {}
-    for name, kind in PREDICTIONS:
-        stat = kuiper_statistic if kind == "circular" else ks_statistic
-        out[name] = float(stat(pred[name][even], pred[name][~even]))
-    return out
+    halves = [{name: pred[name][side] for name, _ in PREDICTIONS} for side in (even, ~even)]
+    return {k: float(v) for k, v in prediction_distances(*halves).items()}
 
 
 def run_importance_task(s: ReferenceSettings, task: int) -> dict:
