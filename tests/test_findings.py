@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rayflavor.bench.contrast import compare, contrast_dir, contrast_seeds, run_contrast
-from rayflavor.bench.findings import (DOCS_END, DOCS_START, FINDINGS, SCANS, format_table, measure, read_scan,
-                                      recipe_targets, replace_between_markers, scan_command)
+from rayflavor.analysis.discovery import IslandTimes
+from rayflavor.bench.findings import (DOCS_END, DOCS_START, FINDINGS, SCANS, ScanRecord, format_table, measure,
+                                      read_scan, recipe_targets, replace_between_markers, scan_command)
 from rayflavor.cli.main import cli
 from rayflavor.physics import data, fn
 from rayflavor.storage.dedupe import dedupe
@@ -64,6 +65,19 @@ def test_measure_counts_the_models_that_show_a_finding_and_the_time_to_the_first
     small_line, no_line = table.splitlines()[2:]
     assert r["targets"] == ["m_ee<0.0001"] and "| `m_ee<0.0001` |" in small_line
     assert no["targets"] == [] and "| no-up | — |" in no_line
+
+
+def test_measure_reads_a_scan_that_committed_no_model(tmp_path):
+    """A short targeted scan may end with no model at all: its row says none, it does not fail."""
+    out = resolve(tmp_path / "no-up-small-mee")
+    _island(out, 0, 3, 0.0, m_ee=[1e-3] * 3, ordering=["NO"] * 3, seed=4)
+    dedupe(out, fn.DEFAULT_DATA, compact=False)
+    rec = read_scan(out)
+    empty = ScanRecord(rec.models.head(0), IslandTimes(rec.times.models.select("island", "island_seconds").head(0),
+                                                      {0: 20.0}))
+    r = measure(empty, next(f for f in FINDINGS if f.key == "no-up-small-mee"), data.load(fn.DEFAULT_DATA))
+    assert (r["valid"], r["selected"], r["light"], r["first_s"], r["islands_with"]) == (0, 0, 0, None, 0)
+    assert "| none |" in format_table([r])
 
 
 def _settings(argv):

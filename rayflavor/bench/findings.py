@@ -147,7 +147,8 @@ def measure(scan: ScanRecord, finding: Finding, data) -> dict:
     hours = sum(rec.busy.values()) / 3600.0
     charges = sel.select(fn.CHARGES).to_numpy().astype(np.int64) if sel.height else np.empty((0, 18), np.int64)
     light = len(np.unique(fn.light_textures(charges), axis=0)) if len(charges) else 0
-    timed = _selected(rec.models, finding, data)
+    # a scan without a committed row has no model columns in its record (a short targeted scan may find none)
+    timed = _selected(rec.models, finding, data) if rec.models.height else rec.models
     first = timed.group_by("island").agg(pl.col("island_seconds").min()).sort("island")
     mee = [float(sel["m_ee"].quantile(q, "linear")) for q in (0.25, 0.5, 0.75)] if sel.height else [None] * 3
     return {
