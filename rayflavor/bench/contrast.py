@@ -100,15 +100,15 @@ def compare(up: dict[int, float | None], down: dict[int, float | None], *, claim
 
 def format_contrast(result: dict, contrast: Contrast) -> list[str]:
     """The lines :func:`run_contrast` prints: one per seed, the sample sizes, medians, effect, p and verdict."""
-    def g(v):
-        return "none" if v is None else f"{v:.4g}"
+    def g(v, unit=""):
+        return "none" if v is None else f"{v:.4g}{unit}"
 
     lines = [f"seed | {contrast.up}: median m_ee of {contrast.ordering} models [eV] | {contrast.down}: the same"]
     for s in sorted(set(result["per_seed"]["up"]) | set(result["per_seed"]["down"])):
         lines.append(f"{s} | {g(result['per_seed']['up'].get(s))} | {g(result['per_seed']['down'].get(s))}")
     n, m = result["n"], result["median"]
     lines.append(f"n (seeds with {contrast.ordering} models): {n['up']} up-leading, {n['down']} down-leading; "
-                 f"median of the per-seed medians: {g(m['up'])} eV up, {g(m['down'])} eV down")
+                 f"median of the per-seed medians: {g(m['up'], ' eV')} up, {g(m['down'], ' eV')} down")
     left = [f"{r}-leading seed(s) {', '.join(map(str, s))}" for r, s in result["left_out"].items() if s]
     if left:
         lines.append(f"left out (no {contrast.ordering} model): " + "; ".join(left))
