@@ -113,6 +113,14 @@ def test_findings_command_refuses_unknown_recipes_and_prints_commands(tmp_path):
     assert r.exit_code == 2 and "unknown recipe scan nope" in r.output
     r = CliRunner().invoke(cli, ["bench", "findings", "--out", str(tmp_path / "f"), "--only", "masses-6", "--dry-run"])
     assert r.exit_code == 0 and r.output.count("$ rayflavor scan") == 1 and "masses-6.toml" in r.output
+    # each printed command is scan_command's, word for word, the contrast's too (seed k: --seed + k * --islands)
+    out = resolve(tmp_path / "f")
+    r = CliRunner().invoke(cli, ["bench", "findings", "--out", out.uri, "--only", "no-up-small-mee", "--seed", "4",
+                                 "--contrast", "io-mee", "--seeds", "2", "--dry-run"])
+    want = [scan_command("no-up-small-mee", islands=2, time_limit="15m", seed=4, out=(out / "no-up-small-mee").uri)]
+    want += [scan_command(scan, islands=2, time_limit="15m", seed=s, out=contrast_dir(out, "io-mee", scan, s).uri)
+             for s in (4, 6) for scan in ("io-up", "io-down")]
+    assert r.exit_code == 0 and r.output.splitlines() == ["$ rayflavor " + " ".join(c) for c in want]
 
 
 def _finished(loc, models: pl.DataFrame) -> None:

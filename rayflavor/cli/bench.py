@@ -241,7 +241,7 @@ def bench_diffusion_command(batch, threads, steps, guidance, seconds, physics, a
                    "(into OUT/contrast-io-mee) and compares the per-seed median m_ee of IO models (exact "
                    "Mann-Whitney U).")
 @click.option("--seeds", type=click.IntRange(min=2), default=None,
-              help="With --contrast: seeds per regime  [default: 8]")
+              help="With --contrast: seeds per regime (default 8).")
 @click.option("--docs", "docs", default=None, metavar="FILE",
               help="Rewrite the table between the lines <!-- findings-table:start --> and <!-- findings-table:end "
                    "--> of this Markdown file (e.g. docs/findings.md), with the command, date and commit.")
