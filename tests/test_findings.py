@@ -118,8 +118,9 @@ def test_findings_command_refuses_unknown_recipes_and_prints_commands(tmp_path):
     r = CliRunner().invoke(cli, ["bench", "findings", "--out", out.uri, "--only", "no-up-small-mee", "--seed", "4",
                                  "--contrast", "io-mee", "--seeds", "2", "--dry-run"])
     want = [scan_command("no-up-small-mee", islands=2, time_limit="15m", seed=4, out=(out / "no-up-small-mee").uri)]
-    want += [scan_command(scan, islands=2, time_limit="15m", seed=s, out=contrast_dir(out, "io-mee", scan, s).uri)
+    want += [scan_command(scan, islands=2, time_limit="15m", seed=s, out=contrast_dir(out, "io-mee", scan, s, 4).uri)
              for s in (4, 6) for scan in ("io-up", "io-down")]
+    assert want[1][-1] == (out / "io-up").uri and want[3][-1] == (out / "contrast-io-mee" / "io-up-seed6").uri
     assert r.exit_code == 0 and r.output.splitlines() == ["$ rayflavor " + " ".join(c) for c in want]
 
 
@@ -139,21 +140,24 @@ def test_the_contrast_keeps_finished_scans_resumes_the_rest_and_tests_the_per_se
     loc = resolve(tmp_path)
     units = contrast_seeds(100, 3, 2)
     assert units == [100, 102, 104]  # island seeds 100..105, none shared
+    # seed 0 is the findings' own io scan (the same command), the others have directories of their own
+    assert contrast_dir(loc, "io-mee", "io-up", 100, 100).uri == (loc / "io-up").uri
+    assert contrast_dir(loc, "io-mee", "io-up", 102, 100).uri == (loc / "contrast-io-mee" / "io-up-seed102").uri
     up = {100: [0.017, 0.018], 102: [0.016], 104: []}  # seed 104 up-leading: no IO model, left out
     down = {100: [0.020, 0.022, 0.021], 102: [0.019], 104: [0.023]}
     for s in units:
-        _finished(contrast_dir(loc, "io-mee", "io-up", s), _io_models(up[s]))
+        _finished(contrast_dir(loc, "io-mee", "io-up", s, 100), _io_models(up[s]))
     for s in units[:2]:
-        _finished(contrast_dir(loc, "io-mee", "io-down", s), _io_models(down[s]))
+        _finished(contrast_dir(loc, "io-mee", "io-down", s, 100), _io_models(down[s]))
     # the last scan was interrupted: a dry run prints its resume command, in the interleaved order
-    (contrast_dir(loc, "io-mee", "io-down", 104) / "scan.json").write_json({"status": "running"})
+    (contrast_dir(loc, "io-mee", "io-down", 104, 100) / "scan.json").write_json({"status": "running"})
     lines: list[str] = []
     assert run_contrast(loc, "io-mee", seeds=3, islands=2, time_limit="1m", seed=100, address=None, dry_run=True,
                         echo=lines.append) is None
     assert [x.split(":")[0] for x in lines] == ["io-up seed 100", "io-down seed 100", "io-up seed 102",
                                                 "io-down seed 102", "io-up seed 104", "$ rayflavor scan --resume --out "
-                                                f"{contrast_dir(loc, 'io-mee', 'io-down', 104).uri}"]
-    _finished(contrast_dir(loc, "io-mee", "io-down", 104), _io_models(down[104]))
+                                                f"{contrast_dir(loc, 'io-mee', 'io-down', 104, 100).uri}"]
+    _finished(contrast_dir(loc, "io-mee", "io-down", 104, 100), _io_models(down[104]))
     lines.clear()
     r = run_contrast(loc, "io-mee", seeds=3, islands=2, time_limit="1m", seed=100, address=None, dry_run=False,
                      echo=lines.append)
@@ -202,8 +206,8 @@ def test_findings_rewrites_the_docs_table_and_refuses_a_file_without_markers(tmp
     dedupe(no_up, fn.DEFAULT_DATA, compact=False)
     (no_up / "scan.json").write_json({"status": "finished"})
     for s in contrast_seeds(7, 2, 2):
-        _finished(contrast_dir(out, "io-mee", "io-up", s), _io_models([0.018, 0.019]))
-        _finished(contrast_dir(out, "io-mee", "io-down", s), _io_models([0.016]))
+        _finished(contrast_dir(out, "io-mee", "io-up", s, 7), _io_models([0.018, 0.019]))
+        _finished(contrast_dir(out, "io-mee", "io-down", s, 7), _io_models([0.016]))
     plain = tmp_path / "plain.md"
     plain.write_text("# no markers here\n")
     args = ["bench", "findings", "--out", out.uri, "--only", "no-up", "--seed", "7", "--time-limit", "1m"]

@@ -3,9 +3,10 @@
 The paper (arXiv:2606.20000, sec. IV) says inverted-ordering models have larger m_ee in the
 down-leading regime than in the up-leading one.  :func:`run_contrast` (``rayflavor bench findings
 --contrast io-mee``) runs the ``io-up`` and ``io-down`` recipe scans once per seed, interleaved (up
-seed k, down seed k, up seed k+1, ...), each into ``OUT/contrast-io-mee/<scan>-seed<S>``; like the
-findings scans, a finished scan is kept and an interrupted one resumed.  Seed ``k`` is the base
-seed ``seed + k * islands``, so no island seed is shared between two sampling units.
+seed k, down seed k, up seed k+1, ...); like the findings scans, a finished scan is kept and an
+interrupted one resumed.  Seed ``k`` is the base seed ``seed + k * islands``, so no island seed is
+shared between two sampling units.  Seed 0 is the findings' own ``OUT/io-up`` and ``OUT/io-down``
+scan (the same command), the others go to ``OUT/contrast-io-mee/<scan>-seed<S>``.
 
 Each finished scan is one sampling unit: the median m_ee [eV] of its valid IO models.  A seed whose
 scan found no IO model is reported and left out.  :func:`compare` tests the per-seed medians of the
@@ -59,9 +60,10 @@ def contrast_seeds(seed: int, seeds: int, islands: int) -> list[int]:
     return [seed + k * islands for k in range(seeds)]
 
 
-def contrast_dir(loc, key: str, scan: str, seed: int):
-    """Where the contrast ``key`` keeps recipe scan ``scan`` of base seed ``seed``."""
-    return loc / f"contrast-{key}" / f"{scan}-seed{seed}"
+def contrast_dir(loc, key: str, scan: str, seed: int, base_seed: int):
+    """Where the contrast ``key`` keeps recipe scan ``scan`` of base seed ``seed``: the findings'
+    scan ``loc / scan`` (the same command) for the run's ``base_seed``, else its own directory."""
+    return loc / scan if seed == base_seed else loc / f"contrast-{key}" / f"{scan}-seed{seed}"
 
 
 def seed_median(models: pl.DataFrame, ordering: str) -> tuple[int, float | None]:
@@ -130,7 +132,7 @@ def run_contrast(loc, key: str, *, seeds: int, islands: int, time_limit: str, se
     units = contrast_seeds(seed, seeds, islands)
     for s in units:
         for scan in (c.up, c.down):
-            run_recipe(contrast_dir(loc, key, scan, s), scan, islands=islands, time_limit=time_limit, seed=s,
+            run_recipe(contrast_dir(loc, key, scan, s, seed), scan, islands=islands, time_limit=time_limit, seed=s,
                        address=address, dry_run=dry_run, echo=echo, label=f"{scan} seed {s}")
     if dry_run:
         return None
@@ -138,7 +140,7 @@ def run_contrast(loc, key: str, *, seeds: int, islands: int, time_limit: str, se
     counts: dict[str, dict[int, int]] = {c.up: {}, c.down: {}}
     for scan in (c.up, c.down):
         for s in units:
-            sub = contrast_dir(loc, key, scan, s)
+            sub = contrast_dir(loc, key, scan, s, seed)
             state = (sub / "scan.json").read_json().get("status") if (sub / "scan.json").exists() else None
             if state != "finished" or not (sub / "models.parquet").exists():
                 raise RecipeError(f"{sub.uri}: not a finished scan (status {state}); rerun the same command to resume it")
