@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rayflavor.bench.contrast import compare, contrast_dir, contrast_seeds, run_contrast
 from rayflavor.analysis.discovery import IslandTimes
+from rayflavor.bench.contrast import compare, contrast_dir, contrast_seeds, run_contrast
 from rayflavor.bench.findings import (DOCS_END, DOCS_START, FINDINGS, SCANS, ScanRecord, format_table, measure,
                                       read_scan, recipe_targets, replace_between_markers, scan_command)
 from rayflavor.cli.main import cli
@@ -150,13 +150,14 @@ def test_the_contrast_keeps_finished_scans_resumes_the_rest_and_tests_the_per_se
     for s in units[:2]:
         _finished(contrast_dir(loc, "io-mee", "io-down", s, 100), _io_models(down[s]))
     # the last scan was interrupted: a dry run prints its resume command, in the interleaved order
-    (contrast_dir(loc, "io-mee", "io-down", 104, 100) / "scan.json").write_json({"status": "running"})
+    resume = contrast_dir(loc, "io-mee", "io-down", 104, 100)
+    (resume / "scan.json").write_json({"status": "running"})
     lines: list[str] = []
     assert run_contrast(loc, "io-mee", seeds=3, islands=2, time_limit="1m", seed=100, address=None, dry_run=True,
                         echo=lines.append) is None
     assert [x.split(":")[0] for x in lines] == ["io-up seed 100", "io-down seed 100", "io-up seed 102",
-                                                "io-down seed 102", "io-up seed 104", "$ rayflavor scan --resume --out "
-                                                f"{contrast_dir(loc, 'io-mee', 'io-down', 104, 100).uri}"]
+                                                "io-down seed 102", "io-up seed 104",
+                                                f"$ rayflavor scan --resume --out {resume.uri}"]
     _finished(contrast_dir(loc, "io-mee", "io-down", 104, 100), _io_models(down[104]))
     lines.clear()
     r = run_contrast(loc, "io-mee", seeds=3, islands=2, time_limit="1m", seed=100, address=None, dry_run=False,

@@ -310,7 +310,7 @@ def git_commit() -> str:
     HEAD``), or ``"unknown"`` (no git, not a checkout)."""
     try:
         r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                           text=True, timeout=30)
+                           text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else "unknown"
