@@ -122,6 +122,10 @@ def test_findings_command_refuses_unknown_recipes_and_prints_commands(tmp_path):
              for s in (4, 6) for scan in ("io-up", "io-down")]
     assert want[1][-1] == (out / "io-up").uri and want[3][-1] == (out / "contrast-io-mee" / "io-up-seed6").uri
     assert r.exit_code == 0 and r.output.splitlines() == ["$ rayflavor " + " ".join(c) for c in want]
+    # with the io scans among the findings' own, seed 0 of the contrast is named, not printed twice
+    r = CliRunner().invoke(cli, ["bench", "findings", "--out", out.uri, "--only", "io-up,io-down", "--seed", "4",
+                                 "--contrast", "io-mee", "--seeds", "2", "--dry-run"])
+    assert r.exit_code == 0 and r.output.count("$ rayflavor scan") == 4 and r.output.count("seed 4: the findings'") == 2
 
 
 def _finished(loc, models: pl.DataFrame) -> None:

@@ -124,14 +124,19 @@ def format_contrast(result: dict, contrast: Contrast) -> list[str]:
 
 
 def run_contrast(loc, key: str, *, seeds: int, islands: int, time_limit: str, seed: int, address: str | None,
-                 dry_run: bool, echo: Callable[[str], object] = print) -> dict | None:
+                 dry_run: bool, echo: Callable[[str], object] = print, ran: tuple[str, ...] = ()) -> dict | None:
     """Run contrast ``key`` (:data:`CONTRASTS`) over ``seeds`` seeds per regime into ``loc`` (module
     docstring), print it and write ``contrast-<key>.json`` into ``loc``; returns :func:`compare`'s
-    result (None for a dry run).  RecipeError if a scan fails or cannot be read."""
+    result (None for a dry run).  ``ran``: the recipe scans the findings ran just before into ``loc``
+    (a dry run then names seed 0's scans instead of printing their commands twice).  RecipeError if a
+    scan fails or cannot be read."""
     c = CONTRASTS[key]
     units = contrast_seeds(seed, seeds, islands)
     for s in units:
         for scan in (c.up, c.down):
+            if dry_run and s == seed and scan in ran:
+                echo(f"{scan} seed {s}: the findings' own scan above ({(loc / scan).uri})")
+                continue
             run_recipe(contrast_dir(loc, key, scan, s, seed), scan, islands=islands, time_limit=time_limit, seed=s,
                        address=address, dry_run=dry_run, echo=echo, label=f"{scan} seed {s}")
     if dry_run:

@@ -282,7 +282,7 @@ def bench_findings_command(out, islands, time_limit, seed, only, contrast, seeds
         result = None
         if contrast is not None:
             result = run_contrast(loc, contrast, seeds=seeds, islands=islands, time_limit=time_limit, seed=seed,
-                                  address=address, dry_run=dry_run, echo=click.echo)
+                                  address=address, dry_run=dry_run, echo=click.echo, ran=tuple(scans))
     except RecipeError as exc:
         raise UserError(str(exc)) from None
     if docs is None or dry_run:
