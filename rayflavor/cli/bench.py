@@ -234,15 +234,30 @@ def bench_diffusion_command(batch, threads, steps, guidance, seconds, physics, a
               help="Wall-clock limit of each recipe scan (2 islands x 15m = 30 core-minutes).")
 @options.seed_option(0, help="Base seed of every recipe scan.")
 @click.option("--only", default=None, metavar="SCAN[,SCAN...]",
-              help="Run only these recipe scans (no-up, io-up, no-down, io-down, max-exponent-3, masses-10, masses-6).")
+              help="Run only these recipe scans (no-up, io-up, no-down, io-down, no-up-small-mee, no-down-small-mee, "
+                   "max-exponent-3, masses-10, masses-6).")
+@click.option("--contrast", type=click.Choice(["io-mee"]), default=None,
+              help="Also test a contrast over seeds: io-mee runs the io-up and io-down recipes once per seed "
+                   "(into OUT/contrast-io-mee) and compares the per-seed median m_ee of IO models (exact "
+                   "Mann-Whitney U).")
+@click.option("--seeds", type=click.IntRange(min=2), default=None,
+              help="With --contrast: seeds per regime (default 8).")
+@click.option("--docs", "docs", default=None, metavar="FILE",
+              help="Rewrite the table between the lines <!-- findings-table:start --> and <!-- findings-table:end "
+                   "--> of this Markdown file (e.g. docs/findings.md), with the command, date and commit.")
 @options.address_option()
 @click.option("--dry-run", is_flag=True, help="Print the scan commands and exit.")
-def bench_findings_command(out, islands, time_limit, seed, only, address, dry_run):
+def bench_findings_command(out, islands, time_limit, seed, only, contrast, seeds, docs, address, dry_run):
     """Reproduce the FN paper's findings (both orderings in both regimes, small and large m_ee,
     maximal exponent 3, masses within 10% and 6%): run one scan per recipe, then print, per
     finding, the models that show it, the island-time to the first one and the counts per
-    core-hour.  Writes OUT/findings.md, OUT/findings.json and OUT/findings.png."""
-    from rayflavor.bench.findings import SCANS, RecipeError, run_findings
+    core-hour.  Writes OUT/findings.md, OUT/findings.json and OUT/findings.png; with --contrast,
+    also OUT/contrast-io-mee.json."""
+    import shlex
+    from datetime import datetime, timezone
+
+    from rayflavor.bench.contrast import run_contrast
+    from rayflavor.bench.findings import SCANS, RecipeError, check_docs, docs_block, git_commit, rewrite_docs, run_findings
     from rayflavor.physics.fn import DEFAULT_DATA
     from rayflavor.settings_model import parse_duration
     from rayflavor.storage.location import StorageError, resolve
@@ -250,17 +265,38 @@ def bench_findings_command(out, islands, time_limit, seed, only, address, dry_ru
     try:
         parse_duration(time_limit)
         loc = resolve(out)
+        if docs is not None:
+            check_docs(docs)  # before hours of scans, not after
     except (ValueError, StorageError) as exc:
         raise UserError(f"{exc}") from None
+    if seeds is not None and contrast is None:
+        raise UserError("--seeds is the number of seeds of a --contrast; give --contrast too")
     scans = list(SCANS) if only is None else [s.strip() for s in only.split(",") if s.strip()]
     bad = [s for s in scans if s not in SCANS]
     if bad or not scans:
         raise UserError(f"--only: unknown recipe scan {', '.join(bad) or repr(only)} (use {', '.join(SCANS)})")
+    seeds = 8 if seeds is None else seeds
     try:
-        run_findings(loc, scans, load_data(DEFAULT_DATA), islands=islands, time_limit=time_limit, seed=seed,
-                     address=address, dry_run=dry_run, echo=click.echo)
+        table = run_findings(loc, scans, load_data(DEFAULT_DATA), islands=islands, time_limit=time_limit, seed=seed,
+                             address=address, dry_run=dry_run, echo=click.echo)
+        result = None
+        if contrast is not None:
+            result = run_contrast(loc, contrast, seeds=seeds, islands=islands, time_limit=time_limit, seed=seed,
+                                  address=address, dry_run=dry_run, echo=click.echo, ran=tuple(scans))
     except RecipeError as exc:
         raise UserError(str(exc)) from None
+    if docs is None or dry_run:
+        return
+    command = shlex.join(["rayflavor", "bench", "findings", "--out", out, "--islands", str(islands), "--time-limit",
+                          time_limit, "--seed", str(seed), *(["--only", ",".join(scans)] if only is not None else []),
+                          *(["--contrast", contrast, "--seeds", str(seeds)] if contrast else []), "--docs", docs])
+    date = datetime.now(timezone.utc).date().isoformat()
+    try:
+        rewrite_docs(docs, docs_block(table, command, date=date, commit=git_commit(),
+                                      verdict=result["verdict"] if result else None))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"docs: the table in {docs} rewritten")
 
 bench.add_command(bench_restarts_command, "restarts")
 bench.add_command(bench_tabu_command, "tabu")
