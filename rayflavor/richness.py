@@ -66,6 +66,9 @@ class Richness:
     singletons: int  # Q1: found by exactly one island
     doubletons: int  # Q2: found by exactly two islands
     units: int  # m: islands that were sampled
+    #: the islands exchanged points (migration or a shared restart archive): not independent
+    #: sampling units, so the estimate is biased low and its interval too narrow
+    dependent: bool = False
 
     @property
     def completeness(self) -> float:
@@ -108,7 +111,7 @@ def estimate_words(r: Richness) -> dict[str, str]:
     ``"no estimate (nothing found)"``); ``"seen"``: the found fraction of the estimate with its
     interval (``"68% (45-87%)"``; ``""`` without an estimate: no share of a total that is not
     estimated); ``"caveat"``: what to read into an estimate from species none of which was found
-    twice (``""`` otherwise). Percentages are rounded down.
+    twice, or from islands that exchanged points (:attr:`Richness.dependent`; ``""`` otherwise). Percentages are rounded down.
     """
     if not r.has_estimate:
         why = "needs >= 2 islands" if r.units < 2 else "nothing found"
@@ -116,8 +119,11 @@ def estimate_words(r: Richness) -> dict[str, str]:
     total = f"{_count(r.estimate)} (95% interval {_count(r.low)}-{_count(r.high)})"
     # found / total: the interval of the total, upside down
     seen = f"{_percent(r.completeness)}% ({_percent(r.observed / r.high)}-{_percent(r.observed / r.low)}%)"
-    caveat = ("none found twice: read the estimate as its order of magnitude"
-              if r.doubletons == 0 and r.singletons > 1 else "")
+    caveats = (["none found twice: read the estimate as its order of magnitude"]
+               if r.doubletons == 0 and r.singletons > 1 else [])
+    if r.dependent:
+        caveats.append("the islands exchanged points: read it as a loose lower bound")
+    caveat = "; ".join(caveats)
     return {"found": str(r.observed), "total": total, "seen": seen, "caveat": caveat}
 
 

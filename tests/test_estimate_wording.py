@@ -156,3 +156,39 @@ def test_one_island_scan_says_no_estimate_in_dedupe_analyze_and_the_report(one_i
     report = (one_island_scan / "analysis" / "report.html").read_text()
     assert "<h2>discovery (Chao2 over islands)</h2>" in report
     assert "no estimate (needs &gt;= 2 islands)" in report and "of it seen" not in report
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.int64, st.integers(1, 30), elements=st.integers(1, 6)), st.integers(6, 12))
+def test_islands_that_exchanged_points_give_a_loose_lower_bound_in_every_output(counts, islands):
+    """Migration makes the islands dependent sampling units (docs/methods-fn.md#migration): the
+    title, the table and the text all say so beside the estimate, and an independent scan's don't."""
+    import dataclasses
+
+    base = _discovery(counts, islands)
+    for dependent in (False, True):
+        d = dataclasses.replace(base, richness=dataclasses.replace(base.richness, dependent=dependent))
+        outputs = [discovery.discovery_title(d).replace("\n", " "), discovery.discovery_table(d)["note"][0],
+                   d.richness.line()]
+        for text in outputs:
+            assert ("loose lower bound" in text) is dependent, text
+
+
+@pytest.mark.parametrize(("settings_doc", "exchanged"), [
+    ({"migration": "none", "island": {"restart_archive": 0.0}}, False),
+    ({"migration": "ring", "island": {"restart_archive": 0.0}}, True),
+    ({"migration": "none", "island": {"restart_archive": 0.1}}, True),
+    ({"migration": "full"}, True),
+    ({}, False),
+    (None, False),
+])
+def test_a_scan_json_says_whether_its_islands_exchanged_points(tmp_path, settings_doc, exchanged):
+    import json
+
+    from rayflavor.storage.location import resolve
+    from rayflavor.storage.scan_data import islands_exchanged
+
+    out = resolve(str(tmp_path))
+    assert islands_exchanged(out) is False  # no scan.json
+    (tmp_path / "scan.json").write_text(json.dumps({"settings": settings_doc} if settings_doc is not None else []))
+    assert islands_exchanged(out) is exchanged

@@ -10,6 +10,7 @@ texture at its earliest island-time and converts island-time to core-hours as
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from rayflavor.richness import (
 )
 from rayflavor.storage.island_store import IslandStore, list_islands
 from rayflavor.storage.location import Location
+from rayflavor.storage.scan_data import islands_exchanged
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,8 @@ def scan_discovery(out: Location) -> Discovery | None:
     hours, found = discovery_curve(island, df["island_seconds"].to_numpy(), keys, busy=busy)
     # every island that ran is a sampling unit, also one that found nothing (as in `rayflavor dedupe`)
     counts, _ = incidence_counts(island, keys)
-    return Discovery(hours, found, chao2_from_counts(counts, len(busy)), sum(busy.values()) / 3600.0)
+    richness = dataclasses.replace(chao2_from_counts(counts, len(busy)), dependent=islands_exchanged(out))
+    return Discovery(hours, found, richness, sum(busy.values()) / 3600.0)
 
 
 def discovery_title(d: Discovery) -> str:

@@ -49,6 +49,7 @@ Counts reported (:class:`Counts`):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import warnings
@@ -70,6 +71,7 @@ from rayflavor.storage import lease as lease_mod
 from rayflavor.storage.island_store import IslandStore, list_islands
 from rayflavor.storage.location import Location, StorageError, resolve, temporary_beside
 from rayflavor.storage.parquet import SCHEMA_VERSION, empty_table
+from rayflavor.storage.scan_data import islands_exchanged
 
 WINDOW = ("ckm_s12", "ckm_s23", "ckm_s13", "ckm_delta", "pmns_theta12", "pmns_theta13", "pmns_theta23", "pmns_delta", "dm21")
 TOL_REF = 0.2
@@ -493,7 +495,12 @@ def dedupe(out: Location | str, data_name: str | fndata.DataSet = fn.DEFAULT_DAT
         tmp.unlink(missing_ok=True)
     damaged = tuple(damaged_now + damaged_before + [f"island {i}: {why}" for i, why in broken.items()])
     m = len(islands)  # every island that ran is a sampling unit, also one that found nothing
+    dependent = islands_exchanged(out)  # migrating islands are not independent units: a loose lower bound
+
+    def richness(inc: np.ndarray) -> Richness:
+        return dataclasses.replace(chao2_from_counts(inc, m), dependent=dependent)
+
     return Counts(found, unique, found - unique, tex, light, damaged=len(damaged), parts=len(parts),
-                  compaction=note, damaged_parts=damaged, richness_light=chao2_from_counts(inc_light, m),
-                  richness_unique=chao2_from_counts(inc_unique, m), targets=met)
+                  compaction=note, damaged_parts=damaged, richness_light=richness(inc_light),
+                  richness_unique=richness(inc_unique), targets=met)
 

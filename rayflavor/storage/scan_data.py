@@ -56,6 +56,24 @@ def recorded(out: Location) -> dict | None:
     return rec
 
 
+def islands_exchanged(out: Location) -> bool:
+    """Whether the scan at ``out`` ran with islands that exchange points (``migration`` other than
+    ``none``, or ``[island] restart_archive > 0``, in the settings of its ``scan.json``): then its
+    islands are not independent sampling units (docs/methods-fn.md#migration). False without a
+    readable ``scan.json``."""
+    loc = out / "scan.json"
+    try:
+        doc = loc.read_json() if loc.is_file() else None
+    except (StorageError, OSError, ValueError):
+        return False
+    settings = doc.get("settings") if isinstance(doc, dict) else None
+    if not isinstance(settings, dict):
+        return False
+    island = settings.get("island") if isinstance(settings.get("island"), dict) else {}
+    archive = island.get("restart_archive", 0)
+    return settings.get("migration", "none") != "none" or (isinstance(archive, (int, float)) and archive > 0)
+
+
 def stored(out: Location) -> fndata.DataSet | None:
     """The data set of the scan at ``out`` from its copy (checked against the recorded SHA-256),
     ``None`` when the scan has no copy (written before copies existed)."""
@@ -116,4 +134,4 @@ def keep_copy(out: Location, name_or_path: str, *, changed_ok: bool = False) -> 
     return ds, record
 
 
-__all__ = ["COPY", "keep_copy", "plan", "recorded", "sha256", "source_bytes", "stored"]
+__all__ = ["COPY", "islands_exchanged", "keep_copy", "plan", "recorded", "sha256", "source_bytes", "stored"]
