@@ -4,6 +4,7 @@ driver's exchange and archive, a ring scan on Ray, and ``none`` changing nothing
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from rayflavor.methods.ga.migration import TOPOLOGIES, best_distinct, fair_repla
 from rayflavor.methods.ga.problem import round_charges
 from rayflavor.orchestration.islands import IslandRunner, read_scan_json, read_settings, run_scan
 from rayflavor.orchestration.migration import Exchange
-from rayflavor.orchestration.scan_settings import ScanSettings, differences
+from rayflavor.orchestration.scan_settings import ScanSettings, as_stored, differences
 from rayflavor.physics import data, fn
 from rayflavor.storage.island_store import IslandStore, committed_parts
 from rayflavor.storage.location import resolve
@@ -152,15 +153,33 @@ def test_the_stored_settings_refuse_another_topology_on_resume(tmp_path):
     stored = ScanSettings(islands=4, seed=3, migration="ring")
     assert differences(stored, replace(stored, migration="full")) == ["migration"]
     assert differences(stored, replace(stored, migrants=9, migration_every=2)) == ["migration_every", "migrants"]
-    assert differences(stored, replace(stored, island=replace(stored.island, restart_archive=0.1))) == \
+    assert differences(stored, replace(stored, island=replace(stored.island, restart_archive=0.3))) == \
         ["island.restart_archive"]
-    # a scan stored before migration existed reads as independent islands
+    # a scan stored before migration existed resumes as it ran: independent islands, no archive
     old = configfile.to_mapping(ScanSettings(seed=1))
     for k in ("migration", "migration_every", "migrants"):
         old.pop(k)
     old["island"].pop("restart_archive")
-    s = configfile.from_mapping(ScanSettings, old)
+    s = configfile.from_mapping(ScanSettings, as_stored(old))
     assert (s.migration, s.island.restart_archive) == ("none", 0.0)
+    (tmp_path / "scan.json").write_text(json.dumps({"settings": old}))
+    assert read_settings(resolve(str(tmp_path))) == replace(ScanSettings(seed=1), migration="none",
+                                                            island=replace(ScanSettings().island, restart_archive=0.0))
+    # one stored since keeps what it ran, and the defaults are now a ring with the archive
+    now = configfile.to_mapping(ScanSettings(seed=1))
+    assert configfile.from_mapping(ScanSettings, as_stored(now)) == ScanSettings(seed=1)
+    assert (ScanSettings().migration, ScanSettings().island.restart_archive) == ("ring", 0.1)
+
+
+def test_the_independent_and_paper_presets_exchange_nothing():
+    """Independent islands stay one option away (--preset independent, or the paper's --preset paper)."""
+    from rayflavor.orchestration.scan_settings import SCAN_PRESETS
+
+    for name in ("independent", "paper"):
+        p = SCAN_PRESETS[name]
+        assert (p.migration, p.island.restart_archive) == ("none", 0.0), name
+    fast, ind = SCAN_PRESETS["fast"], SCAN_PRESETS["independent"]
+    assert replace(fast, migration="none", island=replace(fast.island, restart_archive=0.0)) == ind
 
 
 # ---------------------------------------------------------------------------------- none changes nothing

@@ -247,7 +247,8 @@ class TinyIsland:
     """A synthetic island for :func:`bench_cluster`: ``steps`` steps of ``step_seconds`` each
     (sleeping, so the fake cluster's oversubscribed CPUs stay free for the driver), no models.
     It implements the island contract the scan driver uses (step, done, drain, n_pending, status,
-    get_state, request_stop, resume) so the driver, actors and commits are the real ones."""
+    get_state, request_stop, resume; emigrants, immigrate, set_archive of the migration) so the
+    driver, actors and commits are the real ones."""
 
     def __init__(self, config, data, *, island: int, seed: int, steps: int, step_seconds: float) -> None:
         self.config, self.island, self.seed = config, island, int(seed)
@@ -279,6 +280,16 @@ class TinyIsland:
 
     def request_stop(self, reason: str) -> None:
         self.stop_reason = self.stop_reason or reason
+
+    # the migration contract (a scan's default ring): a tiny island has no near-misses to send or take
+    def emigrants(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.empty((0, 0)), np.empty(0)
+
+    def immigrate(self, genes: np.ndarray, n: int) -> None:
+        pass
+
+    def set_archive(self, genes: np.ndarray) -> None:
+        pass
 
     def resume(self) -> bool:
         self.stop_reason = None

@@ -21,7 +21,7 @@ from rayflavor.physics.fn import REQUIRED_DATA as REQUIRED
 #: ``--resume`` alone continues with the stored settings; ``--resume=data-changed-ok`` also accepts
 #: an original data file edited since the scan started (the scan goes on with its own copy)
 RESUME_MODES = ("stored", "data-changed-ok")
-#: what ``rayflavor scan`` runs: :class:`ScanSettings`, presets ``fast`` (the default) and ``paper``
+#: what ``rayflavor scan`` runs: :class:`ScanSettings`, presets ``fast`` (the default), ``independent`` and ``paper``
 SCAN = options.Settable(ScanSettings, SCAN_PRESETS, "fast")
 
 
@@ -52,8 +52,10 @@ def _config_only() -> str:
 PRESETS_HELP = (
     "Presets (--preset): 'fast' (default) keeps NSGA-III and adds integer-aware operators, a "
     "Levenberg-Marquardt refinement, log-shaped objectives, a tabu on found light textures, charge "
-    "neighbourhoods of valid models; 'paper' is the FN paper's plain configuration (pymoo "
-    "defaults, 17 objectives, population 156, SBX + PM on all genes).  Settings come from the "
+    "neighbourhoods of valid models, and islands that pass near-misses on to their neighbours on a ring "
+    "(migration) and restart from the scan-wide archive of them; 'independent' is the same without any "
+    "exchange (the sampling units the Chao2 estimate assumes); 'paper' is the FN paper's plain, "
+    "independent configuration (pymoo defaults, 17 objectives, population 156, SBX + PM on all genes).  Settings come from the "
     "defaults < the preset < --config FILE (TOML/JSON; a stored OUT/scan.json repeats a scan) < "
     f"options given on the command line.  Set in --config: {_config_only()}.  `rayflavor config show "
     "scan` prints every setting with its value and source."

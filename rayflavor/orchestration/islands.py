@@ -67,7 +67,7 @@ from rayflavor.methods.ga.island import IslandConfig, island_from_state, make_is
 from rayflavor.orchestration.migration import ARCHIVE_SIZE, Exchange
 from rayflavor.orchestration.progress import Progress
 from rayflavor.orchestration.runtime import ensure_ray
-from rayflavor.orchestration.scan_settings import RETIRED, ScanSettings
+from rayflavor.orchestration.scan_settings import RETIRED, ScanSettings, as_stored
 from rayflavor.physics import data as fndata
 from rayflavor.storage import lease as lease_mod
 from rayflavor.storage import scan_data
@@ -269,7 +269,7 @@ def read_settings(out: Location) -> ScanSettings:
     if "settings" not in doc:
         raise ValueError(f"{out.uri}/scan.json has no 'settings' (written by an older rayflavor; "
                          "start a new scan with --config built from it)")
-    stored = {k: v for k, v in doc["settings"].items() if k not in RETIRED}
+    stored = as_stored({k: v for k, v in doc["settings"].items() if k not in RETIRED})
     return configfile.from_mapping(ScanSettings, stored, where=f"{out.uri}/scan.json")
 
 

@@ -115,9 +115,11 @@ class IslandConfig:
     # its progress, few enough that the new random 90% set the diversity.
     restart_keep: float = setting(0.1, lo=0.0, hi=1.0, hi_open=True,
                                   help="Share of a restarted population seeded with the stalled run's best points.")
-    # 0: a restart knows only its own island (the paper's independent islands); the lead's
-    # measurement decides whether sharing near-misses across the scan helps
-    restart_archive: float = setting(0.0, lo=0.0, hi=1.0, hi_open=True,
+    # a tenth of a restarted population from the scan-wide archive of near-misses (with migration
+    # "ring": every one of 32 held-out islands found a first model within 2 core-minutes,
+    # docs/experiments.md#2026-12-06-migration); it has no effect in a scan without the exchange
+    # (migration "none" and this 0, as presets independent and paper set it)
+    restart_archive: float = setting(0.1, lo=0.0, hi=1.0, hi_open=True,
                                      help="Share of a restarted population seeded from the scan-wide archive of "
                                           "near-valid points (kept by the scan driver; 0: none).")
     refine_top: int = setting(8, lo=0, hi=MAX_OFFSPRINGS, help="Offspring refined per generation (fast engine).")
@@ -163,6 +165,7 @@ ISLAND_PRESETS: dict[str, IslandConfig] = {
     "fast": IslandConfig(),
     "paper": IslandConfig(
         method="paper", pop_size=156, n_partitions=2, offspring_ratio=1.0, patience=500, restarts=0, restart_keep=0.0,
+        restart_archive=0.0,
         refine_top=0, refine_iters=0, refine_budget=0, neighbours=0, charge_rate=0.0, tabu="none",
     ),
 }
