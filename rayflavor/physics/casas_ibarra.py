@@ -60,7 +60,7 @@ COORDINATES: tuple[str, ...] = (
 _HEAVY = slice(18, 23)
 
 
-def wrap_phase(x: np.ndarray, lo: float = -np.pi) -> np.ndarray:
+def _wrap(x: np.ndarray, lo: float = -np.pi) -> np.ndarray:
     """``x`` mod 2 pi into [lo, lo + 2 pi)."""
     y = np.mod(x - lo, TWO_PI)
     return np.where(y >= TWO_PI, 0.0, y) + lo
@@ -139,7 +139,7 @@ def to_coordinates(x: np.ndarray) -> np.ndarray:
         r[flip, :, 2] *= -1.0
         beta3 = beta3 + np.where(flip, np.pi, 0.0)
         # the other sign pairs (U S, R S), det S = 1, shift (beta2, beta3) by pi each or both: keep both in [0, pi)
-        k2, k3 = wrap_phase(beta2, 0.0) >= np.pi, wrap_phase(beta3, 0.0) >= np.pi
+        k2, k3 = _wrap(beta2, 0.0) >= np.pi, _wrap(beta3, 0.0) >= np.pi
         signs = np.ones((len(x), 3))
         signs[k2 & k3] = (1.0, -1.0, -1.0)
         signs[~k2 & k3] = (-1.0, -1.0, 1.0)
@@ -155,9 +155,9 @@ def to_coordinates(x: np.ndarray) -> np.ndarray:
         out[:, 2] = np.log10(s[:, 2] ** 2 - s[:, 0] ** 2)
         out[:, 3], out[:, 4], out[:, 5] = ang["sin2_theta12"], ang["sin2_theta13"], ang["sin2_theta23"]
         out[:, 6] = np.cos(ang["delta"])
-        out[:, 7], out[:, 8] = wrap_phase(beta2, 0.0), wrap_phase(beta3, 0.0)
-        out[:, 9] = wrap_phase(phi_e) + np.where(ang["delta"] > np.pi, TWO_PI, 0.0)
-        out[:, 10], out[:, 11] = wrap_phase(phi_mu), wrap_phase(phi_tau)
+        out[:, 7], out[:, 8] = _wrap(beta2, 0.0), _wrap(beta3, 0.0)
+        out[:, 9] = _wrap(phi_e) + np.where(ang["delta"] > np.pi, TWO_PI, 0.0)
+        out[:, 10], out[:, 11] = _wrap(phi_mu), _wrap(phi_tau)
         out[:, 12], out[:, 13] = z12.real, z12.imag
         out[:, 14], out[:, 15] = z13.real, z13.imag
         out[:, 16], out[:, 17] = z23.real, z23.imag

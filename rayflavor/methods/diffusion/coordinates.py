@@ -20,7 +20,7 @@
   M -> e^{2s} M``, which no observable sees.
 * ``casas-ibarra-box`` (beyond the paper): as ``casas-ibarra``, with the three heavy-mass magnitudes
   replaced by logits of their distance from the prior box's faces, so that *every* feature vector
-  decodes to a point inside the box (the phases ``arg_m1``, ``arg_m2`` are read modulo 2 pi):
+  decodes to a point inside the box (up to the periodic phases ``arg_m1``, ``arg_m2``):
 
   - ``logit_m1_over_m3``, ``logit_m2_over_m3`` = ``ln((r - r_lo) / (1 - r))`` for ``r = |M_k|/M3``
     in ``(r_lo, 1)``, ``r_lo = 1e-5``: the solutions crowd at ``r -> 1`` (the Jacobian's ``(r1 r2)^3``),
@@ -156,6 +156,5 @@ def _decode_box(c: np.ndarray) -> np.ndarray:
         g = np.where(g_min < _G_HI, _expit_between(f, g_min, _G_HI), np.nan)
         x[:, :18] *= 10.0 ** (-0.5 * g)[:, None]
     x[:, 20] = g
-    x[:, 21:23] = casas_ibarra.wrap_phase(x[:, 21:23])  # M_k = |M_k| e^{i arg}: the same point
     x[~np.isfinite(x).all(axis=1)] = np.nan
     return x
