@@ -3,8 +3,6 @@ are the observables that seesaw.evaluate computes the long way (Takagi of m_nu).
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from rayflavor.methods.diffusion import training
 from rayflavor.physics import casas_ibarra as ci
@@ -113,7 +111,7 @@ def test_the_determinant_of_r_is_one_and_degenerate_points_are_nan():
     assert np.isnan(ci.to_coordinates(y)).all()
 
 
-@pytest.mark.parametrize("system", ["casas-ibarra", "casas-ibarra-m3edge", "casas-ibarra-box"])
+@pytest.mark.parametrize("system", ["casas-ibarra", "casas-ibarra-m3edge"])
 def test_a_casas_ibarra_normaliser_maps_points_to_the_unit_box_and_back(system):
     x = seesaw.sample_prior(3000, np.random.default_rng(5))
     lab = seesaw.labels(seesaw.evaluate(x))
@@ -175,7 +173,7 @@ def test_the_m3_edge_features_decode_exactly_and_any_features_decode_beyond_the_
     z = coordinates.decode(np.where(np.arange(f.shape[1]) == k, 0.0, noisy), "casas-ibarra")  # g = 0
     np.testing.assert_allclose(y[ok, :18], z[ok, :18] * 10.0 ** (-0.5 * y[ok, 20:21]), rtol=1e-9, atol=1e-15)
     my, mz = seesaw.mass_matrix(y[ok]), seesaw.mass_matrix(z[ok])
-    assert (np.abs(my - mz) / np.abs(mz).max(axis=(1, 2))[:, None, None]).max() < 1e-6  # cancellations in m_nu at float64
+    assert (np.abs(my - mz) / np.abs(mz).max(axis=(1, 2))[:, None, None]).max() < 1e-9
     # a point on the face reads as the floor: moved by 1e-6 in g along the symmetry, same m_nu
     s = (x[:5, 20] - g_lo) * np.log(10.0) / 2  # the overall scaling that takes g onto g_lo
     face = sym.rescale_rows(x[:5], np.repeat(s[:, None], 3, axis=1))
@@ -185,57 +183,3 @@ def test_the_m3_edge_features_decode_exactly_and_any_features_decode_beyond_the_
     back = coordinates.decode(ff, system)
     np.testing.assert_allclose(back[:, 20], g_lo + coordinates.EDGE_FLOOR, atol=1e-12)
     np.testing.assert_allclose(seesaw.mass_matrix(back), seesaw.mass_matrix(face), rtol=1e-9)
-
-
-def test_the_box_features_decode_exactly_on_prior_points_with_the_logits_of_their_face_distances():
-    from rayflavor.methods.diffusion import coordinates
-
-    system = "casas-ibarra-box"
-    x = seesaw.canonical_order(seesaw.sample_prior(4000, np.random.default_rng(9)))
-    names = coordinates.features(system)
-    f = coordinates.encode(x, system)
-    assert f.shape == (4000, 25) and np.isfinite(f).all()
-    lo = seesaw.PRIOR["mass_ratio"][0]
-    for k, col in ((names.index("logit_m1_over_m3"), 18), (names.index("logit_m2_over_m3"), 19)):
-        np.testing.assert_allclose(f[:, k], np.log((x[:, col] - lo) / (1.0 - x[:, col])), rtol=1e-9, atol=1e-9)
-    g_lo, g_hi = seesaw.PRIOR["log10_h2_over_m3_ev"]
-    g_min = np.maximum(g_lo, x[:, 20] + 2 * np.log10(np.abs(x[:, :18]).max(axis=1)))
-    assert (g_min <= x[:, 20]).all()
-    np.testing.assert_allclose(f[:, names.index("logit_g_box")], np.log((x[:, 20] - g_min) / (g_hi - x[:, 20])),
-                               rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(coordinates.decode(f, system), x, atol=1e-8)
-
-
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), scale=st.floats(0.01, 20.0))
-def test_every_finite_box_feature_vector_decodes_inside_the_prior_box_with_its_casas_ibarra_m_nu(seed, scale):
-    """However far a sampler strays in feature space, its point is in the box (phases aside) or NaN
-    (no scale fits it in), and it is the casas-ibarra reading of the same light and R features
-    moved along the overall scaling, which leaves m_nu unchanged."""
-    from rayflavor.methods.diffusion import coordinates
-
-    rng = np.random.default_rng(seed)
-    x = seesaw.canonical_order(seesaw.sample_prior(64, rng))
-    f = coordinates.encode(x, "casas-ibarra-box")
-    noisy = f + rng.normal(0.0, scale, f.shape)
-    y = coordinates.decode(noisy, "casas-ibarra-box")
-    ok = np.isfinite(y).all(axis=1)
-    lo, hi = seesaw.prior_box()
-    assert ((y[ok, :21] >= lo[:21] - 1e-12) & (y[ok, :21] <= hi[:21] + 1e-12)).all()
-    # NaN only where even the lightest M3 cannot bring the largest Yukawa into the box
-    names, plain = coordinates.features("casas-ibarra-box"), coordinates.features("casas-ibarra")
-    ci_f = noisy.copy()
-    r_lo = seesaw.PRIOR["mass_ratio"][0]
-    for name in ("m1_over_m3", "m2_over_m3"):
-        j = names.index(f"logit_{name}")
-        ci_f[:, plain.index(name)] = r_lo + (1 - r_lo) / (1 + np.exp(-noisy[:, j]))
-    ci_f[:, plain.index("log10_h2_over_m3_ev")] = 0.0
-    w = coordinates.decode(ci_f, "casas-ibarra")  # g = 0
-    g_hi = seesaw.PRIOR["log10_h2_over_m3_ev"][1]
-    fits = np.isfinite(w).all(axis=1) & (2 * np.log10(np.abs(w[:, :18]).max(axis=1)) < g_hi)
-    np.testing.assert_array_equal(ok, fits)
-    if not ok.any():
-        return
-    np.testing.assert_allclose(y[ok, 18:20], w[ok, 18:20], rtol=1e-12)
-    # Y(g) = Y(0) 10^(-g/2) with M3 = <H>^2 10^(-g): m_nu (eq. 2.2) is unchanged along the line
-    np.testing.assert_allclose(y[ok, :18], w[ok, :18] * 10.0 ** (-0.5 * y[ok, 20:21]), rtol=1e-12, atol=1e-300)

@@ -52,7 +52,7 @@ KEEP = ("all", "selected", "solutions")
 T_STEPS = 1000
 #: The coordinate systems a network can work in: ``coordinates.SYSTEMS``, named here so that the settings
 #: import without numpy (a test keeps the two equal).
-COORDINATES = ("paper", "casas-ibarra", "casas-ibarra-m3edge", "casas-ibarra-box")
+COORDINATES = ("paper", "casas-ibarra", "casas-ibarra-m3edge")
 
 
 #: How a sample set's points were finished after the network, per sampled row: the column of the
