@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from rayflavor.analysis.two_sample import mann_whitney, median_difference_ci
-from rayflavor.bench.findings import RecipeError, run_recipe
+from rayflavor.bench.findings import RecipeError, run_recipe, scan_status
 
 #: significance level of the verdict
 ALPHA = 0.05
@@ -146,8 +146,8 @@ def run_contrast(loc, key: str, *, seeds: int, islands: int, time_limit: str, se
     for scan in (c.up, c.down):
         for s in units:
             sub = contrast_dir(loc, key, scan, s, seed)
-            state = (sub / "scan.json").read_json().get("status") if (sub / "scan.json").exists() else None
-            if state != "finished" or not (sub / "models.parquet").exists():
+            state = scan_status(sub)
+            if state != "finished":
                 raise RecipeError(f"{sub.uri}: not a finished scan (status {state}); rerun the same command to resume it")
             models = pl.read_parquet((sub / "models.parquet").read_bytes(), columns=["ordering", "m_ee"])
             counts[scan][s], medians[scan][s] = seed_median(models, c.ordering)

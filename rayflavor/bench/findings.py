@@ -216,6 +216,14 @@ class RecipeError(RuntimeError):
     """A recipe scan failed or a finished scan cannot be read (one line for the user)."""
 
 
+def scan_status(sub) -> str | None:
+    """The ``status`` of the scan at ``sub`` (a storage Location) as its ``scan.json`` records it
+    (``"finished"``, ``"interrupted"``, ...), None when it has not started; and "finished" only
+    with its ``models.parquet`` written."""
+    state = (sub / "scan.json").read_json().get("status") if (sub / "scan.json").exists() else None
+    return "finished, no models.parquet" if state == "finished" and not (sub / "models.parquet").exists() else state
+
+
 def run_recipe(sub, name: str, *, islands: int, time_limit: str, seed: int, address: str | None, dry_run: bool,
                echo: Callable[[str], object] = print, label: str | None = None) -> None:
     """Run recipe scan ``name`` into ``sub`` (a storage Location) as one ``rayflavor scan`` child
@@ -226,8 +234,8 @@ def run_recipe(sub, name: str, *, islands: int, time_limit: str, seed: int, addr
     cmd = scan_command(name, islands=islands, time_limit=time_limit, seed=seed, out=sub.uri)
     if address:
         cmd += ["--address", address]
-    state = (sub / "scan.json").read_json().get("status") if (sub / "scan.json").exists() else None
-    if state == "finished" and (sub / "models.parquet").exists():
+    state = scan_status(sub)
+    if state == "finished":
         echo(f"{label}: finished before, kept ({sub.uri})")
         return
     if state is not None:
@@ -336,4 +344,4 @@ def rewrite_docs(path, block: str) -> None:
 __all__ = ["DOCS_END", "DOCS_START", "FINDINGS", "Finding", "IO_LARGE_MEE", "NO_SMALL_MEE", "RECIPES", "RecipeError",
            "SCANS", "ScanRecord", "check_docs", "docs_block", "findings_figure", "format_table", "git_commit", "measure",
            "read_scan", "recipe_targets", "replace_between_markers", "rewrite_docs", "run_findings", "run_recipe",
-           "scan_command"]
+           "scan_command", "scan_status"]
