@@ -193,7 +193,7 @@ def test_without_migration_an_island_stores_exactly_what_it_stored_before():
     cfg = replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, pop_size=40, max_generations=120, patience=5,
                   restarts=6, target_valid=10**6)
     with tempfile.TemporaryDirectory() as d:
-        r = IslandRunner(d, configfile.to_mapping(cfg), data.load(RELAXED), 10**6, 0.0)
+        r = IslandRunner(d, configfile.to_mapping(cfg), data.load(RELAXED), 10**6, 0.0, share_found=False)
         st_ = r.run(0, 1, 1e9)
         df = pl.read_parquet([p.uri for p in committed_parts(resolve(d))])
         h = hashlib.sha256()
@@ -222,7 +222,8 @@ def _make_losing_one(config, data_, *, island, seed):
 def test_a_ring_scan_exchanges_migrants_records_them_and_survives_a_lost_island(ray_session, tmp_path):
     """Four islands on two CPUs: two run, two wait (and start when the first ones are done); every
     chunk an island sends its best points to its ring neighbours.  Island 3 (a neighbour of 0 and
-    2) is lost at its start: the others exchange all the same."""
+    2) is lost at its start: the others exchange all the same (under load this test failed on
+    ``took[2] >= 1`` when islands 0 and 2 ran first: the assertion now holds for every placement)."""
     import sys
 
     ray_session.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the actors get _make_losing_one
@@ -237,7 +238,9 @@ def test_a_ring_scan_exchanges_migrants_records_them_and_survives_a_lost_island(
     assert [res.statuses[i]["stop_reason"] for i in range(3)] == ["max-generations"] * 3
     assert doc["migration"]["batches_posted"] >= 2 and doc["migration"]["points_delivered"] >= 1
     took = {i: res.statuses[i]["immigrants"] for i in range(3)}
-    assert sum(took.values()) >= 1 and took[2] >= 1, took  # 2's other neighbour, 1, still sent to it
+    # Ray places the queued islands in no fixed order: 0 and 2 (not neighbours) may run together to
+    # their end and 1 alone after them, taking in their last batches, so only "someone took some" holds
+    assert sum(took.values()) >= 1, took
     stored = {i: IslandStore(resolve(str(out)), i).load()[2]["status"]["immigrants"] for i in range(3)}
     assert stored == took  # the checkpoints hold the same counters
     assert {i: doc["islands_status"][str(i)]["immigrants"] for i in range(3)} == took
@@ -259,8 +262,10 @@ def test_bench_scan_refuses_an_unknown_migration_variant_in_one_line():
 def test_the_bench_archipelago_migrates_only_when_asked():
     from rayflavor.bench.scan import run_archipelago
 
-    ring = run_archipelago("ring", "up", [1, 2], 1.0, every=1, migrants=2, restart_archive=0.0, data_name=RELAXED)
-    none = run_archipelago("none", "up", [1, 2], 0.3, every=1, migrants=2, restart_archive=0.0, data_name=RELAXED)
+    ring = run_archipelago("ring", "up", [1, 2], 1.0, every=1, migrants=2, restart_archive=0.0, share_found=False,
+                           data_name=RELAXED)
+    none = run_archipelago("none", "up", [1, 2], 0.3, every=1, migrants=2, restart_archive=0.0, share_found=False,
+                           data_name=RELAXED)
     assert [r["seed"] for r in ring] == [1, 2] and all(r["topology"] == "ring" for r in ring)
     assert sum(r["immigrants"] for r in ring) >= 1 and all(r["emigrant_batches"] >= 1 for r in ring)
     assert all(r["immigrants"] == 0 and r["emigrant_batches"] == 0 for r in none)

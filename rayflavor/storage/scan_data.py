@@ -58,7 +58,7 @@ def recorded(out: Location) -> dict | None:
 
 def islands_exchanged(out: Location) -> bool:
     """Whether the scan at ``out`` ran with islands that exchange points (``migration`` other than
-    ``none``, or ``[island] restart_archive > 0``, in the settings of its ``scan.json``): then its
+    ``none``, ``[island] restart_archive > 0`` or ``share_found``, in the settings of its ``scan.json``): then its
     islands are not independent sampling units (docs/methods-fn.md#migration). False without a
     readable ``scan.json``."""
     loc = out / "scan.json"
@@ -71,7 +71,8 @@ def islands_exchanged(out: Location) -> bool:
         return False
     island = settings.get("island") if isinstance(settings.get("island"), dict) else {}
     archive = island.get("restart_archive", 0)
-    return settings.get("migration", "none") != "none" or (isinstance(archive, (int, float)) and archive > 0)
+    return (settings.get("migration", "none") != "none" or (isinstance(archive, (int, float)) and archive > 0)
+            or settings.get("share_found") is True)
 
 
 def stored(out: Location) -> fndata.DataSet | None:

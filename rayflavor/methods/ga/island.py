@@ -57,8 +57,13 @@ the caller's (:meth:`~PaperIsland.request_stop`).
 Migration (:mod:`.migration`, driven by the scan): :meth:`~PaperIsland.emigrants` picks the
 island's best points not found valid yet, :meth:`~PaperIsland.immigrate` evaluates points from
 other islands with this island's own problem (a valid one is harvested like any other) and lets
-them replace the worst members they beat.  An island nobody calls these on searches exactly as
-without them.
+them replace the worst members they beat.  With the scan's ``share_found``, the fast engine's tabu
+becomes scan-wide: :meth:`~FastIsland.take_found` hands the driver the charge assignments found
+here since the last call, :meth:`~FastIsland.learn_found` takes in those found by the other islands,
+which are tabu here exactly like the island's own (with ``tabu="texture"``: their light textures);
+an island that finds one again still stores it (the global dedupe counts it once).  What was
+learnt is not part of the state: a reopened island posts its whole found set again and learns
+anew.  An island nobody calls these on searches exactly as without them.
 
 State (:meth:`~PaperIsland.get_state`, :func:`island_from_state`) is plain data: a JSON-able
 dict and a dict of numeric arrays, never a pickle.
@@ -124,6 +129,12 @@ def _charges(keys) -> np.ndarray:
     return np.frombuffer(b"".join(keys), dtype=np.int8).reshape(-1, N_CHARGES).copy()
 
 
+#: the clock of an island's own compute time (``step_seconds``, ``eval_seconds``,
+#: ``refine_seconds``, ``first_valid_seconds``): the CPU time of the calling thread, so the figures
+#: are core-seconds on a shared machine too (the island's numpy runs in that thread)
+compute_clock = time.thread_time
+
+
 def restart_seed(seed: int, restart: int) -> int:
     """Seed of restart ``restart`` (1, 2, ...) of the island with seed ``seed``: the first word of
     ``SeedSequence(seed, spawn_key=(restart,))``, i.e. of ``SeedSequence(seed).spawn(restart)[-1]``.
@@ -161,6 +172,7 @@ class Counters:
     immigrant_batches: int = 0  # exchanges received (numbers the seeded choice of immigrants)
     emigrant_batches: int = 0  # emigrant batches handed out
     archive_seeded: int = 0  # restart seeds taken from the scan-wide archive
+    learnt: int = 0  # assignments found by other islands made tabu here (share_found)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -272,14 +284,14 @@ class PaperIsland:
 
     def _evaluate(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Objective matrix ``F`` and shaped residuals ``R`` of gene rows; harvests valid models."""
-        t = time.perf_counter()
+        t = compute_clock()
         x = decode(G, self.space)
         res = self.objectives.evaluate(x)
         R = self.shaper.residuals(res)
         F = self._objective_matrix(res, R)
         met = self.objectives.targets_met(res)  # (N, n_targets)
         self.c.n_evals += len(G)
-        self.c.eval_seconds += time.perf_counter() - t
+        self.c.eval_seconds += compute_clock() - t
         self._harvest(x, res, met.all(axis=1))
         self._track(R, res, met.sum(axis=1))
         return F, R
@@ -352,7 +364,7 @@ class PaperIsland:
         """Advance one generation (the first call of a run evaluates its initial population)."""
         if self.done:
             return
-        t0 = time.perf_counter()
+        t0 = compute_clock()
         algo = self.algorithm
         off = algo.ask()
         if off is None or len(off) == 0:
@@ -365,7 +377,7 @@ class PaperIsland:
         F = self._before_tell(G, F)
         algo.tell(infills=Population.new("X", G, "F", F))
         self.c.generation += 1
-        self.c.step_seconds += time.perf_counter() - t0
+        self.c.step_seconds += compute_clock() - t0
         self._check_stop()
 
     def _check_stop(self) -> None:
@@ -546,6 +558,7 @@ class PaperIsland:
             "immigrants": c.immigrants,
             "emigrant_batches": c.emigrant_batches,
             "archive_seeded": c.archive_seeded,
+            "learnt": c.learnt,
         }
 
     # ------------------------------------------------------------------ state
@@ -621,6 +634,9 @@ class FastIsland(PaperIsland):
         super().__init__(config, data, island=island, seed=seed)
         self.charge_only = np.array([n in CHARGE_ONLY for n in self.names])
         self.found_light: set[bytes] = set()  # light textures of the found models (tabu "texture")
+        self.elsewhere: set[bytes] = set()  # assignments found by other islands (learn_found; not state)
+        self.elsewhere_light: set[bytes] = set()  # ... and their light textures
+        self.unposted: list[bytes] = []  # assignments found here and not handed out yet (take_found)
         self.budget: dict[bytes, int] = {}  # LM iterations spent per charge assignment
         self.queue = np.empty((0, self.problem.n_var))  # neighbour genes waiting for evaluation
         free = np.arange(CONT.start, self.problem.n_var)
@@ -663,7 +679,7 @@ class FastIsland(PaperIsland):
 
     def _before_tell(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
         F = self._tabu(G, F)
-        if self.found:  # penalise survivors whose assignment has just been found
+        if self.found or self.elsewhere:  # penalise survivors whose assignment has just been found
             pop = self.algorithm.pop
             if pop is not None and len(pop):
                 Fp = self._tabu(pop.get("X"), pop.get("F"))
@@ -682,6 +698,7 @@ class FastIsland(PaperIsland):
     def _on_new_models(self, x: np.ndarray, met: np.ndarray) -> None:
         if self.config.tabu == "texture":
             self.found_light.update(_light_keys(x[:, :N_CHARGES]))
+        self.unposted += _keys(x[:, :N_CHARGES])
         if self.config.neighbours:
             self._queue_neighbours(x)
 
@@ -689,9 +706,36 @@ class FastIsland(PaperIsland):
         """The base's found assignments, and with ``tabu="texture"`` also every assignment of a
         found light texture."""
         hit = super()._is_tabu(charges)
-        if self.config.tabu == "texture" and self.found_light:
-            hit |= np.array([k in self.found_light for k in _light_keys(charges)], dtype=bool)
+        if self.elsewhere:
+            hit |= np.array([k in self.elsewhere for k in _keys(charges)], dtype=bool)
+        if self.config.tabu == "texture" and (self.found_light or self.elsewhere_light):
+            hit |= np.array([k in self.found_light or k in self.elsewhere_light for k in _light_keys(charges)],
+                            dtype=bool)
         return hit
+
+    # ------------------------------------------------------------------ the scan-wide tabu
+    def take_found(self) -> np.ndarray:
+        """The charge assignments found here since the last call, ``(n, 18)`` int8, for the other
+        islands' :meth:`learn_found` (a reopened island hands its whole found set again)."""
+        keys, self.unposted = self.unposted, []
+        return _charges(keys)
+
+    def learn_found(self, charges: np.ndarray) -> int:
+        """Make charge assignments ``(n, 18)`` found by other islands tabu here, as if found here
+        (with ``tabu="texture"``: their light textures); they are not part of the state.  Returns
+        how many were new to this island."""
+        charges = np.asarray(charges).reshape(-1, N_CHARGES)
+        if self.config.tabu == "none" or not len(charges):
+            return 0
+        keys = _keys(charges)
+        new = [i for i, k in enumerate(keys) if k not in self.found and k not in self.elsewhere]
+        if not new:
+            return 0
+        self.elsewhere.update(keys[i] for i in new)
+        if self.config.tabu == "texture":
+            self.elsewhere_light.update(_light_keys(charges[new]))
+        self.c.learnt += len(new)
+        return len(new)
 
     # ------------------------------------------------------------------ the levers
     def _queue_neighbours(self, x: np.ndarray) -> None:
@@ -709,14 +753,14 @@ class FastIsland(PaperIsland):
     def _refine(self, G: np.ndarray, F: np.ndarray, R: np.ndarray, idx: np.ndarray) -> None:
         """Levenberg-Marquardt (:func:`.refine.levenberg_marquardt`) on the continuous genes of
         rows ``idx``, charges frozen; ``G``, ``F``, ``R`` are updated in place."""
-        t = time.perf_counter()
+        t = compute_clock()
         out = levenberg_marquardt(
             lambda X: self._evaluate(X)[::-1],  # (residuals, payload = objective matrix)
             G[idx], R[idx], payload=F[idx], free=self.free, step=self.h,
             lower=self.problem.xl, upper=self.problem.xu, iters=self.config.refine_iters,
         )
         G[idx], R[idx], F[idx] = out.x, out.r, out.payload
-        self.c.refine_seconds += time.perf_counter() - t
+        self.c.refine_seconds += compute_clock() - t
 
     def _pick(self, G: np.ndarray, F: np.ndarray, R: np.ndarray) -> np.ndarray:
         """Rows to refine: charge-feasible, not found, budget left, smallest residual norm."""
@@ -747,7 +791,7 @@ class FastIsland(PaperIsland):
         return np.asarray(chosen, dtype=np.int64)
 
     def _tabu(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
-        if not self.found or self.config.tabu == "none":
+        if not (self.found or self.elsewhere) or self.config.tabu == "none":
             return F
         hit = self._is_tabu(round_charges(G))
         if hit.any():
@@ -770,6 +814,7 @@ class FastIsland(PaperIsland):
         self.queue = np.array(arrays["queue"], np.float64).reshape(-1, self.problem.n_var)
         if self.config.tabu == "texture" and self.found:  # derived from the found set, not stored
             self.found_light = set(_light_keys(_charges(sorted(self.found))))
+        self.unposted = sorted(self.found)  # a reopened island tells the scan its whole found set again
 
 
 ENGINES: dict[str, type[PaperIsland]] = {"paper": PaperIsland, "fast": FastIsland}  # one per METHODS entry
