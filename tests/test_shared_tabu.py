@@ -164,3 +164,9 @@ def test_a_scan_shares_its_finds_also_with_an_island_queued_behind_the_others(ra
     assert res.statuses[2]["learnt"] >= 1  # queued, it started knowing what the first two found
     assert doc["migration"]["found_shared"] >= max(valid) and doc["migration"]["found_delivered"] >= 1
     assert scan_data.islands_exchanged(resolve(str(tmp_path / "scan")))
+    # the islands avoided each other's finds: Chao2 does not apply, and the dedupe says so
+    from rayflavor.storage.dedupe import dedupe
+
+    counts = dedupe(str(tmp_path / "scan"), RELAXED)
+    assert counts.richness_light.avoided and not counts.richness_light.has_estimate
+    assert all("no estimate (the islands avoided each other's finds)" in line for line in counts.richness_lines())
