@@ -30,6 +30,22 @@ island, or nothing found, there is no estimate. :func:`estimate_words` puts this
 every figure, table and text output that shows the estimate uses them, so that none claims more
 than the estimator gives (a share "seen" only beside its interval, never without an estimate).
 
+**Repeats between islands** give a second, assumption-light figure: a lower bound on the number of
+species that does not need any species found twice. ``n_i`` species found by island i give
+``P = sum_{i<j} n_i n_j`` pairs of finds from two different islands, ``C = sum_s k_s (k_s - 1) / 2``
+of which are repeats (``k_s`` islands found species s). If island i finds species s with
+probability ``q_s`` scaled by its effort, the expected number of repeats is
+``P * sum_s p_s^2`` (``p_s`` the share of species s among finds), and by Cauchy-Schwarz
+``sum_s p_s^2 >= 1 / N`` for N species, with equality only when every species is equally easy to
+find (heterogeneity makes repeats *more* likely).  So ``N >= P / E[C]``, and with ``E[C]`` at most
+the one-sided 95% Poisson upper limit of the observed C (:func:`poisson_upper`; 3.0 for none):
+
+    N  >=  P / poisson_upper(C)          (95%, :func:`repeat_bound`)
+
+It assumes only independent islands with the same settings (the birthday problem, read
+backwards); islands that exchanged points make repeats more likely, so the bound stays a lower
+bound.  It is shown beside the Chao2 estimate when it exceeds the species found.
+
 The **discovery curve** (distinct species against core-hours) uses the same records: islands run
 side by side from a common start, so at island-time ``t`` the scan has spent
 ``sum_i min(t, T_i)`` core-seconds, ``T_i`` being island i's busy time.
@@ -49,6 +65,7 @@ both (docs/architecture.md).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -74,6 +91,8 @@ class Richness:
     #: by one island is steered away from by the others, so doubletons are suppressed by design
     #: and Chao2 does not apply at all (no estimate)
     avoided: bool = False
+    #: the 95% lower bound from the repeats between islands (:func:`repeat_bound`; 0: not computed)
+    at_least: float = 0.0
 
     @property
     def completeness(self) -> float:
@@ -128,6 +147,8 @@ def estimate_words(r: Richness) -> dict[str, str]:
     seen = f"{_percent(r.completeness)}% ({_percent(r.observed / r.high)}-{_percent(r.observed / r.low)}%)"
     caveats = (["none found twice: read the estimate as its order of magnitude"]
                if r.doubletons == 0 and r.singletons > 1 else [])
+    if r.at_least > r.observed:
+        caveats.append(f"at least {_count(r.at_least)} by the repeats between islands (95%)")
     if r.dependent:
         caveats.append("the islands exchanged points: read it as a loose lower bound")
     caveat = "; ".join(caveats)
@@ -165,8 +186,77 @@ def incidence_counts(units: np.ndarray, species: np.ndarray) -> tuple[np.ndarray
     return np.bincount(pairs[:, 0]), int(u.max()) + 1
 
 
-def chao2_from_counts(counts: np.ndarray, m: int) -> Richness:
-    """Chao2 from per-species incidence counts (module docstring); ``m`` sampling units."""
+def poisson_upper(c: int, level: float = 0.95) -> float:
+    """The one-sided ``level`` upper confidence limit of a Poisson mean from an observed count
+    ``c``: the mean under which ``P(X <= c) = 1 - level`` (exact below 50 by bisection on the
+    CDF, the Wilson-Hilferty form of the equivalent chi-square quantile above).
+
+    >>> round(poisson_upper(0), 4), round(poisson_upper(1), 3)   # -ln 0.05; the tabulated 4.744
+    (2.9957, 4.744)
+    """
+    if c < 0:
+        raise ValueError(f"a count is not negative, got {c}")
+    alpha = 1.0 - level
+    if c >= 50:
+        z = math.sqrt(2.0) * _erfinv(2.0 * level - 1.0)
+        k = c + 1.0
+        return k * (1.0 - 1.0 / (9.0 * k) + z / (3.0 * math.sqrt(k))) ** 3
+    lo, hi = 0.0, 10.0 * (c + 1) + 10.0
+    logfact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, c + 1)))]) if c else np.zeros(1)
+    j = np.arange(c + 1)
+    for _ in range(200):
+        lam = 0.5 * (lo + hi)
+        cdf = float(np.exp(-lam + j * math.log(lam) - logfact).sum())
+        lo, hi = (lam, hi) if cdf > alpha else (lo, lam)
+    return 0.5 * (lo + hi)
+
+
+def _erfinv(y: float) -> float:
+    """The inverse error function by Newton steps on ``math.erf`` (``|y| < 1``)."""
+    x = 0.0
+    for _ in range(60):
+        x -= (math.erf(x) - y) / (2.0 / math.sqrt(math.pi) * math.exp(-x * x))
+    return x
+
+
+def repeat_bound(counts: np.ndarray, per_unit: np.ndarray, level: float = 0.95) -> float:
+    """The ``level`` lower bound on the number of species from the repeats between units (module
+    docstring): ``P / poisson_upper(C)``, ``P`` the pairs of finds from two different units
+    (``per_unit``: species found by each unit), ``C`` the repeats among them (``counts``: units
+    per species, as :func:`incidence_counts` gives).  0 with fewer than 2 units that found anything.
+
+    >>> repeat_bound(np.array([1, 1, 1, 1]), np.array([2, 2])) == 4 / poisson_upper(0)
+    True
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n = np.asarray(per_unit, dtype=np.float64)
+    if np.count_nonzero(n) < 2:
+        return 0.0
+    pairs = (n.sum() ** 2 - (n**2).sum()) / 2.0
+    repeats = int(round((counts * (counts - 1) / 2.0).sum()))
+    return float(pairs / poisson_upper(repeats, level))
+
+
+def per_unit_counts(units: np.ndarray, species: np.ndarray) -> np.ndarray:
+    """Distinct species found by each unit (records as :func:`incidence_counts` takes them)."""
+    units = np.asarray(units)
+    species = np.asarray(species)
+    if units.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, u = np.unique(units, return_inverse=True)
+    _, s = np.unique(species, return_inverse=True, axis=0 if species.ndim > 1 else None)
+    pairs = np.unique(np.stack([u.ravel(), s.ravel()], axis=1), axis=0)
+    return np.bincount(pairs[:, 0])
+
+
+def chao2_from_counts(counts: np.ndarray, m: int, per_unit: np.ndarray | None = None) -> Richness:
+    """Chao2 from per-species incidence counts (module docstring); ``m`` sampling units;
+    ``per_unit``: species found by each unit, for the bound from repeats (:func:`repeat_bound`)."""
+    at_least = 0.0 if per_unit is None else repeat_bound(counts, per_unit)
+    return dataclasses.replace(_chao2(counts, m), at_least=at_least)
+
+
+def _chao2(counts: np.ndarray, m: int) -> Richness:
     counts = np.asarray(counts, dtype=np.int64)
     s_obs = int(np.count_nonzero(counts))
     q1 = int(np.sum(counts == 1))
@@ -197,7 +287,7 @@ def chao2_from_counts(counts: np.ndarray, m: int) -> Richness:
 def chao2(units, species) -> Richness:
     """Chao2 from records (one per stored model: the island that found it and its species key)."""
     counts, m = incidence_counts(np.asarray(units), np.asarray(species))
-    return chao2_from_counts(counts, m)
+    return chao2_from_counts(counts, m, per_unit_counts(units, species))
 
 
 def discovery_curve(units: np.ndarray, times: np.ndarray, species: np.ndarray,
@@ -228,4 +318,4 @@ def discovery_curve(units: np.ndarray, times: np.ndarray, species: np.ndarray,
 
 
 __all__ = ["Richness", "chao2", "chao2_from_counts", "discovery_curve", "estimate_phrase", "estimate_words",
-           "incidence_counts"]
+           "incidence_counts", "per_unit_counts", "poisson_upper", "repeat_bound"]

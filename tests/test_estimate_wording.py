@@ -172,6 +172,13 @@ def test_islands_that_exchanged_points_give_a_loose_lower_bound_in_every_output(
                    d.richness.line()]
         for text in outputs:
             assert ("loose lower bound" in text) is dependent, text
+    # the bound from the repeats between islands, where it says more than the count found
+    for at_least in (0.0, base.richness.observed * 10.0 + 7):
+        d = dataclasses.replace(base, richness=dataclasses.replace(base.richness, at_least=at_least))
+        outputs = [discovery.discovery_title(d).replace("\n", " "), discovery.discovery_table(d)["note"][0],
+                   d.richness.line()]
+        for text in outputs:
+            assert ("by the repeats between islands (95%)" in text) is (at_least > 0), text
     # islands that avoided each other's finds (share_found) suppress doubletons by design: no
     # estimate anywhere, and no share of a total
     d = dataclasses.replace(base, richness=dataclasses.replace(base.richness, dependent=True, avoided=True))

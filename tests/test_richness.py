@@ -128,3 +128,61 @@ def test_scan_discovery_reads_committed_parts_and_island_starts(tmp_path):
     assert "discovery: " in r.output and "light textures found; estimated total" in r.output
     assert "Chao2 over 4 islands" in r.output
     assert (tmp_path / "scan" / "analysis" / "fn_discovery.png").is_file()
+
+
+# ---------------------------------------------------------------------------------- the bound from repeats
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rayflavor.richness import per_unit_counts, poisson_upper, repeat_bound  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 49))
+def test_poisson_upper_is_the_mean_that_leaves_five_percent_below_the_count(c):
+    """P(X <= c; lam) = 0.05 at the limit, and the limit grows with the count."""
+    from math import exp, factorial
+
+    lam = poisson_upper(c)
+    assert abs(sum(exp(-lam) * lam**j / factorial(j) for j in range(c + 1)) - 0.05) < 1e-9
+    assert poisson_upper(c + 1) > lam > c
+
+
+def test_poisson_upper_joins_its_two_forms_smoothly_at_fifty():
+    exact = poisson_upper(49)
+    assert 0 < poisson_upper(50) - exact < 1.2 and poisson_upper(51) - poisson_upper(50) < 1.2
+
+
+@pytest.mark.parametrize("spread", [0.0, 1.0])
+def test_the_repeat_bound_stays_below_the_known_total(spread):
+    """Islands that each find distinct species (as an island's tabu makes them) among 20 000,
+    equally easy (spread 0) or log-normally heterogeneous: over 100 synthetic scans the bound
+    is below the true total in at least 90% (95% expected; heterogeneity only lowers it), and
+    with equally easy species it is not vacuous (above the species found)."""
+    rng = np.random.default_rng(31)
+    total, below, above_found = 20_000, 0, 0
+    w = np.exp(spread * rng.standard_normal(total))
+    p = w / w.sum()
+    for _ in range(100):
+        units, species = [], []
+        for i in range(12):
+            s = rng.choice(total, 60, replace=False, p=p)
+            units.append(np.full(60, i))
+            species.append(s)
+        units, species = np.concatenate(units), np.concatenate(species)
+        est = chao2(units, species)
+        below += est.at_least <= total
+        above_found += est.at_least > est.observed
+    assert below >= 90, below
+    if spread == 0.0:
+        assert above_found >= 90, above_found
+
+
+def test_the_repeat_bound_counts_pairs_of_finds_from_two_islands():
+    """Three islands with 2, 3 and 1 species (pairs 2*3 + 2*1 + 3*1 = 11) and one species found by
+    two of them (one repeat)."""
+    units = np.array([0, 0, 1, 1, 1, 2])
+    species = np.array(["a", "b", "a", "c", "d", "e"])
+    assert per_unit_counts(units, species).tolist() == [2, 3, 1]
+    assert chao2(units, species).at_least == pytest.approx(11 / poisson_upper(1))
+    assert repeat_bound(np.array([3]), np.array([1, 0, 0])) == 0.0  # one island found anything

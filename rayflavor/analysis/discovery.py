@@ -25,6 +25,7 @@ from rayflavor.richness import (
     estimate_phrase,
     estimate_words,
     incidence_counts,
+    per_unit_counts,
 )
 from rayflavor.storage.island_store import IslandStore, list_islands
 from rayflavor.storage.location import Location
@@ -109,8 +110,8 @@ def scan_discovery(out: Location) -> Discovery | None:
     hours, found = discovery_curve(island, df["island_seconds"].to_numpy(), keys, busy=busy)
     # every island that ran is a sampling unit, also one that found nothing (as in `rayflavor dedupe`)
     counts, _ = incidence_counts(island, keys)
-    richness = dataclasses.replace(chao2_from_counts(counts, len(busy)), dependent=islands_exchanged(out),
-                                   avoided=islands_avoided(out))
+    richness = dataclasses.replace(chao2_from_counts(counts, len(busy), per_unit_counts(island, keys)),
+                                   dependent=islands_exchanged(out), avoided=islands_avoided(out))
     return Discovery(hours, found, richness, sum(busy.values()) / 3600.0)
 
 

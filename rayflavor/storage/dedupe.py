@@ -316,18 +316,21 @@ def _find_unreadable(parts: list[Location], columns: list[str], ds) -> dict[str,
         return {u: r for u, r in pool.map(full, parts) if r}
 
 
-def _incidence(lf: pl.LazyFrame, keys: list[pl.Expr]) -> np.ndarray:
-    """For each distinct key, the number of islands whose rows hold it (streamed)."""
+def _incidence(lf: pl.LazyFrame, keys: list[pl.Expr]) -> tuple[np.ndarray, np.ndarray]:
+    """(for each distinct key, the number of islands whose rows hold it; for each island with
+    rows, the number of distinct keys it holds), streamed."""
     names = [f"k{j}" for j in range(len(keys))]
-    return (lf.select(pl.col("island"), *[k.alias(n) for k, n in zip(keys, names)]).unique()
-            .group_by(names).agg(pl.len().alias("islands")).select("islands")
-            .collect(engine="streaming")["islands"].to_numpy())
+    pairs = lf.select(pl.col("island"), *[k.alias(n) for k, n in zip(keys, names)]).unique()
+    per_key = pairs.group_by(names).agg(pl.len().alias("islands")).select("islands")
+    per_island = pairs.group_by("island").agg(pl.len().alias("keys")).select("keys")
+    return (per_key.collect(engine="streaming")["islands"].to_numpy(),
+            per_island.collect(engine="streaming")["keys"].to_numpy())
 
 
 def _dedupe_to_file(parts: list[Location], columns: list[str], ds, target: Path) -> tuple:
     """Write the winners of ``parts`` to the local file ``target``; (found, unique, textures, light,
     island incidence of the light textures, island incidence of the charge assignments) -- the
-    incidences for :func:`rayflavor.richness.chao2_from_counts`."""
+    incidences (per key, per island: :func:`_incidence`) for :func:`rayflavor.richness.chao2_from_counts`."""
     if parts:
         lf = _source_frame([p.polars_source() for p in parts], columns)
     else:  # nothing found: an empty models.parquet, so readers see "0 models", not a missing file
@@ -498,8 +501,8 @@ def dedupe(out: Location | str, data_name: str | fndata.DataSet = fn.DEFAULT_DAT
     dependent = islands_exchanged(out)  # migrating islands are not independent units: a loose lower bound
     avoided = islands_avoided(out)  # islands that avoided each other's finds: no estimate at all
 
-    def richness(inc: np.ndarray) -> Richness:
-        return dataclasses.replace(chao2_from_counts(inc, m), dependent=dependent, avoided=avoided)
+    def richness(inc: tuple[np.ndarray, np.ndarray]) -> Richness:
+        return dataclasses.replace(chao2_from_counts(inc[0], m, inc[1]), dependent=dependent, avoided=avoided)
 
     return Counts(found, unique, found - unique, tex, light, damaged=len(damaged), parts=len(parts),
                   compaction=note, damaged_parts=damaged, richness_light=richness(inc_light),
