@@ -121,8 +121,9 @@ class ScanSettings:
 #: islands, independent)
 SCAN_PRESETS: dict[str, ScanSettings] = {
     "fast": ScanSettings(),
-    "independent": ScanSettings(migration="none", island=replace(ISLAND_PRESETS["fast"], restart_archive=0.0)),
-    "paper": ScanSettings(migration="none", island=ISLAND_PRESETS["paper"]),
+    "independent": ScanSettings(migration="none", share_found=False,
+                                island=replace(ISLAND_PRESETS["fast"], restart_archive=0.0)),
+    "paper": ScanSettings(migration="none", share_found=False, island=ISLAND_PRESETS["paper"]),
 }
 
 
