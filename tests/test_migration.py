@@ -177,9 +177,9 @@ def test_the_independent_and_paper_presets_exchange_nothing():
 
     for name in ("independent", "paper"):
         p = SCAN_PRESETS[name]
-        assert (p.migration, p.island.restart_archive) == ("none", 0.0), name
+        assert (p.migration, p.island.restart_archive, p.share_found) == ("none", 0.0, False), name
     fast, ind = SCAN_PRESETS["fast"], SCAN_PRESETS["independent"]
-    assert replace(fast, migration="none", island=replace(fast.island, restart_archive=0.0)) == ind
+    assert replace(fast, migration="none", share_found=False, island=replace(fast.island, restart_archive=0.0)) == ind
 
 
 # ---------------------------------------------------------------------------------- none changes nothing
