@@ -209,3 +209,23 @@ def test_a_scan_json_says_whether_its_islands_exchanged_points(tmp_path, setting
     assert islands_exchanged(out) is False and islands_avoided(out) is False  # no scan.json
     (tmp_path / "scan.json").write_text(json.dumps({"settings": settings_doc} if settings_doc is not None else []))
     assert islands_exchanged(out) is exchanged and islands_avoided(out) is avoided
+
+
+def test_a_total_far_beyond_the_curve_is_drawn_on_a_log_axis_with_the_bound_from_repeats():
+    """3 060 light textures, none found twice by 45 islands (the 2026-12-07 long scan): the Chao2
+    band and the bound from repeats lie ~10^3 above the curve; on a linear axis the curve was a flat
+    line at zero."""
+    import dataclasses
+
+    counts = np.ones(3060, dtype=np.int64)
+    per_island = np.full(45, 68)
+    base = _discovery(counts, 45)
+    d = dataclasses.replace(base, richness=chao2_from_counts(counts, 45, per_island))
+    fig = discovery.discovery_plot(d)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    labels = ax.get_legend_handles_labels()[1]
+    assert "at least (repeats between islands, 95%)" in labels and "Chao2 95% interval" in labels
+    assert all(len(line) <= 90 for line in discovery.discovery_title(d).splitlines())  # inside the figure
+    small = discovery.discovery_plot(_discovery(np.array([1, 2, 2, 3]), 4))
+    assert small.axes[0].get_yscale() == "linear"

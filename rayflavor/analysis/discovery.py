@@ -120,7 +120,7 @@ def discovery_title(d: Discovery) -> str:
     (:func:`rayflavor.richness.estimate_phrase`), wrapped to the figure's width."""
     import textwrap
 
-    lines = textwrap.wrap(estimate_phrase(d.richness, "light textures"), 100, break_on_hyphens=False,
+    lines = textwrap.wrap(estimate_phrase(d.richness, "light textures"), 90, break_on_hyphens=False,
                           break_long_words=False)  # a line breaks between words only, never inside "110-167"
     return "\n".join(["discovery curve", *lines])
 
@@ -151,6 +151,11 @@ def discovery_plot(d: Discovery):
     if r.has_estimate and r.estimate > r.observed:
         ax.axhspan(r.low, r.high, color="C1", alpha=0.15, label="Chao2 95% interval")
         ax.axhline(r.estimate, color="C1", lw=1, label=f"Chao2 estimate ({r.units} islands)")
+    if r.has_estimate and r.at_least > r.observed:
+        ax.axhline(r.at_least, color="C2", lw=1, ls="--", label="at least (repeats between islands, 95%)")
+    top = max([r.high if r.has_estimate else 0.0, r.at_least if r.has_estimate else 0.0, 1.0])
+    if r.observed > 0 and top > 20 * r.observed:  # a total far beyond the curve: both visible on a log axis
+        ax.set_yscale("log")
     ax.set_xlabel("core-hours")
     ax.set_ylabel("distinct light textures")
     ax.set_title(discovery_title(d), fontsize=9)
