@@ -151,8 +151,8 @@ def test_the_bench_archipelago_shares_finds_only_when_asked():
 
 @pytest.mark.ray
 def test_a_scan_shares_its_finds_also_with_an_island_queued_behind_the_others(ray_session, tmp_path):
-    """Three islands on two CPUs, no migration: island 2 waits until 0 or 1 is done, and its first
-    chunk hands it everything they found."""
+    """Three islands on two CPUs, no migration: the island Ray places last waits until another is
+    done, and its first chunk hands it everything found before it."""
     island = replace(SMALL, max_generations=250, restart_archive=0.0)
     s = ScanSettings(islands=3, seed=21, data=RELAXED, time_limit=240.0, chunk_seconds=0.3, migration="none",
                      share_found=True, island=island)
@@ -160,8 +160,9 @@ def test_a_scan_shares_its_finds_also_with_an_island_queued_behind_the_others(ra
     doc = read_scan_json(resolve(str(tmp_path / "scan")))
     assert res.failure is None and doc["settings"]["share_found"] is True
     valid = [res.statuses[i]["n_valid"] for i in range(3)]
-    assert sum(valid[:2]) >= 1, valid
-    assert res.statuses[2]["learnt"] >= 1  # queued, it started knowing what the first two found
+    last = max(range(3), key=lambda i: res.statuses[i]["first_step_at"])  # Ray places in no fixed order
+    assert sum(v for i, v in enumerate(valid) if i != last) >= 1, valid
+    assert res.statuses[last]["learnt"] >= 1  # queued, it started knowing what the others had found
     assert doc["migration"]["found_shared"] >= max(valid) and doc["migration"]["found_delivered"] >= 1
     assert scan_data.islands_exchanged(resolve(str(tmp_path / "scan")))
     # the islands avoided each other's finds: Chao2 does not apply, and the dedupe says so
