@@ -21,8 +21,7 @@ and the 95% interval is the log-normal one of Chao (1987), which never goes belo
 ``[S_obs + T / K, S_obs + T K]``.
 
 Chao2 assumes the islands are independent draws, which seeded islands are (islands that exchange
-migrants are not: docs/methods-fn.md#migration; islands that avoid each other's finds, a
-scan-wide tabu, suppress the species found twice by design, and get no estimate); it is a *lower
+migrants are not: docs/methods-fn.md#migration); it is a *lower
 bound* when some species are much harder to find than others (heterogeneous detection), so the
 honest reading is "at least this many, probably more". With very few islands (m < 5) or no
 species found twice, the interval is wide; the estimate says so rather than hiding it. With one
@@ -87,10 +86,6 @@ class Richness:
     #: the islands exchanged points (migration or a shared restart archive): not independent
     #: sampling units, so the estimate is biased low and its interval too narrow
     dependent: bool = False
-    #: the islands avoided each other's finds (a scan-wide tabu, ``share_found``): a species found
-    #: by one island is steered away from by the others, so doubletons are suppressed by design
-    #: and Chao2 does not apply at all (no estimate)
-    avoided: bool = False
     #: the 95% lower bound from the repeats between islands (:func:`repeat_bound`; 0: not computed)
     at_least: float = 0.0
 
@@ -102,9 +97,8 @@ class Richness:
 
     @property
     def has_estimate(self) -> bool:
-        """Whether the records support an estimate of the total: at least 2 islands, something
-        found, and islands that did not avoid each other's finds."""
-        return self.units >= 2 and self.observed > 0 and not self.avoided
+        """Whether the records support an estimate of the total: at least 2 islands and something found."""
+        return self.units >= 2 and self.observed > 0
 
     def line(self, what: str = "light textures") -> str:
         """One line for ``rayflavor dedupe`` (and ``analyze``): :func:`estimate_phrase` with the
@@ -139,8 +133,7 @@ def estimate_words(r: Richness) -> dict[str, str]:
     twice, or from islands that exchanged points (:attr:`Richness.dependent`; ``""`` otherwise). Percentages are rounded down.
     """
     if not r.has_estimate:
-        why = ("needs >= 2 islands" if r.units < 2 else "nothing found" if r.observed == 0
-               else "the islands avoided each other's finds")
+        why = "needs >= 2 islands" if r.units < 2 else "nothing found"
         return {"found": str(r.observed), "total": f"no estimate ({why})", "seen": "", "caveat": ""}
     total = f"{_count(r.estimate)} (95% interval {_count(r.low)}-{_count(r.high)})"
     # found / total: the interval of the total, upside down

@@ -179,36 +179,26 @@ def test_islands_that_exchanged_points_give_a_loose_lower_bound_in_every_output(
                    d.richness.line()]
         for text in outputs:
             assert ("by the repeats between islands (95%)" in text) is (at_least > 0), text
-    # islands that avoided each other's finds (share_found) suppress doubletons by design: no
-    # estimate anywhere, and no share of a total
-    d = dataclasses.replace(base, richness=dataclasses.replace(base.richness, dependent=True, avoided=True))
-    outputs = [discovery.discovery_title(d).replace("\n", " "), discovery.discovery_table(d)["note"][0],
-               d.richness.line()]
-    for text in [*outputs, str(discovery.discovery_table(d).row(0))]:
-        assert "no estimate (the islands avoided each other's finds)" in " ".join(outputs), outputs
-        assert "estimated total" not in text and "of it seen" not in text and "% (" not in text, text
 
 
-@pytest.mark.parametrize(("settings_doc", "exchanged", "avoided"), [
-    ({"migration": "none", "island": {"restart_archive": 0.0}}, False, False),
-    ({"migration": "ring", "island": {"restart_archive": 0.0}}, True, False),
-    ({"migration": "none", "island": {"restart_archive": 0.1}}, True, False),
-    ({"migration": "full"}, True, False),
-    ({"migration": "none", "island": {"restart_archive": 0.0}, "share_found": True}, True, True),
-    ({"migration": "ring", "share_found": False}, True, False),
-    ({}, False, False),
-    (None, False, False),
+@pytest.mark.parametrize(("settings_doc", "exchanged"), [
+    ({"migration": "none", "island": {"restart_archive": 0.0}}, False),
+    ({"migration": "ring", "island": {"restart_archive": 0.0}}, True),
+    ({"migration": "none", "island": {"restart_archive": 0.1}}, True),
+    ({"migration": "full"}, True),
+    ({}, False),
+    (None, False),
 ])
-def test_a_scan_json_says_whether_its_islands_exchanged_points(tmp_path, settings_doc, exchanged, avoided):
+def test_a_scan_json_says_whether_its_islands_exchanged_points(tmp_path, settings_doc, exchanged):
     import json
 
     from rayflavor.storage.location import resolve
-    from rayflavor.storage.scan_data import islands_avoided, islands_exchanged
+    from rayflavor.storage.scan_data import islands_exchanged
 
     out = resolve(str(tmp_path))
-    assert islands_exchanged(out) is False and islands_avoided(out) is False  # no scan.json
+    assert islands_exchanged(out) is False  # no scan.json
     (tmp_path / "scan.json").write_text(json.dumps({"settings": settings_doc} if settings_doc is not None else []))
-    assert islands_exchanged(out) is exchanged and islands_avoided(out) is avoided
+    assert islands_exchanged(out) is exchanged
 
 
 def test_a_total_far_beyond_the_curve_is_drawn_on_a_log_axis_with_the_bound_from_repeats():

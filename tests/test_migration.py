@@ -177,9 +177,9 @@ def test_the_independent_and_paper_presets_exchange_nothing():
 
     for name in ("independent", "paper"):
         p = SCAN_PRESETS[name]
-        assert (p.migration, p.island.restart_archive, p.share_found) == ("none", 0.0, False), name
+        assert (p.migration, p.island.restart_archive) == ("none", 0.0), name
     fast, ind = SCAN_PRESETS["fast"], SCAN_PRESETS["independent"]
-    assert replace(fast, migration="none", share_found=False, island=replace(fast.island, restart_archive=0.0)) == ind
+    assert replace(fast, migration="none", island=replace(fast.island, restart_archive=0.0)) == ind
 
 
 # ---------------------------------------------------------------------------------- none changes nothing
@@ -193,7 +193,7 @@ def test_without_migration_an_island_stores_exactly_what_it_stored_before():
     cfg = replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, pop_size=40, max_generations=120, patience=5,
                   restarts=6, target_valid=10**6)
     with tempfile.TemporaryDirectory() as d:
-        r = IslandRunner(d, configfile.to_mapping(cfg), data.load(RELAXED), 10**6, 0.0, share_found=False)
+        r = IslandRunner(d, configfile.to_mapping(cfg), data.load(RELAXED), 10**6, 0.0)
         st_ = r.run(0, 1, 1e9)
         df = pl.read_parquet([p.uri for p in committed_parts(resolve(d))])
         h = hashlib.sha256()
@@ -262,10 +262,8 @@ def test_bench_scan_refuses_an_unknown_migration_variant_in_one_line():
 def test_the_bench_archipelago_migrates_only_when_asked():
     from rayflavor.bench.scan import run_archipelago
 
-    ring = run_archipelago("ring", "up", [1, 2], 1.0, every=1, migrants=2, restart_archive=0.0, share_found=False,
-                           data_name=RELAXED)
-    none = run_archipelago("none", "up", [1, 2], 0.3, every=1, migrants=2, restart_archive=0.0, share_found=False,
-                           data_name=RELAXED)
+    ring = run_archipelago("ring", "up", [1, 2], 1.0, every=1, migrants=2, restart_archive=0.0, data_name=RELAXED)
+    none = run_archipelago("none", "up", [1, 2], 0.3, every=1, migrants=2, restart_archive=0.0, data_name=RELAXED)
     assert [r["seed"] for r in ring] == [1, 2] and all(r["topology"] == "ring" for r in ring)
     assert sum(r["immigrants"] for r in ring) >= 1 and all(r["emigrant_batches"] >= 1 for r in ring)
     assert all(r["immigrants"] == 0 and r["emigrant_batches"] == 0 for r in none)

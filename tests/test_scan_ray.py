@@ -155,7 +155,7 @@ def test_killed_island_restarts_without_loss_or_duplicates(ray_session, tmp_path
 
     cfg = configfile.to_mapping(replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, target_valid=200))
     actor = IslandActor.options(max_restarts=2, max_task_retries=2).remote(
-        str(tmp_path), cfg, data.load(RELAXED), 10**6, 0.2, share_found=False)
+        str(tmp_path), cfg, data.load(RELAXED), 10**6, 0.2)
     run = partial(actor.run.remote, 0, 1)
     # short slices: stop at the first valid models, well before the target (a fast island once
     # reached 40 within one 3 s slice, and then there was nothing left to restart)

@@ -399,8 +399,7 @@ class _OneModelPerStep:
 def test_a_failed_commit_keeps_the_drained_models_for_the_next_one(tmp_path):
     from rayflavor.orchestration.islands import IslandRunner
 
-    runner = IslandRunner(str(tmp_path), {}, object(), flush_rows=1, flush_seconds=1e9, make=_OneModelPerStep,
-                          share_found=False)
+    runner = IslandRunner(str(tmp_path), {}, object(), flush_rows=1, flush_seconds=1e9, make=_OneModelPerStep)
     runner.start(0, 1)
     real = runner.store.commit
     calls = []

@@ -29,7 +29,7 @@ from rayflavor.richness import (
 )
 from rayflavor.storage.island_store import IslandStore, list_islands
 from rayflavor.storage.location import Location
-from rayflavor.storage.scan_data import islands_avoided, islands_exchanged
+from rayflavor.storage.scan_data import islands_exchanged
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def scan_discovery(out: Location) -> Discovery | None:
     # every island that ran is a sampling unit, also one that found nothing (as in `rayflavor dedupe`)
     counts, _ = incidence_counts(island, keys)
     richness = dataclasses.replace(chao2_from_counts(counts, len(busy), per_unit_counts(island, keys)),
-                                   dependent=islands_exchanged(out), avoided=islands_avoided(out))
+                                   dependent=islands_exchanged(out))
     return Discovery(hours, found, richness, sum(busy.values()) / 3600.0)
 
 

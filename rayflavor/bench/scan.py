@@ -167,15 +167,12 @@ def bench_tabu(*, seeds: int, seconds: float, regime: str, seed: int, address: s
 
 # ---------------------------------------------------------------------------------- migration
 def run_archipelago(topology: str, regime: str, seeds: list[int], seconds: float, *, every: int, migrants: int,
-                    restart_archive: float, share_found: bool,
-                    data_name: str = fn.DEFAULT_DATA) -> list[dict]:
+                    restart_archive: float, data_name: str = fn.DEFAULT_DATA) -> list[dict]:
     """An archipelago of fast islands with seeds ``seeds`` (island ``k`` has index ``k``) in this
-    process, each stepped to ``seconds`` of its own compute (steps, immigrations and learning;
-    CPU time of this thread, :data:`~rayflavor.methods.ga.island.compute_clock`), migration over
+    process, each stepped to ``seconds`` of its own compute (steps and immigrations; CPU time of this
+    thread, :data:`~rayflavor.methods.ga.island.compute_clock`), migration over
     ``topology`` every ``every`` generations of an island, ``migrants`` per batch; the restart
-    archive with ``restart_archive > 0``; with ``share_found`` the islands' tabu is scan-wide (each
-    learns the others' finds before its step, as the scan driver hands them with a chunk).  One
-    row per island, as :func:`run_island` returns."""
+    archive with ``restart_archive > 0``.  One row per island, as :func:`run_island` returns."""
     from rayflavor.orchestration.migration import ARCHIVE_SIZE, Exchange
 
     cfg = replace(ISLAND_PRESETS["fast"], regime=regime, target_valid=10**9, restart_archive=restart_archive)
@@ -192,10 +189,6 @@ def run_archipelago(topology: str, regime: str, seeds: list[int], seconds: float
         k = min(live, key=lambda j: used[j])
         isl = isls[k]
         t0 = compute_clock()
-        if share_found:
-            found = exchange.take_found(k)
-            if found is not None:
-                isl.learn_found(found)
         imm = exchange.take(k) if topology != "none" else None
         if imm is not None:
             isl.immigrate(imm, migrants)
@@ -205,8 +198,6 @@ def run_archipelago(topology: str, regime: str, seeds: list[int], seconds: float
         if (topology != "none" or restart_archive > 0) and isl.generation - sent_at[k] >= every and not isl.done:
             exchange.post(k, *isl.emigrants(migrants))
             sent_at[k] = isl.generation
-        if share_found:
-            exchange.post_found(k, isl.take_found())
         used[k] += compute_clock() - t0
         m = isl.drain()
         if m is not None:
@@ -228,23 +219,22 @@ _remote_archipelago = ray.remote(num_cpus=1)(run_archipelago)
 def bench_migration(variants: list[str], *, islands: int, seeds: int, seconds: float, regime: str, seed: int,
                     every: int, migrants: int, restart_archive: float, address: str | None = None) -> list[dict]:
     """Every variant (``none``, ``ring``, ``full``; ``+archive``: with the restart archive at
-    ``restart_archive``; ``+tabu``: the tabu scan-wide, ``share_found``) as an archipelago of
-    ``islands`` islands (:func:`run_archipelago`) on the seed groups ``seed + g * islands ...``
-    (``g < seeds``), submitted interleaved.  One row per island with ``variant`` = its name."""
+    ``restart_archive``) as an archipelago of ``islands`` islands (:func:`run_archipelago`) on the
+    seed groups ``seed + g * islands ...`` (``g < seeds``), submitted interleaved.  One row per
+    island with ``variant`` = its name."""
     from rayflavor.methods.ga.migration import TOPOLOGIES
     from rayflavor.orchestration.runtime import ensure_ray
 
     parsed = {}
     for v in variants:
-        topology, *extras = v.split("+")
-        if topology not in TOPOLOGIES or not set(extras) <= {"archive", "tabu"} or len(set(extras)) != len(extras):
-            raise ValueError(f"unknown migration variant {v!r} (use {', '.join(TOPOLOGIES)}, optionally +archive "
-                             "and +tabu)")
-        parsed[v] = (topology, restart_archive if "archive" in extras else 0.0, "tabu" in extras)
+        topology, _, extra = v.partition("+")
+        if topology not in TOPOLOGIES or extra not in ("", "archive"):
+            raise ValueError(f"unknown migration variant {v!r} (use {', '.join(TOPOLOGIES)}, optionally +archive)")
+        parsed[v] = (topology, restart_archive if extra else 0.0)
     ensure_ray(address)
     jobs = [(name, _remote_archipelago.remote(t, regime, [seed + g * islands + k for k in range(islands)], seconds,
-                                              every=every, migrants=migrants, restart_archive=a, share_found=sh))
-            for g in range(seeds) for name, (t, a, sh) in parsed.items()]
+                                              every=every, migrants=migrants, restart_archive=a))
+            for g in range(seeds) for name, (t, a) in parsed.items()]
     rows = []
     for name, ref in jobs:
         for r in ray.get(ref):
@@ -258,8 +248,7 @@ class TinyIsland:
     """A synthetic island for :func:`bench_cluster`: ``steps`` steps of ``step_seconds`` each
     (sleeping, so the fake cluster's oversubscribed CPUs stay free for the driver), no models.
     It implements the island contract the scan driver uses (step, done, drain, n_pending, status,
-    get_state, request_stop, resume; emigrants, immigrate, set_archive of the migration; take_found,
-    learn_found of the scan-wide tabu) so the
+    get_state, request_stop, resume; emigrants, immigrate, set_archive of the migration) so the
     driver, actors and commits are the real ones."""
 
     def __init__(self, config, data, *, island: int, seed: int, steps: int, step_seconds: float) -> None:
@@ -302,13 +291,6 @@ class TinyIsland:
 
     def set_archive(self, genes: np.ndarray) -> None:
         pass
-
-    # the scan-wide tabu (share_found): a tiny island finds nothing and has no tabu
-    def take_found(self) -> np.ndarray:
-        return np.empty((0, 18), np.int8)
-
-    def learn_found(self, charges: np.ndarray) -> int:
-        return 0
 
     def resume(self) -> bool:
         self.stop_reason = None

@@ -36,11 +36,7 @@ immigrants with their next ``run`` call.  An island that is not running neither 
 receives (a finished island's last batch still reaches the neighbours that have not had it), so
 a lost or finished island never stops the exchange among the others.  The accepted
 immigrants are part of the island's population and so of its checkpoint; the exchange itself is
-not stored (a resumed scan starts it empty).  With ``share_found`` every ``run`` also returns the
-charge assignments the island found since its last call and is handed those the other islands
-found (the exchange's found list), which its tabu treats as its own; an island opened afresh (a
-new or restarted actor, a resumed scan) says so and is handed the whole list again.
-``scan.json`` records the exchange's counts under ``migration``.
+not stored (a resumed scan starts it empty).  ``scan.json`` records its counts under ``migration``.
 
 Failures: every store operation of the scan (the driver's and the actors') retries transient
 store errors for ``store_retry_seconds`` (:mod:`rayflavor.storage.location`), so an island keeps
@@ -127,11 +123,10 @@ class IslandRunner:
 
     def __init__(self, out: Location | str, config: dict, data: Any, flush_rows: int, flush_seconds: float,
                  make: Callable | None = None, restore: Callable | None = None,
-                 migration: tuple[int, int] | None = None, *, share_found: bool):
+                 migration: tuple[int, int] | None = None):
         self.out = out if isinstance(out, Location) else resolve(out)
         self.config, self.flush_rows, self.flush_seconds = config, flush_rows, flush_seconds
-        self.migration, self.share_found = migration, share_found
-        self.fresh = False  # the island was opened afresh since the last run (share_found: relearn)
+        self.migration = migration
         self.data = fndata.load(data) if isinstance(data, str) else data
         self.make, self.restore = make or make_island, restore or island_from_state
         self.island: int | None = None
@@ -162,7 +157,6 @@ class IslandRunner:
         self.info["starts"] = [*self.info["starts"], _where()]
         self.first_step_at: float | None = None
         self.emigrated_at = self.isl.generation  # generation of the last emigrant batch (this start)
-        self.fresh = True
         self.island = island
         self._commit()
 
@@ -187,20 +181,14 @@ class IslandRunner:
         self._open(island, seed)
         return self.status()
 
-    def run(self, island: int, seed: int, seconds: float, immigrants: Any = None, archive: Any = None,
-            found: Any = None) -> dict:
+    def run(self, island: int, seed: int, seconds: float, immigrants: Any = None, archive: Any = None) -> dict:
         """Step ``island`` for about ``seconds`` (or until it stops); commit when ``flush_rows``
         models wait, ``flush_seconds`` passed since the last commit, or the island stopped.
 
         With migration: ``immigrants`` (gene rows from its neighbours) are taken in first,
         ``archive`` (the scan-wide archive, gene rows) replaces the island's copy, and the status
-        returned carries ``emigrants`` (``{"genes", "loss"}``) when a batch is due.  With
-        ``share_found``: ``found`` (charge rows found by other islands) is learnt first, and the
-        status carries ``found`` (the rows found here since the last call) and ``fresh`` (the
-        island was opened afresh, so it needs the whole found list again)."""
+        returned carries ``emigrants`` (``{"genes", "loss"}``) when a batch is due."""
         self._open(island, seed)
-        if found is not None and self.share_found:
-            self.isl.learn_found(found)
         t0 = time.perf_counter()
         last = t0
         if self.first_step_at is None:
@@ -223,8 +211,6 @@ class IslandRunner:
             genes, loss = self.isl.emigrants(self.migration[1])
             self.emigrated_at = self.isl.generation
             st["emigrants"] = {"genes": genes, "loss": loss}
-        if self.share_found:
-            st["found"], st["fresh"], self.fresh = self.isl.take_found(), self.fresh, False
         return st
 
     def stop(self, island: int, seed: int, reason: str) -> dict:
@@ -424,8 +410,8 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
     # the exchange of migrants (and the restart archive); None: independent islands, as in the paper
     archive = settings.island.restart_archive > 0
     exchange = Exchange(settings.migration, settings.islands, archive_size=ARCHIVE_SIZE if archive else 0) \
-        if settings.migration != "none" or archive or settings.share_found else None
-    migration = (settings.migration_every, settings.migrants) if settings.migration != "none" or archive else None
+        if settings.migration != "none" or archive else None
+    migration = (settings.migration_every, settings.migrants) if exchange is not None else None
     archive_ref: list = [None, -1]  # the archive in the object store, and its version (put once per change)
     # SPREAD: independent islands balance over the nodes (a lost node takes fewer of them along);
     # pending ones are still demand the autoscaler sees
@@ -464,7 +450,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
 
     def submit_new(i: int) -> None:
         assign(i, actor_cls.remote(out, island_cfg, data, settings.flush_rows, settings.flush_seconds,
-                                   make, restore, migration, share_found=settings.share_found))
+                                   make, restore, migration))
         unplaced[i] = None
 
     def run_next(i: int, actor) -> _Slot:
@@ -474,8 +460,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
         imm = exchange.take(i) if settings.migration != "none" else None
         if archive and archive_ref[1] != exchange.archive_version:
             archive_ref[:] = [ray.put(exchange.archive()), exchange.archive_version]
-        found = exchange.take_found(i) if settings.share_found else None
-        return _Slot(actor, actor.run.remote(i, settings.island_seed(i), chunk(), imm, archive_ref[0], found))
+        return _Slot(actor, actor.run.remote(i, settings.island_seed(i), chunk(), imm, archive_ref[0]))
 
     def finish(i: int, state: str) -> None:
         """Island ``i`` is over: its actor takes the pending island submitted last (whose unplaced
@@ -537,11 +522,6 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                     emigrants = st.pop("emigrants", None)
                     if exchange is not None and emigrants is not None:
                         exchange.post(i, emigrants["genes"], emigrants["loss"])
-                    found, fresh = st.pop("found", None), st.pop("fresh", False)
-                    if exchange is not None and settings.share_found:
-                        exchange.post_found(i, found)
-                        if fresh:
-                            exchange.relearn(i)
                     statuses[i].update(st)
                     if st.get("stop_reason") is not None:
                         finish(i, "done")

@@ -17,13 +17,6 @@ their sender's objective sum, one per charge assignment), handed to every island
 ``restart_archive > 0`` so that a restarting island can seed its fresh population from it.  The
 sender's objective values only rank the archive: whoever takes a point in evaluates it again.
 
-With ``share_found`` the exchange also keeps the scan's **found list**: every charge assignment an
-island reports as found (:meth:`Exchange.post_found`), once, in order of arrival; each island is
-handed the entries from the other islands it has not had yet (:meth:`Exchange.take_found`), which
-its tabu then treats as its own finds (:meth:`rayflavor.methods.ga.island.FastIsland.learn_found`).
-Unlike migrants, this reaches every running island, whatever the topology, and an island that
-starts late (queued behind the others) is handed the whole list at its first chunk.
-
 >>> import numpy as np
 >>> ex = Exchange("ring", islands=3)
 >>> ex.post(0, np.zeros((2, 40)), np.array([1.0, 2.0]))
@@ -36,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from rayflavor.methods.ga.migration import merge_archive, sources
-from rayflavor.methods.ga.problem import CHARGES, N_CHARGES, round_charges
+from rayflavor.methods.ga.problem import CHARGES, round_charges
 
 #: points the scan-wide archive keeps (a few populations' worth of restart seeds; small enough to
 #: travel with every chunk call: 200 x 40 float64 = 64 kB)
@@ -66,11 +59,6 @@ class Exchange:
         self.archive_version = 0  # changes whenever the archive does
         self.posted = 0  # batches posted
         self.delivered = 0  # points handed to islands
-        self.found_keys: set[bytes] = set()  # the found list (share_found): keys, and rows by sender
-        self.found_rows: list[np.ndarray] = []  # int8 (n, 18) blocks in order of arrival
-        self.found_from: list[int] = []  # the island each block came from
-        self.found_taken: dict[int, int] = {}  # island -> blocks it has been handed (or skipped: its own)
-        self.found_delivered = 0  # assignments handed to islands
 
     def post(self, island: int, genes: np.ndarray | None, loss: np.ndarray | None) -> None:
         """Island ``island``'s new emigrant batch (it replaces its previous one); empty: nothing."""
@@ -105,35 +93,6 @@ class Exchange:
         self.delivered += len(out)
         return out
 
-    def post_found(self, island: int, charges: np.ndarray | None) -> None:
-        """Charge assignments ``(n, 18)`` island ``island`` found since its last report; those
-        already on the found list are dropped."""
-        if charges is None or not len(charges):
-            return
-        charges = np.ascontiguousarray(np.asarray(charges).reshape(-1, N_CHARGES), dtype=np.int8)
-        new, seen = [], set()
-        for i, row in enumerate(charges):
-            k = row.tobytes()
-            if k not in self.found_keys and k not in seen:
-                seen.add(k)
-                new.append(i)
-        if new:
-            self.found_keys |= seen
-            self.found_rows.append(charges[new])
-            self.found_from.append(int(island))
-
-    def take_found(self, island: int) -> np.ndarray | None:
-        """The found list's entries from other islands that ``island`` has not been handed yet,
-        ``(n, 18)`` int8 (``None``: there are none)."""
-        since = self.found_taken.get(island, 0)
-        self.found_taken[island] = len(self.found_rows)
-        blocks = [b for b, j in zip(self.found_rows[since:], self.found_from[since:]) if j != island]
-        if not blocks:
-            return None
-        out = np.concatenate(blocks)
-        self.found_delivered += len(out)
-        return out
-
     def archive(self) -> np.ndarray:
         """The archive's gene rows, best first."""
         return self.archive_X if len(self.archive_keys) else np.empty((0, 0))
@@ -143,16 +102,10 @@ class Exchange:
         batches already taken stay taken."""
         self.outbox.pop(island, None)
 
-    def relearn(self, island: int) -> None:
-        """Island ``island`` was opened afresh from its checkpoint (what it had learnt is not part
-        of its state): its next :meth:`take_found` hands it the whole found list again."""
-        self.found_taken[island] = 0
-
     def summary(self) -> dict:
         """What ``scan.json`` records of this run's exchange."""
         return {"topology": self.topology, "batches_posted": self.posted, "points_delivered": self.delivered,
-                "archive_points": len(self.archive_keys), "found_shared": len(self.found_keys),
-                "found_delivered": self.found_delivered}
+                "archive_points": len(self.archive_keys)}
 
 
 __all__ = ["ARCHIVE_SIZE", "Exchange"]

@@ -56,9 +56,6 @@ class ScanSettings:
     migration_every  generations of an island between its emigrant batches (they travel at the
                    end of its running chunk, so at most one batch per ``chunk_seconds``)
     migrants       points an island sends per batch, and takes in per exchange
-    share_found    the islands' tabu is scan-wide: every island learns the charge assignments the
-                   others found (through the driver, whatever ``migration`` is) and steers away from
-                   them as from its own finds; needs ``[island] tabu`` other than ``none``
     island         the islands' search settings (:class:`IslandConfig`; presets
                    :data:`ISLAND_PRESETS`)
     """
@@ -94,16 +91,11 @@ class ScanSettings:
                                         "at the end of its running chunk).")
     migrants: int = setting(4, lo=1, hi=MAX_POP_SIZE,
                             help="Points an island sends per batch and takes in per exchange.")
-    share_found: bool = setting(False, help="Islands learn what the others found and steer away from it too (the "
-                                            "tabu, scan-wide); needs [island] tabu texture or charges.")
     island: IslandConfig = setting(factory=lambda: ISLAND_PRESETS["fast"], option=True,
                                    help="The islands' search settings (the [island] table).")
 
     def __post_init__(self) -> None:
         check(self)
-        if self.share_found and self.island.tabu == "none":
-            raise ValueError("share_found shares the islands' tabu, and [island] tabu is 'none' (method 'paper' has "
-                             "none): set share_found = false, or [island] tabu = 'texture' or 'charges'")
         if self.seed is not None and self.seed + self.islands > SEED_LIMIT:
             raise ValueError(f"seed must be at most 2**63 - islands = {SEED_LIMIT - self.islands} (island i uses "
                              f"seed + i, stored as a 64-bit integer), got {self.seed}")
@@ -121,19 +113,17 @@ class ScanSettings:
 #: islands, independent)
 SCAN_PRESETS: dict[str, ScanSettings] = {
     "fast": ScanSettings(),
-    "independent": ScanSettings(migration="none", share_found=False,
-                                island=replace(ISLAND_PRESETS["fast"], restart_archive=0.0)),
-    "paper": ScanSettings(migration="none", share_found=False, island=ISLAND_PRESETS["paper"]),
+    "independent": ScanSettings(migration="none", island=replace(ISLAND_PRESETS["fast"], restart_archive=0.0)),
+    "paper": ScanSettings(migration="none", island=ISLAND_PRESETS["paper"]),
 }
 
 
 def as_stored(settings: dict) -> dict:
     """The settings table of a stored ``scan.json`` as that scan ran: one written before migration
-    existed has no ``migration``, no ``share_found`` and no ``[island] restart_archive``, and ran
-    independent islands, which its resume keeps (the defaults changed since)."""
+    existed has no ``migration`` and no ``[island] restart_archive``, and ran independent islands,
+    which its resume keeps (the defaults changed to a ring with the archive since)."""
     out = dict(settings)
     out.setdefault("migration", "none")
-    out.setdefault("share_found", False)
     island = out.get("island", {})
     if isinstance(island, dict):
         out["island"] = {"restart_archive": 0.0, **island}

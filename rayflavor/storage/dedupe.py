@@ -71,7 +71,7 @@ from rayflavor.storage import lease as lease_mod
 from rayflavor.storage.island_store import IslandStore, list_islands
 from rayflavor.storage.location import Location, StorageError, resolve, temporary_beside
 from rayflavor.storage.parquet import SCHEMA_VERSION, empty_table
-from rayflavor.storage.scan_data import islands_avoided, islands_exchanged
+from rayflavor.storage.scan_data import islands_exchanged
 
 WINDOW = ("ckm_s12", "ckm_s23", "ckm_s13", "ckm_delta", "pmns_theta12", "pmns_theta13", "pmns_theta23", "pmns_delta", "dm21")
 TOL_REF = 0.2
@@ -499,10 +499,9 @@ def dedupe(out: Location | str, data_name: str | fndata.DataSet = fn.DEFAULT_DAT
     damaged = tuple(damaged_now + damaged_before + [f"island {i}: {why}" for i, why in broken.items()])
     m = len(islands)  # every island that ran is a sampling unit, also one that found nothing
     dependent = islands_exchanged(out)  # migrating islands are not independent units: a loose lower bound
-    avoided = islands_avoided(out)  # islands that avoided each other's finds: no estimate at all
 
     def richness(inc: tuple[np.ndarray, np.ndarray]) -> Richness:
-        return dataclasses.replace(chao2_from_counts(inc[0], m, inc[1]), dependent=dependent, avoided=avoided)
+        return dataclasses.replace(chao2_from_counts(inc[0], m, inc[1]), dependent=dependent)
 
     return Counts(found, unique, found - unique, tex, light, damaged=len(damaged), parts=len(parts),
                   compaction=note, damaged_parts=damaged, richness_light=richness(inc_light),

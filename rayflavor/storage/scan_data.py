@@ -56,34 +56,22 @@ def recorded(out: Location) -> dict | None:
     return rec
 
 
-def _stored_settings(out: Location) -> dict:
-    """The settings table of the ``scan.json`` at ``out`` (empty without a readable one)."""
+def islands_exchanged(out: Location) -> bool:
+    """Whether the scan at ``out`` ran with islands that exchange points (``migration`` other than
+    ``none``, or ``[island] restart_archive > 0``, in the settings of its ``scan.json``): then its
+    islands are not independent sampling units (docs/methods-fn.md#migration). False without a
+    readable ``scan.json``."""
     loc = out / "scan.json"
     try:
         doc = loc.read_json() if loc.is_file() else None
     except (StorageError, OSError, ValueError):
-        return {}
+        return False
     settings = doc.get("settings") if isinstance(doc, dict) else None
-    return settings if isinstance(settings, dict) else {}
-
-
-def islands_exchanged(out: Location) -> bool:
-    """Whether the scan at ``out`` ran with islands that exchange points (``migration`` other than
-    ``none``, ``[island] restart_archive > 0`` or ``share_found``, in the settings of its
-    ``scan.json``): then its islands are not independent sampling units
-    (docs/methods-fn.md#migration). False without a readable ``scan.json``."""
-    settings = _stored_settings(out)
+    if not isinstance(settings, dict):
+        return False
     island = settings.get("island") if isinstance(settings.get("island"), dict) else {}
     archive = island.get("restart_archive", 0)
-    return (settings.get("migration", "none") != "none" or (isinstance(archive, (int, float)) and archive > 0)
-            or islands_avoided(out))
-
-
-def islands_avoided(out: Location) -> bool:
-    """Whether the islands of the scan at ``out`` avoided each other's finds (``share_found`` in its
-    ``scan.json``): then no island is a sample of what the others could find, and the Chao2
-    estimate does not apply (:attr:`rayflavor.richness.Richness.avoided`)."""
-    return _stored_settings(out).get("share_found") is True
+    return settings.get("migration", "none") != "none" or (isinstance(archive, (int, float)) and archive > 0)
 
 
 def stored(out: Location) -> fndata.DataSet | None:
@@ -146,4 +134,4 @@ def keep_copy(out: Location, name_or_path: str, *, changed_ok: bool = False) -> 
     return ds, record
 
 
-__all__ = ["COPY", "islands_avoided", "islands_exchanged", "keep_copy", "plan", "recorded", "sha256", "source_bytes", "stored"]
+__all__ = ["COPY", "islands_exchanged", "keep_copy", "plan", "recorded", "sha256", "source_bytes", "stored"]

@@ -57,13 +57,8 @@ the caller's (:meth:`~PaperIsland.request_stop`).
 Migration (:mod:`.migration`, driven by the scan): :meth:`~PaperIsland.emigrants` picks the
 island's best points not found valid yet, :meth:`~PaperIsland.immigrate` evaluates points from
 other islands with this island's own problem (a valid one is harvested like any other) and lets
-them replace the worst members they beat.  With the scan's ``share_found``, the fast engine's tabu
-becomes scan-wide: :meth:`~FastIsland.take_found` hands the driver the charge assignments found
-here since the last call, :meth:`~FastIsland.learn_found` takes in those found by the other islands,
-which are tabu here exactly like the island's own (with ``tabu="texture"``: their light textures);
-an island that finds one again still stores it (the global dedupe counts it once).  What was
-learnt is not part of the state: a reopened island posts its whole found set again and learns
-anew.  An island nobody calls these on searches exactly as without them.
+them replace the worst members they beat.  An island nobody calls these on searches exactly as
+without them.
 
 State (:meth:`~PaperIsland.get_state`, :func:`island_from_state`) is plain data: a JSON-able
 dict and a dict of numeric arrays, never a pickle.
@@ -172,7 +167,6 @@ class Counters:
     immigrant_batches: int = 0  # exchanges received (numbers the seeded choice of immigrants)
     emigrant_batches: int = 0  # emigrant batches handed out
     archive_seeded: int = 0  # restart seeds taken from the scan-wide archive
-    learnt: int = 0  # assignments found by other islands made tabu here (share_found)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -558,7 +552,6 @@ class PaperIsland:
             "immigrants": c.immigrants,
             "emigrant_batches": c.emigrant_batches,
             "archive_seeded": c.archive_seeded,
-            "learnt": c.learnt,
         }
 
     # ------------------------------------------------------------------ state
@@ -634,9 +627,6 @@ class FastIsland(PaperIsland):
         super().__init__(config, data, island=island, seed=seed)
         self.charge_only = np.array([n in CHARGE_ONLY for n in self.names])
         self.found_light: set[bytes] = set()  # light textures of the found models (tabu "texture")
-        self.elsewhere: set[bytes] = set()  # assignments found by other islands (learn_found; not state)
-        self.elsewhere_light: set[bytes] = set()  # ... and their light textures
-        self.unposted: list[bytes] = []  # assignments found here and not handed out yet (take_found)
         self.budget: dict[bytes, int] = {}  # LM iterations spent per charge assignment
         self.queue = np.empty((0, self.problem.n_var))  # neighbour genes waiting for evaluation
         free = np.arange(CONT.start, self.problem.n_var)
@@ -679,7 +669,7 @@ class FastIsland(PaperIsland):
 
     def _before_tell(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
         F = self._tabu(G, F)
-        if self.found or self.elsewhere:  # penalise survivors whose assignment has just been found
+        if self.found:  # penalise survivors whose assignment has just been found
             pop = self.algorithm.pop
             if pop is not None and len(pop):
                 Fp = self._tabu(pop.get("X"), pop.get("F"))
@@ -698,7 +688,6 @@ class FastIsland(PaperIsland):
     def _on_new_models(self, x: np.ndarray, met: np.ndarray) -> None:
         if self.config.tabu == "texture":
             self.found_light.update(_light_keys(x[:, :N_CHARGES]))
-        self.unposted += _keys(x[:, :N_CHARGES])
         if self.config.neighbours:
             self._queue_neighbours(x)
 
@@ -706,36 +695,9 @@ class FastIsland(PaperIsland):
         """The base's found assignments, and with ``tabu="texture"`` also every assignment of a
         found light texture."""
         hit = super()._is_tabu(charges)
-        if self.elsewhere:
-            hit |= np.array([k in self.elsewhere for k in _keys(charges)], dtype=bool)
-        if self.config.tabu == "texture" and (self.found_light or self.elsewhere_light):
-            hit |= np.array([k in self.found_light or k in self.elsewhere_light for k in _light_keys(charges)],
-                            dtype=bool)
+        if self.config.tabu == "texture" and self.found_light:
+            hit |= np.array([k in self.found_light for k in _light_keys(charges)], dtype=bool)
         return hit
-
-    # ------------------------------------------------------------------ the scan-wide tabu
-    def take_found(self) -> np.ndarray:
-        """The charge assignments found here since the last call, ``(n, 18)`` int8, for the other
-        islands' :meth:`learn_found` (a reopened island hands its whole found set again)."""
-        keys, self.unposted = self.unposted, []
-        return _charges(keys)
-
-    def learn_found(self, charges: np.ndarray) -> int:
-        """Make charge assignments ``(n, 18)`` found by other islands tabu here, as if found here
-        (with ``tabu="texture"``: their light textures); they are not part of the state.  Returns
-        how many were new to this island."""
-        charges = np.asarray(charges).reshape(-1, N_CHARGES)
-        if self.config.tabu == "none" or not len(charges):
-            return 0
-        keys = _keys(charges)
-        new = [i for i, k in enumerate(keys) if k not in self.found and k not in self.elsewhere]
-        if not new:
-            return 0
-        self.elsewhere.update(keys[i] for i in new)
-        if self.config.tabu == "texture":
-            self.elsewhere_light.update(_light_keys(charges[new]))
-        self.c.learnt += len(new)
-        return len(new)
 
     # ------------------------------------------------------------------ the levers
     def _queue_neighbours(self, x: np.ndarray) -> None:
@@ -791,7 +753,7 @@ class FastIsland(PaperIsland):
         return np.asarray(chosen, dtype=np.int64)
 
     def _tabu(self, G: np.ndarray, F: np.ndarray) -> np.ndarray:
-        if not (self.found or self.elsewhere) or self.config.tabu == "none":
+        if not self.found or self.config.tabu == "none":
             return F
         hit = self._is_tabu(round_charges(G))
         if hit.any():
@@ -814,7 +776,6 @@ class FastIsland(PaperIsland):
         self.queue = np.array(arrays["queue"], np.float64).reshape(-1, self.problem.n_var)
         if self.config.tabu == "texture" and self.found:  # derived from the found set, not stored
             self.found_light = set(_light_keys(_charges(sorted(self.found))))
-        self.unposted = sorted(self.found)  # a reopened island tells the scan its whole found set again
 
 
 ENGINES: dict[str, type[PaperIsland]] = {"paper": PaperIsland, "fast": FastIsland}  # one per METHODS entry
