@@ -166,17 +166,23 @@ def incidence_counts(units: np.ndarray, species: np.ndarray) -> tuple[np.ndarray
     ``units``, ``species``: one entry per record (e.g. per stored model: its island and its
     texture key). Repeats of a species within one unit count once (incidence, not abundance).
     """
+    counts, per_unit = _incidence(units, species)
+    return counts, len(per_unit)
+
+
+def _incidence(units: np.ndarray, species: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(units per distinct species, distinct species per unit) from records, one pass of
+    ``np.unique`` over the (species, unit) pairs."""
     units = np.asarray(units)
     species = np.asarray(species)
     if units.shape != species.shape[:1] and units.shape != species.shape:
         raise ValueError("units and species must have one entry per record")
     if units.size == 0:
-        return np.zeros(0, dtype=np.int64), 0
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     _, u = np.unique(units, return_inverse=True)
     _, s = np.unique(species, return_inverse=True, axis=0 if species.ndim > 1 else None)
-    u, s = u.ravel(), s.ravel()
-    pairs = np.unique(np.stack([s, u], axis=1), axis=0)
-    return np.bincount(pairs[:, 0]), int(u.max()) + 1
+    pairs = np.unique(np.stack([s.ravel(), u.ravel()], axis=1), axis=0)
+    return np.bincount(pairs[:, 0]), np.bincount(pairs[:, 1])
 
 
 def poisson_upper(c: int, level: float = 0.95) -> float:
@@ -232,14 +238,7 @@ def repeat_bound(counts: np.ndarray, per_unit: np.ndarray, level: float = 0.95) 
 
 def per_unit_counts(units: np.ndarray, species: np.ndarray) -> np.ndarray:
     """Distinct species found by each unit (records as :func:`incidence_counts` takes them)."""
-    units = np.asarray(units)
-    species = np.asarray(species)
-    if units.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    _, u = np.unique(units, return_inverse=True)
-    _, s = np.unique(species, return_inverse=True, axis=0 if species.ndim > 1 else None)
-    pairs = np.unique(np.stack([u.ravel(), s.ravel()], axis=1), axis=0)
-    return np.bincount(pairs[:, 0])
+    return _incidence(units, species)[1]
 
 
 def chao2_from_counts(counts: np.ndarray, m: int, per_unit: np.ndarray | None = None) -> Richness:
@@ -277,10 +276,12 @@ def _chao2(counts: np.ndarray, m: int) -> Richness:
     return Richness(s_obs, float(s_hat), math.sqrt(var), low, high, q1, q2, m)
 
 
-def chao2(units, species) -> Richness:
-    """Chao2 from records (one per stored model: the island that found it and its species key)."""
-    counts, m = incidence_counts(np.asarray(units), np.asarray(species))
-    return chao2_from_counts(counts, m, per_unit_counts(units, species))
+def chao2(units, species, m: int | None = None) -> Richness:
+    """Chao2 (with the bound from repeats) from records, one per stored model: the island that
+    found it and its species key; ``m``: the sampling units, when islands that found nothing count
+    too (default: the units in the records)."""
+    counts, per_unit = _incidence(units, species)
+    return chao2_from_counts(counts, len(per_unit) if m is None else m, per_unit)
 
 
 def discovery_curve(units: np.ndarray, times: np.ndarray, species: np.ndarray,

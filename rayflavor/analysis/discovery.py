@@ -18,15 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from rayflavor.richness import (
-    Richness,
-    chao2_from_counts,
-    discovery_curve,
-    estimate_phrase,
-    estimate_words,
-    incidence_counts,
-    per_unit_counts,
-)
+from rayflavor.richness import Richness, chao2, discovery_curve, estimate_phrase, estimate_words
 from rayflavor.storage.island_store import IslandStore, list_islands
 from rayflavor.storage.location import Location
 from rayflavor.storage.scan_data import islands_exchanged
@@ -109,9 +101,7 @@ def scan_discovery(out: Location) -> Discovery | None:
     keys = df.drop("island", "island_seconds").to_numpy()
     hours, found = discovery_curve(island, df["island_seconds"].to_numpy(), keys, busy=busy)
     # every island that ran is a sampling unit, also one that found nothing (as in `rayflavor dedupe`)
-    counts, _ = incidence_counts(island, keys)
-    richness = dataclasses.replace(chao2_from_counts(counts, len(busy), per_unit_counts(island, keys)),
-                                   dependent=islands_exchanged(out))
+    richness = dataclasses.replace(chao2(island, keys, m=len(busy)), dependent=islands_exchanged(out))
     return Discovery(hours, found, richness, sum(busy.values()) / 3600.0)
 
 
