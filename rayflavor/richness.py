@@ -236,11 +236,6 @@ def repeat_bound(counts: np.ndarray, per_unit: np.ndarray, level: float = 0.95) 
     return float(pairs / poisson_upper(repeats, level))
 
 
-def per_unit_counts(units: np.ndarray, species: np.ndarray) -> np.ndarray:
-    """Distinct species found by each unit (records as :func:`incidence_counts` takes them)."""
-    return _incidence(units, species)[1]
-
-
 def chao2_from_counts(counts: np.ndarray, m: int, per_unit: np.ndarray | None = None) -> Richness:
     """Chao2 from per-species incidence counts (module docstring); ``m`` sampling units;
     ``per_unit``: species found by each unit, for the bound from repeats (:func:`repeat_bound`)."""
@@ -312,4 +307,4 @@ def discovery_curve(units: np.ndarray, times: np.ndarray, species: np.ndarray,
 
 
 __all__ = ["Richness", "chao2", "chao2_from_counts", "discovery_curve", "estimate_phrase", "estimate_words",
-           "incidence_counts", "per_unit_counts", "poisson_upper", "repeat_bound"]
+           "incidence_counts", "poisson_upper", "repeat_bound"]
