@@ -101,6 +101,14 @@ def run_result_script(script: str | os.PathLike, *args: str, root: str | os.Path
     return json.loads(lines[-1][len("RESULT "):])
 
 
+#: the GCS's health checks of the nodes, for clusters that lose a node on purpose: a check every
+#: second, a node dead after 3 failed checks (Ray's defaults: every 3 s, 5 failures, so a killed
+#: raylet is noticed ~15 s later).  The 10-s timeout of one check stays, so a raylet that is only
+#: slow on a loaded 2-core machine is not declared dead; a killed one refuses at once.
+FAST_NODE_DEATH = {"health_check_initial_delay_ms": 1000, "health_check_period_ms": 1000,
+                   "health_check_failure_threshold": 3}
+
+
 def loopback_node_args(**node_args) -> dict:
     """Arguments for ``ray.cluster_utils.Cluster`` (``head_node_args``) and ``Cluster.add_node``: the
     node on 127.0.0.1, no dashboard, an 80 MiB object store; ``node_args`` (e.g. ``num_cpus=4``,
@@ -136,6 +144,7 @@ def loopback_cluster(head_cpus: float = 0, worker_cpus: Sequence[float] = (), *,
     the order of ``worker_cpus``) with the driver connected (``connect``). Add nodes later with
     ``cluster.add_node(**loopback_node_args(num_cpus=...))``. On exit checks that every node is
     still on loopback (``assert_ray_on_loopback``), then disconnects and shuts the cluster down.
+    The head notices a lost node within ~3 s (:data:`FAST_NODE_DEATH`).
 
     Run it in a process started with ``ray_subprocess_env`` (``run_result_script`` does), never in
     the pytest process: a second Ray next to the session's is refused, and Ray must be imported
@@ -145,7 +154,8 @@ def loopback_cluster(head_cpus: float = 0, worker_cpus: Sequence[float] = (), *,
     from ray.cluster_utils import Cluster
 
     _require_loopback_switch()
-    cluster = Cluster(initialize_head=True, head_node_args=loopback_node_args(num_cpus=head_cpus, **node_args))
+    cluster = Cluster(initialize_head=True, head_node_args=loopback_node_args(
+        num_cpus=head_cpus, _system_config=FAST_NODE_DEATH, **node_args))
     try:
         workers = [cluster.add_node(**loopback_node_args(num_cpus=c, **node_args)) for c in worker_cpus]
         cluster.wait_for_nodes()

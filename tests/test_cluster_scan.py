@@ -111,7 +111,7 @@ def _node_loss(out_dir: str) -> dict:
         # islands run until the time limit (a target they could reach before the loss would leave
         # nothing to restart); short flushes, so there are committed models before the loss
         settings = _settings(4, 100_000, chunk_seconds=0.5, flush_seconds=0.5, flush_rows=200, max_restarts=3,
-                             time_limit=60.0)
+                             time_limit=40.0)
         box: dict = {}
         t = threading.Thread(target=lambda: box.update(res=run_scan(settings, out, live=False, echo=lambda *_: None,
                                                                     stop_grace=30.0)))
@@ -226,6 +226,8 @@ def _grow_shrink(out_dir: str) -> dict:
 
 
 def _demand(out_dir: str) -> dict:
+    import os
+    import signal
     from functools import partial
 
     import ray
@@ -239,27 +241,33 @@ def _demand(out_dir: str) -> dict:
 
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
-        settings = ScanSettings(islands=200, seed=0, chunk_seconds=0.5, time_limit=50.0)
-        scan = threading.Thread(target=run_scan, args=(settings, out_dir), daemon=True,
-                                kwargs={"live": False, "echo": lambda *_: None, "stop_grace": 1.0,
-                                        "make": partial(TinyIsland, steps=10**6, step_seconds=0.1),
-                                        "restore": TinyIsland.from_state})
-        scan.start()
-        demand, pending = [0.0], [0.0]
-        deadline = time.monotonic() + 45
-        while time.monotonic() < deadline and min(demand[-1], pending[-1]) < 199:
-            time.sleep(1.0)
-            # the autoscaler's own report (`ray status`: "Demands"), written by the head's monitor
-            raw = _internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS)
-            if raw:
-                report = json.loads(raw)["load_metrics_report"]
-                demand.append(sum(b.get("CPU", 0.0) * n for b, n in report.get("resource_demand", [])))
-            # the pending requests the GCS hands to the autoscaler
-            state = get_cluster_resource_state(ray._private.worker.global_worker.gcs_client)
-            pending.append(sum(r.request.resources_bundle.get("CPU", 0.0) * r.count
-                               for r in state.pending_resource_requests))
-        ips = sorted({n["NodeManagerAddress"] for n in ray.nodes()})
-        scan.join(timeout=120)
+        demand, pending, ips = [0.0], [0.0], []
+
+        def watch():
+            """Reads both views of the demand until they hold 199 CPUs (or 45 s), then stops the scan
+            as Ctrl-C would (SIGTERM to this process: the scan runs in the main thread)."""
+            deadline = time.monotonic() + 45
+            try:
+                while time.monotonic() < deadline and min(demand[-1], pending[-1]) < 199:
+                    time.sleep(1.0)
+                    # the autoscaler's own report (`ray status`: "Demands"), written by the head's monitor
+                    raw = _internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS)
+                    if raw:
+                        report = json.loads(raw)["load_metrics_report"]
+                        demand.append(sum(b.get("CPU", 0.0) * n for b, n in report.get("resource_demand", [])))
+                    # the pending requests the GCS hands to the autoscaler
+                    state = get_cluster_resource_state(ray._private.worker.global_worker.gcs_client)
+                    pending.append(sum(r.request.resources_bundle.get("CPU", 0.0) * r.count
+                                       for r in state.pending_resource_requests))
+                ips.extend(sorted({n["NodeManagerAddress"] for n in ray.nodes()}))
+            finally:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, daemon=True).start()
+        # the time limit only bounds a watcher that never signals
+        settings = ScanSettings(islands=200, seed=0, chunk_seconds=0.5, time_limit=120.0)
+        run_scan(settings, out_dir, live=False, echo=lambda *_: None, stop_grace=1.0,
+                 make=partial(TinyIsland, steps=10**6, step_seconds=0.1), restore=TinyIsland.from_state)
         return {"demand_cpus_max": max(demand), "gcs_pending_cpus_max": max(pending), "node_ips": ips}
     finally:
         ray.shutdown()

@@ -618,6 +618,27 @@ def _stop_all(slots: dict[int, _Slot], statuses: dict[int, dict], reason: str, *
             statuses[i].update(stop_reason=reason, state="killed")
     for ref, i in stops.items():  # no answer within the grace: a step longer than the limit
         statuses[i].update(stop_reason=reason, state="killed")
+    _settle_runs(slots, statuses)
     for i, slot in slots.items():
         ray.kill(slot.actor, no_restart=True)
     slots.clear()
+
+
+def _settle_runs(slots: dict[int, _Slot], statuses: dict[int, dict]) -> None:
+    """Read the calls still in flight when the driver left its loop (a stop queues behind them, so
+    they have answered by now unless the actor hangs).  A run that raised -- a commit into a store
+    that went away -- fails its island with that error; reading it also keeps Ray from printing
+    it to the terminal as an "Unhandled error" with its stack, after the scan's own one-line report."""
+    refs = {slot.ref: i for i, slot in slots.items() if slot.ref is not None}
+    if not refs:
+        return
+    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
+    for ref in ready:
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            i = refs[ref]
+            if statuses[i].get("state") != "failed":
+                statuses[i].update(stop_reason="failed", state="failed", error=error_line(exc))
+        except ray.exceptions.RayError:  # died or lost: what the stop found out says it already
+            pass
