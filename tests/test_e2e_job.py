@@ -80,4 +80,4 @@ def test_scan_job_on_a_loopback_head(tmp_path):
         assert {"q_Q1", "island", "seed", "generation", "found_at", "loss_ckm_s12"} <= set(models.columns)
         assert (out / "scan.json").is_file()
     finally:
-        stop_process_group(head, temp, grace=60)
+        stop_process_group(head, temp)
