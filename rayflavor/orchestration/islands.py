@@ -626,9 +626,11 @@ def _stop_all(slots: dict[int, _Slot], statuses: dict[int, dict], reason: str, *
 
 def _settle_runs(slots: dict[int, _Slot], statuses: dict[int, dict]) -> None:
     """Read the calls still in flight when the driver left its loop (a stop queues behind them, so
-    they have answered by now unless the actor hangs).  A run that raised -- a commit into a store
-    that went away -- fails its island with that error; reading it also keeps Ray from printing
-    it to the terminal as an "Unhandled error" with its stack, after the scan's own one-line report."""
+    they have answered by now unless the actor hangs), so that Ray does not print one that raised
+    -- a commit into a store that went away -- as an "Unhandled error" with its stack after the
+    scan's own one-line report.  Its island's state stands as its stop left it (a stop that
+    answered committed what the island held, or failed with its own error), except an island
+    whose stop never answered: it fails with the run's error, which says why."""
     refs = {slot.ref: i for i, slot in slots.items() if slot.ref is not None}
     if not refs:
         return
@@ -638,7 +640,7 @@ def _settle_runs(slots: dict[int, _Slot], statuses: dict[int, dict]) -> None:
             ray.get(ref)
         except ray.exceptions.RayTaskError as exc:
             i = refs[ref]
-            if statuses[i].get("state") != "failed":
+            if statuses[i].get("state") == "killed":
                 statuses[i].update(stop_reason="failed", state="failed", error=error_line(exc))
-        except ray.exceptions.RayError:  # died or lost: what the stop found out says it already
+        except ray.exceptions.RayError:  # died or lost: the stop's answer (or its absence) says it already
             pass
