@@ -264,6 +264,10 @@ def test_analyze_reference_prints_fidelity_per_guidance_and_draws_the_overlay(tm
     assert (run / "analysis" / "seesaw_fidelity.png").is_file()
     bad = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(tmp_path / "none")])
     assert bad.exit_code == 2 and "no reference.parquet" in bad.output
+    # a set drawn past the prior box's faces (a teacher's setting) is not a reference
+    (ref_dir / "reference.json").write_text(json.dumps({"noise_floor": {}, "settings": {"box": 1.1}}))
+    wide = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(ref_dir)])
+    assert wide.exit_code == 2 and "drawn with box = 1.1" in wide.output and "Traceback" not in wide.output
 
 
 def test_noise_floor_compares_even_and_odd_tasks():

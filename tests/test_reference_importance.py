@@ -117,7 +117,7 @@ def test_importance_weights_give_the_prior_probability_of_a_reduced_set(monkeypa
     box = imp.solution_box(WINDOWS, im_max)
     lower, upper = box.lower.copy(), box.upper.copy()
     lower[:3], upper[:3], lower[3:6], upper[3:6] = lo, hi, 0.0, 1.0
-    out = imp.draw(400_000, imp.LightBox(lower, upper), rng, None)
+    out = imp.draw(400_000, imp.LightBox(lower, upper), rng, None, bound=1.0)
     w, n = out["weight"], out["counts"]["proposals"]
     p_imp = w.sum() / n
     se_imp = math.sqrt((np.sum(w ** 2) / n - p_imp ** 2) / n)
@@ -151,7 +151,7 @@ def test_draws_are_solutions_and_the_cheap_indicator_is_exact():
     """Every weighted draw is a 3 sigma solution by seesaw.evaluate, and the |U| read off the light
     coordinates (the indicator checked before Y is built) are those of the built Y."""
     rng = np.random.default_rng(8)
-    out = imp.draw(60_000, BOX, rng, WINDOWS)
+    out = imp.draw(60_000, BOX, rng, WINDOWS, bound=1.0)
     res = seesaw.evaluate(out["params"], ordering="NO", data=data.load(seesaw.DEFAULT_DATA))
     assert len(out["weight"]) > 100 and np.all(res["solution"])
     # the |U| of the light coordinates are those of the built Y (to rounding: the indicator and
@@ -165,6 +165,8 @@ def test_settings_reject_importance_for_inverted_ordering():
         ReferenceSettings(method="importance", ordering="IO")
     with pytest.raises(ValueError, match="method"):
         ReferenceSettings(method="mcmc")
+    with pytest.raises(ValueError, match=r"box \(1.1\) is a setting of method importance"):
+        ReferenceSettings(box=1.1)
 
 
 @pytest.mark.ray
@@ -212,3 +214,20 @@ def test_importance_agrees_with_the_random_walk_reference():
         v = np.cos(walk[name]) if kind == "circular" else walk[name]
         n_walk = task_ess(v, task)
         assert ks_statistic(walk[name], exact[name]) < ks_critical(ess, n_walk), name
+
+
+def test_a_wider_bound_keeps_the_same_draws_with_the_same_weights_and_adds_only_draws_past_the_face():
+    """``bound > 1`` continues the prior's density past the box's faces: from the same random
+    stream it keeps every draw that ``bound = 1`` keeps, with the same weight, plus draws whose
+    largest |Re Y|, |Im Y| lies in (1, bound]; and nothing else changes (the counts before the box)."""
+    inner = imp.draw(60_000, BOX, np.random.default_rng(11), WINDOWS, bound=1.0)
+    outer = imp.draw(60_000, BOX, np.random.default_rng(11), WINDOWS, bound=1.1)
+    big = np.max(np.abs(outer["params"][:, :18]), axis=1)
+    assert inner["counts"]["in_windows"] == outer["counts"]["in_windows"]
+    assert np.all(big <= 1.1) and np.any(big > 1.0)
+    kept = big <= 1.0
+    assert outer["counts"]["in_box"] == len(big) > inner["counts"]["in_box"] == kept.sum()
+    np.testing.assert_array_equal(outer["params"][kept], inner["params"])
+    np.testing.assert_array_equal(outer["weight"][kept], inner["weight"])
+    res = seesaw.evaluate(outer["params"][~kept], ordering="NO", data=data.load(seesaw.DEFAULT_DATA))
+    assert np.all(res["solution"])  # past the face, still inside every 3 sigma window

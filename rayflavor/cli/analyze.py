@@ -11,13 +11,14 @@ from rayflavor.cli import options
 from rayflavor.cli.common import UserError, load_data
 
 
-def _reference_floor(loc) -> dict | None:
-    """The noise floor stored beside a reference.parquet (reference.json), if any."""
+def _reference_meta(loc) -> dict:
+    """The reference.json stored beside a reference.parquet, or {} (it is a courtesy: the noise
+    floor; a Parquet file alone still compares)."""
     meta = loc.parent / "reference.json"
     try:
-        return (meta.read_json() or {}).get("noise_floor") if meta.is_file() else None
-    except Exception:  # noqa: BLE001 - the floor is a courtesy; the comparison stands without it
-        return None
+        return (meta.read_json() or {}) if meta.is_file() else {}
+    except Exception:  # noqa: BLE001 - the comparison stands without it
+        return {}
 
 
 def _reference_frame(ref: str):
@@ -32,8 +33,13 @@ def _reference_frame(ref: str):
         loc = loc / "reference.parquet"
     if not loc.is_file():
         raise UserError(f"--reference {ref}: no reference.parquet (make one with `rayflavor diffusion reference RUN`)")
+    meta = _reference_meta(loc)
+    box = (meta.get("settings") or {}).get("box", 1.0)
+    if box != 1.0:
+        raise UserError(f"--reference {ref}: drawn with box = {box:g}, past the prior box's faces (a teacher's "
+                        "setting): not the prior's solution set; build a reference with box 1")
     try:
-        return pl.from_arrow(loc.read_parquet()), _reference_floor(loc)
+        return pl.from_arrow(loc.read_parquet()), meta.get("noise_floor")
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
         raise UserError(f"--reference {loc.uri}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
 

@@ -363,6 +363,12 @@ class ReferenceSettings:
     #: measured from the outermost shells and written to reference.json)
     im_z_max: float = setting(4.0, lo=0.0, lo_open=True, hi=50.0,
                               help="importance: cut of |Im z| of the complex angles of R.")
+    #: importance: the Yukawa bound of the drawn set in units of the prior's; 1 is the prior (a
+    #: reference must keep it); > 1 continues the prior's density past the box's faces (a teacher
+    #: for a network that smears its density across them; docs/experiments.md#2026-12-07-network-levers)
+    box: float = setting(1.0, lo=1.0, hi=2.0,
+                         help="importance: Yukawa bound of the drawn set in units of the prior box's (1: the "
+                              "prior; > 1: its density continued past the faces, for a teacher).")
 
     def __post_init__(self) -> None:
         check(self)
@@ -370,6 +376,8 @@ class ReferenceSettings:
             raise ValueError("k must be smaller than n_live")
         if self.method == "importance" and self.ordering != "NO":
             raise ValueError("method importance samples normal ordering only (ordering NO)")
+        if self.box != 1.0 and self.method != "importance":
+            raise ValueError(f"box ({self.box:g}) is a setting of method importance; nested sampling draws inside the prior box")
 
 
 def seesaw_target(data_name: str | None = None, ordering: str = "NO") -> tuple[Loss, Callable, Box]:

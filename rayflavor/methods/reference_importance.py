@@ -184,18 +184,21 @@ def prior_volume() -> float:
     return 2.0 ** 18 * 0.5 * (1.0 - lo) ** 2 * (g1 - g0) * (2 * math.pi) ** 2
 
 
-def in_prior_box(y: np.ndarray) -> np.ndarray:
-    """Yukawa part of the prior box (the heavy coordinates are drawn inside it)."""
-    return np.all(np.abs(y[:, :18]) <= seesaw.PRIOR["y"][1], axis=1) & np.isfinite(y).all(axis=1)
+def in_prior_box(y: np.ndarray, bound: float) -> np.ndarray:
+    """Yukawa part of the prior box, every ``|Re Y|``, ``|Im Y|`` at most ``bound`` times the prior's
+    bound (``bound = 1``: the prior box; the heavy coordinates are drawn inside it)."""
+    return np.all(np.abs(y[:, :18]) <= bound * seesaw.PRIOR["y"][1], axis=1) & np.isfinite(y).all(axis=1)
 
 
 def draw(n: int, box: LightBox, rng: np.random.Generator, windows: np.ndarray | None = None,
-         *, chunk: int = 200_000) -> dict:
+         *, bound: float, chunk: int = 200_000) -> dict:
     """``n`` proposals; returns the draws with non-zero weight and the counts per stage.
 
     ``windows`` (11, 2) (:func:`seesaw.solution_windows`): the |U| windows are checked (dm21, dm31
     are the box); None: no 3 sigma indicator (the weight is then that of the prior restricted to
-    the box's image, for checks). Returned: ``x`` (k, 18), ``sign`` (k,), ``heavy`` (k, 5),
+    the box's image, for checks). ``bound``: the Yukawa bound in units of the prior's (1: draws of
+    the prior restricted to the set; > 1: the prior's density continued past the box's faces, the
+    same proposals and weights, more of them kept). Returned: ``x`` (k, 18), ``sign`` (k,), ``heavy`` (k, 5),
     ``params`` (k, 23), ``weight`` (k,) with ``sum(weight) / n`` estimating the prior probability,
     and ``counts`` {proposals, in_windows, in_box}.
     """
@@ -218,7 +221,7 @@ def draw(n: int, box: LightBox, rng: np.random.Generator, windows: np.ndarray | 
         heavy = sample_heavy(len(x), rng)
         counts["in_windows"] += len(x)
         y = parameters(x, sign, heavy)
-        inside = in_prior_box(y)
+        inside = in_prior_box(y, bound)
         counts["in_box"] += int(inside.sum())
         x, sign, heavy, y = x[inside], sign[inside], heavy[inside], y[inside]
         for key, v in (("x", x), ("sign", sign), ("heavy", heavy), ("params", y),

@@ -99,7 +99,7 @@ def run_importance_task(s: ReferenceSettings, task: int) -> dict:
     rng = np.random.default_rng([s.seed, task] if s.stream == 0 else [s.seed, task, s.stream])
     windows = seesaw.solution_windows(physics_data.load(s.data), s.ordering)
     t0, cpu0 = time.perf_counter(), time.process_time()
-    out = imp.draw(s.proposals, imp.solution_box(windows, s.im_z_max), rng, windows)
+    out = imp.draw(s.proposals, imp.solution_box(windows, s.im_z_max), rng, windows, bound=s.box)
     return {"task": task, "params": out["params"], "x": out["x"], "weight": out["weight"], "counts": out["counts"],
             "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - cpu0}
 
