@@ -264,6 +264,11 @@ def test_analyze_reference_prints_fidelity_per_guidance_and_draws_the_overlay(tm
     assert (run / "analysis" / "seesaw_fidelity.png").is_file()
     bad = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(tmp_path / "none")])
     assert bad.exit_code == 2 and "no reference.parquet" in bad.output
+    # a reference.json that is not a mapping is a courtesy lost, not a traceback
+    for doc in ("[1, 2]", json.dumps({"settings": [1]})):
+        (ref_dir / "reference.json").write_text(doc)
+        odd = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(ref_dir)])
+        assert odd.exit_code == 0 and "fidelity against the reference" in odd.output, odd.output
     # a set drawn past the prior box's faces (a teacher's setting) is not a reference
     (ref_dir / "reference.json").write_text(json.dumps({"noise_floor": {}, "settings": {"box": 1.1}}))
     wide = CliRunner().invoke(cli, ["analyze", str(run), "--reference", str(ref_dir)])

@@ -16,9 +16,10 @@ def _reference_meta(loc) -> dict:
     floor; a Parquet file alone still compares)."""
     meta = loc.parent / "reference.json"
     try:
-        return (meta.read_json() or {}) if meta.is_file() else {}
+        doc = meta.read_json() if meta.is_file() else {}
     except Exception:  # noqa: BLE001 - the comparison stands without it
         return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _reference_frame(ref: str):
@@ -34,7 +35,8 @@ def _reference_frame(ref: str):
     if not loc.is_file():
         raise UserError(f"--reference {ref}: no reference.parquet (make one with `rayflavor diffusion reference RUN`)")
     meta = _reference_meta(loc)
-    box = (meta.get("settings") or {}).get("box", 1.0)
+    settings = meta.get("settings")
+    box = settings.get("box", 1.0) if isinstance(settings, dict) else 1.0
     if box != 1.0:
         raise UserError(f"--reference {ref}: drawn with box = {box:g}, past the prior box's faces (a teacher's "
                         "setting): not the prior's solution set; build a reference with box 1")
