@@ -83,6 +83,7 @@ from pymoo.core.termination import NoTermination
 from pymoo.util.ref_dirs import get_reference_directions
 
 from rayflavor.configfile import from_mapping
+from rayflavor.methods.ga import generation
 from rayflavor.methods.ga.config import ISLAND_PRESETS, METHODS, ORDERINGS, IslandConfig
 from rayflavor.methods.ga.migration import ARCHIVE, IMMIGRATION, best_distinct, choose, fair_replace, stream
 from rayflavor.methods.ga.operators import IntegerAwareMutation, IntegerAwareSampling, TripletCrossover
@@ -260,6 +261,15 @@ class PaperIsland:
         """The survival objectives of evaluated rows ``G`` with objectives ``F`` (paper: ``F``)."""
         return F
 
+    def _ask(self) -> np.ndarray | None:
+        """The gene rows the algorithm asks to evaluate (paper: pymoo's ``ask``)."""
+        off = self.algorithm.ask()
+        return None if off is None else off.get("X").astype(np.float64)
+
+    def _tell(self, G: np.ndarray, F: np.ndarray) -> None:
+        """Hand the evaluated rows to the algorithm's survival (paper: pymoo's ``tell``)."""
+        self.algorithm.tell(infills=Population.new("X", G, "F", F))
+
     def _extra_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         return {}, {}
 
@@ -359,17 +369,15 @@ class PaperIsland:
         if self.done:
             return
         t0 = compute_clock()
-        algo = self.algorithm
-        off = algo.ask()
-        if off is None or len(off) == 0:
+        G = self._ask()
+        if G is None or len(G) == 0:
             self._stop("no-offspring")
             return
-        G = off.get("X").astype(np.float64)
-        G = self._prepare_offspring(G, initial=not algo.is_initialized)
+        G = self._prepare_offspring(G, initial=not self.algorithm.is_initialized)
         F, R = self._evaluate(G)
         self._after_evaluation(G, F, R)
         F = self._before_tell(G, F)
-        algo.tell(infills=Population.new("X", G, "F", F))
+        self._tell(G, F)
         self.c.generation += 1
         self.c.step_seconds += compute_clock() - t0
         self._check_stop()
@@ -651,6 +659,18 @@ class FastIsland(PaperIsland):
 
     def _objective_matrix(self, res: dict[str, np.ndarray], R: np.ndarray) -> np.ndarray:
         return self.objectives.with_targets(self.shaper.objectives(R), res)
+
+    def _ask(self) -> np.ndarray | None:
+        algo = self.algorithm  # after a run's first population: the same generation on arrays
+        if algo.is_initialized and generation.supports(algo):
+            return generation.offspring(algo, np.asarray(algo.pop.get("X"), np.float64))
+        return super()._ask()
+
+    def _tell(self, G: np.ndarray, F: np.ndarray) -> None:
+        if self.algorithm.is_initialized and generation.supports(self.algorithm):
+            generation.survive(self.algorithm, G, F)
+        else:
+            super()._tell(G, F)
 
     def _prepare_offspring(self, G: np.ndarray, initial: bool) -> np.ndarray:
         G = super()._prepare_offspring(G, initial)
