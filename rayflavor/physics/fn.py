@@ -46,6 +46,7 @@ loss is zero.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -264,7 +265,7 @@ def evaluate(
 ) -> dict[str, np.ndarray]:
     """Observables, ``loss_*`` for every objective, ``n_satisfied`` and ``valid`` for each row."""
     data = data if data is not None else load(DEFAULT_DATA)
-    require_data(data)
+    lookups = _loss_data(data)  # require_data, once per data set
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != len(PARAMETERS):
         raise ValueError(f"expected parameter rows of shape (N, {len(PARAMETERS)}); got {x.shape}")
@@ -281,7 +282,7 @@ def evaluate(
     out["q_H"] = np.where(in_range, np.rint(np.where(in_range, x[:, _OFFSET["q_u3"]] - x[:, _OFFSET["q_Q3"]], 0.0)),
                           0).astype(np.int64)
 
-    _losses(out, data, mass_tolerance, force_io, max_exponent)
+    _losses(out, lookups, mass_tolerance, force_io, max_exponent)
     names = objective_names(force_io, max_exponent)
     losses = np.stack([out[f"loss_{k}"] for k in names], axis=1)
     out["n_satisfied"] = (losses == 0.0).sum(axis=1)
@@ -347,16 +348,44 @@ def require_data(data: DataSet) -> None:
     data.require(REQUIRED_DATA, windows=WINDOW_OBJECTIVES + ("dm3l",), positive=MASSES)
 
 
-def _losses(out, data: DataSet, tol: float, force_io: bool, max_exponent: int | None) -> None:
+class _LossData(NamedTuple):
+    """What the losses read from a data set, looked up once: the 3 sigma windows of
+    :data:`WINDOW_OBJECTIVES` (NO), of ``dm3l`` per ordering, the central charged masses."""
+
+    windows: dict[str, tuple[float, float]]
+    dm3l: dict[str, tuple[float, float]]
+    central: dict[str, float]
+
+
+_LOSS_DATA: dict[int, tuple[DataSet, _LossData]] = {}  # id -> (the data set itself, its lookups)
+
+
+def _loss_data(data: DataSet) -> _LossData:
+    """:func:`require_data` and the lookups of the losses, once per data set object (a data set is
+    frozen; the entry keeps it alive, so its id is not reused while cached)."""
+    hit = _LOSS_DATA.get(id(data))
+    if hit is not None and hit[0] is data:
+        return hit[1]
+    require_data(data)
+    got = _LossData({n: data.window(n, "NO") for n in WINDOW_OBJECTIVES},
+                    {o: data.window("dm3l", o) for o in ("NO", "IO")},
+                    {m: data.get(m).central for m in MASSES})
+    if len(_LOSS_DATA) >= 16:
+        _LOSS_DATA.clear()
+    _LOSS_DATA[id(data)] = (data, got)
+    return got
+
+
+def _losses(out, data: _LossData, tol: float, force_io: bool, max_exponent: int | None) -> None:
     for name in WINDOW_OBJECTIVES:
-        out[f"loss_{name}"] = cc_loss(out[name], *data.window(name, "NO"))
-    lo_no, hi_no = data.window("dm3l", "NO")
-    lo_io, hi_io = data.window("dm3l", "IO")
+        out[f"loss_{name}"] = cc_loss(out[name], *data.windows[name])
+    lo_no, hi_no = data.dm3l["NO"]
+    lo_io, hi_io = data.dm3l["IO"]
     is_no = out["ordering"] == "NO"
     out["loss_dm3l"] = np.where(is_no, cc_loss(out["dm3l"], lo_no, hi_no), cc_loss(out["dm3l"], lo_io, hi_io))
     for name, members in MASS_OBJECTIVES.items():
         out[f"loss_{name}"] = sum(
-            cc_loss(out[m] / data.get(m).central, 1.0 - tol, 1.0 + tol) for m in members
+            cc_loss(out[m] / data.central[m], 1.0 - tol, 1.0 + tol) for m in members
         )
     out["loss_n_negative"] = out["n_negative_exponents"].astype(np.float64)
     if force_io:

@@ -1,4 +1,4 @@
-"""NSGA-III islands stepped one generation at a time: plain pymoo ask/tell, no Ray.
+"""NSGA-III islands stepped one generation at a time: pymoo's NSGA-III, no Ray.
 
 Two engines, chosen by :attr:`IslandConfig.method` through :func:`make_island`:
 
@@ -13,6 +13,9 @@ Two engines, chosen by :attr:`IslandConfig.method` through :func:`make_island`:
 
     * integer-aware charge operators (:mod:`.operators`), no duplicate elimination, fewer
       reference directions and more offspring per generation (:meth:`~PaperIsland._make_nsga3`);
+      after a run's first population each generation is pymoo's, done on arrays
+      (:mod:`.generation`: the same search bit for bit, without pymoo's per-individual
+      bookkeeping);
     * **shaped objectives** (:mod:`.shaping`): the 17 objectives as residuals with the paper's
       zero set and a slope where its losses saturate (:meth:`~PaperIsland._objective_matrix`);
     * **continuous refinement** (:mod:`.refine`): every generation the ``refine_top`` most
