@@ -101,14 +101,17 @@ class IslandConfig:
     max_generations: int = setting(1_000_000, lo=1, help="Generations at most per island.")
     target_valid: int = setting(100, lo=1, help="Stop an island at this many unique valid models (with targets: "
                                                 "valid models meeting every target).")
-    # patience 100 (~2-3 s of one core) and 50 restarts: a stalled run is replaced by a fresh one
+    # patience 100 (~1-2 s of one core) and 100 restarts: a stalled run is replaced by a fresh one
     # quickly, which is what finds a first model on hard seeds (5/6 islands within 2 core-minutes
     # against 3/6 at patience 200 or 500 on tuning seeds, docs/experiments.md#2026-12-02-patience);
     # a scan without --time-limit still ends in bounded time (a stalled island gives up after
-    # ~2-5 min).  The paper preset keeps the paper's 500 and no restarts.
+    # ~2-3 min).  100, not 50, since the islands step ~1.5x faster: 50 restarts then ran out after
+    # 50-80 s, before 2 core-minutes, on 6 of 32 held-out islands that found nothing; with 100, 32 of
+    # 32 found a first model (docs/experiments.md#2026-12-07-restarts-100).  The paper preset keeps
+    # the paper's 500 and no restarts.
     patience: int = setting(100, lo=1, help="Generations without improvement before an island restarts with a fresh "
                                             "population (restarts times), then stops.")
-    restarts: int = setting(50, lo=0, hi=10**6,
+    restarts: int = setting(100, lo=0, hi=10**6,
                             help="Fresh populations an island starts after a stall before it stops (0: the paper's "
                                  "plain stop; a large number keeps islands searching until the time limit).")
     # a tenth of the fresh population carries the stalled run's best near-misses: enough to keep
