@@ -2,6 +2,8 @@
 bands come from the data file."""
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 import polars as pl
 import pytest
 from click.testing import CliRunner
@@ -173,3 +175,27 @@ def test_non_finite_predictions_in_valid_rows_do_not_break_the_figures(tmp_path)
     res = CliRunner().invoke(cli, ["analyze", str(out)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert len(list((out / "analysis").glob("*.png"))) == 5
+
+
+def test_a_prediction_equal_up_to_rounding_in_every_model_does_not_break_the_corner_plot(tmp_path):
+    """Two models whose Majorana phase is 180 degrees up to the last place: numpy's histogram of
+    such values raised 'Too many bins for data range' (seen in a two-island S3 scan under load)."""
+    n = 2
+    out = _fn_models(tmp_path / "scan", n=n, pmns_alpha2=np.array([180.0, np.nextafter(180.0, 200.0)]))
+    with pytest.raises(ValueError, match="Too many bins"):
+        np.histogram(np.array([180.0, np.nextafter(180.0, 200.0)]), bins=30)
+    res = CliRunner().invoke(cli, ["analyze", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert (out / "analysis" / "fn_pmns_corner.png").is_file()
+
+
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=40), st.integers(1, 60))
+def test_histogram_edges_hold_every_finite_value_in_finite_increasing_bins(values, n):
+    from rayflavor.analysis.figures import hist_bins
+
+    v = np.array(values, dtype=np.float64)
+    edges = hist_bins(v, n)
+    assert len(edges) == n + 1 and np.isfinite(edges).all() and (np.diff(edges) > 0).all()
+    finite = v[np.isfinite(v)]
+    counts, _ = np.histogram(finite, bins=edges)
+    assert counts.sum() == len(finite)  # none falls outside

@@ -48,6 +48,25 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+def hist_bins(values: np.ndarray, n: int) -> np.ndarray:
+    """``n`` bin edges over the finite ``values``, always ``n + 1`` finite, strictly increasing
+    numbers.  numpy's own edges fail ("Too many bins for data range") when the values' spread is
+    a few units in their last place, as for a phase found twice at 180 degrees up to rounding; such
+    a spread (below 10^-9 of the values' size) gets a window of 10^-3 of it around the values
+    instead.  No finite value: edges around 0."""
+    v = _finite(values)
+    lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 0.0)
+    scale = max(abs(lo), abs(hi), 1.0)
+    if hi / 2 - lo / 2 <= 5e-10 * scale:  # halves: hi - lo itself may overflow
+        big = np.finfo(np.float64).max
+        mid, half = lo / 2 + hi / 2, 5e-4 * scale
+        lo, hi = max(mid - half, -big), min(mid + half, big)
+    t = np.linspace(0.0, 1.0, n + 1)
+    edges = lo * (1.0 - t) + hi * t  # a convex combination: finite wherever lo and hi are
+    edges[0], edges[-1] = lo, hi
+    return edges
+
+
 def _save(fig, out: Path, name: str, fmt: str) -> Path:
     path = out / f"{name}.{fmt}"
     fig.savefig(path, bbox_inches="tight")
@@ -137,7 +156,8 @@ def corner(df: pl.DataFrame, columns, labels, out: Path, name: str, fmt: str, co
                 continue
             for g, sub, colour in groups:
                 if i == j:
-                    ax.hist(_finite(sub[columns[i]].to_numpy()), bins=30, color=colour, alpha=0.6, label=g)
+                    x = _finite(sub[columns[i]].to_numpy())
+                    ax.hist(x, bins=hist_bins(x, 30), color=colour, alpha=0.6, label=g)
                 else:
                     ax.scatter(sub[columns[j]], sub[columns[i]], s=2, color=colour)
             if i == k - 1:
