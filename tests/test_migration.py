@@ -123,6 +123,36 @@ def test_a_restart_draws_seeds_from_the_scan_archive():
         replace(cfg, restart_keep=0.6, restart_archive=0.5)
 
 
+def _first_model(cfg, seed: int, max_generations: int = 300):
+    """An island of ``cfg`` stepped until it has found a valid model (the relaxed data find one in a
+    few generations)."""
+    isl = make_island(cfg, data.load(RELAXED), island=0, seed=seed)
+    while not isl.found and isl.c.generation < max_generations:
+        isl.step()
+    assert isl.found, "the relaxed data set gave no model"
+    return isl
+
+
+def test_an_until_found_island_takes_foreign_rows_only_before_its_first_model():
+    genes = _island(6, 2).emigrants(10)[0]
+    cfg = replace(SMALL, foreign="until-found", restart_archive=0.2, restart_keep=0.1, patience=10**6, restarts=5)
+    before = _island(2)
+    before.config = replace(before.config, foreign="until-found")
+    assert not before.found and before.immigrate(genes, 3) >= 1  # nothing found yet: it takes them in
+    isl = _first_model(cfg, seed=3)
+    evals, pop = isl.c.n_evals, np.array(isl.algorithm.pop.get("X"))
+    assert isl.immigrate(genes, 3) == 0 and isl.c.n_evals == evals and isl.c.immigrants == 0
+    assert np.array_equal(isl.algorithm.pop.get("X"), pop)  # untouched
+    isl.set_archive(genes)
+    isl.config = replace(cfg, patience=1)
+    isl.step()  # stalls by construction: restarts, with no archive rows
+    assert isl.status()["restarts"] == 1 and isl.status()["archive_seeded"] == 0
+    always = _first_model(replace(cfg, foreign="always"), seed=3)
+    evals = always.c.n_evals
+    always.immigrate(genes, 3)  # the default evaluates them whatever it has found (they stay if they beat the worst)
+    assert always.c.n_evals == evals + 3 and always.c.immigrant_batches == 1
+
+
 # ---------------------------------------------------------------------------------- the exchange
 def test_exchange_delivers_each_batch_once_to_neighbours_only_and_forgets_stopped_islands():
     ex = Exchange("ring", islands=4, archive_size=3)
@@ -272,8 +302,10 @@ def test_bench_scan_refuses_an_unknown_migration_variant_in_one_line():
 def test_the_bench_archipelago_migrates_only_when_asked():
     from rayflavor.bench.scan import run_archipelago
 
-    ring = run_archipelago("ring", "up", [1, 2], 1.0, every=1, migrants=2, restart_archive=0.0, data_name=RELAXED)
-    none = run_archipelago("none", "up", [1, 2], 0.3, every=1, migrants=2, restart_archive=0.0, data_name=RELAXED)
+    ring = run_archipelago("ring", "up", [1, 2], 1.0, every=1, migrants=2, restart_archive=0.0, foreign="always",
+                           data_name=RELAXED)
+    none = run_archipelago("none", "up", [1, 2], 0.3, every=1, migrants=2, restart_archive=0.0, foreign="always",
+                           data_name=RELAXED)
     assert [r["seed"] for r in ring] == [1, 2] and all(r["topology"] == "ring" for r in ring)
     assert sum(r["immigrants"] for r in ring) >= 1 and all(r["emigrant_batches"] >= 1 for r in ring)
     assert all(r["immigrants"] == 0 and r["emigrant_batches"] == 0 for r in none)

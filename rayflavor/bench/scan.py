@@ -167,15 +167,17 @@ def bench_tabu(*, seeds: int, seconds: float, regime: str, seed: int, address: s
 
 # ---------------------------------------------------------------------------------- migration
 def run_archipelago(topology: str, regime: str, seeds: list[int], seconds: float, *, every: int, migrants: int,
-                    restart_archive: float, data_name: str = fn.DEFAULT_DATA) -> list[dict]:
+                    restart_archive: float, foreign: str, data_name: str = fn.DEFAULT_DATA) -> list[dict]:
     """An archipelago of fast islands with seeds ``seeds`` (island ``k`` has index ``k``) in this
     process, each stepped to ``seconds`` of its own compute (steps and immigrations; CPU time of this
     thread, :data:`~rayflavor.methods.ga.island.compute_clock`), migration over
     ``topology`` every ``every`` generations of an island, ``migrants`` per batch; the restart
-    archive with ``restart_archive > 0``.  One row per island, as :func:`run_island` returns."""
+    archive with ``restart_archive > 0``; the islands' ``foreign`` setting (when they take
+    immigrants and archive rows).  One row per island, as :func:`run_island` returns."""
     from rayflavor.orchestration.migration import ARCHIVE_SIZE, Exchange
 
-    cfg = replace(ISLAND_PRESETS["fast"], regime=regime, target_valid=10**9, restart_archive=restart_archive)
+    cfg = replace(ISLAND_PRESETS["fast"], regime=regime, target_valid=10**9, restart_archive=restart_archive,
+                  foreign=foreign)
     ds = fndata.load(data_name)
     isls = [make_island(cfg, ds, island=k, seed=s) for k, s in enumerate(seeds)]
     n = len(isls)
@@ -219,22 +221,25 @@ _remote_archipelago = ray.remote(num_cpus=1)(run_archipelago)
 def bench_migration(variants: list[str], *, islands: int, seeds: int, seconds: float, regime: str, seed: int,
                     every: int, migrants: int, restart_archive: float, address: str | None = None) -> list[dict]:
     """Every variant (``none``, ``ring``, ``full``; ``+archive``: with the restart archive at
-    ``restart_archive``) as an archipelago of ``islands`` islands (:func:`run_archipelago`) on the
-    seed groups ``seed + g * islands ...`` (``g < seeds``), submitted interleaved.  One row per
-    island with ``variant`` = its name."""
+    ``restart_archive``; ``+until-found``: islands take immigrants and archive rows only until
+    their first valid model, ``IslandConfig.foreign``) as an archipelago of ``islands`` islands
+    (:func:`run_archipelago`) on the seed groups ``seed + g * islands ...`` (``g < seeds``),
+    submitted interleaved.  One row per island with ``variant`` = its name."""
     from rayflavor.methods.ga.migration import TOPOLOGIES
     from rayflavor.orchestration.runtime import ensure_ray
 
     parsed = {}
     for v in variants:
-        topology, _, extra = v.partition("+")
-        if topology not in TOPOLOGIES or extra not in ("", "archive"):
-            raise ValueError(f"unknown migration variant {v!r} (use {', '.join(TOPOLOGIES)}, optionally +archive)")
-        parsed[v] = (topology, restart_archive if extra else 0.0)
+        topology, *extras = v.split("+")
+        if topology not in TOPOLOGIES or not set(extras) <= {"archive", "until-found"} or len(set(extras)) < len(extras):
+            raise ValueError(f"unknown migration variant {v!r} (use {', '.join(TOPOLOGIES)}, "
+                             "optionally +archive and +until-found)")
+        parsed[v] = (topology, restart_archive if "archive" in extras else 0.0,
+                     "until-found" if "until-found" in extras else "always")
     ensure_ray(address)
     jobs = [(name, _remote_archipelago.remote(t, regime, [seed + g * islands + k for k in range(islands)], seconds,
-                                              every=every, migrants=migrants, restart_archive=a))
-            for g in range(seeds) for name, (t, a) in parsed.items()]
+                                              every=every, migrants=migrants, restart_archive=a, foreign=f))
+            for g in range(seeds) for name, (t, a, f) in parsed.items()]
     rows = []
     for name, ref in jobs:
         for r in ray.get(ref):

@@ -27,6 +27,7 @@ from rayflavor.settings_model import check, setting
 METHODS = ("fast", "paper")
 ORDERINGS = ("any", "NO", "IO")
 TABUS = ("none", "charges", "texture")
+FOREIGN = ("always", "until-found")
 
 MAX_POP_SIZE = 5_000
 """Largest population of one island.  The cost of a generation grows faster than the population
@@ -126,6 +127,12 @@ class IslandConfig:
     restart_archive: float = setting(0.1, lo=0.0, hi=1.0, hi_open=True,
                                      help="Share of a restarted population seeded from the scan-wide archive of "
                                           "near-valid points (kept by the scan driver; 0: none).")
+    # An island that has found a model has a region of its own: immigrants and the archive pull it
+    # into its neighbours' regions, where its finds repeat theirs (migrating archipelagos find ~4x
+    # fewer distinct light textures than their islands' own counts add up to).
+    foreign: str = setting("always", choices=FOREIGN,
+                           help="When the island takes rows from elsewhere (immigrants, the restart archive): always, "
+                                "or until-found (only until its first valid model; then it searches alone).")
     refine_top: int = setting(8, lo=0, hi=MAX_OFFSPRINGS, help="Offspring refined per generation (fast engine).")
     refine_iters: int = setting(3, lo=0, hi=1000, help="Levenberg-Marquardt iterations per refinement.")
     refine_budget: int = setting(60, lo=0, help="Refinement iterations per charge assignment in total.")

@@ -54,7 +54,8 @@ larger number of satisfied objectives (targets met included) or a new valid mode
 members replaced by the stalled run's best non-valid points; the found set survives, so no
 model is reported twice.  With ``restart_archive > 0`` a further ``restart_archive * pop_size``
 members come from the scan-wide archive of near-valid points the scan driver hands the island
-(:meth:`~PaperIsland.set_archive`; a seeded choice, found models excluded).  The wall-clock limit is
+(:meth:`~PaperIsland.set_archive`; a seeded choice, found models excluded); with ``foreign =
+"until-found"`` only until the island's first valid model, as for immigrants.  The wall-clock limit is
 the caller's (:meth:`~PaperIsland.request_stop`).
 
 Migration (:mod:`.migration`, driven by the scan): :meth:`~PaperIsland.emigrants` picks the
@@ -412,7 +413,7 @@ class PaperIsland:
         c.stop_history.append({"reason": reason, "generation": c.generation, "seed": c.run_seed, "restart_seed": new_seed})
         self.restart_rows = self._best_unfound(int(round(self.config.restart_keep * self.config.pop_size)))
         n_archive = int(round(self.config.restart_archive * self.config.pop_size))
-        if n_archive and len(self.archive_rows):
+        if n_archive and len(self.archive_rows) and self._takes_foreign():
             self.restart_rows = np.concatenate([self.restart_rows, self._from_archive(n_archive, k)])
         c.restarts, c.run_seed = k, new_seed
         c.last_improvement = c.generation
@@ -438,6 +439,11 @@ class PaperIsland:
         score = F.sum(axis=1)
         rows = best_distinct(score, _keys(charges), n, exclude=self._is_tabu(charges))
         return np.array(X[rows], dtype=np.float64).reshape(-1, self.problem.n_var), np.array(score[rows], np.float64)
+
+    def _takes_foreign(self) -> bool:
+        """Whether rows from elsewhere (immigrants, the archive) are taken now: always, or with
+        ``foreign = "until-found"`` only while the island has found no valid model."""
+        return self.config.foreign == "always" or not self.found
 
     def _foreign(self, G: np.ndarray) -> np.ndarray:
         """Gene rows from another island or the archive inside this island's bounds, conformed."""
@@ -477,9 +483,10 @@ class PaperIsland:
         ``n``: a seeded choice).  They are evaluated with this island's own problem (valid ones are
         harvested like any model found here) and replace the worst members they beat
         (:func:`.migration.fair_replace`); a fresh run not evaluated yet takes them as seeds of its
-        first population.  Returns how many were taken in."""
+        first population.  With ``foreign = "until-found"`` an island that has found a valid model
+        takes none.  Returns how many were taken in."""
         G = self._foreign(genes)
-        if self.done or not len(G) or n <= 0:
+        if self.done or not len(G) or n <= 0 or not self._takes_foreign():
             return 0
         c = self.c
         G = G[choose(len(G), n, stream(self.seed, IMMIGRATION, c.immigrant_batches))]
