@@ -190,15 +190,21 @@ def test_the_stored_settings_refuse_another_topology_on_resume(tmp_path):
     for k in ("migration", "migration_every", "migrants"):
         old.pop(k)
     old["island"].pop("restart_archive")
+    old["island"].pop("foreign")
     s = configfile.from_mapping(ScanSettings, as_stored(old))
-    assert (s.migration, s.island.restart_archive) == ("none", 0.0)
+    assert (s.migration, s.island.restart_archive, s.island.foreign) == ("none", 0.0, "always")
     (tmp_path / "scan.json").write_text(json.dumps({"settings": old}))
-    assert read_settings(resolve(str(tmp_path))) == replace(ScanSettings(seed=1), migration="none",
-                                                            island=replace(ScanSettings().island, restart_archive=0.0))
+    assert read_settings(resolve(str(tmp_path))) == replace(
+        ScanSettings(seed=1), migration="none", island=replace(ScanSettings().island, restart_archive=0.0, foreign="always"))
+    # a ring scan stored before [island] foreign existed took immigrants always, and resumes so
+    ring = configfile.to_mapping(ScanSettings(seed=1))
+    ring["island"].pop("foreign")
+    assert configfile.from_mapping(ScanSettings, as_stored(ring)).island.foreign == "always"
     # one stored since keeps what it ran, and the defaults are now a ring with the archive
     now = configfile.to_mapping(ScanSettings(seed=1))
     assert configfile.from_mapping(ScanSettings, as_stored(now)) == ScanSettings(seed=1)
-    assert (ScanSettings().migration, ScanSettings().island.restart_archive) == ("ring", 0.1)
+    assert (ScanSettings().migration, ScanSettings().island.restart_archive, ScanSettings().island.foreign) == \
+        ("ring", 0.1, "until-found")
 
 
 def test_the_independent_and_paper_presets_exchange_nothing():

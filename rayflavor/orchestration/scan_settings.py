@@ -121,12 +121,14 @@ SCAN_PRESETS: dict[str, ScanSettings] = {
 def as_stored(settings: dict) -> dict:
     """The settings table of a stored ``scan.json`` as that scan ran: one written before migration
     existed has no ``migration`` and no ``[island] restart_archive``, and ran independent islands,
-    which its resume keeps (the defaults changed to a ring with the archive since)."""
+    which its resume keeps (the defaults changed to a ring with the archive since); one written
+    before ``[island] foreign`` existed took immigrants always, which its resume keeps (the default
+    is ``until-found`` since)."""
     out = dict(settings)
     out.setdefault("migration", "none")
     island = out.get("island", {})
     if isinstance(island, dict):
-        out["island"] = {"restart_archive": 0.0, **island}
+        out["island"] = {"restart_archive": 0.0, "foreign": "always", **island}
     return out
 
 

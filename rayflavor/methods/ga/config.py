@@ -128,9 +128,11 @@ class IslandConfig:
                                      help="Share of a restarted population seeded from the scan-wide archive of "
                                           "near-valid points (kept by the scan driver; 0: none).")
     # An island that has found a model has a region of its own: immigrants and the archive pull it
-    # into its neighbours' regions, where its finds repeat theirs (migrating archipelagos find ~4x
-    # fewer distinct light textures than their islands' own counts add up to).
-    foreign: str = setting("always", choices=FOREIGN,
+    # into its neighbours' regions, where its finds repeat theirs.  Taking them only until the first
+    # model: 1.43x the distinct light textures per core-hour of ring + archive on the same 32
+    # held-out seeds (4 408 against 3 073), every island still with a first model within 2
+    # core-minutes (docs/experiments.md#2026-12-07-until-found).
+    foreign: str = setting("until-found", choices=FOREIGN,
                            help="When the island takes rows from elsewhere (immigrants, the restart archive): always, "
                                 "or until-found (only until its first valid model; then it searches alone).")
     refine_top: int = setting(8, lo=0, hi=MAX_OFFSPRINGS, help="Offspring refined per generation (fast engine).")
