@@ -485,8 +485,10 @@ class PaperIsland:
         (:func:`.migration.fair_replace`); a fresh run not evaluated yet takes them as seeds of its
         first population.  With ``foreign = "until-found"`` an island that has found a valid model
         takes none.  Returns how many were taken in."""
+        if self.done or n <= 0 or not self._takes_foreign():
+            return 0
         G = self._foreign(genes)
-        if self.done or not len(G) or n <= 0 or not self._takes_foreign():
+        if not len(G):
             return 0
         c = self.c
         G = G[choose(len(G), n, stream(self.seed, IMMIGRATION, c.immigrant_batches))]
