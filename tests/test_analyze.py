@@ -2,11 +2,11 @@
 bands come from the data file."""
 
 import numpy as np
-from hypothesis import given
-from hypothesis import strategies as st
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rayflavor.cli.main import cli
 from rayflavor.physics import bands, data, fn

@@ -3,7 +3,6 @@ driver's exchange and archive, a ring scan on Ray, and ``none`` changing nothing
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 from dataclasses import replace
@@ -232,8 +231,8 @@ def test_without_migration_an_island_stores_exactly_what_it_searches_alone():
     """The scan's runner with no migration (no immigrants, no archive) stores exactly the models
     and ends in exactly the state of the same island stepped alone, restarts included.  (A
     recorded hash of this run is machine-dependent: numpy's CPU-dispatched kernels (BLAS, LAPACK,
-    SIMD maths) may differ in the last bits between CPUs, and 120 generations amplify that; tests/test_scan_reproduces.py keeps
-    the recorded populations of shorter runs.)"""
+    SIMD maths) may differ in the last bits between CPUs, and 120 generations amplify that;
+    tests/test_scan_reproduces.py keeps the recorded populations of shorter runs.)"""
     cfg = replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, pop_size=40, max_generations=120, patience=5,
                   restarts=6, target_valid=10**6)
     with tempfile.TemporaryDirectory() as d:
