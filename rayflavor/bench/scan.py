@@ -167,19 +167,17 @@ def bench_tabu(*, seeds: int, seconds: float, regime: str, seed: int, address: s
 
 # ---------------------------------------------------------------------------------- migration
 def run_archipelago(topology: str, regime: str, seeds: list[int], seconds: float, *, every: int, migrants: int,
-                    restart_archive: float, foreign: str, foreign_after: int,
-                    data_name: str = fn.DEFAULT_DATA) -> list[dict]:
+                    restart_archive: float, foreign: str, data_name: str = fn.DEFAULT_DATA) -> list[dict]:
     """An archipelago of fast islands with seeds ``seeds`` (island ``k`` has index ``k``) in this
     process, each stepped to ``seconds`` of its own compute (steps and immigrations; CPU time of this
     thread, :data:`~rayflavor.methods.ga.island.compute_clock`), migration over
     ``topology`` every ``every`` generations of an island, ``migrants`` per batch; the restart
     archive with ``restart_archive > 0``; the islands' ``foreign`` setting (when they take
-    immigrants and archive rows) and ``foreign_after`` (from which restart).  One row per island, as
-    :func:`run_island` returns."""
+    immigrants and archive rows).  One row per island, as :func:`run_island` returns."""
     from rayflavor.orchestration.migration import ARCHIVE_SIZE, Exchange
 
     cfg = replace(ISLAND_PRESETS["fast"], regime=regime, target_valid=10**9, restart_archive=restart_archive,
-                  foreign=foreign, foreign_after=foreign_after)
+                  foreign=foreign)
     ds = fndata.load(data_name)
     isls = [make_island(cfg, ds, island=k, seed=s) for k, s in enumerate(seeds)]
     n = len(isls)
@@ -220,37 +218,28 @@ def run_archipelago(topology: str, regime: str, seeds: list[int], seconds: float
 _remote_archipelago = ray.remote(num_cpus=1)(run_archipelago)
 
 
-def _migration_variant(name: str, restart_archive: float, topologies) -> tuple[str, float, str, int]:
-    """``(topology, restart_archive, foreign, foreign_after)`` of a variant name such as
-    ``ring+archive+until-found+after20``; ValueError naming the grammar."""
-    topology, *extras = name.split("+")
-    after = [e for e in extras if e.startswith("after") and e[5:].isdigit()]
-    flags = [e for e in extras if e not in after]
-    if (topology not in topologies or not set(flags) <= {"archive", "until-found"} or len(set(extras)) < len(extras)
-            or len(after) > 1):
-        raise ValueError(f"unknown migration variant {name!r} (use {', '.join(topologies)}, optionally +archive, "
-                         "+until-found and +afterN: foreign rows only from the N-th restart)")
-    return (topology, restart_archive if "archive" in flags else 0.0,
-            "until-found" if "until-found" in flags else "always", int(after[0][5:]) if after else 0)
-
-
 def bench_migration(variants: list[str], *, islands: int, seeds: int, seconds: float, regime: str, seed: int,
                     every: int, migrants: int, restart_archive: float, address: str | None = None) -> list[dict]:
     """Every variant (``none``, ``ring``, ``full``; ``+archive``: with the restart archive at
     ``restart_archive``; ``+until-found``: islands take immigrants and archive rows only until
-    their first valid model, ``IslandConfig.foreign``; ``+afterN``: only from their ``N``-th
-    restart, ``IslandConfig.foreign_after``) as an archipelago of ``islands`` islands
+    their first valid model, ``IslandConfig.foreign``) as an archipelago of ``islands`` islands
     (:func:`run_archipelago`) on the seed groups ``seed + g * islands ...`` (``g < seeds``),
     submitted interleaved.  One row per island with ``variant`` = its name."""
     from rayflavor.methods.ga.migration import TOPOLOGIES
     from rayflavor.orchestration.runtime import ensure_ray
 
-    parsed = {v: _migration_variant(v, restart_archive, TOPOLOGIES) for v in variants}
+    parsed = {}
+    for v in variants:
+        topology, *extras = v.split("+")
+        if topology not in TOPOLOGIES or not set(extras) <= {"archive", "until-found"} or len(set(extras)) < len(extras):
+            raise ValueError(f"unknown migration variant {v!r} (use {', '.join(TOPOLOGIES)}, "
+                             "optionally +archive and +until-found)")
+        parsed[v] = (topology, restart_archive if "archive" in extras else 0.0,
+                     "until-found" if "until-found" in extras else "always")
     ensure_ray(address)
     jobs = [(name, _remote_archipelago.remote(t, regime, [seed + g * islands + k for k in range(islands)], seconds,
-                                              every=every, migrants=migrants, restart_archive=a, foreign=f,
-                                              foreign_after=n))
-            for g in range(seeds) for name, (t, a, f, n) in parsed.items()]
+                                              every=every, migrants=migrants, restart_archive=a, foreign=f))
+            for g in range(seeds) for name, (t, a, f) in parsed.items()]
     rows = []
     for name, ref in jobs:
         for r in ray.get(ref):

@@ -158,9 +158,9 @@ def bench_tabu_command(seeds, minutes, regime, seed, address):
               help="Run one configuration only (default: both, and their ratio).")
 @click.option("--migration", default=None, metavar="LIST",
               help="Compare migration topologies instead: comma-separated none, ring, full, each optionally "
-                   "+archive (restarts seeded from the scan-wide archive), +until-found (islands take "
-                   "immigrants and archive rows only until their first model) and +afterN (only from "
-                   "their N-th restart), e.g. none,ring+archive+until-found,ring+archive+until-found+after20.")
+                   "+archive (restarts seeded from the scan-wide archive) and +until-found (islands take "
+                   "immigrants and archive rows only until their first model), e.g. none,ring+archive,"
+                   "ring+archive+until-found.")
 @click.option("--islands", type=click.IntRange(2, 64), default=4, show_default=True,
               help="With --migration: islands per archipelago (one core runs each archipelago).")
 @click.option("--migration-every", "every", type=click.IntRange(min=1), default=None,

@@ -135,13 +135,6 @@ class IslandConfig:
     foreign: str = setting("until-found", choices=FOREIGN,
                            help="When the island takes rows from elsewhere (immigrants, the restart archive): always, "
                                 "or until-found (only until its first valid model; then it searches alone).")
-    # An island that finds a model alone finds it in a region of its own (independent islands: 7 011
-    # distinct light textures per core-hour, against 4 408 for islands helped from their start);
-    # help only after a number of restarts without a model leaves the islands that would find
-    # alone independent and rescues the ones that stall.
-    foreign_after: int = setting(0, lo=0, hi=10**6,
-                                 help="Restarts an island makes before it takes rows from elsewhere (immigrants, the "
-                                      "restart archive; 0: from its start).")
     refine_top: int = setting(8, lo=0, hi=MAX_OFFSPRINGS, help="Offspring refined per generation (fast engine).")
     refine_iters: int = setting(3, lo=0, hi=1000, help="Levenberg-Marquardt iterations per refinement.")
     refine_budget: int = setting(60, lo=0, help="Refinement iterations per charge assignment in total.")

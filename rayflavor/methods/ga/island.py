@@ -55,8 +55,7 @@ members replaced by the stalled run's best non-valid points; the found set survi
 model is reported twice.  With ``restart_archive > 0`` a further ``restart_archive * pop_size``
 members come from the scan-wide archive of near-valid points the scan driver hands the island
 (:meth:`~PaperIsland.set_archive`; a seeded choice, found models excluded); with ``foreign =
-"until-found"`` only until the island's first valid model, and with ``foreign_after = n`` only
-from its ``n``-th restart on, as for immigrants.  The wall-clock limit is
+"until-found"`` only until the island's first valid model, as for immigrants.  The wall-clock limit is
 the caller's (:meth:`~PaperIsland.request_stop`).
 
 Migration (:mod:`.migration`, driven by the scan): :meth:`~PaperIsland.emigrants` picks the
@@ -413,10 +412,10 @@ class PaperIsland:
         new_seed = restart_seed(self.seed, k)
         c.stop_history.append({"reason": reason, "generation": c.generation, "seed": c.run_seed, "restart_seed": new_seed})
         self.restart_rows = self._best_unfound(int(round(self.config.restart_keep * self.config.pop_size)))
-        c.restarts, c.run_seed = k, new_seed
         n_archive = int(round(self.config.restart_archive * self.config.pop_size))
         if n_archive and len(self.archive_rows) and self._takes_foreign():
             self.restart_rows = np.concatenate([self.restart_rows, self._from_archive(n_archive, k)])
+        c.restarts, c.run_seed = k, new_seed
         c.last_improvement = c.generation
         c.run_best_loss, c.run_best_satisfied = float("inf"), 0
         self.algorithm = self._new_algorithm(new_seed)
@@ -442,11 +441,9 @@ class PaperIsland:
         return np.array(X[rows], dtype=np.float64).reshape(-1, self.problem.n_var), np.array(score[rows], np.float64)
 
     def _takes_foreign(self) -> bool:
-        """Whether rows from elsewhere (immigrants, the archive) are taken now: once the island has
-        restarted ``foreign_after`` times, and then always, or with ``foreign = "until-found"`` only
-        while it has found no valid model."""
-        cfg = self.config
-        return self.c.restarts >= cfg.foreign_after and (cfg.foreign == "always" or not self.found)
+        """Whether rows from elsewhere (immigrants, the archive) are taken now: always, or with
+        ``foreign = "until-found"`` only while the island has found no valid model."""
+        return self.config.foreign == "always" or not self.found
 
     def _foreign(self, G: np.ndarray) -> np.ndarray:
         """Gene rows from another island or the archive inside this island's bounds, conformed."""
