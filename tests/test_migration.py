@@ -298,10 +298,36 @@ def test_bench_scan_refuses_an_unknown_migration_variant_in_one_line():
     from rayflavor.cli.bench import bench_scan_command
 
     for argv, words in ((["--migration", "ring,star"], "unknown migration variant 'star'"),
+                        (["--migration", "ring+neighbours=1.5"], "neighbours: expected an integer"),
+                        (["--migration", "ring+colour=3"], "unknown setting(s) colour"),
                         (["--migration", "ring", "--only", "fast"], "--only compares the presets")):
         res = CliRunner().invoke(bench_scan_command, argv)
         assert res.exit_code == 2 and words in res.output, res.output
         assert res.output.strip().startswith("Error:") and len(res.output.strip().splitlines()) == 1
+
+
+def test_bench_variant_names_parse_and_bad_ones_say_the_grammar():
+    from rayflavor.bench.scan import migration_variant
+
+    assert migration_variant("ring+archive+until-found+neighbours=48+charge_rate=0.5", 0.1) == \
+        ("ring", 0.1, "until-found", {"neighbours": 48, "charge_rate": 0.5})
+    assert migration_variant("none", 0.1) == ("none", 0.0, "always", {})
+    for bad, words in (("ring+archive+archive", "FIELD=NUMBER"), ("star", "FIELD=NUMBER"),
+                       ("ring+neighbours=x", "not a number"), ("ring+neighbours=2+neighbours=3", "FIELD=NUMBER"),
+                       ("ring+foreign=1", "cannot be set here"), ("ring+refine_top=-1", "refine_top"),
+                       ("ring+restart_keep=0.95", "exceed the whole restarted population")):
+        with pytest.raises(ValueError, match=words):
+            migration_variant(bad, 0.1)
+
+
+def test_the_bench_archipelago_takes_island_overrides():
+    from rayflavor.bench.scan import run_archipelago
+
+    common = {"every": 1, "migrants": 2, "restart_archive": 0.0, "foreign": "always", "data_name": RELAXED}
+    plain = run_archipelago("none", "up", [1], 0.3, **common)
+    short = run_archipelago("none", "up", [1], 0.3, **common, overrides={"max_generations": 3})
+    assert plain[0]["generation"] > 3 and plain[0]["stop_reason"] is None
+    assert (short[0]["generation"], short[0]["stop_reason"]) == (3, "max-generations")
 
 
 def test_the_bench_archipelago_migrates_only_when_asked():

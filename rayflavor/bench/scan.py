@@ -167,17 +167,19 @@ def bench_tabu(*, seeds: int, seconds: float, regime: str, seed: int, address: s
 
 # ---------------------------------------------------------------------------------- migration
 def run_archipelago(topology: str, regime: str, seeds: list[int], seconds: float, *, every: int, migrants: int,
-                    restart_archive: float, foreign: str, data_name: str = fn.DEFAULT_DATA) -> list[dict]:
+                    restart_archive: float, foreign: str, data_name: str = fn.DEFAULT_DATA,
+                    overrides: dict | None = None) -> list[dict]:
     """An archipelago of fast islands with seeds ``seeds`` (island ``k`` has index ``k``) in this
     process, each stepped to ``seconds`` of its own compute (steps and immigrations; CPU time of this
     thread, :data:`~rayflavor.methods.ga.island.compute_clock`), migration over
     ``topology`` every ``every`` generations of an island, ``migrants`` per batch; the restart
     archive with ``restart_archive > 0``; the islands' ``foreign`` setting (when they take
-    immigrants and archive rows).  One row per island, as :func:`run_island` returns."""
+    immigrants and archive rows); ``overrides`` change other IslandConfig fields.  One row per
+    island, as :func:`run_island` returns."""
     from rayflavor.orchestration.migration import ARCHIVE_SIZE, Exchange
 
-    cfg = replace(ISLAND_PRESETS["fast"], regime=regime, target_valid=10**9, restart_archive=restart_archive,
-                  foreign=foreign)
+    cfg = replace(ISLAND_PRESETS["fast"], **{"regime": regime, "target_valid": 10**9, "restart_archive": restart_archive,
+                                             "foreign": foreign, **(overrides or {})})
     ds = fndata.load(data_name)
     isls = [make_island(cfg, ds, island=k, seed=s) for k, s in enumerate(seeds)]
     n = len(isls)
@@ -218,28 +220,55 @@ def run_archipelago(topology: str, regime: str, seeds: list[int], seconds: float
 _remote_archipelago = ray.remote(num_cpus=1)(run_archipelago)
 
 
+def migration_variant(name: str, restart_archive: float) -> tuple[str, float, str, dict]:
+    """``(topology, restart_archive, foreign, overrides)`` of a variant name such as
+    ``ring+archive+until-found+neighbours=48``: a topology, then optionally ``+archive``,
+    ``+until-found`` and ``+FIELD=NUMBER`` for any numeric IslandConfig field (checked as a config
+    file would be).  ValueError (one line, naming the grammar) otherwise."""
+    from rayflavor import configfile
+    from rayflavor.methods.ga.migration import TOPOLOGIES
+
+    grammar = (f"use {', '.join(TOPOLOGIES)}, optionally +archive, +until-found and +FIELD=NUMBER for a numeric "
+               "island setting, e.g. ring+archive+until-found+neighbours=48")
+    topology, *extras = name.split("+")
+    sets = [e for e in extras if "=" in e]
+    flags = [e for e in extras if "=" not in e]
+    if topology not in TOPOLOGIES or not set(flags) <= {"archive", "until-found"} or len(set(extras)) < len(extras):
+        raise ValueError(f"unknown migration variant {name!r} ({grammar})")
+    overrides: dict = {}
+    for e in sets:
+        key, _, text = e.partition("=")
+        try:
+            value = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:
+            raise ValueError(f"variant {name!r}: {key}={text!r} is not a number ({grammar})") from None
+        if key in overrides or key in ("regime", "target_valid", "restart_archive", "foreign"):
+            raise ValueError(f"variant {name!r}: {key} cannot be set here ({grammar})")
+        overrides[key] = value
+    try:
+        configfile.replace_from(ISLAND_PRESETS["fast"], overrides)
+    except configfile.ConfigError as exc:
+        raise ValueError(f"variant {name!r}: {exc}") from None
+    return (topology, restart_archive if "archive" in flags else 0.0,
+            "until-found" if "until-found" in flags else "always", overrides)
+
+
 def bench_migration(variants: list[str], *, islands: int, seeds: int, seconds: float, regime: str, seed: int,
                     every: int, migrants: int, restart_archive: float, address: str | None = None) -> list[dict]:
     """Every variant (``none``, ``ring``, ``full``; ``+archive``: with the restart archive at
     ``restart_archive``; ``+until-found``: islands take immigrants and archive rows only until
-    their first valid model, ``IslandConfig.foreign``) as an archipelago of ``islands`` islands
+    their first valid model, ``IslandConfig.foreign``; ``+FIELD=NUMBER``: that island setting,
+    :func:`migration_variant`) as an archipelago of ``islands`` islands
     (:func:`run_archipelago`) on the seed groups ``seed + g * islands ...`` (``g < seeds``),
     submitted interleaved.  One row per island with ``variant`` = its name."""
-    from rayflavor.methods.ga.migration import TOPOLOGIES
     from rayflavor.orchestration.runtime import ensure_ray
 
-    parsed = {}
-    for v in variants:
-        topology, *extras = v.split("+")
-        if topology not in TOPOLOGIES or not set(extras) <= {"archive", "until-found"} or len(set(extras)) < len(extras):
-            raise ValueError(f"unknown migration variant {v!r} (use {', '.join(TOPOLOGIES)}, "
-                             "optionally +archive and +until-found)")
-        parsed[v] = (topology, restart_archive if "archive" in extras else 0.0,
-                     "until-found" if "until-found" in extras else "always")
+    parsed = {v: migration_variant(v, restart_archive) for v in variants}
     ensure_ray(address)
     jobs = [(name, _remote_archipelago.remote(t, regime, [seed + g * islands + k for k in range(islands)], seconds,
-                                              every=every, migrants=migrants, restart_archive=a, foreign=f))
-            for g in range(seeds) for name, (t, a, f) in parsed.items()]
+                                              every=every, migrants=migrants, restart_archive=a, foreign=f,
+                                              overrides=ov))
+            for g in range(seeds) for name, (t, a, f, ov) in parsed.items()]
     rows = []
     for name, ref in jobs:
         for r in ray.get(ref):

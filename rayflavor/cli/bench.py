@@ -159,8 +159,8 @@ def bench_tabu_command(seeds, minutes, regime, seed, address):
 @click.option("--migration", default=None, metavar="LIST",
               help="Compare migration topologies instead: comma-separated none, ring, full, each optionally "
                    "+archive (restarts seeded from the scan-wide archive) and +until-found (islands take "
-                   "immigrants and archive rows only until their first model), e.g. none,ring+archive,"
-                   "ring+archive+until-found.")
+                   "immigrants and archive rows only until their first model) and +FIELD=NUMBER (a numeric "
+                   "island setting), e.g. none,ring+archive+until-found,ring+archive+until-found+neighbours=48.")
 @click.option("--islands", type=click.IntRange(2, 64), default=4, show_default=True,
               help="With --migration: islands per archipelago (one core runs each archipelago).")
 @click.option("--migration-every", "every", type=click.IntRange(min=1), default=None,
