@@ -340,11 +340,59 @@ def test_a_label_per_row_is_the_network_conditioned_row_by_row():
     g = np.random.default_rng(4).uniform(-1, 1, (200, 23))
     norm = training.Normalizer.fit(g, np.random.default_rng(5).normal(size=(200, 11)), "paper")
     one = np.random.default_rng(6).normal(size=11)
-    a = generate(fast, norm, one, 50, steps=5, guidance=1.0, seed=1, sampler="ddim", bound="clamp", project=0)
-    b = generate(fast, norm, np.tile(one, (50, 1)), 50, steps=5, guidance=1.0, seed=1, sampler="ddim", bound="clamp", project=0)
+    common = {"steps": 5, "seed": 1, "sampler": "ddim", "bound": "clamp", "project": 0, "outside": "bound"}
+    a = generate(fast, norm, one, 50, guidance=1.0, **common).points
+    b = generate(fast, norm, np.tile(one, (50, 1)), 50, guidance=1.0, **common).points
     np.testing.assert_allclose(b, a, rtol=0, atol=1e-4)  # float32: the label and time parts are added apart
     with pytest.raises(ValueError, match="needs 50 labels"):
-        generate(fast, norm, np.tile(one, (49, 1)), 50, steps=5, sampler="ddim", guidance=8.0, bound="clamp", project=0)
+        generate(fast, norm, np.tile(one, (49, 1)), 50, guidance=8.0, **common)
+
+
+def _outside_fixture():
+    """A network in the paper's coordinates (untrained: the reverse process is replaced in these tests)."""
+    torch.manual_seed(3)
+    net = EpsNet()
+    net.eval()
+    g = np.random.default_rng(4).uniform(-1, 1, (200, 23))
+    norm = training.Normalizer.fit(g, np.random.default_rng(5).normal(size=(200, 11)), "paper")
+    return FoldedNet(net), norm, np.random.default_rng(6).normal(size=11)
+
+
+def test_redrawn_samples_all_lie_in_the_prior_box_and_the_first_draws_inside_are_kept_unchanged(monkeypatch):
+    """outside 'redraw': every point inside the prior box; ``drawn`` counts the redrawn draws; the
+    first batch's draws that were inside are exactly the points outside 'bound' gives for those rows
+    (the same noise; a point inside is never moved by the bound).  The reverse process is replaced
+    by x_T * 0.4, so that ~1/4 of the draws leave [-1, 1] in some feature."""
+    from rayflavor.methods.diffusion import generate as gen
+
+    net, norm, one = _outside_fixture()
+    monkeypatch.setattr(gen, "sample", lambda fn, x, **kw: x.mul_(0.4))
+    common = {"steps": 5, "seed": 2, "sampler": "ddim", "bound": "clamp", "project": 0, "guidance": 1.0}
+    plain = gen.generate(net, norm, one, 400, outside="bound", **common)
+    red = gen.generate(net, norm, one, 400, outside="redraw", **common)
+    assert plain.drawn == 400 and red.points.shape == plain.points.shape
+    lo, hi = norm.g_lo, norm.g_hi
+    assert ((red.points >= lo) & (red.points <= hi)).all()
+    # the bound run's points on a face are the ones that were outside: that many draws were redrawn first
+    tol = 1e-9 * (hi - lo)
+    on_face = (np.isclose(plain.points, lo, rtol=0, atol=tol) | np.isclose(plain.points, hi, rtol=0, atol=tol)).any(axis=1)
+    assert 40 < on_face.sum() < 200 and red.drawn >= 400 + on_face.sum()
+    np.testing.assert_array_equal(red.points[~on_face], plain.points[~on_face])
+    # the redrawn rows are new draws: none repeats a point of the first batch
+    assert not np.isin(red.points[on_face][:, 0], red.points[~on_face][:, 0]).any()
+
+
+def test_a_network_that_never_lands_in_the_prior_box_stops_with_one_line(monkeypatch):
+    from rayflavor.methods.diffusion import generate as gen
+
+    net, norm, one = _outside_fixture()
+    monkeypatch.setattr(gen, "sample", lambda fn, x, **kw: x.fill_(3.0))  # every draw far outside
+    with pytest.raises(ValueError, match=r"only 0 of \d+ draws of this network fall inside the prior box"):
+        gen.generate(net, norm, one, 50, steps=2, seed=1, sampler="ddim", bound="clamp", project=0, guidance=1.0,
+                     outside="redraw", batch=4096)
+    with pytest.raises(ValueError, match="outside must be one of bound, redraw"):
+        gen.generate(net, norm, one, 5, steps=2, seed=1, sampler="ddim", bound="clamp", project=0, guidance=1.0,
+                     outside="drop")
 
 
 def test_a_split_column_is_typed_string_also_on_an_empty_shard():

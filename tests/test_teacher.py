@@ -113,6 +113,10 @@ def test_floor_table_sets_each_network_only_set_beside_its_teachers_distance_and
     assert out[3].endswith("| 0.050 (m_ββ) | 0.014 (δCP) | 0.950 | 0.020 (Σm) | no |")
     assert out[4] == ("| median (range) | 0.8 (0.8–0.8) | 0.0375 (0.025–0.05) | 0.013 (0.012–0.014) | 0.95 (0.95–0.95) "
                       "| 0.02 (0.02–0.02) | 1 of 2 |")
+    # a network-only set that redrew draws outside the prior box gives the fraction of every draw too
+    redrawn = row(3, 0.025, 0.012)
+    redrawn.sets["network"] = FinalSet("a", 0, 0, 1000, 950, 950, 10.0, fid("m_bb", 0.025), 0, drawn=1400)
+    assert floor_table([redrawn], goal=0.03).splitlines()[2].startswith("| 3 | 0.950 (0.679 of draws) | 0.025 (m_ββ)")
 
 
 def test_teacher_spread_compares_every_pair_of_one_kind_of_teacher_only():

@@ -48,10 +48,18 @@ class FinalSet:
     core_seconds: float
     fidelity: Fidelity | None  # None without solutions
     orbits: int
+    drawn: int = 0  # draws of the network: n, plus those redrawn outside the prior box (0: n)
 
     @property
     def fraction(self) -> float:
         return self.solutions / self.n if self.n else float("nan")
+
+    @property
+    def fraction_text(self) -> str:
+        """The fraction, and with redrawn draws also the fraction of every draw: ``"0.95 (0.70 of draws)"``."""
+        if self.drawn > self.n:
+            return f"{_fmt_frac(self.fraction)} ({_fmt_frac(self.solutions / self.drawn)} of draws)"
+        return _fmt_frac(self.fraction)
 
     @property
     def rate(self) -> float:
@@ -115,7 +123,8 @@ def seed_row(run: runs.Where, reference: pl.DataFrame, floor: dict[str, float] |
                                            floor).values()))
         key = "network" if network_only(m) else "guided"
         row.sets[key] = FinalSet(tag, int(m.get("physics") or 0), int(m.get("project") or 0), s["n"], s["solutions"],
-                                 s["distinct_solutions"], s["core_seconds"], fid, int(m.get("orbits") or 0))
+                                 s["distinct_solutions"], s["core_seconds"], fid, int(m.get("orbits") or 0),
+                                 int(s.get("drawn", s["n"])))
     own = runs.loc(run) / "teacher" / "reference.parquet"
     if own.is_file():  # the rows the network learned: every row of an importance teacher, each chain's last state
         taught = pl.from_arrow(runs.read_table(own))
@@ -200,8 +209,8 @@ def _block(rows: list[SeedRow], head: list[str], preds: list[str], goal: float) 
     for r in rows:
         net, gui = r.sets.get("network"), r.sets.get("guided")
         cells = [str(r.seed), r.kind]
-        cells.append(add(head[2], net.fraction if net else math.nan, _fmt_frac(net.fraction) if net else "—"))
-        cells.append(add(head[3], gui.fraction if gui else math.nan, _fmt_frac(gui.fraction) if gui else "—"))
+        cells.append(add(head[2], net.fraction if net else math.nan, net.fraction_text if net else "—"))
+        cells.append(add(head[3], gui.fraction if gui else math.nan, gui.fraction_text if gui else "—"))
         w = net.fidelity.worst if net and net.fidelity else math.nan
         cells.append(add(head[4], w, f"{w:.2f} ({net.solutions})" if math.isfinite(w) else f"— ({net.solutions if net else 0})"))
         for p, h in zip(preds, head[5:5 + len(preds)]):
@@ -245,9 +254,9 @@ def floor_table(rows: list[SeedRow], goal: float) -> str:
     met = 0
     for r in rows:
         net, gui = r.sets.get("network"), r.sets.get("guided")
-        vals = [(net.fraction, _fmt_frac(net.fraction)) if net else (math.nan, "—"),
+        vals = [(net.fraction, net.fraction_text) if net else (math.nan, "—"),
                 _worst(net.fidelity if net else None), _worst(r.teacher_fidelity),
-                (gui.fraction, _fmt_frac(gui.fraction)) if gui else (math.nan, "—"), _worst(gui.fidelity if gui else None)]
+                (gui.fraction, gui.fraction_text) if gui else (math.nan, "—"), _worst(gui.fidelity if gui else None)]
         for i, (v, _) in enumerate(vals, 1):
             cols[i].append(v)
         ok = net is not None and net.fidelity is not None and net.fidelity.worst <= goal

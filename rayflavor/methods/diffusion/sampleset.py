@@ -163,7 +163,7 @@ def shard_table(s: SampleSet, model_path: str, shard: int, threads: int = 1) -> 
     """Generate, evaluate and filter shard ``shard`` of set ``s``: (its rows, its counts).
 
     The rows: parameters, every observable, chi2, ``solution``, ``ordering`` and
-    ``physics_guidance``, ``projection`` (steps) and ``orbit_sweeps``; only those ``s.keep`` says. The counts (``n``,
+    ``physics_guidance``, ``projection`` (steps) and ``orbit_sweeps``; only those ``s.keep`` says. The counts (``n``, ``drawn``,
     ``solutions``, ``selected``, ``kept``, ``distinct_solutions``, seconds) cover every generated point.
     """
     import torch
@@ -182,9 +182,9 @@ def shard_table(s: SampleSet, model_path: str, shard: int, threads: int = 1) -> 
     physics = (PhysicsGuidance(seesaw.solution_windows(ds, ss.ordering), ss.ordering, iterations=ss.physics,
                                bound=ss.bound) if ss.physics or ss.project else None)
     t0, cpu0 = time.perf_counter(), time.process_time()
-    g = generate(net, norm, label, n, sampler=ss.sampler, steps=ss.steps, guidance=ss.guidance,
-                 seed=int(s.seed) * 100_003 + shard, clip=ss.clip_value, physics=physics, bound=ss.bound,
-                 project=ss.project)
+    g, drawn = generate(net, norm, label, n, sampler=ss.sampler, steps=ss.steps, guidance=ss.guidance,
+                        seed=int(s.seed) * 100_003 + shard, clip=ss.clip_value, physics=physics, bound=ss.bound,
+                        project=ss.project, outside=ss.outside)
     g = seesaw.canonical_order(g)  # |M1| <= |M2| as in the prior: the same physics, inside its support
     if ss.orbits:  # the prior's spread along the exact symmetries (observables unchanged)
         g = seesaw_symmetry.resample_orbits(g, np.random.default_rng([int(s.seed), shard, ORBIT_STREAM]), ss.orbits)
@@ -198,18 +198,21 @@ def shard_table(s: SampleSet, model_path: str, shard: int, threads: int = 1) -> 
     sel = selection.select(t.column("chi2").to_numpy(), t.column("chi2_mass").to_numpy(),
                            t.column("chi2_mixing").to_numpy())
     keep = {"all": np.ones(n, bool), "selected": sel | sol, "solutions": sol}[s.keep]
-    meta = {"n": n, "solutions": int(sol.sum()), "selected": int(sel.sum()), "kept": int(keep.sum()),
+    meta = {"n": n, "drawn": drawn, "solutions": int(sol.sum()), "selected": int(sel.sum()), "kept": int(keep.sum()),
             "seconds_sample": t1 - t0, "seconds_evaluate": t2 - t1, "cpu_seconds": time.process_time() - cpu0,
             "distinct_solutions": distinct_rows(g[sol])}
     return t.filter(pa.array(keep)), meta
 
 
 def summarize(stats: list[dict]) -> dict:
-    """Totals over the shards' counts: n, solutions, fraction, selected, distinct solutions, rate."""
+    """Totals over the shards' counts: n, drawn (n plus the draws redrawn outside the prior box),
+    solutions, fraction (of n) and fraction_drawn (of drawn), selected, distinct solutions, rate."""
     n = sum(p["n"] for p in stats)
     sols = sum(p["solutions"] for p in stats)
     sample_s = sum(p["seconds_sample"] for p in stats)
-    return {"n": n, "solutions": sols, "fraction": sols / n if n else 0.0,
+    drawn = sum(p.get("drawn", p["n"]) for p in stats)  # parts written before outside existed drew n
+    return {"n": n, "drawn": drawn, "solutions": sols, "fraction": sols / n if n else 0.0,
+            "fraction_drawn": sols / drawn if drawn else 0.0,
             "selected": sum(p["selected"] for p in stats),
             "distinct_solutions": sum(p.get("distinct_solutions", 0) for p in stats),
             "samples_per_s_per_core": n / sample_s if sample_s else float("nan")}

@@ -30,6 +30,8 @@ from rayflavor.settings_model import check, seed_setting, setting
 
 SAMPLERS = ("ddpm", "ddim")
 BOUNDS = ("clamp", "reflect")
+#: What becomes of a finished sample outside the prior box: brought inside by ``bound``, or redrawn.
+OUTSIDE = ("bound", "redraw")
 ORDERINGS = ("NO", "IO")
 #: What a sample is conditioned on: the measured central values (the paper), or per point the labels
 #: of one of the solutions the network was fine-tuned on (the labels' spread inside the 3 sigma windows).
@@ -75,7 +77,10 @@ class SamplingSettings:
     finished sample (beyond the paper; 0 = off; :func:`rayflavor.physics.seesaw_symmetry.resample_orbits`:
     moves the heavy masses and the Yukawas' phases and sizes, never an observable);
     ``bound``: how the clip, physics guidance's steps and the final sample are kept inside
-    [-1, 1] (``clamp`` onto the face, or ``reflect`` at it);
+    [-1, 1] (``clamp`` onto the face, or ``reflect`` at it); ``outside``: a finished sample outside
+    the prior box is brought inside by ``bound`` (``bound``, the paper's clamp) or redrawn
+    (``redraw``, beyond the paper: the set follows the network's density restricted to the prior's
+    support, and its counts include the redrawn draws);
     ``ordering``: the labels conditioned on and the ordering the
     samples are evaluated in; ``labels``: condition every point on the measured central values
     (``central``, the paper) or each point on the labels of a random one of the solutions the network
@@ -107,6 +112,10 @@ class SamplingSettings:
     bound: str = setting("reflect", choices=BOUNDS,
                          help="How the clip, physics guidance and the final [-1, 1] are enforced: clamp onto the face "
                               "(piles samples on it) or reflect at it.")
+    outside: str = setting("bound", choices=OUTSIDE,
+                           help="A finished sample outside the prior box: bound (brought inside by bound; the paper "
+                                "clamps) or redraw (replaced by a new draw, beyond the paper: the set follows the "
+                                "network's density restricted to the prior; the redrawn draws are counted).")
     ordering: str = setting("NO", choices=ORDERINGS, option=True,
                             help="The labels conditioned on and the ordering the samples are evaluated in.")
     labels: str = setting("central", choices=LABELS, option=True,
