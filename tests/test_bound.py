@@ -30,3 +30,5 @@ def test_a_reflected_sample_set_has_its_own_tag():
     b = SampleSet("taught", SamplingSettings(physics=20, bound="reflect"))
     assert a.tag() == "taught-ddim50-g8-NO-clip1-pg20-n100000-s0"
     assert b.tag() == "taught-ddim50-g8-NO-clip1-reflect-pg20-n100000-s0"
+    c = SampleSet("taught", SamplingSettings(physics=20, bound="reflect", outside="redraw"))
+    assert c.tag() == "taught-ddim50-g8-NO-clip1-reflect-redraw-pg20-n100000-s0"  # never resumed as b

@@ -83,12 +83,13 @@ class SampleSet:
     def tag(self) -> str:
         """Directory name, e.g. ``tuned-3-ddim50-g1-NO-clip1-n20000-s3`` (``-lsol`` with labels drawn
         from the network's solutions, ``-pgK`` with physics
-        guidance, ``-projK`` with projection, ``-orbK`` with orbit resampling)."""
+        guidance, ``-projK`` with projection, ``-orbK`` with orbit resampling, ``-redraw`` with the
+        draws outside the prior box redrawn)."""
         s = self.sampling
         clip = "" if s.clip == 0 else f"-clip{s.clip:g}"
         pg = ((f"-pg{s.physics}" if s.physics else "") + (f"-proj{s.project}" if s.project else "")
               + (f"-orb{s.orbits}" if s.orbits else ""))
-        bound = "" if s.bound == "clamp" else f"-{s.bound}"
+        bound = ("" if s.bound == "clamp" else f"-{s.bound}") + ("-redraw" if s.outside == "redraw" else "")
         labels = "" if s.labels == "central" else "-lsol"
         return (f"{self.network}-{s.sampler}{s.steps}-g{s.guidance:g}-{s.ordering}{labels}{clip}{bound}{pg}"
                 f"-n{s.n}-s{self.seed}")
