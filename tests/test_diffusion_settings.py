@@ -58,6 +58,10 @@ def test_library_callers_get_the_cli_chain():
     assert (s.coordinates, s.final_labels) == ("paper", "central")
     p = PRESETS[ChainSettings]["paper"]
     assert (p.coordinates, p.final_labels, p.final_sampling(0, 0, 0).labels) == ("paper", "central", "central")
+    # the network-only final sample redraws what leaves the prior box; the projected one and the presets bound it
+    assert (c.final_sampling(0, 0, 0).outside, c.final_sampling(0, 200, 10).outside) == ("redraw", "bound")
+    assert (s.final_sampling(0, 0, 0).outside, p.final_sampling(0, 0, 0).outside, c.sampling.outside) == \
+        ("bound", "bound", "bound")
     assert (c.sampling.bound, FinetuneSettings().sampling.bound, p_bound()) == ("reflect", "clamp", "clamp")
     assert (c.sampling.n, c.tune.steps, c.train_steps, c.n_final) == (20_000, 2000, 20_000, 100_000)
     f = FinetuneSettings()

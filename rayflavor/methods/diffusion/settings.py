@@ -276,7 +276,9 @@ class ChainSettings:
     ``final_physics`` or ``final_project`` is > 0 (beyond the paper) a second final sample of the
     same network and size with that many physics-guidance steps per reverse step and projection
     steps at the end, then ``final_orbits`` sweeps of the orbit resampling (the default: no
-    guidance, 200 projection steps, 10 sweeps; docs/experiments.md#2026-12-02-orbits). ``workers``: Ray Train workers;
+    guidance, 200 projection steps, 10 sweeps; docs/experiments.md#2026-12-02-orbits). The
+    network-only final sample redraws the draws that decode outside the prior box (``final_outside``,
+    beyond the paper; :class:`SamplingSettings` ``outside``). ``workers``: Ray Train workers;
     ``recovery``: restarts of a training after lost workers.
     Presets: ``self`` (the self-training chain measured before the reference teacher), ``paper``.
     """
@@ -325,6 +327,14 @@ class ChainSettings:
     final_network: str = setting("best", choices=FINAL_NETWORK,
                                  help="Network of the final sample: the one whose round samples had the highest "
                                       "solution fraction (best: beyond the paper) or the newest (last: the paper).")
+    # redraw: on held-out seeds 60-67 the network-only final sample holds ~0.99 solutions instead of
+    # ~0.66 (a third of the draws decode outside the prior box and were reflected into it, almost never
+    # a solution), with the same distances to an exact reference (docs/experiments.md#2026-12-07-redraw)
+    final_outside: str = setting("redraw", choices=OUTSIDE,
+                                 help="The network-only final sample: a draw outside the prior box is redrawn (redraw: "
+                                      "the network's density restricted to the prior) or brought inside by "
+                                      "sampling.bound (bound: the paper clamps). The second final sample uses "
+                                      "sampling.outside.")
     final_physics: int = setting(0, lo=0, hi=1000, help="Physics-guidance steps of the second final sample (needs "
                                                         "coordinates paper); 0 = none (the paper).")
     final_project: int = setting(200, lo=0, hi=10**5, help="Projection steps at the end of the second final sample; "
@@ -368,9 +378,12 @@ class ChainSettings:
                                 recovery=self.recovery, seed=self.seed)
 
     def final_sampling(self, physics: int, project: int, orbits: int) -> SamplingSettings:
-        """Settings of a final sample: the rounds' sampler with ``n_final`` and ``final_guidance``."""
+        """Settings of a final sample: the rounds' sampler with ``n_final`` and ``final_guidance``; the
+        network-only one (no physics, projection or orbits) with ``final_outside``."""
+        own = not (physics or project or orbits)
         return replace(self.sampling, n=self.n_final, guidance=self.final_guidance, labels=self.final_labels,
-                       physics=physics, project=project, orbits=orbits, shards=None)
+                       physics=physics, project=project, orbits=orbits, shards=None,
+                       outside=self.final_outside if own else self.sampling.outside)
 
     @property
     def second_final(self) -> bool:
@@ -392,13 +405,14 @@ PRESETS: dict[type, dict[str, Any]] = {
                                                  selection=_PAPER_SELECTION, tune=_PAPER_TUNE)},
     ChainSettings: {"self": ChainSettings(teacher="none", rounds=30, final_physics=3, final_project=0, final_orbits=0,
                                           coordinates="paper", final_labels="central", teacher_orbits=0,
+                                          final_outside="bound",
                                           sampling=SamplingSettings(guidance=1.0, n=20_000, bound="clamp")),
                     "paper": ChainSettings(train_steps=100_000, teacher="none", rounds=1,
                                            sampling=replace(_PAPER_SAMPLING, n=20_000), selection=_PAPER_SELECTION,
                                            tune=_PAPER_TUNE, n_final=30_000_000, final_guidance=8.0,
                                            final_network="last", final_physics=0, final_project=0,
                                            final_orbits=0, coordinates="paper", final_labels="central",
-                                           teacher_orbits=0)},
+                                           teacher_orbits=0, final_outside="bound")},
 }
 
 
