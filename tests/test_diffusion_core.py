@@ -438,3 +438,13 @@ def test_progress_bars_on_a_terminal_and_plain_lines_elsewhere(monkeypatch, caps
         import time
         time.sleep(0.1)
     assert len(ticks) >= 2
+
+
+def test_a_summary_counts_the_redrawn_draws_and_says_so_and_older_parts_drew_n():
+    from rayflavor.methods.diffusion.sampleset import drawn_note, summarize
+
+    part = {"n": 100, "solutions": 99, "selected": 0, "seconds_sample": 1.0}
+    s = summarize([{**part, "drawn": 150}, part])  # the second part was written before `outside` existed
+    assert (s["n"], s["drawn"], s["fraction"], s["fraction_drawn"]) == (200, 250, 0.99, 198 / 250)
+    assert drawn_note(s) == "; 0.792 of all draws, 50 redrawn outside the prior box"
+    assert drawn_note(summarize([part])) == ""

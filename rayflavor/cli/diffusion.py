@@ -49,12 +49,6 @@ class _RunDir(click.Path):
         return where.uri
 
 
-def _of_drawn(summary: dict) -> str:
-    """``"; 0.7 of all draws, 1234 redrawn outside the prior box"`` when draws were redrawn, else nothing."""
-    extra = summary.get("drawn", summary["n"]) - summary["n"]
-    return f"; {summary['fraction_drawn']:.3g} of all draws, {extra} redrawn outside the prior box" if extra else ""
-
-
 def _run_dir(must_exist: bool = True):
     return _RunDir(file_okay=False, exists=must_exist, path_type=Path)
 
@@ -234,16 +228,18 @@ def run_cmd(ctx, run, preset, config) -> None:
         from rayflavor.orchestration.diffusion_pipeline import run_chain
 
         s = _guard(run_chain, run, settings)
+    from rayflavor.methods.diffusion.sampleset import drawn_note
+
     if "unguided" in s:
         u = s["unguided"]
         click.echo(f"solutions, network only: {u['solutions']} of {u['n']} samples "
-                   f"(fraction {u['fraction']:.3g}{_of_drawn(u)}), {u['distinct_solutions']} distinct")
+                   f"(fraction {u['fraction']:.3g}{drawn_note(u)}), {u['distinct_solutions']} distinct")
         from rayflavor.analysis.fidelity import sample_kind
 
         kind = sample_kind(settings.final_physics, settings.final_project, settings.final_orbits)
         click.echo(f"solutions, {kind}: {s['solutions']} of {s['n']} "
-                   f"samples (fraction {s['fraction']:.3g}{_of_drawn(s)}), {s['distinct_solutions']} distinct; "
+                   f"samples (fraction {s['fraction']:.3g}{drawn_note(s)}), {s['distinct_solutions']} distinct; "
                    f"total {s['total_seconds'] / 60:.1f} min")
     else:
-        click.echo(f"solutions: {s['solutions']} of {s['n']} samples (fraction {s['fraction']:.3g}{_of_drawn(s)}), "
+        click.echo(f"solutions: {s['solutions']} of {s['n']} samples (fraction {s['fraction']:.3g}{drawn_note(s)}), "
                    f"{s['distinct_solutions']} distinct; total {s['total_seconds'] / 60:.1f} min")

@@ -19,7 +19,7 @@ import ray
 
 from rayflavor.methods.diffusion import training
 from rayflavor.methods.diffusion.data import SeenPoints
-from rayflavor.methods.diffusion.sampleset import (SampleSet, check_network, default_shards, flat_manifest,
+from rayflavor.methods.diffusion.sampleset import (SampleSet, check_network, default_shards, drawn_note, flat_manifest,
                                                    network_only, shard_sizes, shard_table, summarize)
 from rayflavor.methods.diffusion.settings import KIND_FIELDS, SamplingSettings
 from rayflavor.orchestration.diffusion_progress import wait_tasks
@@ -88,16 +88,9 @@ def sample_run(run: runs.Where, sampling: SamplingSettings, *, network: str | No
 def sample_line(summary: dict, n_sol: int) -> str:
     """The one-line report of a finished sample set."""
     return (f"sample {summary['tag']}: {summary['solutions']} solutions ({summary['distinct_solutions']} distinct) "
-            f"in {summary['n']} samples (fraction {summary['fraction']:.3g}){_redrawn(summary)}; "
+            f"in {summary['n']} samples (fraction {summary['fraction']:.3g}{drawn_note(summary)}); "
             f"{summary['samples_per_s_per_core']:.0f} samples/s per core; {summary['generated_shards']} shards "
             f"generated in {summary['wall_seconds']:.1f} s; RUN/solutions.parquet holds {n_sol}")
-
-
-def _redrawn(summary: dict) -> str:
-    """``", 1234 draws outside the prior box redrawn (fraction of all draws 0.7)"``, or nothing."""
-    extra = summary.get("drawn", summary["n"]) - summary["n"]
-    return (f", {extra} draws outside the prior box redrawn (fraction of all draws {summary['fraction_drawn']:.3g})"
-            if extra else "")
 
 
 def collect_solutions(run: runs.Where) -> int:

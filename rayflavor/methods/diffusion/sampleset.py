@@ -205,6 +205,14 @@ def shard_table(s: SampleSet, model_path: str, shard: int, threads: int = 1) -> 
     return t.filter(pa.array(keep)), meta
 
 
+def drawn_note(summary: dict) -> str:
+    """``"; 0.678 of all draws, 46046 redrawn outside the prior box"`` for a :func:`summarize` of a set
+    that redrew draws (``outside = "redraw"``), else ``""``: the fraction of the set alone would hide
+    the draws it cost."""
+    extra = summary.get("drawn", summary["n"]) - summary["n"]
+    return f"; {summary['fraction_drawn']:.3g} of all draws, {extra} redrawn outside the prior box" if extra else ""
+
+
 def summarize(stats: list[dict]) -> dict:
     """Totals over the shards' counts: n, drawn (n plus the draws redrawn outside the prior box),
     solutions, fraction (of n) and fraction_drawn (of drawn), selected, distinct solutions, rate."""
