@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from rayflavor.cli import options
-from rayflavor.cli.common import OneLineCommand, UserError
+from rayflavor.cli.common import OneLineCommand, UserError, one_line
 from rayflavor.methods.diffusion import settings as ds
 from rayflavor.methods.diffusion.settings import ChainSettings, FinetuneSettings, SamplingSettings, TuneSettings
 from rayflavor.storage import runs
@@ -25,7 +25,7 @@ def _guard(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
-        raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise UserError(one_line(exc)) from None
 
 
 class _RunDir(click.Path):

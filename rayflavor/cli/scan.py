@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from rayflavor.cli import options
-from rayflavor.cli.common import OneLineCommand, ScanFailed, UserError
+from rayflavor.cli.common import OneLineCommand, ScanFailed, UserError, one_line
 from rayflavor.orchestration.scan_settings import SCAN_PRESETS, ScanSettings
 from rayflavor.physics.fn import REQUIRED_DATA as REQUIRED
 
@@ -121,13 +121,13 @@ def scan(ctx, preset, config, out, address, resume_mode, live):
 
                 settings = replace(settings, seed=secrets.randbelow(2**31))
     except (ValueError, OSError) as exc:  # ConfigError, StorageError, an IslandConfig check
-        raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise UserError(one_line(exc)) from None
     from rayflavor.storage import scan_data
 
     try:  # the data set the scan runs with: its copy in OUT once it has one (resume from any machine)
         scan_data.plan(loc, settings.data, changed_ok=data_changed_ok)[0].require(tuple(REQUIRED))
     except (ValueError, OSError) as exc:  # DataError, StorageError, an edited data file
-        raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise UserError(one_line(exc)) from None
     existed = loc.exists()
     lease = None
     try:

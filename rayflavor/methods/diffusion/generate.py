@@ -19,6 +19,10 @@ from rayflavor.methods.diffusion.training import Normalizer, load_model
 from rayflavor.physics import seesaw
 
 BATCH = 4096
+FACE_TOLERANCE = 1e-4
+"""With ``outside = "redraw"`` in the paper's coordinates: how far past a face of [-1, 1] (network
+units, float32) a finished draw still counts as inside; the last reverse step of a draw whose
+predicted x0 was clipped onto a face lands there up to rounding, and is then bounded onto it."""
 MIN_INSIDE = 0.01
 """With ``outside = "redraw"``: the smallest share of a network's draws inside the prior box that
 is redrawn to the end; below it (after the first 10 000 draws at least) ``generate`` stops with a
@@ -100,8 +104,8 @@ def generate(
                    bound=bound)
         drawn += len(rows)
         ok = np.ones(len(rows), dtype=bool)
-        if outside == "redraw" and norm.paper:  # network units are the prior box
-            ok = (x.abs() <= 1.0).all(dim=1).numpy()
+        if outside == "redraw" and norm.paper:  # network units are the prior box; a clipped x0 may end a
+            ok = (x.abs() <= 1.0 + FACE_TOLERANCE).all(dim=1).numpy()  # rounding error past its face: inside
         x = bounded(x, -1.0, 1.0, bound)
         if not norm.paper:  # decoded points may leave the prior box (the Yukawas' |Re|, |Im| <= 1)
             g_box = norm.g_from_net(x.numpy())
@@ -112,7 +116,8 @@ def generate(
             x, pending = x[torch.from_numpy(ok)], np.concatenate([rows[~ok], pending])
             if drawn >= 10_000 and n - len(pending) < MIN_INSIDE * drawn:
                 raise ValueError(f"only {n - len(pending)} of {drawn} draws of this network fall inside the prior "
-                                 f"box (less than {MIN_INSIDE:.0%}); sample it with outside 'bound'")
+                                 f"box (less than {MIN_INSIDE:.0%}: it has not learned the prior's support); draw with "
+                                 "outside = 'bound' ([sampling] of diffusion sample; final_outside of diffusion run)")
         if projector is not None and len(x):
             x = projector(x)
         x = x.numpy().astype(np.float64)
