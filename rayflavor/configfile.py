@@ -34,6 +34,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rayflavor.messages import one_line
+
 T = TypeVar("T")
 
 
@@ -61,7 +63,7 @@ def load_config(path: str | Path) -> dict:
             doc = tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, ValueError) as exc:
         kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
-        raise ConfigError(f"--config {p}: not valid {kind} ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"--config {p}: not valid {kind} ({one_line(exc)})") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"--config {p}: expected a table of settings")
     settings = doc.get("settings", doc)

@@ -3,7 +3,7 @@
 Every module belongs to one layer, named by its place in the package; a layer imports only
 the layers listed for it, and only the third-party packages listed for it:
 
-    foundation     rayflavor, rayflavor.configfile, rayflavor.settings_model, rayflavor.richness,
+    foundation     rayflavor, rayflavor.configfile, rayflavor.messages, rayflavor.settings_model, rayflavor.richness,
                    rayflavor.examples: no other rayflavor module; the standard library, numpy (click inside a function)
     physics        foundation; numpy and numba only (no torch, pymoo, polars, pyarrow, Ray)
     methods        physics, foundation; torch, pymoo, pyarrow -- never Ray
@@ -35,7 +35,8 @@ import pytest
 
 import rayflavor
 
-FOUNDATION = {"rayflavor", "rayflavor.configfile", "rayflavor.settings_model", "rayflavor.richness", "rayflavor.examples"}
+FOUNDATION = {"rayflavor", "rayflavor.configfile", "rayflavor.messages", "rayflavor.settings_model", "rayflavor.richness",
+              "rayflavor.examples"}
 LAYERS = ("foundation", "physics", "methods", "storage", "analysis", "orchestration", "bench", "cli")
 
 #: layer -> the rayflavor layers it may import besides itself

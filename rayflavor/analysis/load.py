@@ -32,6 +32,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from rayflavor.analysis.rows import check_rows, type_problem
+from rayflavor.messages import one_line
 from rayflavor.storage.location import Location, StorageError, resolve
 
 
@@ -66,7 +67,7 @@ def _parquet_files(loc: Location) -> list[pafs.FileInfo]:
     try:
         infos = loc.fs.get_file_info(pafs.FileSelector(loc.path, recursive=True, allow_not_found=True))
     except OSError as exc:
-        raise AnalysisInputError(f"{loc.uri}: cannot be listed ({str(exc).splitlines()[0]})") from None
+        raise AnalysisInputError(f"{loc.uri}: cannot be listed ({one_line(exc)})") from None
     return sorted((i for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(".parquet")
                    and not i.base_name.startswith(".")), key=lambda i: i.path)
 
@@ -82,7 +83,7 @@ def _data_name(root: Location, kind: str, warnings: list[str]) -> str:
                 continue
             doc = json.loads(loc.read_bytes())
         except (OSError, ValueError, StorageError) as exc:
-            warnings.append(f"{loc.uri}: cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            warnings.append(f"{loc.uri}: cannot be read ({one_line(exc)}); "
                             f"looking further for the data set")
             continue
         if not isinstance(doc, dict):
@@ -149,7 +150,7 @@ def open_output(target: str | Path) -> Source:
         schema = dataset.schema
         rows_total = dataset.count_rows()
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several error types for unreadable files
-        raise AnalysisInputError(f"{where}: cannot be read as Parquet ({str(exc).strip().splitlines()[0]})") from None
+        raise AnalysisInputError(f"{where}: cannot be read as Parquet ({one_line(exc)})") from None
     names = set(schema.names)
     if "q_Q1" in names:
         kind, needs, flag = "fn", FN_NEEDS, "valid"
@@ -173,7 +174,7 @@ def open_output(target: str | Path) -> Source:
     try:
         frame, row_warnings = check_rows(kind, frame, FN_PREDICTIONS if kind == "fn" else SEESAW_PREDICTIONS)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        raise AnalysisInputError(f"{where}: cannot be read ({str(exc).strip().splitlines()[0]})") from None
+        raise AnalysisInputError(f"{where}: cannot be read ({one_line(exc)})") from None
     warnings += row_warnings
     data_name = _data_name(root, kind, warnings)
     return Source(kind=kind, frame=frame, description=where, data_name=data_name, root=root,

@@ -9,6 +9,7 @@ import click
 
 from rayflavor.cli import options
 from rayflavor.cli.common import UserError, load_data
+from rayflavor.messages import one_line
 
 
 def _reference_meta(loc) -> dict:
@@ -43,7 +44,7 @@ def _reference_frame(ref: str):
     try:
         return pl.from_arrow(loc.read_parquet()), meta.get("noise_floor")
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input
-        raise UserError(f"--reference {loc.uri}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        raise UserError(f"--reference {loc.uri}: not a readable Parquet file ({one_line(exc)})") from None
 
 
 def _paper_table(run_df, ref_df, data) -> str:

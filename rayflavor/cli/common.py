@@ -21,21 +21,6 @@ class ScanFailed(click.ClickException):
     exit_code = 3
 
 
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type without one). An error raised inside a
-    Ray task arrives wrapped (``RayTaskError(ValueError)``, whose message begins with the task's
-    name and pid): its ``cause``, the original exception, is the one described.
-
-    >>> one_line(ValueError("bad seed\\nmore detail")), one_line(KeyError())
-    ('bad seed', 'KeyError')
-    """
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, BaseException):
-        exc = cause
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class OneLineCommand(click.Command):
     """Usage errors (bad option values) print as one ``Error: ...`` line, exit code 2."""
 

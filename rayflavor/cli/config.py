@@ -17,6 +17,7 @@ import click
 
 from rayflavor.cli import options
 from rayflavor.cli.common import OneLineCommand, UserError
+from rayflavor.messages import one_line
 
 
 def commands() -> dict[str, options.Settable]:
@@ -93,7 +94,7 @@ def show(words: tuple[str, ...]) -> None:
     try:
         settings, sources = options.resolve(settable, ctx.params["preset"], ctx.params["config"], options.given(ctx))
     except ValueError as exc:
-        raise UserError(str(exc).splitlines()[0]) from None
+        raise UserError(one_line(exc)) from None
     click.echo(to_toml(configfile.to_mapping(settings), sources,
                        f"rayflavor {name}: effective settings (default < --preset < --config < command line)"), nl=False)
 

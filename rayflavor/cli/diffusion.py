@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 
 from rayflavor.cli import options
-from rayflavor.cli.common import OneLineCommand, UserError, one_line
+from rayflavor.cli.common import OneLineCommand, UserError
+from rayflavor.messages import one_line
 from rayflavor.methods.diffusion import settings as ds
 from rayflavor.methods.diffusion.settings import ChainSettings, FinetuneSettings, SamplingSettings, TuneSettings
 from rayflavor.storage import runs

@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from rayflavor.cli import options
-from rayflavor.cli.common import OneLineCommand, ScanFailed, UserError, one_line
+from rayflavor.cli.common import OneLineCommand, ScanFailed, UserError
+from rayflavor.messages import one_line
 from rayflavor.orchestration.scan_settings import SCAN_PRESETS, ScanSettings
 from rayflavor.physics.fn import REQUIRED_DATA as REQUIRED
 
@@ -148,7 +149,7 @@ def scan(ctx, preset, config, out, address, resume_mode, live):
         try:
             result = run_scan(settings, loc, live=live, echo=click.echo, lease=lease, data_changed_ok=data_changed_ok)
         except (StorageError, OSError) as exc:  # the store failed before the islands started
-            raise ScanFailed(f"the scan could not start on {loc.uri}: {str(exc).splitlines()[0]}") from None
+            raise ScanFailed(f"the scan could not start on {loc.uri}: {one_line(exc)}") from None
         try:
             counts = run_dedupe(loc, scan_data.stored(loc) or settings.data, lease=lease.lease,
                                 warn=lambda m: click.echo(f"warning: {m}", err=True), targets=settings.island.targets)
@@ -156,7 +157,7 @@ def scan(ctx, preset, config, out, address, resume_mode, live):
             if result.failure:
                 raise ScanFailed(f"{result.failure}; the committed models are in {loc.uri}/islands "
                                  "(continue with --resume)") from None
-            raise UserError(f"dedupe after the scan failed ({str(exc).splitlines()[0]}); the committed "
+            raise UserError(f"dedupe after the scan failed ({one_line(exc)}); the committed "
                             f"models are in {loc.uri}/islands, retry with 'rayflavor dedupe {loc.uri}'") from None
     click.echo(counts.line())
     for line in [*counts.target_lines(), *counts.richness_lines()]:

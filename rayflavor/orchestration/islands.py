@@ -63,6 +63,7 @@ from typing import Any, Callable
 import ray
 
 from rayflavor import configfile
+from rayflavor.messages import typed_line
 from rayflavor.methods.ga.island import IslandConfig, island_from_state, make_island
 from rayflavor.orchestration.migration import ARCHIVE_SIZE, Exchange
 from rayflavor.orchestration.progress import Progress
@@ -327,16 +328,6 @@ class ScanResult:
     failure: str | None = None
 
 
-def error_line(exc: BaseException) -> str:
-    """One line naming an error: ``Type: first line`` (a Ray task error names its cause)."""
-    cause = getattr(exc, "cause", None)
-    if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, BaseException):
-        exc = cause
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
 @dataclass
 class _Slot:
     actor: Any
@@ -496,7 +487,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                     try:
                         st = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:  # the island raised: it failed, the others go on
-                        statuses[i].update(stop_reason="failed", error=error_line(exc))
+                        statuses[i].update(stop_reason="failed", error=typed_line(exc))
                         finish(i, "failed")
                         continue
                     except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
@@ -515,7 +506,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                             submit_new(i)
                         continue
                     except ray.exceptions.RayError as exc:  # its result was lost, out of memory, ...
-                        statuses[i].update(stop_reason="failed", error=error_line(exc))
+                        statuses[i].update(stop_reason="failed", error=typed_line(exc))
                         finish(i, "failed")
                         continue
                     unplaced.pop(i, None)
@@ -538,7 +529,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
         interrupted = True
         reason = "interrupted"
     except (StorageError, OSError) as exc:  # the driver's own writes failed for good: stop every island
-        driver_failure = f"the driver could not write to {out.uri}: {error_line(exc)}"
+        driver_failure = f"the driver could not write to {out.uri}: {typed_line(exc)}"
         reason = "interrupted"
     finally:
         if old_handler is not None:
@@ -561,7 +552,7 @@ def _drive(settings: ScanSettings, out: Location, *, live, echo, make, restore, 
                         migration=None if exchange is None else exchange.summary())
     except (StorageError, OSError) as exc:
         failure = (f"{failure or 'the scan ended ' + status}; and {out.uri}/scan.json could not be updated "
-                   f"(it may still say 'running'): {error_line(exc)}")
+                   f"(it may still say 'running'): {typed_line(exc)}")
     return ScanResult(statuses, wall, interrupted, time.process_time() - cpu0, nodes, failure)
 
 
@@ -613,7 +604,7 @@ def _stop_all(slots: dict[int, _Slot], statuses: dict[int, dict], reason: str, *
         try:
             statuses[i].update(ray.get(ref), state="stopped")
         except ray.exceptions.RayTaskError as exc:  # raised while stopping: its last checkpoint stands
-            statuses[i].update(stop_reason="failed", state="failed", error=error_line(exc))
+            statuses[i].update(stop_reason="failed", state="failed", error=typed_line(exc))
         except Exception:  # noqa: BLE001 - died while stopping: its last checkpoint stands
             statuses[i].update(stop_reason=reason, state="killed")
     for ref, i in stops.items():  # no answer within the grace: a step longer than the limit
@@ -641,6 +632,6 @@ def _settle_runs(slots: dict[int, _Slot], statuses: dict[int, dict]) -> None:
         except ray.exceptions.RayTaskError as exc:
             i = refs[ref]
             if statuses[i].get("state") == "killed":
-                statuses[i].update(stop_reason="failed", state="failed", error=error_line(exc))
+                statuses[i].update(stop_reason="failed", state="failed", error=typed_line(exc))
         except ray.exceptions.RayError:  # died or lost: the stop's answer (or its absence) says it already
             pass

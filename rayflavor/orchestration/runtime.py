@@ -15,6 +15,8 @@ import socket
 
 import ray
 
+from rayflavor.messages import one_line
+
 #: seconds to wait for a TCP connection to the head before giving up
 CONNECT_TIMEOUT = 5.0
 
@@ -70,8 +72,7 @@ def ensure_ray(address: str | None = None) -> None:
         try:
             ray.init(address=address, log_to_driver=False)
         except (ValueError, ConnectionError, RuntimeError, TimeoutError) as exc:
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise RayAddressError(f"--address {address}: {text}") from None
+            raise RayAddressError(f"--address {address}: {one_line(exc)}") from None
     else:
         # address="local": always a new embedded instance, never a cluster that `ray start` left on this machine
         ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False)

@@ -63,6 +63,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from rayflavor.messages import typed_line
 from rayflavor.physics import data as fndata
 from rayflavor.physics import fn
 from rayflavor.physics import targets as fn_targets
@@ -171,11 +172,6 @@ def schema_problem(schema: pa.Schema) -> str | None:
     return None
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
 @dataclass
 class _Island:
     store: IslandStore
@@ -213,7 +209,7 @@ def _survey(out: Location, warn: Callable[[str], None]) -> tuple[list[_Island], 
             except FileNotFoundError:
                 return name, None, "missing (listed in the checkpoint, but not found)"
             except (OSError, pa.ArrowException, StorageError, ValueError) as exc:
-                return name, None, f"unreadable ({_one_line(exc)})"
+                return name, None, f"unreadable ({typed_line(exc)})"
             rows = listed[name]
             if schema_problem(schema):
                 return name, schema, None  # named below
@@ -254,7 +250,7 @@ def _value_problem(lf: pl.LazyFrame, ds) -> str | None:
         pl.collect_all([lf.select(*[pl.col(c).cast(pl.Int16) for c in fn.CHARGES], pl.col("island").cast(pl.Int32),
                                   distance_expr(ds)), lf.select(e), lf.select(light)])
     except (pl.exceptions.PolarsError, OSError, pa.ArrowException, ValueError) as exc:
-        return f"values the dedupe cannot use ({_one_line(exc)})"
+        return f"values the dedupe cannot use ({typed_line(exc)})"
     return None
 
 
@@ -273,7 +269,7 @@ def _compact(islands: list[_Island], columns: list[str], renew: Callable[[], Non
                 t = loc.read_parquet(columns=columns)
                 problem = _value_problem(pl.from_arrow(t).lazy(), ds)
             except (OSError, pa.ArrowException, StorageError, ValueError) as exc:
-                problem = f"unreadable ({_one_line(exc)})"
+                problem = f"unreadable ({typed_line(exc)})"
             if problem:
                 isl.damaged[name] = problem
                 warn(f"{loc.uri}: damaged part, {problem}; skipped")
@@ -309,7 +305,7 @@ def _find_unreadable(parts: list[Location], columns: list[str], ds) -> dict[str,
         try:
             t = loc.read_parquet(columns=columns)
         except (OSError, pa.ArrowException, StorageError, ValueError) as exc:
-            return loc.uri, f"unreadable ({_one_line(exc)})"
+            return loc.uri, f"unreadable ({typed_line(exc)})"
         return loc.uri, _value_problem(pl.from_arrow(t).lazy(), ds)
 
     with ThreadPoolExecutor(_IO_THREADS) as pool:
@@ -485,7 +481,7 @@ def dedupe(out: Location | str, data_name: str | fndata.DataSet = fn.DEFAULT_DAT
         except (pl.exceptions.PolarsError, OSError, pa.ArrowException) as exc:
             bad = _find_unreadable(parts, columns, ds)  # a corrupt page behind a readable footer, absurd values
             if not bad:
-                raise DedupeError(f"{out.uri}: dedupe failed ({_one_line(exc)})") from None
+                raise DedupeError(f"{out.uri}: dedupe failed ({typed_line(exc)})") from None
             for uri, reason in bad.items():
                 warn(f"{uri}: damaged part, {reason}; skipped")
                 damaged_now.append(f"{uri}: {reason}")

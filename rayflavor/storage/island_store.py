@@ -57,6 +57,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rayflavor.messages import one_line
 from rayflavor.storage.location import Location, StorageError
 
 FORMAT = "rayflavor-island/1"
@@ -143,7 +144,7 @@ def _load_npz(loc: Location) -> dict[str, np.ndarray]:
         with np.load(io.BytesIO(loc.read_bytes()), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except (ValueError, OSError, EOFError) as exc:  # pickled arrays, truncated or not an npz
-        raise StorageError(f"{loc.uri}: unreadable island state ({str(exc).splitlines()[0]})") from None
+        raise StorageError(f"{loc.uri}: unreadable island state ({one_line(exc)})") from None
 
 
 def _entry_problem(entry) -> str | None:

@@ -59,6 +59,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from rayflavor.messages import one_line
+
 #: URI schemes rayflavor accepts for ``--out`` / ``RUN`` (besides plain local paths).
 SCHEMES = ("file", "s3", "gs", "gcs")
 
@@ -131,7 +133,7 @@ def _s3_filesystem() -> pafs.S3FileSystem:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = one_line(exc)
     hints = (("NO_SUCH_BUCKET", "the bucket does not exist"),
              ("ACCESS_DENIED", "access denied: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"),
              ("INVALID_ACCESS_KEY_ID", "the access key is not valid (AWS_ACCESS_KEY_ID)"),
@@ -329,7 +331,7 @@ class Location:
         try:
             return json.loads(self.read_bytes(), parse_constant=reject)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise StorageError(f"{self.uri}: not valid JSON ({str(exc).splitlines()[0]})") from None
+            raise StorageError(f"{self.uri}: not valid JSON ({one_line(exc)})") from None
 
     def read_parquet(self, columns: list[str] | None = None, filters=None) -> pa.Table:
         return self._retry(lambda: pq.read_table(self.path, filesystem=self.fs, columns=columns, filters=filters))

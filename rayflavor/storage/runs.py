@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rayflavor.messages import one_line
 from rayflavor.storage.location import Location, resolve, temporary_beside
 from rayflavor.storage.tables import to_arrow
 
@@ -50,11 +51,6 @@ Where = str | os.PathLike | Location
 def loc(where: Where) -> Location:
     """The :class:`Location` of a path, URI or Location."""
     return where if isinstance(where, Location) else resolve(where)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def write_table(columns: dict[str, np.ndarray] | pa.Table, target: Where) -> Location:
@@ -146,7 +142,7 @@ def part_meta(path: Where) -> dict:
     try:
         return json.loads(pq.read_schema(p.path, filesystem=p.fs).metadata[META_KEY])
     except (OSError, pa.ArrowException, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{p.uri}: not a readable sample part ({_first_line(exc)}); delete it and rerun") from None
+        raise ValueError(f"{p.uri}: not a readable sample part ({one_line(exc)}); delete it and rerun") from None
 
 
 def part_stats(directory: Where) -> list[dict]:
@@ -181,7 +177,7 @@ def read_table(path: Where, columns: list[str] | None = None, filters=None) -> p
     except FileNotFoundError:
         raise FileNotFoundError(f"{p.uri}: no such file") from None
     except (OSError, pa.ArrowException) as exc:
-        raise ValueError(f"{p.uri}: not a readable Parquet file ({_first_line(exc)}); delete it and rerun") from None
+        raise ValueError(f"{p.uri}: not a readable Parquet file ({one_line(exc)}); delete it and rerun") from None
 
 
 def read_schema(path: Where) -> pa.Schema:
@@ -192,7 +188,7 @@ def read_schema(path: Where) -> pa.Schema:
     except FileNotFoundError:
         raise FileNotFoundError(f"{p.uri}: no such file") from None
     except (OSError, pa.ArrowException) as exc:
-        raise ValueError(f"{p.uri}: not a readable Parquet file ({_first_line(exc)}); delete it and rerun") from None
+        raise ValueError(f"{p.uri}: not a readable Parquet file ({one_line(exc)}); delete it and rerun") from None
 
 
 def read_parts(directory: Where, columns: list[str] | None = None, filters=None) -> pa.Table:
@@ -217,7 +213,7 @@ def check_parts(directory: Where, rows: list[int] | None = None) -> None:
         try:
             n = _num_rows(p)
         except (OSError, pa.ArrowException) as exc:
-            raise ValueError(f"{p.uri}: not a readable Parquet file ({_first_line(exc)}); delete it and rerun "
+            raise ValueError(f"{p.uri}: not a readable Parquet file ({one_line(exc)}); delete it and rerun "
                              "`rayflavor diffusion dataset` with the same settings") from None
         if rows is not None and i < len(rows) and n != rows[i]:
             raise ValueError(f"{p.uri}: {n} rows, expected {rows[i]}; delete it and rerun `rayflavor diffusion dataset`")
@@ -260,7 +256,7 @@ def require_dataset(run: Where, data: Where | None = None) -> Location:
         try:
             _num_rows(path)
         except (OSError, pa.ArrowException) as exc:
-            raise ValueError(f"{path.uri}: not a readable Parquet file ({_first_line(exc)})") from None
+            raise ValueError(f"{path.uri}: not a readable Parquet file ({one_line(exc)})") from None
         return path
     if not finished_parts(path):
         raise ValueError(f"no training data at {path.uri}; run `rayflavor diffusion dataset --out {loc(run).uri}` first")

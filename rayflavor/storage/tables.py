@@ -38,6 +38,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rayflavor.messages import one_line
+
 #: A temporary file of another host (or of an older naming) is removed once untouched this long.
 STALE_SECONDS = 3600.0
 _TMP_TAG = re.compile(r"^(?P<pid>\d+)-(?P<n>\d+)@(?P<host>[A-Za-z0-9._-]+)$")
@@ -65,7 +67,7 @@ def read_columns(path: str | Path) -> dict[str, np.ndarray]:
             raise TableError(f"{path}: column name(s) {', '.join(map(repr, dup))} appear more than once")
         table = pq.read_table(path)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
-        raise TableError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        raise TableError(f"{path}: not a readable Parquet file ({one_line(exc)})") from None
     if table.num_rows == 0:
         raise TableError(f"{path}: the file has no rows")
     out = {}
