@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 from helpers import SwitchableProxy, ray_subprocess_env
+from hypothesis import given, settings, strategies as st
 
 from rayflavor.cli.scan import scan
 from rayflavor.orchestration.scan_settings import ScanSettings
@@ -102,6 +104,26 @@ def proxied_bucket(s3_bucket, monkeypatch):
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         yield s3_bucket, proxy, direct
 
+
+
+@settings(max_examples=200, deadline=None)
+@given(seconds=st.floats(0.01, 600), seed=st.integers(0, 2**32 - 1))
+def test_a_store_that_stays_down_is_given_up_exactly_at_the_deadline(seconds, seed):
+    """Whatever the jitter draws, the retries end on the deadline, never past it (CI of 63e1641 saw
+    a last pause floored at 50 ms overshoot it), and every pause is positive."""
+    now, pauses = [0.0], []
+
+    def sleep(s):
+        pauses.append(s)
+        now[0] += s
+
+    def down():
+        raise OSError("AWS Error NETWORK_CONNECTION during PutObject operation")
+
+    random.seed(seed)
+    with pytest.raises(OSError, match="NETWORK_CONNECTION"):
+        retry_transient(down, seconds=seconds, sleep=sleep, clock=lambda: now[0])
+    assert abs(now[0] - seconds) <= 1e-9 * max(1.0, seconds) and all(p > 0 for p in pauses)
 
 def _switch_later(proxy: SwitchableProxy, seconds: float, mode: str) -> threading.Thread:
     t = threading.Thread(target=lambda: (time.sleep(seconds), proxy.set(mode)), daemon=True)

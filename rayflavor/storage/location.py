@@ -110,9 +110,10 @@ def retry_transient(op: Callable[[], T], *, seconds: float, sleep: Callable[[flo
             left = start + seconds - now
             if left <= 0:
                 raise
-            pause = min(left, random.uniform(0.0, min(BACKOFF_MAX, BACKOFF_FIRST * 2.0 ** attempt)))
+            # jittered, at least 50 ms, and never past the deadline (the last pause ends on it)
+            pause = min(left, max(0.05, random.uniform(0.0, min(BACKOFF_MAX, BACKOFF_FIRST * 2.0 ** attempt))))
             attempt += 1
-            sleep(max(pause, 0.05))
+            sleep(pause)
 
 
 def _s3_filesystem() -> pafs.S3FileSystem:
