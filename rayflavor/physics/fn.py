@@ -80,6 +80,7 @@ MASS_OBJECTIVES: dict[str, tuple[str, ...]] = {
     "mass_tau": ("m_tau",),
 }
 OBJECTIVES: tuple[str, ...] = WINDOW_OBJECTIVES + ("dm3l",) + tuple(MASS_OBJECTIVES) + ("n_negative",)
+_MASS_INDEX = {m: k for k, m in enumerate(MASSES)}
 DEFAULT_DATA = "nufit-6.0+pdg-2024"
 #: Relative window of the charged-fermion masses, ``|m/m_0 - 1| <= tolerance`` (FN paper).
 DEFAULT_MASS_TOLERANCE = 0.2
@@ -350,11 +351,16 @@ def require_data(data: DataSet) -> None:
 
 class _LossData(NamedTuple):
     """What the losses read from a data set, looked up once: the 3 sigma windows of
-    :data:`WINDOW_OBJECTIVES` (NO), of ``dm3l`` per ordering, the central charged masses."""
+    :data:`WINDOW_OBJECTIVES` (NO), of ``dm3l`` per ordering, the central charged masses; and
+    the same as arrays in the order of :data:`WINDOW_OBJECTIVES` and :data:`MASSES`, so that
+    the losses of a batch are a few array operations (the same operations per element)."""
 
     windows: dict[str, tuple[float, float]]
     dm3l: dict[str, tuple[float, float]]
     central: dict[str, float]
+    window_lo: np.ndarray
+    window_hi: np.ndarray
+    central_row: np.ndarray
 
 
 _LOSS_DATA: dict[int, tuple[DataSet, _LossData]] = {}  # id -> (the data set itself, its lookups)
@@ -367,9 +373,12 @@ def _loss_data(data: DataSet) -> _LossData:
     if hit is not None and hit[0] is data:
         return hit[1]
     require_data(data)
-    got = _LossData({n: data.window(n, "NO") for n in WINDOW_OBJECTIVES},
-                    {o: data.window("dm3l", o) for o in ("NO", "IO")},
-                    {m: data.get(m).central for m in MASSES})
+    windows = {n: data.window(n, "NO") for n in WINDOW_OBJECTIVES}
+    central = {m: data.get(m).central for m in MASSES}
+    got = _LossData(windows, {o: data.window("dm3l", o) for o in ("NO", "IO")}, central,
+                    np.array([windows[n][0] for n in WINDOW_OBJECTIVES], dtype=np.float64),
+                    np.array([windows[n][1] for n in WINDOW_OBJECTIVES], dtype=np.float64),
+                    np.array([central[m] for m in MASSES], dtype=np.float64))
     if len(_LOSS_DATA) >= 16:
         _LOSS_DATA.clear()
     _LOSS_DATA[id(data)] = (data, got)
@@ -377,16 +386,21 @@ def _loss_data(data: DataSet) -> _LossData:
 
 
 def _losses(out, data: _LossData, tol: float, force_io: bool, max_exponent: int | None) -> None:
-    for name in WINDOW_OBJECTIVES:
-        out[f"loss_{name}"] = cc_loss(out[name], *data.windows[name])
+    """The ``loss_*`` columns of ``out`` (every window and mass at once: one ``(N, k)`` array
+    per kind, each loss a column of it)."""
+    windows = cc_loss(np.stack([out[n] for n in WINDOW_OBJECTIVES], axis=1), data.window_lo, data.window_hi)
+    for k, name in enumerate(WINDOW_OBJECTIVES):
+        out[f"loss_{name}"] = windows[:, k]
     lo_no, hi_no = data.dm3l["NO"]
     lo_io, hi_io = data.dm3l["IO"]
     is_no = out["ordering"] == "NO"
     out["loss_dm3l"] = np.where(is_no, cc_loss(out["dm3l"], lo_no, hi_no), cc_loss(out["dm3l"], lo_io, hi_io))
+    masses = cc_loss(np.stack([out[m] for m in MASSES], axis=1) / data.central_row, 1.0 - tol, 1.0 + tol)
     for name, members in MASS_OBJECTIVES.items():
-        out[f"loss_{name}"] = sum(
-            cc_loss(out[m] / data.central[m], 1.0 - tol, 1.0 + tol) for m in members
-        )
+        total = masses[:, _MASS_INDEX[members[0]]]
+        for m in members[1:]:  # in the members' order, as the scalar sum was
+            total = total + masses[:, _MASS_INDEX[m]]
+        out[f"loss_{name}"] = total
     out["loss_n_negative"] = out["n_negative_exponents"].astype(np.float64)
     if force_io:
         with np.errstate(divide="ignore", invalid="ignore"):

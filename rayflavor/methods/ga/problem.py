@@ -28,6 +28,7 @@ The searched ``log10 Lambda`` range, ``[8, 16]``, is :data:`rayflavor.physics.fn
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +72,13 @@ class Space:
                 raise ValueError(f"log10_lambda must be a number in [{lo:g}, {hi:g}], got {self.log10_lambda!r}")
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper gene bounds, each ``(N_GENES,)``."""
+        """Lower and upper gene bounds, each ``(N_GENES,)`` (new arrays: the caller may change them)."""
+        xl, xu = self._bounds
+        return xl.copy(), xu.copy()
+
+    @functools.cached_property
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The bounds, computed once per space (read-only: :func:`decode` clips every batch to them)."""
         (eu, ed) = REGIMES[self.regime]
         xl = np.empty(N_GENES)
         xu = np.empty(N_GENES)
@@ -84,6 +91,7 @@ class Space:
             xl[I_LAMBDA], xu[I_LAMBDA] = fn.LOG10_LAMBDA_RANGE
         else:  # a sliver, so that pymoo operators never divide by zero
             xl[I_LAMBDA], xu[I_LAMBDA] = self.log10_lambda - 1e-9, self.log10_lambda + 1e-9
+        xl.flags.writeable = xu.flags.writeable = False
         return xl, xu
 
 
@@ -107,7 +115,7 @@ def genes_from_wilson(c: np.ndarray) -> np.ndarray:
 def decode(genes: np.ndarray, space: Space) -> np.ndarray:
     """Gene rows ``(N, 65)`` -> parameter rows ``(N, 64)`` in :data:`fn.PARAMETERS` order."""
     genes = np.atleast_2d(np.asarray(genes, dtype=np.float64))
-    xl, xu = space.bounds()
+    xl, xu = space._bounds
     g = np.clip(genes, xl, xu)
     x = np.empty((g.shape[0], len(fn.PARAMETERS)))
     x[:, :N_CHARGES] = round_charges(g)

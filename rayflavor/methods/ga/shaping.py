@@ -51,6 +51,10 @@ class Shaper:
         self.dm21 = d.window("dm21", "NO")
         self.dm3l = {o: tuple(sorted(abs(v) for v in d.window("dm3l", o))) for o in ("NO", "IO")}
         self.m0 = {m: d.get(m).central for m in fn.MASSES}
+        # the same as arrays, so that a batch's residuals are a few array operations
+        self._window_loss = [f"loss_{n}" for n in windows]
+        self._half_width = np.array([0.5 * (hi - lo) for lo, hi in self.window.values()], dtype=np.float64)
+        self._m0_row = np.array([self.m0[m] for m in fn.MASSES], dtype=np.float64)
         extra = [n for n in ("io", "max_exponent") if n in self.names]
         self.columns: list[str] = windows + ["dm21", "dm3l", *fn.MASSES, "n_negative", *extra]
         self.index = {n: k for k, n in enumerate(self.columns)}
@@ -70,25 +74,26 @@ class Shaper:
         return np.where(o > 0, r, MISSING)
 
     def residuals(self, res: dict[str, np.ndarray]) -> np.ndarray:
-        """``(N, len(columns))`` residuals of an :func:`fn.evaluate` result."""
-        col: dict[str, np.ndarray] = {}
-        for n, (lo, hi) in self.window.items():
-            col[n] = res[f"loss_{n}"] / (0.5 * (hi - lo))
-        col["dm21"] = self._log_window(res["dm21"], *self.dm21)
+        """``(N, len(columns))`` residuals of an :func:`fn.evaluate` result (the windows and the
+        masses each as one ``(N, k)`` block, the same operations per element)."""
+        n_win, n_mass = len(self._window_loss), len(fn.MASSES)
+        R = np.empty((len(res["ordering"]), len(self.columns)), dtype=np.float64)
+        R[:, :n_win] = np.stack([res[k] for k in self._window_loss], axis=1) / self._half_width
+        R[:, n_win] = self._log_window(res["dm21"], *self.dm21)
         is_io = res["ordering"] == "IO"
         a = np.abs(res["dm3l"])
-        col["dm3l"] = np.where(is_io, self._log_window(a, *self.dm3l["IO"]), self._log_window(a, *self.dm3l["NO"]))
+        R[:, n_win + 1] = np.where(is_io, self._log_window(a, *self.dm3l["IO"]), self._log_window(a, *self.dm3l["NO"]))
         lt = np.log1p(-self.tol), np.log1p(self.tol)
+        masses = slice(n_win + 2, n_win + 2 + n_mass)  # columns: windows, dm21, dm3l, MASSES, ...
         with np.errstate(all="ignore"):
-            for m in fn.MASSES:
-                lr = np.log(res[m] / self.m0[m])
-                col[m] = np.where(res[m] > 0, np.maximum(np.maximum(lt[0] - lr, lr - lt[1]), 0.0) / self.tol, MISSING)
-            col["n_negative"] = res["loss_n_negative"]
+            m = np.stack([res[k] for k in fn.MASSES], axis=1)
+            lr = np.log(m / self._m0_row)
+            R[:, masses] = np.where(m > 0, np.maximum(np.maximum(lt[0] - lr, lr - lt[1]), 0.0) / self.tol, MISSING)
+            R[:, self.index["n_negative"]] = res["loss_n_negative"]
             if "io" in self.index:
-                col["io"] = np.maximum(np.log(res["nu_m3"] / res["nu_m1"]), 0.0)
+                R[:, self.index["io"]] = np.maximum(np.log(res["nu_m3"] / res["nu_m1"]), 0.0)
             if "max_exponent" in self.index:
-                col["max_exponent"] = res["loss_max_exponent"]
-        R = np.column_stack([col[n] for n in self.columns]).astype(np.float64)
+                R[:, self.index["max_exponent"]] = res["loss_max_exponent"]
         R[~np.isfinite(R).all(axis=1)] = NON_FINITE
         R[res["ordering"] == "none", self.index["dm3l"]] += NO_ORDERING
         return R
