@@ -324,6 +324,8 @@ def test_the_bench_archipelago_takes_island_overrides():
     from rayflavor.bench.scan import run_archipelago
 
     common = {"every": 1, "migrants": 2, "restart_archive": 0.0, "foreign": "always", "data_name": RELAXED}
+    # warm: the first generation in a process loads the compiled kernel, which can take the whole 0.3 s
+    run_archipelago("none", "up", [1], 0.3, **common, overrides={"max_generations": 1})
     plain = run_archipelago("none", "up", [1], 0.3, **common)
     short = run_archipelago("none", "up", [1], 0.3, **common, overrides={"max_generations": 3})
     assert plain[0]["generation"] > 3 and plain[0]["stop_reason"] is None
@@ -341,3 +343,42 @@ def test_the_bench_archipelago_migrates_only_when_asked():
     assert sum(r["immigrants"] for r in ring) >= 1 and all(r["emigrant_batches"] >= 1 for r in ring)
     assert all(r["immigrants"] == 0 and r["emigrant_batches"] == 0 for r in none)
     assert all(0.9 <= r["seconds"] < 1.0 + 5.0 for r in ring)  # each island its own budget (one step past it)
+
+
+@pytest.mark.ray
+def test_bench_migration_reports_every_archipelago_once_as_it_finishes_and_keeps_the_order(ray_session):
+    """A long bench (64 minutes for a held-out comparison) says up front how long it will take and
+    then one line per finished archipelago; the rows come back in the order submitted whatever
+    order the archipelagos finish in."""
+    from rayflavor.bench.scan import bench_migration
+
+    lines: list[str] = []
+    rows = bench_migration(["none", "ring+neighbours=2"], islands=2, seeds=2, seconds=0.3, regime="up", seed=31000,
+                           every=5, migrants=2, restart_archive=0.1, echo=lines.append)
+    assert lines[0].startswith("4 runs of 0.01 core-min each on 2 CPUs: about")
+    done = lines[1:]
+    assert [d.split("]")[0] for d in done] == ["[1/4", "[2/4", "[3/4", "[4/4"], lines
+    labels = sorted(d.split("] ")[1].split(" finished")[0] for d in done)
+    assert labels == sorted(f"{v}, seeds {a}..{a + 1}" for v in ("none", "ring+neighbours=2") for a in (31000, 31002))
+    assert [r["variant"] for r in rows] == ["none"] * 2 + ["ring+neighbours=2"] * 2 + ["none"] * 2 + \
+        ["ring+neighbours=2"] * 2
+    assert [r["seed"] for r in rows] == [31000, 31001, 31000, 31001, 31002, 31003, 31002, 31003]
+
+
+def test_bench_scan_prints_its_progress_on_stderr_and_the_table_alone_on_stdout(monkeypatch):
+    from click.testing import CliRunner
+
+    import rayflavor.bench.scan as bench_scan_mod
+    from rayflavor.cli.bench import bench_scan_command
+
+    def fake(variants, *, echo, **kw):  # the bench's own progress, without running islands
+        echo("2 runs of 0.05 core-min each on 2 CPUs: about 0 min")
+        echo("[1/2] none, seeds 0..1 finished (0.0 min)")
+        return []
+
+    monkeypatch.setattr(bench_scan_mod, "bench_migration", fake)
+    monkeypatch.setattr(bench_scan_mod, "format_bench", lambda rows: "TABLE")
+    res = CliRunner().invoke(bench_scan_command, ["--migration", "none", "--islands", "2", "--seeds", "1",
+                                                  "--minutes", "0.05"])
+    assert res.exit_code == 0, res.output
+    assert "[1/2] none" in res.stderr and "[1/2]" not in res.stdout and res.stdout.strip().endswith("TABLE")

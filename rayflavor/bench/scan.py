@@ -22,7 +22,9 @@ variant's islands, so a model two islands share counts once).
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 import ray
@@ -64,29 +66,51 @@ _remote = ray.remote(num_cpus=1)(run_island)
 METHODS = ("fast", "paper")
 
 
+def _quiet(_line: str) -> None:
+    pass
+
+
+def gather(jobs: list[tuple[str, ray.ObjectRef]], *, task_seconds: float, echo: Callable[[str], None] = _quiet) -> list:
+    """The results of ``jobs`` (``(label, ref)`` pairs) in their order, with a line on ``echo``
+    first (how many runs, on how many CPUs, about how long: ``task_seconds`` is one run's compute)
+    and then one as each run finishes, in the order they finish."""
+    if not jobs:
+        return []
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    rounds = math.ceil(len(jobs) / cpus)
+    echo(f"{len(jobs)} runs of {task_seconds / 60:.3g} core-min each on {cpus} CPUs: "
+         f"about {rounds * task_seconds / 60:.0f} min")
+    label = {ref: name for name, ref in jobs}
+    pending, t0 = [ref for _, ref in jobs], time.monotonic()
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        done = len(jobs) - len(pending)
+        echo(f"[{done}/{len(jobs)}] {label[ready[0]]} finished ({(time.monotonic() - t0) / 60:.1f} min)")
+    return ray.get([ref for _, ref in jobs])
+
+
 def run_variants(variants: dict[str, tuple[str, dict]], *, seeds: int, seconds: float, regime: str,
-                 seed: int, address: str | None = None) -> list[dict]:
+                 seed: int, address: str | None = None, echo: Callable[[str], None] = _quiet) -> list[dict]:
     """Every variant ``name -> (preset, IslandConfig overrides)`` on seeds ``seed .. seed+seeds-1``
     for ``seconds`` each, one 1-CPU Ray task per (variant, seed), submitted interleaved so that all
-    variants see the same machine load.  Each row gets ``variant`` = its name."""
+    variants see the same machine load.  Each row gets ``variant`` = its name; progress goes to
+    ``echo`` (:func:`gather`)."""
     from rayflavor.orchestration.runtime import ensure_ray
 
     ensure_ray(address)
-    jobs = [(name, _remote.remote(m, regime, seed + k, seconds, fn.DEFAULT_DATA, ov))
+    jobs = [(name, seed + k, _remote.remote(m, regime, seed + k, seconds, fn.DEFAULT_DATA, ov))
             for k in range(seeds) for name, (m, ov) in variants.items()]
-    rows = []
-    for name, ref in jobs:
-        r = ray.get(ref)
+    results = gather([(f"{name}, seed {s}", ref) for name, s, ref in jobs], task_seconds=seconds, echo=echo)
+    for (name, _, _), r in zip(jobs, results):
         r["variant"] = name
-        rows.append(r)
-    return rows
+    return results
 
 
 def bench_scan(*, seeds: int, seconds: float, regime: str, seed: int, address: str | None = None,
-               methods: tuple[str, ...] = METHODS) -> list[dict]:
+               methods: tuple[str, ...] = METHODS, echo: Callable[[str], None] = _quiet) -> list[dict]:
     """The presets ``methods`` at their defaults (no target), interleaved on the same seeds."""
     return run_variants({m: (m, {}) for m in methods}, seeds=seeds, seconds=seconds, regime=regime, seed=seed,
-                        address=address)
+                        address=address, echo=echo)
 
 
 def light_count(charges: np.ndarray) -> int:
@@ -254,24 +278,30 @@ def migration_variant(name: str, restart_archive: float) -> tuple[str, float, st
 
 
 def bench_migration(variants: list[str], *, islands: int, seeds: int, seconds: float, regime: str, seed: int,
-                    every: int, migrants: int, restart_archive: float, address: str | None = None) -> list[dict]:
+                    every: int, migrants: int, restart_archive: float, address: str | None = None,
+                    echo: Callable[[str], None] = _quiet) -> list[dict]:
     """Every variant (``none``, ``ring``, ``full``; ``+archive``: with the restart archive at
     ``restart_archive``; ``+until-found``: islands take immigrants and archive rows only until
     their first valid model, ``IslandConfig.foreign``; ``+FIELD=NUMBER``: that island setting,
     :func:`migration_variant`) as an archipelago of ``islands`` islands
     (:func:`run_archipelago`) on the seed groups ``seed + g * islands ...`` (``g < seeds``),
-    submitted interleaved.  One row per island with ``variant`` = its name."""
+    submitted interleaved.  One row per island with ``variant`` = its name; progress goes to
+    ``echo`` (:func:`gather`)."""
     from rayflavor.orchestration.runtime import ensure_ray
 
     parsed = {v: migration_variant(v, restart_archive) for v in variants}
     ensure_ray(address)
-    jobs = [(name, _remote_archipelago.remote(t, regime, [seed + g * islands + k for k in range(islands)], seconds,
-                                              every=every, migrants=migrants, restart_archive=a, foreign=f,
-                                              overrides=ov))
-            for g in range(seeds) for name, (t, a, f, ov) in parsed.items()]
+    jobs = []
+    for g in range(seeds):
+        group = [seed + g * islands + k for k in range(islands)]
+        for name, (t, a, f, ov) in parsed.items():
+            ref = _remote_archipelago.remote(t, regime, group, seconds, every=every, migrants=migrants,
+                                             restart_archive=a, foreign=f, overrides=ov)
+            jobs.append((name, f"{name}, seeds {group[0]}..{group[-1]}", ref))
+    results = gather([(label, ref) for _, label, ref in jobs], task_seconds=islands * seconds, echo=echo)
     rows = []
-    for name, ref in jobs:
-        for r in ray.get(ref):
+    for (name, _, _), archipelago in zip(jobs, results):
+        for r in archipelago:
             r["variant"] = name
             rows.append(r)
     return rows

@@ -148,6 +148,11 @@ def bench_tabu_command(seeds, minutes, regime, seed, address):
     click.echo(format_bench(rows))
 
 
+def _progress(line: str) -> None:
+    """A bench's progress, on stderr (stdout keeps the table alone)."""
+    click.echo(line, err=True)
+
+
 @click.command("scan", cls=OneLineCommand)
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="Seeds per configuration.")
 @click.option("--minutes", type=click.FloatRange(min=0.05), default=10.0, show_default=True, help="Core-minutes per island run.")
@@ -177,7 +182,7 @@ def bench_scan_command(seeds, minutes, regime, seed, address, only, migration, i
 
     if migration is None:
         rows = bench_scan(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address,
-                          methods=(only,) if only else ("fast", "paper"))
+                          methods=(only,) if only else ("fast", "paper"), echo=_progress)
         click.echo(format_bench(rows))
         return
     from rayflavor import configfile
@@ -191,7 +196,7 @@ def bench_scan_command(seeds, minutes, regime, seed, address, only, migration, i
     try:
         rows = bench_migration(variants, islands=islands, seeds=seeds, seconds=minutes * 60.0, regime=regime,
                                seed=seed, every=every, migrants=migrants, restart_archive=restart_archive,
-                               address=address)
+                               address=address, echo=_progress)
     except ValueError as exc:
         raise UserError(f"--migration: {exc}") from None
     click.echo(f"{seeds} archipelagos x {islands} islands x {minutes:g} core-min per variant, regime {regime}, "
