@@ -61,7 +61,7 @@ def bench_cluster_command(islands, nodes, cpus_per_node, steps, step_seconds, ch
     import os
 
     # the fake cluster lives on this machine: keep every node on 127.0.0.1 (read when Ray is imported)
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault(*options.LOOPBACK_ENV)
     from rayflavor.bench.scan import bench_cluster
 
     sizes = _sizes(islands, "--islands")

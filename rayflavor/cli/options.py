@@ -19,6 +19,7 @@ The shared options (``--address``, ``--seed`` of a command without settings, ``-
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -240,11 +241,27 @@ def settings_of(settable: Settable, *, preset_help: str = "Named settings to sta
 # ------------------------------------------------------------------ shared options (declared once)
 
 
+#: Ray's single-host switch: with it "0", a Ray started in this process registers on 127.0.0.1 and
+#: every one of its processes listens there, instead of on this machine's other addresses. Ray reads
+#: it when it is imported, and its processes inherit it.
+LOOPBACK_ENV = ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def embedded_ray_on_loopback(ctx: click.Context | None, param: click.Parameter | None, address: str | None) -> str | None:
+    """``--address``'s callback: a command that will start an embedded Ray (no ``--address`` and no
+    ``RAY_ADDRESS``, or ``--address local``) keeps it on 127.0.0.1, since nothing outside this
+    machine needs to reach it. Runs while the command line is parsed, before anything imports Ray;
+    a value the user set for the variable is kept, and joining a cluster is left alone."""
+    if address == "local" or (address is None and not os.environ.get("RAY_ADDRESS")):
+        os.environ.setdefault(*LOOPBACK_ENV)
+    return address
+
+
 def address_option(**kw) -> Callable:
     """``--address``: which Ray to use."""
-    return click.option("--address", default=None, metavar="ADDRESS",
+    return click.option("--address", default=None, metavar="ADDRESS", callback=embedded_ray_on_loopback,
                         help="Ray cluster address (host:port, ray://host:port, 'auto'); default: RAY_ADDRESS or an "
-                             "embedded local Ray.", **kw)
+                             "embedded local Ray (on 127.0.0.1 only).", **kw)
 
 
 def config_option() -> Callable:
