@@ -78,8 +78,9 @@ def gather(jobs: list[tuple[str, ray.ObjectRef]], *, task_seconds: float, echo: 
         return []
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     rounds = math.ceil(len(jobs) / cpus)
+    total = rounds * task_seconds
     echo(f"{len(jobs)} runs of {task_seconds / 60:.3g} core-min each on {cpus} CPUs: "
-         f"about {rounds * task_seconds / 60:.0f} min")
+         f"about {f'{total / 60:.0f} min' if total >= 90 else f'{total:.0f} s'}")
     label = {ref: name for name, ref in jobs}
     pending, t0 = [ref for _, ref in jobs], time.monotonic()
     while pending:
