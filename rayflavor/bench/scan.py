@@ -200,7 +200,14 @@ def run_archipelago(topology: str, regime: str, seeds: list[int], seconds: float
     ``topology`` every ``every`` generations of an island, ``migrants`` per batch; the restart
     archive with ``restart_archive > 0``; the islands' ``foreign`` setting (when they take
     immigrants and archive rows); ``overrides`` change other IslandConfig fields.  One row per
-    island, as :func:`run_island` returns."""
+    island, as :func:`run_island` returns.
+
+    The island that steps next is the one with the fewest evaluations so far (the lowest index on a
+    tie): evaluations stand for compute, as in islands running side by side, but unlike measured
+    CPU time they do not depend on the machine's load, so the islands' order, their exchanges and
+    so their search repeat exactly from run to run; only where each island's CPU budget ends
+    varies. (Picking the island with the least CPU time made two runs of the same 16 seeds differ
+    1.5x in light textures per core-hour: docs/experiments.md#2026-12-07-refine-iters.)"""
     from rayflavor.orchestration.migration import ARCHIVE_SIZE, Exchange
 
     cfg = replace(ISLAND_PRESETS["fast"], **{"regime": regime, "target_valid": 10**9, "restart_archive": restart_archive,
@@ -215,7 +222,7 @@ def run_archipelago(topology: str, regime: str, seeds: list[int], seconds: float
         live = [k for k in range(n) if not isls[k].done and used[k] < seconds]
         if not live:
             break
-        k = min(live, key=lambda j: used[j])
+        k = min(live, key=lambda j: (isls[j].c.n_evals, j))
         isl = isls[k]
         t0 = compute_clock()
         imm = exchange.take(k) if topology != "none" else None
