@@ -174,20 +174,21 @@ def format_bench(rows: list[dict], *, whole_budget: bool = False) -> str:
 
 
 def bench_restarts(*, seeds: int, seconds: float, patience: int, restarts: int, regime: str, seed: int,
-                   address: str | None = None) -> list[dict]:
+                   address: str | None = None, echo: Callable[[str], None] = _quiet) -> list[dict]:
     """The fast island with ``restarts`` restarts against the same island stopping at its first
     stall (restarts 0, the paper's plain behaviour), on the same seeds and budget; summarise with
     ``whole_budget=True`` (a stopped island keeps its core idle until the scan ends)."""
     variants = {f"restarts {restarts}": ("fast", {"patience": patience, "restarts": restarts}),
                 "plain stop": ("fast", {"patience": patience, "restarts": 0})}
-    return run_variants(variants, seeds=seeds, seconds=seconds, regime=regime, seed=seed, address=address)
+    return run_variants(variants, seeds=seeds, seconds=seconds, regime=regime, seed=seed, address=address, echo=echo)
 
 
-def bench_tabu(*, seeds: int, seconds: float, regime: str, seed: int, address: str | None = None) -> list[dict]:
+def bench_tabu(*, seeds: int, seconds: float, regime: str, seed: int, address: str | None = None,
+               echo: Callable[[str], None] = _quiet) -> list[dict]:
     """The fast island with its tabu on found light textures against the tabu on found charge
     assignments only, on the same seeds and budget."""
     variants = {"tabu texture": ("fast", {"tabu": "texture"}), "tabu charges": ("fast", {"tabu": "charges"})}
-    return run_variants(variants, seeds=seeds, seconds=seconds, regime=regime, seed=seed, address=address)
+    return run_variants(variants, seeds=seeds, seconds=seconds, regime=regime, seed=seed, address=address, echo=echo)
 
 
 # ---------------------------------------------------------------------------------- migration

@@ -111,6 +111,11 @@ def bench_diffusion_seeds(runs_, reference, goal):
                    + (f"; noise floor {min(floor.values()):.3f}–{max(floor.values()):.3f}" if floor else ""))
 
 
+def _progress(line: str) -> None:
+    """A bench's progress, on stderr (stdout keeps the table alone)."""
+    click.echo(line, err=True)
+
+
 @click.command("restarts", cls=OneLineCommand)
 @click.option("--seeds", type=click.IntRange(min=1), default=8, show_default=True, help="Seeds per variant.")
 @click.option("--minutes", type=click.FloatRange(min=0.05), default=3.0, show_default=True,
@@ -126,7 +131,7 @@ def bench_restarts_command(seeds, minutes, patience, restarts, seed, address):
     from rayflavor.bench.scan import bench_restarts, format_bench
 
     rows = bench_restarts(seeds=seeds, seconds=minutes * 60.0, patience=patience, restarts=restarts, regime="up", seed=seed,
-                          address=address)
+                          address=address, echo=_progress)
     click.echo(f"{seeds} seeds x {minutes:g} core-min, patience {patience}; per core-hour of the whole budget")
     click.echo(format_bench(rows, whole_budget=True))
 
@@ -143,14 +148,10 @@ def bench_tabu_command(seeds, minutes, regime, seed, address):
     same seeds and budget: distinct light textures and unique models per core-hour."""
     from rayflavor.bench.scan import bench_tabu, format_bench
 
-    rows = bench_tabu(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address)
+    rows = bench_tabu(seeds=seeds, seconds=minutes * 60.0, regime=regime, seed=seed, address=address,
+                      echo=_progress)
     click.echo(f"{seeds} seeds x {minutes:g} core-min, regime {regime}, default fast island otherwise")
     click.echo(format_bench(rows))
-
-
-def _progress(line: str) -> None:
-    """A bench's progress, on stderr (stdout keeps the table alone)."""
-    click.echo(line, err=True)
 
 
 @click.command("scan", cls=OneLineCommand)
