@@ -6,6 +6,8 @@ from dataclasses import asdict, fields, replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rayflavor import configfile
 from rayflavor.methods.ga import problem
@@ -151,3 +153,58 @@ def test_levenberg_marquardt_respects_the_box_and_carries_the_payload():
     none = levenberg_marquardt(evaluate, x0[:0], _rosenbrock(x0[:0]), free=np.array([0, 1]), step=np.full(2, 1e-7),
                                lower=lo, upper=hi, iters=5)
     assert none.n_evals == 0 and none.x.shape == (0, 2)
+
+
+def _every_row_lm(evaluate, x, r, *, free, step, lower, upper, iters, damping=(1e-3, 1e-1, 1e1)):
+    """The refinement before the active set (63e1641): a difference Jacobian for every row in every
+    iteration, until no row improves.  The reference the active set must reproduce exactly; it also
+    counts the evaluations of the rows that improved in every iteration so far (``n_alive``)."""
+    g, r = np.array(x, float), np.array(r, float)
+    K, P = len(g), len(free)
+    phi, n, n_alive, alive = (r**2).sum(axis=1), 0, 0, np.ones(len(g), bool)
+    for _ in range(iters):
+        probe = np.repeat(g, P, axis=0).reshape(K, P, -1)
+        probe[:, np.arange(P), free] += step
+        J = (evaluate(probe.reshape(K * P, -1)).reshape(K, P, -1) - r[:, None, :]) / step[None, :, None]
+        n += K * P
+        A, b = J @ J.transpose(0, 2, 1), -(J @ r[:, :, None])[:, :, 0]
+        d = np.diagonal(A, axis1=1, axis2=2)
+        T = []
+        for mu in damping:
+            delta = np.linalg.solve(A + mu * (np.eye(P)[None] * (d[:, None, :] + 1e-6)), b[:, :, None])[:, :, 0]
+            gt = g.copy()
+            gt[:, free] = np.clip(g[:, free] + np.where(np.isfinite(delta), delta, 0.0), lower[free], upper[free])
+            T.append(gt)
+        T = np.concatenate(T)
+        rt = evaluate(T)
+        n += len(T)
+        phit = (rt**2).sum(axis=1).reshape(len(damping), K)
+        best = np.argmin(phit, axis=0)
+        better = phit[best, np.arange(K)] < phi
+        sel = best * K + np.arange(K)
+        g[better], r[better], phi[better] = T[sel[better]], rt[sel[better]], phit[best, np.arange(K)][better]
+        n_alive += alive.sum() * (P + len(damping))
+        alive &= better
+        if not better.any():
+            break
+    return g, r, n, n_alive
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.integers(1, 8), st.floats(0.5, 30.0))
+def test_refinement_skips_only_rows_that_cannot_improve(seed, k, iters, a):
+    """Property: dropping a row once its difference Jacobian found no better point changes no
+    result (the same point gives the same Jacobian and trials again); only the rows still improving
+    are evaluated."""
+    rng = np.random.default_rng(seed)
+
+    def evaluate(X):  # a scaled Rosenbrock valley with a third residual on the spectator
+        return np.column_stack([a * (X[:, 1] - X[:, 0] ** 2), 1.0 - X[:, 0], 0.1 * X[:, 2]])
+
+    x0 = rng.uniform(-2.0, 2.0, (k, 3))
+    kw = dict(free=np.array([0, 1]), step=np.full(2, 1e-7), lower=np.full(3, -1.5), upper=np.full(3, 1.5))
+    want, want_r, n_every, n_alive = _every_row_lm(evaluate, x0, evaluate(x0), iters=iters, **kw)
+    out = levenberg_marquardt(evaluate, x0, evaluate(x0), iters=iters, **kw)
+    assert np.array_equal(out.x, want) and np.array_equal(out.r, want_r)
+    assert out.n_evals == n_alive <= n_every  # only rows that improved in every iteration so far
+

@@ -3,13 +3,16 @@
 :func:`levenberg_marquardt` improves ``K`` independent starting points at once.  Each iteration
 
 1. builds forward-difference Jacobians of every point's residual vector: the ``free`` coordinates
-   are moved one at a time by ``step`` (one batch of ``K * P`` evaluations, ``P = len(free)``);
+   are moved one at a time by ``step`` (one batch of ``K * P`` evaluations, ``P = len(free)``, for
+   ``K`` points still improving);
 2. solves the damped normal equations ``(J J^T + mu (diag(J J^T) + 1e-6)) d = -J r`` for each
    damping ``mu`` in ``damping`` (Marquardt's scaling) and clips ``x + d`` into ``[lower, upper]``;
 3. evaluates all trial points in one batch (``len(damping) * K`` rows) and keeps, per point, the
    trial with the smallest ``sum(r**2)`` if it is smaller than the current one.
 
-It stops after ``iters`` iterations or as soon as no point improved.  Coordinates outside
+A point that did not improve in an iteration is done (the same point gives the same Jacobian and
+the same trials again), so only the improving points are evaluated; the whole stops after
+``iters`` iterations or when no point is left.  Coordinates outside
 ``free`` are never changed.  Everything is plain arrays: the caller's ``evaluate(X)`` takes rows
 ``(n, D)`` and returns their residuals ``(n, m)``, or a pair ``(residuals, payload)`` where
 ``payload`` is any per-row array the caller wants back for the accepted rows (the island passes
@@ -86,14 +89,18 @@ def levenberg_marquardt(
     phi = (r**2).sum(axis=1)
     mus = np.asarray(damping, dtype=np.float64)
     lo, hi = lower[free], upper[free]
+    act = np.arange(K)  # rows still improving
     for _ in range(iters):
-        probe = np.repeat(g, P, axis=0).reshape(K, P, -1)
+        if act.size == 0:
+            break
+        Ka, ga, ra = len(act), g[act], r[act]
+        probe = np.repeat(ga, P, axis=0).reshape(Ka, P, -1)
         probe[:, np.arange(P), free] += step
-        Rp, _ = _call(evaluate, probe.reshape(K * P, -1))
-        n_evals += K * P
-        J = (Rp.reshape(K, P, -1) - r[:, None, :]) / step[None, :, None]  # (K, P, m)
-        A = J @ J.transpose(0, 2, 1)  # (K, P, P)
-        b = -(J @ r[:, :, None])[:, :, 0]  # (K, P)
+        Rp, _ = _call(evaluate, probe.reshape(Ka * P, -1))
+        n_evals += Ka * P
+        Ja = (Rp.reshape(Ka, P, -1) - ra[:, None, :]) / step[None, :, None]  # (Ka, P, m)
+        A = Ja @ Ja.transpose(0, 2, 1)  # (Ka, P, P)
+        b = -(Ja @ ra[:, :, None])[:, :, 0]  # (Ka, P)
         d = np.diagonal(A, axis1=1, axis2=2)
         trials = []
         for mu in mus:
@@ -103,23 +110,23 @@ def levenberg_marquardt(
             except np.linalg.LinAlgError:
                 delta = np.zeros_like(b)
             delta = np.where(np.isfinite(delta), delta, 0.0)
-            gt = g.copy()
-            gt[:, free] = np.clip(g[:, free] + delta, lo, hi)
+            gt = ga.copy()
+            gt[:, free] = np.clip(ga[:, free] + delta, lo, hi)
             trials.append(gt)
-        T = np.concatenate(trials)  # (len(mus) * K, D)
+        T = np.concatenate(trials)  # (len(mus) * Ka, D)
         rt, pt = _call(evaluate, T)
         n_evals += len(T)
-        phit = (rt**2).sum(axis=1).reshape(len(mus), K)
+        phit = (rt**2).sum(axis=1).reshape(len(mus), Ka)
         best = np.argmin(phit, axis=0)
-        better = phit[best, np.arange(K)] < phi
-        sel = best * K + np.arange(K)
-        g[better] = T[sel[better]]
-        r[better] = rt[sel[better]]
-        pay[better] = pt[sel[better]]
-        phi[better] = phit[best, np.arange(K)][better]
-        improved |= better
-        if not better.any():
-            break
+        better = phit[best, np.arange(Ka)] < phi[act]
+        sel = (best * Ka + np.arange(Ka))[better]
+        up = act[better]
+        g[up], r[up], pay[up] = T[sel], rt[sel], pt[sel]
+        phi[up] = phit[best, np.arange(Ka)][better]
+        improved[up] = True
+        # A row that found no better point is done: the same point would give the same Jacobian
+        # and the same trials again.
+        act = up
     return Refined(g, r, pay, improved, n_evals)
 
 
