@@ -228,3 +228,29 @@ def test_extreme_values_never_raise_or_warn(backend):
         r = fn.evaluate(x, backend=backend)
     assert not r["valid"][~np.isfinite(r["m_sum"])].any()
     assert np.isnan(r["m_sum"]).sum() > 10
+
+
+@pytest.mark.parametrize("backend", ["numba", "lapack"])
+def test_each_observable_depends_only_on_the_parameters_of_its_sector(backend):
+    """Moving a quark coefficient leaves every lepton observable bit-identical and vice versa
+    (fn.PARAMETER_SECTORS / fn.OBSERVABLE_SECTORS: the refinement probes a quark and a lepton
+    coefficient in one evaluation on this); the vevs move both sectors, Lambda only the neutrinos."""
+    x = _points(64, seed=11)
+    base = fn.evaluate(x, backend=backend)
+    finite = np.isfinite(base["m_u"]) & np.isfinite(base["nu_m1"])
+    assert finite.sum() > 40
+    assert set(fn.PARAMETER_SECTORS) == set(fn.PARAMETERS) - set(fn.CHARGES)
+    for name, sector in fn.PARAMETER_SECTORS.items():
+        moved = x.copy()
+        k = fn.PARAMETERS.index(name)
+        moved[:, k] += 1e-3 * np.where(np.abs(moved[:, k]) < 2.9, 1.0, -1.0)  # inside the domain
+        out = fn.evaluate(moved, backend=backend)
+        ok = finite & np.isfinite(out["m_u"]) & np.isfinite(out["nu_m1"])
+        for obs, osec in fn.OBSERVABLE_SECTORS.items():
+            same = np.array_equal(out[obs][ok], base[obs][ok])
+            if sector in ("both", osec):
+                continue
+            assert same, f"{obs} ({osec}) moved with {name} ({sector})"
+        changed = {osec for obs, osec in fn.OBSERVABLE_SECTORS.items()
+                   if not np.array_equal(out[obs][ok], base[obs][ok])}
+        assert changed == ({"quark", "lepton"} if sector == "both" else {sector}), (name, changed)

@@ -81,6 +81,25 @@ MASS_OBJECTIVES: dict[str, tuple[str, ...]] = {
 }
 OBJECTIVES: tuple[str, ...] = WINDOW_OBJECTIVES + ("dm3l",) + tuple(MASS_OBJECTIVES) + ("n_negative",)
 _MASS_INDEX = {m: k for k, m in enumerate(MASSES)}
+#: The sector each continuous parameter feeds (eqs. 13-21): ``Y^u``, ``Y^d`` hold ``c_u``, ``c_d``;
+#: ``Y^nu``, ``Y^e``, ``M^N`` hold ``c_nu``, ``c_e``, ``c_N`` and Lambda; the flavon vevs enter both.
+PARAMETER_SECTORS: dict[str, str] = {
+    **{c: "quark" for c in WILSON if c.startswith(("c_u_", "c_d_"))},
+    **{c: "lepton" for c in WILSON if c.startswith(("c_nu_", "c_e_", "c_N_"))},
+    "eps_u_abs": "both", "eps_d_abs": "both", "alpha": "both", "log10_lambda_gev": "lepton",
+}
+#: The sector of each observable of :func:`evaluate`: a quark observable depends on the quark and
+#: "both" parameters only, a lepton observable on the lepton and "both" ones only -- except that a
+#: row with a non-finite or exactly degenerate spectrum is NaN in both sectors (tested in
+#: tests/test_physics_fn.py).  The refinement's Jacobian uses it to probe a quark and a lepton
+#: coefficient with one evaluation.
+OBSERVABLE_SECTORS: dict[str, str] = {
+    **{m: "quark" for m in MASSES[:6]}, **{m: "lepton" for m in MASSES[6:]},
+    **{n: "quark" for n in ("ckm_s12", "ckm_s23", "ckm_s13", "ckm_delta", "j_ckm")},
+    **{n: "lepton" for n in ("pmns_theta12", "pmns_theta13", "pmns_theta23", "pmns_delta", "pmns_alpha1",
+                             "pmns_alpha2", "j_pmns", "nu_m1", "nu_m2", "nu_m3", "dm21", "dm3l", "m_lightest",
+                             "m_ee", "m_sum")},
+}
 DEFAULT_DATA = "nufit-6.0+pdg-2024"
 #: Relative window of the charged-fermion masses, ``|m/m_0 - 1| <= tolerance`` (FN paper).
 DEFAULT_MASS_TOLERANCE = 0.2

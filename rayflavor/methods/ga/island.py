@@ -94,6 +94,7 @@ from rayflavor.methods.ga.operators import IntegerAwareMutation, IntegerAwareSam
 from rayflavor.methods.ga.problem import (
     CHARGES,
     CONT,
+    GENE_PARAMETERS,
     I_LAMBDA,
     N_CHARGES,
     FNProblem,
@@ -655,6 +656,11 @@ class FastIsland(PaperIsland):
         self.free = free
         xl, xu = self.problem.xl, self.problem.xu
         self.h = 1e-4 * (xu[free] - xl[free])
+        # which shaped residuals each free gene moves: a quark and a lepton coefficient share a
+        # Jacobian probe (fn.PARAMETER_SECTORS; 29 probes for the 47 free genes instead of 47)
+        gene = np.array([fn.PARAMETER_SECTORS[GENE_PARAMETERS[i]] for i in free])[:, None]
+        col = np.array(self.shaper.sectors)[None, :]
+        self.sparsity = (col != "charges") & ((gene == "both") | (gene == col))
 
     # ------------------------------------------------------------------ hooks
     def _make_nsga3(self) -> NSGA3:
@@ -751,7 +757,7 @@ class FastIsland(PaperIsland):
         out = levenberg_marquardt(
             lambda X: self._evaluate(X)[::-1],  # (residuals, payload = objective matrix)
             G[idx], R[idx], payload=F[idx], free=self.free, step=self.h,
-            lower=self.problem.xl, upper=self.problem.xu, iters=self.config.refine_iters,
+            lower=self.problem.xl, upper=self.problem.xu, iters=self.config.refine_iters, sparsity=self.sparsity,
         )
         G[idx], R[idx], F[idx] = out.x, out.r, out.payload
         self.c.refine_seconds += compute_clock() - t

@@ -44,6 +44,8 @@ CHARGES = slice(0, N_CHARGES)
 WILSON = slice(N_CHARGES, N_CHARGES + N_WILSON)
 CONT = slice(N_CHARGES, N_GENES)  # every continuous gene
 I_EPS_U, I_EPS_D, I_AX, I_AY, I_LAMBDA = range(N_CHARGES + N_WILSON, N_GENES)
+#: The parameter (``fn.PARAMETERS`` name) each gene sets; ``alpha`` is set by the two genes ``I_AX, I_AY``.
+GENE_PARAMETERS: tuple[str, ...] = fn.CHARGES + fn.WILSON + ("eps_u_abs", "eps_d_abs", "alpha", "alpha", "log10_lambda_gev")
 
 Q_MAX = 9
 C_MIN, C_MAX = 0.3, 3.0

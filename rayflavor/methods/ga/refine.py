@@ -3,8 +3,13 @@
 :func:`levenberg_marquardt` improves ``K`` independent starting points at once.  Each iteration
 
 1. builds forward-difference Jacobians of every point's residual vector: the ``free`` coordinates
-   are moved one at a time by ``step`` (one batch of ``K * P`` evaluations, ``P = len(free)``, for
-   ``K`` points still improving);
+   are moved by ``step`` one group at a time (one batch of ``K * C`` evaluations for ``K`` points
+   still improving).  Without ``sparsity`` every coordinate is its own group (``C = len(free)``).
+   With ``sparsity`` (``(P, m)`` bool: residual ``i`` depends on free coordinate ``p``),
+   :func:`probe_groups` puts coordinates whose residuals do not overlap into one group
+   (Curtis, Powell & Reid, IMA J. Appl. Math. 13 (1974) 117), and each residual's difference is
+   credited to the one coordinate of the group it depends on: the same Jacobian from fewer
+   evaluations, exactly, when the residuals do not depend on what ``sparsity`` says they do not;
 2. solves the damped normal equations ``(J J^T + mu (diag(J J^T) + 1e-6)) d = -J r`` for each
    damping ``mu`` in ``damping`` (Marquardt's scaling) and clips ``x + d`` into ``[lower, upper]``;
 3. evaluates all trial points in one batch (``len(damping) * K`` rows) and keeps, per point, the
@@ -59,6 +64,29 @@ def _call(evaluate: Callable, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, out
 
 
+def probe_groups(sparsity: np.ndarray) -> list[np.ndarray]:
+    """Greedy grouping of the rows of ``sparsity`` (``(P, m)`` bool) into groups whose rows share
+    no ``True`` column, in order of first fit: the coordinates one probe evaluation can move
+    together.
+
+    >>> [g.tolist() for g in probe_groups(np.array([[1, 1, 0, 0], [0, 0, 1, 1], [0, 1, 1, 0], [1, 0, 0, 0]], bool))]
+    [[0, 1], [2, 3]]
+    """
+    sparsity = np.asarray(sparsity, dtype=bool)
+    groups: list[list[int]] = []
+    support: list[np.ndarray] = []
+    for p, row in enumerate(sparsity):
+        for grp, sup in zip(groups, support):
+            if not (sup & row).any():
+                grp.append(p)
+                sup |= row
+                break
+        else:
+            groups.append([p])
+            support.append(row.copy())
+    return [np.asarray(g, dtype=np.int64) for g in groups]
+
+
 def levenberg_marquardt(
     evaluate: Callable[[np.ndarray], np.ndarray | tuple[np.ndarray, np.ndarray]],
     x: np.ndarray,
@@ -71,11 +99,13 @@ def levenberg_marquardt(
     iters: int,
     payload: np.ndarray | None = None,
     damping: tuple[float, ...] = DAMPING,
+    sparsity: np.ndarray | None = None,
 ) -> Refined:
     """Refine the rows of ``x`` (``(K, D)``, residuals ``r`` ``(K, m)``) on the coordinates
     ``free`` (``(P,)`` indices, forward-difference steps ``step`` ``(P,)``) inside the box
     ``[lower, upper]`` (``(D,)``); see the module docstring.  ``payload``: the starting rows'
-    payload (default ``r``).  Inputs are not modified."""
+    payload (default ``r``); ``sparsity``: ``(P, m)`` bool, which residuals each free coordinate
+    moves (default: all).  Inputs are not modified."""
     free = np.asarray(free)
     step = np.asarray(step, dtype=np.float64)
     g = np.array(x, dtype=np.float64)
@@ -89,16 +119,26 @@ def levenberg_marquardt(
     phi = (r**2).sum(axis=1)
     mus = np.asarray(damping, dtype=np.float64)
     lo, hi = lower[free], upper[free]
+    mask = np.ones((P, r.shape[1]), dtype=bool) if sparsity is None else np.asarray(sparsity, dtype=bool)
+    if mask.shape != (P, r.shape[1]):
+        raise ValueError(f"sparsity must be ({P}, {r.shape[1]}) (free coordinates, residuals), not {mask.shape}")
+    groups = probe_groups(mask)
+    colour = np.empty(P, dtype=np.int64)  # the probe row of every free coordinate
+    for c, grp in enumerate(groups):
+        colour[grp] = c
+    C = len(groups)
     act = np.arange(K)  # rows still improving
     for _ in range(iters):
         if act.size == 0:
             break
         Ka, ga, ra = len(act), g[act], r[act]
-        probe = np.repeat(ga, P, axis=0).reshape(Ka, P, -1)
-        probe[:, np.arange(P), free] += step
-        Rp, _ = _call(evaluate, probe.reshape(Ka * P, -1))
-        n_evals += Ka * P
-        Ja = (Rp.reshape(Ka, P, -1) - ra[:, None, :]) / step[None, :, None]  # (Ka, P, m)
+        probe = np.repeat(ga, C, axis=0).reshape(Ka, C, -1)
+        probe[:, colour, free] += step
+        Rp, _ = _call(evaluate, probe.reshape(Ka * C, -1))
+        n_evals += Ka * C
+        Ja = (Rp.reshape(Ka, C, -1)[:, colour, :] - ra[:, None, :]) / step[None, :, None]  # (Ka, P, m)
+        if sparsity is not None:
+            Ja = np.where(mask[None], Ja, 0.0)
         A = Ja @ Ja.transpose(0, 2, 1)  # (Ka, P, P)
         b = -(Ja @ ra[:, :, None])[:, :, 0]  # (Ka, P)
         d = np.diagonal(A, axis1=1, axis2=2)
@@ -130,4 +170,4 @@ def levenberg_marquardt(
     return Refined(g, r, pay, improved, n_evals)
 
 
-__all__ = ["DAMPING", "Refined", "levenberg_marquardt"]
+__all__ = ["DAMPING", "Refined", "levenberg_marquardt", "probe_groups"]

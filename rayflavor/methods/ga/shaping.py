@@ -35,6 +35,7 @@ from rayflavor.physics import fn
 NON_FINITE = 1e3  # every residual of a row with a non-finite one
 MISSING = 50.0  # residual of a non-positive mass or splitting
 NO_ORDERING = 1.0  # added to dm3l for m1 < m3 < m2
+_SECTORS = {"n_negative": "charges", "max_exponent": "charges", "io": "lepton"}  # columns that are no observable
 
 
 class Shaper:
@@ -58,6 +59,8 @@ class Shaper:
         extra = [n for n in ("io", "max_exponent") if n in self.names]
         self.columns: list[str] = windows + ["dm21", "dm3l", *fn.MASSES, "n_negative", *extra]
         self.index = {n: k for k, n in enumerate(self.columns)}
+        #: sector of every column (``fn.OBSERVABLE_SECTORS``; the charge-only losses: "charges")
+        self.sectors: list[str] = [_SECTORS.get(c) or fn.OBSERVABLE_SECTORS[c] for c in self.columns]
         groups = []
         for n in self.names:
             members = fn.MASS_OBJECTIVES.get(n, (n,))
