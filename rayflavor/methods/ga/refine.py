@@ -39,6 +39,7 @@ deterministic result.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -67,12 +68,19 @@ def _call(evaluate: Callable, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def probe_groups(sparsity: np.ndarray) -> list[np.ndarray]:
     """Greedy grouping of the rows of ``sparsity`` (``(P, m)`` bool) into groups whose rows share
     no ``True`` column, in order of first fit: the coordinates one probe evaluation can move
-    together.
+    together.  Computed once per pattern (cached), so a caller may pass the same pattern on every
+    call.
 
     >>> [g.tolist() for g in probe_groups(np.array([[1, 1, 0, 0], [0, 0, 1, 1], [0, 1, 1, 0], [1, 0, 0, 0]], bool))]
     [[0, 1], [2, 3]]
     """
     sparsity = np.asarray(sparsity, dtype=bool)
+    return [np.array(g) for g in _probe_groups(sparsity.shape, np.packbits(sparsity).tobytes())]
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_groups(shape: tuple[int, int], packed: bytes) -> tuple[tuple[int, ...], ...]:
+    sparsity = np.unpackbits(np.frombuffer(packed, dtype=np.uint8), count=shape[0] * shape[1]).reshape(shape) > 0
     groups: list[list[int]] = []
     support: list[np.ndarray] = []
     for p, row in enumerate(sparsity):
@@ -84,7 +92,14 @@ def probe_groups(sparsity: np.ndarray) -> list[np.ndarray]:
         else:
             groups.append([p])
             support.append(row.copy())
-    return [np.asarray(g, dtype=np.int64) for g in groups]
+    return tuple(tuple(g) for g in groups)
+
+
+def _colours(sparsity: np.ndarray) -> np.ndarray:
+    colour = np.empty(len(sparsity), dtype=np.int64)
+    for c, grp in enumerate(probe_groups(sparsity)):
+        colour[grp] = c
+    return colour
 
 
 def levenberg_marquardt(
@@ -122,11 +137,8 @@ def levenberg_marquardt(
     mask = np.ones((P, r.shape[1]), dtype=bool) if sparsity is None else np.asarray(sparsity, dtype=bool)
     if mask.shape != (P, r.shape[1]):
         raise ValueError(f"sparsity must be ({P}, {r.shape[1]}) (free coordinates, residuals), not {mask.shape}")
-    groups = probe_groups(mask)
-    colour = np.empty(P, dtype=np.int64)  # the probe row of every free coordinate
-    for c, grp in enumerate(groups):
-        colour[grp] = c
-    C = len(groups)
+    colour = _colours(mask)  # the probe row of every free coordinate
+    C = int(colour.max()) + 1
     act = np.arange(K)  # rows still improving
     for _ in range(iters):
         if act.size == 0:
