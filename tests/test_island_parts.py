@@ -13,7 +13,7 @@ from rayflavor import configfile
 from rayflavor.methods.ga import problem
 from rayflavor.methods.ga.config import ISLAND_PRESETS, MAX_POP_SIZE, IslandConfig
 from rayflavor.methods.ga.problem import I_LAMBDA, Objectives, Space
-from rayflavor.methods.ga.refine import levenberg_marquardt, probe_groups
+from rayflavor.methods.ga.refine import damped_steps, levenberg_marquardt, probe_groups
 from rayflavor.methods.ga.shaping import Shaper
 from rayflavor.physics import data, fn
 
@@ -167,13 +167,10 @@ def _every_row_lm(evaluate, x, r, *, free, step, lower, upper, iters, damping=(1
         probe[:, np.arange(P), free] += step
         J = (evaluate(probe.reshape(K * P, -1)).reshape(K, P, -1) - r[:, None, :]) / step[None, :, None]
         n += K * P
-        A, b = J @ J.transpose(0, 2, 1), -(J @ r[:, :, None])[:, :, 0]
-        d = np.diagonal(A, axis1=1, axis2=2)
         T = []
-        for mu in damping:
-            delta = np.linalg.solve(A + mu * (np.eye(P)[None] * (d[:, None, :] + 1e-6)), b[:, :, None])[:, :, 0]
+        for delta in damped_steps(J, r, np.asarray(damping)):
             gt = g.copy()
-            gt[:, free] = np.clip(g[:, free] + np.where(np.isfinite(delta), delta, 0.0), lower[free], upper[free])
+            gt[:, free] = np.clip(g[:, free] + delta, lower[free], upper[free])
             T.append(gt)
         T = np.concatenate(T)
         rt = evaluate(T)
@@ -266,3 +263,24 @@ def test_the_islands_grouped_jacobian_is_its_dense_one():
     grouped = levenberg_marquardt(evaluate, G, evaluate(G), sparsity=isl.sparsity, **kw)
     assert len(probe_groups(isl.sparsity)) == 29 and dense.improved.any()
     assert np.array_equal(grouped.x, dense.x) and np.array_equal(grouped.r, dense.r)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 4), st.integers(1, 9), st.integers(1, 9),
+       st.floats(-6.0, 2.0))
+def test_damped_steps_solve_marquardts_equations(seed, k, n_free, m, log_mu):
+    """Property: the push-through form (an m x m eigendecomposition when m <= P) solves
+    (J J^T + mu (diag(J J^T) + 1e-6)) d = -J r for every damping, for more or fewer residuals
+    than coordinates, and Jacobians with zero rows (coordinates that move nothing)."""
+    rng = np.random.default_rng(seed)
+    J = rng.normal(size=(k, n_free, m)) * 10.0 ** rng.uniform(-3, 3, (k, n_free, 1))
+    J[:, rng.random(n_free) < 0.2] = 0.0
+    r = rng.normal(size=(k, m))
+    mus = np.array([10.0**log_mu, 1e-1, 1e1])
+    d = damped_steps(J, r, mus)
+    A = J @ J.transpose(0, 2, 1)
+    D = np.diagonal(A, axis1=1, axis2=2) + 1e-6
+    b = -(J @ r[:, :, None])[:, :, 0]
+    for i, mu in enumerate(mus):
+        lhs = (A @ d[i][:, :, None])[:, :, 0] + mu * D * d[i]
+        assert np.allclose(lhs, b, rtol=1e-7, atol=1e-9 * (1 + np.abs(b).max()))

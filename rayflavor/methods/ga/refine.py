@@ -11,7 +11,7 @@
    credited to the one coordinate of the group it depends on: the same Jacobian from fewer
    evaluations, exactly, when the residuals do not depend on what ``sparsity`` says they do not;
 2. solves the damped normal equations ``(J J^T + mu (diag(J J^T) + 1e-6)) d = -J r`` for each
-   damping ``mu`` in ``damping`` (Marquardt's scaling) and clips ``x + d`` into ``[lower, upper]``;
+   damping ``mu`` in ``damping`` (Marquardt's scaling; :func:`damped_steps`) and clips ``x + d`` into ``[lower, upper]``;
 3. evaluates all trial points in one batch (``len(damping) * K`` rows) and keeps, per point, the
    trial with the smallest ``sum(r**2)`` if it is smaller than the current one.
 
@@ -95,6 +95,32 @@ def _probe_groups(shape: tuple[int, int], packed: bytes) -> tuple[tuple[int, ...
     return tuple(tuple(g) for g in groups)
 
 
+def damped_steps(J: np.ndarray, r: np.ndarray, damping: np.ndarray) -> np.ndarray:
+    """Marquardt's steps ``d`` with ``(J J^T + mu (diag(J J^T) + 1e-6)) d = -J r`` for every ``mu``
+    in ``damping``: ``(len(damping), K, P)`` from Jacobians ``J`` ``(K, P, m)`` and residuals ``r``
+    ``(K, m)``.  With ``D = diag(J J^T) + 1e-6`` and ``S = D^(-1/2) J``, ``d = -D^(-1/2) S (S^T S +
+    mu)^(-1) r`` when ``m <= P`` (the push-through identity: ``m x m`` systems instead of ``P x P``,
+    all dampings in one batched solve), else ``d = -D^(-1/2) (S S^T + mu)^(-1) S r``.  A non-finite
+    step (a singular or overflowing system) is 0."""
+    K, P, m = J.shape
+    mus = np.asarray(damping, dtype=np.float64)
+    s = 1.0 / np.sqrt((J**2).sum(axis=2) + 1e-6)  # (K, P): D^(-1/2)
+    S = J * s[:, :, None]
+    with np.errstate(all="ignore"):
+        if m <= P:
+            G, rhs = S.transpose(0, 2, 1) @ S, r[:, :, None]  # (K, m, m), (K, m, 1)
+        else:
+            G, rhs = S @ S.transpose(0, 2, 1), S @ r[:, :, None]  # (K, P, P), (K, P, 1)
+        M = G[None] + mus[:, None, None, None] * np.eye(len(G[0]))  # (len(mus), K, q, q)
+        try:
+            z = np.linalg.solve(M, np.broadcast_to(rhs[None], (len(mus), *rhs.shape)))[..., 0]
+        except np.linalg.LinAlgError:
+            return np.zeros((len(mus), K, P))
+        y = (S[None] @ z[..., None])[..., 0] if m <= P else z
+        out = -s[None] * y
+    return np.where(np.isfinite(out), out, 0.0)
+
+
 def _colours(sparsity: np.ndarray) -> np.ndarray:
     colour = np.empty(len(sparsity), dtype=np.int64)
     for c, grp in enumerate(probe_groups(sparsity)):
@@ -151,17 +177,8 @@ def levenberg_marquardt(
         Ja = (Rp.reshape(Ka, C, -1)[:, colour, :] - ra[:, None, :]) / step[None, :, None]  # (Ka, P, m)
         if sparsity is not None:
             Ja = np.where(mask[None], Ja, 0.0)
-        A = Ja @ Ja.transpose(0, 2, 1)  # (Ka, P, P)
-        b = -(Ja @ ra[:, :, None])[:, :, 0]  # (Ka, P)
-        d = np.diagonal(A, axis1=1, axis2=2)
         trials = []
-        for mu in mus:
-            M = A + mu * (np.eye(P)[None] * (d[:, None, :] + 1e-6))
-            try:
-                delta = np.linalg.solve(M, b[:, :, None])[:, :, 0]
-            except np.linalg.LinAlgError:
-                delta = np.zeros_like(b)
-            delta = np.where(np.isfinite(delta), delta, 0.0)
+        for delta in damped_steps(Ja, ra, mus):
             gt = ga.copy()
             gt[:, free] = np.clip(ga[:, free] + delta, lo, hi)
             trials.append(gt)
@@ -182,4 +199,4 @@ def levenberg_marquardt(
     return Refined(g, r, pay, improved, n_evals)
 
 
-__all__ = ["DAMPING", "Refined", "levenberg_marquardt", "probe_groups"]
+__all__ = ["DAMPING", "Refined", "damped_steps", "levenberg_marquardt", "probe_groups"]
