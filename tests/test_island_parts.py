@@ -156,8 +156,8 @@ def test_levenberg_marquardt_respects_the_box_and_carries_the_payload():
 
 
 def _every_row_lm(evaluate, x, r, *, free, step, lower, upper, iters, damping=(1e-3, 1e-1, 1e1)):
-    """The refinement before the active set (63e1641): a difference Jacobian for every row in every
-    iteration, until no row improves.  The reference the active set must reproduce exactly; it also
+    """The refinement without the active set (as at 70aa53c, with today's damped steps): a difference
+    Jacobian for every row in every iteration, until no row improves.  The reference the active set must reproduce exactly; it also
     counts the evaluations of the rows that improved in every iteration so far (``n_alive``)."""
     g, r = np.array(x, float), np.array(r, float)
     K, P = len(g), len(free)

@@ -110,10 +110,13 @@ class IslandConfig:
     # 50-80 s, before 2 core-minutes, on 6 of 32 held-out islands that found nothing; 100 restore the
     # time budget 50 gave before (a restored budget, not a measured gain: the next 32 held-out
     # islands all found a model within 46 restarts; docs/experiments.md#2026-12-07-restarts-100).
+    # 130 since the cheaper refinement (~1.3x the generations per core-second on stalled islands):
+    # 100 restarts then ran out before 2 core-minutes on 4 of 32 held-out islands that found
+    # nothing; 130 restore the time budget again (docs/experiments.md#2026-12-08-cheaper-refinement).
     # The paper preset keeps the paper's 500 and no restarts.
     patience: int = setting(100, lo=1, help="Generations without improvement before an island restarts with a fresh "
                                             "population (restarts times), then stops.")
-    restarts: int = setting(100, lo=0, hi=10**6,
+    restarts: int = setting(130, lo=0, hi=10**6,
                             help="Fresh populations an island starts after a stall before it stops (0: the paper's "
                                  "plain stop; a large number keeps islands searching until the time limit).")
     # a tenth of the fresh population carries the stalled run's best near-misses: enough to keep
