@@ -153,16 +153,17 @@ def test_short_scan_finds_valid_models(ray_session, tmp_path):
 def test_killed_island_restarts_without_loss_or_duplicates(ray_session, tmp_path):
     from rayflavor.orchestration.islands import IslandActor
 
-    cfg = configfile.to_mapping(replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, target_valid=200))
+    cfg = configfile.to_mapping(replace(ISLAND_PRESETS["fast"], mass_tolerance=0.9, target_valid=600))
     actor = IslandActor.options(max_restarts=2, max_task_retries=2).remote(
         str(tmp_path), cfg, data.load(RELAXED), 10**6, 0.2)
     run = partial(actor.run.remote, 0, 1)
     # short slices: stop at the first valid models, well before the target (a fast island once
-    # reached 40 within one 3 s slice, and then there was nothing left to restart)
-    st = ray_session.get(run(0.5))
+    # reached 40 within one 3 s slice, and after the cheaper refinement 200 within two 0.5 s
+    # slices: then there was nothing left to restart)
+    st = ray_session.get(run(0.25))
     while st["n_valid"] == 0 and st["stop_reason"] is None:
-        st = ray_session.get(run(0.5))
-    st = ray_session.get(run(0.5))  # past one flush interval: models committed
+        st = ray_session.get(run(0.25))
+    st = ray_session.get(run(0.25))  # past one flush interval (0.2 s): models committed
     before = _rows(tmp_path).select(list(fn.CHARGES)).rows()
     assert before and st["starts"] == 1 and st["stop_reason"] is None
     os.kill(st["pid"], signal.SIGKILL)
